@@ -1,0 +1,73 @@
+package dev.tandem.decoding;
+
+import dev.tandem.runtime.TandemException;
+import dev.tandem.transformer.LanguageModel;
+import dev.tandem.transformer.config.GenerationConfig;
+import dev.tandem.transformer.config.ModelConfig;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Consumer;
+
+/**
+ * Greedy and sampled decoding of one model. {@link #stream} returns a {@link Generation} that computes
+ * one token per {@code next()}; {@link #generate} drains one, optionally calling a listener per token.
+ */
+public final class Generator {
+    private final LanguageModel model;
+
+    public Generator(LanguageModel model) {
+        this.model = model;
+    }
+
+    public LanguageModel model() {
+        return model;
+    }
+
+    /** Starts a generation; the prompt is prefilled on the first {@code hasNext()}/{@code next()}. */
+    public Generation stream(GenerationRequest request) {
+        int[] promptIds = request.promptIds() != null ? request.promptIds() : model.tokenizer().encode(request.prompt());
+        if (promptIds.length == 0) {
+            Integer bos = model.config().bosTokenId();
+            if (bos == null) {
+                throw new TandemException("the prompt is empty and the model has no BOS token (config.json bos_token_id) to start from.");
+            }
+            promptIds = new int[] {bos};
+        }
+        ModelConfig config = model.config();
+        if (promptIds.length > config.maxContext()) {
+            throw new TandemException("the prompt has " + promptIds.length + " tokens, more than the model's context of "
+                    + config.maxContext() + " tokens (config.json " + config.maxContextSource() + ").");
+        }
+        for (int id : promptIds) {
+            if (id < 0 || id >= config.vocabSize()) {
+                throw new TandemException("prompt token id " + id + " is outside the vocabulary of "
+                        + config.vocabSize() + " (config.json vocab_size).");
+            }
+        }
+        return new Generation(model, request, promptIds, eosTokens(request));
+    }
+
+    public GenerationResult generate(GenerationRequest request) {
+        return generate(request, event -> { });
+    }
+
+    /** Generates to the end, calling {@code listener} with each token as soon as it is chosen. */
+    public GenerationResult generate(GenerationRequest request, Consumer<TokenEvent> listener) {
+        try (Generation generation = stream(request)) {
+            while (generation.hasNext()) {
+                listener.accept(generation.next());
+            }
+            return generation.result();
+        }
+    }
+
+    private int[] eosTokens(GenerationRequest request) {
+        List<Integer> ids = request.eosTokenIds();
+        if (ids == null) {
+            GenerationConfig gc = model.generationConfig();
+            ids = gc.eosTokenIds() != null && !gc.eosTokenIds().isEmpty() ? gc.eosTokenIds() : model.config().eosTokenIds();
+        }
+        return new ArrayList<>(ids).stream().mapToInt(Integer::intValue).toArray();
+    }
+}

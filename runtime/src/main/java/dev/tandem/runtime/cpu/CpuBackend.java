@@ -1,0 +1,373 @@
+package dev.tandem.runtime.cpu;
+
+import dev.tandem.runtime.AttentionRows;
+import dev.tandem.runtime.Backend;
+import dev.tandem.runtime.DType;
+import dev.tandem.runtime.RopeLayout;
+import dev.tandem.runtime.Tensor;
+import dev.tandem.runtime.kv.KvCache;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * The reference backend: Vector API kernels (plain Java where the Vector API is absent) on a
+ * persistent thread pool. Work is split over output rows, columns and heads — never inside a
+ * reduction — so each value is computed by the same instruction sequence whatever the batch size or
+ * thread count (batch and thread invariance).
+ */
+public final class CpuBackend implements Backend {
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
+
+    private final CpuThreadPool pool;
+    private final Kernels kernels;
+    private final ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> new float[256]);
+
+    /** A backend on all available processors. */
+    public CpuBackend() {
+        this(Runtime.getRuntime().availableProcessors());
+    }
+
+    public CpuBackend(int threads) {
+        this.pool = new CpuThreadPool(threads);
+        this.kernels = Kernels.select();
+    }
+
+    @Override
+    public String name() {
+        return "cpu(" + (kernels instanceof VectorKernels ? "vector " : "scalar ") + kernels.lanes() + " lanes, "
+                + pool.threads() + " threads)";
+    }
+
+    @Override
+    public int parallelism() {
+        return pool.threads();
+    }
+
+    /** True when the kernels run on the Vector API (false: the plain-Java path). */
+    public boolean usesVectorApi() {
+        return kernels instanceof VectorKernels;
+    }
+
+    @Override
+    public Tensor allocate(Arena arena, long... shape) {
+        return Tensor.allocate(arena, DType.F32, shape);
+    }
+
+    private float[] scratch(int n) {
+        float[] s = scratch.get();
+        if (s.length < n) {
+            s = new float[Math.max(n, s.length * 2)];
+            scratch.set(s);
+        }
+        return s;
+    }
+
+    private static int rows(Tensor t, int width) {
+        return (int) (t.numel() / width);
+    }
+
+    @Override
+    public void matmul(Tensor x, Tensor w, Tensor out) {
+        if (x.dtype() != DType.F32 || out.dtype() != DType.F32) {
+            throw new IllegalArgumentException("matmul needs f32 activations, got " + x + " and " + out);
+        }
+        int k = (int) w.dim(-1);
+        int m = (int) w.dim(0);
+        int n = rows(x, k);
+        if (w.rank() != 2 || x.numel() != (long) n * k || out.numel() != (long) n * m) {
+            throw new IllegalArgumentException("matmul shapes do not agree: x " + x + ", w " + w + ", out " + out);
+        }
+        MemorySegment xs = x.segment(), ws = w.segment(), os = out.segment();
+        DType wt = w.dtype();
+        // Column groups of 4 (dot1x4 for single rows) in chunks sized to give every thread a few tasks.
+        int groups = (m + 3) / 4;
+        int groupsPerTask = Math.max(1, Math.min(64, groups / (pool.threads() * 4)));
+        int tasks = (groups + groupsPerTask - 1) / groupsPerTask;
+        pool.parallelFor(tasks, t -> {
+            int c0 = t * groupsPerTask * 4;
+            int c1 = Math.min(m, c0 + groupsPerTask * 4);
+            matmulColumns(xs, n, k, ws, wt, m, os, c0, c1);
+        });
+    }
+
+    private void matmulColumns(MemorySegment xs, int n, int k, MemorySegment ws, DType wt, int m,
+                               MemorySegment os, int c0, int c1) {
+        long xRow = 4L * k;
+        MemorySegment w = ws;
+        long wRow;
+        long wBase;
+        DType kt = wt;
+        if (wt == DType.F16) {
+            // Widen this task's f16 rows once into scratch; f16 → f32 is exact, so results are unchanged.
+            float[] buf = scratch((c1 - c0) * k);
+            for (int c = c0; c < c1; c++) {
+                for (int i = 0; i < k; i++) {
+                    buf[(c - c0) * k + i] = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * ((long) c * k + i)));
+                }
+            }
+            w = MemorySegment.ofArray(buf);
+            wRow = 4L * k;
+            wBase = -(long) c0 * wRow;
+            kt = DType.F32;
+        } else {
+            wRow = (long) wt.byteSize() * k;
+            wBase = 0;
+        }
+        float[] o4 = new float[4];
+        int r = 0;
+        for (; r + 4 <= n; r += 4) {
+            for (int c = c0; c < c1; c++) {
+                kernels.dot4x1(xs, r * xRow, xRow, w, wBase + c * wRow, kt, k, o4);
+                for (int i = 0; i < 4; i++) {
+                    os.set(F32, 4L * ((long) (r + i) * m + c), o4[i]);
+                }
+            }
+        }
+        for (; r < n; r++) {
+            int c = c0;
+            for (; c + 4 <= c1; c += 4) {
+                kernels.dot1x4(xs, r * xRow, w, wBase + c * wRow, wRow, kt, k, o4);
+                for (int i = 0; i < 4; i++) {
+                    os.set(F32, 4L * ((long) r * m + c + i), o4[i]);
+                }
+            }
+            for (; c < c1; c++) {
+                os.set(F32, 4L * ((long) r * m + c), kernels.dot(xs, r * xRow, w, wBase + c * wRow, kt, k));
+            }
+        }
+    }
+
+    @Override
+    public void addBias(Tensor x, Tensor bias) {
+        int m = (int) bias.numel();
+        int n = rows(x, m);
+        MemorySegment xs = x.segment();
+        for (int r = 0; r < n; r++) {
+            for (int c = 0; c < m; c++) {
+                long off = 4L * ((long) r * m + c);
+                xs.set(F32, off, xs.get(F32, off) + bias.getFloat(c));
+            }
+        }
+    }
+
+    @Override
+    public void rmsnorm(Tensor x, Tensor weight, float eps, Tensor out) {
+        int d = (int) weight.numel();
+        int n = rows(x, d);
+        MemorySegment xs = x.segment(), os = out.segment();
+        pool.parallelFor(tasksFor(n, d), t -> {
+            int per = perTask(n, d);
+            for (int r = t * per; r < Math.min(n, (t + 1) * per); r++) {
+                long off = 4L * r * d;
+                float ss = kernels.dot(xs, off, xs, off, DType.F32, d);
+                // Hugging Face order: x · rsqrt(mean(x²) + eps), then · weight, all in float32.
+                float inv = (float) (1.0 / Math.sqrt(ss / d + eps));
+                for (int i = 0; i < d; i++) {
+                    os.set(F32, off + 4L * i, weight.getFloat(i) * (xs.get(F32, off + 4L * i) * inv));
+                }
+            }
+        });
+    }
+
+    /** Splits n rows of width d into tasks of at least ~16K elements each. */
+    private int perTask(int n, int d) {
+        int minRows = Math.max(1, 16384 / Math.max(1, d));
+        return Math.max(minRows, (n + pool.threads() - 1) / pool.threads());
+    }
+
+    private int tasksFor(int n, int d) {
+        int per = perTask(n, d);
+        return (n + per - 1) / per;
+    }
+
+    @Override
+    public void rope(Tensor x, int heads, int headDim, int[] positions, float[] invFreq, RopeLayout layout) {
+        int n = positions.length;
+        int width = heads * headDim;
+        int half = headDim / 2;
+        if (x.numel() != (long) n * width || invFreq.length != half) {
+            throw new IllegalArgumentException("rope shapes do not agree: x " + x + ", " + n + " positions, "
+                    + heads + " heads of " + headDim + ", " + invFreq.length + " frequencies");
+        }
+        MemorySegment xs = x.segment();
+        pool.parallelFor(tasksFor(n, width), t -> {
+            int per = perTask(n, width);
+            float[] cos = new float[half];
+            float[] sin = new float[half];
+            for (int r = t * per; r < Math.min(n, (t + 1) * per); r++) {
+                float pos = positions[r];
+                for (int i = 0; i < half; i++) {
+                    float angle = pos * invFreq[i]; // float32 product, as torch computes it
+                    cos[i] = (float) Math.cos(angle);
+                    sin[i] = (float) Math.sin(angle);
+                }
+                for (int h = 0; h < heads; h++) {
+                    long base = 4L * ((long) r * width + (long) h * headDim);
+                    for (int i = 0; i < half; i++) {
+                        long o1, o2;
+                        if (layout == RopeLayout.ROTATE_HALF) {
+                            o1 = base + 4L * i;
+                            o2 = base + 4L * (i + half);
+                        } else {
+                            o1 = base + 8L * i;
+                            o2 = o1 + 4;
+                        }
+                        float x1 = xs.get(F32, o1), x2 = xs.get(F32, o2);
+                        // x·cos + rotate(x)·sin, two products and a sum (no fma), as torch does.
+                        xs.set(F32, o1, x1 * cos[i] + (-x2) * sin[i]);
+                        xs.set(F32, o2, x2 * cos[i] + x1 * sin[i]);
+                    }
+                }
+            }
+        });
+    }
+
+    @Override
+    public void siluMul(Tensor gate, Tensor up, Tensor out) {
+        long total = gate.numel();
+        MemorySegment g = gate.segment(), u = up.segment(), o = out.segment();
+        int chunk = 1 << 14;
+        int tasks = (int) ((total + chunk - 1) / chunk);
+        pool.parallelFor(tasks, t -> {
+            long end = Math.min(total, (long) (t + 1) * chunk);
+            for (long i = (long) t * chunk; i < end; i++) {
+                float gv = g.getAtIndex(F32, i);
+                float silu = gv / (1.0f + (float) Math.exp(-gv));
+                o.setAtIndex(F32, i, silu * u.getAtIndex(F32, i));
+            }
+        });
+    }
+
+    @Override
+    public void add(Tensor a, Tensor b, Tensor out) {
+        long total = a.numel();
+        MemorySegment as = a.segment(), bs = b.segment(), os = out.segment();
+        for (long i = 0; i < total; i++) {
+            os.setAtIndex(F32, i, as.getAtIndex(F32, i) + bs.getAtIndex(F32, i));
+        }
+    }
+
+    @Override
+    public void embed(Tensor table, int[] ids, Tensor out) {
+        int d = (int) table.dim(1);
+        int vocab = (int) table.dim(0);
+        for (int r = 0; r < ids.length; r++) {
+            int id = ids[r];
+            if (id < 0 || id >= vocab) {
+                throw new IllegalArgumentException("token id " + id + " is outside the vocabulary [0, " + vocab + ")");
+            }
+            for (int i = 0; i < d; i++) {
+                out.setFloat((long) r * d + i, table.getFloat((long) id * d + i));
+            }
+        }
+    }
+
+    @Override
+    public void softmax(Tensor x) {
+        int d = (int) x.dim(-1);
+        int n = rows(x, d);
+        MemorySegment xs = x.segment();
+        for (int r = 0; r < n; r++) {
+            long off = 4L * r * d;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int i = 0; i < d; i++) {
+                max = Math.max(max, xs.get(F32, off + 4L * i));
+            }
+            double sum = 0;
+            for (int i = 0; i < d; i++) {
+                float e = (float) Math.exp(xs.get(F32, off + 4L * i) - max);
+                xs.set(F32, off + 4L * i, e);
+                sum += e;
+            }
+            float inv = (float) (1.0 / sum);
+            for (int i = 0; i < d; i++) {
+                xs.set(F32, off + 4L * i, xs.get(F32, off + 4L * i) * inv);
+            }
+        }
+    }
+
+    @Override
+    public int[] argmax(Tensor x) {
+        int d = (int) x.dim(-1);
+        int n = rows(x, d);
+        int[] out = new int[n];
+        MemorySegment xs = x.segment();
+        for (int r = 0; r < n; r++) {
+            long off = 4L * r * d;
+            int best = 0;
+            float bestValue = xs.get(F32, off);
+            for (int i = 1; i < d; i++) {
+                float v = xs.get(F32, off + 4L * i);
+                if (v > bestValue) {
+                    bestValue = v;
+                    best = i;
+                }
+            }
+            out[r] = best;
+        }
+        return out;
+    }
+
+    @Override
+    public void writeKv(KvCache cache, int layer, Tensor k, Tensor v, int[] slots) {
+        int width = cache.slotWidth();
+        long rowBytes = 4L * width;
+        MemorySegment keys = cache.keys(layer), values = cache.values(layer);
+        for (int r = 0; r < slots.length; r++) {
+            MemorySegment.copy(k.segment(), r * rowBytes, keys, slots[r] * rowBytes, rowBytes);
+            MemorySegment.copy(v.segment(), r * rowBytes, values, slots[r] * rowBytes, rowBytes);
+        }
+    }
+
+    @Override
+    public void attention(Tensor q, KvCache cache, int layer, AttentionRows rows, int heads, float scale, Tensor out) {
+        int n = rows.rows();
+        int headDim = cache.headDim();
+        int kvHeads = cache.kvHeads();
+        int group = heads / kvHeads;
+        int width = heads * headDim;
+        int slotWidth = cache.slotWidth();
+        int shift = cache.blockShift();
+        int mask = cache.blockSize() - 1;
+        MemorySegment qs = q.segment(), os = out.segment();
+        MemorySegment keys = cache.keys(layer), values = cache.values(layer);
+        // One task per (row, head): each output is computed start to finish by one thread.
+        pool.parallelFor(n * heads, t -> {
+            int r = t / heads, h = t % heads;
+            int kvh = h / group;
+            int[] table = rows.blockTables()[r];
+            int visible = rows.visible()[r];
+            long qOff = 4L * ((long) r * width + (long) h * headDim);
+            float[] buf = scratch(visible + headDim);
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j < visible; j++) {
+                int slot = (table[j >> shift] << shift) | (j & mask);
+                long kOff = 4L * ((long) slot * slotWidth + (long) kvh * headDim);
+                float s = kernels.dot(qs, qOff, keys, kOff, DType.F32, headDim) * scale;
+                buf[j] = s;
+                max = Math.max(max, s);
+            }
+            double sum = 0;
+            for (int j = 0; j < visible; j++) {
+                float e = (float) Math.exp(buf[j] - max);
+                buf[j] = e;
+                sum += e;
+            }
+            float inv = (float) (1.0 / sum);
+            float[] acc = new float[headDim];
+            for (int j = 0; j < visible; j++) {
+                int slot = (table[j >> shift] << shift) | (j & mask);
+                long vOff = 4L * ((long) slot * slotWidth + (long) kvh * headDim);
+                kernels.axpy(buf[j] * inv, values, vOff, acc, headDim);
+            }
+            MemorySegment.copy(acc, 0, os, F32, qOff, headDim);
+        });
+    }
+
+    @Override
+    public void close() {
+        pool.close();
+    }
+}

@@ -1,0 +1,95 @@
+package dev.tandem.runtime.cpu;
+
+import dev.tandem.runtime.DType;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * {@link Kernels} in plain Java, for JVMs without the Vector API. It emulates the vector lanes so
+ * that its results equal {@link VectorKernels}' bit for bit at the same lane count.
+ */
+final class ScalarKernels implements Kernels {
+    static final int DEFAULT_LANES = 8;
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED;
+
+    private final int lanes;
+
+    ScalarKernels(int lanes) {
+        if (lanes < 1 || Integer.bitCount(lanes) != 1) {
+            throw new IllegalArgumentException("lane count must be a power of two, got " + lanes);
+        }
+        this.lanes = lanes;
+    }
+
+    @Override
+    public int lanes() {
+        return lanes;
+    }
+
+    static float weight(MemorySegment w, long wOff, DType wt, int i) {
+        return wt == DType.F32
+                ? w.get(F32, wOff + 4L * i)
+                : DType.bf16ToFloat(w.get(I16, wOff + 2L * i));
+    }
+
+    /** The scalar tail of the canonical dot: {@code s = fma(x[i], w[i], s)} for i in [from, k). */
+    static float tail(MemorySegment x, long xOff, MemorySegment w, long wOff, DType wt, int from, int k, float s) {
+        for (int i = from; i < k; i++) {
+            s = Math.fma(x.get(F32, xOff + 4L * i), weight(w, wOff, wt, i), s);
+        }
+        return s;
+    }
+
+    @Override
+    public float dot(MemorySegment x, long xOff, MemorySegment w, long wOff, DType wt, int k) {
+        int lanes = this.lanes;
+        float[] a0 = new float[lanes];
+        float[] a1 = new float[lanes];
+        int i = 0;
+        for (; i <= k - 2 * lanes; i += 2 * lanes) {
+            for (int j = 0; j < lanes; j++) {
+                a0[j] = Math.fma(x.get(F32, xOff + 4L * (i + j)), weight(w, wOff, wt, i + j), a0[j]);
+                a1[j] = Math.fma(x.get(F32, xOff + 4L * (i + lanes + j)), weight(w, wOff, wt, i + lanes + j), a1[j]);
+            }
+        }
+        if (i <= k - lanes) {
+            for (int j = 0; j < lanes; j++) {
+                a0[j] = Math.fma(x.get(F32, xOff + 4L * (i + j)), weight(w, wOff, wt, i + j), a0[j]);
+            }
+            i += lanes;
+        }
+        for (int j = 0; j < lanes; j++) {
+            a0[j] += a1[j];
+        }
+        // The halving tree of VectorKernels.hsum: lane j += lane j + h, for h = lanes/2 .. 1.
+        for (int h = lanes / 2; h >= 1; h >>= 1) {
+            for (int j = 0; j < h; j++) {
+                a0[j] += a0[j + h];
+            }
+        }
+        return tail(x, xOff, w, wOff, wt, i, k, a0[0]);
+    }
+
+    @Override
+    public void dot1x4(MemorySegment x, long xOff, MemorySegment w, long wOff, long wStride, DType wt, int k, float[] out) {
+        for (int c = 0; c < 4; c++) {
+            out[c] = dot(x, xOff, w, wOff + c * wStride, wt, k);
+        }
+    }
+
+    @Override
+    public void dot4x1(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, DType wt, int k, float[] out) {
+        for (int r = 0; r < 4; r++) {
+            out[r] = dot(x, xOff + r * xStride, w, wOff, wt, k);
+        }
+    }
+
+    @Override
+    public void axpy(float a, MemorySegment v, long vOff, float[] acc, int d) {
+        for (int i = 0; i < d; i++) {
+            acc[i] = Math.fma(a, v.get(F32, vOff + 4L * i), acc[i]);
+        }
+    }
+}

@@ -1,0 +1,271 @@
+package dev.tandem.runtime.cpu;
+
+import dev.tandem.runtime.AttentionRows;
+import dev.tandem.runtime.DType;
+import dev.tandem.runtime.RopeLayout;
+import dev.tandem.runtime.Tensor;
+import dev.tandem.runtime.kv.KvCache;
+import dev.tandem.runtime.kv.KvSequence;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.lang.foreign.Arena;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Each CPU op against a plain double-precision reference, and the invariance properties. */
+class CpuBackendTest {
+    private static final long SEED = Long.getLong("tandem.test.seed", 7L);
+    private static CpuBackend one;
+    private static CpuBackend two;
+    private static CpuBackend many;
+
+    @BeforeAll
+    static void start() {
+        System.out.println("CpuBackendTest seed " + SEED);
+        one = new CpuBackend(1);
+        two = new CpuBackend(2);
+        many = new CpuBackend(Math.max(3, Runtime.getRuntime().availableProcessors()));
+    }
+
+    @AfterAll
+    static void stop() {
+        one.close();
+        two.close();
+        many.close();
+    }
+
+    private static float[] random(SplittableRandom rnd, int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) (rnd.nextDouble() * 2 - 1);
+        }
+        return a;
+    }
+
+    private static Tensor weights(Arena arena, DType dt, float[] values, long rows, long cols) {
+        Tensor t = Tensor.allocate(arena, dt, rows, cols);
+        for (int i = 0; i < values.length; i++) {
+            t.setFloat(i, values[i]);
+        }
+        return t;
+    }
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void matmulMatchesReferenceForEveryWeightType(DType dt) {
+        SplittableRandom rnd = new SplittableRandom(SEED);
+        int n = 5, k = 70, m = 37;
+        try (Arena arena = Arena.ofShared()) {
+            float[] x = random(rnd, n * k);
+            Tensor w = weights(arena, dt, random(rnd, m * k), m, k);
+            Tensor out = Tensor.allocate(arena, DType.F32, n, m);
+            many.matmul(Tensor.ofFloats(x, n, k), w, out);
+            for (int r = 0; r < n; r++) {
+                for (int c = 0; c < m; c++) {
+                    double ref = 0, abs = 0;
+                    for (int i = 0; i < k; i++) {
+                        double p = (double) x[r * k + i] * w.getFloat((long) c * k + i);
+                        ref += p;
+                        abs += Math.abs(p);
+                    }
+                    assertEquals(ref, out.getFloat((long) r * m + c), 1e-6 * abs, "seed " + SEED + " row " + r + " col " + c);
+                }
+            }
+        }
+    }
+
+    @Test
+    void matmulRowIsBitIdenticalWhateverTheBatchAndThreadCount() {
+        SplittableRandom rnd = new SplittableRandom(SEED + 1);
+        int k = 96, m = 45, n = 11;
+        try (Arena arena = Arena.ofShared()) {
+            Tensor w = weights(arena, DType.BF16, random(rnd, m * k), m, k);
+            float[] x = random(rnd, n * k);
+            float[] full = matmul(many, x, n, k, w, m);
+            for (CpuBackend b : new CpuBackend[] {one, two, many}) {
+                assertArrayEquals(full, matmul(b, x, n, k, w, m), b.name());
+                for (int r = 0; r < n; r++) {
+                    float[] row = new float[k];
+                    System.arraycopy(x, r * k, row, 0, k);
+                    float[] alone = matmul(b, row, 1, k, w, m);
+                    for (int c = 0; c < m; c++) {
+                        assertEquals(Float.floatToRawIntBits(full[r * m + c]), Float.floatToRawIntBits(alone[c]),
+                                b.name() + " row " + r + " col " + c);
+                    }
+                }
+            }
+        }
+    }
+
+    private static float[] matmul(CpuBackend b, float[] x, int n, int k, Tensor w, int m) {
+        float[] out = new float[n * m];
+        b.matmul(Tensor.ofFloats(x, n, k), w, Tensor.ofFloats(out, n, m));
+        return out;
+    }
+
+    @Test
+    void rmsnormMatchesReference() {
+        SplittableRandom rnd = new SplittableRandom(SEED + 2);
+        int n = 3, d = 50;
+        float[] x = random(rnd, n * d), w = random(rnd, d), out = new float[n * d];
+        many.rmsnorm(Tensor.ofFloats(x, n, d), Tensor.ofFloats(w, d), 1e-5f, Tensor.ofFloats(out, n, d));
+        for (int r = 0; r < n; r++) {
+            double ss = 0;
+            for (int i = 0; i < d; i++) {
+                ss += (double) x[r * d + i] * x[r * d + i];
+            }
+            double inv = 1 / Math.sqrt(ss / d + 1e-5);
+            for (int i = 0; i < d; i++) {
+                assertEquals(w[i] * x[r * d + i] * inv, out[r * d + i], 1e-6);
+            }
+        }
+    }
+
+    @Test
+    void ropeRotatesPairsByPositionTimesFrequency() {
+        int heads = 2, hd = 8, half = hd / 2;
+        float[] inv = {1f, 0.1f, 0.01f, 0.001f};
+        int[] pos = {0, 3, 17};
+        SplittableRandom rnd = new SplittableRandom(SEED + 3);
+        for (RopeLayout layout : RopeLayout.values()) {
+            float[] x = random(rnd, pos.length * heads * hd);
+            float[] y = x.clone();
+            many.rope(Tensor.ofFloats(y, pos.length, heads * hd), heads, hd, pos, inv, layout);
+            for (int r = 0; r < pos.length; r++) {
+                for (int h = 0; h < heads; h++) {
+                    int base = (r * heads + h) * hd;
+                    for (int i = 0; i < half; i++) {
+                        int a = layout == RopeLayout.ROTATE_HALF ? base + i : base + 2 * i;
+                        int b = layout == RopeLayout.ROTATE_HALF ? base + i + half : base + 2 * i + 1;
+                        double ang = pos[r] * (double) inv[i];
+                        assertEquals(x[a] * Math.cos(ang) - x[b] * Math.sin(ang), y[a], 1e-5, layout + " r" + r);
+                        assertEquals(x[b] * Math.cos(ang) + x[a] * Math.sin(ang), y[b], 1e-5, layout + " r" + r);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void siluMulSoftmaxAddArgmaxAndEmbedMatchReference() {
+        SplittableRandom rnd = new SplittableRandom(SEED + 4);
+        float[] g = random(rnd, 40), u = random(rnd, 40), o = new float[40];
+        many.siluMul(Tensor.ofFloats(g, 40), Tensor.ofFloats(u, 40), Tensor.ofFloats(o, 40));
+        for (int i = 0; i < 40; i++) {
+            assertEquals(g[i] / (1 + Math.exp(-g[i])) * u[i], o[i], 1e-6);
+        }
+        float[] s = {1f, 2f, 3f, -1f, 0f, 0f};
+        many.softmax(Tensor.ofFloats(s, 2, 3));
+        double z = Math.exp(1) + Math.exp(2) + Math.exp(3);
+        assertEquals(Math.exp(3) / z, s[2], 1e-6);
+        assertEquals(1.0 / (Math.exp(-1) + 2), s[4], 1e-6);
+        float[] sum = new float[3];
+        many.add(Tensor.ofFloats(new float[] {1, 2, 3}, 3), Tensor.ofFloats(new float[] {4, 5, 6}, 3), Tensor.ofFloats(sum, 3));
+        assertArrayEquals(new float[] {5, 7, 9}, sum);
+        assertArrayEquals(new int[] {1, 0}, many.argmax(Tensor.ofFloats(new float[] {0, 5, 5, 9, 1, 9}, 2, 3)));
+        try (Arena arena = Arena.ofShared()) {
+            Tensor table = weights(arena, DType.BF16, new float[] {1, 2, 3, 4, 5, 6}, 3, 2);
+            float[] e = new float[4];
+            many.embed(table, new int[] {2, 0}, Tensor.ofFloats(e, 2, 2));
+            assertArrayEquals(new float[] {5, 6, 1, 2}, e);
+            assertThrows(IllegalArgumentException.class, () -> many.embed(table, new int[] {3}, Tensor.ofFloats(new float[2], 1, 2)));
+        }
+    }
+
+    @Test
+    void attentionOverBlockTableMatchesDenseReference() {
+        int heads = 4, kvHeads = 2, hd = 16, len = 37, group = heads / kvHeads;
+        SplittableRandom rnd = new SplittableRandom(SEED + 5);
+        try (KvCache cache = new KvCache(1, kvHeads, hd, 8, 16); KvSequence other = cache.newSequence();
+             KvSequence seq = cache.newSequence()) {
+            float[] k = random(rnd, len * kvHeads * hd), v = random(rnd, len * kvHeads * hd);
+            // Interleave another sequence's blocks so the table is not contiguous.
+            for (int i = 0; i < len; i++) {
+                other.append(1);
+                int[] slot = seq.append(1);
+                float[] ki = new float[kvHeads * hd], vi = new float[kvHeads * hd];
+                System.arraycopy(k, i * kvHeads * hd, ki, 0, kvHeads * hd);
+                System.arraycopy(v, i * kvHeads * hd, vi, 0, kvHeads * hd);
+                many.writeKv(cache, 0, Tensor.ofFloats(ki, 1, kvHeads * hd), Tensor.ofFloats(vi, 1, kvHeads * hd), slot);
+            }
+            int rowsN = 3;
+            int[] visible = {1, 20, len};
+            float[] q = random(rnd, rowsN * heads * hd);
+            float scale = (float) (1 / Math.sqrt(hd));
+            int[][] tables = {seq.blockTable(), seq.blockTable(), seq.blockTable()};
+            float[] full = new float[rowsN * heads * hd];
+            many.attention(Tensor.ofFloats(q, rowsN, heads * hd), cache, 0, new AttentionRows(tables, visible), heads, scale,
+                    Tensor.ofFloats(full, rowsN, heads * hd));
+            for (int r = 0; r < rowsN; r++) {
+                for (int h = 0; h < heads; h++) {
+                    int kvh = h / group;
+                    double[] w = new double[visible[r]];
+                    double max = Double.NEGATIVE_INFINITY, z = 0;
+                    for (int j = 0; j < visible[r]; j++) {
+                        double dot = 0;
+                        for (int i = 0; i < hd; i++) {
+                            dot += (double) q[(r * heads + h) * hd + i] * k[(j * kvHeads + kvh) * hd + i];
+                        }
+                        w[j] = dot * scale;
+                        max = Math.max(max, w[j]);
+                    }
+                    for (int j = 0; j < visible[r]; j++) {
+                        w[j] = Math.exp(w[j] - max);
+                        z += w[j];
+                    }
+                    for (int i = 0; i < hd; i++) {
+                        double ref = 0;
+                        for (int j = 0; j < visible[r]; j++) {
+                            ref += w[j] / z * v[(j * kvHeads + kvh) * hd + i];
+                        }
+                        assertEquals(ref, full[(r * heads + h) * hd + i], 1e-5, "row " + r + " head " + h);
+                    }
+                }
+            }
+            // Each row alone, on any thread count, gives the same bits.
+            for (CpuBackend b : new CpuBackend[] {one, two, many}) {
+                for (int r = 0; r < rowsN; r++) {
+                    float[] qr = new float[heads * hd];
+                    System.arraycopy(q, r * heads * hd, qr, 0, heads * hd);
+                    float[] alone = new float[heads * hd];
+                    b.attention(Tensor.ofFloats(qr, 1, heads * hd), cache, 0,
+                            new AttentionRows(new int[][] {seq.blockTable()}, new int[] {visible[r]}), heads, scale,
+                            Tensor.ofFloats(alone, 1, heads * hd));
+                    for (int i = 0; i < heads * hd; i++) {
+                        assertEquals(Float.floatToRawIntBits(full[r * heads * hd + i]), Float.floatToRawIntBits(alone[i]));
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void poolRethrowsTaskFailuresAndRunsEveryTaskOnce() {
+        try (CpuThreadPool pool = new CpuThreadPool(3)) {
+            int[] hits = new int[1000];
+            pool.parallelFor(hits.length, i -> hits[i]++);
+            for (int h : hits) {
+                assertEquals(1, h);
+            }
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> pool.parallelFor(10, i -> {
+                        if (i == 7) {
+                            throw new IllegalStateException("boom");
+                        }
+                    }));
+            assertEquals("boom", e.getMessage());
+            int[] after = new int[5];
+            pool.parallelFor(5, i -> after[i] = i + 1);
+            assertArrayEquals(new int[] {1, 2, 3, 4, 5}, after);
+        }
+        assertTrue(one.parallelism() == 1 && two.parallelism() == 2);
+    }
+}

@@ -1,0 +1,110 @@
+package dev.tandem.runtime.cpu;
+
+import dev.tandem.runtime.DType;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The vector kernels against their plain-Java twin and against a double-precision reference. */
+class KernelsTest {
+    private static final long SEED = Long.getLong("tandem.test.seed", 20261126L);
+
+    private static MemorySegment randomF32(Arena arena, SplittableRandom rnd, int n) {
+        MemorySegment s = arena.allocate(4L * n, 64);
+        for (int i = 0; i < n; i++) {
+            s.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) (rnd.nextDouble() * 2 - 1));
+        }
+        return s;
+    }
+
+    private static MemorySegment toBf16(Arena arena, MemorySegment f32, int n) {
+        MemorySegment s = arena.allocate(2L * n, 64);
+        for (int i = 0; i < n; i++) {
+            s.setAtIndex(ValueLayout.JAVA_SHORT, i, DType.floatToBf16(f32.getAtIndex(ValueLayout.JAVA_FLOAT, i)));
+        }
+        return s;
+    }
+
+    @Test
+    void vectorAndScalarKernelsAgreeBitForBit() {
+        Kernels vector = Kernels.select();
+        Kernels scalar = new ScalarKernels(vector.lanes());
+        SplittableRandom rnd = new SplittableRandom(SEED);
+        try (Arena arena = Arena.ofConfined()) {
+            for (int k : new int[] {1, 3, 7, 8, 15, 16, 17, 31, 32, 33, 64, 100, 256, 688, 1000}) {
+                MemorySegment x = randomF32(arena, rnd, 4 * k);
+                MemorySegment w = randomF32(arena, rnd, 4 * k);
+                MemorySegment wb = toBf16(arena, w, 4 * k);
+                for (DType dt : new DType[] {DType.F32, DType.BF16}) {
+                    MemorySegment ws = dt == DType.F32 ? w : wb;
+                    long wStride = (long) dt.byteSize() * k;
+                    float[] v4 = new float[4], s4 = new float[4];
+                    vector.dot1x4(x, 0, ws, 0, wStride, dt, k, v4);
+                    scalar.dot1x4(x, 0, ws, 0, wStride, dt, k, s4);
+                    for (int c = 0; c < 4; c++) {
+                        float single = vector.dot(x, 0, ws, c * wStride, dt, k);
+                        assertEquals(Float.floatToRawIntBits(s4[c]), Float.floatToRawIntBits(v4[c]), "seed " + SEED + " k " + k + " " + dt);
+                        assertEquals(Float.floatToRawIntBits(single), Float.floatToRawIntBits(v4[c]), "tile vs single, k " + k);
+                    }
+                    vector.dot4x1(x, 0, 4L * k, ws, 0, dt, k, v4);
+                    scalar.dot4x1(x, 0, 4L * k, ws, 0, dt, k, s4);
+                    for (int r = 0; r < 4; r++) {
+                        float single = scalar.dot(x, 4L * k * r, ws, 0, dt, k);
+                        assertEquals(Float.floatToRawIntBits(s4[r]), Float.floatToRawIntBits(v4[r]), "seed " + SEED + " k " + k + " " + dt);
+                        assertEquals(Float.floatToRawIntBits(single), Float.floatToRawIntBits(v4[r]), "tile vs single, k " + k);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void dotMatchesDoublePrecisionReference() {
+        Kernels kernels = Kernels.select();
+        SplittableRandom rnd = new SplittableRandom(SEED + 1);
+        try (Arena arena = Arena.ofConfined()) {
+            for (int k : new int[] {5, 64, 257, 4096}) {
+                MemorySegment x = randomF32(arena, rnd, k);
+                MemorySegment w = randomF32(arena, rnd, k);
+                double ref = 0, absSum = 0;
+                for (int i = 0; i < k; i++) {
+                    double p = (double) x.getAtIndex(ValueLayout.JAVA_FLOAT, i) * w.getAtIndex(ValueLayout.JAVA_FLOAT, i);
+                    ref += p;
+                    absSum += Math.abs(p);
+                }
+                float got = kernels.dot(x, 0, w, 0, DType.F32, k);
+                // float32 accumulation: error bounded by a small multiple of eps · Σ|xᵢwᵢ|.
+                assertTrue(Math.abs(got - ref) <= 1e-6 * absSum + 1e-30, "k " + k + ": " + got + " vs " + ref);
+            }
+        }
+    }
+
+    @Test
+    void axpyMatchesScalar() {
+        Kernels vector = Kernels.select();
+        Kernels scalar = new ScalarKernels(vector.lanes());
+        SplittableRandom rnd = new SplittableRandom(SEED + 2);
+        try (Arena arena = Arena.ofConfined()) {
+            for (int d : new int[] {1, 16, 32, 37, 128}) {
+                MemorySegment v = randomF32(arena, rnd, d);
+                float[] a = new float[d], b = new float[d], init = new float[d];
+                for (int i = 0; i < d; i++) {
+                    a[i] = b[i] = init[i] = (float) rnd.nextDouble();
+                }
+                vector.axpy(0.37f, v, 0, a, d);
+                scalar.axpy(0.37f, v, 0, b, d);
+                for (int i = 0; i < d; i++) {
+                    assertEquals(Float.floatToRawIntBits(b[i]), Float.floatToRawIntBits(a[i]));
+                    float expected = Math.fma(0.37f, v.getAtIndex(ValueLayout.JAVA_FLOAT, i), init[i]);
+                    assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(a[i]));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+package dev.tandem.transformer;
+
+import dev.tandem.runtime.Backend;
+import dev.tandem.runtime.kv.KvCache;
+import dev.tandem.runtime.kv.KvSequence;
+import dev.tandem.transformer.config.GenerationConfig;
+import dev.tandem.transformer.config.ModelConfig;
+import dev.tandem.transformer.tokenizer.Tokenizer;
+
+import java.nio.file.Path;
+
+/**
+ * A loaded causal language model: configuration, tokenizer, memory-mapped weights, a KV cache, and
+ * {@link #forward(Batch)}. Closing it unmaps the weights and frees the cache.
+ */
+public interface LanguageModel extends AutoCloseable {
+
+    Path directory();
+
+    ModelConfig config();
+
+    GenerationConfig generationConfig();
+
+    Tokenizer tokenizer();
+
+    Backend backend();
+
+    KvCache kvCache();
+
+    /** A new, empty sequence in this model's KV cache (close it to return its blocks). */
+    default KvSequence newSequence() {
+        return kvCache().newSequence();
+    }
+
+    /** Runs one forward pass: appends every entry's rows to its cache and returns the requested logits. */
+    ForwardResult forward(Batch batch);
+
+    @Override
+    void close();
+}

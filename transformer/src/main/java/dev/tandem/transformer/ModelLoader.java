@@ -1,0 +1,70 @@
+package dev.tandem.transformer;
+
+import dev.tandem.runtime.Backend;
+import dev.tandem.runtime.TandemException;
+import dev.tandem.runtime.cpu.CpuBackend;
+import dev.tandem.transformer.config.GenerationConfig;
+import dev.tandem.transformer.config.ModelConfig;
+import dev.tandem.transformer.llama.LlamaModel;
+import dev.tandem.transformer.tokenizer.Tokenizer;
+import dev.tandem.transformer.tokenizer.Tokenizers;
+import dev.tandem.transformer.weights.WeightStore;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Loads a Hugging Face model directory ({@code config.json}, safetensors, {@code tokenizer.json}). */
+public final class ModelLoader {
+
+    /**
+     * @param threads    CPU threads for the backend (0 = all processors)
+     * @param kvTokens   KV-cache capacity in tokens over all sequences (0 = the model's context,
+     *                   capped by {@code kvMaxBytes})
+     * @param kvMaxBytes the most memory a default-sized KV cache may take
+     */
+    public record Options(int threads, int kvTokens, long kvMaxBytes) {
+        public static Options defaults() {
+            return new Options(0, 0, 1L << 30);
+        }
+
+        public Options withThreads(int threads) {
+            return new Options(threads, kvTokens, kvMaxBytes);
+        }
+
+        public Options withKvTokens(int kvTokens) {
+            return new Options(threads, kvTokens, kvMaxBytes);
+        }
+    }
+
+    private ModelLoader() {
+    }
+
+    public static LanguageModel load(Path dir) {
+        return load(dir, Options.defaults());
+    }
+
+    public static LanguageModel load(Path dir, Options options) {
+        if (!Files.isDirectory(dir)) {
+            throw new TandemException("model directory not found: " + dir + ".");
+        }
+        ModelConfig config = ModelConfig.load(dir);
+        GenerationConfig generation = GenerationConfig.load(dir);
+        Path tokenizerFile = dir.resolve("tokenizer.json");
+        if (!Files.isRegularFile(tokenizerFile)) {
+            throw new TandemException("tokenizer file not found: " + tokenizerFile + ".");
+        }
+        Tokenizer tokenizer = Tokenizers.load(tokenizerFile);
+        WeightStore weights = WeightStore.open(dir);
+        Backend backend = null;
+        try {
+            backend = new CpuBackend(options.threads() > 0 ? options.threads() : Runtime.getRuntime().availableProcessors());
+            return new LlamaModel(dir, config, generation, tokenizer, weights, backend, options);
+        } catch (RuntimeException | Error e) {
+            if (backend != null) {
+                backend.close();
+            }
+            weights.close();
+            throw e;
+        }
+    }
+}
