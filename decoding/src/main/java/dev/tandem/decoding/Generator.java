@@ -37,7 +37,7 @@ public final class Generator {
         ModelConfig config = model.config();
         if (promptIds.length > config.maxContext()) {
             throw new TandemException("the prompt has " + promptIds.length + " tokens, more than the model's context of "
-                    + config.maxContext() + " tokens (config.json " + config.maxContextSource() + ").");
+                    + config.maxContext() + " tokens (" + config.maxContextSource() + ").");
         }
         for (int id : promptIds) {
             if (id < 0 || id >= config.vocabSize()) {

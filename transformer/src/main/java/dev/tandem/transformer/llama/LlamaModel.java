@@ -173,7 +173,7 @@ public final class LlamaModel implements LanguageModel {
                 }
                 if (pos >= config.maxContext()) {
                     throw new TandemException("position " + pos + " is past the model's context of "
-                            + config.maxContext() + " tokens (config.json " + config.maxContextSource() + ").");
+                            + config.maxContext() + " tokens (" + config.maxContextSource() + ").");
                 }
                 int t = entry.tokens()[i];
                 if (t < 0 || t >= config.vocabSize()) {

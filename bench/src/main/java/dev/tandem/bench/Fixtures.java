@@ -1,0 +1,24 @@
+package dev.tandem.bench;
+
+import dev.tandem.runtime.Tensor;
+
+import java.util.SplittableRandom;
+
+/** What every kernel benchmark sets up the same way: its thread count and its random inputs. */
+final class Fixtures {
+    private Fixtures() {
+    }
+
+    /** The {@code threads} parameter: a number, or "all" for every available processor. */
+    static int threads(String param) {
+        return param.equals("all") ? Runtime.getRuntime().availableProcessors() : Integer.parseInt(param);
+    }
+
+    /** Fills {@code t} (any dtype) with uniform values in [-1, 1) from {@code seed}. */
+    static void fillUniform(Tensor t, long seed) {
+        SplittableRandom random = new SplittableRandom(seed);
+        for (long i = 0; i < t.numel(); i++) {
+            t.setFloat(i, (float) (random.nextDouble() * 2 - 1));
+        }
+    }
+}
