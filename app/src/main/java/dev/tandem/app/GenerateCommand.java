@@ -95,13 +95,9 @@ public final class GenerateCommand implements Callable<Integer> {
         }
         Path dir = model != null ? model : defaultModel();
         try (LanguageModel lm = ModelLoader.load(dir, ModelLoader.Options.defaults().withThreads(threads))) {
-            GenerationConfig gc = lm.generationConfig();
             long usedSeed = seed != null ? seed : new SecureRandom().nextLong();
-            SamplingParams sampling = samplingFrom(gc, usedSeed);
-            int max = maxTokens != null ? maxTokens
-                    : gc.maxNewTokens() != null ? gc.maxNewTokens() : GenerationRequest.DEFAULT_MAX_TOKENS;
-            GenerationRequest request = GenerationRequest.of(prompt).withMaxTokens(max).withSampling(sampling)
-                    .withStop(stop).withLogprobs(logprobs);
+            GenerationRequest request = withOptions(GenerationRequest.withModelDefaults(lm, prompt, usedSeed));
+            SamplingParams sampling = request.sampling();
             Generator generator = new Generator(lm);
             if (format == Format.text) {
                 GenerationResult r = generator.generate(request, event -> {
@@ -123,17 +119,43 @@ public final class GenerateCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** Command-line values win; absent ones come from generation_config.json (Hugging Face meanings). */
-    private SamplingParams samplingFrom(GenerationConfig gc, long usedSeed) {
-        boolean sample = Boolean.TRUE.equals(gc.doSample());
-        float t = temperature != null ? temperature
-                : sample ? (gc.temperature() != null ? gc.temperature() : 1f) : 0f;
-        int k = topK != null ? topK : sample && gc.topK() != null ? gc.topK() : 0;
-        float p = topP != null ? topP : sample && gc.topP() != null ? gc.topP() : 1f;
-        float mp = minP != null ? minP : sample && gc.minP() != null ? gc.minP() : 0f;
-        float rp = repetitionPenalty != null ? repetitionPenalty
-                : gc.repetitionPenalty() != null ? gc.repetitionPenalty() : 1f;
-        return new SamplingParams(t, k, p, mp, rp, usedSeed);
+    /** Options given on the command line win over the model's generation_config.json defaults. */
+    private GenerationRequest withOptions(GenerationRequest request) {
+        SamplingParams p = request.sampling();
+        try {
+            if (temperature != null) {
+                p = p.withTemperature(temperature);
+            }
+            if (topK != null) {
+                p = p.withTopK(topK);
+            }
+            if (topP != null) {
+                p = p.withTopP(topP);
+            }
+            if (minP != null) {
+                p = p.withMinP(minP);
+            }
+            if (repetitionPenalty != null) {
+                p = p.withRepetitionPenalty(repetitionPenalty);
+            }
+            request = request.withSampling(p).withStop(stop).withLogprobs(logprobs);
+            return maxTokens != null ? request.withMaxTokens(maxTokens) : request;
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(optionNames(e.getMessage()), e);
+        }
+    }
+
+    /** Says "--top-p" where the library says "topP", so the sentence names what the user typed. */
+    private static String optionNames(String message) {
+        String[][] names = {{"temperature", "--temperature"}, {"topK", "--top-k"}, {"topP", "--top-p"},
+                {"minP", "--min-p"}, {"repetitionPenalty", "--repetition-penalty"}, {"max tokens", "--max-tokens"},
+                {"logprobs", "--logprobs"}, {"a stop string", "--stop"}};
+        for (String[] n : names) {
+            if (message.startsWith(n[0])) {
+                return n[1] + message.substring(n[0].length());
+            }
+        }
+        return message;
     }
 
     private static String toJson(GenerationResult r, LanguageModel lm, SamplingParams sampling) throws Exception {

@@ -76,20 +76,23 @@ class GenerateCommandTest {
     }
 
     @Test
-    void invalidOptionValuesGiveOneSentence() {
-        List<String[]> cases = new ArrayList<>();
-        cases.add(new String[] {"generate", "--prompt", "x", "--top-p", "1.5"});
-        cases.add(new String[] {"generate", "--prompt", "x", "--max-tokens", "0"});
-        cases.add(new String[] {"generate", "--prompt", "x", "--format", "yaml"});
-        cases.add(new String[] {"generate"});
-        for (String[] args : cases) {
-            List<String> withModel = new ArrayList<>(List.of(args));
-            withModel.addAll(List.of("--model", TestModels.model("bard-s").toString()));
-            Run r = run(withModel.toArray(String[]::new));
+    void invalidOptionValuesGiveOneSentenceNamingTheOption() {
+        String[][] cases = {
+                {"--top-p", "generate", "--prompt", "x", "--top-p", "1.5"},
+                {"--max-tokens", "generate", "--prompt", "x", "--max-tokens", "0"},
+                {"--temperature", "generate", "--prompt", "x", "--temperature", "-1"},
+                {"--repetition-penalty", "generate", "--prompt", "x", "--repetition-penalty", "0"},
+                {"--format", "generate", "--prompt", "x", "--format", "yaml"},
+                {"--prompt", "generate"},
+                {"--threads", "generate", "--prompt", "x", "--threads", "-2"}};
+        for (String[] c : cases) {
+            List<String> args = new ArrayList<>(List.of(c).subList(1, c.length));
+            args.addAll(List.of("--model", TestModels.model("bard-s").toString()));
+            Run r = run(args.toArray(String[]::new));
             assertTrue(r.exit() != 0, String.join(" ", args));
             String[] lines = r.err().strip().split("\\R");
             assertEquals(1, lines.length, r.err());
-            assertTrue(lines[0].startsWith("tandem: "), r.err());
+            assertTrue(lines[0].startsWith("tandem: ") && lines[0].contains(c[0]), r.err());
         }
     }
 }

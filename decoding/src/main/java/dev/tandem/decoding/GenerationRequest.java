@@ -1,6 +1,8 @@
 package dev.tandem.decoding;
 
 import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.transformer.LanguageModel;
+import dev.tandem.transformer.config.GenerationConfig;
 
 import java.util.List;
 import java.util.Objects;
@@ -48,6 +50,29 @@ public record GenerationRequest(String prompt, int[] promptIds, int maxTokens, S
     /** Greedy, {@value #DEFAULT_MAX_TOKENS} tokens, the model's EOS tokens, no stop strings, no logprobs. */
     public static GenerationRequest of(String prompt) {
         return new GenerationRequest(prompt, null, DEFAULT_MAX_TOKENS, SamplingParams.greedy(), List.of(), null, 0, 0);
+    }
+
+    /**
+     * A request with the model author's defaults from {@code generation_config.json}, as Hugging Face
+     * reads them: sampling only when {@code do_sample} is true (then its temperature, top-k, top-p and
+     * min-p, each off when absent), the repetition penalty always, {@code max_new_tokens} as the limit
+     * (else {@value #DEFAULT_MAX_TOKENS}); EOS tokens are always the model's unless overridden.
+     */
+    public static GenerationRequest withModelDefaults(LanguageModel model, String prompt, long seed) {
+        GenerationConfig gc = model.generationConfig();
+        boolean sample = Boolean.TRUE.equals(gc.doSample());
+        SamplingParams sampling = new SamplingParams(
+                sample ? orElse(gc.temperature(), 1f) : 0f,
+                sample ? orElse(gc.topK(), 0) : 0,
+                sample ? orElse(gc.topP(), 1f) : 1f,
+                sample ? orElse(gc.minP(), 0f) : 0f,
+                orElse(gc.repetitionPenalty(), 1f),
+                seed);
+        return of(prompt).withSampling(sampling).withMaxTokens(orElse(gc.maxNewTokens(), DEFAULT_MAX_TOKENS));
+    }
+
+    private static <T> T orElse(T value, T fallback) {
+        return value != null ? value : fallback;
     }
 
     public static GenerationRequest ofIds(int... promptIds) {

@@ -1,0 +1,49 @@
+package dev.tandem.decoding;
+
+import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.transformer.Batch;
+import dev.tandem.transformer.LanguageModel;
+import dev.tandem.transformer.ModelLoader;
+import dev.tandem.transformer.TestModels;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The README's one-screen API tour, kept compiling and running (update both together). */
+class ReadmeApiTourTest {
+
+    @Test
+    void readmeApiTourRuns() {
+        StringBuilder printed = new StringBuilder();
+        try (LanguageModel model = ModelLoader.load(TestModels.model("bard-l"))) {
+            Generator generator = new Generator(model);
+
+            GenerationResult r = generator.generate(
+                    GenerationRequest.of("ROMEO:")
+                            .withMaxTokens(64)
+                            .withSampling(new SamplingParams(0.8f, 50, 0.95f, 0f, 1.1f, /*seed*/ 42))
+                            .withStop(List.of("\n\n"))
+                            .withLogprobs(3),
+                    token -> printed.append(token.textDelta()));
+            assertEquals(r.text(), printed.toString());
+            assertTrue(r.usage().completionTokens() > 0 && r.stats().decodeTokensPerSecond() >= 0);
+
+            StringBuilder streamed = new StringBuilder();
+            try (Generation g = generator.stream(GenerationRequest.of("First Citizen:"))) {
+                while (g.hasNext()) {
+                    streamed.append(g.next().textDelta());
+                }
+                assertEquals(g.result().text(), streamed.toString());
+            }
+
+            try (var seq = model.newSequence()) {
+                int[] ids = model.tokenizer().encode("ROMEO:");
+                float[] logits = model.forward(Batch.of(Batch.Entry.continuation(seq, ids))).lastLogits(0);
+                assertEquals(model.config().vocabSize(), logits.length);
+            }
+        }
+    }
+}
