@@ -15,7 +15,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -51,17 +50,6 @@ class BadInputCliTest {
         }
     }
 
-    private Path copyOfBardS() throws IOException {
-        Path dir = tmp.resolve("model");
-        Files.createDirectories(dir);
-        try (Stream<Path> files = Files.list(TestModels.model("bard-s"))) {
-            for (Path f : files.toList()) {
-                Files.copy(f, dir.resolve(f.getFileName()));
-            }
-        }
-        return dir;
-    }
-
     private static void editConfig(Path dir, java.util.function.Consumer<ObjectNode> edit) throws IOException {
         Path file = dir.resolve("config.json");
         ObjectNode config = (ObjectNode) JSON.readTree(file.toFile());
@@ -75,7 +63,7 @@ class BadInputCliTest {
     }
 
     private Path prepare(Case c) throws IOException {
-        Path dir = copyOfBardS();
+        Path dir = TestModels.copyOf("bard-s", tmp.resolve("model"));
         switch (c) {
             case MISSING_DIRECTORY -> dir = tmp.resolve("no-such-model");
             case MISSING_CONFIG -> Files.delete(dir.resolve("config.json"));

@@ -10,7 +10,6 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -22,13 +21,7 @@ class GenerationConfigDefaultsTest {
     Path tmp;
 
     private Path bardSWith(String generationConfig) throws IOException {
-        Path dir = tmp.resolve("model");
-        Files.createDirectories(dir);
-        try (Stream<Path> files = Files.list(TestModels.model("bard-s"))) {
-            for (Path f : files.toList()) {
-                Files.copy(f, dir.resolve(f.getFileName()));
-            }
-        }
+        Path dir = TestModels.copyOf("bard-s", tmp.resolve("model"));
         Files.writeString(dir.resolve("generation_config.json"), generationConfig);
         return dir;
     }

@@ -1,7 +1,10 @@
 package dev.tandem.transformer;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.stream.Stream;
 
 /** Finds the repository's bundled models ({@code models/bard-*}) from a test's working directory. */
 public final class TestModels {
@@ -29,5 +32,20 @@ public final class TestModels {
             throw new IllegalStateException("no model folder " + dir);
         }
         return dir;
+    }
+
+    /** Copies the files of bundled model {@code name} into a new folder {@code target} (for tests that break them). */
+    public static Path copyOf(String name, Path target) {
+        try {
+            Files.createDirectories(target);
+            try (Stream<Path> files = Files.list(model(name))) {
+                for (Path f : files.toList()) {
+                    Files.copy(f, target.resolve(f.getFileName()));
+                }
+            }
+            return target;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 }
