@@ -47,7 +47,9 @@ public final class Generation implements Iterator<TokenEvent>, AutoCloseable {
         this.kv = model.newSequence();
         this.decoder = model.tokenizer().streamingDecoder();
         this.maxStopLength = request.stop().stream().mapToInt(String::length).max().orElse(0);
-        this.context = Arrays.copyOf(promptIds, promptIds.length + request.maxTokens());
+        // Generation ends at the context limit, so the buffer never needs more than that (maxTokens may be huge).
+        int room = Math.max(1, model.config().maxContext() - promptIds.length + 1);
+        this.context = Arrays.copyOf(promptIds, promptIds.length + Math.min(request.maxTokens(), room));
         this.contextLength = promptIds.length;
     }
 

@@ -21,18 +21,31 @@ public final class ModelLoader {
      * @param kvTokens   KV-cache capacity in tokens over all sequences (0 = the model's context,
      *                   capped by {@code kvMaxBytes})
      * @param kvMaxBytes the most memory a default-sized KV cache may take
+     * @param backend    a backend to share with other models (the caller closes it), or null for a
+     *                   new CPU backend of {@code threads} threads that the model owns and closes
      */
-    public record Options(int threads, int kvTokens, long kvMaxBytes) {
+    public record Options(int threads, int kvTokens, long kvMaxBytes, Backend backend) {
+        public Options {
+            if (threads < 0 || kvTokens < 0 || kvMaxBytes <= 0) {
+                throw new IllegalArgumentException("threads and kvTokens must be >= 0 and kvMaxBytes > 0");
+            }
+        }
+
         public static Options defaults() {
-            return new Options(0, 0, 1L << 30);
+            return new Options(0, 0, 1L << 30, null);
         }
 
         public Options withThreads(int threads) {
-            return new Options(threads, kvTokens, kvMaxBytes);
+            return new Options(threads, kvTokens, kvMaxBytes, backend);
         }
 
         public Options withKvTokens(int kvTokens) {
-            return new Options(threads, kvTokens, kvMaxBytes);
+            return new Options(threads, kvTokens, kvMaxBytes, backend);
+        }
+
+        /** Runs the model on {@code backend}, e.g. one thread pool shared by a draft and a target model. */
+        public Options withBackend(Backend backend) {
+            return new Options(threads, kvTokens, kvMaxBytes, backend);
         }
     }
 
@@ -55,12 +68,15 @@ public final class ModelLoader {
         }
         Tokenizer tokenizer = Tokenizers.load(tokenizerFile);
         WeightStore weights = WeightStore.open(dir);
+        boolean ownsBackend = options.backend() == null;
         Backend backend = null;
         try {
-            backend = new CpuBackend(options.threads() > 0 ? options.threads() : Runtime.getRuntime().availableProcessors());
-            return new LlamaModel(dir, config, generation, tokenizer, weights, backend, options);
+            backend = ownsBackend
+                    ? new CpuBackend(options.threads() > 0 ? options.threads() : Runtime.getRuntime().availableProcessors())
+                    : options.backend();
+            return new LlamaModel(dir, config, generation, tokenizer, weights, backend, ownsBackend, options);
         } catch (RuntimeException | Error e) {
-            if (backend != null) {
+            if (backend != null && ownsBackend) {
                 backend.close();
             }
             weights.close();

@@ -39,6 +39,7 @@ public final class LlamaModel implements LanguageModel {
     private final Tokenizer tokenizer;
     private final WeightStore weights;
     private final Backend backend;
+    private final boolean ownsBackend;
     private final KvCache cache;
     private final float[] invFreq;
     private final Tensor embed;
@@ -55,7 +56,8 @@ public final class LlamaModel implements LanguageModel {
     }
 
     public LlamaModel(Path dir, ModelConfig config, GenerationConfig generation, Tokenizer tokenizer,
-                      WeightStore weights, Backend backend, ModelLoader.Options options) {
+                      WeightStore weights, Backend backend, boolean ownsBackend, ModelLoader.Options options) {
+        this.ownsBackend = ownsBackend;
         this.dir = dir;
         this.config = config;
         this.generation = generation;
@@ -323,7 +325,9 @@ public final class LlamaModel implements LanguageModel {
         if (!closed) {
             closed = true;
             cache.close();
-            backend.close();
+            if (ownsBackend) {
+                backend.close();
+            }
             weights.close();
         }
     }
