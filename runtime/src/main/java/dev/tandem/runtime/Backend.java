@@ -16,7 +16,7 @@ public interface Backend extends AutoCloseable {
     /** Number of threads (CPU) or streams the backend computes with. */
     int parallelism();
 
-    /** A zero-filled f32 activation tensor owned by the backend's current workspace arena. */
+    /** A zero-filled f32 activation tensor of the given shape, allocated in {@code arena}. */
     Tensor allocate(java.lang.foreign.Arena arena, long... shape);
 
     /** {@code out[n, m] = x[n, k] · w[m, k]ᵀ}, with w in any {@link DType}. */

@@ -11,7 +11,8 @@ import java.lang.foreign.MemorySegment;
  * {@code numBlocks × blockSize} slots, each slot holding {@code kvHeads × headDim} values; a
  * sequence addresses its slots through its block table ({@link KvSequence}). Blocks are
  * reference-counted so later work (fork, prefix sharing) can share them.
- * Not thread-safe: one forward pass at a time owns the cache.
+ * Block accounting is thread-safe (sequences may be closed from any thread); writing keys and values
+ * is the business of the one forward pass running at a time.
  */
 public final class KvCache implements AutoCloseable {
     private final int layers;
@@ -74,7 +75,7 @@ public final class KvCache implements AutoCloseable {
         return new KvSequence(this);
     }
 
-    int allocateBlock() {
+    synchronized int allocateBlock() {
         checkOpen();
         if (freeTop == 0) {
             throw new TandemException("KV cache is full: all " + numBlocks + " blocks of " + blockSize
@@ -85,7 +86,7 @@ public final class KvCache implements AutoCloseable {
         return block;
     }
 
-    void releaseBlock(int block) {
+    synchronized void releaseBlock(int block) {
         if (closed) {
             return;
         }
@@ -126,11 +127,11 @@ public final class KvCache implements AutoCloseable {
         return numBlocks;
     }
 
-    public int freeBlocks() {
+    public synchronized int freeBlocks() {
         return freeTop;
     }
 
-    public int usedBlocks() {
+    public synchronized int usedBlocks() {
         return numBlocks - freeTop;
     }
 
