@@ -5,7 +5,6 @@ import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.config.GenerationConfig;
 import dev.tandem.transformer.config.ModelConfig;
 
-import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Consumer;
 
@@ -68,6 +67,6 @@ public final class Generator {
             GenerationConfig gc = model.generationConfig();
             ids = gc.eosTokenIds() != null && !gc.eosTokenIds().isEmpty() ? gc.eosTokenIds() : model.config().eosTokenIds();
         }
-        return new ArrayList<>(ids).stream().mapToInt(Integer::intValue).toArray();
+        return ids.stream().mapToInt(Integer::intValue).toArray();
     }
 }

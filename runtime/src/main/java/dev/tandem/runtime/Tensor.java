@@ -98,6 +98,18 @@ public final class Tensor {
         return new Tensor(dtype, segment.asSlice(from * rowElems * dtype.byteSize(), count * rowElems * dtype.byteSize()), s);
     }
 
+    /** The first elements of this tensor's memory viewed under {@code newShape} (a buffer reused at a smaller size). */
+    public Tensor head(long... newShape) {
+        long n = 1;
+        for (long d : newShape) {
+            n = Math.multiplyExact(n, d);
+        }
+        if (n > numel) {
+            throw new IllegalArgumentException("cannot view " + Arrays.toString(shape) + " as the larger " + Arrays.toString(newShape));
+        }
+        return new Tensor(dtype, segment.asSlice(0, n * dtype.byteSize()), newShape);
+    }
+
     /** The same memory under another shape with the same element count. */
     public Tensor reshape(long... newShape) {
         Tensor t = new Tensor(dtype, segment, newShape);

@@ -310,7 +310,7 @@ public final class LlamaModel implements LanguageModel {
             t = backend.allocate(Arena.ofAuto(), cap);
             scratchBuffers[slot] = t;
         }
-        return t.reshape(t.numel()).rows(0, need).reshape(rows, width);
+        return t.head(rows, width);
     }
 
     private void project(Tensor in, Tensor w, Tensor bias, Tensor out) {
