@@ -20,7 +20,7 @@ final class VectorKernels implements Kernels {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
     private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
     /** SHIFTS[h] moves lane j + h to lane j (mod L): one level of the halving reduction tree. */
-    @SuppressWarnings("unchecked")
+    @SuppressWarnings({"unchecked", "rawtypes"})
     private static final VectorShuffle<Float>[] SHIFTS = new VectorShuffle[L];
 
     static {
