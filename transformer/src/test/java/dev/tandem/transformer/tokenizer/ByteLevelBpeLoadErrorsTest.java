@@ -18,8 +18,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** Unusable tokenizer files fail with one sentence that names the file and what is wrong. */
 class ByteLevelBpeLoadErrorsTest {
-    private static final ObjectMapper JSON = new ObjectMapper();
-    private static final Path BARD_S = TestModels.model("bard-s").resolve("tokenizer.json");
+    private static final ObjectMapper JSON = BardTokenizerFiles.JSON;
+    private static final Path BARD_S = BardTokenizerFiles.BARD_S;
 
     @TempDir
     Path tmp;
@@ -94,10 +94,6 @@ class ByteLevelBpeLoadErrorsTest {
     }
 
     private Path modifiedBardS(Consumer<ObjectNode> change) throws IOException {
-        ObjectNode root = (ObjectNode) JSON.readTree(BARD_S.toFile());
-        change.accept(root);
-        Path file = Files.createTempFile(tmp, "tokenizer", ".json");
-        JSON.writeValue(file.toFile(), root);
-        return file;
+        return BardTokenizerFiles.modifiedBardS(tmp, change);
     }
 }

@@ -30,8 +30,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /** GPT-2 byte-level BPE rules, checked by hand on the bundled bard-s tokenizer and on tiny ones. */
 class ByteLevelBpeTokenizerTest {
-    private static final ObjectMapper JSON = new ObjectMapper();
-    private static final Path BARD_S = TestModels.model("bard-s").resolve("tokenizer.json");
+    private static final ObjectMapper JSON = BardTokenizerFiles.JSON;
+    private static final Path BARD_S = BardTokenizerFiles.BARD_S;
     private static final ByteLevelBpeTokenizer TOKENIZER = (ByteLevelBpeTokenizer) Tokenizers.load(BARD_S);
     private static final int END_OF_TEXT = 2047;
 
@@ -242,11 +242,7 @@ class ByteLevelBpeTokenizerTest {
     }
 
     private Path modifiedBardS(Consumer<ObjectNode> change) throws IOException {
-        ObjectNode root = (ObjectNode) JSON.readTree(BARD_S.toFile());
-        change.accept(root);
-        Path file = Files.createTempFile(tmp, "tokenizer", ".json");
-        JSON.writeValue(file.toFile(), root);
-        return file;
+        return BardTokenizerFiles.modifiedBardS(tmp, change);
     }
 
     private static int[] concat(int[]... parts) {
