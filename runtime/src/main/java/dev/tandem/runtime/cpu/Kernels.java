@@ -28,6 +28,12 @@ interface Kernels {
     /** {@code acc[i] = fma(a, v[i], acc[i])} for i in [0, d), v f32. */
     void axpy(float a, MemorySegment v, long vOff, float[] acc, int d);
 
+    /**
+     * Reads {@code bytes} (a multiple of 64) from {@code seg} at {@code off} as floats and returns
+     * their sum in no particular order: a streaming read for measuring memory bandwidth, not arithmetic.
+     */
+    float streamSum(MemorySegment seg, long off, long bytes);
+
     static Kernels select() {
         boolean vectorApi = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
         boolean wanted = Boolean.parseBoolean(System.getProperty("tandem.cpu.vector", "true"));

@@ -28,6 +28,23 @@ final class ScalarKernels implements Kernels {
         return lanes;
     }
 
+    @Override
+    public float streamSum(MemorySegment seg, long off, long bytes) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        long end = off + bytes;
+        long p = off;
+        for (; p <= end - 16; p += 16) {
+            s0 += seg.get(F32, p);
+            s1 += seg.get(F32, p + 4);
+            s2 += seg.get(F32, p + 8);
+            s3 += seg.get(F32, p + 12);
+        }
+        for (; p < end; p += 4) {
+            s0 += seg.get(F32, p);
+        }
+        return (s0 + s1) + (s2 + s3);
+    }
+
     static float weight(MemorySegment w, long wOff, DType wt, int i) {
         return wt == DType.F32
                 ? w.get(F32, wOff + 4L * i)

@@ -107,4 +107,23 @@ class KernelsTest {
             }
         }
     }
+
+    @Test
+    void streamSumReadsEveryFloatOfTheRangeAndNothingElse() {
+        // Small integers sum exactly in float in any order, so the expected value is exact.
+        int n = 4096 + 7;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment s = arena.allocate(4L * (n + 32), 64);
+            for (int i = 0; i < n + 32; i++) {
+                s.setAtIndex(ValueLayout.JAVA_FLOAT, i, i < 16 || i >= n + 16 ? 1000f : i % 5);
+            }
+            double expected = 0;
+            for (int i = 16; i < n + 16; i++) {
+                expected += i % 5;
+            }
+            for (Kernels k : new Kernels[] {Kernels.select(), new ScalarKernels(Kernels.select().lanes())}) {
+                assertEquals(expected, k.streamSum(s, 64, 4L * n), 0.0, k.getClass().getSimpleName());
+            }
+        }
+    }
 }
