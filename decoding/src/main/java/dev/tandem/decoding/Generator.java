@@ -23,9 +23,15 @@ public final class Generator {
         return model;
     }
 
-    /** Starts a generation; the prompt is prefilled on the first {@code hasNext()}/{@code next()}. */
+    /**
+     * Starts a generation; the prompt is prefilled on the first {@code hasNext()}/{@code next()}. A text
+     * prompt is encoded with the special tokens the tokenizer's post-processor adds (such as the BOS of
+     * SentencePiece models), as Hugging Face's {@code tokenizer(prompt)} does; ids are used as given.
+     */
     public Generation stream(GenerationRequest request) {
-        int[] promptIds = request.promptIds() != null ? request.promptIds() : model.tokenizer().encode(request.prompt());
+        int[] promptIds = request.promptIds() != null
+                ? request.promptIds()
+                : model.tokenizer().withSpecialTokens(model.tokenizer().encode(request.prompt()));
         if (promptIds.length == 0) {
             Integer bos = model.config().bosTokenId();
             if (bos == null) {

@@ -3,15 +3,18 @@ package dev.tandem.transformer.tokenizer;
 import java.util.OptionalInt;
 
 /**
- * Text to token ids and back. Implementations are immutable once loaded and safe to use from many
- * threads at once; only the {@link StreamingDecoder}s they hand out carry per-stream state.
+ * Text to token ids and back, as a Hugging Face {@code tokenizer.json} describes: added tokens,
+ * normalizer, pre-tokenizer, model, post-processor and decoder. Implementations are immutable once
+ * loaded and safe to use from many threads at once; only the {@link StreamingDecoder}s they hand out
+ * carry per-stream state.
  */
 public interface Tokenizer {
 
     /**
-     * Encodes {@code text} with no BOS/EOS added. Added tokens (the {@code added_tokens} of
-     * {@code tokenizer.json}) that appear literally in the text are matched first, leftmost and
-     * longest, and emitted as their single id; the text between them is pre-tokenized and encoded.
+     * Encodes {@code text} with no BOS/EOS added (see {@link #withSpecialTokens}). Added tokens (the
+     * {@code added_tokens} of {@code tokenizer.json}) that appear literally in the text are matched
+     * first, leftmost and longest, and emitted as their single id; the text between them is
+     * normalized, pre-tokenized and encoded.
      */
     default int[] encode(String text) {
         return encode(text, true);
@@ -26,12 +29,36 @@ public interface Tokenizer {
     int[] encode(String text, boolean parseSpecialTokens);
 
     /**
-     * Joins the bytes of all tokens and decodes them as UTF-8, malformed bytes becoming U+FFFD the way
-     * Java's decoder replaces them. Special added tokens are rendered as their content.
+     * {@code ids} (one encoded sequence) wrapped as the {@code post_processor} says, e.g. with BOS
+     * {@code <s>} prepended for Llama 2 style files; unchanged for files whose post-processor adds
+     * nothing. Returns a new array.
+     */
+    int[] withSpecialTokens(int[] ids);
+
+    /** Whether {@link #withSpecialTokens} adds any token. */
+    default boolean addsSpecialTokens() {
+        return withSpecialTokens(new int[0]).length > 0;
+    }
+
+    /**
+     * Decodes {@code ids} through the {@code decoder} of {@code tokenizer.json}, keeping special tokens
+     * (rendered as their content).
      *
      * @throws IllegalArgumentException if an id names no token
      */
-    String decode(int[] ids);
+    default String decode(int[] ids) {
+        return decode(ids, false);
+    }
+
+    /**
+     * Decodes {@code ids} through the {@code decoder} of {@code tokenizer.json} (for example byte-level
+     * tokens to UTF-8, or SentencePiece {@code ▁} to spaces with {@code <0xNN>} byte-fallback runs to
+     * characters). Malformed UTF-8 becomes U+FFFD. With {@code skipSpecialTokens}, special added tokens
+     * are left out, otherwise they are rendered as their content.
+     *
+     * @throws IllegalArgumentException if an id names no token
+     */
+    String decode(int[] ids, boolean skipSpecialTokens);
 
     /** One more than the largest id in the vocabulary and the added tokens. */
     int vocabSize();
@@ -41,21 +68,27 @@ public interface Tokenizer {
 
     /**
      * The token's vocabulary string as {@code tokenizer.json} spells it (byte-level tokens keep their
-     * mapped form, e.g. {@code "Ġthe"}), or the content of an added token.
+     * mapped form, e.g. {@code "Ġthe"}, SentencePiece ones their {@code ▁}), or the content of an added
+     * token.
      *
      * @throws IllegalArgumentException if {@code id} names no token
      */
     String tokenContent(int id);
 
     /**
-     * The raw bytes this token decodes to; may be part of a UTF-8 character. A fresh array each call.
+     * The bytes this token contributes to decoded text when it stands in the middle of it: for
+     * byte-level tokens and {@code <0xNN>} byte-fallback tokens the raw bytes, which may be part of a
+     * UTF-8 character; for others the UTF-8 of the decoder's per-token rendering (e.g. {@code "▁the"}
+     * gives {@code " the"}). Rules for the start or end of the text (stripping a leading space) are not
+     * applied. A fresh array each call.
      *
      * @throws IllegalArgumentException if {@code id} names no token
      */
     byte[] tokenBytes(int id);
 
-    /** A decoder for one stream of ids, emitting text as soon as it is whole UTF-8. */
-    default StreamingDecoder streamingDecoder() {
-        return new StreamingDecoder(this);
-    }
+    /**
+     * A decoder for one stream of ids, emitting text as soon as it is final; the concatenation of its
+     * output equals {@link #decode(int[])} of the same ids.
+     */
+    StreamingDecoder streamingDecoder();
 }

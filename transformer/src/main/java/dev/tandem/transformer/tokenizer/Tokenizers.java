@@ -3,7 +3,6 @@ package dev.tandem.transformer.tokenizer;
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tandem.runtime.TandemException;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
@@ -14,42 +13,44 @@ import java.util.zip.GZIPInputStream;
 
 /** Loads tokenizers from Hugging Face {@code tokenizer.json} files. */
 public final class Tokenizers {
-    private static final ObjectMapper JSON = new ObjectMapper();
-
     private Tokenizers() {}
 
     /**
      * Reads a {@code tokenizer.json}, plain or gzip-compressed (recognised by its magic bytes, whatever
-     * the file is called), and builds the tokenizer it describes. Only byte-level BPE is supported.
+     * the file is called), and builds the tokenizer it describes. Supported: the BPE model (byte-level
+     * as in GPT-2, Llama 3 and Qwen, or SentencePiece-style with byte fallback as in Llama 2 and
+     * Mistral) with the common normalizers, pre-tokenizers, post-processors and decoders; see
+     * {@link Tokenizer} for what encoding and decoding do.
      *
      * @throws TandemException if the file is missing or unreadable, is not JSON, or describes an
-     *     unsupported tokenizer; the message names the file
+     *     unsupported tokenizer (such as a WordPiece or Unigram model); the message names the file and
+     *     the field
      */
     public static Tokenizer load(Path tokenizerJson) {
         if (!Files.isRegularFile(tokenizerJson)) {
             throw new TandemException("tokenizer file not found: " + tokenizerJson + ".");
         }
         String where = "tokenizer.json at " + tokenizerJson;
-        JsonNode root = parse(tokenizerJson, where);
-        if (root == null || root.isMissingNode()) {
-            throw new TandemException(where + " is empty.");
+        TokenizerJson json = read(tokenizerJson, where);
+        JsonNode model = json.root.path("model");
+        if (!model.isObject()) {
+            throw new TandemException(where + ": the \"model\" object is missing.");
         }
-        if (!root.isObject()) {
-            throw new TandemException(where + ": the top level is not a JSON object.");
-        }
-        String type = root.path("model").path("type").asText("");
+        String type = model.path("type").asText("");
         // Files written by old versions of the Rust crate may omit model.type; BPE is the one with merges.
-        if (type.isEmpty() && root.path("model").has("merges")) {
+        if (type.isEmpty() && json.merges != null) {
             type = "BPE";
         }
-        if (!type.equals("BPE")) {
-            String shown = type.isEmpty() ? "is missing" : "\"" + type + "\" is not supported";
-            throw new TandemException(where + ": model.type " + shown + " (byte-level BPE only).");
+        if (type.isEmpty()) {
+            throw new TandemException(where + ": model.type is missing.");
         }
-        return ByteLevelBpeTokenizer.fromJson(root, where);
+        if (!type.equals("BPE")) {
+            throw new TandemException(where + ": model.type " + type + " is not supported yet (only BPE).");
+        }
+        return BpeTokenizer.fromJson(json);
     }
 
-    private static JsonNode parse(Path file, String where) {
+    private static TokenizerJson read(Path file, String where) {
         byte[] raw;
         try {
             raw = Files.readAllBytes(file);
@@ -60,7 +61,7 @@ public final class Tokenizers {
         try (InputStream in = gzip
                 ? new GZIPInputStream(new ByteArrayInputStream(raw))
                 : new ByteArrayInputStream(raw)) {
-            return JSON.readTree(in);
+            return TokenizerJson.read(in, where);
         } catch (JacksonException e) {
             JsonLocation at = e.getLocation();
             String position = at == null ? "" : " at line " + at.getLineNr() + ", column " + at.getColumnNr();

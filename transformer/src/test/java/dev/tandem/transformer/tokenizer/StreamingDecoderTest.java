@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.tandem.transformer.TestModels;
+import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
@@ -13,7 +14,7 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /** Streaming decode emits only whole characters and adds up to the batch decode. */
-class ByteLevelBpeStreamingTest {
+class StreamingDecoderTest {
     private static final Tokenizer TOKENIZER =
             Tokenizers.load(TestModels.model("bard-s").resolve("tokenizer.json"));
 
@@ -41,7 +42,7 @@ class ByteLevelBpeStreamingTest {
     @Test
     void flushReturnsAnUnfinishedCharacterAsReplacement() {
         byte[] smile = "🙂".getBytes(StandardCharsets.UTF_8);
-        int firstByte = TOKENIZER.tokenId(ByteLevelBpeTokenizer.bytesToByteLevel(new byte[] {smile[0]})).orElseThrow();
+        int firstByte = TOKENIZER.tokenId(ByteLevel.spell(new byte[] {smile[0]})).orElseThrow();
         StreamingDecoder decoder = TOKENIZER.streamingDecoder();
         assertEquals("", decoder.push(firstByte));
         assertEquals(TOKENIZER.decode(new int[] {firstByte}), decoder.flush());
@@ -78,7 +79,7 @@ class ByteLevelBpeStreamingTest {
             0xED, 0xEF, 0xF0, 0xF1, 0xF4, 0xF5, 0xF8, 0xFF};
         int[] byteIds = new int[edges.length];
         for (int i = 0; i < edges.length; i++) {
-            byteIds[i] = TOKENIZER.tokenId(ByteLevelBpeTokenizer.bytesToByteLevel(new byte[] {(byte) edges[i]}))
+            byteIds[i] = TOKENIZER.tokenId(ByteLevel.spell(new byte[] {(byte) edges[i]}))
                     .orElseThrow();
         }
         for (int length = 1; length <= 4; length++) {
@@ -97,6 +98,31 @@ class ByteLevelBpeStreamingTest {
                 String expected = TOKENIZER.decode(ids);
                 if (!expected.equals(streamed.toString())) {
                     assertEquals(expected, streamed.toString(), "ids " + Arrays.toString(ids));
+                }
+            }
+        }
+    }
+
+    @Test
+    void byteLevelDecodeEqualsOneShotUtf8DecodingOfTheTokensBytes() {
+        // decode runs the same chunked steps as streaming; cutting at token boundaries must not change
+        // how malformed bytes are replaced compared with decoding all bytes at once.
+        int[] edges = {0x41, 0x80, 0xBF, 0xC0, 0xC2, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF};
+        int[] byteIds = new int[edges.length];
+        for (int i = 0; i < edges.length; i++) {
+            byteIds[i] = TOKENIZER.tokenId(ByteLevel.spell(new byte[] {(byte) edges[i]})).orElseThrow();
+        }
+        for (int length = 1; length <= 4; length++) {
+            int[] ids = new int[length];
+            for (int code = 0; code < Math.pow(edges.length, length); code++) {
+                ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+                for (int i = 0, c = code; i < length; i++, c /= edges.length) {
+                    ids[i] = byteIds[c % edges.length];
+                    bytes.write(edges[c % edges.length]);
+                }
+                String oneShot = bytes.toString(StandardCharsets.UTF_8);
+                if (!oneShot.equals(TOKENIZER.decode(ids))) {
+                    assertEquals(oneShot, TOKENIZER.decode(ids), "ids " + Arrays.toString(ids));
                 }
             }
         }

@@ -17,7 +17,7 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /** The bundled bard models' tokenizers reproduce the ids their golden.json was computed from. */
-class ByteLevelBpeGoldenTest {
+class BardTokenizerGoldenTest {
     private static final List<String> MODELS = List.of("bard-s", "bard-m", "bard-l");
 
     static Stream<Arguments> goldenCases() throws IOException {

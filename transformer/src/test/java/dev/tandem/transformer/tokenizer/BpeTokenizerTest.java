@@ -7,8 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.tandem.transformer.TestModels;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
@@ -28,11 +28,14 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-/** GPT-2 byte-level BPE rules, checked by hand on the bundled bard-s tokenizer and on tiny ones. */
-class ByteLevelBpeTokenizerTest {
+/**
+ * BPE model rules (merge order, ignore_merges, unk, byte fallback) and GPT-2 byte-level BPE rules,
+ * checked by hand on the bundled bard-s tokenizer and on tiny ones.
+ */
+class BpeTokenizerTest {
     private static final ObjectMapper JSON = BardTokenizerFiles.JSON;
     private static final Path BARD_S = BardTokenizerFiles.BARD_S;
-    private static final ByteLevelBpeTokenizer TOKENIZER = (ByteLevelBpeTokenizer) Tokenizers.load(BARD_S);
+    private static final BpeTokenizer TOKENIZER = (BpeTokenizer) Tokenizers.load(BARD_S);
     private static final int END_OF_TEXT = 2047;
 
     @TempDir
@@ -147,6 +150,75 @@ class ByteLevelBpeTokenizerTest {
     }
 
     @Test
+    void ignoreMergesEncodesAWholeVocabularyPieceAsOneToken() throws IOException {
+        // With only "a b" to merge, "abc" becomes ab+c; ignore_merges takes the vocabulary's "abc" as it is.
+        assertArrayEquals(new int[] {3, 2}, tiny(List.of("a b")).encode("abc"));
+        ObjectNode root = tinyJson(List.of("a b"));
+        ((ObjectNode) root.path("model")).put("ignore_merges", true);
+        assertArrayEquals(new int[] {5}, load(root).encode("abc"));
+        assertArrayEquals(new int[] {3, 0}, load(root).encode("aba")); // not in the vocabulary: merged
+    }
+
+    @Test
+    void unknownCharactersBecomeTheUnkTokenFusedIntoOneWithFuseUnk() throws IOException {
+        // Vocabulary a b c ab bc abc aa: x and y are unknown; no pre-tokenizer, so "xya" is one piece.
+        ObjectNode root = tinyJson(List.of());
+        root.remove("pre_tokenizer");
+        ObjectNode model = (ObjectNode) root.path("model");
+        ((ObjectNode) model.path("vocab")).put("<unk>", 7);
+        assertArrayEquals(new int[] {0}, load(root).encode("xya")); // no unk token: dropped
+        model.put("unk_token", "<unk>");
+        assertArrayEquals(new int[] {7, 7, 0}, load(root).encode("xya"));
+        model.put("fuse_unk", true);
+        assertArrayEquals(new int[] {7, 0, 7}, load(root).encode("xyax"));
+    }
+
+    @Test
+    void byteFallbackSpellsAnUnknownCharacterWithItsUtf8ByteTokens() throws IOException {
+        // 你 is E4 BD A0 in UTF-8; é (C3 A9) lacks <0xA9>, so it falls back to unk instead.
+        ObjectNode root = tinyJson(List.of());
+        root.remove("pre_tokenizer");
+        ObjectNode model = (ObjectNode) root.path("model");
+        ObjectNode vocab = (ObjectNode) model.path("vocab");
+        vocab.put("<unk>", 7).put("<0xE4>", 8).put("<0xBD>", 9).put("<0xA0>", 10).put("<0xC3>", 11);
+        model.put("unk_token", "<unk>").put("byte_fallback", true);
+        Tokenizer t = load(root);
+        assertArrayEquals(new int[] {0, 8, 9, 10, 1}, t.encode("a你b"));
+        assertArrayEquals(new int[] {7}, t.encode("é"));
+    }
+
+    @Test
+    void byteFallbackFlagChangesNothingWhenEveryCharacterIsInTheVocabulary() throws IOException {
+        // Byte-level spelling only makes characters of the 256-character alphabet, all in bard-s's vocabulary.
+        Tokenizer withFallback = Tokenizers.load(modifiedBardS(
+                root -> ((ObjectNode) root.path("model")).put("byte_fallback", true)));
+        String text = "Emoji 🙂 and CJK 你好, café.";
+        assertArrayEquals(TOKENIZER.encode(text), withFallback.encode(text));
+    }
+
+    @Test
+    void vocabularyEntryOutsideTheByteLevelAlphabetDecodesAsItsOwnUtf8() throws IOException {
+        // Such an entry cannot come out of byte-level encoding, but it loads, and the ByteLevel decoder
+        // renders a token with a character outside its alphabet as that token's own UTF-8.
+        Tokenizer t = Tokenizers.load(modifiedBardS(
+                root -> ((ObjectNode) root.path("model").path("vocab")).put("▁the", 5000)));
+        assertEquals("▁the", t.tokenContent(5000));
+        assertEquals("a▁the", t.decode(new int[] {t.encode("a")[0], 5000}));
+    }
+
+    @Test
+    void splitBeforeByteLevelCutsDigitRunsIntoThrees() throws IOException {
+        BpeTokenizer split = (BpeTokenizer) Tokenizers.load(modifiedBardS(root -> {
+            ArrayNode steps = root.putObject("pre_tokenizer").put("type", "Sequence").putArray("pretokenizers");
+            ObjectNode digits = steps.addObject().put("type", "Split").put("behavior", "Isolated").put("invert", false);
+            digits.putObject("pattern").put("Regex", "\\p{N}{1,3}");
+            steps.addObject().put("type", "ByteLevel").put("add_prefix_space", false).put("use_regex", false);
+        }));
+        assertEquals(List.of("abcĠ", "123", "45"), split.preTokenize("abc 12345"));
+        assertEquals("abc 12345", split.decode(split.encode("abc 12345")));
+    }
+
+    @Test
     void addPrefixSpacePrependsASpaceOnlyWhenMissing() throws IOException {
         Tokenizer prefixed = Tokenizers.load(modifiedBardS(
                 root -> ((ObjectNode) root.path("pre_tokenizer")).put("add_prefix_space", true)));
@@ -156,7 +228,7 @@ class ByteLevelBpeTokenizerTest {
 
     @Test
     void useRegexFalseKeepsTheWholeTextAsOnePreToken() throws IOException {
-        ByteLevelBpeTokenizer noRegex = (ByteLevelBpeTokenizer) Tokenizers.load(modifiedBardS(
+        BpeTokenizer noRegex = (BpeTokenizer) Tokenizers.load(modifiedBardS(
                 root -> ((ObjectNode) root.path("pre_tokenizer")).put("use_regex", false)));
         assertEquals(List.of("HelloĠworld"), noRegex.preTokenize("Hello world"));
         assertEquals("Hello world", noRegex.decode(noRegex.encode("Hello world")));
@@ -211,7 +283,7 @@ class ByteLevelBpeTokenizerTest {
 
     @Test
     void wordCacheStaysBounded() {
-        ByteLevelBpeTokenizer t = (ByteLevelBpeTokenizer) Tokenizers.load(BARD_S);
+        BpeTokenizer t = (BpeTokenizer) Tokenizers.load(BARD_S);
         StringBuilder text = new StringBuilder();
         for (int i = 0; i < 12_000; i++) {
             text.append(" w").append(Integer.toString(i, 26).replace('0', 'z').replace('1', 'y'));
@@ -225,6 +297,10 @@ class ByteLevelBpeTokenizerTest {
 
     /** A tokenizer over the vocabulary a b c ab bc abc, plus "aa", with the given merges. */
     private Tokenizer tiny(List<?> merges) throws IOException {
+        return load(tinyJson(merges));
+    }
+
+    private static ObjectNode tinyJson(List<?> merges) {
         ObjectNode root = JSON.createObjectNode();
         root.putArray("added_tokens");
         root.putNull("normalizer");
@@ -236,6 +312,10 @@ class ByteLevelBpeTokenizerTest {
             vocab.put(tokens[i], i);
         }
         model.set("merges", JSON.valueToTree(merges));
+        return root;
+    }
+
+    private Tokenizer load(ObjectNode root) throws IOException {
         Path file = Files.createTempFile(tmp, "tiny", ".json");
         JSON.writeValue(file.toFile(), root);
         return Tokenizers.load(file);

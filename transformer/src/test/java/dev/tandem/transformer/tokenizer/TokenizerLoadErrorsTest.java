@@ -1,0 +1,156 @@
+package dev.tandem.transformer.tokenizer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tandem.runtime.TandemException;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.function.Consumer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/** Unusable tokenizer files fail with one sentence that names the file and what is wrong. */
+class TokenizerLoadErrorsTest {
+
+    @TempDir
+    Path tmp;
+
+    @Test
+    void missingFileIsReportedWithItsPath() {
+        Path missing = tmp.resolve("nope").resolve("tokenizer.json");
+        TandemException e = assertThrows(TandemException.class, () -> Tokenizers.load(missing));
+        assertEquals("tokenizer file not found: " + missing + ".", e.getMessage());
+    }
+
+    @Test
+    void malformedJsonNamesTheFileAndPosition() throws IOException {
+        Path file = tmp.resolve("tokenizer.json");
+        Files.writeString(file, "{\"model\": {\"type\": \"BPE\",, }");
+        TandemException e = assertThrows(TandemException.class, () -> Tokenizers.load(file));
+        assertOneSentenceNaming(file, e);
+        assertTrue(e.getMessage().contains("not valid JSON at line 1"), e.getMessage());
+    }
+
+    @Test
+    void wordPieceModelIsRejectedAsNotSupportedYet() throws IOException {
+        Path file = modifiedBardS(root -> ((ObjectNode) root.path("model")).put("type", "WordPiece"));
+        TandemException e = assertThrows(TandemException.class, () -> Tokenizers.load(file));
+        assertEquals("tokenizer.json at " + file + ": model.type WordPiece is not supported yet (only BPE).",
+                e.getMessage());
+    }
+
+    @Test
+    void mergeOfUnknownTokenIsRejected() throws IOException {
+        Path file = modifiedBardS(root -> ((ArrayNode) root.path("model").path("merges")).add("zzq qqz"));
+        assertRejected(file, "model.merges[1791] uses \"zzq\", which is not in model.vocab");
+    }
+
+    @Test
+    void mergeWhoseResultIsNotInTheVocabIsRejected() throws IOException {
+        // bard-s merges "a b" into "ab"; without "ab" in the vocabulary that merge names a missing token.
+        Path file = modifiedBardS(root -> ((ObjectNode) root.path("model").path("vocab")).remove("ab"));
+        assertRejected(file, "model.merges[", "produces \"ab\", which is not in model.vocab");
+    }
+
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource({
+        "normalizer, BertNormalizer",
+        "pre_tokenizer, BertPreTokenizer",
+        "decoder, WordPiece",
+        "post_processor, NoSuchProcessor",
+    })
+    void unsupportedComponentTypeIsRejectedNamingTheField(String field, String type) throws IOException {
+        Path file = modifiedBardS(root -> root.putObject(field).put("type", type));
+        assertRejected(file, field + ".type " + type + " is not supported (supported: ");
+    }
+
+    @Test
+    void unsupportedTypeInsideASequenceIsNamedByItsPath() throws IOException {
+        Path file = modifiedBardS(root -> {
+            ArrayNode steps = root.putObject("normalizer").put("type", "Sequence").putArray("normalizers");
+            steps.addObject().put("type", "NFC");
+            steps.addObject().put("type", "Precompiled");
+        });
+        assertRejected(file, "normalizer.normalizers[1].type Precompiled is not supported");
+    }
+
+    @Test
+    void regexThatJavaCannotCompileIsRejectedNamingThePattern() throws IOException {
+        // \K (keep) is Oniguruma syntax with no Java equivalent.
+        Path file = modifiedBardS(root -> {
+            ObjectNode split = root.putObject("pre_tokenizer").put("type", "Split").put("behavior", "Isolated");
+            split.putObject("pattern").put("Regex", "a\\Kb");
+        });
+        assertRejected(file, "pre_tokenizer.pattern.Regex \"a\\Kb\" does not compile as a Java regex");
+    }
+
+    @Test
+    void templateSpecialTokenMissingFromSpecialTokensIsRejected() throws IOException {
+        Path file = modifiedBardS(root -> {
+            ObjectNode template = root.putObject("post_processor").put("type", "TemplateProcessing");
+            ArrayNode single = template.putArray("single");
+            single.addObject().putObject("SpecialToken").put("id", "<s>").put("type_id", 0);
+            single.addObject().putObject("Sequence").put("id", "A").put("type_id", 0);
+            template.putObject("special_tokens");
+        });
+        assertRejected(file, "post_processor.special_tokens has no entry \"<s>\"", "post_processor.single[0]");
+    }
+
+    @Test
+    void subwordPrefixIsRejectedAsNotImplemented() throws IOException {
+        Path file = modifiedBardS(root -> ((ObjectNode) root.path("model")).put("continuing_subword_prefix", "##"));
+        assertRejected(file, "model.continuing_subword_prefix \"##\" is not supported");
+    }
+
+    @Test
+    void bpeDropoutIsRejected() throws IOException {
+        Path file = modifiedBardS(root -> ((ObjectNode) root.path("model")).put("dropout", 0.1));
+        assertRejected(file, "model.dropout 0.1 is not supported");
+    }
+
+    @Test
+    void byteFallbackDecoderAfterFuseIsRejected() throws IOException {
+        Path file = modifiedBardS(root -> {
+            ArrayNode steps = root.putObject("decoder").put("type", "Sequence").putArray("decoders");
+            steps.addObject().put("type", "Fuse");
+            steps.addObject().put("type", "ByteFallback");
+        });
+        assertRejected(file, "decoder ByteFallback after ByteLevel or Fuse");
+    }
+
+    @Test
+    void unknownSplitBehaviourIsRejected() throws IOException {
+        Path file = modifiedBardS(root -> {
+            ObjectNode split = root.putObject("pre_tokenizer").put("type", "Split").put("behavior", "Sideways");
+            split.putObject("pattern").put("String", " ");
+        });
+        assertRejected(file, "pre_tokenizer.behavior Sideways is not one of");
+    }
+
+    /** Loading fails with one sentence that names the file and contains every fragment. */
+    private static void assertRejected(Path file, String... fragments) {
+        TandemException e = assertThrows(TandemException.class, () -> Tokenizers.load(file));
+        assertOneSentenceNaming(file, e);
+        for (String fragment : fragments) {
+            assertTrue(e.getMessage().contains(fragment), e.getMessage());
+        }
+    }
+
+    private static void assertOneSentenceNaming(Path file, TandemException e) {
+        String message = e.getMessage();
+        assertTrue(message.contains(file.toString()), message);
+        assertTrue(message.endsWith("."), message);
+        assertTrue(message.lines().count() == 1, message);
+    }
+
+    private Path modifiedBardS(Consumer<ObjectNode> change) throws IOException {
+        return BardTokenizerFiles.modifiedBardS(tmp, change);
+    }
+}
