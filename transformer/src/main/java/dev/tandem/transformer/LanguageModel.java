@@ -1,6 +1,7 @@
 package dev.tandem.transformer;
 
 import dev.tandem.runtime.Backend;
+import dev.tandem.runtime.DType;
 import dev.tandem.runtime.kv.KvCache;
 import dev.tandem.runtime.kv.KvSequence;
 import dev.tandem.transformer.config.GenerationConfig;
@@ -31,6 +32,19 @@ public interface LanguageModel extends AutoCloseable {
     default KvSequence newSequence() {
         return kvCache().newSequence();
     }
+
+    /** Number of weights (a tied embedding counted once). */
+    long parameterCount();
+
+    /** The dtype most weight bytes are stored in. */
+    DType weightDType();
+
+    /**
+     * Bytes of weights one single-token decode step reads: every projection, norm and bias once, the
+     * LM head whole, and of an untied embedding table only the token's row. Tokens/s times this is the
+     * weight-read bandwidth a decode achieves, the figure memory bandwidth bounds.
+     */
+    long weightBytesPerToken();
 
     /** Runs one forward pass: appends every entry's rows to its cache and returns the requested logits. */
     ForwardResult forward(Batch batch);

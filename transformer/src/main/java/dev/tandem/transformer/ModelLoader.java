@@ -52,6 +52,24 @@ public final class ModelLoader {
     private ModelLoader() {
     }
 
+    /**
+     * The tokenizer file of a model directory: {@code tokenizer.json}, or a gzip-compressed
+     * {@code tokenizer.json.gz} when that is all there is.
+     *
+     * @throws TandemException if the directory has neither
+     */
+    public static Path tokenizerFile(Path dir) {
+        Path plain = dir.resolve("tokenizer.json");
+        if (Files.isRegularFile(plain)) {
+            return plain;
+        }
+        Path gzip = dir.resolve("tokenizer.json.gz");
+        if (Files.isRegularFile(gzip)) {
+            return gzip;
+        }
+        throw new TandemException("tokenizer file not found: " + plain + " (nor " + gzip.getFileName() + ").");
+    }
+
     public static LanguageModel load(Path dir) {
         return load(dir, Options.defaults());
     }
@@ -62,11 +80,7 @@ public final class ModelLoader {
         }
         ModelConfig config = ModelConfig.load(dir);
         GenerationConfig generation = GenerationConfig.load(dir);
-        Path tokenizerFile = dir.resolve("tokenizer.json");
-        if (!Files.isRegularFile(tokenizerFile)) {
-            throw new TandemException("tokenizer file not found: " + tokenizerFile + ".");
-        }
-        Tokenizer tokenizer = Tokenizers.load(tokenizerFile);
+        Tokenizer tokenizer = Tokenizers.load(tokenizerFile(dir));
         WeightStore weights = WeightStore.open(dir);
         boolean ownsBackend = options.backend() == null;
         Backend backend = null;

@@ -2,6 +2,7 @@ package dev.tandem.transformer.llama;
 
 import dev.tandem.runtime.AttentionRows;
 import dev.tandem.runtime.Backend;
+import dev.tandem.runtime.DType;
 import dev.tandem.runtime.RopeLayout;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.Tensor;
@@ -19,6 +20,9 @@ import dev.tandem.transformer.weights.WeightStore;
 
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Objects;
+import java.util.stream.Stream;
 
 /**
  * The Llama family (Llama 2/3, Mistral, Qwen2, Qwen3) as Hugging Face defines it:
@@ -53,6 +57,11 @@ public final class LlamaModel implements LanguageModel {
                          Tensor bq, Tensor bk, Tensor bv, Tensor bo, Tensor qNorm, Tensor kNorm,
                          Tensor mlpNorm, Tensor wGate, Tensor wUp, Tensor wDown,
                          Tensor bGate, Tensor bUp, Tensor bDown) {
+        /** Every tensor this layer has (absent biases and norms left out). */
+        List<Tensor> tensors() {
+            return Stream.of(attnNorm, wq, wk, wv, wo, bq, bk, bv, bo, qNorm, kNorm, mlpNorm, wGate, wUp, wDown,
+                    bGate, bUp, bDown).filter(Objects::nonNull).toList();
+        }
     }
 
     public LlamaModel(Path dir, ModelConfig config, GenerationConfig generation, Tokenizer tokenizer,
@@ -141,6 +150,36 @@ public final class LlamaModel implements LanguageModel {
     @Override
     public KvCache kvCache() {
         return cache;
+    }
+
+    @Override
+    public long parameterCount() {
+        long n = embed.numel() + finalNorm.numel() + (lmHead == embed ? 0 : lmHead.numel());
+        for (Layer layer : layers) {
+            for (Tensor t : layer.tensors()) {
+                n += t.numel();
+            }
+        }
+        return n;
+    }
+
+    @Override
+    public DType weightDType() {
+        return weights.dominantDType();
+    }
+
+    @Override
+    public long weightBytesPerToken() {
+        long bytes = finalNorm.byteSize() + lmHead.byteSize();
+        if (embed != lmHead) {
+            bytes += embed.byteSize() / embed.dim(0);
+        }
+        for (Layer layer : layers) {
+            for (Tensor t : layer.tensors()) {
+                bytes += t.byteSize();
+            }
+        }
+        return bytes;
     }
 
     @Override
