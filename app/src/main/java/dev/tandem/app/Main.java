@@ -4,12 +4,14 @@ import dev.tandem.runtime.TandemException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
+import java.io.InputStream;
 import java.io.PrintWriter;
 
 /** The {@code tandem} command line. */
 @Command(name = "tandem", mixinStandardHelpOptions = true, version = "tandem 0.1.0",
         description = "Transformer inference for decoding with more than one model or view at once.",
-        subcommands = {GenerateCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {GenerateCommand.class, TokenizeCommand.class, SynthCommand.class, BenchCommand.class,
+                CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     @CommandLine.Spec
@@ -20,18 +22,38 @@ public final class Main implements Runnable {
         throw new CommandLine.ParameterException(spec.commandLine(), "a command is required (try: tandem generate --help).");
     }
 
+    /** Picocli's own messages as one sentence: no "Error: " prefix, a full stop at the end. */
+    static String sentence(String message) {
+        String m = message.strip();
+        if (m.startsWith("Error: ")) {
+            m = m.substring("Error: ".length());
+        }
+        return m.endsWith(".") ? m : m + ".";
+    }
+
     public static void main(String[] args) {
         System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
     }
 
     /** Runs the command line with the given streams and returns the exit code (for tests and embedding). */
     public static int run(String[] args, PrintWriter out, PrintWriter err) {
-        CommandLine cli = new CommandLine(new Main());
+        return run(args, System.in, out, err);
+    }
+
+    /** As {@link #run(String[], PrintWriter, PrintWriter)}, with {@code in} as the standard input. */
+    public static int run(String[] args, InputStream in, PrintWriter out, PrintWriter err) {
+        CommandLine.IFactory defaults = CommandLine.defaultFactory();
+        CommandLine cli = new CommandLine(new Main(), new CommandLine.IFactory() {
+            @Override
+            public <K> K create(Class<K> cls) throws Exception {
+                return cls == TokenizeCommand.class ? cls.cast(new TokenizeCommand(in)) : defaults.create(cls);
+            }
+        });
         cli.setOut(out);
         cli.setErr(err);
         // Bad input: one sentence, last on stderr, exit 2 for usage and 1 for everything else.
         cli.setParameterExceptionHandler((ex, a) -> {
-            err.println("tandem: " + ex.getMessage());
+            err.println("tandem: " + sentence(ex.getMessage()));
             err.flush();
             return 2;
         });

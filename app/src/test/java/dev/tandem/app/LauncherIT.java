@@ -29,11 +29,18 @@ class LauncherIT {
     }
 
     private static Result tandem(String... args) throws IOException, InterruptedException {
+        return tandemWithInput("", args);
+    }
+
+    private static Result tandemWithInput(String stdin, String... args) throws IOException, InterruptedException {
         List<String> cmd = new ArrayList<>(List.of("bash", ROOT.resolve("tandem").toString()));
         cmd.addAll(List.of(args));
         ProcessBuilder pb = new ProcessBuilder(cmd).directory(ROOT.toFile());
         pb.environment().put("TANDEM_SKIP_BUILD", "1");
         Process p = pb.start();
+        try (var in = p.getOutputStream()) {
+            in.write(stdin.getBytes(StandardCharsets.UTF_8));
+        }
         CompletableFuture<String> err = CompletableFuture.supplyAsync(() -> {
             try {
                 return new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
@@ -74,6 +81,27 @@ class LauncherIT {
         assertTrue(lines.getLast().startsWith("tandem: model directory not found:"), r.err());
         for (String line : lines.subList(0, lines.size() - 1)) {
             assertEquals("WARNING: Using incubator modules: jdk.incubator.vector", line);
+        }
+    }
+
+    @Test
+    void launcherTokenizesEveryReferenceGolden() throws Exception {
+        ObjectMapper json = new ObjectMapper();
+        Path reference = ROOT.resolve("transformer/src/test/resources/tokenizers");
+        JsonNode all = json.readTree(reference.resolve("golden.json").toFile()).get("tokenizers");
+        for (String name : new String[] {"spm32k", "llama3", "qwen3"}) {
+            StringBuilder texts = new StringBuilder();
+            for (JsonNode c : all.get(name)) {
+                texts.append(json.writeValueAsString(c.get("text").textValue())).append('\n');
+            }
+            Result r = tandemWithInput(texts.toString(), "tokenize", "--tokenizer",
+                    reference.resolve(name).resolve("tokenizer.json.gz").toString());
+            assertEquals(0, r.exit(), r.err());
+            List<String> lines = r.out().lines().toList();
+            assertEquals(all.get(name).size(), lines.size(), name);
+            for (int i = 0; i < lines.size(); i++) {
+                assertEquals(all.get(name).get(i).get("ids"), json.readTree(lines.get(i)), name + " line " + (i + 1));
+            }
         }
     }
 }

@@ -1,0 +1,230 @@
+package dev.tandem.app;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tandem.app.bench.DecodeBench;
+import dev.tandem.app.bench.MachineInfo;
+import dev.tandem.runtime.DType;
+import dev.tandem.runtime.TandemException;
+import dev.tandem.transformer.synth.SyntheticCheckpoints;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.ZoneOffset;
+import java.time.ZonedDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.Comparator;
+import java.util.LinkedHashSet;
+import java.util.Locale;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.stream.Stream;
+
+/**
+ * {@code tandem bench}: end-to-end figures on a real or synthetic checkpoint, written as JSON to
+ * {@code bench/results/}. The first suite is {@code decode}; the benchmark issue adds the others.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Measure decode speed against the machine's memory read bandwidth; writes JSON to bench/results/.")
+public final class BenchCommand implements Callable<Integer> {
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    static final class Source {
+        @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model directory (default: models/bard-l).")
+        Path model;
+
+        @Option(names = "--shape", paramLabel = "NAME",
+                description = "Benchmark a random-weight checkpoint of this shape, synthesized into a temporary directory "
+                        + "(see tandem synth --help for the shapes).")
+        String shape;
+    }
+
+    @ArgGroup(exclusive = true)
+    Source source = new Source();
+
+    @Option(names = "--suite", paramLabel = "NAME", defaultValue = "decode", description = "Suite to run (decode).")
+    String suite;
+
+    @Option(names = "--dtype", paramLabel = "f32|bf16", defaultValue = "bf16", description = "Weight dtype for --shape.")
+    String dtype;
+
+    @Option(names = "--threads", paramLabel = "LIST", defaultValue = "1,all",
+            description = "Comma-separated thread counts to measure; 'all' = every processor (default: 1,all).")
+    String threads;
+
+    @Option(names = "--prompt-tokens", paramLabel = "N", defaultValue = "32", description = "Tokens prefilled first.")
+    int promptTokens;
+
+    @Option(names = "--tokens", paramLabel = "N", defaultValue = "64", description = "Decode steps timed per repetition.")
+    int tokens;
+
+    @Option(names = "--repetitions", paramLabel = "N", defaultValue = "5", description = "Timed repetitions (median and IQR).")
+    int repetitions;
+
+    @Option(names = "--bandwidth-mib", paramLabel = "MIB", defaultValue = "1024",
+            description = "Buffer for the memory-bandwidth read, in MiB; keep it far above the L3 cache.")
+    long bandwidthMib;
+
+    @Option(names = "--out", paramLabel = "FILE",
+            description = "Result JSON (default: bench/results/DATE-decode-MODEL.json in the Tandem directory).")
+    Path out;
+
+    @Option(names = "--work-dir", paramLabel = "DIR",
+            description = "Where --shape writes its temporary checkpoint (default: the system temporary directory).")
+    Path workDir;
+
+    @Override
+    public Integer call() throws IOException {
+        PrintWriter stdout = spec.commandLine().getOut();
+        if (!suite.equals("decode")) {
+            throw new IllegalArgumentException("--suite " + suite + " is not available yet; the suites are: decode.");
+        }
+        int[] threadCounts = parseThreads(threads);
+        if (bandwidthMib < 16) {
+            throw new IllegalArgumentException("--bandwidth-mib must be at least 16 (a buffer far larger than the caches), got "
+                    + bandwidthMib + ".");
+        }
+        DecodeBench.Options options = new DecodeBench.Options(promptTokens, tokens, repetitions, bandwidthMib << 20, 5);
+        ZonedDateTime now = ZonedDateTime.now(ZoneOffset.UTC);
+        Path temp = null;
+        try {
+            Path modelDir;
+            String label;
+            if (source.shape != null) {
+                DType weights = switch (dtype.toLowerCase(Locale.ROOT)) {
+                    case "f32" -> DType.F32;
+                    case "bf16" -> DType.BF16;
+                    default -> throw new IllegalArgumentException("--dtype must be f32 or bf16, got \"" + dtype + "\".");
+                };
+                SyntheticCheckpoints.Spec synth = SyntheticCheckpoints.Spec.ofShape(source.shape, weights, 0);
+                Path parent = workDir != null ? workDir : Path.of(System.getProperty("java.io.tmpdir"));
+                Files.createDirectories(parent);
+                temp = Files.createTempDirectory(parent, "tandem-bench-");
+                modelDir = temp.resolve(source.shape);
+                try (ProgressBar bar = new ProgressBar("synth " + source.shape + " " + dtype, ProgressBar.Unit.BYTES,
+                        spec.commandLine().getErr())) {
+                    SyntheticCheckpoints.write(synth, modelDir, false, bar);
+                }
+                label = source.shape + "-" + dtype.toLowerCase(Locale.ROOT) + " (random weights)";
+            } else {
+                modelDir = source.model != null ? source.model : GenerateCommand.defaultModel();
+                label = modelDir.toAbsolutePath().normalize().getFileName().toString();
+            }
+            DecodeBench.Result result;
+            try (ProgressBar bar = new ProgressBar("bench decode " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
+                result = DecodeBench.run(modelDir, label, options, threadCounts, bar);
+            }
+            ObjectNode json = report(result, now, modelDir);
+            Path file = out != null ? out : defaultOut(now, source.shape != null ? source.shape + "-" + dtype : label);
+            writeAtomically(file, new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(json) + "\n");
+            printSummary(stdout, result);
+            stdout.println("results: " + file);
+            stdout.flush();
+        } finally {
+            if (temp != null) {
+                deleteTree(temp);
+            }
+        }
+        return 0;
+    }
+
+    static int[] parseThreads(String list) {
+        int all = Runtime.getRuntime().availableProcessors();
+        Set<Integer> counts = new LinkedHashSet<>();
+        for (String part : list.split(",")) {
+            String p = part.strip();
+            int n;
+            if (p.equalsIgnoreCase("all")) {
+                n = all;
+            } else {
+                try {
+                    n = Integer.parseInt(p);
+                } catch (NumberFormatException e) {
+                    throw new IllegalArgumentException("--threads takes numbers or 'all' separated by commas, got \"" + list + "\".");
+                }
+                if (n < 1) {
+                    throw new IllegalArgumentException("--threads counts must be at least 1, got " + n + ".");
+                }
+            }
+            counts.add(n);
+        }
+        return counts.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    private ObjectNode report(DecodeBench.Result result, ZonedDateTime now, Path modelDir) {
+        ObjectNode root = new ObjectMapper().createObjectNode();
+        root.put("suite", "decode");
+        root.put("date", now.format(DateTimeFormatter.ISO_INSTANT));
+        root.put("command", commandLine());
+        root.put("model_dir", source.shape != null ? "(temporary) " + modelDir.getFileName() : modelDir.toString());
+        root.set("machine", MachineInfo.current().toJson());
+        root.setAll(DecodeBench.toJson(result));
+        return root;
+    }
+
+    /** The command as typed (arguments with spaces quoted), for the record. */
+    private String commandLine() {
+        StringBuilder b = new StringBuilder("./tandem");
+        for (String arg : spec.commandLine().getParseResult().originalArgs()) {
+            b.append(' ').append(arg.isEmpty() || arg.matches(".*[\\s'\"$].*") ? "'" + arg.replace("'", "'\\''") + "'" : arg);
+        }
+        return b.toString();
+    }
+
+    static void printSummary(PrintWriter out, DecodeBench.Result r) {
+        out.printf(Locale.ROOT, "%s: %,d parameters, %s, %.1f MB of weights read per token%n",
+                r.model(), r.parameters(), r.dtype(), r.weightBytesPerToken() / 1e6);
+        for (DecodeBench.ThreadResult t : r.threads()) {
+            out.printf(Locale.ROOT,
+                    "  %d thread%s: decode %.2f tok/s (IQR %.2f), prefill %.1f tok/s; weights read at %.2f GB/s = %.2f of "
+                            + "the %.2f GB/s memory read bandwidth measured with %d thread%s%n",
+                    t.threads(), t.threads() == 1 ? "" : "s", t.decodeTokensPerSecond().median(),
+                    t.decodeTokensPerSecond().iqr(), t.prefillTokensPerSecond().median(),
+                    t.weightBytesPerSecond().median() / 1e9, t.fractionOfBandwidth(), t.bandwidth().median() / 1e9,
+                    t.threads(), t.threads() == 1 ? "" : "s");
+        }
+    }
+
+    private static Path defaultOut(ZonedDateTime now, String label) {
+        String home = System.getProperty("tandem.home");
+        Path base = home != null ? Path.of(home) : Path.of("");
+        String safe = label.replaceAll("[^A-Za-z0-9._-]+", "-");
+        return base.resolve("bench").resolve("results")
+                .resolve(now.format(DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HHmm'Z'")) + "-decode-" + safe + ".json");
+    }
+
+    /** Writes next to the target and renames, so a failed run never leaves half a result file. */
+    static void writeAtomically(Path file, String text) {
+        Path abs = file.toAbsolutePath();
+        try {
+            Files.createDirectories(abs.getParent());
+            Path tmp = Files.createTempFile(abs.getParent(), "." + abs.getFileName(), ".partial");
+            try {
+                Files.writeString(tmp, text);
+                Files.move(tmp, abs, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                        java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            } finally {
+                Files.deleteIfExists(tmp);
+            }
+        } catch (IOException e) {
+            throw new TandemException("could not write the results to " + file + " (" + e.getMessage() + ").", e);
+        }
+    }
+
+    private static void deleteTree(Path dir) throws IOException {
+        try (Stream<Path> paths = Files.walk(dir)) {
+            for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+}

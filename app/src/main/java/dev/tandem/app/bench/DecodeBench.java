@@ -1,0 +1,195 @@
+package dev.tandem.app.bench;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tandem.runtime.Progress;
+import dev.tandem.runtime.TandemException;
+import dev.tandem.runtime.cpu.CpuThreadPool;
+import dev.tandem.runtime.cpu.MemoryBandwidth;
+import dev.tandem.runtime.kv.KvSequence;
+import dev.tandem.transformer.Batch;
+import dev.tandem.transformer.ForwardResult;
+import dev.tandem.transformer.LanguageModel;
+import dev.tandem.transformer.ModelLoader;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * The decode suite: greedy single-sequence decode speed at each thread count, beside the memory read
+ * bandwidth measured with the same threads in the same run. Decoding one token reads every weight
+ * once, so {@code weightBytesPerToken × tokens/s} over the read bandwidth says how close a decode
+ * step comes to the memory roofline.
+ *
+ * <p>Each repetition starts a fresh sequence, prefills {@code promptTokens} tokens, then times
+ * {@code tokens} single-token forward passes, each fed the previous argmax. One untimed repetition
+ * warms the JIT first.
+ */
+public final class DecodeBench {
+
+    /**
+     * @param promptTokens    tokens prefilled before decoding starts
+     * @param tokens          decode steps timed per repetition
+     * @param repetitions     timed repetitions (at least 5 gives a meaningful interquartile range)
+     * @param bandwidthBytes  size of the buffer the bandwidth is measured on
+     * @param bandwidthPasses timed passes over it
+     */
+    public record Options(int promptTokens, int tokens, int repetitions, long bandwidthBytes, int bandwidthPasses) {
+        public Options {
+            if (promptTokens < 1) {
+                throw new IllegalArgumentException("--prompt-tokens must be at least 1, got " + promptTokens + ".");
+            }
+            if (tokens < 1) {
+                throw new IllegalArgumentException("--tokens must be at least 1, got " + tokens + ".");
+            }
+            if (repetitions < 1) {
+                throw new IllegalArgumentException("--repetitions must be at least 1, got " + repetitions + ".");
+            }
+            if (bandwidthPasses < 1) {
+                throw new IllegalArgumentException("bandwidth passes must be at least 1, got " + bandwidthPasses + ".");
+            }
+        }
+    }
+
+    /** The figures at one thread count. */
+    public record ThreadResult(int threads, MemoryBandwidth.Result bandwidth, Stats prefillTokensPerSecond,
+                               Stats decodeTokensPerSecond, Stats weightBytesPerSecond) {
+        /** Median weight-read bandwidth over median memory read bandwidth, both at this thread count. */
+        public double fractionOfBandwidth() {
+            return weightBytesPerSecond.median() / bandwidth.median();
+        }
+    }
+
+    /** Everything one run measured. */
+    public record Result(String model, String dtype, long parameters, long weightBytesPerToken, Options options,
+                         List<ThreadResult> threads) {}
+
+    private DecodeBench() {}
+
+    /**
+     * Runs the suite on the checkpoint in {@code modelDir} at each of {@code threadCounts}.
+     * {@code progress} counts bandwidth passes and repetitions (warm-up included).
+     */
+    public static Result run(Path modelDir, String label, Options options, int[] threadCounts, Progress progress) {
+        long perThreadCount = options.bandwidthPasses() + options.repetitions() + 1L;
+        long total = perThreadCount * threadCounts.length;
+        List<ThreadResult> results = new ArrayList<>();
+        String dtype = null;
+        long parameters = 0;
+        long weightBytes = 0;
+        for (int c = 0; c < threadCounts.length; c++) {
+            int threads = threadCounts[c];
+            long base = perThreadCount * c;
+            MemoryBandwidth.Result bandwidth;
+            // The pool is closed before the model loads, so the two never compete for cores.
+            try (CpuThreadPool pool = new CpuThreadPool(threads)) {
+                bandwidth = MemoryBandwidth.measure(pool, roundTo(options.bandwidthBytes(), 64L * threads),
+                        options.bandwidthPasses(), (done, all) -> progress.update(base + done, total));
+            }
+            try (LanguageModel model = ModelLoader.load(modelDir, ModelLoader.Options.defaults().withThreads(threads))) {
+                int context = model.config().maxContext();
+                int needed = options.promptTokens() + options.tokens() + 1;
+                if (needed > context) {
+                    throw new TandemException("--prompt-tokens + --tokens (" + (needed - 1) + ") exceed the context of "
+                            + label + " (" + context + " tokens, " + model.config().maxContextSource() + ").");
+                }
+                weightBytes = model.weightBytesPerToken();
+                parameters = model.parameterCount();
+                dtype = model.weightDType().name().toLowerCase(Locale.ROOT);
+                int[] prompt = promptIds(model, options.promptTokens());
+                double[] prefill = new double[options.repetitions()];
+                double[] decode = new double[options.repetitions()];
+                for (int rep = -1; rep < options.repetitions(); rep++) {
+                    double[] rates = timeOneSequence(model, prompt, options.tokens());
+                    if (rep >= 0) {
+                        prefill[rep] = rates[0];
+                        decode[rep] = rates[1];
+                    }
+                    progress.update(base + options.bandwidthPasses() + rep + 2, total);
+                }
+                Stats decodeStats = Stats.of(decode);
+                results.add(new ThreadResult(threads, bandwidth, Stats.of(prefill), decodeStats,
+                        decodeStats.scaled(weightBytes)));
+            }
+        }
+        return new Result(label, dtype, parameters, weightBytes, options, results);
+    }
+
+    private static long roundTo(long bytes, long multiple) {
+        return Math.max(multiple, bytes / multiple * multiple);
+    }
+
+    /** {@code count} ids: an ordinary English sentence's encoding, repeated as needed. */
+    static int[] promptIds(LanguageModel model, int count) {
+        int[] sentence = model.tokenizer().encode("The quick brown fox jumps over the lazy dog, and then it runs away. ");
+        if (sentence.length == 0) {
+            throw new TandemException("the tokenizer of " + model.directory() + " encodes the benchmark prompt to no tokens.");
+        }
+        int[] ids = new int[count];
+        for (int i = 0; i < count; i++) {
+            ids[i] = sentence[i % sentence.length];
+        }
+        return ids;
+    }
+
+    /** Returns {prefill tokens/s, decode tokens/s} of one fresh sequence. */
+    private static double[] timeOneSequence(LanguageModel model, int[] prompt, int tokens) {
+        try (KvSequence seq = model.newSequence()) {
+            long t0 = System.nanoTime();
+            ForwardResult r = model.forward(Batch.of(Batch.Entry.continuation(seq, prompt)));
+            int next = argmax(r.lastLogits(0));
+            long t1 = System.nanoTime();
+            for (int i = 0; i < tokens; i++) {
+                r = model.forward(Batch.of(Batch.Entry.continuation(seq, next)));
+                next = argmax(r.lastLogits(0));
+            }
+            long t2 = System.nanoTime();
+            return new double[] {prompt.length / ((t1 - t0) / 1e9), tokens / ((t2 - t1) / 1e9)};
+        }
+    }
+
+    private static int argmax(float[] logits) {
+        int best = 0;
+        for (int i = 1; i < logits.length; i++) {
+            if (logits[i] > logits[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    /** The result as the JSON written to {@code bench/results/} (rates in units per second). */
+    public static ObjectNode toJson(Result r) {
+        ObjectNode n = JsonNodeFactory.instance.objectNode();
+        n.put("model", r.model());
+        n.put("dtype", r.dtype());
+        n.put("parameters", r.parameters());
+        n.put("weight_bytes_per_token", r.weightBytesPerToken());
+        ObjectNode o = n.putObject("options");
+        o.put("prompt_tokens", r.options().promptTokens());
+        o.put("decode_tokens", r.options().tokens());
+        o.put("repetitions", r.options().repetitions());
+        o.put("bandwidth_buffer_bytes", r.options().bandwidthBytes());
+        o.put("bandwidth_passes", r.options().bandwidthPasses());
+        ArrayNode runs = n.putArray("runs");
+        for (ThreadResult t : r.threads()) {
+            ObjectNode run = runs.addObject();
+            run.put("threads", t.threads());
+            ObjectNode bw = run.putObject("memory_read_bytes_per_s");
+            bw.put("median", t.bandwidth().median());
+            bw.put("best", t.bandwidth().best());
+            var passes = bw.putArray("passes");
+            for (double v : t.bandwidth().bytesPerSecond()) {
+                passes.add(v);
+            }
+            run.set("prefill_tokens_per_s", t.prefillTokensPerSecond().toJson());
+            run.set("decode_tokens_per_s", t.decodeTokensPerSecond().toJson());
+            run.set("weight_read_bytes_per_s", t.weightBytesPerSecond().toJson());
+            run.put("fraction_of_memory_bandwidth", t.fractionOfBandwidth());
+        }
+        return n;
+    }
+}

@@ -1,0 +1,109 @@
+package dev.tandem.app;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tandem.transformer.LanguageModel;
+import dev.tandem.transformer.ModelLoader;
+import dev.tandem.transformer.TestModels;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code tandem bench --suite decode} on the smallest shipped model, with tiny settings. */
+class BenchCommandTest {
+    @TempDir
+    Path tmp;
+
+    record Run(int exit, String out, String err) {}
+
+    private static Run tandem(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int exit = Main.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
+        return new Run(exit, out.toString(), err.toString());
+    }
+
+    @Test
+    void decodeSuiteWritesEveryFigureWithItsSpreadAndRelatesItToBandwidth() throws Exception {
+        Path result = tmp.resolve("results").resolve("decode.json");
+        Run r = tandem("bench", "--suite", "decode", "--model", TestModels.model("bard-s").toString(), "--threads", "1,2",
+                "--prompt-tokens", "5", "--tokens", "4", "--repetitions", "3", "--bandwidth-mib", "16", "--out", result.toString());
+        assertEquals(0, r.exit(), r.err());
+        JsonNode json = new ObjectMapper().readTree(result.toFile());
+        assertEquals("decode", json.get("suite").asText());
+        assertTrue(json.get("command").asText().startsWith("./tandem bench --suite decode"));
+        assertTrue(json.get("machine").get("cores").asInt() >= 1);
+        try (LanguageModel bard = ModelLoader.load(TestModels.model("bard-s"))) {
+            assertEquals(bard.weightBytesPerToken(), json.get("weight_bytes_per_token").asLong());
+            assertEquals(bard.parameterCount(), json.get("parameters").asLong());
+        }
+        assertEquals(2, json.get("runs").size());
+        for (int i = 0; i < 2; i++) {
+            JsonNode run = json.get("runs").get(i);
+            assertEquals(i + 1, run.get("threads").asInt());
+            JsonNode decode = run.get("decode_tokens_per_s");
+            assertEquals(3, decode.get("values").size());
+            assertTrue(decode.get("q1").asDouble() <= decode.get("median").asDouble()
+                    && decode.get("median").asDouble() <= decode.get("q3").asDouble());
+            double weightRate = run.get("weight_read_bytes_per_s").get("median").asDouble();
+            assertEquals(decode.get("median").asDouble() * json.get("weight_bytes_per_token").asLong(), weightRate,
+                    1e-9 * weightRate);
+            assertEquals(weightRate / run.get("memory_read_bytes_per_s").get("median").asDouble(),
+                    run.get("fraction_of_memory_bandwidth").asDouble(), 1e-12);
+        }
+        assertTrue(r.out().contains("of the") && r.out().contains("results: " + result), r.out());
+        try (var files = Files.list(result.getParent())) {
+            assertEquals(1, files.count(), "only the result file, no temporary left behind");
+        }
+    }
+
+    @Test
+    void weightBytesPerTokenCountsTheEmbeddingRowNotTheTable() {
+        try (LanguageModel bard = ModelLoader.load(TestModels.model("bard-s"))) {
+            var c = bard.config();
+            long d = c.hiddenSize();
+            long perLayer = 2 * d + d * c.numHeads() * c.headDim() * 2L + 2L * d * c.numKvHeads() * c.headDim()
+                    + 3L * d * c.intermediateSize();
+            long floats = c.numLayers() * perLayer + d + (long) c.vocabSize() * d + d;
+            assertEquals(4 * floats, bard.weightBytesPerToken());
+        }
+    }
+
+    @Test
+    void threadListAcceptsNumbersAndAllWithoutRepeats() {
+        int all = Runtime.getRuntime().availableProcessors();
+        assertArrayEquals(all == 1 ? new int[] {1} : new int[] {1, all}, BenchCommand.parseThreads("1,all"));
+        assertArrayEquals(new int[] {3, 1}, BenchCommand.parseThreads("3, 1,3"));
+        assertThrows(IllegalArgumentException.class, () -> BenchCommand.parseThreads("0"));
+        assertThrows(IllegalArgumentException.class, () -> BenchCommand.parseThreads("two"));
+    }
+
+    @Test
+    void badOptionsGetOneSentence() {
+        for (String[] args : new String[][] {
+                {"bench", "--suite", "prefill", "--model", TestModels.model("bard-s").toString()},
+                {"bench", "--threads", "0"},
+                {"bench", "--tokens", "0"},
+                {"bench", "--bandwidth-mib", "1"},
+                {"bench", "--model", "x", "--shape", "smollm2-135m"},
+                {"bench", "--model", TestModels.model("bard-s").toString(), "--prompt-tokens", "2000", "--bandwidth-mib", "16",
+                        "--out", "unused.json"}}) {
+            Run r = tandem(args);
+            assertNotEquals(0, r.exit(), String.join(" ", args));
+            String last = r.err().strip().lines().reduce((a, b) -> b).orElse("");
+            assertTrue(last.startsWith("tandem: ") && last.endsWith("."), String.join(" ", args) + " → " + r.err());
+        }
+        assertFalse(Files.exists(Path.of("unused.json")));
+    }
+}
