@@ -15,16 +15,20 @@ import picocli.CommandLine.Spec;
 
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.ZoneOffset;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.Comparator;
 import java.util.LinkedHashSet;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 /**
@@ -54,7 +58,7 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--suite", paramLabel = "NAME", defaultValue = "decode", description = "Suite to run (decode).")
     String suite;
 
-    @Option(names = "--dtype", paramLabel = "f32|bf16", defaultValue = "bf16", description = "Weight dtype for --shape.")
+    @Option(names = "--dtype", paramLabel = "f32|bf16", defaultValue = "bf16", description = "Weight dtype for --shape (default: bf16).")
     String dtype;
 
     @Option(names = "--threads", paramLabel = "LIST", defaultValue = "1,all",
@@ -100,11 +104,7 @@ public final class BenchCommand implements Callable<Integer> {
             Path modelDir;
             String label;
             if (source.shape != null) {
-                DType weights = switch (dtype.toLowerCase(Locale.ROOT)) {
-                    case "f32" -> DType.F32;
-                    case "bf16" -> DType.BF16;
-                    default -> throw new IllegalArgumentException("--dtype must be f32 or bf16, got \"" + dtype + "\".");
-                };
+                DType weights = SynthCommand.weightDType(dtype);
                 SyntheticCheckpoints.Spec synth = SyntheticCheckpoints.Spec.ofShape(source.shape, weights, 0);
                 Path parent = workDir != null ? workDir : Path.of(System.getProperty("java.io.tmpdir"));
                 Files.createDirectories(parent);
@@ -126,7 +126,7 @@ public final class BenchCommand implements Callable<Integer> {
             ObjectNode json = report(result, now, modelDir);
             Path file = out != null ? out : defaultOut(now, source.shape != null ? source.shape + "-" + dtype : label);
             writeAtomically(file, new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(json) + "\n");
-            printSummary(stdout, result);
+            printSummary(stdout, result, MachineInfo.current());
             stdout.println("results: " + file);
             stdout.flush();
         } finally {
@@ -165,10 +165,36 @@ public final class BenchCommand implements Callable<Integer> {
         root.put("suite", "decode");
         root.put("date", now.format(DateTimeFormatter.ISO_INSTANT));
         root.put("command", commandLine());
+        gitCommit().ifPresent(c -> root.put("commit", c));
         root.put("model_dir", source.shape != null ? "(temporary) " + modelDir.getFileName() : modelDir.toString());
-        root.set("machine", MachineInfo.current().toJson());
+        MachineInfo machine = MachineInfo.current();
+        root.set("machine", machine.toJson());
         root.setAll(DecodeBench.toJson(result));
+        root.put("weights_fit_in_last_level_cache", weightsFitInCache(result, machine));
         return root;
+    }
+
+    /**
+     * {@code git describe --always --dirty} of the Tandem directory, when it is a git checkout and git
+     * answers within a few seconds; results name the code they measured.
+     */
+    private static Optional<String> gitCommit() {
+        String home = System.getProperty("tandem.home");
+        if (home == null) {
+            return Optional.empty();
+        }
+        try {
+            Process p = new ProcessBuilder("git", "-C", home, "describe", "--always", "--dirty", "--abbrev=12")
+                    .redirectErrorStream(true).start();
+            String text = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+            boolean done = p.waitFor(5, TimeUnit.SECONDS);
+            return done && p.exitValue() == 0 && !text.isEmpty() ? Optional.of(text) : Optional.empty();
+        } catch (IOException e) {
+            return Optional.empty();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return Optional.empty();
+        }
     }
 
     /** The command as typed (arguments with spaces quoted), for the record. */
@@ -180,9 +206,14 @@ public final class BenchCommand implements Callable<Integer> {
         return b.toString();
     }
 
-    static void printSummary(PrintWriter out, DecodeBench.Result r) {
+    static void printSummary(PrintWriter out, DecodeBench.Result r, MachineInfo machine) {
+        out.println("machine: " + machine.summary());
         out.printf(Locale.ROOT, "%s: %,d parameters, %s, %.1f MB of weights read per token%n",
                 r.model(), r.parameters(), r.dtype(), r.weightBytesPerToken() / 1e6);
+        if (weightsFitInCache(r, machine)) {
+            out.printf(Locale.ROOT, "  (the weights fit in the %d MiB last-level cache: decode is not bound by memory bandwidth "
+                    + "here, and fractions above 1 are possible)%n", machine.lastLevelCacheBytes() >> 20);
+        }
         for (DecodeBench.ThreadResult t : r.threads()) {
             out.printf(Locale.ROOT,
                     "  %d thread%s: decode %.2f tok/s (IQR %.2f), prefill %.1f tok/s; weights read at %.2f GB/s = %.2f of "
@@ -192,6 +223,10 @@ public final class BenchCommand implements Callable<Integer> {
                     t.weightBytesPerSecond().median() / 1e9, t.fractionOfBandwidth(), t.bandwidth().median() / 1e9,
                     t.threads(), t.threads() == 1 ? "" : "s");
         }
+    }
+
+    static boolean weightsFitInCache(DecodeBench.Result r, MachineInfo machine) {
+        return machine.lastLevelCacheBytes() > 0 && r.weightBytesPerToken() <= machine.lastLevelCacheBytes();
     }
 
     private static Path defaultOut(ZonedDateTime now, String label) {
@@ -210,8 +245,8 @@ public final class BenchCommand implements Callable<Integer> {
             Path tmp = Files.createTempFile(abs.getParent(), "." + abs.getFileName(), ".partial");
             try {
                 Files.writeString(tmp, text);
-                Files.move(tmp, abs, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
-                        java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+                Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING,
+                        StandardCopyOption.ATOMIC_MOVE);
             } finally {
                 Files.deleteIfExists(tmp);
             }

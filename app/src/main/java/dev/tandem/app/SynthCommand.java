@@ -55,6 +55,16 @@ public final class SynthCommand implements Callable<Integer> {
         }
     }
 
+    /** The {@code --dtype} of synthetic weights: f32, bf16 or f16 (also by their torch names). */
+    static DType weightDType(String name) {
+        return switch (name.toLowerCase(Locale.ROOT)) {
+            case "f32", "float32" -> DType.F32;
+            case "bf16", "bfloat16" -> DType.BF16;
+            case "f16", "float16" -> DType.F16;
+            default -> throw new IllegalArgumentException("--dtype must be f32, bf16 or f16, but was \"" + name + "\".");
+        };
+    }
+
     @Override
     public Integer call() {
         PrintWriter stdout = spec.commandLine().getOut();
@@ -66,12 +76,12 @@ public final class SynthCommand implements Callable<Integer> {
         if (shape == null && config == null) {
             throw usage("give --shape NAME (one of " + known + ") or --config FILE.");
         }
-        DType type = switch (dtype.toLowerCase(Locale.ROOT)) {
-            case "f32", "float32" -> DType.F32;
-            case "bf16", "bfloat16" -> DType.BF16;
-            case "f16", "float16" -> DType.F16;
-            default -> throw usage("--dtype must be f32 or bf16, but was \"" + dtype + "\".");
-        };
+        DType type;
+        try {
+            type = weightDType(dtype);
+        } catch (IllegalArgumentException e) {
+            throw usage(e.getMessage());
+        }
         SyntheticCheckpoints.Spec s = shape != null
                 ? SyntheticCheckpoints.Spec.ofShape(shape, type, seed)
                 : SyntheticCheckpoints.Spec.ofConfigFile(config, type, seed);

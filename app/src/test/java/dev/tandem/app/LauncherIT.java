@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tandem.transformer.TestModels;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -103,5 +104,18 @@ class LauncherIT {
                 assertEquals(all.get(name).get(i).get("ids"), json.readTree(lines.get(i)), name + " line " + (i + 1));
             }
         }
+    }
+
+    @Test
+    void launcherSynthOutputRunsThroughGenerate(@TempDir Path tmp) throws Exception {
+        Path out = tmp.resolve("synth-bard-s-shape");
+        Result synth = tandem("synth", "--config", "models/bard-s/config.json", "--dtype", "bf16", "--out", out.toString());
+        assertEquals(0, synth.exit(), synth.err());
+        Result gen = tandem("generate", "--model", out.toString(), "--prompt", " hello", "--max-tokens", "4",
+                "--temperature", "0", "--format", "json");
+        assertEquals(0, gen.exit(), gen.err());
+        JsonNode o = new ObjectMapper().readTree(gen.out());
+        int n = o.get("generated_ids").size();
+        assertTrue(n == 4 || (n >= 1 && o.get("finish_reason").asText().equals("eos")), gen.out());
     }
 }

@@ -107,7 +107,7 @@ class SynthCommandTest {
                         "synth", "--shape", "smollm2-135m", "--config", config.toString(), "--out", out.toString()},
                 {"give --shape NAME (one of tinyllama-1.1b, qwen2.5-0.5b, smollm2-135m) or --config FILE.",
                         "synth", "--out", out.toString()},
-                {"--dtype must be f32 or bf16, but was \"int8\".",
+                {"--dtype must be f32, bf16 or f16, but was \"int8\".",
                         "synth", "--config", config.toString(), "--dtype", "int8", "--out", out.toString()},
                 {"the output directory " + existing.toAbsolutePath() + " already exists and was left as it is (use --force to replace it).",
                         "synth", "--config", config.toString(), "--out", existing.toString()},

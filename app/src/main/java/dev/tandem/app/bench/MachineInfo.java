@@ -10,13 +10,13 @@ import java.nio.file.Path;
 import java.util.Locale;
 
 /** What a benchmark figure was measured on: CPU model, cores, memory, OS, JDK. */
-public record MachineInfo(String cpuModel, int cores, long memoryBytes, String os, String jdk) {
+public record MachineInfo(String cpuModel, int cores, long memoryBytes, long lastLevelCacheBytes, String os, String jdk) {
 
     public static MachineInfo current() {
         long memory = ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os
                 ? os.getTotalMemorySize()
                 : -1;
-        return new MachineInfo(readCpuModel(), Runtime.getRuntime().availableProcessors(), memory,
+        return new MachineInfo(readCpuModel(), Runtime.getRuntime().availableProcessors(), memory, readLastLevelCache(),
                 System.getProperty("os.name") + " " + System.getProperty("os.version") + " " + System.getProperty("os.arch"),
                 System.getProperty("java.vm.name") + " " + Runtime.version());
     }
@@ -35,9 +35,31 @@ public record MachineInfo(String cpuModel, int cores, long memoryBytes, String o
         return "unknown CPU (" + System.getProperty("os.arch") + ")";
     }
 
+    /**
+     * The largest cache of CPU 0 as Linux's sysfs reports it (e.g. {@code 32768K}), or -1 when unknown.
+     * A model whose weights fit in it is not bound by memory bandwidth.
+     */
+    private static long readLastLevelCache() {
+        long largest = -1;
+        Path caches = Path.of("/sys/devices/system/cpu/cpu0/cache");
+        try (var dirs = Files.list(caches)) {
+            for (Path index : dirs.filter(d -> d.getFileName().toString().startsWith("index")).toList()) {
+                String size = Files.readString(index.resolve("size")).strip();
+                long unit = size.endsWith("K") ? 1L << 10 : size.endsWith("M") ? 1L << 20 : 1;
+                String digits = size.replaceAll("[^0-9]", "");
+                if (!digits.isEmpty()) {
+                    largest = Math.max(largest, Long.parseLong(digits) * unit);
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // not Linux, or not readable
+        }
+        return largest;
+    }
+
     public String summary() {
-        return String.format(Locale.ROOT, "%s, %d cores, %.1f GiB, %s; %s", cpuModel, cores,
-                memoryBytes / (double) (1L << 30), os, jdk);
+        return String.format(Locale.ROOT, "%s, %d cores, %.1f GiB, %d MiB last-level cache, %s; %s", cpuModel, cores,
+                memoryBytes / (double) (1L << 30), lastLevelCacheBytes >> 20, os, jdk);
     }
 
     public ObjectNode toJson() {
@@ -45,6 +67,7 @@ public record MachineInfo(String cpuModel, int cores, long memoryBytes, String o
         n.put("cpu", cpuModel);
         n.put("cores", cores);
         n.put("memory_bytes", memoryBytes);
+        n.put("last_level_cache_bytes", lastLevelCacheBytes);
         n.put("os", os);
         n.put("jdk", jdk);
         return n;
