@@ -100,6 +100,7 @@ public final class BenchCommand implements Callable<Integer> {
         DecodeBench.Options options = new DecodeBench.Options(promptTokens, tokens, repetitions, bandwidthMib << 20, 10);
         ZonedDateTime now = ZonedDateTime.now(ZoneOffset.UTC);
         Path temp = null;
+        Thread cleanup = null;
         try {
             Path modelDir;
             String label;
@@ -109,6 +110,10 @@ public final class BenchCommand implements Callable<Integer> {
                 Path parent = workDir != null ? workDir : Path.of(System.getProperty("java.io.tmpdir"));
                 Files.createDirectories(parent);
                 temp = Files.createTempDirectory(parent, "tandem-bench-");
+                // A synthesized checkpoint can be gigabytes: remove it on Ctrl-C too, not only on return.
+                Path doomed = temp;
+                cleanup = new Thread(() -> deleteQuietly(doomed), "tandem-bench-cleanup");
+                Runtime.getRuntime().addShutdownHook(cleanup);
                 modelDir = temp.resolve(source.shape);
                 try (ProgressBar bar = new ProgressBar("synth " + source.shape + " " + dtype, ProgressBar.Unit.BYTES,
                         spec.commandLine().getErr())) {
@@ -131,6 +136,7 @@ public final class BenchCommand implements Callable<Integer> {
             stdout.flush();
         } finally {
             if (temp != null) {
+                Runtime.getRuntime().removeShutdownHook(cleanup);
                 deleteTree(temp);
             }
         }
@@ -252,6 +258,14 @@ public final class BenchCommand implements Callable<Integer> {
             }
         } catch (IOException e) {
             throw new TandemException("could not write the results to " + file + " (" + e.getMessage() + ").", e);
+        }
+    }
+
+    private static void deleteQuietly(Path dir) {
+        try {
+            deleteTree(dir);
+        } catch (IOException | RuntimeException e) {
+            // the JVM is exiting; nothing more to do
         }
     }
 

@@ -69,6 +69,21 @@ class BenchCommandTest {
     }
 
     @Test
+    void shapeRunsOnASynthesizedCheckpointAndLeavesNothingBehind() throws Exception {
+        Path work = Files.createDirectories(tmp.resolve("work"));
+        Path result = tmp.resolve("smollm2.json");
+        Run r = tandem("bench", "--shape", "smollm2-135m", "--dtype", "bf16", "--work-dir", work.toString(), "--threads", "1",
+                "--prompt-tokens", "2", "--tokens", "2", "--repetitions", "1", "--bandwidth-mib", "16", "--out", result.toString());
+        assertEquals(0, r.exit(), r.err());
+        JsonNode json = new ObjectMapper().readTree(result.toFile());
+        assertEquals(134_515_008L, json.get("parameters").asLong());
+        assertEquals("bf16", json.get("dtype").asText());
+        try (var left = Files.list(work)) {
+            assertEquals(0, left.count(), "the synthesized checkpoint is deleted");
+        }
+    }
+
+    @Test
     void weightBytesPerTokenCountsTheEmbeddingRowNotTheTable() {
         try (LanguageModel bard = ModelLoader.load(TestModels.model("bard-s"))) {
             var c = bard.config();

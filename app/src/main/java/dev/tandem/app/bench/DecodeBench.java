@@ -12,6 +12,7 @@ import dev.tandem.transformer.Batch;
 import dev.tandem.transformer.ForwardResult;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
+import dev.tandem.transformer.config.ModelConfig;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -77,6 +78,13 @@ public final class DecodeBench {
      * {@code progress} counts bandwidth passes and repetitions (warm-up included).
      */
     public static Result run(Path modelDir, String label, Options options, int[] threadCounts, Progress progress) {
+        // Checked before anything is measured, so a bad setting fails at once.
+        ModelConfig config = ModelConfig.load(modelDir);
+        long needed = (long) options.promptTokens() + options.tokens();
+        if (needed > config.maxContext()) {
+            throw new TandemException("--prompt-tokens + --tokens (" + needed + ") exceed the context of " + label
+                    + " (" + config.maxContext() + " tokens, " + config.maxContextSource() + ").");
+        }
         long perThreadCount = options.bandwidthPasses() + options.repetitions() + 1L;
         long total = perThreadCount * threadCounts.length;
         List<ThreadResult> results = new ArrayList<>();
@@ -93,12 +101,6 @@ public final class DecodeBench {
                         options.bandwidthPasses(), (done, all) -> progress.update(base + done, total));
             }
             try (LanguageModel model = ModelLoader.load(modelDir, ModelLoader.Options.defaults().withThreads(threads))) {
-                int context = model.config().maxContext();
-                int needed = options.promptTokens() + options.tokens() + 1;
-                if (needed > context) {
-                    throw new TandemException("--prompt-tokens + --tokens (" + (needed - 1) + ") exceed the context of "
-                            + label + " (" + context + " tokens, " + model.config().maxContextSource() + ").");
-                }
                 weightBytes = model.weightBytesPerToken();
                 parameters = model.parameterCount();
                 dtype = model.weightDType().name().toLowerCase(Locale.ROOT);
