@@ -3,6 +3,7 @@ package dev.tandem.app;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tandem.app.bench.BatchBench;
 import dev.tandem.app.bench.DecodeBench;
 import dev.tandem.app.bench.MachineInfo;
 import dev.tandem.runtime.DType;
@@ -22,7 +23,9 @@ import java.nio.file.StandardCopyOption;
 import java.time.ZoneOffset;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.List;
 import java.util.LinkedHashSet;
 import java.util.Locale;
 import java.util.Optional;
@@ -36,7 +39,9 @@ import java.util.stream.Stream;
  * {@code bench/results/}. The first suite is {@code decode}; the benchmark issue adds the others.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Measure decode speed against the machine's memory read bandwidth; writes JSON to bench/results/.")
+        description = {"End-to-end figures written as JSON to bench/results/:",
+                "decode: decode tokens/s at each thread count beside the memory read bandwidth measured in the same run;",
+                "batch: decode throughput with several sequences per pass, and the time of one pass over k rows."})
 public final class BenchCommand implements Callable<Integer> {
 
     @Spec
@@ -55,14 +60,15 @@ public final class BenchCommand implements Callable<Integer> {
     @ArgGroup(exclusive = true)
     Source source = new Source();
 
-    @Option(names = "--suite", paramLabel = "NAME", defaultValue = "decode", description = "Suite to run (decode).")
+    @Option(names = "--suite", paramLabel = "NAME", defaultValue = "decode", description = "Suite to run: decode or batch (default: decode).")
     String suite;
 
     @Option(names = "--dtype", paramLabel = "f32|bf16", defaultValue = "bf16", description = "Weight dtype for --shape (default: bf16).")
     String dtype;
 
     @Option(names = "--threads", paramLabel = "LIST", defaultValue = "1,all",
-            description = "Comma-separated thread counts to measure; 'all' = every processor (default: 1,all).")
+            description = "Comma-separated thread counts to measure; 'all' = every processor (default: 1,all; "
+                    + "the batch suite runs at the largest).")
     String threads;
 
     @Option(names = "--prompt-tokens", paramLabel = "N", defaultValue = "32", description = "Tokens prefilled first.")
@@ -78,6 +84,14 @@ public final class BenchCommand implements Callable<Integer> {
             description = "Buffer for the memory-bandwidth read, in MiB; keep it far above the L3 cache.")
     long bandwidthMib;
 
+    @Option(names = "--batch-sizes", paramLabel = "LIST", defaultValue = "1,4,16",
+            description = "batch suite: sequences decoded together (default: 1,4,16).")
+    String batchSizesOption;
+
+    @Option(names = "--max-rows", paramLabel = "K", defaultValue = "16",
+            description = "batch suite: time one pass over k = 1..K new rows of one sequence (default: 16).")
+    int maxRows;
+
     @Option(names = "--out", paramLabel = "FILE",
             description = "Result JSON (default: bench/results/DATE-decode-MODEL.json in the Tandem directory).")
     Path out;
@@ -89,9 +103,10 @@ public final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         PrintWriter stdout = spec.commandLine().getOut();
-        if (!suite.equals("decode")) {
-            throw new IllegalArgumentException("--suite " + suite + " is not available yet; the suites are: decode.");
+        if (!suite.equals("decode") && !suite.equals("batch")) {
+            throw new IllegalArgumentException("--suite " + suite + " is not available yet; the suites are: decode, batch.");
         }
+        int[] batchSizes = parseCounts(batchSizesOption, "--batch-sizes");
         int[] threadCounts = parseThreads(threads);
         if (bandwidthMib < 16) {
             throw new IllegalArgumentException("--bandwidth-mib must be at least 16 (a buffer far larger than the caches), got "
@@ -124,14 +139,30 @@ public final class BenchCommand implements Callable<Integer> {
                 modelDir = source.model != null ? source.model : GenerateCommand.defaultModel();
                 label = modelDir.toAbsolutePath().normalize().getFileName().toString();
             }
-            DecodeBench.Result result;
-            try (ProgressBar bar = new ProgressBar("bench decode " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
-                result = DecodeBench.run(modelDir, label, options, threadCounts, bar);
+            Path file = out != null ? out : defaultOut(now, suite, source.shape != null ? source.shape + "-" + dtype : label);
+            ObjectNode json = report(now, modelDir);
+            MachineInfo machine = MachineInfo.current();
+            if (suite.equals("decode")) {
+                DecodeBench.Result result;
+                try (ProgressBar bar = new ProgressBar("bench decode " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
+                    result = DecodeBench.run(modelDir, label, options, threadCounts, bar);
+                }
+                json.setAll(DecodeBench.toJson(result));
+                json.put("weights_fit_in_last_level_cache", weightsFitInCache(result.weightBytesPerToken(), machine));
+                writeAtomically(file, new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(json) + "\n");
+                printSummary(stdout, result, machine);
+            } else {
+                int batchThreads = java.util.Arrays.stream(threadCounts).max().orElse(1);
+                BatchBench.Options batchOptions = new BatchBench.Options(promptTokens, tokens, repetitions, batchSizes,
+                        maxRows, batchThreads);
+                BatchBench.Result result;
+                try (ProgressBar bar = new ProgressBar("bench batch " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
+                    result = BatchBench.run(modelDir, label, batchOptions, bar);
+                }
+                json.setAll(BatchBench.toJson(result));
+                writeAtomically(file, new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(json) + "\n");
+                printBatchSummary(stdout, result, machine);
             }
-            ObjectNode json = report(result, now, modelDir);
-            Path file = out != null ? out : defaultOut(now, source.shape != null ? source.shape + "-" + dtype : label);
-            writeAtomically(file, new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(json) + "\n");
-            printSummary(stdout, result, MachineInfo.current());
             stdout.println("results: " + file);
             stdout.flush();
         } finally {
@@ -141,6 +172,22 @@ public final class BenchCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    static int[] parseCounts(String list, String option) {
+        List<Integer> counts = new ArrayList<>();
+        for (String part : list.split(",")) {
+            try {
+                int n = Integer.parseInt(part.strip());
+                if (n < 1) {
+                    throw new NumberFormatException();
+                }
+                counts.add(n);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException(option + " takes positive numbers separated by commas, got \"" + list + "\".");
+            }
+        }
+        return counts.stream().mapToInt(Integer::intValue).toArray();
     }
 
     static int[] parseThreads(String list) {
@@ -166,17 +213,14 @@ public final class BenchCommand implements Callable<Integer> {
         return counts.stream().mapToInt(Integer::intValue).toArray();
     }
 
-    private ObjectNode report(DecodeBench.Result result, ZonedDateTime now, Path modelDir) {
+    private ObjectNode report(ZonedDateTime now, Path modelDir) {
         ObjectNode root = new ObjectMapper().createObjectNode();
-        root.put("suite", "decode");
+        root.put("suite", suite);
         root.put("date", now.format(DateTimeFormatter.ISO_INSTANT));
         root.put("command", commandLine());
         gitCommit().ifPresent(c -> root.put("commit", c));
         root.put("model_dir", source.shape != null ? "(temporary) " + modelDir.getFileName() : modelDir.toString());
-        MachineInfo machine = MachineInfo.current();
-        root.set("machine", machine.toJson());
-        root.setAll(DecodeBench.toJson(result));
-        root.put("weights_fit_in_last_level_cache", weightsFitInCache(result, machine));
+        root.set("machine", MachineInfo.current().toJson());
         return root;
     }
 
@@ -216,7 +260,7 @@ public final class BenchCommand implements Callable<Integer> {
         out.println("machine: " + machine.summary());
         out.printf(Locale.ROOT, "%s: %,d parameters, %s, %.1f MB of weights read per token%n",
                 r.model(), r.parameters(), r.dtype(), r.weightBytesPerToken() / 1e6);
-        if (weightsFitInCache(r, machine)) {
+        if (weightsFitInCache(r.weightBytesPerToken(), machine)) {
             out.printf(Locale.ROOT, "  (the weights fit in the %d MiB last-level cache: decode is not bound by memory bandwidth "
                     + "here, and fractions above 1 are possible)%n", machine.lastLevelCacheBytes() >> 20);
         }
@@ -231,16 +275,30 @@ public final class BenchCommand implements Callable<Integer> {
         }
     }
 
-    static boolean weightsFitInCache(DecodeBench.Result r, MachineInfo machine) {
-        return machine.lastLevelCacheBytes() > 0 && r.weightBytesPerToken() <= machine.lastLevelCacheBytes();
+    static boolean weightsFitInCache(long weightBytesPerToken, MachineInfo machine) {
+        return machine.lastLevelCacheBytes() > 0 && weightBytesPerToken <= machine.lastLevelCacheBytes();
     }
 
-    private static Path defaultOut(ZonedDateTime now, String label) {
+    static void printBatchSummary(PrintWriter out, BatchBench.Result r, MachineInfo machine) {
+        out.println("machine: " + machine.summary());
+        out.printf(Locale.ROOT, "%s: %s, %d threads%n", r.model(), r.dtype(), r.options().threads());
+        for (BatchBench.BatchFigure b : r.batches()) {
+            out.printf(Locale.ROOT, "  batch %2d: %.2f tok/s (IQR %.2f)%n", b.batch(), b.tokensPerSecond().median(),
+                    b.tokensPerSecond().iqr());
+        }
+        StringBuilder ratios = new StringBuilder("  one pass over k rows / over 1 row:");
+        for (BatchBench.RowsFigure f : r.rows()) {
+            ratios.append(String.format(Locale.ROOT, " k=%d %.2f", f.rows(), f.ratioToOneRow()));
+        }
+        out.println(ratios);
+    }
+
+    private static Path defaultOut(ZonedDateTime now, String suite, String label) {
         String home = System.getProperty("tandem.home");
         Path base = home != null ? Path.of(home) : Path.of("");
         String safe = label.replaceAll("[^A-Za-z0-9._-]+", "-");
         return base.resolve("bench").resolve("results")
-                .resolve(now.format(DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HHmm'Z'")) + "-decode-" + safe + ".json");
+                .resolve(now.format(DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HHmm'Z'")) + "-" + suite + "-" + safe + ".json");
     }
 
     /** Writes next to the target and renames, so a failed run never leaves half a result file. */

@@ -84,6 +84,29 @@ class BenchCommandTest {
     }
 
     @Test
+    void batchSuiteReportsEveryBatchSizeAndRowCountAgainstOneRow() throws Exception {
+        Path result = tmp.resolve("batch.json");
+        Run r = tandem("bench", "--suite", "batch", "--model", TestModels.model("bard-s").toString(), "--threads", "1",
+                "--batch-sizes", "1,3", "--max-rows", "3", "--prompt-tokens", "4", "--tokens", "2", "--repetitions", "2",
+                "--out", result.toString());
+        assertEquals(0, r.exit(), r.err());
+        JsonNode json = new ObjectMapper().readTree(result.toFile());
+        assertEquals("batch", json.get("suite").asText());
+        assertEquals(2, json.get("batched_decode").size());
+        assertEquals(3, json.get("batched_decode").get(1).get("batch").asInt());
+        assertEquals(2, json.get("batched_decode").get(1).get("tokens_per_s").get("values").size());
+        JsonNode rows = json.get("rows_per_pass");
+        assertEquals(3, rows.size());
+        assertEquals(1.0, rows.get(0).get("ratio_to_one_row").asDouble(), 0.0);
+        for (int k = 0; k < 3; k++) {
+            assertEquals(k + 1, rows.get(k).get("rows").asInt());
+            assertEquals(rows.get(k).get("millis").get("median").asDouble() / rows.get(0).get("millis").get("median").asDouble(),
+                    rows.get(k).get("ratio_to_one_row").asDouble(), 1e-12);
+        }
+        assertTrue(r.out().contains("batch  3:"), r.out());
+    }
+
+    @Test
     void weightBytesPerTokenCountsTheEmbeddingRowNotTheTable() {
         try (LanguageModel bard = ModelLoader.load(TestModels.model("bard-s"))) {
             var c = bard.config();
@@ -108,6 +131,7 @@ class BenchCommandTest {
     void badOptionsGetOneSentence() {
         for (String[] args : new String[][] {
                 {"bench", "--suite", "prefill", "--model", TestModels.model("bard-s").toString()},
+                {"bench", "--suite", "batch", "--batch-sizes", "0,4"},
                 {"bench", "--threads", "0"},
                 {"bench", "--tokens", "0"},
                 {"bench", "--bandwidth-mib", "1"},
