@@ -49,12 +49,17 @@ public interface Backend extends AutoCloseable {
     /** Index of the largest value of each row (lowest index on ties). */
     int[] argmax(Tensor x);
 
-    /** Writes rows of k[n, kvHeads·headDim] and v[n, ...] into the cache of {@code layer} at physical slots. */
+    /**
+     * Writes rows of k[n, kvHeads·headDim] and v[n, ...] into the cache of {@code layer} at physical
+     * slots, in the cache's {@link KvCache#dtype() dtype} (f32 as is, bf16 rounded to nearest even).
+     */
     void writeKv(KvCache cache, int layer, Tensor k, Tensor v, int[] slots);
 
     /**
      * Grouped-query attention of q[n, heads·headDim] over the cache of {@code layer}, writing
-     * out[n, heads·headDim]; query head h reads KV head h / (heads / kvHeads).
+     * out[n, heads·headDim]; query head h reads KV head h / (heads / kvHeads). Row r attends to the
+     * logical positions {@code rows} gives it (a prefix plus sorted extra positions), always in
+     * increasing logical order, reading the cache's blocks in place whatever its dtype (f32 or bf16).
      */
     void attention(Tensor q, KvCache cache, int layer, AttentionRows rows, int heads, float scale, Tensor out);
 

@@ -9,52 +9,165 @@ import java.util.Objects;
 
 /**
  * The unit of work of one forward pass: for each sequence, its KV-cache handle, the new rows (token
- * ids) with their positions, the attention shape of those rows, and the rows whose logits are wanted.
- * Decode is one row per sequence; prefill is many rows of one sequence; both are the same call.
+ * ids or embedding vectors) with their positions, the attention shape of those rows (causal, tree,
+ * bidirectional, segments), and the outputs wanted (logits, hidden states, final normalised hidden
+ * states at chosen rows). Decode is one row per sequence; prefill is many rows of one sequence;
+ * tree verification and segment prefill are one entry each; all are the same call.
  */
 public final class Batch {
 
     /**
-     * One sequence's part of a batch.
+     * One sequence's part of a batch. Build one with {@link #continuation}, {@link #of} or
+     * {@link #ofEmbeddings} and add outputs with the {@code with…} methods.
      *
-     * @param kv         the sequence's cache; the new rows are appended to it
-     * @param tokens     the new rows' token ids
-     * @param positions  the new rows' positions (for a causal chain: kv.length() .. kv.length()+n−1)
-     * @param shape      what the new rows attend to
-     * @param logitRows  indices into {@code tokens} whose logits the caller wants, in output order
+     * @param kv           the sequence's cache; the new rows are appended to it in row order
+     * @param tokens       the new rows' token ids, or null when the rows are given as {@code embeddings}
+     * @param embeddings   the new rows as vectors of the model's hidden size, fed straight into the
+     *                     first layer instead of the embedding lookup; null when {@code tokens} are given
+     * @param positions    the new rows' positions (for a causal chain: kv.length() .. kv.length()+n−1;
+     *                     any positions in the model's context otherwise, e.g. prefix length + depth in a tree)
+     * @param shape        what the new rows attend to
+     * @param logitRows    row indices whose logits the caller wants, in output order
+     * @param hiddenLayers layers whose hidden states the caller wants: 0 is the embedding output, l
+     *                     (1..numLayers) the residual stream after block l
+     * @param hiddenRows   row indices whose hidden states (at every layer of {@code hiddenLayers}) are wanted, in output order
+     * @param normedRows   row indices whose final normalised hidden state (the LM head's input) is wanted, in output order
      */
-    public record Entry(KvSequence kv, int[] tokens, int[] positions, AttentionShape shape, int[] logitRows) {
+    public record Entry(KvSequence kv, int[] tokens, float[][] embeddings, int[] positions, AttentionShape shape,
+                        int[] logitRows, int[] hiddenLayers, int[] hiddenRows, int[] normedRows) {
+        private static final int[] NONE = new int[0];
+
         public Entry {
             Objects.requireNonNull(kv, "kv");
             Objects.requireNonNull(shape, "shape");
-            if (tokens.length == 0) {
+            Objects.requireNonNull(positions, "positions");
+            if ((tokens == null) == (embeddings == null)) {
+                throw new IllegalArgumentException("a batch entry takes its rows as token ids or as embeddings, exactly one of them");
+            }
+            int n = tokens != null ? tokens.length : embeddings.length;
+            if (n == 0) {
                 throw new IllegalArgumentException("a batch entry needs at least one new row");
             }
-            if (positions.length != tokens.length) {
-                throw new IllegalArgumentException(tokens.length + " tokens but " + positions.length + " positions");
-            }
-            for (int r : logitRows) {
-                if (r < 0 || r >= tokens.length) {
-                    throw new IllegalArgumentException("logit row " + r + " is outside the entry's " + tokens.length + " rows");
+            if (embeddings != null) {
+                for (int i = 0; i < n; i++) {
+                    if (embeddings[i] == null || embeddings[i].length != embeddings[0].length) {
+                        throw new IllegalArgumentException("embedding row " + i + " is missing or differs in width from row 0");
+                    }
                 }
             }
+            if (positions.length != n) {
+                throw new IllegalArgumentException(n + " rows but " + positions.length + " positions");
+            }
+            logitRows = checkRows(logitRows, n, "logit row");
+            hiddenRows = checkRows(hiddenRows, n, "hidden-state row");
+            normedRows = checkRows(normedRows, n, "normed row");
+            hiddenLayers = hiddenLayers == null ? NONE : hiddenLayers;
+            for (int l : hiddenLayers) {
+                if (l < 0) {
+                    throw new IllegalArgumentException("hidden-state layer " + l + " is negative");
+                }
+            }
+            shape.validate(n);
+        }
+
+        private static int[] checkRows(int[] rows, int n, String what) {
+            if (rows == null) {
+                return NONE;
+            }
+            for (int r : rows) {
+                if (r < 0 || r >= n) {
+                    throw new IllegalArgumentException(what + " " + r + " is outside the entry's " + n + " rows");
+                }
+            }
+            return rows;
+        }
+
+        /** Token rows with logits at {@code logitRows} and no other output. */
+        public Entry(KvSequence kv, int[] tokens, int[] positions, AttentionShape shape, int[] logitRows) {
+            this(kv, tokens, null, positions, shape, logitRows, NONE, NONE, NONE);
+        }
+
+        /** Token rows at explicit positions with a shape and no outputs yet (add them with {@code with…}). */
+        public static Entry of(KvSequence kv, int[] tokens, int[] positions, AttentionShape shape) {
+            return new Entry(kv, tokens.clone(), null, positions.clone(), shape, NONE, NONE, NONE, NONE);
+        }
+
+        /** Embedding rows ({@code [rows][hidden]}) at explicit positions with a shape and no outputs yet. */
+        public static Entry ofEmbeddings(KvSequence kv, float[][] embeddings, int[] positions, AttentionShape shape) {
+            float[][] copy = new float[embeddings.length][];
+            for (int i = 0; i < copy.length; i++) {
+                copy[i] = embeddings[i] == null ? null : embeddings[i].clone();
+            }
+            return new Entry(kv, null, copy, positions.clone(), shape, NONE, NONE, NONE, NONE);
         }
 
         /** New tokens continuing {@code kv} causally, with logits at the last row only. */
         public static Entry continuation(KvSequence kv, int... tokens) {
-            int[] positions = new int[tokens.length];
-            for (int i = 0; i < tokens.length; i++) {
-                positions[i] = kv.length() + i;
-            }
-            return new Entry(kv, tokens.clone(), positions, AttentionShape.CAUSAL, new int[] {tokens.length - 1});
+            return new Entry(kv, tokens.clone(), continuingPositions(kv, tokens.length), AttentionShape.CAUSAL,
+                    new int[] {tokens.length - 1});
         }
 
         /** Like {@link #continuation} but with logits at every row. */
         public static Entry continuationAllLogits(KvSequence kv, int... tokens) {
-            Entry e = continuation(kv, tokens);
-            int[] all = new int[tokens.length];
+            return continuation(kv, tokens).withLogitRows(allRows(tokens.length));
+        }
+
+        /** Embedding rows continuing {@code kv} causally, with logits at the last row only. */
+        public static Entry continuationOfEmbeddings(KvSequence kv, float[][] embeddings) {
+            return ofEmbeddings(kv, embeddings, continuingPositions(kv, embeddings.length), AttentionShape.CAUSAL)
+                    .withLogitRows(embeddings.length - 1);
+        }
+
+        private static int[] continuingPositions(KvSequence kv, int n) {
+            int[] positions = new int[n];
+            for (int i = 0; i < n; i++) {
+                positions[i] = kv.length() + i;
+            }
+            return positions;
+        }
+
+        private static int[] allRows(int n) {
+            int[] all = new int[n];
             Arrays.setAll(all, i -> i);
-            return new Entry(kv, e.tokens, e.positions, e.shape, all);
+            return all;
+        }
+
+        /** Number of new rows. */
+        public int rows() {
+            return tokens != null ? tokens.length : embeddings.length;
+        }
+
+        /** True when the rows are given as embedding vectors rather than token ids. */
+        public boolean hasEmbeddings() {
+            return embeddings != null;
+        }
+
+        /** This entry with another attention shape. */
+        public Entry withShape(AttentionShape shape) {
+            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows);
+        }
+
+        /** This entry with logits at {@code rows} (in output order) instead. */
+        public Entry withLogitRows(int... rows) {
+            return new Entry(kv, tokens, embeddings, positions, shape, rows.clone(), hiddenLayers, hiddenRows, normedRows);
+        }
+
+        /** This entry with logits at every row. */
+        public Entry withAllLogits() {
+            return withLogitRows(allRows(rows()));
+        }
+
+        /**
+         * This entry also returning the hidden states at each of {@code layers} (0 = embedding output,
+         * l = after block l) for each of {@code rows}.
+         */
+        public Entry withHiddenStates(int[] layers, int... rows) {
+            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, layers.clone(), rows.clone(), normedRows);
+        }
+
+        /** This entry also returning the final normalised hidden state (the LM head's input) at {@code rows}. */
+        public Entry withNormedRows(int... rows) {
+            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, rows.clone());
         }
     }
 
@@ -89,7 +202,7 @@ public final class Batch {
     public int totalRows() {
         int n = 0;
         for (Entry e : entries) {
-            n += e.tokens().length;
+            n += e.rows();
         }
         return n;
     }

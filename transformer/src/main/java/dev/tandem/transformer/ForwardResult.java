@@ -2,12 +2,35 @@ package dev.tandem.transformer;
 
 import java.util.Arrays;
 
-/** Logits of one forward pass, for the rows each {@link Batch.Entry} asked for, in entry order. */
+/**
+ * The outputs of one forward pass, for the rows each {@link Batch.Entry} asked for, in entry order:
+ * logits, hidden states at chosen layers, and final normalised hidden states. Arrays returned belong
+ * to the caller (it may modify them).
+ */
 public final class ForwardResult {
-    private final float[][][] logits;
+    private static final int[] NO_LAYERS = new int[0];
 
+    private final float[][][] logits;
+    private final int[][] hiddenLayers;
+    private final float[][][][] hidden;
+    private final float[][][] normed;
+
+    /** Logits only: {@code logits[entry][k]} for the k-th requested row. */
     public ForwardResult(float[][][] logits) {
+        this(logits, null, null, null);
+    }
+
+    /**
+     * @param logits       {@code [entry][k]}: logits of the k-th requested logit row
+     * @param hiddenLayers {@code [entry]}: the layers whose hidden states were requested (null: none)
+     * @param hidden       {@code [entry][i][k]}: hidden state at layer {@code hiddenLayers[entry][i]} of the k-th requested hidden row
+     * @param normed       {@code [entry][k]}: final normalised hidden state of the k-th requested normed row
+     */
+    public ForwardResult(float[][][] logits, int[][] hiddenLayers, float[][][][] hidden, float[][][] normed) {
         this.logits = logits;
+        this.hiddenLayers = hiddenLayers;
+        this.hidden = hidden;
+        this.normed = normed;
     }
 
     /** Logits of the {@code k}-th requested row of entry {@code entry} (the caller may modify it). */
@@ -25,8 +48,51 @@ public final class ForwardResult {
         return logits.length;
     }
 
+    /** Number of logit rows entry {@code entry} asked for. */
     public int rows(int entry) {
         return logits[entry].length;
+    }
+
+    /** The layers whose hidden states entry {@code entry} asked for, in request order. */
+    public int[] hiddenLayers(int entry) {
+        return hiddenLayers == null || hiddenLayers[entry] == null ? NO_LAYERS.clone() : hiddenLayers[entry].clone();
+    }
+
+    /** Number of rows whose hidden states entry {@code entry} asked for. */
+    public int hiddenRows(int entry) {
+        if (hidden == null || hidden[entry] == null || hidden[entry].length == 0) {
+            return 0;
+        }
+        return hidden[entry][0].length;
+    }
+
+    /**
+     * Hidden state (width hidden_size) of the {@code k}-th requested hidden row of entry {@code entry}
+     * at layer {@code layer}: 0 is the embedding output (or the given embedding row), l the residual
+     * stream after block l.
+     *
+     * @throws IllegalArgumentException if the entry did not ask for that layer
+     */
+    public float[] hiddenState(int entry, int layer, int k) {
+        int[] layers = hiddenLayers == null ? null : hiddenLayers[entry];
+        if (layers != null) {
+            for (int i = 0; i < layers.length; i++) {
+                if (layers[i] == layer) {
+                    return hidden[entry][i][k];
+                }
+            }
+        }
+        throw new IllegalArgumentException("entry " + entry + " did not ask for the hidden states of layer " + layer);
+    }
+
+    /** Number of rows whose final normalised hidden state entry {@code entry} asked for. */
+    public int normedRows(int entry) {
+        return normed == null || normed[entry] == null ? 0 : normed[entry].length;
+    }
+
+    /** Final normalised hidden state (the LM head's input) of the {@code k}-th requested normed row of entry {@code entry}. */
+    public float[] normedHidden(int entry, int k) {
+        return normed[entry][k];
     }
 
     @Override

@@ -46,7 +46,11 @@ public interface LanguageModel extends AutoCloseable {
      */
     long weightBytesPerToken();
 
-    /** Runs one forward pass: appends every entry's rows to its cache and returns the requested logits. */
+    /**
+     * Runs one forward pass: validates the whole batch (shapes, positions, ids, widths, layers) before
+     * touching any cache, appends every entry's rows to its cache, and returns the requested logits,
+     * hidden states and final normalised hidden states. On failure every sequence is truncated back.
+     */
     ForwardResult forward(Batch batch);
 
     @Override

@@ -1,6 +1,7 @@
 package dev.tandem.transformer;
 
 import dev.tandem.runtime.Backend;
+import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.cpu.CpuBackend;
 import dev.tandem.transformer.config.GenerationConfig;
@@ -18,34 +19,60 @@ public final class ModelLoader {
 
     /**
      * @param threads    CPU threads for the backend (0 = all processors)
-     * @param kvTokens   KV-cache capacity in tokens over all sequences (0 = the model's context,
-     *                   capped by {@code kvMaxBytes})
+     * @param kvTokens   KV-cache capacity in tokens over all sequences (0 = sized by {@code kvMemory},
+     *                   else the model's context capped by {@code kvMaxBytes})
      * @param kvMaxBytes the most memory a default-sized KV cache may take
      * @param backend    a backend to share with other models (the caller closes it), or null for a
      *                   new CPU backend of {@code threads} threads that the model owns and closes
+     * @param kvDtype    how K and V are stored: {@link DType#F32} (default) or {@link DType#BF16}
+     * @param kvMemory   KV-cache budget in bytes (0 = none): as many blocks as fit, when {@code kvTokens} is 0
      */
-    public record Options(int threads, int kvTokens, long kvMaxBytes, Backend backend) {
+    public record Options(int threads, int kvTokens, long kvMaxBytes, Backend backend, DType kvDtype, long kvMemory) {
         public Options {
-            if (threads < 0 || kvTokens < 0 || kvMaxBytes <= 0) {
-                throw new IllegalArgumentException("threads and kvTokens must be >= 0 and kvMaxBytes > 0");
+            if (threads < 0 || kvTokens < 0 || kvMaxBytes <= 0 || kvMemory < 0) {
+                throw new IllegalArgumentException("threads, kvTokens and kvMemory must be >= 0 and kvMaxBytes > 0");
+            }
+            if (kvDtype == null) {
+                kvDtype = DType.F32;
+            }
+            if (kvDtype != DType.F32 && kvDtype != DType.BF16) {
+                throw new IllegalArgumentException("the KV cache stores f32 or bf16, not " + kvDtype.lowerName());
             }
         }
 
+        /** The options of before KV dtypes and budgets: an f32 cache sized by tokens or the default. */
+        public Options(int threads, int kvTokens, long kvMaxBytes, Backend backend) {
+            this(threads, kvTokens, kvMaxBytes, backend, DType.F32, 0);
+        }
+
         public static Options defaults() {
-            return new Options(0, 0, 1L << 30, null);
+            return new Options(0, 0, 1L << 30, null, DType.F32, 0);
         }
 
         public Options withThreads(int threads) {
-            return new Options(threads, kvTokens, kvMaxBytes, backend);
+            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory);
         }
 
         public Options withKvTokens(int kvTokens) {
-            return new Options(threads, kvTokens, kvMaxBytes, backend);
+            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory);
         }
 
         /** Runs the model on {@code backend}, e.g. one thread pool shared by a draft and a target model. */
         public Options withBackend(Backend backend) {
-            return new Options(threads, kvTokens, kvMaxBytes, backend);
+            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory);
+        }
+
+        /** Stores K and V as {@code dtype} (f32 or bf16). */
+        public Options withKvDtype(DType dtype) {
+            return new Options(threads, kvTokens, kvMaxBytes, backend, dtype, kvMemory);
+        }
+
+        /**
+         * Sizes the KV cache from a budget of {@code bytes} (K and V of every layer, in the KV dtype):
+         * as many whole blocks as fit. {@link #withKvTokens} takes precedence when both are set.
+         */
+        public Options withKvMemory(long bytes) {
+            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, bytes);
         }
     }
 

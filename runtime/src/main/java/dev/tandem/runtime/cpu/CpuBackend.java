@@ -19,6 +19,7 @@ import java.lang.foreign.ValueLayout;
  */
 public final class CpuBackend implements Backend {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final ValueLayout.OfShort BF16 = ValueLayout.JAVA_SHORT_UNALIGNED;
 
     private final CpuThreadPool pool;
     private final Kernels kernels;
@@ -313,11 +314,27 @@ public final class CpuBackend implements Backend {
     @Override
     public void writeKv(KvCache cache, int layer, Tensor k, Tensor v, int[] slots) {
         int width = cache.slotWidth();
-        long rowBytes = 4L * width;
+        DType dt = cache.dtype();
         MemorySegment keys = cache.keys(layer), values = cache.values(layer);
-        for (int r = 0; r < slots.length; r++) {
-            MemorySegment.copy(k.segment(), r * rowBytes, keys, slots[r] * rowBytes, rowBytes);
-            MemorySegment.copy(v.segment(), r * rowBytes, values, slots[r] * rowBytes, rowBytes);
+        MemorySegment ks = k.segment(), vs = v.segment();
+        if (dt == DType.F32) {
+            long rowBytes = 4L * width;
+            for (int r = 0; r < slots.length; r++) {
+                MemorySegment.copy(ks, r * rowBytes, keys, slots[r] * rowBytes, rowBytes);
+                MemorySegment.copy(vs, r * rowBytes, values, slots[r] * rowBytes, rowBytes);
+            }
+        } else if (dt == DType.BF16) {
+            // Round to nearest even on the way in; reads widen exactly.
+            for (int r = 0; r < slots.length; r++) {
+                long src = 4L * r * width;
+                long dst = 2L * slots[r] * width;
+                for (int i = 0; i < width; i++) {
+                    keys.set(BF16, dst + 2L * i, DType.floatToBf16(ks.get(F32, src + 4L * i)));
+                    values.set(BF16, dst + 2L * i, DType.floatToBf16(vs.get(F32, src + 4L * i)));
+                }
+            }
+        } else {
+            throw new IllegalArgumentException("the KV cache stores f32 or bf16, not " + dt);
         }
     }
 
@@ -331,21 +348,35 @@ public final class CpuBackend implements Backend {
         int slotWidth = cache.slotWidth();
         int shift = cache.blockShift();
         int mask = cache.blockSize() - 1;
+        DType dt = cache.dtype();
+        if (dt != DType.F32 && dt != DType.BF16) {
+            throw new IllegalArgumentException("the KV cache stores f32 or bf16, not " + dt);
+        }
+        long elem = dt.byteSize();
         MemorySegment qs = q.segment(), os = out.segment();
         MemorySegment keys = cache.keys(layer), values = cache.values(layer);
-        // One task per (row, head): each output is computed start to finish by one thread.
+        int[][] tables = rows.blockTables();
+        int[] prefixes = rows.prefix();
+        int[][] extras = rows.extra();
+        // One task per (row, head): each output is computed start to finish by one thread. Keys are
+        // visited in increasing logical order: the prefix [0, prefix), then the sorted extra positions.
         pool.parallelFor(n * heads, t -> {
             int r = t / heads, h = t % heads;
             int kvh = h / group;
-            int[] table = rows.blockTables()[r];
-            int visible = rows.visible()[r];
+            int[] table = tables[r];
+            int prefix = prefixes[r];
+            int extraCount = rows.extraCount(r);
+            int[] extra = extraCount == 0 ? null : extras[r];
+            int visible = prefix + extraCount;
             long qOff = 4L * ((long) r * width + (long) h * headDim);
+            long headOff = (long) kvh * headDim;
             float[] buf = scratch(visible + headDim);
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < visible; j++) {
-                int slot = (table[j >> shift] << shift) | (j & mask);
-                long kOff = 4L * ((long) slot * slotWidth + (long) kvh * headDim);
-                float s = kernels.dot(qs, qOff, keys, kOff, DType.F32, headDim) * scale;
+                int pos = j < prefix ? j : extra[j - prefix];
+                int slot = (table[pos >> shift] << shift) | (pos & mask);
+                long kOff = elem * ((long) slot * slotWidth + headOff);
+                float s = kernels.dot(qs, qOff, keys, kOff, dt, headDim) * scale;
                 buf[j] = s;
                 max = Math.max(max, s);
             }
@@ -358,9 +389,10 @@ public final class CpuBackend implements Backend {
             float inv = (float) (1.0 / sum);
             float[] acc = new float[headDim];
             for (int j = 0; j < visible; j++) {
-                int slot = (table[j >> shift] << shift) | (j & mask);
-                long vOff = 4L * ((long) slot * slotWidth + (long) kvh * headDim);
-                kernels.axpy(buf[j] * inv, values, vOff, acc, headDim);
+                int pos = j < prefix ? j : extra[j - prefix];
+                int slot = (table[pos >> shift] << shift) | (pos & mask);
+                long vOff = elem * ((long) slot * slotWidth + headOff);
+                kernels.axpy(buf[j] * inv, values, vOff, dt, acc, headDim);
             }
             MemorySegment.copy(acc, 0, os, F32, qOff, headDim);
         });

@@ -29,6 +29,12 @@ interface Kernels {
     void axpy(float a, MemorySegment v, long vOff, float[] acc, int d);
 
     /**
+     * {@code acc[i] = fma(a, v[i], acc[i])} for i in [0, d), v of type {@code vt} (F32 or BF16; bf16
+     * values are widened exactly). Every implementation gives the same bits: each element is one fma.
+     */
+    void axpy(float a, MemorySegment v, long vOff, DType vt, float[] acc, int d);
+
+    /**
      * Reads {@code bytes} (a multiple of 64) from {@code seg} at {@code off} as floats and returns
      * their sum in no particular order: a streaming read for measuring memory bandwidth, not arithmetic.
      */

@@ -109,4 +109,18 @@ final class ScalarKernels implements Kernels {
             acc[i] = Math.fma(a, v.get(F32, vOff + 4L * i), acc[i]);
         }
     }
+
+    @Override
+    public void axpy(float a, MemorySegment v, long vOff, DType vt, float[] acc, int d) {
+        if (vt == DType.F32) {
+            axpy(a, v, vOff, acc, d);
+            return;
+        }
+        if (vt != DType.BF16) {
+            throw new IllegalArgumentException("axpy reads f32 or bf16 values, not " + vt);
+        }
+        for (int i = 0; i < d; i++) {
+            acc[i] = Math.fma(a, DType.bf16ToFloat(v.get(ValueLayout.JAVA_SHORT_UNALIGNED, vOff + 2L * i)), acc[i]);
+        }
+    }
 }

@@ -327,4 +327,26 @@ final class VectorKernels implements Kernels {
             acc[i] = Math.fma(a, v.get(ValueLayout.JAVA_FLOAT_UNALIGNED, vOff + 4L * i), acc[i]);
         }
     }
+
+    @Override
+    public void axpy(float a, MemorySegment v, long vOff, DType vt, float[] acc, int d) {
+        if (vt == DType.F32) {
+            axpy(a, v, vOff, acc, d);
+        } else if (vt == DType.BF16) {
+            axpyBf16(a, v, vOff, acc, d);
+        } else {
+            throw new IllegalArgumentException("axpy reads f32 or bf16 values, not " + vt);
+        }
+    }
+
+    private static void axpyBf16(float a, MemorySegment v, long vOff, float[] acc, int d) {
+        FloatVector av = FloatVector.broadcast(F, a);
+        int i = 0;
+        for (; i <= d - L; i += L) {
+            av.fma(loadBf16(v, vOff + 2L * i), FloatVector.fromArray(F, acc, i)).intoArray(acc, i);
+        }
+        for (; i < d; i++) {
+            acc[i] = Math.fma(a, DType.bf16ToFloat(v.get(ValueLayout.JAVA_SHORT_UNALIGNED, vOff + 2L * i)), acc[i]);
+        }
+    }
 }

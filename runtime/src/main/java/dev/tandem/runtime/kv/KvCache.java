@@ -5,16 +5,79 @@ import dev.tandem.runtime.TandemException;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
 
 /**
- * A pool of fixed-size KV blocks shared by many sequences. Storage per layer is one segment of
- * {@code numBlocks × blockSize} slots, each slot holding {@code kvHeads × headDim} values; a
- * sequence addresses its slots through its block table ({@link KvSequence}). Blocks are
- * reference-counted so later work (fork, prefix sharing) can share them.
- * Block accounting is thread-safe (sequences may be closed from any thread); writing keys and values
- * is the business of the one forward pass running at a time.
+ * A pool of fixed-size KV blocks shared by many sequences ({@link KvSequence}).
+ *
+ * <h2>Layout</h2>
+ * Storage per layer is one K and one V segment of {@code numBlocks × blockSize} slots, each slot
+ * holding {@code kvHeads × headDim} elements of {@link #dtype()} ({@link DType#F32} or
+ * {@link DType#BF16}), little-endian. Slot {@code s} of layer {@code l} starts at element
+ * {@code s × slotWidth()} of {@link #keys(int) keys(l)} and {@link #values(int) values(l)}; block
+ * {@code b} holds slots {@code [b << blockShift(), (b + 1) << blockShift())}. A sequence addresses its
+ * slots through its block table.
+ *
+ * <h2>Sharing</h2>
+ * Blocks are reference-counted. {@link KvSequence#fork()} shares every block of a sequence; a sequence
+ * never writes into a block another sequence also holds: it first copies the block ("copy-on-write",
+ * see {@link KvSequence#append(int)} and {@link KvSequence#compact(int, int[])}).
+ *
+ * <h2>Prefix index</h2>
+ * Full blocks whose whole token prefix is known can be published ({@link KvSequence#publish(int[])})
+ * and attached by later sequences with the same prefix ({@link KvSequence#attachPrefix(int[])}).
+ * Entries are keyed by a chained hash {@code h_i = hash(h_{i-1}, tokens of block i)}, but a lookup
+ * compares the block's tokens and its parent entry exactly, so a hash collision can never attach the
+ * wrong KV. The index holds no reference of its own: an entry lives exactly as long as its block is
+ * held by some sequence and unchanged — it is dropped when the block returns to the pool and when its
+ * sole owner is about to write into it (after a truncate into it, or a compaction).
+ * Published KV must have been computed causally from position 0 by the model that owns this cache
+ * (one cache serves one model and one KV dtype, so those need no key of their own).
+ *
+ * <h2>Threads</h2>
+ * The block pool, the reference counts and the prefix index are guarded by this cache's monitor:
+ * sequences may be created, forked, published, attached and closed from any thread. One sequence is
+ * used by one thread at a time. Writing keys and values into slots is the business of whoever holds
+ * the sequence (the forward pass).
  */
 public final class KvCache implements AutoCloseable {
+    /** Chained hash of one block of tokens given the hash of its parent (the blocks before it). */
+    @FunctionalInterface
+    interface PrefixHasher {
+        long hash(long parent, int[] tokens, int from, int to);
+    }
+
+    /** Hash of the empty prefix, the parent of a sequence's first block. */
+    static final long ROOT_HASH = 0x6a09e667f3bcc908L;
+
+    static final PrefixHasher DEFAULT_HASHER = (parent, tokens, from, to) -> {
+        long h = parent ^ 0x9e3779b97f4a7c15L * (to - from + 1);
+        for (int i = from; i < to; i++) {
+            h = (h ^ (tokens[i] & 0xffffffffL)) * 0xbf58476d1ce4e5b9L;
+            h ^= h >>> 29;
+        }
+        h *= 0x94d049bb133111ebL;
+        return h ^ (h >>> 32);
+    };
+
+    /** One published block: its tokens, the entry of the block before it (null for the first). */
+    static final class PrefixEntry {
+        final long hash;
+        final PrefixEntry parent;
+        final int[] tokens;
+        final int block;
+        PrefixEntry next; // next entry of the same hash bucket
+
+        PrefixEntry(long hash, PrefixEntry parent, int[] tokens, int block) {
+            this.hash = hash;
+            this.parent = parent;
+            this.tokens = tokens;
+            this.block = block;
+        }
+    }
+
     private final int layers;
     private final int kvHeads;
     private final int headDim;
@@ -22,20 +85,37 @@ public final class KvCache implements AutoCloseable {
     private final int blockShift;
     private final int numBlocks;
     private final DType dtype;
+    private final long blockBytesPerLayer;
+    private final long slotBytes;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment[] keys;
     private final MemorySegment[] values;
     private final int[] refCounts;
     private final int[] freeStack;
     private int freeTop;
+    private final PrefixEntry[] entryOfBlock;
+    private final Map<Long, PrefixEntry> index = new HashMap<>();
+    private int published;
+    private PrefixHasher hasher = DEFAULT_HASHER;
     private boolean closed;
 
+    /** An f32 cache of {@code numBlocks} blocks of {@code blockSize} (a power of two) tokens. */
     public KvCache(int layers, int kvHeads, int headDim, int blockSize, int numBlocks) {
-        if (layers <= 0 || kvHeads <= 0 || headDim <= 0 || numBlocks <= 0) {
+        this(layers, kvHeads, headDim, blockSize, numBlocks, DType.F32);
+    }
+
+    /**
+     * A cache of {@code numBlocks} blocks of {@code blockSize} (a power of two) tokens storing K and V
+     * as {@code dtype}, {@link DType#F32} or {@link DType#BF16}.
+     */
+    public KvCache(int layers, int kvHeads, int headDim, int blockSize, int numBlocks, DType dtype) {
+        checkShape(layers, kvHeads, headDim, blockSize, dtype);
+        if (numBlocks <= 0) {
             throw new IllegalArgumentException("KV cache dimensions must be positive");
         }
-        if (blockSize <= 0 || Integer.bitCount(blockSize) != 1) {
-            throw new IllegalArgumentException("KV block size must be a power of two, got " + blockSize);
+        if ((long) numBlocks * blockSize > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("KV cache of " + numBlocks + " blocks of " + blockSize
+                    + " tokens has more slots than an int can address");
         }
         this.layers = layers;
         this.kvHeads = kvHeads;
@@ -43,8 +123,10 @@ public final class KvCache implements AutoCloseable {
         this.blockSize = blockSize;
         this.blockShift = Integer.numberOfTrailingZeros(blockSize);
         this.numBlocks = numBlocks;
-        this.dtype = DType.F32;
-        long layerBytes = (long) numBlocks * blockSize * kvHeads * headDim * dtype.byteSize();
+        this.dtype = dtype;
+        this.slotBytes = (long) kvHeads * headDim * dtype.byteSize();
+        this.blockBytesPerLayer = slotBytes * blockSize;
+        long layerBytes = blockBytesPerLayer * numBlocks;
         this.keys = new MemorySegment[layers];
         this.values = new MemorySegment[layers];
         for (int l = 0; l < layers; l++) {
@@ -53,6 +135,7 @@ public final class KvCache implements AutoCloseable {
         }
         this.refCounts = new int[numBlocks];
         this.freeStack = new int[numBlocks];
+        this.entryOfBlock = new PrefixEntry[numBlocks];
         // Hand out low block numbers first: makes block tables easy to read in tests and dumps.
         for (int i = 0; i < numBlocks; i++) {
             freeStack[i] = numBlocks - 1 - i;
@@ -60,14 +143,63 @@ public final class KvCache implements AutoCloseable {
         this.freeTop = numBlocks;
     }
 
-    /** A cache with room for {@code tokens} positions in total, rounded up to whole blocks. */
+    private static void checkShape(int layers, int kvHeads, int headDim, int blockSize, DType dtype) {
+        if (layers <= 0 || kvHeads <= 0 || headDim <= 0) {
+            throw new IllegalArgumentException("KV cache dimensions must be positive");
+        }
+        if (blockSize <= 0 || Integer.bitCount(blockSize) != 1) {
+            throw new IllegalArgumentException("KV block size must be a power of two, got " + blockSize);
+        }
+        if (dtype != DType.F32 && dtype != DType.BF16) {
+            throw new IllegalArgumentException("KV cache dtype must be f32 or bf16, got " + dtype);
+        }
+    }
+
+    /** An f32 cache with room for {@code tokens} positions in total, rounded up to whole blocks. */
     public static KvCache forTokens(int layers, int kvHeads, int headDim, int blockSize, int tokens) {
-        return new KvCache(layers, kvHeads, headDim, blockSize, Math.max(1, (tokens + blockSize - 1) / blockSize));
+        return forTokens(layers, kvHeads, headDim, blockSize, tokens, DType.F32);
+    }
+
+    /** A cache with room for {@code tokens} positions in total, rounded up to whole blocks. */
+    public static KvCache forTokens(int layers, int kvHeads, int headDim, int blockSize, int tokens, DType dtype) {
+        checkShape(layers, kvHeads, headDim, blockSize, dtype);
+        return new KvCache(layers, kvHeads, headDim, blockSize,
+                (int) Math.max(1, ((long) tokens + blockSize - 1) / blockSize), dtype);
+    }
+
+    /** Bytes of one block for these dimensions: 2 × layers × kvHeads × headDim × dtype size × blockSize. */
+    public static long bytesPerBlock(int layers, int kvHeads, int headDim, int blockSize, DType dtype) {
+        return 2L * layers * kvHeads * headDim * dtype.byteSize() * blockSize;
+    }
+
+    /**
+     * A cache of as many blocks as fit in {@code bytes} of K and V storage.
+     *
+     * @throws TandemException when {@code bytes} is less than one block
+     */
+    public static KvCache forBudget(int layers, int kvHeads, int headDim, int blockSize, long bytes, DType dtype) {
+        checkShape(layers, kvHeads, headDim, blockSize, dtype);
+        long perBlock = bytesPerBlock(layers, kvHeads, headDim, blockSize, dtype);
+        if (bytes < perBlock) {
+            throw new TandemException("KV memory budget of " + bytes + " bytes is less than one block of "
+                    + perBlock + " bytes (" + blockSize + " tokens × " + layers + " layers × " + kvHeads
+                    + " KV heads × " + headDim + " dims × 2 (K and V) in " + dtype.lowerName() + ").");
+        }
+        long blocks = Math.min(bytes / perBlock, Integer.MAX_VALUE >> Integer.numberOfTrailingZeros(blockSize));
+        return new KvCache(layers, kvHeads, headDim, blockSize, (int) blocks, dtype);
     }
 
     /** Bytes one block occupies: 2 (K and V) × layers × kvHeads × headDim × dtype size × block size. */
     public long bytesPerBlock() {
-        return 2L * layers * kvHeads * headDim * dtype.byteSize() * blockSize;
+        return bytesPerBlock(layers, kvHeads, headDim, blockSize, dtype);
+    }
+
+    /** Blocks that {@code tokens} positions occupy: ⌈tokens / blockSize⌉. */
+    public int blocksNeeded(int tokens) {
+        if (tokens < 0) {
+            throw new IllegalArgumentException("negative token count " + tokens);
+        }
+        return (int) (((long) tokens + blockSize - 1) >> blockShift);
     }
 
     public KvSequence newSequence() {
@@ -75,15 +207,75 @@ public final class KvCache implements AutoCloseable {
         return new KvSequence(this);
     }
 
+    // ---------------------------------------------------------------- block pool (under the monitor)
+
+    private TandemException full(int needed) {
+        return new TandemException("KV cache is full: " + needed + " more block" + (needed == 1 ? "" : "s")
+                + " needed but " + freeTop + " of " + numBlocks + " blocks of " + blockSize + " tokens ("
+                + bytesPerBlock() + " bytes each, " + bytesPerBlock() * numBlocks + " bytes in all) are free.");
+    }
+
+    /** Takes one free block (reference count 1). */
     synchronized int allocateBlock() {
         checkOpen();
         if (freeTop == 0) {
-            throw new TandemException("KV cache is full: all " + numBlocks + " blocks of " + blockSize
-                    + " tokens are in use.");
+            throw full(1);
         }
+        return takeFree();
+    }
+
+    private int takeFree() {
         int block = freeStack[--freeTop];
         refCounts[block] = 1;
         return block;
+    }
+
+    /**
+     * All or nothing: makes each block of {@code write} writable by a caller that holds one reference
+     * to it, and takes {@code fresh} new blocks. Returns {@code write.length + fresh} blocks: for each
+     * block of {@code write}, itself when the caller is its sole holder (it is unpublished, since its
+     * content is about to change) or else a new block the caller must fill (copy) and then use instead,
+     * releasing the old one; then the {@code fresh} new blocks. On a full pool nothing changes.
+     */
+    synchronized int[] acquire(int[] write, int fresh) {
+        checkOpen();
+        int needed = fresh;
+        for (int b : write) {
+            if (refCounts[b] <= 0) {
+                throw new IllegalStateException("KV block " + b + " is not held");
+            }
+            if (refCounts[b] > 1) {
+                needed++;
+            }
+        }
+        if (needed > freeTop) {
+            throw full(needed);
+        }
+        int[] out = new int[write.length + fresh];
+        for (int i = 0; i < write.length; i++) {
+            int b = write[i];
+            if (refCounts[b] == 1) {
+                unpublish(b);
+                out[i] = b;
+            } else {
+                out[i] = takeFree();
+            }
+        }
+        for (int i = 0; i < fresh; i++) {
+            out[write.length + i] = takeFree();
+        }
+        return out;
+    }
+
+    /** Adds one reference to each of {@code blocks[0, count)}. */
+    synchronized void retain(int[] blocks, int count) {
+        checkOpen();
+        for (int i = 0; i < count; i++) {
+            if (refCounts[blocks[i]] <= 0) {
+                throw new IllegalStateException("KV block " + blocks[i] + " is not held");
+            }
+            refCounts[blocks[i]]++;
+        }
     }
 
     synchronized void releaseBlock(int block) {
@@ -94,9 +286,184 @@ public final class KvCache implements AutoCloseable {
             throw new IllegalStateException("KV block " + block + " released more often than taken");
         }
         if (--refCounts[block] == 0) {
+            unpublish(block);
             freeStack[freeTop++] = block;
         }
     }
+
+    /** Releases {@code blocks[from, to)}, last first. */
+    synchronized void releaseBlocks(int[] blocks, int from, int to) {
+        for (int i = to - 1; i >= from; i--) {
+            releaseBlock(blocks[i]);
+        }
+    }
+
+    /** Drops the index entry of {@code block} when the caller, its sole holder, may write into it. */
+    synchronized void unpublishIfSole(int block) {
+        if (!closed && refCounts[block] == 1) {
+            unpublish(block);
+        }
+    }
+
+    synchronized int refCount(int block) {
+        return refCounts[block];
+    }
+
+    // ---------------------------------------------------------------- prefix index (under the monitor)
+
+    private long hashOf(PrefixEntry parent, int[] tokens, int from, int to) {
+        return hasher.hash(parent == null ? ROOT_HASH : parent.hash, tokens, from, to);
+    }
+
+    private PrefixEntry lookup(PrefixEntry parent, long hash, int[] tokens, int from, int to) {
+        for (PrefixEntry e = index.get(hash); e != null; e = e.next) {
+            if (e.parent == parent && e.hash == hash && Arrays.equals(e.tokens, 0, e.tokens.length, tokens, from, to)) {
+                return e;
+            }
+        }
+        return null;
+    }
+
+    private PrefixEntry register(PrefixEntry parent, long hash, int[] tokens, int from, int to, int block) {
+        PrefixEntry e = new PrefixEntry(hash, parent, Arrays.copyOfRange(tokens, from, to), block);
+        e.next = index.get(hash);
+        index.put(hash, e);
+        entryOfBlock[block] = e;
+        published++;
+        return e;
+    }
+
+    private void unpublish(int block) {
+        PrefixEntry e = entryOfBlock[block];
+        if (e == null) {
+            return;
+        }
+        entryOfBlock[block] = null;
+        published--;
+        PrefixEntry head = index.get(e.hash);
+        if (head == e) {
+            if (e.next == null) {
+                index.remove(e.hash);
+            } else {
+                index.put(e.hash, e.next);
+            }
+        } else {
+            for (PrefixEntry p = head; p != null; p = p.next) {
+                if (p.next == e) {
+                    p.next = e.next;
+                    break;
+                }
+            }
+        }
+        e.next = null;
+    }
+
+    /**
+     * Registers the full blocks {@code table[0, tokens.length / blockSize)} as holding the KV of
+     * {@code tokens}. A block whose prefix is already indexed under another block is left out (the
+     * chain continues through the indexed one).
+     */
+    synchronized void publish(int[] table, int[] tokens) {
+        checkOpen();
+        int full = tokens.length >> blockShift;
+        PrefixEntry parent = null;
+        for (int i = 0; i < full; i++) {
+            int from = i << blockShift, to = from + blockSize;
+            int block = table[i];
+            long hash = hashOf(parent, tokens, from, to);
+            PrefixEntry found = lookup(parent, hash, tokens, from, to);
+            PrefixEntry mine = entryOfBlock[block];
+            if (mine != null && mine != found
+                    && !Arrays.equals(mine.tokens, 0, blockSize, tokens, from, to)) {
+                throw new IllegalArgumentException("block " + i + " of this sequence was published for other tokens");
+            }
+            if (found != null) {
+                parent = found;
+            } else {
+                // Not indexed yet, or indexed under a parent entry that has since gone: (re)register.
+                unpublish(block);
+                parent = register(parent, hash, tokens, from, to, block);
+            }
+        }
+    }
+
+    /**
+     * Walks the full blocks of {@code tokens} through the index, taking a reference to each
+     * consecutive indexed block and writing it to {@code table}; returns how many were taken.
+     */
+    synchronized int attach(int[] tokens, int[] table) {
+        checkOpen();
+        int full = tokens.length >> blockShift;
+        PrefixEntry parent = null;
+        int n = 0;
+        for (int i = 0; i < full; i++) {
+            int from = i << blockShift, to = from + blockSize;
+            PrefixEntry e = lookup(parent, hashOf(parent, tokens, from, to), tokens, from, to);
+            if (e == null) {
+                break;
+            }
+            refCounts[e.block]++;
+            table[n++] = e.block;
+            parent = e;
+        }
+        return n;
+    }
+
+    /** Number of blocks in the prefix index. */
+    public synchronized int publishedBlocks() {
+        return published;
+    }
+
+    /** Replaces the prefix hash (tests force collisions with it); only while nothing is published. */
+    synchronized void prefixHasherForTesting(PrefixHasher hasher) {
+        if (published != 0) {
+            throw new IllegalStateException("the prefix index is not empty");
+        }
+        this.hasher = hasher;
+    }
+
+    // ---------------------------------------------------------------- copying rows
+
+    /** Copies block {@code from} onto block {@code to}: every slot, K and V, every layer. */
+    public void copyBlock(int from, int to) {
+        checkBlock(from);
+        checkBlock(to);
+        copyRows(from, to, blockSize);
+    }
+
+    /** Copies the first {@code rows} slots of block {@code from} onto block {@code to} (K and V, every layer). */
+    void copyRows(int from, int to, int rows) {
+        checkOpen();
+        if (rows == 0 || from == to) {
+            return;
+        }
+        long bytes = slotBytes * rows;
+        long src = blockBytesPerLayer * from, dst = blockBytesPerLayer * to;
+        for (int l = 0; l < layers; l++) {
+            MemorySegment.copy(keys[l], src, keys[l], dst, bytes);
+            MemorySegment.copy(values[l], src, values[l], dst, bytes);
+        }
+    }
+
+    /** Copies slot {@code from} onto slot {@code to} (K and V, every layer). */
+    void copySlot(int from, int to) {
+        if (from == to) {
+            return;
+        }
+        long src = slotBytes * from, dst = slotBytes * to;
+        for (int l = 0; l < layers; l++) {
+            MemorySegment.copy(keys[l], src, keys[l], dst, slotBytes);
+            MemorySegment.copy(values[l], src, values[l], dst, slotBytes);
+        }
+    }
+
+    private void checkBlock(int block) {
+        if (block < 0 || block >= numBlocks) {
+            throw new IndexOutOfBoundsException("KV block " + block + " outside [0, " + numBlocks + ")");
+        }
+    }
+
+    // ---------------------------------------------------------------- shape and accounting
 
     public int layers() {
         return layers;
@@ -135,15 +502,28 @@ public final class KvCache implements AutoCloseable {
         return numBlocks - freeTop;
     }
 
+    /** Bytes of the blocks in use. */
+    public long usedBytes() {
+        return usedBlocks() * bytesPerBlock();
+    }
+
+    /** Bytes of all blocks, used or free. */
+    public long totalBytes() {
+        return numBlocks * bytesPerBlock();
+    }
+
+    /** Element type of K and V: {@link DType#F32} or {@link DType#BF16}. */
     public DType dtype() {
         return dtype;
     }
 
+    /** Keys of {@code layer}: {@code numBlocks × blockSize} slots of {@link #slotWidth()} elements of {@link #dtype()}. */
     public MemorySegment keys(int layer) {
         checkOpen();
         return keys[layer];
     }
 
+    /** Values of {@code layer}, laid out as {@link #keys(int)}. */
     public MemorySegment values(int layer) {
         checkOpen();
         return values[layer];
@@ -155,10 +535,12 @@ public final class KvCache implements AutoCloseable {
         }
     }
 
+    /** Frees the storage; sequences still open become unusable (closing them is harmless). */
     @Override
-    public void close() {
+    public synchronized void close() {
         if (!closed) {
             closed = true;
+            index.clear();
             arena.close();
         }
     }

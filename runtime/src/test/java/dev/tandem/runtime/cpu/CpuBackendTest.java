@@ -247,6 +247,137 @@ class CpuBackendTest {
         }
     }
 
+    /** Writes random K/V rows into {@code seq} at its next positions; returns {k, v} as written. */
+    private static float[][] appendRandom(CpuBackend b, KvCache cache, KvSequence seq, SplittableRandom rnd, int count) {
+        int w = cache.slotWidth();
+        float[] k = random(rnd, count * w), v = random(rnd, count * w);
+        b.writeKv(cache, 0, Tensor.ofFloats(k, count, w), Tensor.ofFloats(v, count, w), seq.append(count));
+        return new float[][] {k, v};
+    }
+
+    @Test
+    void extraPositionsMaskEqualsTheSamePositionsStoredAsAContiguousChain() {
+        int heads = 4, kvHeads = 2, hd = 16, len = 29;
+        SplittableRandom rnd = new SplittableRandom(SEED + 11);
+        float scale = (float) (1 / Math.sqrt(hd));
+        try (KvCache cache = new KvCache(1, kvHeads, hd, 4, 64); KvSequence seq = cache.newSequence()) {
+            int w = cache.slotWidth();
+            float[][] kv = appendRandom(many, cache, seq, rnd, len);
+            // Three rows: a tree-like row (prefix + ancestors), two rows sharing one segment array.
+            int[] tree = {11, 14, 20, 28};
+            int[] segment = {21, 22, 23, 24, 25};
+            int[] prefix = {10, 0, 0};
+            int[][] extra = {tree, segment, segment};
+            int[] counts = {tree.length, 2, 5};
+            float[] q = random(rnd, 3 * heads * hd);
+            float[] got = new float[3 * heads * hd];
+            many.attention(Tensor.ofFloats(q, 3, heads * hd), cache, 0,
+                    new AttentionRows(new int[][] {seq.blockTable(), seq.blockTable(), seq.blockTable()}, prefix, extra, counts),
+                    heads, scale, Tensor.ofFloats(got, 3, heads * hd));
+            for (int r = 0; r < 3; r++) {
+                // The visible positions copied, in order, into a fresh sequence read causally.
+                try (KvSequence chain = cache.newSequence()) {
+                    int count = prefix[r] + counts[r];
+                    float[] k = new float[count * w], v = new float[count * w];
+                    for (int j = 0; j < count; j++) {
+                        int pos = j < prefix[r] ? j : extra[r][j - prefix[r]];
+                        System.arraycopy(kv[0], pos * w, k, j * w, w);
+                        System.arraycopy(kv[1], pos * w, v, j * w, w);
+                    }
+                    one.writeKv(cache, 0, Tensor.ofFloats(k, count, w), Tensor.ofFloats(v, count, w), chain.append(count));
+                    float[] qr = new float[heads * hd];
+                    System.arraycopy(q, r * heads * hd, qr, 0, heads * hd);
+                    float[] expected = new float[heads * hd];
+                    one.attention(Tensor.ofFloats(qr, 1, heads * hd), cache, 0,
+                            new AttentionRows(new int[][] {chain.blockTable()}, new int[] {count}), heads, scale,
+                            Tensor.ofFloats(expected, 1, heads * hd));
+                    for (int i = 0; i < heads * hd; i++) {
+                        assertEquals(Float.floatToRawIntBits(expected[i]), Float.floatToRawIntBits(got[r * heads * hd + i]),
+                                "row " + r + " value " + i);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void bf16CacheStoresRoundedKvAndAttendsOverItLikeTheDenseReference() {
+        int heads = 4, kvHeads = 2, hd = 20, len = 23, group = heads / kvHeads;
+        SplittableRandom rnd = new SplittableRandom(SEED + 13);
+        float scale = (float) (1 / Math.sqrt(hd));
+        try (KvCache cache = new KvCache(1, kvHeads, hd, 8, 8, DType.BF16); KvSequence seq = cache.newSequence()) {
+            int w = cache.slotWidth();
+            float[][] kv = appendRandom(many, cache, seq, rnd, len);
+            float[] k = new float[len * w], v = new float[len * w];
+            for (int p = 0; p < len; p++) {
+                for (int i = 0; i < w; i++) {
+                    long at = 2L * ((long) seq.slot(p) * w + i);
+                    short ks = cache.keys(0).get(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, at);
+                    short vs = cache.values(0).get(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, at);
+                    assertEquals(DType.floatToBf16(kv[0][p * w + i]), ks);
+                    assertEquals(DType.floatToBf16(kv[1][p * w + i]), vs);
+                    k[p * w + i] = DType.bf16ToFloat(ks);
+                    v[p * w + i] = DType.bf16ToFloat(vs);
+                }
+            }
+            int[] visible = {1, 9, len};
+            float[] q = random(rnd, 3 * heads * hd);
+            float[] got = new float[3 * heads * hd];
+            many.attention(Tensor.ofFloats(q, 3, heads * hd), cache, 0,
+                    new AttentionRows(new int[][] {seq.blockTable(), seq.blockTable(), seq.blockTable()}, visible),
+                    heads, scale, Tensor.ofFloats(got, 3, heads * hd));
+            for (int r = 0; r < 3; r++) {
+                for (int h = 0; h < heads; h++) {
+                    int kvh = h / group;
+                    double[] e = new double[visible[r]];
+                    double max = Double.NEGATIVE_INFINITY, z = 0;
+                    for (int j = 0; j < visible[r]; j++) {
+                        double dot = 0;
+                        for (int i = 0; i < hd; i++) {
+                            dot += (double) q[(r * heads + h) * hd + i] * k[j * w + kvh * hd + i];
+                        }
+                        e[j] = dot * scale;
+                        max = Math.max(max, e[j]);
+                    }
+                    for (int j = 0; j < visible[r]; j++) {
+                        e[j] = Math.exp(e[j] - max);
+                        z += e[j];
+                    }
+                    for (int i = 0; i < hd; i++) {
+                        double ref = 0;
+                        for (int j = 0; j < visible[r]; j++) {
+                            ref += e[j] / z * v[j * w + kvh * hd + i];
+                        }
+                        assertEquals(ref, got[(r * heads + h) * hd + i], 1e-5, "row " + r + " head " + h);
+                    }
+                }
+                // One row alone on one thread: the same bits.
+                float[] qr = new float[heads * hd];
+                System.arraycopy(q, r * heads * hd, qr, 0, heads * hd);
+                float[] alone = new float[heads * hd];
+                one.attention(Tensor.ofFloats(qr, 1, heads * hd), cache, 0,
+                        new AttentionRows(new int[][] {seq.blockTable()}, new int[] {visible[r]}), heads, scale,
+                        Tensor.ofFloats(alone, 1, heads * hd));
+                for (int i = 0; i < heads * hd; i++) {
+                    assertEquals(Float.floatToRawIntBits(got[r * heads * hd + i]), Float.floatToRawIntBits(alone[i]));
+                }
+            }
+        }
+    }
+
+    @Test
+    void maskDescriptorRejectsUnsortedOrOverlappingExtraPositions() {
+        int[][] t = {new int[1]};
+        assertThrows(IllegalArgumentException.class, () -> new AttentionRows(t, new int[] {4}, new int[][] {{3}}, null));
+        assertThrows(IllegalArgumentException.class, () -> new AttentionRows(t, new int[] {0}, new int[][] {{5, 5}}, null));
+        assertThrows(IllegalArgumentException.class, () -> new AttentionRows(t, new int[] {0}, new int[][] {{1, 2}}, new int[] {3}));
+        assertThrows(IllegalArgumentException.class, () -> new AttentionRows(t, new int[] {-1}));
+        AttentionRows ok = new AttentionRows(t, new int[] {2}, new int[][] {{4, 7, 9}}, new int[] {2});
+        assertEquals(4, ok.visibleCount(0));
+        assertEquals(7, ok.position(0, 3));
+        assertEquals(8, ok.extent(0));
+    }
+
     @Test
     void poolRethrowsTaskFailuresAndRunsEveryTaskOnce() {
         try (CpuThreadPool pool = new CpuThreadPool(3)) {

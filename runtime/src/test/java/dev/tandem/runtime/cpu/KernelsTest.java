@@ -109,6 +109,39 @@ class KernelsTest {
     }
 
     @Test
+    void bf16AxpyMatchesScalarTwinAndFmaOfTheWidenedValue() {
+        Kernels vector = Kernels.select();
+        Kernels scalar = new ScalarKernels(vector.lanes());
+        SplittableRandom rnd = new SplittableRandom(SEED + 3);
+        try (Arena arena = Arena.ofConfined()) {
+            for (int d : new int[] {1, 7, 16, 32, 37, 128}) {
+                // At a nonzero byte offset, as a KV slot of a later head is read.
+                MemorySegment f = randomF32(arena, rnd, d + 3);
+                MemorySegment v = toBf16(arena, f, d + 3);
+                float[] a = new float[d], b = new float[d], c = new float[d], init = new float[d];
+                for (int i = 0; i < d; i++) {
+                    a[i] = b[i] = c[i] = init[i] = (float) rnd.nextDouble();
+                }
+                vector.axpy(-0.61f, v, 6, DType.BF16, a, d);
+                scalar.axpy(-0.61f, v, 6, DType.BF16, b, d);
+                for (int i = 0; i < d; i++) {
+                    float widened = DType.bf16ToFloat(v.get(ValueLayout.JAVA_SHORT_UNALIGNED, 6 + 2L * i));
+                    float expected = Math.fma(-0.61f, widened, init[i]);
+                    assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(a[i]), "vector d=" + d + " i=" + i);
+                    assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(b[i]), "scalar d=" + d + " i=" + i);
+                }
+                // The dtype-taking overload on f32 is the plain f32 axpy.
+                float[] p = init.clone();
+                vector.axpy(0.37f, f, 4, DType.F32, c, d);
+                vector.axpy(0.37f, f, 4, p, d);
+                for (int i = 0; i < d; i++) {
+                    assertEquals(Float.floatToRawIntBits(p[i]), Float.floatToRawIntBits(c[i]));
+                }
+            }
+        }
+    }
+
+    @Test
     void streamSumReadsEveryFloatOfTheRangeAndNothingElse() {
         // Small integers sum exactly in float in any order, so the expected value is exact.
         int n = 4096 + 7;

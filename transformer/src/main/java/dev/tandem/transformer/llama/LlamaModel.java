@@ -19,6 +19,8 @@ import dev.tandem.transformer.tokenizer.Tokenizer;
 import dev.tandem.transformer.weights.WeightStore;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Objects;
@@ -37,6 +39,7 @@ import java.util.stream.Stream;
  * buffers reused from call to call (so one forward pass runs at a time: {@code forward} is synchronized).
  */
 public final class LlamaModel implements LanguageModel {
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private final Path dir;
     private final ModelConfig config;
     private final GenerationConfig generation;
@@ -114,12 +117,36 @@ public final class LlamaModel implements LanguageModel {
                     config.mlpBias() ? weights.get(p + "mlp.up_proj.bias", ff) : null,
                     config.mlpBias() ? weights.get(p + "mlp.down_proj.bias", d) : null);
         }
+        this.cache = newCache(config, options);
+    }
+
+    /**
+     * The model's KV cache: {@code kvTokens} positions when given, else as many blocks as
+     * {@code kvMemory} bytes hold, else the model's context capped by {@code kvMaxBytes}; K and V stored
+     * as {@code kvDtype}.
+     */
+    private static KvCache newCache(ModelConfig config, ModelLoader.Options options) {
         int blockSize = 16;
-        long bytesPerToken = 2L * config.numLayers() * kvWidth * Float.BYTES;
-        int tokens = options.kvTokens() > 0
-                ? options.kvTokens()
-                : (int) Math.max(blockSize, Math.min(config.maxContext(), options.kvMaxBytes() / bytesPerToken));
-        this.cache = KvCache.forTokens(config.numLayers(), config.numKvHeads(), config.headDim(), blockSize, tokens);
+        DType dtype = options.kvDtype();
+        long kvWidth = (long) config.numKvHeads() * config.headDim();
+        long bytesPerToken = 2L * config.numLayers() * kvWidth * dtype.byteSize();
+        long bytesPerBlock = bytesPerToken * blockSize;
+        long blocks;
+        if (options.kvTokens() > 0) {
+            blocks = Math.max(1, ((long) options.kvTokens() + blockSize - 1) / blockSize);
+        } else if (options.kvMemory() > 0) {
+            if (options.kvMemory() < bytesPerBlock) {
+                throw new TandemException("KV memory budget of " + options.kvMemory() + " bytes is less than one block of "
+                        + bytesPerBlock + " bytes (" + blockSize + " tokens of " + bytesPerToken + " bytes in "
+                        + dtype.lowerName() + ").");
+            }
+            blocks = options.kvMemory() / bytesPerBlock;
+        } else {
+            long tokens = Math.max(blockSize, Math.min(config.maxContext(), options.kvMaxBytes() / bytesPerToken));
+            blocks = Math.max(1, (tokens + blockSize - 1) / blockSize);
+        }
+        blocks = Math.min(blocks, Integer.MAX_VALUE / blockSize);
+        return new KvCache(config.numLayers(), config.numKvHeads(), config.headDim(), blockSize, (int) blocks, dtype);
     }
 
     @Override
@@ -189,52 +216,24 @@ public final class LlamaModel implements LanguageModel {
         }
         int n = batch.totalRows();
         int entries = batch.entries().size();
-        int[] tokens = new int[n];
         int[] positions = new int[n];
-        int[][] tables = new int[n][];
-        int[] visible = new int[n];
         int[] slots = new int[n];
         int[] before = new int[entries];
         // Validate everything before touching a cache, so a bad entry leaves no sequence half-extended.
-        int row = 0;
         for (int e = 0; e < entries; e++) {
-            Batch.Entry entry = batch.entries().get(e);
-            if (entry.kv().cache() != cache) {
-                throw new IllegalArgumentException("batch entry " + e + " belongs to another model's KV cache");
-            }
-            if (!(entry.shape() instanceof AttentionShape.Causal)) {
-                throw new IllegalArgumentException("attention shape " + entry.shape() + " is not supported yet");
-            }
-            int len = entry.kv().length();
-            for (int i = 0; i < entry.tokens().length; i++) {
-                int pos = entry.positions()[i];
-                if (pos != len + i) {
-                    throw new IllegalArgumentException("causal rows must continue the cache: row " + i
-                            + " has position " + pos + ", expected " + (len + i));
-                }
-                if (pos >= config.maxContext()) {
-                    throw new TandemException("position " + pos + " is past the model's context of "
-                            + config.maxContext() + " tokens (" + config.maxContextSource() + ").");
-                }
-                int t = entry.tokens()[i];
-                if (t < 0 || t >= config.vocabSize()) {
-                    throw new TandemException("token id " + t + " is outside the vocabulary of "
-                            + config.vocabSize() + " (config.json vocab_size).");
-                }
-            }
+            validate(e, batch.entries().get(e));
         }
+        int row = 0;
         int e0 = 0;
         try {
             for (; e0 < entries; e0++) {
                 Batch.Entry entry = batch.entries().get(e0);
                 KvSequence kv = entry.kv();
                 before[e0] = kv.length();
-                int[] s = kv.append(entry.tokens().length);
+                int[] s = kv.append(entry.rows());
                 for (int i = 0; i < s.length; i++, row++) {
-                    tokens[row] = entry.tokens()[i];
                     positions[row] = entry.positions()[i];
                     slots[row] = s[i];
-                    visible[row] = entry.positions()[i] + 1;
                 }
             }
         } catch (RuntimeException ex) {
@@ -243,14 +242,8 @@ public final class LlamaModel implements LanguageModel {
             }
             throw ex;
         }
-        row = 0;
-        for (Batch.Entry entry : batch.entries()) {
-            for (int i = 0; i < entry.tokens().length; i++, row++) {
-                tables[row] = entry.kv().blockTable();
-            }
-        }
         try {
-            return run(batch, n, tokens, positions, slots, new AttentionRows(tables, visible));
+            return run(batch, n, positions, slots, mask(batch, n, before));
         } catch (RuntimeException ex) {
             for (int e = 0; e < entries; e++) {
                 batch.entries().get(e).kv().truncate(before[e]);
@@ -259,8 +252,114 @@ public final class LlamaModel implements LanguageModel {
         }
     }
 
-    private ForwardResult run(Batch batch, int n, int[] tokens, int[] positions, int[] slots,
-                              AttentionRows rows) {
+    private void validate(int e, Batch.Entry entry) {
+        if (entry.kv().cache() != cache) {
+            throw new IllegalArgumentException("batch entry " + e + " belongs to another model's KV cache");
+        }
+        entry.shape().validate(entry.rows());
+        for (int i = 0; i < entry.rows(); i++) {
+            int pos = entry.positions()[i];
+            if (pos < 0) {
+                throw new IllegalArgumentException("batch entry " + e + " row " + i + " has negative position " + pos);
+            }
+            if (pos >= config.maxContext()) {
+                throw new TandemException("position " + pos + " is past the model's context of "
+                        + config.maxContext() + " tokens (" + config.maxContextSource() + ").");
+            }
+        }
+        if (entry.tokens() != null) {
+            for (int t : entry.tokens()) {
+                if (t < 0 || t >= config.vocabSize()) {
+                    throw new TandemException("token id " + t + " is outside the vocabulary of "
+                            + config.vocabSize() + " (config.json vocab_size).");
+                }
+            }
+        } else if (entry.embeddings()[0].length != config.hiddenSize()) {
+            throw new IllegalArgumentException("batch entry " + e + " has embedding rows of width "
+                    + entry.embeddings()[0].length + " but the model's hidden size is " + config.hiddenSize());
+        }
+        for (int l : entry.hiddenLayers()) {
+            if (l > layers.length) {
+                throw new IllegalArgumentException("hidden-state layer " + l + " is past the model's "
+                        + layers.length + " layers (0 = embeddings, " + layers.length + " = last block)");
+            }
+        }
+    }
+
+    /**
+     * The mask descriptor of every row: logical positions are the sequence's cache order, the new rows
+     * of an entry at {@code before[e] .. before[e] + rows − 1}.
+     */
+    private AttentionRows mask(Batch batch, int n, int[] before) {
+        int[][] tables = new int[n][];
+        int[] prefix = new int[n];
+        int[][] extra = null;
+        int[] extraCount = null;
+        int row = 0;
+        for (int e = 0; e < batch.entries().size(); e++) {
+            Batch.Entry entry = batch.entries().get(e);
+            int[] table = entry.kv().blockTable();
+            int p = before[e];
+            int rows = entry.rows();
+            AttentionShape shape = config.isCausal() ? entry.shape() : AttentionShape.BIDIRECTIONAL;
+            switch (shape) {
+                case AttentionShape.Causal c -> {
+                    for (int i = 0; i < rows; i++) {
+                        prefix[row + i] = p + i + 1;
+                    }
+                }
+                case AttentionShape.Bidirectional b -> {
+                    for (int i = 0; i < rows; i++) {
+                        prefix[row + i] = p + rows;
+                    }
+                }
+                case AttentionShape.Tree tree -> {
+                    if (extra == null) {
+                        extra = new int[n][];
+                        extraCount = new int[n];
+                    }
+                    int[] parents = tree.parents();
+                    int[] depth = new int[rows];
+                    for (int i = 0; i < rows; i++) {
+                        depth[i] = parents[i] < 0 ? 1 : depth[parents[i]] + 1;
+                        int[] seen = new int[depth[i]];
+                        for (int a = i, k = depth[i] - 1; a >= 0; a = parents[a], k--) {
+                            seen[k] = p + a;
+                        }
+                        prefix[row + i] = p;
+                        extra[row + i] = seen;
+                        extraCount[row + i] = seen.length;
+                    }
+                }
+                case AttentionShape.Segments segments -> {
+                    if (extra == null) {
+                        extra = new int[n][];
+                        extraCount = new int[n];
+                    }
+                    int[] starts = segments.starts();
+                    for (int s = 0; s < starts.length; s++) {
+                        int a = starts[s], b = s + 1 < starts.length ? starts[s + 1] : rows;
+                        int[] own = new int[b - a];
+                        for (int i = a; i < b; i++) {
+                            own[i - a] = p + i;
+                        }
+                        for (int i = a; i < b; i++) {
+                            prefix[row + i] = segments.seePrefix() ? p : 0;
+                            extra[row + i] = own;
+                            extraCount[row + i] = i - a + 1;
+                        }
+                    }
+                }
+            }
+            for (int i = 0; i < rows; i++) {
+                tables[row + i] = table;
+            }
+            row += rows;
+        }
+        return new AttentionRows(tables, prefix, extra, extraCount);
+    }
+
+    private ForwardResult run(Batch batch, int n, int[] positions, int[] slots, AttentionRows rows) {
         int d = config.hiddenSize();
         int heads = config.numHeads();
         int kvHeads = config.numKvHeads();
@@ -268,6 +367,8 @@ public final class LlamaModel implements LanguageModel {
         int ff = config.intermediateSize();
         float eps = (float) config.rmsNormEps();
         float scale = (float) (1.0 / Math.sqrt(hd));
+        List<Batch.Entry> entries = batch.entries();
+        int entryCount = entries.size();
 
         Tensor x = scratch(0, n, d);
         Tensor h = scratch(1, n, d);
@@ -278,7 +379,25 @@ public final class LlamaModel implements LanguageModel {
         Tensor gate = scratch(6, n, ff);
         Tensor up = scratch(7, n, ff);
 
-        backend.embed(embed, tokens, x);
+        embedRows(entries, n, x);
+
+        // Hidden states: hidden[e][i][k] for layer hiddenLayers[e][i] and the entry's k-th hidden row.
+        int[][] hiddenLayers = new int[entryCount][];
+        float[][][][] hidden = new float[entryCount][][][];
+        boolean[] captureAt = new boolean[layers.length + 1];
+        for (int e = 0; e < entryCount; e++) {
+            Batch.Entry entry = entries.get(e);
+            hiddenLayers[e] = entry.hiddenLayers().clone();
+            hidden[e] = new float[hiddenLayers[e].length][entry.hiddenRows().length][];
+            for (int l : hiddenLayers[e]) {
+                if (entry.hiddenRows().length > 0) {
+                    captureAt[l] = true;
+                }
+            }
+        }
+        if (captureAt[0]) {
+            capture(entries, 0, x, d, hiddenLayers, hidden);
+        }
         for (int l = 0; l < layers.length; l++) {
             Layer layer = layers[l];
             backend.rmsnorm(x, layer.attnNorm, eps, h);
@@ -301,40 +420,113 @@ public final class LlamaModel implements LanguageModel {
             backend.siluMul(gate, up, gate);
             project(gate, layer.wDown, layer.bDown, h);
             backend.add(x, h, x);
+            if (captureAt[l + 1]) {
+                capture(entries, l + 1, x, d, hiddenLayers, hidden);
+            }
         }
 
-        // Only the requested rows go through the final norm and the LM head.
+        // Only the requested rows go through the final norm (logit rows, then normed rows) and only
+        // the logit rows through the LM head.
         int wanted = batch.totalLogitRows();
-        float[][][] out = new float[batch.entries().size()][][];
-        if (wanted == 0) {
-            for (int e = 0; e < out.length; e++) {
-                out[e] = new float[0][];
-            }
-            return new ForwardResult(out);
+        int normedWanted = 0;
+        for (Batch.Entry entry : entries) {
+            normedWanted += entry.normedRows().length;
         }
-        Tensor picked = scratch(8, wanted, d);
-        int base = 0, j = 0;
-        for (Batch.Entry entry : batch.entries()) {
-            for (int r : entry.logitRows()) {
-                java.lang.foreign.MemorySegment.copy(x.segment(), 4L * (base + r) * d, picked.segment(), 4L * j * d, 4L * d);
-                j++;
-            }
-            base += entry.tokens().length;
+        float[][][] out = new float[entryCount][][];
+        float[][][] normedOut = new float[entryCount][][];
+        for (int e = 0; e < entryCount; e++) {
+            out[e] = new float[entries.get(e).logitRows().length][];
+            normedOut[e] = new float[entries.get(e).normedRows().length][];
         }
-        Tensor normed = scratch(9, wanted, d);
-        backend.rmsnorm(picked, finalNorm, eps, normed);
-        int vocab = config.vocabSize();
-        Tensor logits = scratch(10, wanted, vocab);
-        backend.matmul(normed, lmHead, logits);
-        j = 0;
-        for (int e = 0; e < out.length; e++) {
-            int[] want = batch.entries().get(e).logitRows();
-            out[e] = new float[want.length][];
-            for (int i = 0; i < want.length; i++, j++) {
-                out[e][i] = logits.rows(j, 1).toFloatArray();
+        int picks = wanted + normedWanted;
+        if (picks > 0) {
+            Tensor picked = scratch(8, picks, d);
+            int base = 0, j = 0;
+            for (Batch.Entry entry : entries) {
+                for (int r : entry.logitRows()) {
+                    MemorySegment.copy(x.segment(), 4L * (base + r) * d, picked.segment(), 4L * j * d, 4L * d);
+                    j++;
+                }
+                base += entry.rows();
+            }
+            base = 0;
+            for (Batch.Entry entry : entries) {
+                for (int r : entry.normedRows()) {
+                    MemorySegment.copy(x.segment(), 4L * (base + r) * d, picked.segment(), 4L * j * d, 4L * d);
+                    j++;
+                }
+                base += entry.rows();
+            }
+            Tensor normed = scratch(9, picks, d);
+            backend.rmsnorm(picked, finalNorm, eps, normed);
+            if (wanted > 0) {
+                int vocab = config.vocabSize();
+                Tensor logits = scratch(10, wanted, vocab);
+                backend.matmul(normed.head(wanted, d), lmHead, logits);
+                j = 0;
+                for (int e = 0; e < entryCount; e++) {
+                    for (int i = 0; i < out[e].length; i++, j++) {
+                        out[e][i] = logits.rows(j, 1).toFloatArray();
+                    }
+                }
+            }
+            j = wanted;
+            for (int e = 0; e < entryCount; e++) {
+                for (int i = 0; i < normedOut[e].length; i++, j++) {
+                    normedOut[e][i] = normed.rows(j, 1).toFloatArray();
+                }
             }
         }
-        return new ForwardResult(out);
+        return new ForwardResult(out, hiddenLayers, hidden, normedOut);
+    }
+
+    /** Layer-0 input: the embedding lookup for token rows, the given vectors for embedding rows. */
+    private void embedRows(List<Batch.Entry> entries, int n, Tensor x) {
+        boolean allTokens = entries.stream().noneMatch(Batch.Entry::hasEmbeddings);
+        if (allTokens) {
+            int[] tokens = new int[n];
+            int row = 0;
+            for (Batch.Entry entry : entries) {
+                System.arraycopy(entry.tokens(), 0, tokens, row, entry.rows());
+                row += entry.rows();
+            }
+            backend.embed(embed, tokens, x);
+            return;
+        }
+        int d = config.hiddenSize();
+        int row = 0;
+        for (Batch.Entry entry : entries) {
+            int rows = entry.rows();
+            if (entry.hasEmbeddings()) {
+                for (int i = 0; i < rows; i++) {
+                    MemorySegment.copy(entry.embeddings()[i], 0, x.segment(), F32, 4L * (row + i) * d, d);
+                }
+            } else {
+                backend.embed(embed, entry.tokens(), x.rows(row, rows));
+            }
+            row += rows;
+        }
+    }
+
+    /** Copies the requested rows of {@code x} (the residual stream at layer {@code layer}) into {@code hidden}. */
+    private static void capture(List<Batch.Entry> entries, int layer, Tensor x, int d, int[][] hiddenLayers,
+                                float[][][][] hidden) {
+        int base = 0;
+        for (int e = 0; e < entries.size(); e++) {
+            Batch.Entry entry = entries.get(e);
+            for (int i = 0; i < hiddenLayers[e].length; i++) {
+                if (hiddenLayers[e][i] != layer) {
+                    continue;
+                }
+                int[] want = entry.hiddenRows();
+                for (int kk = 0; kk < want.length; kk++) {
+                    float[] row = new float[d];
+                    MemorySegment.copy(x.segment(), F32, 4L * (base + want[kk]) * d, row, 0, d);
+                    hidden[e][i][kk] = row;
+                }
+            }
+            base += entry.rows();
+        }
     }
 
     /**
