@@ -1,24 +1,37 @@
 package dev.tandem.app;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.exc.MismatchedInputException;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tandem.decoding.Engine;
+import dev.tandem.decoding.EngineHandle;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.Generator;
 import dev.tandem.decoding.TokenEvent;
 import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.decoding.sampling.TokenLogprob;
+import dev.tandem.runtime.TandemException;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
 import dev.tandem.transformer.config.GenerationConfig;
 import dev.tandem.transformer.tokenizer.Tokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
 
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.util.ArrayList;
@@ -26,7 +39,11 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 
-/** {@code tandem generate}: one prompt, greedy or sampled, streamed as text or printed as one JSON object. */
+/**
+ * {@code tandem generate}: one prompt, greedy or sampled, streamed as text or printed as one JSON object;
+ * or, with {@code --prompt-file}, many prompts decoded together by an {@link Engine} and printed as JSON
+ * lines in input order.
+ */
 @Command(name = "generate", mixinStandardHelpOptions = true,
         description = "Generate text from a prompt. Options not given fall back to the model's generation_config.json.")
 public final class GenerateCommand implements Callable<Integer> {
@@ -40,8 +57,14 @@ public final class GenerateCommand implements Callable<Integer> {
             description = "Hugging Face model directory (default: the bard-l model shipped in models/).")
     Path model;
 
-    @Option(names = "--prompt", required = true, paramLabel = "TEXT", description = "The prompt.")
+    @Option(names = "--prompt", paramLabel = "TEXT", description = "The prompt (or give --prompt-file).")
     String prompt;
+
+    @Option(names = "--prompt-file", paramLabel = "FILE",
+            description = "Prompts as JSON lines (one JSON string per line, blank lines skipped), decoded together; "
+                    + "prints one compact JSON object per prompt, in input order, each what --prompt with that text "
+                    + "and the same options prints with --format json.")
+    Path promptFile;
 
     @Option(names = "--max-tokens", paramLabel = "N",
             description = "Most tokens to generate (default: generation_config max_new_tokens, else "
@@ -76,8 +99,9 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--threads", paramLabel = "N", defaultValue = "0", description = "CPU threads (default: all).")
     int threads;
 
-    @Option(names = "--format", paramLabel = "text|json", defaultValue = "text",
-            description = "text streams tokens as they come; json prints one object at the end.")
+    @Option(names = "--format", paramLabel = "text|json",
+            description = "text (the default) streams tokens as they come; json prints one object at the end "
+                    + "(--prompt-file always prints JSON lines).")
     Format format;
 
     static Path defaultModel() {
@@ -93,13 +117,29 @@ public final class GenerateCommand implements Callable<Integer> {
         if (threads < 0) {
             throw new IllegalArgumentException("--threads must be 0 (all processors) or more, but was " + threads + ".");
         }
+        if ((prompt == null) == (promptFile == null)) {
+            throw new ParameterException(spec.commandLine(), prompt == null
+                    ? "give the prompt with --prompt TEXT or --prompt-file FILE."
+                    : "--prompt and --prompt-file cannot be used together; give one of them.");
+        }
+        if (promptFile != null && format == Format.text) {
+            throw new ParameterException(spec.commandLine(),
+                    "--prompt-file prints JSON lines, so it cannot be combined with --format text.");
+        }
         Path dir = model != null ? model : defaultModel();
+        if (promptFile != null) {
+            List<PromptLine> prompts = readPromptFile(promptFile);
+            try (LanguageModel lm = ModelLoader.load(dir, ModelLoader.Options.defaults().withThreads(threads))) {
+                generateAll(lm, prompts, out);
+            }
+            return 0;
+        }
         try (LanguageModel lm = ModelLoader.load(dir, ModelLoader.Options.defaults().withThreads(threads))) {
             long usedSeed = seed != null ? seed : new SecureRandom().nextLong();
             GenerationRequest request = withOptions(GenerationRequest.withModelDefaults(lm, prompt, usedSeed));
             SamplingParams sampling = request.sampling();
             Generator generator = new Generator(lm);
-            if (format == Format.text) {
+            if (format != Format.json) {
                 GenerationResult r = generator.generate(request, event -> {
                     out.print(event.textDelta());
                     out.flush();
@@ -112,11 +152,91 @@ public final class GenerateCommand implements Callable<Integer> {
                 err.flush();
             } else {
                 GenerationResult r = generator.generate(request);
-                out.println(toJson(r, lm, sampling));
+                out.println(toJson(r, lm, sampling, true));
                 out.flush();
             }
         }
         return 0;
+    }
+
+    record PromptLine(int line, String prompt) {
+    }
+
+    /** The prompts of a JSON-lines file, each with its line number; a bad line is one sentence naming both. */
+    static List<PromptLine> readPromptFile(Path file) {
+        List<String> lines;
+        try {
+            lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+        } catch (NoSuchFileException e) {
+            throw new TandemException("the prompt file " + file + " does not exist.");
+        } catch (CharacterCodingException e) {
+            throw new TandemException("the prompt file " + file + " is not valid UTF-8.");
+        } catch (IOException e) {
+            throw new TandemException("cannot read the prompt file " + file + " (" + e + ").");
+        }
+        ObjectMapper json = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+        List<PromptLine> prompts = new ArrayList<>();
+        for (int i = 0; i < lines.size(); i++) {
+            String line = lines.get(i);
+            if (line.isBlank()) {
+                continue;
+            }
+            JsonNode node;
+            try {
+                node = json.readTree(line);
+            } catch (MismatchedInputException e) {
+                throw new TandemException(file + " line " + (i + 1)
+                        + " holds more than one JSON value; write each prompt as one JSON string per line.");
+            } catch (JsonProcessingException e) {
+                String why = e.getOriginalMessage().split("[:\\n]", 2)[0].strip();
+                throw new TandemException(file + " line " + (i + 1) + " is not valid JSON (" + why
+                        + "); write each prompt as one JSON string per line.");
+            }
+            if (!node.isTextual()) {
+                throw new TandemException(file + " line " + (i + 1) + " is a JSON " + node.getNodeType().name().toLowerCase(Locale.ROOT)
+                        + ", not a string; write each prompt as one JSON string per line.");
+            }
+            prompts.add(new PromptLine(i + 1, node.textValue()));
+        }
+        if (prompts.isEmpty()) {
+            throw new TandemException("the prompt file " + file + " holds no prompts; write one JSON string per line.");
+        }
+        return prompts;
+    }
+
+    /**
+     * Decodes every prompt together through one engine (each with the same options, seed and stream id
+     * as a lone {@code --prompt} run, so each line's tokens are the ones that run gives) and prints the
+     * results as JSON lines in input order. Every prompt is encoded and checked before any decoding.
+     */
+    private void generateAll(LanguageModel lm, List<PromptLine> prompts, PrintWriter out) throws Exception {
+        long usedSeed = seed != null ? seed : new SecureRandom().nextLong();
+        Generator checker = new Generator(lm);
+        List<GenerationRequest> requests = new ArrayList<>();
+        for (PromptLine p : prompts) {
+            GenerationRequest request = withOptions(GenerationRequest.withModelDefaults(lm, p.prompt(), usedSeed));
+            try {
+                checker.promptIds(request);
+            } catch (TandemException e) {
+                throw new TandemException(promptFile + " line " + p.line() + ": " + e.getMessage(), e);
+            }
+            requests.add(request);
+        }
+        Engine.Options options = Engine.Options.defaults().withMaxQueued(requests.size());
+        try (Engine engine = new Engine(lm, options)) {
+            List<EngineHandle> handles = new ArrayList<>();
+            for (int i = 0; i < requests.size(); i++) {
+                try {
+                    handles.add(engine.submit(requests.get(i)));
+                } catch (TandemException e) {
+                    throw new TandemException(promptFile + " line " + prompts.get(i).line() + ": " + e.getMessage(), e);
+                }
+            }
+            for (int i = 0; i < handles.size(); i++) {
+                out.println(toJson(handles.get(i).result(), lm, requests.get(i).sampling(), false));
+                out.flush();
+            }
+        }
     }
 
     /** Options given on the command line win over the model's generation_config.json defaults. */
@@ -158,8 +278,8 @@ public final class GenerateCommand implements Callable<Integer> {
         return message;
     }
 
-    private static String toJson(GenerationResult r, LanguageModel lm, SamplingParams sampling) throws Exception {
-        ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    private static String toJson(GenerationResult r, LanguageModel lm, SamplingParams sampling, boolean indent) throws Exception {
+        ObjectMapper json = new ObjectMapper().configure(SerializationFeature.INDENT_OUTPUT, indent);
         ObjectNode root = json.createObjectNode();
         root.put("model", lm.directory().toString());
         ArrayNode promptIds = root.putArray("prompt_ids");

@@ -3,10 +3,16 @@ package dev.tandem.app;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tandem.transformer.TestModels;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -90,6 +96,101 @@ class GenerateCommandTest {
             args.addAll(List.of("--model", TestModels.model("bard-s").toString()));
             Run r = run(args.toArray(String[]::new));
             assertTrue(r.exit() != 0, String.join(" ", args));
+            String[] lines = r.err().strip().split("\\R");
+            assertEquals(1, lines.length, r.err());
+            assertTrue(lines[0].startsWith("tandem: ") && lines[0].contains(c[0]), r.err());
+        }
+    }
+
+    private static final String[] FILE_PROMPTS = {"ROMEO:", "First Citizen:\nBefore we proceed any further, hear me speak.",
+            "O", "KING HENRY VI:\nWhat", "JULIET:", "Pierre said \"non\""};
+
+    private static Path promptFile(Path dir, String... lines) throws IOException {
+        Path file = dir.resolve("prompts.jsonl");
+        Files.writeString(file, String.join("\n", lines) + "\n", StandardCharsets.UTF_8);
+        return file;
+    }
+
+    /** Each output line must equal the --prompt run of the same prompt, all but the timings. */
+    private static void assertPromptFileMatchesSeparateRuns(Path dir, String... options) throws Exception {
+        ObjectMapper json = new ObjectMapper();
+        List<String> lines = new ArrayList<>();
+        for (String p : FILE_PROMPTS) {
+            lines.add(json.writeValueAsString(p));
+            lines.add(""); // blank lines are skipped
+        }
+        String model = TestModels.model("bard-l").toString();
+        List<String> args = new ArrayList<>(List.of("generate", "--model", model, "--prompt-file",
+                promptFile(dir, lines.toArray(String[]::new)).toString(), "--format", "json"));
+        args.addAll(List.of(options));
+        Run batch = run(args.toArray(String[]::new));
+        assertEquals(0, batch.exit(), batch.err());
+        String[] objects = batch.out().strip().split("\\R");
+        assertEquals(FILE_PROMPTS.length, objects.length, "one compact object per line: " + batch.out());
+        for (int i = 0; i < FILE_PROMPTS.length; i++) {
+            List<String> single = new ArrayList<>(List.of("generate", "--model", model, "--prompt", FILE_PROMPTS[i], "--format", "json"));
+            single.addAll(List.of(options));
+            Run alone = run(single.toArray(String[]::new));
+            assertEquals(0, alone.exit(), alone.err());
+            ObjectNode expected = (ObjectNode) json.readTree(alone.out());
+            ObjectNode actual = (ObjectNode) json.readTree(objects[i]);
+            assertTrue(actual.at("/stats/prefill_ms").asDouble() > 0);
+            expected.remove("stats");
+            actual.remove("stats");
+            assertEquals(expected, actual, "prompt " + i + " (" + FILE_PROMPTS[i] + ")");
+        }
+    }
+
+    @Test
+    void promptFileGreedyPrintsOneObjectPerPromptInInputOrderEqualToSeparatePromptRuns(@TempDir Path dir) throws Exception {
+        assertPromptFileMatchesSeparateRuns(dir, "--temperature", "0", "--max-tokens", "24", "--seed", "3");
+    }
+
+    @Test
+    void promptFileSampledPrintsOneObjectPerPromptInInputOrderEqualToSeparatePromptRuns(@TempDir Path dir) throws Exception {
+        assertPromptFileMatchesSeparateRuns(dir, "--temperature", "0.9", "--top-k", "40", "--repetition-penalty", "1.1",
+                "--seed", "7", "--logprobs", "2", "--max-tokens", "20", "--stop", "\n\n");
+    }
+
+    @Test
+    void aBadPromptFileLineGivesOneSentenceNamingTheFileAndLineBeforeAnyOutput(@TempDir Path dir) throws Exception {
+        String[][] cases = {
+                {"line 3", "\"ROMEO:\"", "", "not json"},
+                {"line 2", "\"ROMEO:\"", "42"},
+                {"line 1", "[\"ROMEO:\"]"},
+                {"line 2", "\"a\"", "\"b\" \"c\""},
+                {"line 1", "{\"prompt\": \"x\"}"}};
+        for (String[] c : cases) {
+            Path file = promptFile(dir, List.of(c).subList(1, c.length).toArray(String[]::new));
+            Run r = run("generate", "--model", TestModels.model("bard-s").toString(), "--prompt-file", file.toString());
+            assertEquals(1, r.exit(), r.err());
+            assertEquals("", r.out());
+            String[] lines = r.err().strip().split("\\R");
+            assertEquals(1, lines.length, r.err());
+            assertTrue(lines[0].startsWith("tandem: ") && lines[0].contains(file.toString()) && lines[0].contains(c[0])
+                    && lines[0].endsWith("."), r.err());
+        }
+        Path tooLong = promptFile(dir, "\"ROMEO:\"", new ObjectMapper().writeValueAsString("ROMEO: ".repeat(2000)));
+        Run r = run("generate", "--model", TestModels.model("bard-s").toString(), "--prompt-file", tooLong.toString());
+        assertEquals(1, r.exit());
+        assertEquals("", r.out());
+        assertTrue(r.err().strip().startsWith("tandem: " + tooLong + " line 2: the prompt has"), r.err());
+    }
+
+    @Test
+    void promptAndPromptFileAreMutuallyExclusiveAndOneIsRequired(@TempDir Path dir) throws Exception {
+        String model = TestModels.model("bard-s").toString();
+        Path file = promptFile(dir, "\"ROMEO:\"");
+        String[][] cases = {
+                {"cannot be used together", "generate", "--model", model, "--prompt", "x", "--prompt-file", file.toString()},
+                {"--prompt-file", "generate", "--model", model},
+                {"--format text", "generate", "--model", model, "--prompt-file", file.toString(), "--format", "text"},
+                {"does not exist", "generate", "--model", model, "--prompt-file", dir.resolve("missing.jsonl").toString()},
+                {"holds no prompts", "generate", "--model", model, "--prompt-file", promptFile(dir, "", "  ").toString()}};
+        for (String[] c : cases) {
+            Run r = run(List.of(c).subList(1, c.length).toArray(String[]::new));
+            assertTrue(r.exit() != 0);
+            assertEquals("", r.out());
             String[] lines = r.err().strip().split("\\R");
             assertEquals(1, lines.length, r.err());
             assertTrue(lines[0].startsWith("tandem: ") && lines[0].contains(c[0]), r.err());

@@ -29,6 +29,25 @@ public final class Generator {
      * SentencePiece models), as Hugging Face's {@code tokenizer(prompt)} does; ids are used as given.
      */
     public Generation stream(GenerationRequest request) {
+        return new Generation(model, request, promptIds(model, request), eosTokens(model, request));
+    }
+
+    /**
+     * The prompt's token ids as {@link #stream} (and {@link Engine#submit}) runs them: the text encoded
+     * with the tokenizer's special tokens, or the ids as given; the BOS token when empty.
+     *
+     * @throws TandemException if the prompt is longer than the context, has an id outside the
+     *                         vocabulary, or is empty and the model has no BOS token
+     */
+    public int[] promptIds(GenerationRequest request) {
+        return promptIds(model, request);
+    }
+
+    /**
+     * The prompt's token ids as {@link #stream} uses them (encoded, BOS when empty), checked against the
+     * context and the vocabulary.
+     */
+    static int[] promptIds(LanguageModel model, GenerationRequest request) {
         int[] promptIds = request.promptIds() != null
                 ? request.promptIds()
                 : model.tokenizer().withSpecialTokens(model.tokenizer().encode(request.prompt()));
@@ -50,7 +69,7 @@ public final class Generator {
                         + config.vocabSize() + " (config.json vocab_size).");
             }
         }
-        return new Generation(model, request, promptIds, eosTokens(request));
+        return promptIds;
     }
 
     public GenerationResult generate(GenerationRequest request) {
@@ -67,7 +86,7 @@ public final class Generator {
         }
     }
 
-    private int[] eosTokens(GenerationRequest request) {
+    static int[] eosTokens(LanguageModel model, GenerationRequest request) {
         List<Integer> ids = request.eosTokenIds();
         if (ids == null) {
             GenerationConfig gc = model.generationConfig();

@@ -1,0 +1,221 @@
+package dev.tandem.decoding;
+
+import dev.tandem.decoding.sampling.LogProbs;
+import dev.tandem.decoding.sampling.Sampler;
+import dev.tandem.decoding.sampling.TokenLogprob;
+import dev.tandem.runtime.kv.KvSequence;
+import dev.tandem.transformer.LanguageModel;
+import dev.tandem.transformer.tokenizer.StreamingDecoder;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The per-request half of decoding, driven by logits rather than by the model: it owns the request,
+ * its KV sequence, the streaming decoder and the stop/EOS/logprob bookkeeping. Whoever runs the
+ * forward passes ({@link Generation} alone, {@link Engine} batched) feeds it the logits that follow
+ * its context, and {@link #accept} samples the next token exactly as a lone run would (the same
+ * {@link Sampler} call with the request's seed, stream id and position), updates the text and decides
+ * whether the generation ends. Not thread-safe: one driver at a time.
+ */
+final class RequestState {
+    private final GenerationRequest request;
+    private final int[] promptIds;
+    private final int[] eos;
+    private final int maxContext;
+    private final KvSequence kv;
+    private final StreamingDecoder decoder;
+    private final StringBuilder text = new StringBuilder();
+    private final List<TokenEvent> events = new ArrayList<>();
+    private final int maxStopLength;
+    private int[] context;
+    private int contextLength;
+    private int released;
+    private FinishReason finish;
+    private GenerationResult result;
+    private long prefillNanos;
+    private long decodeNanos;
+    private int decodeSteps;
+
+    RequestState(LanguageModel model, GenerationRequest request, int[] promptIds, int[] eos) {
+        this.request = request;
+        this.promptIds = promptIds;
+        this.eos = eos;
+        this.maxContext = model.config().maxContext();
+        this.decoder = model.tokenizer().streamingDecoder();
+        this.maxStopLength = request.stop().stream().mapToInt(String::length).max().orElse(0);
+        // Generation ends at the context limit, so the buffer never needs more than that (maxTokens may be huge).
+        int room = Math.max(1, maxContext - promptIds.length + 1);
+        this.context = Arrays.copyOf(promptIds, promptIds.length + Math.min(request.maxTokens(), room));
+        this.contextLength = promptIds.length;
+        this.kv = model.newSequence();
+    }
+
+    GenerationRequest request() {
+        return request;
+    }
+
+    int[] promptIds() {
+        return promptIds;
+    }
+
+    KvSequence kv() {
+        return kv;
+    }
+
+    /** Whether the generation has ended (then the KV sequence is closed and {@link #result()} is set). */
+    boolean finished() {
+        return finish != null;
+    }
+
+    /** The last sampled token: the row a decode step feeds next. */
+    int lastToken() {
+        return context[contextLength - 1];
+    }
+
+    /** Tokens generated so far. */
+    int generated() {
+        return contextLength - promptIds.length;
+    }
+
+    void addPrefillNanos(long nanos) {
+        prefillNanos += nanos;
+    }
+
+    void addDecodeStep(long nanos) {
+        decodeNanos += nanos;
+        decodeSteps++;
+    }
+
+    /**
+     * Takes the logits that follow the current context (the prompt's last row, then each fed token),
+     * samples the next token and returns its event. When this token ends the generation, the result is
+     * built and the KV sequence closed before returning.
+     */
+    TokenEvent accept(float[] logits) {
+        if (finish != null) {
+            throw new IllegalStateException("the generation has ended (" + finish.wireName() + ")");
+        }
+        int index = contextLength - promptIds.length;
+        int token = Sampler.sample(logits, request.sampling(), context, contextLength, request.streamId(), contextLength);
+        float logprob = Float.NaN;
+        List<TokenLogprob> top = List.of();
+        if (request.logprobs() > 0) {
+            logprob = LogProbs.logSoftmax(logits)[token];
+            top = LogProbs.top(logits, request.logprobs());
+        }
+        context[contextLength++] = token;
+
+        boolean isEos = contains(eos, token);
+        String delta;
+        if (isEos) {
+            finish = FinishReason.EOS;
+            delta = releaseAll(decoder.flush());
+        } else {
+            text.append(decoder.push(token));
+            int stopAt = findStop();
+            if (stopAt >= 0) {
+                text.setLength(stopAt);
+                finish = FinishReason.STOP_STRING;
+                delta = releaseUpTo(stopAt);
+            } else if (index + 1 >= request.maxTokens()) {
+                finish = FinishReason.MAX_TOKENS;
+                delta = releaseAll(decoder.flush());
+            } else if (contextLength >= maxContext) {
+                finish = FinishReason.CONTEXT_FULL;
+                delta = releaseAll(decoder.flush());
+            } else {
+                delta = releaseUpTo(text.length() - heldForStop());
+            }
+        }
+        TokenEvent event = new TokenEvent(index, token, delta, logprob, top);
+        events.add(event);
+        if (finish != null) {
+            finishUp();
+        }
+        return event;
+    }
+
+    /** Ends a generation that has not ended yet with {@code reason} (e.g. cancelled) and frees its KV blocks. */
+    void end(FinishReason reason) {
+        if (finish == null) {
+            finish = reason;
+            finishUp();
+        }
+    }
+
+    /** Frees the KV blocks without building a result (the request failed). */
+    void abandon() {
+        kv.close();
+    }
+
+    private static boolean contains(int[] ids, int token) {
+        for (int id : ids) {
+            if (id == token) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Index of the earliest stop string in the text, searching only where a new one can have appeared. */
+    private int findStop() {
+        if (maxStopLength == 0) {
+            return -1;
+        }
+        int from = Math.max(0, released - maxStopLength);
+        int best = -1;
+        for (String s : request.stop()) {
+            int i = text.indexOf(s, from);
+            if (i >= 0 && (best < 0 || i < best)) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    /** Length of the longest suffix of the text that is a proper prefix of some stop string. */
+    private int heldForStop() {
+        int held = 0;
+        for (String s : request.stop()) {
+            for (int len = Math.min(s.length() - 1, text.length()); len > held; len--) {
+                if (text.substring(text.length() - len).equals(s.substring(0, len))) {
+                    held = len;
+                    break;
+                }
+            }
+        }
+        return held;
+    }
+
+    private String releaseUpTo(int end) {
+        if (end <= released) {
+            return "";
+        }
+        String delta = text.substring(released, end);
+        released = end;
+        return delta;
+    }
+
+    private String releaseAll(String flushed) {
+        text.append(flushed);
+        return releaseUpTo(text.length());
+    }
+
+    private void finishUp() {
+        int generated = contextLength - promptIds.length;
+        result = new GenerationResult(promptIds.clone(), Arrays.copyOfRange(context, promptIds.length, contextLength),
+                text.toString(), finish, new Usage(promptIds.length, generated),
+                new GenerationStats(prefillNanos / 1e6, decodeNanos / 1e6, decodeSteps), List.copyOf(events));
+        kv.close();
+    }
+
+    /** The result, once {@link #finished()}. */
+    GenerationResult result() {
+        if (result == null) {
+            throw new IllegalStateException("the generation has not ended yet");
+        }
+        return result;
+    }
+}
