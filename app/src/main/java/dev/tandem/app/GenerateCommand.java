@@ -16,10 +16,13 @@ import dev.tandem.decoding.Generator;
 import dev.tandem.decoding.TokenEvent;
 import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.decoding.sampling.TokenLogprob;
+import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
+import dev.tandem.runtime.kv.KvCache;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
 import dev.tandem.transformer.config.GenerationConfig;
+import dev.tandem.transformer.config.ModelConfig;
 import dev.tandem.transformer.tokenizer.Tokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -99,6 +102,15 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--threads", paramLabel = "N", defaultValue = "0", description = "CPU threads (default: all).")
     int threads;
 
+    @Option(names = "--kv-memory", paramLabel = "SIZE",
+            description = "KV-cache budget, e.g. 512M or 2G (binary units; plain bytes too). Default: the model's "
+                    + "context (with --prompt-file, the context of every prompt), at most 1G.")
+    String kvMemory;
+
+    @Option(names = "--kv-dtype", paramLabel = "f32|bf16", defaultValue = "f32",
+            description = "How the KV cache stores keys and values (default: f32; bf16 halves the memory).")
+    String kvDtype;
+
     @Option(names = "--format", paramLabel = "text|json",
             description = "text (the default) streams tokens as they come; json prints one object at the end "
                     + "(--prompt-file always prints JSON lines).")
@@ -129,12 +141,12 @@ public final class GenerateCommand implements Callable<Integer> {
         Path dir = model != null ? model : defaultModel();
         if (promptFile != null) {
             List<PromptLine> prompts = readPromptFile(promptFile);
-            try (LanguageModel lm = ModelLoader.load(dir, ModelLoader.Options.defaults().withThreads(threads))) {
+            try (LanguageModel lm = ModelLoader.load(dir, loadOptions(dir, prompts.size()))) {
                 generateAll(lm, prompts, out);
             }
             return 0;
         }
-        try (LanguageModel lm = ModelLoader.load(dir, ModelLoader.Options.defaults().withThreads(threads))) {
+        try (LanguageModel lm = ModelLoader.load(dir, loadOptions(dir, 1))) {
             long usedSeed = seed != null ? seed : new SecureRandom().nextLong();
             GenerationRequest request = withOptions(GenerationRequest.withModelDefaults(lm, prompt, usedSeed));
             SamplingParams sampling = request.sampling();
@@ -157,6 +169,29 @@ public final class GenerateCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /**
+     * Threads and KV cache from the options: {@code --kv-memory} when given, else room for
+     * {@code sequences} full contexts, at most 1 GiB, in {@code --kv-dtype}.
+     */
+    private ModelLoader.Options loadOptions(Path dir, int sequences) {
+        DType dtype = switch (kvDtype.toLowerCase(Locale.ROOT)) {
+            case "f32" -> DType.F32;
+            case "bf16" -> DType.BF16;
+            default -> throw new IllegalArgumentException("--kv-dtype must be f32 or bf16, but was \"" + kvDtype + "\".");
+        };
+        ModelLoader.Options options = ModelLoader.Options.defaults().withThreads(threads).withKvDtype(dtype);
+        if (kvMemory != null) {
+            return options.withKvMemory(Sizes.parseBytes(kvMemory, "--kv-memory"));
+        }
+        if (sequences > 1) {
+            ModelConfig config = ModelConfig.load(dir);
+            long perToken = KvCache.bytesPerBlock(config.numLayers(), config.numKvHeads(), config.headDim(), 1, dtype);
+            long wanted = (long) sequences * config.maxContext() * perToken;
+            return options.withKvMemory(Math.min(1L << 30, wanted));
+        }
+        return options;
     }
 
     record PromptLine(int line, String prompt) {

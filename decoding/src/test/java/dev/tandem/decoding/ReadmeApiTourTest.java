@@ -1,6 +1,7 @@
 package dev.tandem.decoding;
 
 import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.transformer.AttentionShape;
 import dev.tandem.transformer.Batch;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
@@ -39,10 +40,27 @@ class ReadmeApiTourTest {
                 assertEquals(g.result().text(), streamed.toString());
             }
 
+            try (Engine engine = new Engine(model)) {
+                EngineHandle a = engine.submit(GenerationRequest.of("JULIET:").withMaxTokens(16));
+                EngineHandle b = engine.submit(GenerationRequest.of("HAMLET:").withMaxTokens(16));
+                assertEquals(generator.generate(GenerationRequest.of("JULIET:").withMaxTokens(16)).text(), a.result().text());
+                assertEquals(generator.generate(GenerationRequest.of("HAMLET:").withMaxTokens(16)).text(), b.result().text());
+                assertTrue(engine.stats().totalBlocks() > 0);
+            }
+
             try (var seq = model.newSequence()) {
                 int[] ids = model.tokenizer().encode("ROMEO:");
                 float[] logits = model.forward(Batch.of(Batch.Entry.continuation(seq, ids))).lastLogits(0);
                 assertEquals(model.config().vocabSize(), logits.length);
+                var tree = Batch.Entry.of(seq, new int[] {ids[0], ids[1]}, new int[] {ids.length, ids.length},
+                        new AttentionShape.Tree(new int[] {-1, -1})).withAllLogits();
+                float[] second = model.forward(Batch.of(tree)).logits(0, 1);
+                // The second candidate alone, as a plain continuation of the prompt, gives the same logits.
+                try (var alone = model.newSequence()) {
+                    model.forward(Batch.of(Batch.Entry.continuation(alone, ids)));
+                    float[] expected = model.forward(Batch.of(Batch.Entry.continuation(alone, ids[1]))).lastLogits(0);
+                    assertTrue(java.util.Arrays.equals(expected, second));
+                }
             }
         }
     }
