@@ -422,8 +422,9 @@ public final class Engine implements AutoCloseable {
                 int n = Math.min(budget, prompt.length - h.prefilled);
                 budget -= n;
                 members.add(h);
-                // A chunk before the last asks for its last row's logits too, which are discarded: one LM-head row.
-                entries.add(Batch.Entry.continuation(h.state.kv(), Arrays.copyOfRange(prompt, h.prefilled, h.prefilled + n)));
+                Batch.Entry entry = Batch.Entry.continuation(h.state.kv(), Arrays.copyOfRange(prompt, h.prefilled, h.prefilled + n));
+                // Only the prompt's last chunk needs logits (of its last row); earlier chunks skip the LM head.
+                entries.add(h.prefilled + n < prompt.length ? entry.withLogitRows() : entry);
                 prefill.add(true);
                 chunk.add(n);
             }

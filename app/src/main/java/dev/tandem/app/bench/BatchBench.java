@@ -3,6 +3,7 @@ package dev.tandem.app.bench;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tandem.decoding.sampling.Sampler;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.kv.KvSequence;
@@ -125,7 +126,7 @@ public final class BatchBench {
             for (int s = 0; s < b; s++) {
                 KvSequence seq = model.newSequence();
                 seqs.add(seq);
-                next[s] = argmax(model.forward(Batch.of(Batch.Entry.continuation(seq, prompt))).lastLogits(0));
+                next[s] = Sampler.argmax(model.forward(Batch.of(Batch.Entry.continuation(seq, prompt))).lastLogits(0));
             }
             long t0 = System.nanoTime();
             for (int step = 0; step < steps; step++) {
@@ -135,7 +136,7 @@ public final class BatchBench {
                 }
                 var result = model.forward(Batch.of(entries));
                 for (int s = 0; s < b; s++) {
-                    next[s] = argmax(result.lastLogits(s));
+                    next[s] = Sampler.argmax(result.lastLogits(s));
                 }
             }
             return (double) b * steps / ((System.nanoTime() - t0) / 1e9);
@@ -144,15 +145,6 @@ public final class BatchBench {
         }
     }
 
-    private static int argmax(float[] logits) {
-        int best = 0;
-        for (int i = 1; i < logits.length; i++) {
-            if (logits[i] > logits[best]) {
-                best = i;
-            }
-        }
-        return best;
-    }
 
     public static ObjectNode toJson(Result r) {
         ObjectNode n = JsonNodeFactory.instance.objectNode();

@@ -3,6 +3,7 @@ package dev.tandem.app.bench;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tandem.decoding.sampling.Sampler;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.cpu.CpuThreadPool;
@@ -145,26 +146,17 @@ public final class DecodeBench {
         try (KvSequence seq = model.newSequence()) {
             long t0 = System.nanoTime();
             ForwardResult r = model.forward(Batch.of(Batch.Entry.continuation(seq, prompt)));
-            int next = argmax(r.lastLogits(0));
+            int next = Sampler.argmax(r.lastLogits(0));
             long t1 = System.nanoTime();
             for (int i = 0; i < tokens; i++) {
                 r = model.forward(Batch.of(Batch.Entry.continuation(seq, next)));
-                next = argmax(r.lastLogits(0));
+                next = Sampler.argmax(r.lastLogits(0));
             }
             long t2 = System.nanoTime();
             return new double[] {prompt.length / ((t1 - t0) / 1e9), tokens / ((t2 - t1) / 1e9)};
         }
     }
 
-    private static int argmax(float[] logits) {
-        int best = 0;
-        for (int i = 1; i < logits.length; i++) {
-            if (logits[i] > logits[best]) {
-                best = i;
-            }
-        }
-        return best;
-    }
 
     /** The result as the JSON written to {@code bench/results/} (rates in units per second). */
     public static ObjectNode toJson(Result r) {

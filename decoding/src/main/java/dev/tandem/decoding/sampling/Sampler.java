@@ -68,8 +68,8 @@ public final class Sampler {
         return copy;
     }
 
-    /** Lowest id among the largest logits. */
-    private static int argmax(float[] logits) {
+    /** Lowest id among the largest logits: the greedy choice. */
+    public static int argmax(float[] logits) {
         int best = 0;
         for (int t = 1; t < logits.length; t++) {
             if (logits[t] > logits[best]) {
