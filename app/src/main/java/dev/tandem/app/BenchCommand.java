@@ -4,8 +4,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tandem.app.bench.BatchBench;
+import dev.tandem.app.bench.BenchReport;
 import dev.tandem.app.bench.DecodeBench;
 import dev.tandem.app.bench.MachineInfo;
+import dev.tandem.app.bench.PrefillBench;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.transformer.synth.SyntheticCheckpoints;
@@ -41,7 +43,9 @@ import java.util.stream.Stream;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = {"End-to-end figures written as JSON to bench/results/:",
                 "decode: decode tokens/s at each thread count beside the memory read bandwidth measured in the same run;",
-                "batch: decode throughput with several sequences per pass, and the time of one pass over k rows."})
+                "prefill: prefill tokens/s and time to first token at several prompt lengths;",
+                "batch: decode throughput with several sequences per pass, and the time of one pass over k rows;",
+                "all: the three in one run. Each suite also records heap, KV-cache and mapped-weight memory."})
 public final class BenchCommand implements Callable<Integer> {
 
     @Spec
@@ -60,7 +64,7 @@ public final class BenchCommand implements Callable<Integer> {
     @ArgGroup(exclusive = true)
     Source source = new Source();
 
-    @Option(names = "--suite", paramLabel = "NAME", defaultValue = "decode", description = "Suite to run: decode or batch (default: decode).")
+    @Option(names = "--suite", paramLabel = "NAME", defaultValue = "decode", description = "Suite to run: decode, prefill, batch or all (default: decode).")
     String suite;
 
     @Option(names = "--dtype", paramLabel = "f32|bf16", defaultValue = "bf16", description = "Weight dtype for --shape (default: bf16).")
@@ -88,13 +92,21 @@ public final class BenchCommand implements Callable<Integer> {
             description = "batch suite: sequences decoded together (default: 1,4,16).")
     String batchSizesOption;
 
+    @Option(names = "--prompt-lengths", paramLabel = "LIST", defaultValue = "32,128,512",
+            description = "prefill suite: prompt lengths to time, capped at the context (default: 32,128,512).")
+    String promptLengthsOption;
+
     @Option(names = "--max-rows", paramLabel = "K", defaultValue = "16",
             description = "batch suite: time one pass over k = 1..K new rows of one sequence (default: 16).")
     int maxRows;
 
     @Option(names = "--out", paramLabel = "FILE",
-            description = "Result JSON (default: bench/results/DATE-decode-MODEL.json in the Tandem directory).")
+            description = "Result JSON (default: bench/results/DATE-SUITE-MODEL.json in the Tandem directory).")
     Path out;
+
+    @Option(names = "--report", paramLabel = "FILE",
+            description = "Measure nothing: (re)write the Markdown report and charts of an existing result JSON.")
+    Path reportOf;
 
     @Option(names = "--work-dir", paramLabel = "DIR",
             description = "Where --shape writes its temporary checkpoint (default: the system temporary directory).")
@@ -103,10 +115,24 @@ public final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         PrintWriter stdout = spec.commandLine().getOut();
-        if (!suite.equals("decode") && !suite.equals("batch")) {
-            throw new IllegalArgumentException("--suite " + suite + " is not available yet; the suites are: decode, batch.");
+        if (reportOf != null) {
+            if (!Files.isRegularFile(reportOf)) {
+                throw new TandemException("--report: no result file " + reportOf + ".");
+            }
+            List<Path> written = BenchReport.write(reportOf);
+            stdout.println("report:  " + written.getLast() + " (charts: " + (written.size() - 1) + ")");
+            stdout.flush();
+            return 0;
+        }
+        if (suite.equals("methods")) {
+            throw new IllegalArgumentException("--suite methods has no decoding methods to compare yet (they arrive with "
+                    + "speculative decoding); the suites are: decode, prefill, batch, all.");
+        }
+        if (!List.of("decode", "prefill", "batch", "all").contains(suite)) {
+            throw new IllegalArgumentException("--suite " + suite + " is not a suite; the suites are: decode, prefill, batch, all.");
         }
         int[] batchSizes = parseCounts(batchSizesOption, "--batch-sizes");
+        int[] promptLengths = parseCounts(promptLengthsOption, "--prompt-lengths");
         int[] threadCounts = parseThreads(threads);
         if (bandwidthMib < 16) {
             throw new IllegalArgumentException("--bandwidth-mib must be at least 16 (a buffer far larger than the caches), got "
@@ -142,28 +168,45 @@ public final class BenchCommand implements Callable<Integer> {
             Path file = out != null ? out : defaultOut(now, suite, source.shape != null ? source.shape + "-" + dtype : label);
             ObjectNode json = report(now, modelDir);
             MachineInfo machine = MachineInfo.current();
-            if (suite.equals("decode")) {
+            boolean all = suite.equals("all");
+            int largestThreads = java.util.Arrays.stream(threadCounts).max().orElse(1);
+            if (all || suite.equals("decode")) {
                 DecodeBench.Result result;
                 try (ProgressBar bar = new ProgressBar("bench decode " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
                     result = DecodeBench.run(modelDir, label, options, threadCounts, bar);
                 }
-                json.setAll(DecodeBench.toJson(result));
-                json.put("weights_fit_in_last_level_cache", weightsFitInCache(result.weightBytesPerToken(), machine));
-                writeAtomically(file, new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(json) + "\n");
+                ObjectNode section = DecodeBench.toJson(result);
+                section.put("weights_fit_in_last_level_cache", weightsFitInCache(result.weightBytesPerToken(), machine));
+                addSection(json, "decode", section, all);
                 printSummary(stdout, result, machine);
-            } else {
-                int batchThreads = java.util.Arrays.stream(threadCounts).max().orElse(1);
+            }
+            if (all || suite.equals("prefill")) {
+                PrefillBench.Result result;
+                try (ProgressBar bar = new ProgressBar("bench prefill " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
+                    result = PrefillBench.run(modelDir, label, new PrefillBench.Options(promptLengths, repetitions), threadCounts, bar);
+                }
+                addSection(json, "prefill", PrefillBench.toJson(result), all);
+                printPrefillSummary(stdout, result);
+            }
+            if (all || suite.equals("batch")) {
                 BatchBench.Options batchOptions = new BatchBench.Options(promptTokens, tokens, repetitions, batchSizes,
-                        maxRows, batchThreads);
+                        maxRows, largestThreads);
                 BatchBench.Result result;
                 try (ProgressBar bar = new ProgressBar("bench batch " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
                     result = BatchBench.run(modelDir, label, batchOptions, bar);
                 }
-                json.setAll(BatchBench.toJson(result));
-                writeAtomically(file, new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(json) + "\n");
+                addSection(json, "batch", BatchBench.toJson(result), all);
                 printBatchSummary(stdout, result, machine);
             }
+            writeAtomically(file, new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(json) + "\n");
+            List<Path> report;
+            try {
+                report = BenchReport.write(json, file);
+            } catch (IOException e) {
+                throw new TandemException("could not write the report beside " + file + " (" + e.getMessage() + ").", e);
+            }
             stdout.println("results: " + file);
+            stdout.println("report:  " + report.getLast() + " (charts: " + (report.size() - 1) + ")");
             stdout.flush();
         } finally {
             if (temp != null) {
@@ -279,6 +322,24 @@ public final class BenchCommand implements Callable<Integer> {
         return machine.lastLevelCacheBytes() > 0 && weightBytesPerToken <= machine.lastLevelCacheBytes();
     }
 
+    /** A single suite's fields go at the top level; {@code all} nests each suite under its name. */
+    private static void addSection(ObjectNode root, String name, ObjectNode section, boolean nested) {
+        if (nested) {
+            root.set(name, section);
+        } else {
+            root.setAll(section);
+        }
+    }
+
+    static void printPrefillSummary(PrintWriter out, PrefillBench.Result r) {
+        out.printf(Locale.ROOT, "%s: %s, prefill%n", r.model(), r.dtype());
+        for (PrefillBench.Figure f : r.figures()) {
+            out.printf(Locale.ROOT, "  %d thread%s, %4d prompt tokens: %.1f tok/s (IQR %.1f), first token after %.1f ms%n",
+                    f.threads(), f.threads() == 1 ? "" : "s", f.promptTokens(), f.tokensPerSecond().median(),
+                    f.tokensPerSecond().iqr(), f.timeToFirstTokenMillis().median());
+        }
+    }
+
     static void printBatchSummary(PrintWriter out, BatchBench.Result r, MachineInfo machine) {
         out.println("machine: " + machine.summary());
         out.printf(Locale.ROOT, "%s: %s, %d threads%n", r.model(), r.dtype(), r.options().threads());
@@ -304,13 +365,12 @@ public final class BenchCommand implements Callable<Integer> {
     /** Writes next to the target and renames, so a failed run never leaves half a result file. */
     static void writeAtomically(Path file, String text) {
         Path abs = file.toAbsolutePath();
+        Path tmp = abs.resolveSibling("." + abs.getFileName() + ".partial-" + Long.toHexString(System.nanoTime()));
         try {
             Files.createDirectories(abs.getParent());
-            Path tmp = Files.createTempFile(abs.getParent(), "." + abs.getFileName(), ".partial");
             try {
                 Files.writeString(tmp, text);
-                Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING,
-                        StandardCopyOption.ATOMIC_MOVE);
+                Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
             } finally {
                 Files.deleteIfExists(tmp);
             }

@@ -64,8 +64,18 @@ class BenchCommandTest {
         }
         assertTrue(r.out().contains("of the") && r.out().contains("results: " + result), r.out());
         try (var files = Files.list(result.getParent())) {
-            assertEquals(1, files.count(), "only the result file, no temporary left behind");
+            assertEquals(java.util.Set.of("decode.json", "decode.md", "decode-decode.png"),
+                    files.map(f -> f.getFileName().toString()).collect(java.util.stream.Collectors.toSet()),
+                    "the result, its report and chart, and no temporary left behind");
         }
+        String report = Files.readString(result.resolveSibling("decode.md"));
+        assertTrue(report.contains("./tandem bench --suite decode") && report.contains("decode-decode.png"), report);
+        Files.delete(result.resolveSibling("decode.md"));
+        Run again = tandem("bench", "--report", result.toString());
+        assertEquals(0, again.exit(), again.err());
+        assertEquals(report, Files.readString(result.resolveSibling("decode.md")), "--report redraws the same report");
+        Run missing = tandem("bench", "--report", tmp.resolve("nope.json").toString());
+        assertNotEquals(0, missing.exit());
     }
 
     @Test
@@ -107,6 +117,30 @@ class BenchCommandTest {
     }
 
     @Test
+    void allRunsEverySuiteIntoOneResultWithMemory() throws Exception {
+        Path result = tmp.resolve("all.json");
+        Run r = tandem("bench", "--suite", "all", "--model", TestModels.model("bard-s").toString(), "--threads", "1",
+                "--prompt-tokens", "4", "--tokens", "2", "--repetitions", "2", "--bandwidth-mib", "16",
+                "--batch-sizes", "2", "--max-rows", "2", "--prompt-lengths", "3,5000", "--out", result.toString());
+        assertEquals(0, r.exit(), r.err());
+        JsonNode json = new ObjectMapper().readTree(result.toFile());
+        assertEquals("all", json.get("suite").asText());
+        assertEquals(1, json.get("decode").get("runs").size());
+        assertEquals(1, json.get("batch").get("batched_decode").size());
+        JsonNode prefill = json.get("prefill").get("prefill");
+        assertEquals(2, prefill.size());
+        assertEquals(3, prefill.get(0).get("prompt_tokens").asInt());
+        assertEquals(1024, prefill.get(1).get("prompt_tokens").asInt(), "a prompt length past the context is capped");
+        assertEquals(2, prefill.get(0).get("time_to_first_token_ms").get("values").size());
+        for (String suite : new String[] {"decode", "prefill", "batch"}) {
+            JsonNode memory = json.get(suite).get("memory");
+            assertTrue(memory.get("kv_cache_bytes").asLong() > 0, suite);
+            assertTrue(memory.get("weights_mapped_bytes").asLong() > 0, suite);
+            assertTrue(memory.get("heap_used_bytes").asLong() > 0, suite);
+        }
+    }
+
+    @Test
     void weightBytesPerTokenCountsTheEmbeddingRowNotTheTable() {
         try (LanguageModel bard = ModelLoader.load(TestModels.model("bard-s"))) {
             var c = bard.config();
@@ -130,7 +164,9 @@ class BenchCommandTest {
     @Test
     void badOptionsGetOneSentence() {
         for (String[] args : new String[][] {
-                {"bench", "--suite", "prefill", "--model", TestModels.model("bard-s").toString()},
+                {"bench", "--suite", "methods", "--model", TestModels.model("bard-s").toString()},
+                {"bench", "--suite", "nonsense", "--model", TestModels.model("bard-s").toString()},
+                {"bench", "--suite", "prefill", "--prompt-lengths", "8,x"},
                 {"bench", "--suite", "batch", "--batch-sizes", "0,4"},
                 {"bench", "--threads", "0"},
                 {"bench", "--tokens", "0"},

@@ -25,9 +25,13 @@ import java.lang.foreign.Arena;
 import java.util.concurrent.TimeUnit;
 
 /**
- * {@link CpuBackend#attention} for one decode row over a paged KV cache holding {@code context}
- * tokens: 32 query heads sharing 8 KV heads of dimension 64, block size 16. One op = 4·heads·context·
- * headDim FLOP (scores and weighted sum) and reads every cached K and V value once.
+ * {@link CpuBackend#attention} over a paged KV cache holding {@code context} tokens in f32 or bf16:
+ * 32 query heads sharing 8 KV heads of dimension 64 (TinyLlama-1.1B's attention), block size 16.
+ * {@code queries} = 1 is a decode step (one row seeing the whole context); 64 is the last prefill
+ * chunk of the context, causal (row i sees {@code context − 64 + i + 1} positions).
+ * One op = Σ over rows of 4·heads·visible·headDim FLOP (scores and weighted sum); the {@code :gbyte}
+ * counter counts every cached K and V value once (the rows and query heads of a group re-read them
+ * from cache).
  * Not final: JMH subclasses benchmark states.
  */
 @State(Scope.Benchmark)
@@ -42,9 +46,17 @@ public class AttentionBenchmark {
     private static final int HEAD_DIM = 64;
     private static final int BLOCK_SIZE = 16;
 
-    /** Cached tokens the decode row attends to. */
-    @Param({"128", "1024"})
+    /** Cached tokens, the last query row included. */
+    @Param({"128", "1024", "4096"})
     public int context;
+
+    /** Query rows per call: 1 (decode) or 64 (a causal prefill chunk at the end of the context). */
+    @Param({"1", "64"})
+    public int queries;
+
+    /** The KV cache's dtype: F32, or BF16 (half the bytes, widened on read). */
+    @Param({"F32", "BF16"})
+    public DType kv;
 
     /** Backend threads: 1, or "all" available processors. */
     @Param({"1", "all"})
@@ -56,15 +68,19 @@ public class AttentionBenchmark {
     private Tensor q;
     private Tensor out;
     private AttentionRows rows;
+    private float scale;
     private double flopPerOp;
     private double bytesPerOp;
 
     @Setup(Level.Trial)
     public void setUp() {
+        if (queries > context) {
+            throw new IllegalArgumentException("queries " + queries + " > context " + context);
+        }
         backend = new CpuBackend(Fixtures.threads(threads));
         // Shared, not confined: the backend's worker threads read q and write out.
         arena = Arena.ofShared();
-        cache = KvCache.forTokens(1, KV_HEADS, HEAD_DIM, BLOCK_SIZE, context);
+        cache = KvCache.forTokens(1, KV_HEADS, HEAD_DIM, BLOCK_SIZE, context, kv);
         KvSequence sequence = cache.newSequence();
         int[] slots = sequence.append(context);
         Tensor k = Tensor.allocate(arena, DType.F32, context, (long) KV_HEADS * HEAD_DIM);
@@ -72,12 +88,22 @@ public class AttentionBenchmark {
         Fixtures.fillUniform(k, 1);
         Fixtures.fillUniform(v, 2);
         backend.writeKv(cache, 0, k, v, slots);
-        q = Tensor.allocate(arena, DType.F32, 1, (long) HEADS * HEAD_DIM);
-        out = Tensor.allocate(arena, DType.F32, 1, (long) HEADS * HEAD_DIM);
+        q = Tensor.allocate(arena, DType.F32, queries, (long) HEADS * HEAD_DIM);
+        out = Tensor.allocate(arena, DType.F32, queries, (long) HEADS * HEAD_DIM);
         Fixtures.fillUniform(q, 3);
-        rows = new AttentionRows(new int[][] {sequence.blockTable()}, new int[] {context});
-        flopPerOp = 4.0 * HEADS * context * HEAD_DIM;
-        bytesPerOp = 2.0 * context * KV_HEADS * HEAD_DIM * Float.BYTES;
+        int[] table = sequence.blockTable();
+        int[][] tables = new int[queries][];
+        int[] visible = new int[queries];
+        long positions = 0;
+        for (int r = 0; r < queries; r++) {
+            tables[r] = table;
+            visible[r] = context - queries + r + 1;
+            positions += visible[r];
+        }
+        rows = new AttentionRows(tables, visible);
+        scale = (float) (1 / Math.sqrt(HEAD_DIM));
+        flopPerOp = 4.0 * HEADS * HEAD_DIM * positions;
+        bytesPerOp = 2.0 * context * KV_HEADS * HEAD_DIM * kv.byteSize();
     }
 
     @TearDown(Level.Trial)
@@ -89,7 +115,7 @@ public class AttentionBenchmark {
 
     @Benchmark
     public void attention(Blackhole bh, WorkCounters work) {
-        backend.attention(q, cache, 0, rows, HEADS, (float) (1 / Math.sqrt(HEAD_DIM)), out);
+        backend.attention(q, cache, 0, rows, HEADS, scale, out);
         bh.consume(out.getFloat(out.numel() - 1));
         work.add(flopPerOp, bytesPerOp);
     }

@@ -53,7 +53,7 @@ public final class BatchBench {
     public record RowsFigure(int rows, Stats millis, double ratioToOneRow) {}
 
     public record Result(String model, String dtype, long weightBytesPerToken, Options options, List<BatchFigure> batches,
-                         List<RowsFigure> rows) {}
+                         List<RowsFigure> rows, MemorySnapshot memory) {}
 
     private BatchBench() {}
 
@@ -114,7 +114,7 @@ public final class BatchBench {
                 }
             }
             return new Result(label, model.weightDType().name().toLowerCase(Locale.ROOT), model.weightBytesPerToken(), o,
-                    batches, rows);
+                    batches, rows, MemorySnapshot.of(model));
         }
     }
 
@@ -169,6 +169,7 @@ public final class BatchBench {
             e.set("millis", f.millis().toJson());
             e.put("ratio_to_one_row", f.ratioToOneRow());
         }
+        n.set("memory", r.memory().toJson());
         return n;
     }
 }

@@ -70,7 +70,7 @@ public final class DecodeBench {
 
     /** Everything one run measured. */
     public record Result(String model, String dtype, long parameters, long weightBytesPerToken, Options options,
-                         List<ThreadResult> threads) {}
+                         List<ThreadResult> threads, MemorySnapshot memory) {}
 
     private DecodeBench() {}
 
@@ -92,6 +92,7 @@ public final class DecodeBench {
         String dtype = null;
         long parameters = 0;
         long weightBytes = 0;
+        MemorySnapshot memory = null;
         for (int c = 0; c < threadCounts.length; c++) {
             int threads = threadCounts[c];
             long base = perThreadCount * c;
@@ -116,12 +117,13 @@ public final class DecodeBench {
                     }
                     progress.update(base + options.bandwidthPasses() + rep + 2, total);
                 }
+                memory = MemorySnapshot.of(model);
                 Stats decodeStats = Stats.of(decode);
                 results.add(new ThreadResult(threads, bandwidth, Stats.of(prefill), decodeStats,
                         decodeStats.scaled(weightBytes)));
             }
         }
-        return new Result(label, dtype, parameters, weightBytes, options, results);
+        return new Result(label, dtype, parameters, weightBytes, options, results, memory);
     }
 
     private static long roundTo(long bytes, long multiple) {
@@ -187,6 +189,7 @@ public final class DecodeBench {
             run.set("weight_read_bytes_per_s", t.weightBytesPerSecond().toJson());
             run.put("fraction_of_memory_bandwidth", t.fractionOfBandwidth());
         }
+        n.set("memory", r.memory().toJson());
         return n;
     }
 }

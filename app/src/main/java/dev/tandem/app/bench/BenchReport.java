@@ -1,0 +1,778 @@
+package dev.tandem.app.bench;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.jfree.chart.ChartFactory;
+import org.jfree.chart.ChartUtils;
+import org.jfree.chart.JFreeChart;
+import org.jfree.chart.axis.NumberAxis;
+import org.jfree.chart.plot.CategoryPlot;
+import org.jfree.chart.plot.DatasetRenderingOrder;
+import org.jfree.chart.plot.XYPlot;
+import org.jfree.chart.renderer.category.BoxAndWhiskerRenderer;
+import org.jfree.chart.renderer.category.ScatterRenderer;
+import org.jfree.chart.renderer.xy.XYLineAndShapeRenderer;
+import org.jfree.chart.title.TextTitle;
+import org.jfree.chart.ui.RectangleEdge;
+import org.jfree.data.statistics.BoxAndWhiskerItem;
+import org.jfree.data.statistics.DefaultBoxAndWhiskerCategoryDataset;
+import org.jfree.data.statistics.DefaultMultiValueCategoryDataset;
+import org.jfree.data.xy.XYSeries;
+import org.jfree.data.xy.XYSeriesCollection;
+
+import java.awt.BasicStroke;
+import java.awt.Color;
+import java.awt.Font;
+import java.awt.geom.Ellipse2D;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * A Markdown report with PNG charts of one {@code ./tandem bench} result JSON, written beside it:
+ * {@code <base>.md} and, as the suites present call for them, {@code <base>-decode.png},
+ * {@code <base>-prefill.png}, {@code <base>-batch.png} and {@code <base>-rows.png}, where
+ * {@code <base>} is the JSON file's name without {@code .json}.
+ *
+ * <p>The report names the machine, JDK, date, commit and exact command, then gives every figure of
+ * every section as {@code median (q1–q3)} with its repetition count. The box plots draw the same
+ * median and quartiles as the tables (taken from the JSON, not recomputed), whiskers to the furthest
+ * repetition within 1.5 IQR of the box, and every repetition beyond that as a point.
+ *
+ * <p>Charts render off-screen with AWT in headless mode: loading this class sets
+ * {@code java.awt.headless=true} (before any AWT use in a CLI run), so reports can be written on
+ * servers without a display. Everything is rendered in memory first; each file is
+ * then written to a temporary file in the same folder and renamed, and when any write fails the files
+ * of this report that were already in place are removed again, so a failure never leaves a half
+ * written or half complete report.
+ */
+public final class BenchReport {
+
+    /** Size of every chart, in pixels. */
+    public static final int CHART_WIDTH = 800;
+    public static final int CHART_HEIGHT = 450;
+
+    static {
+        // Charts render into images only; never look for a display (AWT reads this once, on first use).
+        System.setProperty("java.awt.headless", "true");
+    }
+
+    private static final List<String> SECTIONS = List.of("decode", "prefill", "batch");
+
+    private BenchReport() {
+    }
+
+    /** Reads a result JSON and writes its report beside it; see {@link #write(JsonNode, Path)}. */
+    public static List<Path> write(Path jsonFile) throws IOException {
+        JsonNode result;
+        try {
+            result = new ObjectMapper().readTree(jsonFile.toFile());
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalArgumentException(jsonFile + " is not valid JSON (" + e.getOriginalMessage() + ").", e);
+        }
+        return write(result, jsonFile);
+    }
+
+    /**
+     * Writes the Markdown report of {@code result} (what {@code ./tandem bench} wrote to
+     * {@code jsonFile}) and its charts beside {@code jsonFile}.
+     *
+     * @return the files written, the charts first and the Markdown last
+     * @throws IllegalArgumentException when {@code result} is not a benchmark result this class knows
+     *                                  (no {@code suite}, an unknown suite, a figure missing or malformed);
+     *                                  nothing is written then
+     * @throws IOException              when a file cannot be written; none of this report's files is left
+     */
+    public static List<Path> write(JsonNode result, Path jsonFile) throws IOException {
+        Path dir = jsonFile.toAbsolutePath().getParent();
+        String base = baseName(jsonFile);
+        Report report = render(result, base);
+        List<Output> outputs = new ArrayList<>();
+        for (Map.Entry<String, byte[]> chart : report.charts.entrySet()) {
+            outputs.add(new Output(dir.resolve(chart.getKey()), chart.getValue()));
+        }
+        outputs.add(new Output(dir.resolve(base + ".md"), report.markdown.getBytes(StandardCharsets.UTF_8)));
+        return writeAll(dir, outputs);
+    }
+
+    static String baseName(Path jsonFile) {
+        String name = jsonFile.getFileName().toString();
+        return name.endsWith(".json") && name.length() > ".json".length()
+                ? name.substring(0, name.length() - ".json".length()) : name;
+    }
+
+    // ---------------------------------------------------------------- rendering
+
+    private record Output(Path file, byte[] bytes) {
+    }
+
+    /** The Markdown text and the charts (file name to PNG bytes), in memory. */
+    record Report(String markdown, Map<String, byte[]> charts) {
+    }
+
+    static Report render(JsonNode result, String base) {
+        if (result == null || !result.isObject()) {
+            throw new IllegalArgumentException("This is not a ./tandem bench result: that is a JSON object with a "
+                    + "\"suite\" field (JMH results, for one, are not).");
+        }
+        JsonNode suiteNode = result.get("suite");
+        if (suiteNode == null || !suiteNode.isTextual()) {
+            throw new IllegalArgumentException("The benchmark result has no \"suite\" field, so it is not a result "
+                    + "./tandem bench wrote (expected one of decode, prefill, batch or all).");
+        }
+        String suite = suiteNode.asText();
+        Map<String, JsonNode> sections = new LinkedHashMap<>();
+        if (suite.equals("all")) {
+            for (String s : SECTIONS) {
+                JsonNode n = result.get(s);
+                if (n != null && n.isObject()) {
+                    sections.put(s, n);
+                }
+            }
+            if (sections.isEmpty()) {
+                throw new IllegalArgumentException("The benchmark result of suite \"all\" holds none of the sections "
+                        + "decode, prefill or batch.");
+            }
+        } else if (SECTIONS.contains(suite)) {
+            sections.put(suite, result);
+        } else {
+            throw new IllegalArgumentException("Unknown benchmark suite \"" + suite
+                    + "\" in the result (expected decode, prefill, batch or all).");
+        }
+
+        Md md = new Md();
+        Map<String, byte[]> charts = new LinkedHashMap<>();
+        JsonNode first = sections.values().iterator().next();
+        String model = text(first, "model");
+        String dtype = text(first, "dtype");
+        md.line("# Benchmark: " + suite + (model == null ? "" : " — " + model) + (dtype == null ? "" : " (" + dtype + ")"));
+        md.blank();
+        header(md, result);
+        String subtitle = chartSubtitle(result);
+        boolean nested = suite.equals("all");
+        for (Map.Entry<String, JsonNode> s : sections.entrySet()) {
+            String where = nested ? s.getKey() + "." : "";
+            switch (s.getKey()) {
+                case "decode" -> decode(md, charts, s.getValue(), base, subtitle, where);
+                case "prefill" -> prefill(md, charts, s.getValue(), base, subtitle, where);
+                case "batch" -> batch(md, charts, s.getValue(), base, subtitle, where);
+                default -> throw new AssertionError(s.getKey());
+            }
+        }
+        return new Report(md.toString(), charts);
+    }
+
+    private static void header(Md md, JsonNode r) {
+        JsonNode m = r.path("machine");
+        List<String> machine = new ArrayList<>();
+        addIf(machine, text(m, "cpu"));
+        if (m.path("cores").isNumber()) {
+            machine.add(m.get("cores").asInt() + " cores");
+        }
+        if (m.path("memory_bytes").isNumber() && m.get("memory_bytes").asLong() > 0) {
+            machine.add(bytes(m.get("memory_bytes").asLong()) + " memory");
+        }
+        if (m.path("last_level_cache_bytes").isNumber() && m.get("last_level_cache_bytes").asLong() > 0) {
+            machine.add(bytes(m.get("last_level_cache_bytes").asLong()) + " last-level cache");
+        }
+        addIf(machine, text(m, "os"));
+        md.line("| | |");
+        md.line("| --- | --- |");
+        md.row("machine", machine.isEmpty() ? "not recorded" : String.join(", ", machine));
+        md.row("JDK", orElse(text(m, "jdk"), "not recorded"));
+        md.row("date", orElse(text(r, "date"), "not recorded"));
+        md.row("commit", orElse(text(r, "commit"), "not recorded"));
+        if (text(r, "model_dir") != null) {
+            md.row("model directory", text(r, "model_dir"));
+        }
+        md.blank();
+        String command = text(r, "command");
+        if (command != null) {
+            md.line("Command:");
+            md.blank();
+            String fence = command.contains("```") ? "~~~~" : "```";
+            md.line(fence + "sh");
+            md.line(command);
+            md.line(fence);
+            md.blank();
+        }
+        md.line("Figures are `median (q1–q3)` over the repetitions counted in each table's last column; "
+                + "the charts draw the same median and quartiles, whiskers to the furthest repetition within "
+                + "1.5 IQR of the box and a dot for every repetition.");
+        md.blank();
+    }
+
+    private static String chartSubtitle(JsonNode r) {
+        List<String> parts = new ArrayList<>();
+        JsonNode m = r.path("machine");
+        addIf(parts, text(m, "cpu"));
+        if (m.path("cores").isNumber()) {
+            parts.add(m.get("cores").asInt() + " cores");
+        }
+        String date = text(r, "date");
+        if (date != null) {
+            parts.add(date.length() >= 10 ? date.substring(0, 10) : date);
+        }
+        addIf(parts, text(r, "commit"));
+        return String.join(" · ", parts);
+    }
+
+    private static void modelLine(Md md, JsonNode s) {
+        List<String> parts = new ArrayList<>();
+        String model = text(s, "model");
+        String dtype = text(s, "dtype");
+        if (model != null) {
+            parts.add("`" + model + "`" + (dtype == null ? "" : " in " + dtype));
+        }
+        if (s.path("parameters").isNumber()) {
+            parts.add(String.format(Locale.ROOT, "%,d parameters", s.get("parameters").asLong()));
+        }
+        if (s.path("weight_bytes_per_token").isNumber()) {
+            parts.add(String.format(Locale.ROOT, "%.1f MB of weights read per decoded token",
+                    s.get("weight_bytes_per_token").asDouble() / 1e6));
+        }
+        if (!parts.isEmpty()) {
+            md.line("Model: " + String.join(", ", parts) + ".");
+            md.blank();
+        }
+        JsonNode options = s.path("options");
+        if (options.isObject() && !options.isEmpty()) {
+            List<String> o = new ArrayList<>();
+            for (Iterator<Map.Entry<String, JsonNode>> it = options.fields(); it.hasNext(); ) {
+                Map.Entry<String, JsonNode> e = it.next();
+                String v = e.getValue().isArray() ? joinArray(e.getValue()) : e.getValue().asText();
+                o.add("`" + e.getKey() + "` " + v);
+            }
+            md.line("Options: " + String.join(", ", o) + ".");
+            md.blank();
+        }
+    }
+
+    private static void decode(Md md, Map<String, byte[]> charts, JsonNode s, String base, String subtitle, String where) {
+        md.line("## Decode");
+        md.blank();
+        modelLine(md, s);
+        JsonNode runs = array(s, "runs", where);
+        Boxes boxes = new Boxes();
+        List<String> sentences = new ArrayList<>();
+        md.line("| threads | decode tok/s | prefill tok/s | weight read GB/s | memory read GB/s, best pass "
+                + "| memory read GB/s, median pass | fraction of roofline | repetitions |");
+        md.line("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        for (int i = 0; i < runs.size(); i++) {
+            JsonNode run = runs.get(i);
+            String at = where + "runs[" + i + "].";
+            int threads = integer(run, "threads", at);
+            Fig decode = fig(run, "decode_tokens_per_s", at);
+            Fig prefill = run.has("prefill_tokens_per_s") ? fig(run, "prefill_tokens_per_s", at) : null;
+            Fig weights = fig(run, "weight_read_bytes_per_s", at);
+            JsonNode bw = run.path("memory_read_bytes_per_s");
+            double best = number(bw, "best", at + "memory_read_bytes_per_s.");
+            double bwMedian = number(bw, "median", at + "memory_read_bytes_per_s.");
+            int passes = bw.path("passes").isArray() ? bw.get("passes").size() : 0;
+            double fraction = run.path("fraction_of_memory_bandwidth").isNumber()
+                    ? run.get("fraction_of_memory_bandwidth").asDouble() : weights.median / best;
+            md.line("| " + threads + " | " + decode.format(1) + " | " + (prefill == null ? "–" : prefill.format(1))
+                    + " | " + weights.format(1e-9) + " | " + fixed(best / 1e9, 2) + " | " + fixed(bwMedian / 1e9, 2)
+                    + " | " + fixed(fraction, 2) + " | " + counts(decode, prefill, weights)
+                    + (passes > 0 ? " (bandwidth: " + passes + " passes)" : "") + " |");
+            boxes.add(decode, Integer.toString(threads));
+            sentences.add(String.format(Locale.ROOT,
+                    "With %s, decode reads weights at %s GB/s, %s of the %s GB/s measured with %s in the same run "
+                            + "(best of %s; the median pass read %s GB/s).",
+                    threadsWord(threads), fixed(weights.median / 1e9, 2), fixed(fraction, 2), fixed(best / 1e9, 2),
+                    threadsWord(threads), passes > 0 ? passes + " passes" : "the passes", fixed(bwMedian / 1e9, 2)));
+        }
+        md.blank();
+        for (String sentence : sentences) {
+            md.line(sentence);
+            md.blank();
+        }
+        md.line("The fraction of the roofline is the median weight-read rate (decode tokens/s × weight bytes per "
+                + "token) over the best memory-read pass with the same threads.");
+        md.blank();
+        if (s.path("weights_fit_in_last_level_cache").asBoolean(false)) {
+            md.line("**Note:** the weights fit in the last-level cache, so decode is not bound by memory bandwidth "
+                    + "here and fractions above 1 are possible.");
+            md.blank();
+        }
+        if (runs.size() > 0) {
+            String file = base + "-decode.png";
+            charts.put(file, boxChart(title(s, "decode tokens/s by thread count"), subtitle, "threads",
+                    "decode tokens/s (single sequence)", boxes));
+            md.image("decode tokens/s by thread count", file);
+        }
+        memory(md, s);
+    }
+
+    private static void prefill(Md md, Map<String, byte[]> charts, JsonNode s, String base, String subtitle, String where) {
+        md.line("## Prefill");
+        md.blank();
+        modelLine(md, s);
+        JsonNode figures = array(s, "prefill", where);
+        Boxes boxes = new Boxes();
+        md.line("| threads | prompt tokens | prefill tok/s | time to first token ms | repetitions |");
+        md.line("| ---: | ---: | ---: | ---: | ---: |");
+        Set<Integer> threadCounts = new LinkedHashSet<>();
+        for (int i = 0; i < figures.size(); i++) {
+            threadCounts.add(integer(figures.get(i), "threads", where + "prefill[" + i + "]."));
+        }
+        for (int i = 0; i < figures.size(); i++) {
+            JsonNode f = figures.get(i);
+            String at = where + "prefill[" + i + "].";
+            int threads = integer(f, "threads", at);
+            int prompt = integer(f, "prompt_tokens", at);
+            Fig tps = fig(f, "prefill_tokens_per_s", at);
+            Fig ttft = f.has("time_to_first_token_ms") ? fig(f, "time_to_first_token_ms", at) : null;
+            md.line("| " + threads + " | " + prompt + " | " + tps.format(1) + " | "
+                    + (ttft == null ? "–" : ttft.format(1)) + " | " + counts(tps, ttft) + " |");
+            boxes.add(tps, threadCounts.size() == 1 ? Integer.toString(prompt) : prompt + ", " + threadsWord(threads));
+        }
+        md.blank();
+        if (figures.size() > 0) {
+            String file = base + "-prefill.png";
+            charts.put(file, boxChart(title(s, "prefill tokens/s by prompt length"), subtitle,
+                    threadCounts.size() == 1 ? "prompt tokens" : "prompt tokens, threads", "prefill tokens/s", boxes));
+            md.image("prefill tokens/s by prompt length", file);
+        }
+        memory(md, s);
+    }
+
+    private static void batch(Md md, Map<String, byte[]> charts, JsonNode s, String base, String subtitle, String where) {
+        md.line("## Batched decode");
+        md.blank();
+        modelLine(md, s);
+        JsonNode batches = array(s, "batched_decode", where);
+        Boxes boxes = new Boxes();
+        md.line("| batch | tok/s (all sequences) | repetitions |");
+        md.line("| ---: | ---: | ---: |");
+        for (int i = 0; i < batches.size(); i++) {
+            JsonNode b = batches.get(i);
+            String at = where + "batched_decode[" + i + "].";
+            int batch = integer(b, "batch", at);
+            Fig tps = fig(b, "tokens_per_s", at);
+            md.line("| " + batch + " | " + tps.format(1) + " | " + counts(tps) + " |");
+            boxes.add(tps, Integer.toString(batch));
+        }
+        md.blank();
+        if (batches.size() > 0) {
+            String file = base + "-batch.png";
+            charts.put(file, boxChart(title(s, "batched decode tokens/s by batch size"), subtitle,
+                    "batch size (sequences)", "tokens/s (all sequences together)", boxes));
+            md.image("batched decode tokens/s by batch size", file);
+        }
+        JsonNode rows = s.path("rows_per_pass");
+        if (rows.isArray() && rows.size() > 0) {
+            md.line("### One pass over k rows");
+            md.blank();
+            md.line("| rows | ms per pass | ratio to one row | repetitions |");
+            md.line("| ---: | ---: | ---: | ---: |");
+            XYSeries measured = new XYSeries("measured (median ms over k rows / over 1 row)");
+            XYSeries linear = new XYSeries("k × one row (no sharing)");
+            for (int i = 0; i < rows.size(); i++) {
+                JsonNode r = rows.get(i);
+                String at = where + "rows_per_pass[" + i + "].";
+                int k = integer(r, "rows", at);
+                Fig millis = fig(r, "millis", at);
+                double ratio = number(r, "ratio_to_one_row", at);
+                md.line("| " + k + " | " + millis.format(1) + " | " + fixed(ratio, 2) + " | " + counts(millis) + " |");
+                measured.add(k, ratio);
+                linear.add(k, k);
+            }
+            md.blank();
+            String file = base + "-rows.png";
+            charts.put(file, lineChart(title(s, "one pass over k rows, relative to one row"), subtitle,
+                    "rows per pass (k)", "time relative to one row (×)", measured, linear));
+            md.image("time of one pass over k rows relative to one row", file);
+        }
+        memory(md, s);
+    }
+
+    private static final Map<String, String> MEMORY_LABELS = Map.of(
+            "heap_used_bytes", "Java heap used",
+            "heap_committed_bytes", "Java heap committed",
+            "heap_max_bytes", "Java heap maximum",
+            "off_heap_bytes", "off-heap (resident outside the committed heap)",
+            "kv_cache_bytes", "KV cache",
+            "weights_mapped_bytes", "weights mapped",
+            "process_resident_bytes", "process resident",
+            "process_peak_resident_bytes", "process peak resident");
+
+    private static void memory(Md md, JsonNode s) {
+        JsonNode m = s.path("memory");
+        if (!m.isObject() || m.isEmpty()) {
+            return;
+        }
+        md.line("### Memory");
+        md.blank();
+        md.line("| | |");
+        md.line("| --- | ---: |");
+        for (Iterator<Map.Entry<String, JsonNode>> it = m.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            String label = MEMORY_LABELS.getOrDefault(e.getKey(), e.getKey().replace('_', ' '));
+            JsonNode v = e.getValue();
+            boolean isBytes = e.getKey().endsWith("_bytes");
+            String value;
+            if (v.isNumber()) {
+                value = v.asDouble() < 0 ? "not reported" : isBytes ? bytes(v.asLong()) : v.asText();
+            } else if (v.isObject() && v.has("median")) {
+                Fig f = fig(m, e.getKey(), "memory.");
+                value = isBytes ? f.format(1.0 / (1 << 20)) + " MiB" : f.format(1);
+            } else {
+                value = v.asText();
+            }
+            md.row(label, value);
+        }
+        md.blank();
+    }
+
+    private static String title(JsonNode s, String what) {
+        String model = text(s, "model");
+        String dtype = text(s, "dtype");
+        return (model == null ? "" : model + (dtype == null ? "" : " (" + dtype + ")") + ": ") + what;
+    }
+
+    // ---------------------------------------------------------------- charts
+
+    /**
+     * Box plots of one series of figures, one box per category, with every repetition drawn over its
+     * box as a dot (JFreeChart's own outlier circles grow with the box width, and its axis range leaves
+     * outliers out; a scatter layer of all values avoids both).
+     */
+    private static final class Boxes {
+        final DefaultBoxAndWhiskerCategoryDataset boxes = new DefaultBoxAndWhiskerCategoryDataset();
+        final DefaultMultiValueCategoryDataset dots = new DefaultMultiValueCategoryDataset();
+
+        void add(Fig f, String category) {
+            boxes.add(f.boxItem(), "median and quartiles", category);
+            List<Double> values = new ArrayList<>();
+            for (double v : f.values) {
+                values.add(v);
+            }
+            dots.add(values, "repetitions", category);
+        }
+    }
+
+    private static byte[] boxChart(String title, String subtitle, String categoryLabel, String valueLabel, Boxes data) {
+        JFreeChart chart = ChartFactory.createBoxAndWhiskerChart(title, categoryLabel, valueLabel, data.boxes, false);
+        CategoryPlot plot = chart.getCategoryPlot();
+        BoxAndWhiskerRenderer renderer = (BoxAndWhiskerRenderer) plot.getRenderer();
+        renderer.setMeanVisible(false);
+        renderer.setMedianVisible(true);
+        renderer.setFillBox(true);
+        renderer.setMaximumBarWidth(0.12);
+        renderer.setUseOutlinePaintForWhiskers(true);
+        renderer.setSeriesPaint(0, new Color(0x8DB6E0));
+        renderer.setSeriesOutlinePaint(0, new Color(0x2B5C8A));
+        renderer.setDefaultOutlinePaint(new Color(0x2B5C8A));
+        ScatterRenderer dots = new ScatterRenderer();
+        dots.setUseSeriesOffset(false);
+        dots.setSeriesShape(0, new Ellipse2D.Double(-3, -3, 6, 6));
+        dots.setSeriesPaint(0, new Color(0, 0, 0, 150));
+        dots.setSeriesVisibleInLegend(0, false);
+        plot.setDataset(1, data.dots);
+        plot.setRenderer(1, dots);
+        plot.setDatasetRenderingOrder(DatasetRenderingOrder.FORWARD);
+        style(chart, subtitle);
+        TextTitle key = new TextTitle("box: quartiles, line: median, whiskers: furthest repetition within 1.5 IQR, "
+                + "dots: every repetition", new Font(Font.SANS_SERIF, Font.PLAIN, 11));
+        key.setPosition(RectangleEdge.BOTTOM);
+        chart.addSubtitle(key);
+        plot.getDomainAxis().setMaximumCategoryLabelLines(2);
+        plot.setBackgroundPaint(Color.WHITE);
+        plot.setRangeGridlinePaint(Color.LIGHT_GRAY);
+        return png(chart);
+    }
+
+    private static byte[] lineChart(String title, String subtitle, String xLabel, String yLabel, XYSeries... series) {
+        XYSeriesCollection data = new XYSeriesCollection();
+        for (XYSeries s : series) {
+            data.addSeries(s);
+        }
+        JFreeChart chart = ChartFactory.createXYLineChart(title, xLabel, yLabel, data);
+        XYPlot plot = chart.getXYPlot();
+        XYLineAndShapeRenderer renderer = new XYLineAndShapeRenderer(true, true);
+        renderer.setSeriesShapesVisible(1, false);
+        renderer.setSeriesPaint(1, Color.GRAY);
+        renderer.setSeriesStroke(1, new BasicStroke(1.5f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f,
+                new float[] {6f, 4f}, 0f));
+        renderer.setSeriesStroke(0, new BasicStroke(2f));
+        plot.setRenderer(renderer);
+        ((NumberAxis) plot.getDomainAxis()).setStandardTickUnits(NumberAxis.createIntegerTickUnits());
+        ((NumberAxis) plot.getRangeAxis()).setAutoRangeIncludesZero(true);
+        style(chart, subtitle);
+        plot.setBackgroundPaint(Color.WHITE);
+        plot.setDomainGridlinePaint(Color.LIGHT_GRAY);
+        plot.setRangeGridlinePaint(Color.LIGHT_GRAY);
+        return png(chart);
+    }
+
+    private static void style(JFreeChart chart, String subtitle) {
+        chart.setBackgroundPaint(Color.WHITE);
+        if (!subtitle.isEmpty()) {
+            chart.addSubtitle(new TextTitle(subtitle));
+        }
+    }
+
+    private static byte[] png(JFreeChart chart) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        try {
+            ChartUtils.writeChartAsPNG(out, chart, CHART_WIDTH, CHART_HEIGHT);
+        } catch (IOException e) {
+            throw new IllegalStateException("could not render a chart (" + e.getMessage() + ")", e);
+        } catch (java.awt.AWTError e) {
+            throw new IllegalStateException("could not render a chart: AWT was started without headless mode and "
+                    + "finds no display (" + e.getMessage() + "); run with -Djava.awt.headless=true.", e);
+        }
+        return out.toByteArray();
+    }
+
+    // ---------------------------------------------------------------- figures
+
+    /** One figure of the result: median, quartiles and the repetitions. */
+    record Fig(double median, double q1, double q3, double[] values) {
+
+        /** {@code median (q1–q3)} of the figure × {@code scale}, with decimals chosen by the median's size. */
+        String format(double scale) {
+            double m = median * scale;
+            int d = decimals(m);
+            return fixed(m, d) + " (" + fixed(q1 * scale, d) + "–" + fixed(q3 * scale, d) + ")";
+        }
+
+        /**
+         * A box from the recorded quartiles and median, whiskers to the furthest values within 1.5 IQR;
+         * no outliers (the chart draws every value as a dot instead).
+         */
+        BoxAndWhiskerItem boxItem() {
+            double lo = q1;
+            double hi = q3;
+            double lowFence = lo - 1.5 * (hi - lo);
+            double highFence = hi + 1.5 * (hi - lo);
+            double minRegular = lo;
+            double maxRegular = hi;
+            double min = lo;
+            double max = hi;
+            double sum = 0;
+            for (double v : values) {
+                sum += v;
+                min = Math.min(min, v);
+                max = Math.max(max, v);
+                if (v >= lowFence && v <= highFence) {
+                    minRegular = Math.min(minRegular, v);
+                    maxRegular = Math.max(maxRegular, v);
+                }
+            }
+            double mean = values.length > 0 ? sum / values.length : median;
+            return new BoxAndWhiskerItem(mean, median, lo, hi, minRegular, maxRegular, min, max, List.of());
+        }
+    }
+
+    static int decimals(double x) {
+        double a = Math.abs(x);
+        return a >= 100 ? 1 : a >= 1 ? 2 : 3;
+    }
+
+    static String fixed(double x, int decimals) {
+        return String.format(Locale.ROOT, "%." + decimals + "f", x);
+    }
+
+    private static Fig fig(JsonNode parent, String field, String where) {
+        JsonNode n = parent.get(field);
+        if (n == null || !n.isObject() || !n.path("median").isNumber() || !n.path("q1").isNumber()
+                || !n.path("q3").isNumber() || (n.has("values") && !n.get("values").isArray())) {
+            throw new IllegalArgumentException("The benchmark result's " + where + field + " is missing or not a "
+                    + "figure {median, q1, q3, values}.");
+        }
+        JsonNode v = n.path("values");
+        double[] values = new double[v.size()];
+        for (int i = 0; i < values.length; i++) {
+            if (!v.get(i).isNumber()) {
+                throw new IllegalArgumentException("The benchmark result's " + where + field + ".values[" + i
+                        + "] is not a number.");
+            }
+            values[i] = v.get(i).asDouble();
+        }
+        return new Fig(n.get("median").asDouble(), n.get("q1").asDouble(), n.get("q3").asDouble(), values);
+    }
+
+    private static JsonNode array(JsonNode parent, String field, String where) {
+        JsonNode n = parent.get(field);
+        if (n == null || !n.isArray()) {
+            throw new IllegalArgumentException("The benchmark result's " + where + field + " is missing or not an array.");
+        }
+        return n;
+    }
+
+    private static int integer(JsonNode parent, String field, String where) {
+        JsonNode n = parent.get(field);
+        if (n == null || !n.canConvertToInt() || !n.isIntegralNumber()) {
+            throw new IllegalArgumentException("The benchmark result's " + where + field + " is missing or not a whole number.");
+        }
+        return n.asInt();
+    }
+
+    private static double number(JsonNode parent, String field, String where) {
+        JsonNode n = parent.get(field);
+        if (n == null || !n.isNumber()) {
+            throw new IllegalArgumentException("The benchmark result's " + where + field + " is missing or not a number.");
+        }
+        return n.asDouble();
+    }
+
+    /** The repetition count of the figures of one row ("5", or "5 / 4" when they differ). */
+    private static String counts(Fig... figs) {
+        Set<Integer> n = new LinkedHashSet<>();
+        for (Fig f : figs) {
+            if (f != null) {
+                n.add(f.values.length);
+            }
+        }
+        List<String> s = new ArrayList<>();
+        for (int c : n) {
+            s.add(c == 0 ? "–" : Integer.toString(c));
+        }
+        return String.join(" / ", s);
+    }
+
+    private static String threadsWord(int threads) {
+        return threads + (threads == 1 ? " thread" : " threads");
+    }
+
+    /** Bytes in binary units: {@code 32 MiB}, {@code 23.5 GiB}. */
+    static String bytes(long b) {
+        String[] units = {"B", "KiB", "MiB", "GiB", "TiB"};
+        double v = b;
+        int u = 0;
+        while (v >= 1024 && u < units.length - 1) {
+            v /= 1024;
+            u++;
+        }
+        if (u == 0) {
+            return b + " B";
+        }
+        return (v == Math.rint(v) ? String.format(Locale.ROOT, "%.0f", v) : String.format(Locale.ROOT, "%.1f", v))
+                + " " + units[u];
+    }
+
+    private static String text(JsonNode n, String field) {
+        JsonNode v = n == null ? null : n.get(field);
+        return v == null || v.isNull() || v.isContainerNode() ? null : v.asText();
+    }
+
+    private static String joinArray(JsonNode a) {
+        List<String> s = new ArrayList<>();
+        a.forEach(e -> s.add(e.asText()));
+        return String.join(", ", s);
+    }
+
+    private static void addIf(List<String> list, String s) {
+        if (s != null && !s.isBlank()) {
+            list.add(s);
+        }
+    }
+
+    private static String orElse(String s, String fallback) {
+        return s == null || s.isBlank() ? fallback : s;
+    }
+
+    /** A Markdown text under construction. */
+    private static final class Md {
+        private final StringBuilder b = new StringBuilder();
+
+        void line(String s) {
+            b.append(s).append('\n');
+        }
+
+        void blank() {
+            b.append('\n');
+        }
+
+        void row(String key, String value) {
+            line("| " + cell(key) + " | " + cell(value) + " |");
+        }
+
+        void image(String alt, String file) {
+            boolean plain = file.chars().noneMatch(c -> c == ' ' || c == '(' || c == ')' || c == '<' || c == '>');
+            line("![" + alt + "](" + (plain ? file : "<" + file + ">") + ")");
+            blank();
+        }
+
+        private static String cell(String s) {
+            return s.replace("|", "\\|").replace("\n", " ");
+        }
+
+        @Override
+        public String toString() {
+            return b.toString();
+        }
+    }
+
+    // ---------------------------------------------------------------- writing
+
+    /**
+     * Writes every output to a temporary file in {@code dir}, then renames each into place; on any
+     * failure removes the temporary files and the outputs already renamed.
+     */
+    private static List<Path> writeAll(Path dir, List<Output> outputs) throws IOException {
+        List<Path> temps = new ArrayList<>();
+        List<Path> placed = new ArrayList<>();
+        boolean done = false;
+        try {
+            Files.createDirectories(dir);
+            for (Output o : outputs) {
+                Path tmp = dir.resolve("." + o.file.getFileName() + "." + Long.toHexString(
+                        ThreadLocalRandom.current().nextLong() >>> 1) + ".partial");
+                temps.add(tmp);
+                try (OutputStream out = Files.newOutputStream(tmp, StandardOpenOption.CREATE_NEW,
+                        StandardOpenOption.WRITE)) {
+                    out.write(o.bytes);
+                }
+            }
+            for (int i = 0; i < outputs.size(); i++) {
+                Path target = outputs.get(i).file;
+                try {
+                    Files.move(temps.get(i), target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+                } catch (AtomicMoveNotSupportedException e) {
+                    Files.move(temps.get(i), target, StandardCopyOption.REPLACE_EXISTING);
+                }
+                placed.add(target);
+            }
+            done = true;
+            return List.copyOf(placed);
+        } catch (IOException e) {
+            throw new IOException("could not write the benchmark report beside " + outputs.getLast().file
+                    + " (" + e + "); no report files were left.", e);
+        } finally {
+            for (Path t : temps) {
+                deleteQuietly(t);
+            }
+            if (!done) {
+                for (Path p : placed) {
+                    deleteQuietly(p);
+                }
+            }
+        }
+    }
+
+    private static void deleteQuietly(Path p) {
+        try {
+            Files.deleteIfExists(p);
+        } catch (IOException | RuntimeException e) {
+            // best effort: the original failure is what the caller hears about
+        }
+    }
+}
