@@ -178,7 +178,11 @@ public final class DecodeBench {
             ObjectNode run = runs.addObject();
             run.put("threads", t.threads());
             ObjectNode bw = run.putObject("memory_read_bytes_per_s");
-            bw.put("median", t.bandwidth().median());
+            Stats passStats = Stats.of(t.bandwidth().bytesPerSecond());
+            bw.put("median", passStats.median());
+            bw.put("q1", passStats.q1());
+            bw.put("q3", passStats.q3());
+            bw.put("iqr", passStats.iqr());
             bw.put("best", t.bandwidth().best());
             var passes = bw.putArray("passes");
             for (double v : t.bandwidth().bytesPerSecond()) {
