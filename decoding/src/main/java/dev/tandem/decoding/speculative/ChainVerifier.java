@@ -1,0 +1,173 @@
+package dev.tandem.decoding.speculative;
+
+import dev.tandem.decoding.sampling.Sampler;
+import dev.tandem.runtime.rng.CounterRng;
+import dev.tandem.runtime.rng.RngPurpose;
+
+/**
+ * Verification of a drafted chain of tokens against the target model ({@code METHODS.md}, "Speculative
+ * family"). Pure functions of their arguments: every random draw comes from {@link CounterRng} keyed by
+ * (seed, stream, absolute position, purpose), so a verdict never depends on call order or batch slot.
+ */
+public final class ChainVerifier {
+
+    private ChainVerifier() {}
+
+    /**
+     * Greedy verification. {@code target[i]} (i = 0..n, n = draft.length) holds the raw target logits of
+     * the row that predicts {@code draft[i]}; row n predicts the token after the last draft token. Draft
+     * tokens are accepted while {@link Sampler#argmax}(target[i]) == draft[i]; next = argmax(target[accepted]).
+     */
+    public static Verdict greedy(int[] draft, float[][] target) {
+        requireRows("target", target.length, draft.length + 1, draft.length);
+        for (int i = 0; i < draft.length; i++) {
+            int best = Sampler.argmax(target[i]);
+            if (best != draft[i]) {
+                return new Verdict(i, best);
+            }
+        }
+        return new Verdict(draft.length, Sampler.argmax(target[draft.length]));
+    }
+
+    /**
+     * Exact speculative sampling (Leviathan, Kalman, Matias 2023; Chen et al. 2023): the emitted tokens are
+     * distributed exactly as if drawn one by one from the target.
+     *
+     * <p>{@code p[i]} (n + 1 rows, n = draft.length) is the target's processed distribution at row i (as
+     * {@link Sampler#distribution} gives it); {@code q[i]} (n rows) is the distribution {@code draft[i]} was
+     * drawn from, or {@code q == null} for a deterministic drafter (q[i] one-hot at draft[i]).
+     * {@code position} is the absolute position {@code draft[0]} will occupy.
+     *
+     * <p>draft[i] = x is accepted iff p[i][x] &gt; 0 and u ≤ p[i][x] / q[i][x], with u =
+     * {@link CounterRng#uniform}(seed, stream, position + i, {@link RngPurpose#ACCEPT}, 0). At the first
+     * rejection, next is drawn by inverse CDF (ids in increasing order) from norm(max(p[i] − q[i], 0)) with
+     * u = uniform(seed, stream, position + i, {@link RngPurpose#RESIDUAL}, 0); if that residual is all zero
+     * (possible only through rounding, when p[i] ≈ q[i]) it is drawn from p[i] instead. If all n are
+     * accepted, next is drawn from p[n] as {@link Sampler#sample} draws the token at position + n (purpose
+     * SAMPLE, index 0, first id whose running sum exceeds u · total). Sampler sums the unnormalised
+     * weights exp(l − max) while this sums p = weight / total, so the two can differ only when u · total
+     * falls within rounding (an ulp or so) of a cumulative boundary.
+     *
+     * @throws IllegalArgumentException on mismatched shapes, a draft id outside the vocabulary, or
+     *     q[i][draft[i]] == 0 (the drafter could not have drawn it)
+     */
+    public static Verdict sample(int[] draft, double[][] p, double[][] q, long seed, long stream, long position) {
+        int n = draft.length;
+        requireRows("p", p.length, n + 1, n);
+        if (q != null) {
+            requireRows("q", q.length, n, n);
+        }
+        int vocab = p[0].length;
+        for (int i = 0; i <= n; i++) {
+            requireLength("p[" + i + "]", p[i], vocab);
+        }
+        for (int i = 0; i < n; i++) {
+            int x = draft[i];
+            if (x < 0 || x >= vocab) {
+                throw new IllegalArgumentException(
+                        "draft[" + i + "] = " + x + " is outside the vocabulary [0, " + vocab + ").");
+            }
+            if (q != null) {
+                requireLength("q[" + i + "]", q[i], vocab);
+                if (!(q[i][x] > 0)) {
+                    throw new IllegalArgumentException("q[" + i + "][" + x + "] = " + q[i][x]
+                            + ", but draft[" + i + "] = " + x + " was drawn from q[" + i + "], so it must be > 0.");
+                }
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            int x = draft[i];
+            double qx = q == null ? 1.0 : q[i][x];
+            double u = CounterRng.uniform(seed, stream, position + i, RngPurpose.ACCEPT, 0);
+            if (accepts(u, p[i][x], qx)) {
+                continue;
+            }
+            double r = CounterRng.uniform(seed, stream, position + i, RngPurpose.RESIDUAL, 0);
+            double[] residual = q != null ? residual(p[i], q[i]) : residualOneHot(p[i], x);
+            return new Verdict(i, drawOrFallBack(residual, p[i], r));
+        }
+        double u = CounterRng.uniform(seed, stream, position + n, RngPurpose.SAMPLE, 0);
+        return new Verdict(n, inverseCdf(p[n], u));
+    }
+
+    /** The acceptance test u ≤ p/q of speculative sampling (never accepting a token of probability 0). */
+    static boolean accepts(double u, double px, double qx) {
+        return px > 0 && (px >= qx || u <= px / qx);
+    }
+
+    /** max(p − q, 0), unnormalised (the inverse-CDF draw normalises implicitly). */
+    static double[] residual(double[] p, double[] q) {
+        double[] r = new double[p.length];
+        for (int t = 0; t < r.length; t++) {
+            double d = p[t] - q[t];
+            r[t] = d > 0 ? d : 0;
+        }
+        return r;
+    }
+
+    /** max(p − onehot(x), 0): p with token x removed. */
+    private static double[] residualOneHot(double[] p, int x) {
+        double[] r = p.clone();
+        r[x] = 0;
+        for (int t = 0; t < r.length; t++) {
+            if (!(r[t] > 0)) {
+                r[t] = 0;
+            }
+        }
+        return r;
+    }
+
+    /** Draws from {@code weights}, or from {@code fallback} when the weights are all zero. */
+    static int drawOrFallBack(double[] weights, double[] fallback, double u) {
+        return sum(weights) > 0 ? inverseCdf(weights, u) : inverseCdf(fallback, u);
+    }
+
+    static double sum(double[] w) {
+        double total = 0;
+        for (double x : w) {
+            if (x > 0) {
+                total += x;
+            }
+        }
+        return total;
+    }
+
+    /**
+     * The first id t (in increasing order) with w_0 + … + w_t &gt; u · Σw over the positive weights: the
+     * drawing routine of {@link Sampler#sample}, replicated on (possibly unnormalised) probabilities.
+     */
+    static int inverseCdf(double[] weight, double u) {
+        double total = sum(weight);
+        if (!(total > 0) || Double.isInfinite(total)) {
+            throw new IllegalArgumentException("a distribution to draw from must have finite positive mass, but had "
+                    + total + ".");
+        }
+        double target = u * total;
+        double cumulative = 0;
+        int last = -1;
+        for (int t = 0; t < weight.length; t++) {
+            if (weight[t] > 0) {
+                cumulative += weight[t];
+                last = t;
+                if (target < cumulative) {
+                    return t;
+                }
+            }
+        }
+        return last; // only when rounding put u·total at the very end
+    }
+
+    private static void requireRows(String name, int rows, int expected, int n) {
+        if (rows != expected) {
+            throw new IllegalArgumentException("verifying " + n + " draft tokens needs " + expected + " rows of "
+                    + name + ", but got " + rows + ".");
+        }
+    }
+
+    static void requireLength(String name, double[] row, int vocab) {
+        if (row == null || row.length != vocab) {
+            throw new IllegalArgumentException(name + " must have " + vocab + " entries (the vocabulary), but had "
+                    + (row == null ? "none" : row.length) + ".");
+        }
+    }
+}
