@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.exc.MismatchedInputException;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tandem.decoding.DecodingStrategy;
 import dev.tandem.decoding.Engine;
 import dev.tandem.decoding.EngineHandle;
 import dev.tandem.decoding.GenerationRequest;
@@ -16,6 +17,8 @@ import dev.tandem.decoding.Generator;
 import dev.tandem.decoding.TokenEvent;
 import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.decoding.sampling.TokenLogprob;
+import dev.tandem.decoding.speculative.PromptLookupDecoding;
+import dev.tandem.decoding.speculative.SpeculativeDecoding;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.kv.KvCache;
@@ -111,6 +114,30 @@ public final class GenerateCommand implements Callable<Integer> {
             description = "How the KV cache stores keys and values (default: f32; bf16 halves the memory).")
     String kvDtype;
 
+    /** The names {@code --method} accepts. */
+    static final List<String> METHODS = List.of("plain", "speculative", "ngram");
+
+    @Option(names = "--method", paramLabel = "NAME", defaultValue = "plain",
+            description = "Decoding method: plain (one target pass per token), speculative (a draft model guesses, "
+                    + "needs --draft), ngram (prompt lookup). Greedy output is the same for every method.")
+    String method;
+
+    @Option(names = "--draft", paramLabel = "DIR", description = "The draft model directory of --method speculative "
+            + "(it must share the target's tokenizer).")
+    Path draft;
+
+    @Option(names = "--draft-length", paramLabel = "N|auto",
+            description = "Draft tokens per verification: a number, or auto (speculative: stop drafting when the draft's "
+                    + "top probability falls under " + SpeculativeDecoding.DEFAULT_THRESHOLD + ", at most "
+                    + SpeculativeDecoding.DEFAULT_MAX_AUTO_LENGTH + "). Default: 4 for speculative, "
+                    + PromptLookupDecoding.DEFAULT_DRAFT_LENGTH + " for ngram.")
+    String draftLength;
+
+    @Option(names = "--draft-threshold", paramLabel = "P",
+            description = "With --draft-length auto: stop drafting when the draft's top probability is under P, in [0, 1] "
+                    + "(default " + SpeculativeDecoding.DEFAULT_THRESHOLD + ").")
+    Double draftThreshold;
+
     @Option(names = "--format", paramLabel = "text|json",
             description = "text (the default) streams tokens as they come; json prints one object at the end "
                     + "(--prompt-file always prints JSON lines).")
@@ -139,6 +166,11 @@ public final class GenerateCommand implements Callable<Integer> {
                     "--prompt-file prints JSON lines, so it cannot be combined with --format text.");
         }
         Path dir = model != null ? model : defaultModel();
+        checkMethodOptions();
+        if (promptFile != null && !method.equals("plain")) {
+            throw new ParameterException(spec.commandLine(), "--prompt-file decodes with --method plain only; give one "
+                    + "--prompt to use --method " + method + ".");
+        }
         if (promptFile != null) {
             List<PromptLine> prompts = readPromptFile(promptFile);
             try (LanguageModel lm = ModelLoader.load(dir, loadOptions(dir, prompts.size()))) {
@@ -146,11 +178,12 @@ public final class GenerateCommand implements Callable<Integer> {
             }
             return 0;
         }
-        try (LanguageModel lm = ModelLoader.load(dir, loadOptions(dir, 1))) {
+        try (LanguageModel lm = ModelLoader.load(dir, loadOptions(dir, 1));
+             LanguageModel draftModel = draft == null ? null : ModelLoader.load(draft, loadOptions(draft, 1).withBackend(lm.backend()))) {
             long usedSeed = seed != null ? seed : new SecureRandom().nextLong();
             GenerationRequest request = withOptions(GenerationRequest.withModelDefaults(lm, prompt, usedSeed));
             SamplingParams sampling = request.sampling();
-            Generator generator = new Generator(lm);
+            DecodingStrategy generator = strategy(lm, draftModel);
             if (format != Format.json) {
                 GenerationResult r = generator.generate(request, event -> {
                     out.print(event.textDelta());
@@ -161,6 +194,9 @@ public final class GenerateCommand implements Callable<Integer> {
                 err.printf(Locale.ROOT, "[%d prompt + %d generated tokens, finish: %s, prefill %.1f ms, decode %.1f tokens/s]%n",
                         r.usage().promptTokens(), r.usage().completionTokens(), r.finishReason().wireName(),
                         r.stats().prefillMillis(), r.stats().decodeTokensPerSecond());
+                if (!method.equals("plain")) {
+                    err.println(r.decodeStats().summary());
+                }
                 err.flush();
             } else {
                 GenerationResult r = generator.generate(request);
@@ -169,6 +205,61 @@ public final class GenerateCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** Checks --method, --draft and --draft-length together, before any model is loaded. */
+    private void checkMethodOptions() {
+        if (!METHODS.contains(method)) {
+            throw new ParameterException(spec.commandLine(), "--method must be one of " + String.join(", ", METHODS)
+                    + ", but was \"" + method + "\".");
+        }
+        if (method.equals("speculative") && draft == null) {
+            throw new ParameterException(spec.commandLine(),
+                    "--method speculative needs a draft model; give its directory with --draft DIR.");
+        }
+        if (!method.equals("speculative") && draft != null) {
+            throw new ParameterException(spec.commandLine(), "--draft is used by --method speculative only, not by --method "
+                    + method + ".");
+        }
+        if (method.equals("plain") && draftLength != null) {
+            throw new ParameterException(spec.commandLine(), "--draft-length is not used by --method plain.");
+        }
+        if (draftLength != null && !draftLength.equals("auto")) {
+            int n;
+            try {
+                n = Integer.parseInt(draftLength);
+            } catch (NumberFormatException e) {
+                n = 0;
+            }
+            if (n < 1) {
+                throw new ParameterException(spec.commandLine(),
+                        "--draft-length must be a whole number of at least 1 or auto, but was \"" + draftLength + "\".");
+            }
+        }
+        if (draftThreshold != null && !(method.equals("speculative") && "auto".equals(draftLength))) {
+            throw new ParameterException(spec.commandLine(), "--draft-threshold applies to --method speculative with "
+                    + "--draft-length auto only.");
+        }
+        if (draftThreshold != null && !(draftThreshold >= 0 && draftThreshold <= 1)) {
+            throw new ParameterException(spec.commandLine(), "--draft-threshold must be in [0, 1], but was " + draftThreshold + ".");
+        }
+        if (method.equals("ngram") && "auto".equals(draftLength)) {
+            throw new ParameterException(spec.commandLine(), "--draft-length auto needs a draft model (--method speculative); "
+                    + "give --method ngram a number.");
+        }
+    }
+
+    /** The strategy --method names, over the target {@code lm} and, for speculative, {@code draftModel}. */
+    private DecodingStrategy strategy(LanguageModel lm, LanguageModel draftModel) {
+        return switch (method) {
+            case "speculative" -> "auto".equals(draftLength)
+                    ? SpeculativeDecoding.adaptive(lm, draftModel).withThreshold(
+                            draftThreshold != null ? draftThreshold : SpeculativeDecoding.DEFAULT_THRESHOLD)
+                    : new SpeculativeDecoding(lm, draftModel, draftLength == null ? 4 : Integer.parseInt(draftLength));
+            case "ngram" -> new PromptLookupDecoding(lm, PromptLookupDecoding.DEFAULT_MAX_NGRAM,
+                    draftLength == null ? PromptLookupDecoding.DEFAULT_DRAFT_LENGTH : Integer.parseInt(draftLength));
+            default -> new Generator(lm);
+        };
     }
 
     /**
@@ -337,6 +428,7 @@ public final class GenerateCommand implements Callable<Integer> {
         stats.put("decode_steps", r.stats().decodeSteps());
         stats.put("decode_tokens_per_s", round(r.stats().decodeTokensPerSecond()));
         stats.put("backend", lm.backend().name());
+        root.set("decode_stats", json.valueToTree(r.decodeStats().toMap()));
         ObjectNode s = root.putObject("sampling");
         s.put("temperature", sampling.temperature());
         s.put("top_k", sampling.topK());

@@ -12,11 +12,17 @@ import java.util.function.Consumer;
  * Greedy and sampled decoding of one model. {@link #stream} returns a {@link Generation} that computes
  * one token per {@code next()}; {@link #generate} drains one, optionally calling a listener per token.
  */
-public final class Generator {
+public final class Generator implements DecodingStrategy {
     private final LanguageModel model;
 
     public Generator(LanguageModel model) {
         this.model = model;
+    }
+
+    /** {@code plain}: one target forward pass per token. */
+    @Override
+    public String name() {
+        return "plain";
     }
 
     public LanguageModel model() {
@@ -72,11 +78,13 @@ public final class Generator {
         return promptIds;
     }
 
+    @Override
     public GenerationResult generate(GenerationRequest request) {
         return generate(request, event -> { });
     }
 
     /** Generates to the end, calling {@code listener} with each token as soon as it is chosen. */
+    @Override
     public GenerationResult generate(GenerationRequest request, Consumer<TokenEvent> listener) {
         try (Generation generation = stream(request)) {
             while (generation.hasNext()) {

@@ -18,8 +18,11 @@ import java.util.List;
  * its context, and {@link #accept} samples the next token exactly as a lone run would (the same
  * {@link Sampler} call with the request's seed, stream id and position), updates the text and decides
  * whether the generation ends. Not thread-safe: one driver at a time.
+ *
+ * <p>Public for {@link DecodingStrategy} implementations in other packages (speculative methods), which
+ * choose tokens themselves and hand them to {@link #acceptToken}.
  */
-final class RequestState {
+public final class RequestState {
     private final GenerationRequest request;
     private final int[] promptIds;
     private final int[] eos;
@@ -52,38 +55,46 @@ final class RequestState {
         this.kv = model.newSequence();
     }
 
-    GenerationRequest request() {
+    /**
+     * A request's state as {@link Generator#stream} starts it: the prompt encoded and checked, the EOS
+     * tokens resolved, a new KV sequence of {@code model} (empty: the caller runs the prefill).
+     */
+    public static RequestState start(LanguageModel model, GenerationRequest request) {
+        return new RequestState(model, request, Generator.promptIds(model, request), Generator.eosTokens(model, request));
+    }
+
+    public GenerationRequest request() {
         return request;
     }
 
-    int[] promptIds() {
+    public int[] promptIds() {
         return promptIds;
     }
 
-    KvSequence kv() {
+    public KvSequence kv() {
         return kv;
     }
 
     /** Whether the generation has ended (then the KV sequence is closed and {@link #result()} is set). */
-    boolean finished() {
+    public boolean finished() {
         return finish != null;
     }
 
     /** The last sampled token: the row a decode step feeds next. */
-    int lastToken() {
+    public int lastToken() {
         return context[contextLength - 1];
     }
 
     /** Tokens generated so far. */
-    int generated() {
+    public int generated() {
         return contextLength - promptIds.length;
     }
 
-    void addPrefillNanos(long nanos) {
+    public void addPrefillNanos(long nanos) {
         prefillNanos += nanos;
     }
 
-    void addDecodeStep(long nanos) {
+    public void addDecodeStep(long nanos) {
         decodeNanos += nanos;
         decodeSteps++;
     }
@@ -93,12 +104,39 @@ final class RequestState {
      * samples the next token and returns its event. When this token ends the generation, the result is
      * built and the KV sequence closed before returning.
      */
-    TokenEvent accept(float[] logits) {
+    public TokenEvent accept(float[] logits) {
+        if (finish != null) {
+            throw new IllegalStateException("the generation has ended (" + finish.wireName() + ")");
+        }
+        int token = Sampler.sample(logits, request.sampling(), context, contextLength, request.streamId(), contextLength);
+        return acceptToken(token, logits);
+    }
+
+    /** Number of tokens in the context: the prompt plus the tokens generated so far. */
+    public int contextLength() {
+        return contextLength;
+    }
+
+    /** A copy of the context (prompt and generated tokens) with {@code extra} free entries after it. */
+    public int[] context(int extra) {
+        return Arrays.copyOf(context, contextLength + extra);
+    }
+
+    /** The model's context length: generation ends (context_full) when the context reaches it. */
+    public int maxContext() {
+        return maxContext;
+    }
+
+    /**
+     * Like {@link #accept} but with the token already chosen by the caller (for example verified from a
+     * draft); {@code logits} are the raw logits it was chosen from, used only for logprobs (may be null
+     * when the request asks for none). Updates the text and ends the generation as {@link #accept} does.
+     */
+    public TokenEvent acceptToken(int token, float[] logits) {
         if (finish != null) {
             throw new IllegalStateException("the generation has ended (" + finish.wireName() + ")");
         }
         int index = contextLength - promptIds.length;
-        int token = Sampler.sample(logits, request.sampling(), context, contextLength, request.streamId(), contextLength);
         float logprob = Float.NaN;
         List<TokenLogprob> top = List.of();
         if (request.logprobs() > 0) {
@@ -138,7 +176,7 @@ final class RequestState {
     }
 
     /** Ends a generation that has not ended yet with {@code reason} (e.g. cancelled) and frees its KV blocks. */
-    void end(FinishReason reason) {
+    public void end(FinishReason reason) {
         if (finish == null) {
             finish = reason;
             finishUp();
@@ -146,7 +184,7 @@ final class RequestState {
     }
 
     /** Frees the KV blocks without building a result (the request failed). */
-    void abandon() {
+    public void abandon() {
         kv.close();
     }
 
@@ -212,7 +250,7 @@ final class RequestState {
     }
 
     /** The result, once {@link #finished()}. */
-    GenerationResult result() {
+    public GenerationResult result() {
         if (result == null) {
             throw new IllegalStateException("the generation has not ended yet");
         }

@@ -1,0 +1,212 @@
+package dev.tandem.decoding.speculative;
+
+import dev.tandem.decoding.DecodeStats;
+import dev.tandem.decoding.DecodingStrategy;
+import dev.tandem.decoding.GenerationRequest;
+import dev.tandem.decoding.GenerationResult;
+import dev.tandem.decoding.RequestState;
+import dev.tandem.decoding.TokenEvent;
+import dev.tandem.decoding.sampling.LogitsProcessors;
+import dev.tandem.decoding.sampling.Sampler;
+import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.runtime.TandemException;
+import dev.tandem.transformer.Batch;
+import dev.tandem.transformer.ForwardResult;
+import dev.tandem.transformer.LanguageModel;
+import dev.tandem.transformer.tokenizer.Tokenizer;
+
+import java.util.Arrays;
+import java.util.function.Consumer;
+import java.util.function.Supplier;
+
+/**
+ * Draft-model speculative decoding (Leviathan et al.): per round the draft model proposes γ tokens, the
+ * target scores [last accepted token, d1..dγ] in one forward pass, {@link ChainVerifier} keeps a prefix
+ * and adds the target's correction or bonus token, and both KV caches roll back to the accepted length.
+ * Greedy output is bit-identical to plain greedy decoding of the target; sampled output follows the
+ * target's distribution exactly. γ is fixed, or adaptive ({@link #adaptive}): drafting stops when the
+ * draft's top probability falls under a threshold. Never drafts past the remaining context of either
+ * model, the remaining token budget, or an accepted EOS or stop string.
+ */
+public final class SpeculativeDecoding implements DecodingStrategy {
+    /** Default top-probability threshold of adaptive drafting. */
+    public static final double DEFAULT_THRESHOLD = 0.4;
+    /** Default longest draft of adaptive drafting. */
+    public static final int DEFAULT_MAX_AUTO_LENGTH = 8;
+
+    private final LanguageModel target;
+    private final LanguageModel draft;
+    private final int draftLength;
+    private final double threshold;
+
+    /** Fixed draft length {@code draftLength} (≥ 1). */
+    public SpeculativeDecoding(LanguageModel target, LanguageModel draft, int draftLength) {
+        this(target, draft, draftLength, 0);
+    }
+
+    /**
+     * Drafts up to {@code maxDraftLength} (≥ 1) tokens per round, stopping early when the draft's top
+     * probability at a step is under {@code threshold} (in [0, 1]; 0 = always the full length).
+     *
+     * @throws TandemException if the draft's vocabulary differs from the target's
+     */
+    public SpeculativeDecoding(LanguageModel target, LanguageModel draft, int maxDraftLength, double threshold) {
+        if (maxDraftLength < 1) {
+            throw new IllegalArgumentException("the draft length must be at least 1, but was " + maxDraftLength + ".");
+        }
+        if (!(threshold >= 0 && threshold <= 1)) {
+            throw new IllegalArgumentException("the draft threshold must be in [0, 1], but was " + threshold + ".");
+        }
+        requireSameVocabulary(target, draft);
+        this.target = target;
+        this.draft = draft;
+        this.draftLength = maxDraftLength;
+        this.threshold = threshold;
+    }
+
+    /** Adaptive draft length ({@code auto}): threshold {@value #DEFAULT_THRESHOLD}, at most {@value #DEFAULT_MAX_AUTO_LENGTH}. */
+    public static SpeculativeDecoding adaptive(LanguageModel target, LanguageModel draft) {
+        return new SpeculativeDecoding(target, draft, DEFAULT_MAX_AUTO_LENGTH, DEFAULT_THRESHOLD);
+    }
+
+    /** This strategy with another adaptive threshold (0 = fixed length). */
+    public SpeculativeDecoding withThreshold(double threshold) {
+        return new SpeculativeDecoding(target, draft, draftLength, threshold);
+    }
+
+    @Override
+    public String name() {
+        return "speculative";
+    }
+
+    public int draftLength() {
+        return draftLength;
+    }
+
+    public double threshold() {
+        return threshold;
+    }
+
+    @Override
+    public GenerationResult generate(GenerationRequest request, Consumer<TokenEvent> listener) {
+        return runChain(name(), target, () -> new DrafterModel(draft, threshold), draftLength, request, listener);
+    }
+
+    /**
+     * @throws TandemException unless both models have the same vocabulary size (config.json and
+     *                         tokenizer) and the same token string for every id
+     */
+    static void requireSameVocabulary(LanguageModel target, LanguageModel draft) {
+        int tv = target.config().vocabSize(), dv = draft.config().vocabSize();
+        if (tv != dv) {
+            throw new TandemException("the draft model " + draft.directory() + " has a vocabulary of " + dv
+                    + " tokens but the target " + target.directory() + " has " + tv
+                    + " (config.json vocab_size); a draft must share the target's tokenizer.");
+        }
+        Tokenizer tt = target.tokenizer(), dt = draft.tokenizer();
+        if (tt.vocabSize() != dt.vocabSize()) {
+            throw new TandemException("the draft model " + draft.directory() + "'s tokenizer has " + dt.vocabSize()
+                    + " tokens but the target " + target.directory() + "'s has " + tt.vocabSize()
+                    + "; a draft must share the target's tokenizer.");
+        }
+        for (int id = 0; id < tt.vocabSize(); id++) {
+            String a = content(tt, id), b = content(dt, id);
+            if (!a.equals(b)) {
+                throw new TandemException("the draft model " + draft.directory() + "'s tokenizer differs from the target "
+                        + target.directory() + "'s: token " + id + " is " + b + " in the draft but " + a
+                        + " in the target; a draft must share the target's tokenizer.");
+            }
+        }
+    }
+
+    private static String content(Tokenizer t, int id) {
+        try {
+            return "\"" + t.tokenContent(id) + "\"";
+        } catch (IllegalArgumentException e) {
+            return "missing";
+        }
+    }
+
+    /**
+     * The draft-and-verify loop shared by the chain methods. Invariant between rounds: the target's KV
+     * sequence holds the context without its last token, which the next verification pass feeds first.
+     */
+    static GenerationResult runChain(String method, LanguageModel target, Supplier<Drafter> drafters, int draftLength,
+                                     GenerationRequest request, Consumer<TokenEvent> listener) {
+        DecodeStats.Recorder stats = new DecodeStats.Recorder(method);
+        RequestState state = RequestState.start(target, request);
+        SamplingParams sp = request.sampling();
+        boolean greedy = sp.isGreedy();
+        int targetContext = target.config().maxContext();
+        try (Drafter drafter = drafters.get()) {
+            int[] prompt = state.promptIds();
+            if (prompt.length > 1) {
+                long t0 = System.nanoTime();
+                target.forward(Batch.of(Batch.Entry.continuation(state.kv(), Arrays.copyOf(prompt, prompt.length - 1))));
+                stats.targetPass();
+                state.addPrefillNanos(System.nanoTime() - t0);
+            }
+            while (!state.finished()) {
+                long roundStart = System.nanoTime();
+                int length = state.contextLength();
+                int remaining = request.maxTokens() - state.generated();
+                // Each round emits at most γ + 1 tokens and grows the context to at most length + γ + 1.
+                int gamma = Math.max(0, Math.min(Math.min(draftLength, remaining - 1),
+                        Math.min(targetContext - length - 1, drafter.room(length))));
+                int[] context = state.context(gamma + 1);
+                Drafter.Draft d = Drafter.Draft.EMPTY;
+                if (gamma > 0) {
+                    long t0 = System.nanoTime();
+                    d = drafter.propose(context, length, gamma, request, stats);
+                    stats.addDraftNanos(System.nanoTime() - t0);
+                }
+                int[] tokens = d.tokens();
+                int n = tokens.length;
+                System.arraycopy(tokens, 0, context, length, n);
+
+                long t0 = System.nanoTime();
+                int[] rows = new int[n + 1];
+                rows[0] = context[length - 1];
+                System.arraycopy(tokens, 0, rows, 1, n);
+                ForwardResult fr = target.forward(Batch.of(Batch.Entry.continuationAllLogits(state.kv(), rows)));
+                stats.targetPass();
+                float[][] logits = new float[n + 1][];
+                for (int i = 0; i <= n; i++) {
+                    logits[i] = fr.logits(0, i);
+                }
+                Verdict verdict;
+                if (greedy) {
+                    float[][] processed = new float[n + 1][];
+                    for (int i = 0; i <= n; i++) {
+                        processed[i] = logits[i].clone();
+                        LogitsProcessors.apply(processed[i], sp, context, length + i);
+                    }
+                    verdict = ChainVerifier.greedy(tokens, processed);
+                } else {
+                    double[][] p = new double[n + 1][];
+                    for (int i = 0; i <= n; i++) {
+                        p[i] = Sampler.distribution(logits[i], sp, context, length + i);
+                    }
+                    verdict = ChainVerifier.sample(tokens, p, d.q(), sp.seed(), request.streamId(), length);
+                }
+                int accepted = verdict.accepted();
+                stats.verification(n, accepted);
+                stats.addVerifyNanos(System.nanoTime() - t0);
+
+                // The target now holds length + n positions; keep the context through the last accepted draft token.
+                state.kv().truncate(length + accepted);
+                for (int i = 0; i < accepted && !state.finished(); i++) {
+                    listener.accept(state.acceptToken(tokens[i], logits[i]));
+                }
+                if (!state.finished()) {
+                    listener.accept(state.acceptToken(verdict.next(), logits[accepted]));
+                }
+                state.addDecodeStep(System.nanoTime() - roundStart);
+            }
+            return state.result().withDecodeStats(stats.build(state.result().generatedIds().length));
+        } catch (RuntimeException | Error e) {
+            state.abandon();
+            throw e;
+        }
+    }
+}

@@ -1,0 +1,101 @@
+package dev.tandem.decoding.speculative;
+
+import dev.tandem.decoding.DecodingStrategy;
+import dev.tandem.decoding.GenerationRequest;
+import dev.tandem.decoding.GenerationResult;
+import dev.tandem.decoding.sampling.Sampler;
+import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.runtime.kv.KvSequence;
+import dev.tandem.transformer.Batch;
+import dev.tandem.transformer.LanguageModel;
+import dev.tandem.transformer.ModelLoader;
+import dev.tandem.transformer.TestModels;
+import org.apache.commons.math3.stat.inference.ChiSquareTest;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A coarse end-to-end check of the sampled draft-and-verify loop (the exact statistical tests of the
+ * verifiers are in {@code StatisticalVerifierTest}): the first two tokens of bard-s→bard-l speculative
+ * sampling (γ = 1, so the paths accept-then-bonus and reject-then-residual-then-plain-step both occur)
+ * and of prompt lookup follow bard-l's exact joint distribution, computed from its logits. Fixed seed,
+ * one stream per run; 3000 runs detect a gross error (a shifted row, q from the wrong step), not a
+ * total-variation distance of 0.01.
+ */
+class SpeculativeSamplingEndToEndTest {
+    static final long SEED = 0x5EEDL;
+    static final int RUNS = 3000;
+    static final double ALPHA = 1e-4;
+
+    @Test
+    void firstTwoSampledTokensFollowTheTargetsJointDistribution() {
+        try (LanguageModel target = ModelLoader.load(TestModels.model("bard-l"));
+             LanguageModel small = ModelLoader.load(TestModels.model("bard-s"),
+                     ModelLoader.Options.defaults().withBackend(target.backend()))) {
+            SamplingParams sampling = SamplingParams.greedy().withTemperature(1.0f).withTopK(4).withSeed(SEED);
+            String prompt = "KING HENRY VI:\nWhat";
+            int[] ids = target.tokenizer().encode(prompt);
+            int vocab = target.config().vocabSize();
+            // The exact joint distribution of (t1, t2) under plain sampling of the target.
+            double[] joint = new double[vocab * vocab];
+            double[] p1 = distribution(target, ids, sampling);
+            for (int a = 0; a < vocab; a++) {
+                if (p1[a] > 0) {
+                    int[] next = java.util.Arrays.copyOf(ids, ids.length + 1);
+                    next[ids.length] = a;
+                    double[] p2 = distribution(target, next, sampling);
+                    for (int b = 0; b < vocab; b++) {
+                        joint[a * vocab + b] = p1[a] * p2[b];
+                    }
+                }
+            }
+            for (DecodingStrategy s : List.of(new SpeculativeDecoding(target, small, 1), new PromptLookupDecoding(target, 2, 1))) {
+                long[] observed = new long[joint.length];
+                for (int run = 0; run < RUNS; run++) {
+                    GenerationResult r = s.generate(GenerationRequest.of(prompt).withMaxTokens(2).withSampling(sampling)
+                            .withEosTokenIds(List.of()).withStreamId(run));
+                    observed[r.generatedIds()[0] * vocab + r.generatedIds()[1]]++;
+                }
+                double pValue = pValue(joint, observed);
+                System.out.printf("%s end-to-end (seed %d, %d runs): chi-square p-value %.4g%n", s.name(), SEED, RUNS, pValue);
+                assertTrue(pValue > ALPHA, s.name() + ": p-value " + pValue);
+            }
+        }
+    }
+
+    private static double[] distribution(LanguageModel model, int[] context, SamplingParams sampling) {
+        try (KvSequence kv = model.newSequence()) {
+            float[] logits = model.forward(Batch.of(Batch.Entry.continuation(kv, context))).lastLogits(0);
+            return Sampler.distribution(logits, sampling, context, context.length);
+        }
+    }
+
+    /** Chi-square p-value over the cells of nonzero probability, cells expecting under 5 pooled. */
+    private static double pValue(double[] probabilities, long[] observed) {
+        List<double[]> bins = new ArrayList<>();
+        double pooledE = 0;
+        long pooledO = 0;
+        for (int t = 0; t < probabilities.length; t++) {
+            double e = probabilities[t] * RUNS;
+            if (e == 0) {
+                if (observed[t] != 0) {
+                    return 0;
+                }
+            } else if (e < 5) {
+                pooledE += e;
+                pooledO += observed[t];
+            } else {
+                bins.add(new double[] {e, observed[t]});
+            }
+        }
+        if (pooledE > 0) {
+            bins.add(new double[] {pooledE, pooledO});
+        }
+        return new ChiSquareTest().chiSquareTest(bins.stream().mapToDouble(b -> b[0]).toArray(),
+                bins.stream().mapToLong(b -> (long) b[1]).toArray());
+    }
+}
