@@ -7,6 +7,7 @@ import dev.tandem.app.bench.BatchBench;
 import dev.tandem.app.bench.BenchReport;
 import dev.tandem.app.bench.DecodeBench;
 import dev.tandem.app.bench.MachineInfo;
+import dev.tandem.app.bench.MethodsBench;
 import dev.tandem.app.bench.PrefillBench;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
@@ -45,7 +46,8 @@ import java.util.stream.Stream;
                 "decode: decode tokens/s at each thread count beside the memory read bandwidth measured in the same run;",
                 "prefill: prefill tokens/s and time to first token at several prompt lengths;",
                 "batch: decode throughput with several sequences per pass, and the time of one pass over k rows;",
-                "all: the three in one run. Each suite also records heap, KV-cache and mapped-weight memory."})
+                "methods: every decoding method against plain decoding of --model with each of --drafts;",
+                "all: decode, prefill and batch in one run. Each suite also records heap, KV-cache and mapped-weight memory."})
 public final class BenchCommand implements Callable<Integer> {
 
     @Spec
@@ -64,7 +66,7 @@ public final class BenchCommand implements Callable<Integer> {
     @ArgGroup(exclusive = true)
     Source source = new Source();
 
-    @Option(names = "--suite", paramLabel = "NAME", defaultValue = "decode", description = "Suite to run: decode, prefill, batch or all (default: decode).")
+    @Option(names = "--suite", paramLabel = "NAME", defaultValue = "decode", description = "Suite to run: decode, prefill, batch, methods or all (default: decode).")
     String suite;
 
     @Option(names = "--dtype", paramLabel = "f32|bf16", defaultValue = "bf16", description = "Weight dtype for --shape (default: bf16).")
@@ -104,6 +106,14 @@ public final class BenchCommand implements Callable<Integer> {
             description = "Result JSON (default: bench/results/DATE-SUITE-MODEL.json in the Tandem directory).")
     Path out;
 
+    @Option(names = "--drafts", paramLabel = "DIRS",
+            description = "methods suite: draft model directories, comma-separated (default: models/bard-s,models/bard-m).")
+    String drafts;
+
+    @Option(names = "--method-tokens", paramLabel = "N",
+            description = "methods suite: tokens generated per prompt (default: 64).")
+    Integer methodTokens;
+
     @Option(names = "--report", paramLabel = "FILE",
             description = "Measure nothing: (re)write the Markdown report and charts of an existing result JSON.")
     Path reportOf;
@@ -124,12 +134,13 @@ public final class BenchCommand implements Callable<Integer> {
             stdout.flush();
             return 0;
         }
-        if (suite.equals("methods")) {
-            throw new IllegalArgumentException("--suite methods has no decoding methods to compare yet (they arrive with "
-                    + "speculative decoding); the suites are: decode, prefill, batch, all.");
+        if (!List.of("decode", "prefill", "batch", "methods", "all").contains(suite)) {
+            throw new IllegalArgumentException("--suite " + suite + " is not a suite; the suites are: decode, prefill, batch, "
+                    + "methods, all.");
         }
-        if (!List.of("decode", "prefill", "batch", "all").contains(suite)) {
-            throw new IllegalArgumentException("--suite " + suite + " is not a suite; the suites are: decode, prefill, batch, all.");
+        if (suite.equals("methods") && source.shape != null) {
+            throw new IllegalArgumentException("--suite methods needs real models (a target and drafts that agree with it), "
+                    + "not --shape.");
         }
         int[] batchSizes = parseCounts(batchSizesOption, "--batch-sizes");
         int[] promptLengths = parseCounts(promptLengthsOption, "--prompt-lengths");
@@ -197,6 +208,20 @@ public final class BenchCommand implements Callable<Integer> {
                 }
                 addSection(json, "batch", BatchBench.toJson(result), all);
                 printBatchSummary(stdout, result, machine);
+            }
+            if (suite.equals("methods")) {
+                Path[] draftDirs = parseDrafts();
+                MethodsBench.Options methodOptions = MethodsBench.Options.defaults(largestThreads).withRepetitions(repetitions);
+                if (methodTokens != null) {
+                    methodOptions = methodOptions.withMaxTokens(methodTokens);
+                }
+                MethodsBench.Result result;
+                try (ProgressBar bar = new ProgressBar("bench methods " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
+                    result = MethodsBench.run(modelDir, draftDirs, methodOptions, bar);
+                }
+                addSection(json, "methods", MethodsBench.toJson(result), false);
+                stdout.println("methods: " + result.target() + ", drafts " + String.join(", ", result.drafts())
+                        + " (see the report for every figure)");
             }
             writeAtomically(file, new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(json) + "\n");
             List<Path> report;
@@ -320,6 +345,24 @@ public final class BenchCommand implements Callable<Integer> {
 
     static boolean weightsFitInCache(long weightBytesPerToken, MachineInfo machine) {
         return machine.lastLevelCacheBytes() > 0 && weightBytesPerToken <= machine.lastLevelCacheBytes();
+    }
+
+    private Path[] parseDrafts() {
+        String home = System.getProperty("tandem.home");
+        Path base = home != null ? Path.of(home) : Path.of("");
+        if (drafts == null) {
+            return new Path[] {base.resolve("models/bard-s"), base.resolve("models/bard-m")};
+        }
+        List<Path> dirs = new ArrayList<>();
+        for (String d : drafts.split(",")) {
+            if (!d.isBlank()) {
+                dirs.add(Path.of(d.strip()));
+            }
+        }
+        if (dirs.isEmpty()) {
+            throw new IllegalArgumentException("--drafts names no directory.");
+        }
+        return dirs.toArray(Path[]::new);
     }
 
     /** A single suite's fields go at the top level; {@code all} nests each suite under its name. */

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.exc.MismatchedInputException;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tandem.decoding.CollaborativeDecoding;
 import dev.tandem.decoding.DecodingStrategy;
 import dev.tandem.decoding.Engine;
 import dev.tandem.decoding.EngineHandle;
@@ -19,6 +20,7 @@ import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.decoding.sampling.TokenLogprob;
 import dev.tandem.decoding.speculative.PromptLookupDecoding;
 import dev.tandem.decoding.speculative.SpeculativeDecoding;
+import dev.tandem.decoding.speculative.TreeDecoding;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.kv.KvCache;
@@ -115,12 +117,39 @@ public final class GenerateCommand implements Callable<Integer> {
     String kvDtype;
 
     /** The names {@code --method} accepts. */
-    static final List<String> METHODS = List.of("plain", "speculative", "ngram");
+    static final List<String> METHODS = List.of("plain", "speculative", "tree", "ngram", "collab");
+
+    /** The methods that take a second, smaller model through {@code --draft}. */
+    private static final List<String> WITH_DRAFT = List.of("speculative", "tree", "collab");
 
     @Option(names = "--method", paramLabel = "NAME", defaultValue = "plain",
             description = "Decoding method: plain (one target pass per token), speculative (a draft model guesses, "
-                    + "needs --draft), ngram (prompt lookup). Greedy output is the same for every method.")
+                    + "needs --draft), tree (the draft's top-k tokens grown into a tree, verified in one pass; needs --draft), "
+                    + "ngram (prompt lookup), collab (the --draft model decodes and calls the --model "
+                    + "only where it is unsure; not lossless). Greedy output of plain, speculative, tree and ngram is the same.")
     String method;
+
+    @Option(names = "--tree-budget", paramLabel = "N",
+            description = "tree: most draft tokens (nodes) per verification (default: " + TreeDecoding.DEFAULT_NODE_BUDGET + ").")
+    Integer treeBudget;
+
+    @Option(names = "--tree-top-k", paramLabel = "K",
+            description = "tree: children per node, the draft's K most likely tokens (default: " + TreeDecoding.DEFAULT_TOP_K + ").")
+    Integer treeTopK;
+
+    @Option(names = "--tree-depth", paramLabel = "D",
+            description = "tree: deepest path drafted (default: " + TreeDecoding.DEFAULT_MAX_DEPTH + ").")
+    Integer treeDepth;
+
+    @Option(names = "--collab-rule", paramLabel = "max-prob|top2-margin",
+            description = "collab: when the small model counts as unsure: its top probability, or the margin between its "
+                    + "top two, under --collab-threshold (default: max-prob).")
+    String collabRule;
+
+    @Option(names = "--collab-threshold", paramLabel = "P",
+            description = "collab: call the large model when the rule's value is under P (default: "
+                    + CollaborativeDecoding.DEFAULT_THRESHOLD + ").")
+    Double collabThreshold;
 
     @Option(names = "--draft", paramLabel = "DIR", description = "The draft model directory of --method speculative "
             + "(it must share the target's tokenizer).")
@@ -194,7 +223,11 @@ public final class GenerateCommand implements Callable<Integer> {
                 err.printf(Locale.ROOT, "[%d prompt + %d generated tokens, finish: %s, prefill %.1f ms, decode %.1f tokens/s]%n",
                         r.usage().promptTokens(), r.usage().completionTokens(), r.finishReason().wireName(),
                         r.stats().prefillMillis(), r.stats().decodeTokensPerSecond());
-                if (!method.equals("plain")) {
+                if (method.equals("collab")) {
+                    CollaborativeDecoding.Collaboration c = CollaborativeDecoding.Collaboration.of(r.decodeStats());
+                    err.printf(Locale.ROOT, "[collab: the large model was called on %.1f%% of tokens and changed %.1f%%]%n",
+                            100 * c.callFrequency(), 100 * c.changeFrequency());
+                } else if (!method.equals("plain")) {
                     err.println(r.decodeStats().summary());
                 }
                 err.flush();
@@ -213,13 +246,40 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(), "--method must be one of " + String.join(", ", METHODS)
                     + ", but was \"" + method + "\".");
         }
-        if (method.equals("speculative") && draft == null) {
+        if (WITH_DRAFT.contains(method) && draft == null) {
             throw new ParameterException(spec.commandLine(),
-                    "--method speculative needs a draft model; give its directory with --draft DIR.");
+                    "--method " + method + " needs a draft model; give its directory with --draft DIR.");
         }
-        if (!method.equals("speculative") && draft != null) {
-            throw new ParameterException(spec.commandLine(), "--draft is used by --method speculative only, not by --method "
-                    + method + ".");
+        if (!WITH_DRAFT.contains(method) && draft != null) {
+            throw new ParameterException(spec.commandLine(), "--draft is used by --method " + String.join(" or ", WITH_DRAFT)
+                    + " only, not by --method " + method + ".");
+        }
+        if (!method.equals("collab") && (collabRule != null || collabThreshold != null)) {
+            throw new ParameterException(spec.commandLine(), "--collab-rule and --collab-threshold apply to --method collab only.");
+        }
+        if (!method.equals("tree") && (treeBudget != null || treeTopK != null || treeDepth != null)) {
+            throw new ParameterException(spec.commandLine(), "--tree-budget, --tree-top-k and --tree-depth apply to --method tree only.");
+        }
+        for (Integer v : new Integer[] {treeBudget, treeTopK, treeDepth}) {
+            if (v != null && v < 1) {
+                throw new ParameterException(spec.commandLine(), "--tree-budget, --tree-top-k and --tree-depth must be at least 1, "
+                        + "but one was " + v + ".");
+            }
+        }
+        if ((method.equals("collab") || method.equals("tree")) && draftLength != null) {
+            throw new ParameterException(spec.commandLine(), "--draft-length is not used by --method " + method + ".");
+        }
+        if (collabThreshold != null && !(collabThreshold >= 0 && Double.isFinite(collabThreshold))) {
+            throw new ParameterException(spec.commandLine(), "--collab-threshold must be a number of at least 0, but was "
+                    + collabThreshold + ".");
+        }
+        if (collabRule != null) {
+            try {
+                CollaborativeDecoding.Rule.parse(collabRule);
+            } catch (IllegalArgumentException e) {
+                throw new ParameterException(spec.commandLine(), "--collab-rule must be max-prob or top2-margin, but was \""
+                        + collabRule + "\".");
+            }
         }
         if (method.equals("plain") && draftLength != null) {
             throw new ParameterException(spec.commandLine(), "--draft-length is not used by --method plain.");
@@ -256,6 +316,13 @@ public final class GenerateCommand implements Callable<Integer> {
                     ? SpeculativeDecoding.adaptive(lm, draftModel).withThreshold(
                             draftThreshold != null ? draftThreshold : SpeculativeDecoding.DEFAULT_THRESHOLD)
                     : new SpeculativeDecoding(lm, draftModel, draftLength == null ? 4 : Integer.parseInt(draftLength));
+            case "tree" -> new TreeDecoding(lm, draftModel,
+                    treeBudget == null ? TreeDecoding.DEFAULT_NODE_BUDGET : treeBudget,
+                    treeTopK == null ? TreeDecoding.DEFAULT_TOP_K : treeTopK,
+                    treeDepth == null ? TreeDecoding.DEFAULT_MAX_DEPTH : treeDepth);
+            case "collab" -> new CollaborativeDecoding(draftModel, lm,
+                    collabRule == null ? CollaborativeDecoding.Rule.MAX_PROB : CollaborativeDecoding.Rule.parse(collabRule),
+                    collabThreshold == null ? CollaborativeDecoding.DEFAULT_THRESHOLD : collabThreshold);
             case "ngram" -> new PromptLookupDecoding(lm, PromptLookupDecoding.DEFAULT_MAX_NGRAM,
                     draftLength == null ? PromptLookupDecoding.DEFAULT_DRAFT_LENGTH : Integer.parseInt(draftLength));
             default -> new Generator(lm);

@@ -141,6 +141,22 @@ class BenchCommandTest {
     }
 
     @Test
+    void methodsSuiteComparesEveryMethodAgainstPlainAndReportsIt() throws Exception {
+        Path result = tmp.resolve("methods.json");
+        Run r = tandem("bench", "--suite", "methods", "--model", TestModels.model("bard-m").toString(),
+                "--drafts", TestModels.model("bard-s").toString(), "--threads", "1", "--repetitions", "1",
+                "--method-tokens", "6", "--out", result.toString());
+        assertEquals(0, r.exit(), r.err());
+        JsonNode json = new ObjectMapper().readTree(result.toFile());
+        assertEquals("methods", json.get("suite").asText());
+        java.util.Set<String> methods = new java.util.HashSet<>();
+        json.get("methods").forEach(m -> methods.add(m.get("method").asText()));
+        assertEquals(java.util.Set.of("plain", "ngram", "speculative", "tree", "collab"), methods);
+        String report = Files.readString(result.resolveSibling("methods.md"));
+        assertTrue(report.contains("## Decoding methods") && report.contains("methods-methods.png"), report);
+    }
+
+    @Test
     void weightBytesPerTokenCountsTheEmbeddingRowNotTheTable() {
         try (LanguageModel bard = ModelLoader.load(TestModels.model("bard-s"))) {
             var c = bard.config();
@@ -164,7 +180,7 @@ class BenchCommandTest {
     @Test
     void badOptionsGetOneSentence() {
         for (String[] args : new String[][] {
-                {"bench", "--suite", "methods", "--model", TestModels.model("bard-s").toString()},
+                {"bench", "--suite", "methods", "--shape", "smollm2-135m"},
                 {"bench", "--suite", "nonsense", "--model", TestModels.model("bard-s").toString()},
                 {"bench", "--suite", "prefill", "--prompt-lengths", "8,x"},
                 {"bench", "--suite", "batch", "--batch-sizes", "0,4"},

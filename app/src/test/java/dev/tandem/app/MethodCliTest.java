@@ -111,9 +111,9 @@ class MethodCliTest {
     @Test
     void badMethodOptionsAreOneSentence() {
         String[][] cases = {
-                {"--method", "beam"}, {"plain, speculative, ngram"},
+                {"--method", "beam"}, {"plain, speculative, tree, ngram, collab"},
                 {"--method", "speculative"}, {"needs a draft model; give its directory with --draft DIR."},
-                {"--draft", DRAFT}, {"--draft is used by --method speculative only"},
+                {"--draft", DRAFT}, {"--draft is used by --method speculative or tree or collab only"},
                 {"--method", "ngram", "--draft-length", "0"}, {"--draft-length must be a whole number of at least 1 or auto"},
                 {"--method", "speculative", "--draft", DRAFT, "--draft-length", "x"}, {"but was \"x\"."},
                 {"--method", "ngram", "--draft-length", "auto"}, {"--draft-length auto needs a draft model"},

@@ -72,7 +72,7 @@ public final class BenchReport {
         System.setProperty("java.awt.headless", "true");
     }
 
-    private static final List<String> SECTIONS = List.of("decode", "prefill", "batch");
+    private static final List<String> SECTIONS = List.of("decode", "prefill", "batch", "methods");
 
     private BenchReport() {
     }
@@ -133,7 +133,7 @@ public final class BenchReport {
         JsonNode suiteNode = result.get("suite");
         if (suiteNode == null || !suiteNode.isTextual()) {
             throw new IllegalArgumentException("The benchmark result has no \"suite\" field, so it is not a result "
-                    + "./tandem bench wrote (expected one of decode, prefill, batch or all).");
+                    + "./tandem bench wrote (expected one of decode, prefill, batch, methods or all).");
         }
         String suite = suiteNode.asText();
         Map<String, JsonNode> sections = new LinkedHashMap<>();
@@ -152,7 +152,7 @@ public final class BenchReport {
             sections.put(suite, result);
         } else {
             throw new IllegalArgumentException("Unknown benchmark suite \"" + suite
-                    + "\" in the result (expected decode, prefill, batch or all).");
+                    + "\" in the result (expected decode, prefill, batch, methods or all).");
         }
 
         Md md = new Md();
@@ -171,6 +171,7 @@ public final class BenchReport {
                 case "decode" -> decode(md, charts, s.getValue(), base, subtitle, where);
                 case "prefill" -> prefill(md, charts, s.getValue(), base, subtitle, where);
                 case "batch" -> batch(md, charts, s.getValue(), base, subtitle, where);
+                case "methods" -> methods(md, charts, s.getValue(), base, subtitle, where);
                 default -> throw new AssertionError(s.getKey());
             }
         }
@@ -350,6 +351,52 @@ public final class BenchReport {
             md.image("prefill tokens/s by prompt length", file);
         }
         memory(md, s);
+    }
+
+    /** The decoding-method comparison: one row per method, setting, draft and mode; speeds relative to plain. */
+    private static void methods(Md md, Map<String, byte[]> charts, JsonNode s, String base, String subtitle, String where) {
+        md.line("## Decoding methods");
+        md.blank();
+        String target = text(s, "target");
+        if (target != null) {
+            md.line("Target: `" + target + "`. Speeds are relative to plain decoding of the target in the same repetition.");
+            md.blank();
+        }
+        JsonNode methods = array(s, "methods", where);
+        md.line("| method | setting | draft | mode | acceptance | accepted / verification | target passes / token "
+                + "| large model called / changed | tok/s | relative to plain | repetitions |");
+        md.line("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        Boxes boxes = new Boxes();
+        for (int i = 0; i < methods.size(); i++) {
+            JsonNode m = methods.get(i);
+            String at = where + "methods[" + i + "].";
+            Fig tps = fig(m, "tokens_per_s", at);
+            Fig rel = fig(m, "relative_tokens_per_s", at);
+            JsonNode c = m.path("collab");
+            String collab = c.isObject()
+                    ? fixed(100 * c.path("call_frequency").asDouble(), 1) + "% / " + fixed(100 * c.path("change_frequency").asDouble(), 1) + "%"
+                    : "";
+            String label = orElse(text(m, "method"), "?") + (text(m, "setting") == null ? "" : " " + text(m, "setting"))
+                    + (text(m, "draft") == null ? "" : " ← " + text(m, "draft")) + ", " + orElse(text(m, "mode"), "?");
+            md.line("| " + orElse(text(m, "method"), "?") + " | " + orElse(text(m, "setting"), "") + " | "
+                    + orElse(text(m, "draft"), "") + " | " + orElse(text(m, "mode"), "") + " | "
+                    + optionalFixed(m, "acceptance_rate", 3) + " | " + optionalFixed(m, "mean_accepted_length", 2) + " | "
+                    + optionalFixed(m, "target_passes_per_token", 3) + " | " + collab + " | " + tps.format(1) + " | "
+                    + rel.format(1) + " | " + counts(tps) + " |");
+            boxes.add(rel, label);
+        }
+        md.blank();
+        if (methods.size() > 0) {
+            String file = base + "-methods.png";
+            charts.put(file, boxChart(title(s, "tokens/s relative to plain decoding"), subtitle, "method",
+                    "tokens/s ÷ plain's in the same repetition", boxes));
+            md.image("tokens/s relative to plain decoding", file);
+        }
+    }
+
+    private static String optionalFixed(JsonNode n, String field, int decimals) {
+        JsonNode v = n.path(field);
+        return v.isNumber() ? fixed(v.asDouble(), decimals) : "";
     }
 
     private static void batch(Md md, Map<String, byte[]> charts, JsonNode s, String base, String subtitle, String where) {

@@ -1,0 +1,380 @@
+package dev.tandem.app.bench;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tandem.decoding.CollaborativeDecoding;
+import dev.tandem.decoding.DecodeStats;
+import dev.tandem.decoding.DecodingStrategy;
+import dev.tandem.decoding.GenerationRequest;
+import dev.tandem.decoding.GenerationResult;
+import dev.tandem.decoding.Generator;
+import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.decoding.speculative.PromptLookupDecoding;
+import dev.tandem.decoding.speculative.SpeculativeDecoding;
+import dev.tandem.decoding.speculative.TreeDecoding;
+import dev.tandem.runtime.Progress;
+import dev.tandem.transformer.LanguageModel;
+import dev.tandem.transformer.ModelLoader;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * The methods suite: every decoding method against plain decoding of the target, in one run. For each
+ * mode (greedy, and sampling at {@code temperature} with a fixed seed) it runs plain decoding of the
+ * target, {@code ngram}, and per draft model {@code speculative} (γ fixed and {@code auto}) and
+ * {@code collab} (the draft as the small model, the target as the large one, {@link
+ * CollaborativeDecoding.Rule#MAX_PROB} at a threshold calibrated so the large model is called on at
+ * most {@code maxCallFrequency} of the tokens of a calibration prompt).
+ *
+ * <p>Each repetition runs every method once over the whole prompt set (methods interleaved, so drift of
+ * the machine hits all alike); one untimed repetition warms the JIT first. A method's tokens/s in a
+ * repetition is its generated tokens over its wall time on the prompt set, and its relative speed that
+ * rate over plain decoding's in the same repetition (so plain's is exactly 1). Acceptance rate, mean
+ * accepted length, target passes per token and collab frequencies are summed over the prompt set and
+ * do not depend on the repetition (greedy and seeded sampling are deterministic).
+ */
+public final class MethodsBench {
+
+    /**
+     * @param prompts            the timed prompt set
+     * @param calibrationPrompt  the prompt the collab threshold is calibrated on (not in the timed set; 2 × maxTokens
+     *                           tokens generated from it)
+     * @param maxTokens          tokens generated per prompt
+     * @param repetitions        timed repetitions (≥ 5 for a meaningful IQR), after one untimed
+     * @param threads            CPU threads (the models share one backend)
+     * @param temperature        the sampled mode's temperature
+     * @param seed               the sampled mode's seed (prompt i uses stream i)
+     * @param draftLength        γ of fixed-length {@code speculative}
+     * @param maxCallFrequency   the collab threshold is the largest candidate such that it and every smaller
+     *                           candidate call the large model on at most this fraction of the tokens, both of
+     *                           the calibration prompt and of the timed set (the frequency is not monotone in
+     *                           the threshold: a different routing changes the text that follows)
+     * @param collabThresholds   candidate thresholds, tried from the smallest up
+     */
+    public record Options(List<String> prompts, String calibrationPrompt, int maxTokens, int repetitions, int threads,
+                          float temperature, long seed, int draftLength, double maxCallFrequency,
+                          double[] collabThresholds) {
+        public Options {
+            prompts = List.copyOf(prompts);
+            if (prompts.isEmpty()) {
+                throw new IllegalArgumentException("the methods suite needs at least one prompt.");
+            }
+            if (maxTokens < 1 || repetitions < 1 || threads < 1 || draftLength < 1) {
+                throw new IllegalArgumentException("methods bench settings must be at least 1.");
+            }
+            if (!(temperature > 0)) {
+                throw new IllegalArgumentException("the sampled mode's temperature must be > 0, got " + temperature + ".");
+            }
+            if (collabThresholds.length == 0) {
+                throw new IllegalArgumentException("give at least one collab threshold to try.");
+            }
+            collabThresholds = collabThresholds.clone();
+            Arrays.sort(collabThresholds);
+        }
+
+        /** Four prompts of 64 tokens, 5 repetitions, T = 0.8 seed 1, γ = 4, collab calls ≤ 20%. */
+        public static Options defaults(int threads) {
+            return new Options(DEFAULT_PROMPTS, "ROMEO:\nBut soft, what light", 64, 5, threads, 0.8f, 1, 4, 0.2,
+                    new double[] {0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3, 0.4, 0.5});
+        }
+
+        public Options withMaxTokens(int n) {
+            return new Options(prompts, calibrationPrompt, n, repetitions, threads, temperature, seed, draftLength,
+                    maxCallFrequency, collabThresholds);
+        }
+
+        public Options withRepetitions(int n) {
+            return new Options(prompts, calibrationPrompt, maxTokens, n, threads, temperature, seed, draftLength,
+                    maxCallFrequency, collabThresholds);
+        }
+
+        public Options withPrompts(List<String> p) {
+            return new Options(p, calibrationPrompt, maxTokens, repetitions, threads, temperature, seed, draftLength,
+                    maxCallFrequency, collabThresholds);
+        }
+    }
+
+    public static final List<String> DEFAULT_PROMPTS = List.of(
+            "First Citizen:\nBefore we proceed any further, hear me speak.",
+            "KING RICHARD III:\nNow is the winter",
+            "Prince Andrew said",
+            "JULIET:\nO Romeo, Romeo, wherefore art thou");
+
+    /**
+     * The collab threshold chosen for one draft and mode; {@code callFrequency} and
+     * {@code triedCallFrequency} are on the calibration prompt (NaN for candidates not run).
+     */
+    public record Calibration(String draft, String mode, CollaborativeDecoding.Rule rule, double threshold,
+                              double callFrequency, double[] tried, double[] triedCallFrequency) {}
+
+    /**
+     * One method in one mode.
+     *
+     * @param method           plain, speculative, ngram or collab
+     * @param setting          e.g. {@code gamma=4}, {@code auto}, {@code threshold=0.3} (empty for plain)
+     * @param draft            the draft / small model's label, or null for methods without one
+     * @param mode             {@code greedy} or {@code sampled}
+     * @param stats            the decode stats summed over the prompt set (the last repetition's)
+     * @param tokensPerSecond  per repetition: generated tokens over wall time on the prompt set
+     * @param relativeSpeed    per repetition: tokensPerSecond over plain's in the same repetition
+     * @param collab           the collab threshold used and its call/change counts, else null
+     */
+    public record Figure(String method, String setting, String draft, String mode, DecodeStats stats,
+                         Stats tokensPerSecond, Stats relativeSpeed, Collab collab) {}
+
+    /** collab's threshold and how often the large model was called / changed the token on the prompt set. */
+    public record Collab(CollaborativeDecoding.Rule rule, double threshold,
+                         CollaborativeDecoding.Collaboration collaboration) {}
+
+    public record Result(String target, List<String> drafts, String dtype, Options options, List<Calibration> calibrations,
+                         List<Figure> figures, MemorySnapshot memory) {}
+
+    private MethodsBench() {}
+
+    /** A method to time: its strategy and how to describe it. */
+    private record Entry(String method, String setting, String draft, DecodingStrategy strategy, Collab collabSetting) {}
+
+    /**
+     * Runs the suite with {@code targetDir} as the target and each of {@code draftDirs} as draft / small
+     * model. {@code progress} counts calibration runs and (method, repetition) pairs, warm-up included.
+     */
+    public static Result run(Path targetDir, Path[] draftDirs, Options o, Progress progress) {
+        ModelLoader.Options load = ModelLoader.Options.defaults().withThreads(o.threads());
+        List<LanguageModel> drafts = new ArrayList<>();
+        try (LanguageModel target = ModelLoader.load(targetDir, load)) {
+            ModelLoader.Options shared = ModelLoader.Options.defaults().withBackend(target.backend());
+            List<String> draftLabels = new ArrayList<>();
+            for (Path d : draftDirs) {
+                drafts.add(ModelLoader.load(d, shared));
+                draftLabels.add(label(d));
+            }
+            String[] modes = {"greedy", "sampled"};
+            int perMode = 2 + 3 * drafts.size();
+            long total = (long) modes.length * (drafts.size() * o.collabThresholds().length
+                    + (long) perMode * (o.repetitions() + 1));
+            long[] done = {0};
+            List<Calibration> calibrations = new ArrayList<>();
+            List<Figure> figures = new ArrayList<>();
+            for (String mode : modes) {
+                SamplingParams sp = mode.equals("greedy") ? SamplingParams.greedy()
+                        : SamplingParams.greedy().withTemperature(o.temperature()).withSeed(o.seed());
+                List<Entry> entries = new ArrayList<>();
+                entries.add(new Entry("plain", "", null, new Generator(target), null));
+                entries.add(new Entry("ngram", "max_ngram=" + PromptLookupDecoding.DEFAULT_MAX_NGRAM + ",gamma="
+                        + PromptLookupDecoding.DEFAULT_DRAFT_LENGTH, null, new PromptLookupDecoding(target), null));
+                for (int i = 0; i < drafts.size(); i++) {
+                    LanguageModel draft = drafts.get(i);
+                    String dl = draftLabels.get(i);
+                    entries.add(new Entry("speculative", "gamma=" + o.draftLength(), dl,
+                            new SpeculativeDecoding(target, draft, o.draftLength()), null));
+                    entries.add(new Entry("speculative", "auto", dl, SpeculativeDecoding.adaptive(target, draft), null));
+                    entries.add(new Entry("tree", "nodes=" + TreeDecoding.DEFAULT_NODE_BUDGET + ",top_k="
+                            + TreeDecoding.DEFAULT_TOP_K + ",depth=" + TreeDecoding.DEFAULT_MAX_DEPTH, dl,
+                            TreeDecoding.of(target, draft), null));
+                    Calibration c = calibrate(target, draft, dl, mode, sp, o, () -> progress.update(++done[0], total));
+                    calibrations.add(c);
+                    entries.add(new Entry("collab", String.format(Locale.ROOT, "max_prob<%s", c.threshold()), dl,
+                            new CollaborativeDecoding(draft, target, c.rule(), c.threshold()),
+                            new Collab(c.rule(), c.threshold(), null)));
+                }
+                double[][] rates = new double[entries.size()][o.repetitions()];
+                DecodeStats[] last = new DecodeStats[entries.size()];
+                for (int rep = -1; rep < o.repetitions(); rep++) {
+                    for (int e = 0; e < entries.size(); e++) {
+                        List<DecodeStats> perPrompt = new ArrayList<>();
+                        long nanos = 0;
+                        for (int p = 0; p < o.prompts().size(); p++) {
+                            GenerationRequest req = request(o, p, sp);
+                            long t0 = System.nanoTime();
+                            GenerationResult r = entries.get(e).strategy().generate(req);
+                            nanos += System.nanoTime() - t0;
+                            perPrompt.add(r.decodeStats());
+                        }
+                        last[e] = sum(entries.get(e).method(), perPrompt);
+                        if (rep >= 0) {
+                            rates[e][rep] = last[e].generatedTokens() / (nanos / 1e9);
+                        }
+                        progress.update(++done[0], total);
+                    }
+                }
+                for (int e = 0; e < entries.size(); e++) {
+                    double[] rel = new double[o.repetitions()];
+                    for (int rep = 0; rep < rel.length; rep++) {
+                        rel[rep] = e == 0 ? 1.0 : rates[e][rep] / rates[0][rep];
+                    }
+                    Entry en = entries.get(e);
+                    Collab collab = en.collabSetting() == null ? null : new Collab(en.collabSetting().rule(),
+                            en.collabSetting().threshold(), CollaborativeDecoding.Collaboration.of(last[e]));
+                    figures.add(new Figure(en.method(), en.setting(), en.draft(), mode, last[e], Stats.of(rates[e]),
+                            Stats.of(rel), collab));
+                }
+            }
+            return new Result(label(targetDir), draftLabels, target.weightDType().name().toLowerCase(Locale.ROOT), o,
+                    calibrations, figures, MemorySnapshot.of(target));
+        } finally {
+            for (LanguageModel d : drafts) {
+                d.close();
+            }
+        }
+    }
+
+    /**
+     * The largest candidate threshold such that it and every smaller one stay within the call limit both
+     * on the calibration prompt and on the timed prompt set (run exactly as it is timed later, so the
+     * reported frequency is within the limit too); 0 (never calling) if even the smallest does not.
+     * Candidates after the first one over the limit are not run (their frequencies are NaN).
+     */
+    private static Calibration calibrate(LanguageModel target, LanguageModel draft, String draftLabel, String mode,
+                                         SamplingParams sp, Options o, Runnable tick) {
+        CollaborativeDecoding.Rule rule = CollaborativeDecoding.Rule.MAX_PROB;
+        double[] tried = o.collabThresholds();
+        double[] freq = new double[tried.length];
+        Arrays.fill(freq, Double.NaN);
+        double chosen = 0, chosenFreq = 0;
+        GenerationRequest calibration = GenerationRequest.of(o.calibrationPrompt())
+                .withMaxTokens(2 * o.maxTokens()).withSampling(sp);
+        boolean within = true;
+        for (int i = 0; i < tried.length; i++) {
+            if (within) {
+                CollaborativeDecoding collab = new CollaborativeDecoding(draft, target, rule, tried[i]);
+                freq[i] = CollaborativeDecoding.Collaboration.of(collab.generate(calibration).decodeStats()).callFrequency();
+                List<DecodeStats> timed = new ArrayList<>();
+                for (int p = 0; p < o.prompts().size(); p++) {
+                    timed.add(collab.generate(request(o, p, sp)).decodeStats());
+                }
+                double timedFreq = CollaborativeDecoding.Collaboration.of(sum("collab", timed)).callFrequency();
+                within = freq[i] <= o.maxCallFrequency() && timedFreq <= o.maxCallFrequency();
+                if (within) {
+                    chosen = tried[i];
+                    chosenFreq = freq[i];
+                }
+            }
+            tick.run();
+        }
+        return new Calibration(draftLabel, mode, rule, chosen, chosenFreq, tried, freq);
+    }
+
+    /** Prompt {@code p} of the timed set as every method runs it (stream id p). */
+    private static GenerationRequest request(Options o, int p, SamplingParams sp) {
+        return GenerationRequest.of(o.prompts().get(p)).withMaxTokens(o.maxTokens()).withSampling(sp).withStreamId(p);
+    }
+
+    /** The stats of several generations added up (histograms element-wise). */
+    static DecodeStats sum(String method, List<DecodeStats> all) {
+        int tokens = 0;
+        long target = 0, draft = 0, verifications = 0, drafted = 0, accepted = 0;
+        double dm = 0, vm = 0, om = 0;
+        List<Long> hist = new ArrayList<>();
+        for (DecodeStats s : all) {
+            tokens += s.generatedTokens();
+            target += s.targetForwardPasses();
+            draft += s.draftForwardPasses();
+            verifications += s.verifications();
+            drafted += s.draftedTokens();
+            accepted += s.acceptedTokens();
+            dm += s.draftMillis();
+            vm += s.verifyMillis();
+            om += s.otherMillis();
+            for (int k = 0; k < s.acceptedHistogram().size(); k++) {
+                while (hist.size() <= k) {
+                    hist.add(0L);
+                }
+                hist.set(k, hist.get(k) + s.acceptedHistogram().get(k));
+            }
+        }
+        return new DecodeStats(method, tokens, target, draft, verifications, drafted, accepted, hist, dm, vm, om);
+    }
+
+    private static String label(Path dir) {
+        return dir.toAbsolutePath().normalize().getFileName().toString();
+    }
+
+    /** The result as the JSON written to {@code bench/results/} (rates in tokens per second). */
+    public static ObjectNode toJson(Result r) {
+        ObjectNode n = JsonNodeFactory.instance.objectNode();
+        n.put("model", r.target());
+        n.put("target", r.target());
+        ArrayNode drafts = n.putArray("drafts");
+        r.drafts().forEach(drafts::add);
+        n.put("dtype", r.dtype());
+        ObjectNode o = n.putObject("options");
+        ArrayNode prompts = o.putArray("prompts");
+        r.options().prompts().forEach(prompts::add);
+        o.put("calibration_prompt", r.options().calibrationPrompt());
+        o.put("max_tokens", r.options().maxTokens());
+        o.put("repetitions", r.options().repetitions());
+        o.put("threads", r.options().threads());
+        o.put("temperature", r.options().temperature());
+        o.put("seed", r.options().seed());
+        o.put("draft_length", r.options().draftLength());
+        o.put("collab_max_call_frequency", r.options().maxCallFrequency());
+        ArrayNode cal = n.putArray("collab_calibration");
+        for (Calibration c : r.calibrations()) {
+            ObjectNode e = cal.addObject();
+            e.put("draft", c.draft());
+            e.put("mode", c.mode());
+            e.put("rule", c.rule().name().toLowerCase(Locale.ROOT));
+            e.put("threshold", c.threshold());
+            e.put("calibration_call_frequency", c.callFrequency());
+            ArrayNode tried = e.putArray("tried");
+            for (int i = 0; i < c.tried().length; i++) {
+                ObjectNode t = tried.addObject();
+                t.put("threshold", c.tried()[i]);
+                if (Double.isNaN(c.triedCallFrequency()[i])) {
+                    t.putNull("call_frequency"); // not run: a smaller threshold was already over the limit
+                } else {
+                    t.put("call_frequency", c.triedCallFrequency()[i]);
+                }
+            }
+        }
+        ArrayNode figs = n.putArray("methods");
+        for (Figure f : r.figures()) {
+            ObjectNode e = figs.addObject();
+            e.put("method", f.method());
+            e.put("setting", f.setting());
+            if (f.draft() == null) {
+                e.putNull("draft");
+            } else {
+                e.put("draft", f.draft());
+            }
+            e.put("mode", f.mode());
+            e.put("temperature", f.mode().equals("greedy") ? 0 : r.options().temperature());
+            DecodeStats s = f.stats();
+            e.put("generated_tokens", s.generatedTokens());
+            e.put("target_forward_passes", s.targetForwardPasses());
+            e.put("draft_forward_passes", s.draftForwardPasses());
+            if (f.collab() == null) {
+                e.put("acceptance_rate", s.acceptanceRate());
+                e.put("mean_accepted_length", s.meanAcceptedPerVerification());
+                e.put("mean_tokens_per_verification", s.meanTokensPerVerification());
+            } else {
+                // collab drafts nothing: its figures are under "collab" (target passes = large-model passes).
+                e.putNull("acceptance_rate");
+                e.putNull("mean_accepted_length");
+                e.putNull("mean_tokens_per_verification");
+            }
+            e.put("target_passes_per_token", s.targetPassesPerToken());
+            ArrayNode hist = e.putArray("accepted_histogram");
+            s.acceptedHistogram().forEach(hist::add);
+            e.set("tokens_per_s", f.tokensPerSecond().toJson());
+            e.set("relative_tokens_per_s", f.relativeSpeed().toJson());
+            if (f.collab() != null) {
+                ObjectNode c = e.putObject("collab");
+                c.put("rule", f.collab().rule().name().toLowerCase(Locale.ROOT));
+                c.put("threshold", f.collab().threshold());
+                c.put("large_calls", f.collab().collaboration().largeCalls());
+                c.put("changed_tokens", f.collab().collaboration().changed());
+                c.put("call_frequency", f.collab().collaboration().callFrequency());
+                c.put("change_frequency", f.collab().collaboration().changeFrequency());
+                c.put("within_call_limit", f.collab().collaboration().callFrequency() <= r.options().maxCallFrequency());
+            }
+        }
+        n.set("memory", r.memory().toJson());
+        return n;
+    }
+}

@@ -1,0 +1,263 @@
+package dev.tandem.decoding;
+
+import dev.tandem.decoding.sampling.LogitsProcessors;
+import dev.tandem.decoding.sampling.Sampler;
+import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.runtime.TandemException;
+import dev.tandem.runtime.kv.KvSequence;
+import dev.tandem.transformer.Batch;
+import dev.tandem.transformer.LanguageModel;
+import dev.tandem.transformer.tokenizer.Tokenizer;
+
+import java.util.Arrays;
+import java.util.function.Consumer;
+
+/**
+ * FS-GEN collaborative decoding ({@code collab}): the small model decodes, and the large model is
+ * called only at the steps where the small one is uncertain. Not lossless: the output is neither
+ * model's own decoding, but exactly the routing rule applied token by token.
+ *
+ * <p>Each step the small model's next-token distribution is taken with the request's sampling
+ * parameters applied: {@link Sampler#distribution} when sampling; when greedy (where that
+ * distribution is one-hot) the softmax of the logits after the repetition penalty, i.e. at
+ * temperature 1. Its confidence is the top probability ({@link Rule#MAX_PROB}) or the top-1 minus
+ * top-2 probability ({@link Rule#TOP2_MARGIN}). If the confidence is strictly under the threshold, the
+ * large model is run on the same context and chooses the token exactly as {@link Sampler#sample} would
+ * from its logits (greedy: argmax of its processed logits; sampling: a draw with the request's seed and
+ * stream at that position, purpose {@code SAMPLE}); otherwise the small model's token is chosen the
+ * same way from the small model's logits. So threshold 0 is plain decoding of the small model, and a
+ * {@code MAX_PROB} threshold above 1 is plain decoding of the large model.
+ *
+ * <p>Both models keep a KV cache of the context: the small model's grows by one row a step; the large
+ * model's catches up on the tokens it skipped, in one multi-row pass, only when it is called. Tokens go
+ * through the small model's {@link RequestState} (its tokenizer, EOS tokens and context), so stop
+ * strings, max tokens and EOS behave as in plain decoding. Logprobs come from the raw logits of the
+ * model that chose the token.
+ *
+ * <p>{@link DecodeStats}: {@code targetForwardPasses} counts the large model's passes and
+ * {@code draftForwardPasses} the small model's (prefills included); each large-model call is recorded
+ * as a verification of one drafted token (the small model's choice) that was accepted when the large
+ * model chose the same token, so {@code verifications} = calls and {@code draftedTokens −
+ * acceptedTokens} = calls that changed the token. {@link Collaboration#of} reads these back; draft time
+ * is the small model's passes, verify time the large model's.
+ */
+public final class CollaborativeDecoding implements DecodingStrategy {
+    /** FS-GEN's default: call the large model when the small model's top probability is under 0.5. */
+    public static final double DEFAULT_THRESHOLD = 0.5;
+
+    /** How the small model's uncertainty is measured. */
+    public enum Rule {
+        /** The largest probability of the small model's distribution. */
+        MAX_PROB,
+        /** The largest minus the second largest probability. */
+        TOP2_MARGIN;
+
+        /** {@code max_prob} or {@code top2_margin} (case-insensitive, '-' allowed). */
+        public static Rule parse(String name) {
+            String n = name.strip().toLowerCase(java.util.Locale.ROOT).replace('-', '_');
+            return switch (n) {
+                case "max_prob", "maxprob" -> MAX_PROB;
+                case "top2_margin", "margin" -> TOP2_MARGIN;
+                default -> throw new IllegalArgumentException(
+                        "the routing rule must be max_prob or top2_margin, but was \"" + name + "\".");
+            };
+        }
+
+        /** The confidence of {@code dist} (probabilities indexed by token id) under this rule. */
+        public double confidence(double[] dist) {
+            double first = 0, second = 0;
+            for (double v : dist) {
+                if (v > first) {
+                    second = first;
+                    first = v;
+                } else if (v > second) {
+                    second = v;
+                }
+            }
+            return this == MAX_PROB ? first : first - second;
+        }
+    }
+
+    /**
+     * How often the large model was called and changed the token, read from a collab {@link DecodeStats}.
+     *
+     * @param tokens     generated tokens
+     * @param largeCalls steps at which the large model was called
+     * @param changed    of those, the steps at which its token differed from the small model's
+     */
+    public record Collaboration(int tokens, long largeCalls, long changed) {
+        public static Collaboration of(DecodeStats stats) {
+            return new Collaboration(stats.generatedTokens(), stats.verifications(),
+                    stats.draftedTokens() - stats.acceptedTokens());
+        }
+
+        /** Large-model calls per generated token. */
+        public double callFrequency() {
+            return tokens == 0 ? 0 : (double) largeCalls / tokens;
+        }
+
+        /** Tokens the large model changed per generated token (FS-GEN's collaboration frequency). */
+        public double changeFrequency() {
+            return tokens == 0 ? 0 : (double) changed / tokens;
+        }
+    }
+
+    private final LanguageModel small;
+    private final LanguageModel large;
+    private final Rule rule;
+    private final double threshold;
+
+    /**
+     * @param threshold the confidence under which the large model is called; finite and ≥ 0
+     * @throws TandemException if the two models' vocabularies differ
+     */
+    public CollaborativeDecoding(LanguageModel small, LanguageModel large, Rule rule, double threshold) {
+        if (!(threshold >= 0) || Double.isInfinite(threshold)) {
+            throw new IllegalArgumentException("the collab threshold must be a finite number >= 0, but was " + threshold + ".");
+        }
+        requireSameVocabulary(large, small);
+        this.small = small;
+        this.large = large;
+        this.rule = java.util.Objects.requireNonNull(rule, "rule");
+        this.threshold = threshold;
+    }
+
+    /** {@link Rule#MAX_PROB} at {@value #DEFAULT_THRESHOLD}. */
+    public CollaborativeDecoding(LanguageModel small, LanguageModel large) {
+        this(small, large, Rule.MAX_PROB, DEFAULT_THRESHOLD);
+    }
+
+    @Override
+    public String name() {
+        return "collab";
+    }
+
+    public Rule rule() {
+        return rule;
+    }
+
+    public double threshold() {
+        return threshold;
+    }
+
+    /**
+     * The small model's confidence after {@code context[0, length)} given its raw {@code logits}, as the
+     * router computes it (public so tests and benchmarks can apply the same rule).
+     */
+    public static double confidence(Rule rule, float[] logits, SamplingParams sp, int[] context, int length) {
+        double[] dist;
+        if (sp.isGreedy()) {
+            float[] processed = logits.clone();
+            LogitsProcessors.apply(processed, sp, context, length);
+            dist = softmax(processed);
+        } else {
+            dist = Sampler.distribution(logits, sp, context, length);
+        }
+        return rule.confidence(dist);
+    }
+
+    private static double[] softmax(float[] logits) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (float l : logits) {
+            max = Math.max(max, l);
+        }
+        double[] p = new double[logits.length];
+        double total = 0;
+        for (int t = 0; t < logits.length; t++) {
+            p[t] = logits[t] == Float.NEGATIVE_INFINITY ? 0 : Math.exp((double) logits[t] - max);
+            total += p[t];
+        }
+        for (int t = 0; t < p.length; t++) {
+            p[t] /= total;
+        }
+        return p;
+    }
+
+    @Override
+    public GenerationResult generate(GenerationRequest request, Consumer<TokenEvent> listener) {
+        DecodeStats.Recorder stats = new DecodeStats.Recorder(name());
+        RequestState state = RequestState.start(small, request);
+        SamplingParams sp = request.sampling();
+        int largeContext = large.config().maxContext();
+        try (KvSequence largeKv = large.newSequence()) {
+            long t0 = System.nanoTime();
+            float[] smallLogits = small.forward(Batch.of(Batch.Entry.continuation(state.kv(), state.promptIds())))
+                    .lastLogits(0);
+            stats.draftPass();
+            long prefill = System.nanoTime() - t0;
+            stats.addDraftNanos(prefill);
+            state.addPrefillNanos(prefill);
+            while (!state.finished()) {
+                long stepStart = System.nanoTime();
+                int length = state.contextLength();
+                int[] context = state.context(0);
+                int smallToken = Sampler.sample(smallLogits, sp, context, length, request.streamId(), length);
+                int token = smallToken;
+                float[] chosenLogits = smallLogits;
+                if (confidence(rule, smallLogits, sp, context, length) < threshold) {
+                    if (length >= largeContext) {
+                        state.end(FinishReason.CONTEXT_FULL);
+                        break;
+                    }
+                    long l0 = System.nanoTime();
+                    float[] largeLogits = large.forward(Batch.of(Batch.Entry.continuation(largeKv,
+                            Arrays.copyOfRange(context, largeKv.length(), length)))).lastLogits(0);
+                    stats.targetPass();
+                    token = Sampler.sample(largeLogits, sp, context, length, request.streamId(), length);
+                    chosenLogits = largeLogits;
+                    stats.verification(1, token == smallToken ? 1 : 0);
+                    stats.addVerifyNanos(System.nanoTime() - l0);
+                }
+                listener.accept(state.acceptToken(token, chosenLogits));
+                if (!state.finished()) {
+                    long s0 = System.nanoTime();
+                    smallLogits = small.forward(Batch.of(Batch.Entry.continuation(state.kv(), token))).lastLogits(0);
+                    stats.draftPass();
+                    stats.addDraftNanos(System.nanoTime() - s0);
+                }
+                state.addDecodeStep(System.nanoTime() - stepStart);
+            }
+            return state.result().withDecodeStats(stats.build(state.result().generatedIds().length));
+        } catch (RuntimeException | Error e) {
+            state.abandon();
+            throw e;
+        }
+    }
+
+    /**
+     * The same check as speculative decoding's: equal vocabulary sizes (config.json and tokenizer) and the
+     * same token string for every id.
+     *
+     * @throws TandemException naming the first difference
+     */
+    static void requireSameVocabulary(LanguageModel large, LanguageModel small) {
+        int lv = large.config().vocabSize(), sv = small.config().vocabSize();
+        if (lv != sv) {
+            throw new TandemException("the small model " + small.directory() + " has a vocabulary of " + sv
+                    + " tokens but the large model " + large.directory() + " has " + lv
+                    + " (config.json vocab_size); collaborating models must share a tokenizer.");
+        }
+        Tokenizer lt = large.tokenizer(), st = small.tokenizer();
+        if (lt.vocabSize() != st.vocabSize()) {
+            throw new TandemException("the small model " + small.directory() + "'s tokenizer has " + st.vocabSize()
+                    + " tokens but the large model " + large.directory() + "'s has " + lt.vocabSize()
+                    + "; collaborating models must share a tokenizer.");
+        }
+        for (int id = 0; id < lt.vocabSize(); id++) {
+            String a = content(lt, id), b = content(st, id);
+            if (!a.equals(b)) {
+                throw new TandemException("the small model " + small.directory() + "'s tokenizer differs from the large model "
+                        + large.directory() + "'s: token " + id + " is " + b + " in the small model but " + a
+                        + " in the large one; collaborating models must share a tokenizer.");
+            }
+        }
+    }
+
+    private static String content(Tokenizer t, int id) {
+        try {
+            return "\"" + t.tokenContent(id) + "\"";
+        } catch (IllegalArgumentException e) {
+            return "missing";
+        }
+    }
+}

@@ -1,0 +1,238 @@
+package dev.tandem.decoding.speculative;
+
+import dev.tandem.decoding.DecodeStats;
+import dev.tandem.decoding.DecodingStrategy;
+import dev.tandem.decoding.GenerationRequest;
+import dev.tandem.decoding.GenerationResult;
+import dev.tandem.decoding.RequestState;
+import dev.tandem.decoding.TokenEvent;
+import dev.tandem.decoding.sampling.LogitsProcessors;
+import dev.tandem.decoding.sampling.Sampler;
+import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.runtime.TandemException;
+import dev.tandem.runtime.kv.KvSequence;
+import dev.tandem.transformer.AttentionShape;
+import dev.tandem.transformer.Batch;
+import dev.tandem.transformer.ForwardResult;
+import dev.tandem.transformer.LanguageModel;
+
+import java.util.Arrays;
+import java.util.function.Consumer;
+
+/**
+ * Token-tree speculative decoding ({@code METHODS.md}, "Token-tree verification"). Per round the draft
+ * model grows a tree below the context (children of a node = the draft's top-k tokens there, grown
+ * best-first by the draft's path probability within a node budget and a depth; see {@link TreeDrafter}),
+ * the target scores [the context's last token as the root, every node] in ONE forward pass with a tree
+ * attention mask (positions = prefix length + depth, logits at every row), and {@link TreeVerifier}
+ * picks a path: greedy follows the target's argmax; sampling uses {@link TreeVerifier#sampleIid} with
+ * {@code q == null}, exact for the drafter's fixed (deterministic) children. The target's cache then keeps
+ * only the accepted path ({@link KvSequence#compact}). Greedy output is bit-identical to plain greedy
+ * decoding of the target; sampled output follows the target's distribution exactly. Tokens go through the
+ * same {@link RequestState} as plain decoding, so EOS, stop strings, max tokens and logprobs behave
+ * identically. Never grows a tree deeper than the remaining context of either model or the remaining
+ * token budget, nor with more nodes than either model's KV cache has free rows for.
+ */
+public final class TreeDecoding implements DecodingStrategy {
+    /** Default node budget per round. */
+    public static final int DEFAULT_NODE_BUDGET = 16;
+    /** Default number of children per node. */
+    public static final int DEFAULT_TOP_K = 3;
+    /** Default deepest level. */
+    public static final int DEFAULT_MAX_DEPTH = 4;
+
+    private final LanguageModel target;
+    private final LanguageModel draft;
+    private final int nodeBudget;
+    private final int topK;
+    private final int maxDepth;
+    private final RoundObserver observer;
+
+    /** Sees the target's cache after each round's compaction (tests). */
+    interface RoundObserver {
+        /**
+         * @param kv   the target's sequence, holding exactly {@code kept}
+         * @param kept the context so far with the accepted path appended (the verified {@code next} not yet)
+         * @param next the target's token after the accepted path, which the next round feeds first
+         */
+        void afterRound(KvSequence kv, int[] kept, int next);
+    }
+
+    /**
+     * A tree of at most {@code nodeBudget} (≥ 1) nodes and {@code maxDepth} (≥ 1) levels, each node with up
+     * to {@code topK} (≥ 1) children.
+     *
+     * @throws TandemException if the draft's vocabulary differs from the target's
+     */
+    public TreeDecoding(LanguageModel target, LanguageModel draft, int nodeBudget, int topK, int maxDepth) {
+        this(target, draft, nodeBudget, topK, maxDepth, null);
+    }
+
+    private TreeDecoding(LanguageModel target, LanguageModel draft, int nodeBudget, int topK, int maxDepth,
+                         RoundObserver observer) {
+        if (nodeBudget < 1) {
+            throw new IllegalArgumentException("the tree's node budget must be at least 1, but was " + nodeBudget + ".");
+        }
+        if (topK < 1) {
+            throw new IllegalArgumentException("the tree's top-k must be at least 1, but was " + topK + ".");
+        }
+        if (maxDepth < 1) {
+            throw new IllegalArgumentException("the tree's depth must be at least 1, but was " + maxDepth + ".");
+        }
+        SpeculativeDecoding.requireSameVocabulary(target, draft);
+        this.target = target;
+        this.draft = draft;
+        this.nodeBudget = nodeBudget;
+        this.topK = topK;
+        this.maxDepth = maxDepth;
+        this.observer = observer;
+    }
+
+    /** Budget {@value #DEFAULT_NODE_BUDGET}, top-{@value #DEFAULT_TOP_K}, depth {@value #DEFAULT_MAX_DEPTH}. */
+    public static TreeDecoding of(LanguageModel target, LanguageModel draft) {
+        return new TreeDecoding(target, draft, DEFAULT_NODE_BUDGET, DEFAULT_TOP_K, DEFAULT_MAX_DEPTH);
+    }
+
+    TreeDecoding withObserver(RoundObserver observer) {
+        return new TreeDecoding(target, draft, nodeBudget, topK, maxDepth, observer);
+    }
+
+    @Override
+    public String name() {
+        return "tree";
+    }
+
+    public int nodeBudget() {
+        return nodeBudget;
+    }
+
+    public int topK() {
+        return topK;
+    }
+
+    public int maxDepth() {
+        return maxDepth;
+    }
+
+    /** Nodes added per draft pass: the budget spread over the depth. */
+    private int width() {
+        return Math.max(1, (nodeBudget + maxDepth - 1) / maxDepth);
+    }
+
+    /**
+     * Invariant between rounds, as in {@link SpeculativeDecoding}'s chain loop: the target's KV sequence
+     * holds the context without its last token, which the next verification pass feeds first (as the root).
+     */
+    @Override
+    public GenerationResult generate(GenerationRequest request, Consumer<TokenEvent> listener) {
+        DecodeStats.Recorder stats = new DecodeStats.Recorder(name());
+        RequestState state = RequestState.start(target, request);
+        SamplingParams sp = request.sampling();
+        boolean greedy = sp.isGreedy();
+        int targetContext = target.config().maxContext();
+        try (TreeDrafter drafter = new TreeDrafter(draft, nodeBudget, topK, width())) {
+            int[] prompt = state.promptIds();
+            if (prompt.length > 1) {
+                long t0 = System.nanoTime();
+                target.forward(Batch.of(Batch.Entry.continuation(state.kv(), Arrays.copyOf(prompt, prompt.length - 1))));
+                stats.targetPass();
+                state.addPrefillNanos(System.nanoTime() - t0);
+            }
+            while (!state.finished()) {
+                long roundStart = System.nanoTime();
+                int length = state.contextLength();
+                int remaining = request.maxTokens() - state.generated();
+                // A round emits at most depth + 1 tokens and grows the context to at most length + depth + 1.
+                int depth = Math.max(0, Math.min(Math.min(maxDepth, remaining - 1),
+                        Math.min(targetContext - length - 1, drafter.room(length))));
+                // The tree's rows sit in the target's cache until compaction: the root and every node.
+                int maxNodes = Math.min(nodeBudget, TreeDrafter.freeRows(state.kv()) - 1);
+                if (maxNodes < 1) {
+                    depth = 0;
+                }
+                int[] context = state.context(depth + 1);
+                TokenTree tree = new TokenTree(new int[0], new int[0]);
+                if (depth > 0) {
+                    long t0 = System.nanoTime();
+                    tree = drafter.grow(context, length, depth, maxNodes, sp, stats);
+                    stats.addDraftNanos(System.nanoTime() - t0);
+                }
+                int n = tree.size();
+
+                long t0 = System.nanoTime();
+                KvSequence kv = state.kv();
+                int base = kv.length(); // length − 1: the root goes there
+                int[] rows = new int[n + 1];
+                int[] parents = new int[n + 1];
+                int[] positions = new int[n + 1];
+                rows[0] = context[length - 1];
+                parents[0] = -1;
+                positions[0] = length - 1;
+                for (int j = 0; j < n; j++) {
+                    rows[j + 1] = tree.token(j);
+                    parents[j + 1] = tree.parent(j) + 1;
+                    positions[j + 1] = length - 1 + tree.depth(j);
+                }
+                ForwardResult fr = target.forward(Batch.of(Batch.Entry.of(kv, rows, positions,
+                        new AttentionShape.Tree(parents)).withAllLogits()));
+                stats.targetPass();
+                float[][] logits = new float[n + 1][];
+                for (int r = 0; r <= n; r++) {
+                    logits[r] = fr.logits(0, r);
+                }
+                TreeVerdict verdict;
+                if (greedy && sp.repetitionPenalty() == 1f) {
+                    verdict = TreeVerifier.greedy(tree, logits);
+                } else {
+                    // Each row is processed with its own path as context (the repetition penalty sees it).
+                    float[][] processed = greedy ? new float[n + 1][] : null;
+                    double[][] p = greedy ? null : new double[n + 1][];
+                    for (int r = 0; r <= n; r++) {
+                        int d = r == 0 ? 0 : tree.depth(r - 1);
+                        for (int a = r - 1, k = d; a >= 0; a = tree.parent(a), k--) {
+                            context[length + k - 1] = tree.token(a);
+                        }
+                        if (greedy) {
+                            processed[r] = logits[r].clone();
+                            LogitsProcessors.apply(processed[r], sp, context, length + d);
+                        } else {
+                            p[r] = Sampler.distribution(logits[r], sp, context, length + d);
+                        }
+                    }
+                    verdict = greedy ? TreeVerifier.greedy(tree, processed)
+                            : TreeVerifier.sampleIid(tree, p, null, sp.seed(), request.streamId(), length);
+                }
+                int[] path = verdict.path();
+                int accepted = path.length;
+                stats.verification(n, accepted);
+                stats.addVerifyNanos(System.nanoTime() - t0);
+
+                // The target holds [0, length) (the root last) and the n node rows after it; keep the accepted path.
+                int[] keep = new int[accepted];
+                for (int i = 0; i < accepted; i++) {
+                    keep[i] = base + 1 + path[i];
+                }
+                kv.compact(base + 1, keep);
+                int[] pathTokens = tree.tokensOf(path);
+                if (observer != null) {
+                    int[] kept = Arrays.copyOf(context, length + accepted);
+                    System.arraycopy(pathTokens, 0, kept, length, accepted);
+                    observer.afterRound(kv, kept, verdict.next());
+                }
+                int row = 0;
+                for (int i = 0; i < accepted && !state.finished(); i++) {
+                    listener.accept(state.acceptToken(pathTokens[i], logits[row]));
+                    row = path[i] + 1;
+                }
+                if (!state.finished()) {
+                    listener.accept(state.acceptToken(verdict.next(), logits[row]));
+                }
+                state.addDecodeStep(System.nanoTime() - roundStart);
+            }
+            return state.result().withDecodeStats(stats.build(state.result().generatedIds().length));
+        } catch (RuntimeException | Error e) {
+            state.abandon();
+            throw e;
+        }
+    }
+}

@@ -1,0 +1,208 @@
+package dev.tandem.decoding.speculative;
+
+import dev.tandem.decoding.DecodeStats;
+import dev.tandem.decoding.sampling.LogitsProcessors;
+import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.runtime.kv.KvSequence;
+import dev.tandem.transformer.AttentionShape;
+import dev.tandem.transformer.Batch;
+import dev.tandem.transformer.ForwardResult;
+import dev.tandem.transformer.LanguageModel;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.PriorityQueue;
+
+/**
+ * Grows a token tree with a small model for {@link TreeDecoding}, deterministically: the children of a
+ * node are the draft's top-k tokens there (by its processed logits: the repetition penalty along the
+ * node's path, and for sampled requests temperature, top-k, top-p and min-p; tokens those mask out are
+ * never proposed), highest first, lowest id on ties. Growth is best-first by the draft's path probability,
+ * a level of up to {@code width} nodes per draft pass: every candidate whose parent's logits are known
+ * waits in one queue, each pass adds the best ones (within the node budget and depth) and scores them
+ * all at once as a Tree-shaped entry on the draft's own sequence, which is then truncated back.
+ *
+ * <p>The draft's KV sequence holds the context {@code [0, length)} between passes of a round (the root,
+ * the context's last token, included); each round first feeds the tokens it lacks.
+ */
+final class TreeDrafter implements AutoCloseable {
+    private final LanguageModel model;
+    private final KvSequence kv;
+    private final int nodeBudget;
+    private final int topK;
+    private final int width;
+
+    TreeDrafter(LanguageModel model, int nodeBudget, int topK, int width) {
+        this.model = model;
+        this.nodeBudget = nodeBudget;
+        this.topK = topK;
+        this.width = width;
+        this.kv = model.newSequence();
+    }
+
+    /** The deepest tree this drafter can grow after a context of {@code length} tokens (nodes of depth d feed position length − 1 + d). */
+    int room(int length) {
+        return Math.max(0, model.config().maxContext() - length + 1);
+    }
+
+    /** Rows {@code kv} can still append: free slots of its last block and free blocks of its cache. */
+    static int freeRows(KvSequence kv) {
+        int blockSize = kv.cache().blockSize();
+        long rows = (long) kv.cache().freeBlocks() * blockSize + ((long) kv.blockCount() * blockSize - kv.length());
+        return (int) Math.min(Integer.MAX_VALUE, rows);
+    }
+
+    /** A candidate node: its token, its parent node (−1 = root), its depth and its path log-probability. */
+    private record Candidate(int token, int parent, int depth, double logProb, long order) {}
+
+    /**
+     * A tree of at most the node budget, {@code maxNodes} and {@code maxDepth} (≥ 1) levels below
+     * {@code context[0, length)}, and no more nodes than the draft's cache has free rows for;
+     * {@code context} may be longer (scratch after {@code length}).
+     */
+    TokenTree grow(int[] context, int length, int maxDepth, int maxNodes, SamplingParams sp, DecodeStats.Recorder stats) {
+        if (kv.length() >= length) {
+            kv.truncate(length - 1); // the root must be fed to get the logits after it
+        }
+        int[] lacking = Arrays.copyOfRange(context, kv.length(), length);
+        stats.draftPass();
+        float[] rootLogits = model.forward(Batch.of(Batch.Entry.continuation(kv, lacking))).lastLogits(0);
+        int budget = Math.min(Math.min(nodeBudget, maxNodes), freeRows(kv));
+
+        List<Integer> tokens = new ArrayList<>();
+        List<Integer> parents = new ArrayList<>();
+        List<Integer> depths = new ArrayList<>();
+        List<Double> logProbs = new ArrayList<>();
+        PriorityQueue<Candidate> queue = new PriorityQueue<>((a, b) -> a.logProb != b.logProb
+                ? Double.compare(b.logProb, a.logProb) : Long.compare(a.order, b.order));
+        long[] order = {0};
+        int[] scratch = Arrays.copyOf(context, length + maxDepth);
+        offer(queue, order, rootLogits, -1, 0, 0.0, scratch, length, sp);
+        try {
+            while (tokens.size() < budget && !queue.isEmpty()) {
+                int first = tokens.size();
+                while (tokens.size() < budget && tokens.size() - first < width && !queue.isEmpty()) {
+                    Candidate c = queue.poll();
+                    tokens.add(c.token);
+                    parents.add(c.parent);
+                    depths.add(c.depth);
+                    logProbs.add(c.logProb);
+                }
+                int added = tokens.size() - first;
+                // Nodes that can still have children, and only while there is budget left for them.
+                List<Integer> expand = new ArrayList<>();
+                for (int j = first; j < first + added; j++) {
+                    if (depths.get(j) < maxDepth && tokens.size() < budget) {
+                        expand.add(j);
+                    }
+                }
+                if (expand.isEmpty()) {
+                    continue;
+                }
+                // Feed only the nodes to expand and their ancestors (in node order, so parents come first):
+                // leaves never need to be seen, and one at the deepest level may lie past the draft's context.
+                int n = tokens.size();
+                int[] row = new int[n];
+                Arrays.fill(row, -1);
+                for (int j : expand) {
+                    for (int a = j; a >= 0 && row[a] != -2; a = parents.get(a)) {
+                        row[a] = -2; // needed
+                    }
+                }
+                int rows = 0;
+                for (int j = 0; j < n; j++) {
+                    if (row[j] == -2) {
+                        row[j] = rows++;
+                    }
+                }
+                int[] rowTokens = new int[rows];
+                int[] rowParents = new int[rows];
+                int[] positions = new int[rows];
+                for (int j = 0; j < n; j++) {
+                    if (row[j] >= 0) {
+                        rowTokens[row[j]] = tokens.get(j);
+                        rowParents[row[j]] = parents.get(j) < 0 ? -1 : row[parents.get(j)];
+                        positions[row[j]] = length - 1 + depths.get(j);
+                    }
+                }
+                int[] logitRows = new int[expand.size()];
+                for (int k = 0; k < logitRows.length; k++) {
+                    logitRows[k] = row[expand.get(k)];
+                }
+                stats.draftPass();
+                ForwardResult fr = model.forward(Batch.of(Batch.Entry.of(kv, rowTokens, positions,
+                        new AttentionShape.Tree(rowParents)).withLogitRows(logitRows)));
+                kv.truncate(length);
+                for (int k = 0; k < logitRows.length; k++) {
+                    int j = expand.get(k);
+                    int depth = depths.get(j);
+                    // The node's path context: the accepted context, then the path's tokens.
+                    for (int a = j, d = depth; a >= 0; a = parents.get(a), d--) {
+                        scratch[length + d - 1] = tokens.get(a);
+                    }
+                    offer(queue, order, fr.logits(0, k), j, depth, logProbs.get(j), scratch, length + depth, sp);
+                }
+            }
+        } finally {
+            if (kv.length() > length) {
+                kv.truncate(length);
+            }
+        }
+        int[] t = tokens.stream().mapToInt(Integer::intValue).toArray();
+        int[] p = parents.stream().mapToInt(Integer::intValue).toArray();
+        return new TokenTree(t, p);
+    }
+
+    /** Queues the top-k children of {@code parent} (logits after it, its path context in {@code ctx[0, ctxLength)}). */
+    private void offer(PriorityQueue<Candidate> queue, long[] order, float[] logits, int parent, int parentDepth,
+                       double parentLogProb, int[] ctx, int ctxLength, SamplingParams sp) {
+        float[] processed = logits.clone();
+        LogitsProcessors.apply(processed, sp, ctx, ctxLength);
+        double max = Double.NEGATIVE_INFINITY;
+        for (float l : processed) {
+            max = Math.max(max, l);
+        }
+        if (max == Double.NEGATIVE_INFINITY || Double.isNaN(max)) {
+            return;
+        }
+        double total = 0;
+        for (float l : processed) {
+            if (l != Float.NEGATIVE_INFINITY) {
+                total += Math.exp(l - max);
+            }
+        }
+        double logTotal = Math.log(total);
+        for (int token : topTokens(processed, topK)) {
+            double lp = parentLogProb + (processed[token] - max - logTotal);
+            queue.add(new Candidate(token, parent, parentDepth + 1, lp, order[0]++));
+        }
+    }
+
+    /** The {@code k} highest of {@code logits} (finite ones only), highest first, lowest id on ties. */
+    static int[] topTokens(float[] logits, int k) {
+        int[] best = new int[k];
+        int n = 0;
+        for (int t = 0; t < logits.length; t++) {
+            float l = logits[t];
+            if (l == Float.NEGATIVE_INFINITY || Float.isNaN(l)) {
+                continue;
+            }
+            if (n == k && !(l > logits[best[k - 1]])) {
+                continue;
+            }
+            int i = n < k ? n++ : k - 1;
+            while (i > 0 && l > logits[best[i - 1]]) {
+                best[i] = best[i - 1];
+                i--;
+            }
+            best[i] = t;
+        }
+        return Arrays.copyOf(best, n);
+    }
+
+    @Override
+    public void close() {
+        kv.close();
+    }
+}
