@@ -7,7 +7,6 @@ import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.kv.KvSequence;
 import dev.tandem.transformer.Batch;
 import dev.tandem.transformer.LanguageModel;
-import dev.tandem.transformer.tokenizer.Tokenizer;
 
 import java.util.Arrays;
 import java.util.function.Consumer;
@@ -115,7 +114,7 @@ public final class CollaborativeDecoding implements DecodingStrategy {
         if (!(threshold >= 0) || Double.isInfinite(threshold)) {
             throw new IllegalArgumentException("the collab threshold must be a finite number >= 0, but was " + threshold + ".");
         }
-        requireSameVocabulary(large, small);
+        SharedVocabulary.require(large, "large model", small, "small", "collaborating models must share a tokenizer");
         this.small = small;
         this.large = large;
         this.rule = java.util.Objects.requireNonNull(rule, "rule");
@@ -224,40 +223,4 @@ public final class CollaborativeDecoding implements DecodingStrategy {
         }
     }
 
-    /**
-     * The same check as speculative decoding's: equal vocabulary sizes (config.json and tokenizer) and the
-     * same token string for every id.
-     *
-     * @throws TandemException naming the first difference
-     */
-    static void requireSameVocabulary(LanguageModel large, LanguageModel small) {
-        int lv = large.config().vocabSize(), sv = small.config().vocabSize();
-        if (lv != sv) {
-            throw new TandemException("the small model " + small.directory() + " has a vocabulary of " + sv
-                    + " tokens but the large model " + large.directory() + " has " + lv
-                    + " (config.json vocab_size); collaborating models must share a tokenizer.");
-        }
-        Tokenizer lt = large.tokenizer(), st = small.tokenizer();
-        if (lt.vocabSize() != st.vocabSize()) {
-            throw new TandemException("the small model " + small.directory() + "'s tokenizer has " + st.vocabSize()
-                    + " tokens but the large model " + large.directory() + "'s has " + lt.vocabSize()
-                    + "; collaborating models must share a tokenizer.");
-        }
-        for (int id = 0; id < lt.vocabSize(); id++) {
-            String a = content(lt, id), b = content(st, id);
-            if (!a.equals(b)) {
-                throw new TandemException("the small model " + small.directory() + "'s tokenizer differs from the large model "
-                        + large.directory() + "'s: token " + id + " is " + b + " in the small model but " + a
-                        + " in the large one; collaborating models must share a tokenizer.");
-            }
-        }
-    }
-
-    private static String content(Tokenizer t, int id) {
-        try {
-            return "\"" + t.tokenContent(id) + "\"";
-        } catch (IllegalArgumentException e) {
-            return "missing";
-        }
-    }
 }

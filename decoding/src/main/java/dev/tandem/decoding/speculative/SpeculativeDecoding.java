@@ -5,6 +5,7 @@ import dev.tandem.decoding.DecodingStrategy;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.RequestState;
+import dev.tandem.decoding.SharedVocabulary;
 import dev.tandem.decoding.TokenEvent;
 import dev.tandem.decoding.sampling.LogitsProcessors;
 import dev.tandem.decoding.sampling.Sampler;
@@ -13,7 +14,6 @@ import dev.tandem.runtime.TandemException;
 import dev.tandem.transformer.Batch;
 import dev.tandem.transformer.ForwardResult;
 import dev.tandem.transformer.LanguageModel;
-import dev.tandem.transformer.tokenizer.Tokenizer;
 
 import java.util.Arrays;
 import java.util.function.Consumer;
@@ -92,39 +92,9 @@ public final class SpeculativeDecoding implements DecodingStrategy {
         return runChain(name(), target, () -> new DrafterModel(draft, threshold), draftLength, request, listener);
     }
 
-    /**
-     * @throws TandemException unless both models have the same vocabulary size (config.json and
-     *                         tokenizer) and the same token string for every id
-     */
+    /** @throws TandemException unless the draft's token ids mean what the target's do ({@link SharedVocabulary}) */
     static void requireSameVocabulary(LanguageModel target, LanguageModel draft) {
-        int tv = target.config().vocabSize(), dv = draft.config().vocabSize();
-        if (tv != dv) {
-            throw new TandemException("the draft model " + draft.directory() + " has a vocabulary of " + dv
-                    + " tokens but the target " + target.directory() + " has " + tv
-                    + " (config.json vocab_size); a draft must share the target's tokenizer.");
-        }
-        Tokenizer tt = target.tokenizer(), dt = draft.tokenizer();
-        if (tt.vocabSize() != dt.vocabSize()) {
-            throw new TandemException("the draft model " + draft.directory() + "'s tokenizer has " + dt.vocabSize()
-                    + " tokens but the target " + target.directory() + "'s has " + tt.vocabSize()
-                    + "; a draft must share the target's tokenizer.");
-        }
-        for (int id = 0; id < tt.vocabSize(); id++) {
-            String a = content(tt, id), b = content(dt, id);
-            if (!a.equals(b)) {
-                throw new TandemException("the draft model " + draft.directory() + "'s tokenizer differs from the target "
-                        + target.directory() + "'s: token " + id + " is " + b + " in the draft but " + a
-                        + " in the target; a draft must share the target's tokenizer.");
-            }
-        }
-    }
-
-    private static String content(Tokenizer t, int id) {
-        try {
-            return "\"" + t.tokenContent(id) + "\"";
-        } catch (IllegalArgumentException e) {
-            return "missing";
-        }
+        SharedVocabulary.require(target, "target", draft, "draft", "a draft must share the target's tokenizer");
     }
 
     /**
