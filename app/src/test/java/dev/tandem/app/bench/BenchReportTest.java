@@ -12,7 +12,6 @@ import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
 import java.util.stream.Stream;
 
@@ -21,7 +20,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeFalse;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 class BenchReportTest {
@@ -360,26 +358,5 @@ class BenchReportTest {
         assertThrows(IOException.class, () -> BenchReport.write(r, dir.resolve("b.json")));
         assertEquals(List.of("b.md"), listDir(), "the charts and temporary files are gone");
         assertTrue(Files.isDirectory(dir.resolve("b.md").resolve("occupied")));
-    }
-
-    @Test
-    void aReadOnlyFolderLeavesNothing() throws IOException {
-        Path ro = Files.createDirectory(dir.resolve("ro"));
-        try {
-            Files.setPosixFilePermissions(ro, PosixFilePermissions.fromString("r-xr-xr-x"));
-        } catch (UnsupportedOperationException e) {
-            assumeTrue(false, "no POSIX permissions here");
-        }
-        try {
-            assumeFalse(Files.isWritable(ro), "permissions do not bind this user (root)");
-            ObjectNode r = root("decode");
-            decodeSection(r, false);
-            assertThrows(IOException.class, () -> BenchReport.write(r, ro.resolve("d.json")));
-            try (Stream<Path> s = Files.list(ro)) {
-                assertEquals(0, s.count());
-            }
-        } finally {
-            Files.setPosixFilePermissions(ro, PosixFilePermissions.fromString("rwxr-xr-x"));
-        }
     }
 }

@@ -28,7 +28,17 @@ public final class Sampler {
         double u = CounterRng.uniform(p.seed(), stream, position, RngPurpose.SAMPLE, 0);
         double[] weight = new double[processed.length];
         double total = weights(processed, weight);
-        double target = u * total; // compare unnormalized: saves a division per token
+        return inverseCdf(weight, total, u);
+    }
+
+    /**
+     * The draw of {@link #sample}: the first id t, in increasing order, whose running sum of the
+     * positive weights exceeds {@code u · total}. Weights need not be normalised ({@code total} is their
+     * sum), which saves a division per token; verifiers that draw from residual distributions use the
+     * same routine so that every draw in Tandem follows one rule.
+     */
+    public static int inverseCdf(double[] weight, double total, double u) {
+        double target = u * total;
         double cumulative = 0;
         int last = -1;
         for (int t = 0; t < weight.length; t++) {

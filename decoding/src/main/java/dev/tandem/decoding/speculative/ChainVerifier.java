@@ -132,29 +132,14 @@ public final class ChainVerifier {
         return total;
     }
 
-    /**
-     * The first id t (in increasing order) with w_0 + … + w_t &gt; u · Σw over the positive weights: the
-     * drawing routine of {@link Sampler#sample}, replicated on (possibly unnormalised) probabilities.
-     */
+    /** {@link Sampler#inverseCdf} over the positive weights, after checking there is mass to draw from. */
     static int inverseCdf(double[] weight, double u) {
         double total = sum(weight);
         if (!(total > 0) || Double.isInfinite(total)) {
             throw new IllegalArgumentException("a distribution to draw from must have finite positive mass, but had "
                     + total + ".");
         }
-        double target = u * total;
-        double cumulative = 0;
-        int last = -1;
-        for (int t = 0; t < weight.length; t++) {
-            if (weight[t] > 0) {
-                cumulative += weight[t];
-                last = t;
-                if (target < cumulative) {
-                    return t;
-                }
-            }
-        }
-        return last; // only when rounding put u·total at the very end
+        return Sampler.inverseCdf(weight, total, u);
     }
 
     private static void requireRows(String name, int rows, int expected, int n) {

@@ -98,6 +98,29 @@ public final class SpeculativeDecoding implements DecodingStrategy {
     }
 
     /**
+     * Establishes the draft-and-verify loops' invariant: the prompt without its last token goes into the
+     * target's cache, so that every round's verification pass starts by feeding the last context token.
+     */
+    static void prefillAllButLast(LanguageModel target, RequestState state, DecodeStats.Recorder stats) {
+        int[] prompt = state.promptIds();
+        if (prompt.length > 1) {
+            long t0 = System.nanoTime();
+            target.forward(Batch.of(Batch.Entry.continuation(state.kv(), Arrays.copyOf(prompt, prompt.length - 1))));
+            stats.targetPass();
+            state.addPrefillNanos(System.nanoTime() - t0);
+        }
+    }
+
+    /**
+     * How many tokens a round may draft (a chain's length, a tree's depth): a round emits at most that
+     * many plus one, so it stays under the tokens still wanted, the target's remaining context
+     * ({@code targetRoom}) and the drafter's ({@code draftRoom}).
+     */
+    static int roundLength(int wanted, int remaining, int targetRoom, int draftRoom) {
+        return Math.max(0, Math.min(Math.min(wanted, remaining - 1), Math.min(targetRoom, draftRoom)));
+    }
+
+    /**
      * The draft-and-verify loop shared by the chain methods. Invariant between rounds: the target's KV
      * sequence holds the context without its last token, which the next verification pass feeds first.
      */
@@ -109,20 +132,12 @@ public final class SpeculativeDecoding implements DecodingStrategy {
         boolean greedy = sp.isGreedy();
         int targetContext = target.config().maxContext();
         try (Drafter drafter = drafters.get()) {
-            int[] prompt = state.promptIds();
-            if (prompt.length > 1) {
-                long t0 = System.nanoTime();
-                target.forward(Batch.of(Batch.Entry.continuation(state.kv(), Arrays.copyOf(prompt, prompt.length - 1))));
-                stats.targetPass();
-                state.addPrefillNanos(System.nanoTime() - t0);
-            }
+            prefillAllButLast(target, state, stats);
             while (!state.finished()) {
                 long roundStart = System.nanoTime();
                 int length = state.contextLength();
                 int remaining = request.maxTokens() - state.generated();
-                // Each round emits at most γ + 1 tokens and grows the context to at most length + γ + 1.
-                int gamma = Math.max(0, Math.min(Math.min(draftLength, remaining - 1),
-                        Math.min(targetContext - length - 1, drafter.room(length))));
+                int gamma = roundLength(draftLength, remaining, targetContext - length - 1, drafter.room(length));
                 int[] context = state.context(gamma + 1);
                 Drafter.Draft d = Drafter.Draft.EMPTY;
                 if (gamma > 0) {

@@ -131,20 +131,13 @@ public final class TreeDecoding implements DecodingStrategy {
         boolean greedy = sp.isGreedy();
         int targetContext = target.config().maxContext();
         try (TreeDrafter drafter = new TreeDrafter(draft, nodeBudget, topK, width())) {
-            int[] prompt = state.promptIds();
-            if (prompt.length > 1) {
-                long t0 = System.nanoTime();
-                target.forward(Batch.of(Batch.Entry.continuation(state.kv(), Arrays.copyOf(prompt, prompt.length - 1))));
-                stats.targetPass();
-                state.addPrefillNanos(System.nanoTime() - t0);
-            }
+            SpeculativeDecoding.prefillAllButLast(target, state, stats);
             while (!state.finished()) {
                 long roundStart = System.nanoTime();
                 int length = state.contextLength();
                 int remaining = request.maxTokens() - state.generated();
-                // A round emits at most depth + 1 tokens and grows the context to at most length + depth + 1.
-                int depth = Math.max(0, Math.min(Math.min(maxDepth, remaining - 1),
-                        Math.min(targetContext - length - 1, drafter.room(length))));
+                int depth = SpeculativeDecoding.roundLength(maxDepth, remaining, targetContext - length - 1,
+                        drafter.room(length));
                 // The tree's rows sit in the target's cache until compaction: the root and every node.
                 int maxNodes = Math.min(nodeBudget, TreeDrafter.freeRows(state.kv()) - 1);
                 if (maxNodes < 1) {

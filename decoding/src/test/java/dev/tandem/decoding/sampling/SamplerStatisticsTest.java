@@ -1,14 +1,14 @@
 package dev.tandem.decoding.sampling;
 
+import dev.tandem.decoding.ChiSquareFit;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
-import org.apache.commons.math3.stat.inference.ChiSquareTest;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -81,7 +81,7 @@ class SamplerStatisticsTest {
         }
         long[] observed = draw(wrong, params(), NO_CONTEXT);
         double[] expected = reference(LOGITS, params().withTemperature(temperature), NO_CONTEXT);
-        double pValue = chiSquarePValue(expected, observed);
+        double pValue = ChiSquareFit.pValue(expected, observed);
         assertTrue(pValue < SIGNIFICANCE, "seed=" + SEED + ": a wrong temperature went undetected, p=" + pValue
                 + " expected=" + Arrays.toString(expected) + " observed=" + Arrays.toString(observed));
     }
@@ -112,7 +112,7 @@ class SamplerStatisticsTest {
                 assertEquals(0, observed[t], "token " + t + " has probability 0 but was drawn; " + detail);
             }
         }
-        double pValue = chiSquarePValue(expected, observed);
+        double pValue = ChiSquareFit.pValue(expected, observed);
         assertTrue(pValue > SIGNIFICANCE, "chi-square p=" + pValue + " <= " + SIGNIFICANCE + "; " + detail);
     }
 
@@ -123,44 +123,6 @@ class SamplerStatisticsTest {
             counts[Sampler.sample(logits, p, context, context.length, STREAM, position)]++;
         }
         return counts;
-    }
-
-    /**
-     * Chi-square p-value over the categories with nonzero probability; categories expecting fewer than 5
-     * draws are pooled (and a pool still under 5 joins the smallest other category).
-     */
-    private static double chiSquarePValue(double[] probabilities, long[] observed) {
-        long n = Arrays.stream(observed).sum();
-        List<double[]> bins = new ArrayList<>(); // {expected, observed}
-        double pooledExpected = 0;
-        long pooledObserved = 0;
-        for (int t = 0; t < probabilities.length; t++) {
-            double e = probabilities[t] * n;
-            if (e == 0) {
-                continue;
-            }
-            if (e < 5) {
-                pooledExpected += e;
-                pooledObserved += observed[t];
-            } else {
-                bins.add(new double[] {e, observed[t]});
-            }
-        }
-        if (pooledExpected > 0) {
-            if (pooledExpected >= 5 || bins.isEmpty()) {
-                bins.add(new double[] {pooledExpected, pooledObserved});
-            } else {
-                double[] smallest = bins.stream().min((a, b) -> Double.compare(a[0], b[0])).orElseThrow();
-                smallest[0] += pooledExpected;
-                smallest[1] += pooledObserved;
-            }
-        }
-        if (bins.size() < 2) {
-            return 1.0; // a single category: nothing to test beyond the zero-probability check
-        }
-        double[] e = bins.stream().mapToDouble(b -> b[0]).toArray();
-        long[] o = bins.stream().mapToLong(b -> (long) b[1]).toArray();
-        return new ChiSquareTest().chiSquareTest(e, o);
     }
 
     /**

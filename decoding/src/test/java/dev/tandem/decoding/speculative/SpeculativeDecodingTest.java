@@ -1,7 +1,6 @@
 package dev.tandem.decoding.speculative;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tandem.decoding.DecodeStats;
 import dev.tandem.decoding.DecodingStrategy;
 import dev.tandem.decoding.GenerationRequest;
@@ -46,12 +45,7 @@ class SpeculativeDecodingTest {
         ModelLoader.Options shared = ModelLoader.Options.defaults().withBackend(target.backend());
         small = ModelLoader.load(TestModels.model("bard-s"), shared);
         medium = ModelLoader.load(TestModels.model("bard-m"), shared);
-        prompts = new ArrayList<>();
-        JsonNode golden = new ObjectMapper().readTree(TestModels.model("bard-l").resolve("golden.json").toFile());
-        for (JsonNode c : golden.get("cases")) {
-            prompts.add(c.get("prompt").asText());
-        }
-        prompts.addAll(MORE_PROMPTS);
+        prompts = SpeculativeFixtures.goldenPromptsAnd(MORE_PROMPTS);
         plain = new ArrayList<>();
         Generator generator = new Generator(target);
         for (String p : prompts) {
@@ -130,7 +124,7 @@ class SpeculativeDecodingTest {
     /** The golden greedy paths (EOS off, each its own length), with the figures the issue asks for printed. */
     @Test
     void goldenPathsAreReproducedByEveryDraft() throws IOException {
-        JsonNode golden = new ObjectMapper().readTree(TestModels.model("bard-l").resolve("golden.json").toFile());
+        JsonNode golden = SpeculativeFixtures.golden();
         for (LanguageModel d : List.of(small, medium)) {
             String name = d.directory().getFileName().toString();
             for (DecodingStrategy s : List.of(new SpeculativeDecoding(target, d, 1), new SpeculativeDecoding(target, d, 4),

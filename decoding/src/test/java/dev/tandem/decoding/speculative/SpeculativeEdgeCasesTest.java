@@ -72,12 +72,7 @@ class SpeculativeEdgeCasesTest {
         GenerationRequest base = GenerationRequest.of("ROMEO:").withMaxTokens(40).withEosTokenIds(List.of());
         int[] plain = new Generator(target).generate(base).generatedIds();
         // With the twin draft and γ = 4, tokens 0-3, 5-8, ... are accepted draft tokens and 4, 9, ... bonus tokens.
-        int index = -1;
-        for (int k = 1; k < plain.length && index < 0; k++) {
-            if (k % 5 != 4 && firstIndexOf(plain, plain[k]) == k) {
-                index = k;
-            }
-        }
+        int index = SpeculativeFixtures.tokenInsideAnAcceptedDraft(plain, 5);
         assertTrue(index > 0, "no suitable token in " + Arrays.toString(plain));
         int eos = plain[index];
         GenerationRequest request = base.withEosTokenIds(List.of(eos));
@@ -95,15 +90,6 @@ class SpeculativeEdgeCasesTest {
         }
         DecodeStats twinStats = new SpeculativeDecoding(target, twin, 4).generate(request).decodeStats();
         assertEquals(1.0, twinStats.acceptanceRate()); // the EOS came from an accepted draft, not a correction
-    }
-
-    private static int firstIndexOf(int[] a, int v) {
-        for (int i = 0; i < a.length; i++) {
-            if (a[i] == v) {
-                return i;
-            }
-        }
-        return -1;
     }
 
     @Test

@@ -1,5 +1,7 @@
 package dev.tandem.decoding.speculative;
 
+import dev.tandem.decoding.ChiSquareFit;
+
 import dev.tandem.decoding.DecodingStrategy;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
@@ -10,10 +12,8 @@ import dev.tandem.transformer.Batch;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
 import dev.tandem.transformer.TestModels;
-import org.apache.commons.math3.stat.inference.ChiSquareTest;
 import org.junit.jupiter.api.Test;
 
-import java.util.ArrayList;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -60,7 +60,7 @@ class SpeculativeSamplingEndToEndTest {
                             .withEosTokenIds(List.of()).withStreamId(run));
                     observed[r.generatedIds()[0] * vocab + r.generatedIds()[1]]++;
                 }
-                double pValue = pValue(joint, observed);
+                double pValue = ChiSquareFit.pValue(joint, observed);
                 System.out.printf("%s end-to-end (seed %d, %d runs): chi-square p-value %.4g%n", s.name(), SEED, RUNS, pValue);
                 assertTrue(pValue > ALPHA, s.name() + ": p-value " + pValue);
             }
@@ -74,28 +74,4 @@ class SpeculativeSamplingEndToEndTest {
         }
     }
 
-    /** Chi-square p-value over the cells of nonzero probability, cells expecting under 5 pooled. */
-    private static double pValue(double[] probabilities, long[] observed) {
-        List<double[]> bins = new ArrayList<>();
-        double pooledE = 0;
-        long pooledO = 0;
-        for (int t = 0; t < probabilities.length; t++) {
-            double e = probabilities[t] * RUNS;
-            if (e == 0) {
-                if (observed[t] != 0) {
-                    return 0;
-                }
-            } else if (e < 5) {
-                pooledE += e;
-                pooledO += observed[t];
-            } else {
-                bins.add(new double[] {e, observed[t]});
-            }
-        }
-        if (pooledE > 0) {
-            bins.add(new double[] {pooledE, pooledO});
-        }
-        return new ChiSquareTest().chiSquareTest(bins.stream().mapToDouble(b -> b[0]).toArray(),
-                bins.stream().mapToLong(b -> (long) b[1]).toArray());
-    }
 }

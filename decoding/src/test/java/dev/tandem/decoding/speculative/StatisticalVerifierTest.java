@@ -1,7 +1,7 @@
 package dev.tandem.decoding.speculative;
 
 import static dev.tandem.decoding.speculative.VerifierStatistics.SEED;
-import static dev.tandem.decoding.speculative.VerifierStatistics.chiSquarePValue;
+import static dev.tandem.decoding.ChiSquareFit.pValue;
 import static dev.tandem.decoding.speculative.VerifierStatistics.draft;
 import static dev.tandem.decoding.speculative.VerifierStatistics.draftWithoutReplacement;
 import static dev.tandem.decoding.speculative.VerifierStatistics.normalized;
@@ -384,7 +384,7 @@ class StatisticalVerifierTest {
         for (int s = 0; s < n; s++) {
             counts[trial.emit(s)]++;
         }
-        double pValue = chiSquarePValue(p, counts);
+        double pValue = pValue(p, counts);
         System.out.printf("%s: %d draws over %d cells, p-value %.4g (seed %d)%n", what, n,
                 VerifierStatistics.support(p), pValue, SEED);
         return pValue;
@@ -412,7 +412,7 @@ class StatisticalVerifierTest {
             }
             counts[first[0] * V + first[1]]++;
         }
-        double pValue = chiSquarePValue(joint, counts);
+        double pValue = pValue(joint, counts);
         System.out.printf("%s: %d draws over %d cells, p-value %.4g (seed %d)%n", what, n, cells, pValue, SEED);
         return pValue;
     }

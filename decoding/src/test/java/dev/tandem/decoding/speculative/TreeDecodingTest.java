@@ -56,11 +56,7 @@ class TreeDecodingTest {
         twin = ModelLoader.load(TestModels.model("bard-l"), shared);
         small = ModelLoader.load(TestModels.model("bard-s"), shared);
         medium = ModelLoader.load(TestModels.model("bard-m"), shared);
-        prompts = new ArrayList<>();
-        for (JsonNode c : golden().get("cases")) {
-            prompts.add(c.get("prompt").asText());
-        }
-        prompts.addAll(MORE_PROMPTS);
+        prompts = SpeculativeFixtures.goldenPromptsAnd(MORE_PROMPTS);
         plain = new ArrayList<>();
         Generator generator = new Generator(target);
         for (String p : prompts) {
@@ -74,10 +70,6 @@ class TreeDecodingTest {
         small.close();
         twin.close();
         target.close();
-    }
-
-    static JsonNode golden() throws IOException {
-        return new ObjectMapper().readTree(TestModels.model("bard-l").resolve("golden.json").toFile());
     }
 
     static GenerationRequest request(String prompt) {
@@ -122,7 +114,7 @@ class TreeDecodingTest {
     /** The golden greedy paths (EOS off, each its own length), with the stats the issue asks for printed. */
     @Test
     void goldenPathsAreReproducedWithStats() throws IOException {
-        JsonNode golden = golden();
+        JsonNode golden = SpeculativeFixtures.golden();
         for (LanguageModel d : List.of(small, medium)) {
             List<TreeDecoding> all = new ArrayList<>(configurations(d));
             all.addAll(List.of(new TreeDecoding(target, d, 8, 2, 4), new TreeDecoding(target, d, 16, 2, 6),
@@ -160,7 +152,7 @@ class TreeDecodingTest {
     @Test
     void aTopOneTreeMakesTheSameRoundsAsTheChain() throws IOException {
         for (LanguageModel d : List.of(small, medium)) {
-            for (JsonNode c : golden().get("cases")) {
+            for (JsonNode c : SpeculativeFixtures.golden().get("cases")) {
                 GenerationRequest req = GenerationRequest.of(c.get("prompt").asText()).withMaxTokens(40).withEosTokenIds(List.of());
                 DecodeStats chain = new SpeculativeDecoding(target, d, 4).generate(req).decodeStats();
                 DecodeStats tree = new TreeDecoding(target, d, 4, 1, 4).generate(req).decodeStats();
@@ -235,12 +227,7 @@ class TreeDecodingTest {
         GenerationRequest base = GenerationRequest.of("ROMEO:").withMaxTokens(40).withEosTokenIds(List.of());
         int[] plainIds = new Generator(target).generate(base).generatedIds();
         // With the twin's top-1 chain at depth 4, tokens 0-3, 5-8, ... are accepted path tokens and 4, 9, ... the target's own.
-        int index = -1;
-        for (int k = 1; k < plainIds.length && index < 0; k++) {
-            if (k % 5 != 4 && firstIndexOf(plainIds, plainIds[k]) == k) {
-                index = k;
-            }
-        }
+        int index = SpeculativeFixtures.tokenInsideAnAcceptedDraft(plainIds, 5);
         assertTrue(index > 0, "no suitable token in " + Arrays.toString(plainIds));
         int eos = plainIds[index];
         GenerationRequest request = base.withEosTokenIds(List.of(eos));
@@ -261,15 +248,6 @@ class TreeDecodingTest {
         // The EOS was an accepted path token (every round accepts all 4 levels), not the target's own token.
         assertEquals(index / 5 + 1, twinStats.verifications(), twinStats.summary());
         assertEquals(4 * twinStats.verifications(), twinStats.acceptedTokens(), twinStats.summary());
-    }
-
-    private static int firstIndexOf(int[] a, int v) {
-        for (int i = 0; i < a.length; i++) {
-            if (a[i] == v) {
-                return i;
-            }
-        }
-        return -1;
     }
 
     @Test

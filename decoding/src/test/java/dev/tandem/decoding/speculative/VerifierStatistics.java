@@ -2,12 +2,9 @@ package dev.tandem.decoding.speculative;
 
 import dev.tandem.runtime.rng.CounterRng;
 import dev.tandem.runtime.rng.RngPurpose;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import org.apache.commons.math3.distribution.ChiSquaredDistribution;
 import org.apache.commons.math3.distribution.PoissonDistribution;
-import org.apache.commons.math3.stat.inference.ChiSquareTest;
 
 /**
  * Shared statistics for the verifier tests: the seed, the Bonferroni-corrected significance level, the
@@ -108,48 +105,6 @@ final class VerifierStatistics {
     static double[] normalized(double... w) {
         double total = Arrays.stream(w).sum();
         return Arrays.stream(w).map(x -> x / total).toArray();
-    }
-
-    /**
-     * Chi-square p-value of {@code observed} against {@code probabilities}, over the categories with
-     * nonzero probability (a draw in a zero-probability category gives p-value 0). Categories expecting
-     * fewer than 5 draws are pooled; {@link #draws} avoids that for the synthetic tests.
-     */
-    static double chiSquarePValue(double[] probabilities, long[] observed) {
-        long n = Arrays.stream(observed).sum();
-        List<double[]> bins = new ArrayList<>(); // {expected, observed}
-        double pooledExpected = 0;
-        long pooledObserved = 0;
-        for (int t = 0; t < probabilities.length; t++) {
-            double e = probabilities[t] * n;
-            if (e == 0) {
-                if (observed[t] != 0) {
-                    return 0.0;
-                }
-                continue;
-            }
-            if (e < 5) {
-                pooledExpected += e;
-                pooledObserved += observed[t];
-            } else {
-                bins.add(new double[] {e, observed[t]});
-            }
-        }
-        if (pooledExpected > 0) {
-            if (pooledExpected >= 5 || bins.isEmpty()) {
-                bins.add(new double[] {pooledExpected, pooledObserved});
-            } else {
-                double[] smallest = bins.stream().min((a, b) -> Double.compare(a[0], b[0])).orElseThrow();
-                smallest[0] += pooledExpected;
-                smallest[1] += pooledObserved;
-            }
-        }
-        if (bins.size() < 2) {
-            return 1.0;
-        }
-        double[] e = bins.stream().mapToDouble(b -> b[0]).toArray();
-        long[] o = bins.stream().mapToLong(b -> (long) b[1]).toArray();
-        return new ChiSquareTest().chiSquareTest(e, o);
     }
 
     /**
