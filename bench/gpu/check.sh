@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# The GPU check: runs the GPU tests from the bundle that bench/gpu/prepare.sh made in .gpu/, on a host
+# that has the NVIDIA driver and nothing else (no JDK, no Maven, no network).
+#
+#   bash bench/gpu/check.sh [--results DIR] [-- EXTRA-LAUNCHER-ARGS...]
+#
+# Prints the device and driver first (nvidia-smi), then runs, with the bundle's own Java runtime and
+# JUnit's console launcher, every test class of the bindings module and every test class of the other
+# bundled modules whose name contains "Cuda"; writes everything to DIR (default: a new folder under
+# /tmp): summary.txt, console.txt, nvidia-smi.txt, junit/TEST-junit-jupiter.xml, and any JVM crash
+# log hs_err_pid*.log; prints a short table last. Arguments after -- go to the launcher as they are.
+#
+# Exit status: 0 all tests passed (skipped ones allowed); 1 a test failed or the JVM died;
+# 3 no test ran; 2 bad arguments or no bundle; 77 no GPU here (nothing run).
+# TANDEM_GPU_CHECK_FORCE=1 skips the GPU gate: for testing the bundle on a machine without a GPU.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+BUNDLE="$ROOT/.gpu"
+COMMAND="bench/gpu/check.sh $*"
+
+usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit "${1:-2}"; }
+
+RESULTS=""
+EXTRA=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --results) [ $# -ge 2 ] || usage; RESULTS="$2"; shift 2 ;;
+    --results=*) RESULTS="${1#--results=}"; shift ;;
+    --) shift; EXTRA=("$@"); break ;;
+    -h|--help) usage 0 ;;
+    *) echo "check.sh: unknown argument $1" >&2; usage ;;
+  esac
+done
+
+for f in jre.tar.xz junit-platform-console-standalone.jar MODULES JVM_FLAGS COMMIT; do
+  if [ ! -e "$BUNDLE/$f" ]; then
+    echo "check.sh: the bundle $BUNDLE lacks $f: run bash bench/gpu/prepare.sh first (where a JDK 25 is)." >&2
+    exit 2
+  fi
+done
+
+# --- The gate: a GPU means nvidia-smi lists one, or (no nvidia-smi) libcuda.so.1 and /dev/nvidia* are here. ---
+has_libcuda() {
+  if command -v ldconfig >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1 '; then return 0; fi
+  local d IFS=:
+  for d in ${LD_LIBRARY_PATH:-} /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu /usr/lib64; do
+    [ -n "$d" ] && [ -e "$d/libcuda.so.1" ] && return 0
+  done
+  return 1
+}
+has_smi() { command -v nvidia-smi >/dev/null 2>&1; }
+gpu_line="none"
+if has_smi && nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then
+  gpu_line="$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 || true)"
+  echo "GPU (name, driver version, memory): $gpu_line"
+  has_libcuda || echo "note: libcuda.so.1 is in neither ldconfig's cache nor LD_LIBRARY_PATH nor /usr/local/nvidia; the JVM looks for it on its own."
+elif has_libcuda && ls /dev/nvidia[0-9]* >/dev/null 2>&1; then
+  gpu_line="a device under /dev/nvidia* and libcuda.so.1, but no working nvidia-smi to name them"
+  echo "GPU: $gpu_line"
+elif [ "${TANDEM_GPU_CHECK_FORCE:-0}" = 1 ]; then
+  echo "GPU: none (no libcuda.so.1 or no NVIDIA device); TANDEM_GPU_CHECK_FORCE=1, so the tests run anyway."
+else
+  echo "No GPU here (libcuda.so.1 not found or no NVIDIA device), so the GPU check is skipped (exit 77)."
+  exit 77
+fi
+
+if [ -z "$RESULTS" ]; then RESULTS="${TMPDIR:-/tmp}/tandem-gpu-check-$(date -u +%Y%m%dT%H%M%SZ)"; fi
+mkdir -p "$RESULTS/junit"
+RESULTS="$(cd "$RESULTS" && pwd)"
+if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi > "$RESULTS/nvidia-smi.txt" 2>&1 || true; fi
+
+# --- The bundle's Java runtime, unpacked for this run only. ---
+work="$(mktemp -d "${TMPDIR:-/tmp}/tandem-gpu-check.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+if command -v xz >/dev/null 2>&1; then
+  xz -dc "$BUNDLE/jre.tar.xz" | tar -C "$work" -xf -
+elif command -v python3 >/dev/null 2>&1; then
+  python3 -c 'import sys, tarfile
+t = tarfile.open(sys.argv[1], "r:xz")
+t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}))' "$BUNDLE/jre.tar.xz" "$work"
+else
+  echo "check.sh: neither xz nor python3 is here to unpack $BUNDLE/jre.tar.xz." >&2
+  exit 2
+fi
+JAVA="$work/jre/bin/java"
+
+# --- What runs: the bundled modules' test classes, scanned, then filtered by class name. ---
+read -r -a modules < "$BUNDLE/MODULES"
+read -r -a jvm_flags < "$BUNDLE/JVM_FLAGS"
+cp_entries=("$BUNDLE/junit-platform-console-standalone.jar")
+scan=()
+for jar in "$BUNDLE"/lib/*.jar; do [ -e "$jar" ] && cp_entries+=("$jar"); done
+for m in "${modules[@]}"; do
+  cp_entries+=("$BUNDLE/test-classes/$m")
+  scan+=("$BUNDLE/test-classes/$m")
+done
+classpath="$(IFS=:; echo "${cp_entries[*]}")"
+scan_roots="$(IFS=:; echo "${scan[*]}")"
+# Class names (fully qualified) the run includes; a class matching any one of them runs.
+include_classnames=(
+  '^dev\.tandem\.bindings\..+$'                 # every test class of the bindings module
+  '^dev\.tandem\.(.+\.)?[^.]*Cuda[^.]*$'         # any test class whose own name contains Cuda (runtime, later backends)
+)
+launcher_args=(execute --disable-banner --disable-ansi-colors --details=tree --fail-if-no-tests
+  --include-engine=junit-jupiter --scan-class-path="$scan_roots" --include-package=dev.tandem
+  --reports-dir="$RESULTS/junit")
+for p in "${include_classnames[@]}"; do launcher_args+=("--include-classname=$p"); done
+# The root pom's tandem.jvm.flags (FFM native access, the Vector API) and surefire's -Xss4m.
+java_cmd=("$JAVA" "${jvm_flags[@]}" -Xss4m -XX:ErrorFile="$RESULTS/hs_err_pid%p.log"
+  -cp "$classpath" org.junit.platform.console.ConsoleLauncher "${launcher_args[@]}" ${EXTRA[@]+"${EXTRA[@]}"})
+
+jre_version="$("$JAVA" -version 2>&1 | sed -n 2p)"
+echo "Java: $jre_version (bundled)"
+echo "running the tests of: ${modules[*]}"
+set +e
+# In a module folder, as surefire runs them, so that tests finding models/ by walking up still do.
+run_dir="$ROOT/${modules[0]}"; [ -d "$run_dir" ] || run_dir="$ROOT"
+( cd "$run_dir" && "${java_cmd[@]}" ) 2>&1 | tee "$RESULTS/console.txt"
+rc=${PIPESTATUS[0]}
+set -e
+
+# --- The short table, from the launcher's counts and its XML report. ---
+count() { # count "tests found" -> the launcher's number, 0 when absent (the JVM died)
+  local n
+  n="$(sed -n "s/^\[ *\([0-9][0-9]*\) $1 *\]\$/\1/p" "$RESULTS/console.txt" | tail -n 1)"
+  echo "${n:-0}"
+}
+found="$(count 'tests found')"; started="$(count 'tests started')"
+succeeded="$(count 'tests successful')"; failed="$(count 'tests failed')"
+skipped=$(( $(count 'tests skipped') + $(count 'tests aborted') ))
+details="$(cat "$RESULTS"/junit/TEST-*.xml 2>/dev/null | awk '
+  function unesc(s) { gsub(/&lt;/, "<", s); gsub(/&gt;/, ">", s); gsub(/&quot;/, "\"", s); gsub(/&apos;/, "\047", s)
+                      gsub(/&#10;|&#13;/, " ", s); gsub(/&amp;/, "\\&", s); return s }
+  function attr(line, name) {
+    if (match(line, name "=\"[^\"]*\"")) return unesc(substr(line, RSTART + length(name) + 2, RLENGTH - length(name) - 3))
+    return ""
+  }
+  /<testcase / { test = attr($0, "classname") "." attr($0, "name") }
+  /<(skipped|failure|error)[ >\/]/ {
+    kind = ($0 ~ /<skipped/) ? "skipped" : "failed"
+    reason = attr($0, "message")
+    if (reason == "" && match($0, /<!\[CDATA\[.*/)) { reason = substr($0, RSTART + 9); sub(/\]\]>.*$/, "", reason) }
+    sub(/^org\.opentest4j\.TestAbortedException: /, "", reason)
+    if (length(reason) > 200) reason = substr(reason, 1, 197) "..."
+    printf "  %-7s %s: %s\n", kind, test, (reason == "" ? "(no reason given)" : reason)
+  }')"
+
+if [ "$rc" -eq 0 ] && [ "$started" -eq 0 ]; then rc=3; fi
+if [ "$rc" -eq 2 ]; then rc=3; fi            # the launcher's --fail-if-no-tests
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then rc=1; fi
+case "$rc" in 0) verdict="PASS" ;; 3) verdict="FAIL: no test ran" ;; *) verdict="FAIL" ;; esac
+if [ "$rc" -eq 1 ] && [ "$found" -eq 0 ]; then verdict="FAIL: the launcher or the JVM died (see console.txt, hs_err_pid*.log)"; fi
+
+table="$(
+  echo "== GPU check: $verdict (exit $rc) =="
+  printf '%-18s %s\n' "GPU" "$gpu_line" "commit" "$(cat "$BUNDLE/COMMIT")" "tests found" "$found" \
+    "tests succeeded" "$succeeded" "tests failed" "$failed" "tests skipped" "$skipped (assumption not met, or disabled)"
+  if [ -n "$details" ]; then echo "skipped and failed tests:"; echo "$details"; fi
+  echo "results: $RESULTS"
+)"
+{
+  echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "host:    $(uname -a)"
+  echo "command: $COMMAND"
+  echo "commit:  $(cat "$BUNDLE/COMMIT")"
+  echo "java:    $jre_version (bundled)"
+  echo "force:   ${TANDEM_GPU_CHECK_FORCE:-0}"
+  echo
+  echo "$table"
+} > "$RESULTS/summary.txt"
+echo
+echo "$table"
+exit "$rc"
