@@ -20,13 +20,23 @@ public final class ChainVerifier {
      */
     public static Verdict greedy(int[] draft, float[][] target) {
         requireRows("target", target.length, draft.length + 1, draft.length);
+        Verdict v = greedyOpenEnded(draft, target);
+        return v != null ? v : new Verdict(draft.length, Sampler.argmax(target[draft.length]));
+    }
+
+    /**
+     * {@link #greedy} without the bonus row: {@code target} holds one row per draft token (extra rows are
+     * ignored). Returns the verdict at the first rejection, or null when every draft token was accepted and
+     * the chain goes on (PEARL's post-verify: more draft tokens follow, to be checked by the next pass).
+     */
+    static Verdict greedyOpenEnded(int[] draft, float[][] target) {
         for (int i = 0; i < draft.length; i++) {
             int best = Sampler.argmax(target[i]);
             if (best != draft[i]) {
                 return new Verdict(i, best);
             }
         }
-        return new Verdict(draft.length, Sampler.argmax(target[draft.length]));
+        return null;
     }
 
     /**
@@ -54,11 +64,30 @@ public final class ChainVerifier {
     public static Verdict sample(int[] draft, double[][] p, double[][] q, long seed, long stream, long position) {
         int n = draft.length;
         requireRows("p", p.length, n + 1, n);
+        Verdict v = sampleOpenEnded(draft, p, q, seed, stream, position);
+        if (v != null) {
+            return v;
+        }
+        double u = CounterRng.uniform(seed, stream, position + n, RngPurpose.SAMPLE, 0);
+        return new Verdict(n, inverseCdf(p[n], u));
+    }
+
+    /**
+     * {@link #sample} without the bonus draw: {@code p} needs one row per draft token (extra rows are
+     * ignored). Returns the verdict at the first rejection (the same draws as {@link #sample}), or null when
+     * every draft token was accepted and the chain goes on (PEARL's post-verify). Exactness is unchanged:
+     * each accepted token passed the same ratio test, and the token after them is left to a later pass.
+     */
+    static Verdict sampleOpenEnded(int[] draft, double[][] p, double[][] q, long seed, long stream, long position) {
+        int n = draft.length;
+        if (p.length < n) {
+            requireRows("p", p.length, n, n);
+        }
         if (q != null) {
             requireRows("q", q.length, n, n);
         }
-        int vocab = p[0].length;
-        for (int i = 0; i <= n; i++) {
+        int vocab = p.length == 0 ? 0 : p[0].length;
+        for (int i = 0; i < p.length; i++) {
             requireLength("p[" + i + "]", p[i], vocab);
         }
         for (int i = 0; i < n; i++) {
@@ -86,8 +115,7 @@ public final class ChainVerifier {
             double[] residual = q != null ? residual(p[i], q[i]) : residualOneHot(p[i], x);
             return new Verdict(i, drawOrFallBack(residual, p[i], r));
         }
-        double u = CounterRng.uniform(seed, stream, position + n, RngPurpose.SAMPLE, 0);
-        return new Verdict(n, inverseCdf(p[n], u));
+        return null;
     }
 
     /** The acceptance test u ≤ p/q of speculative sampling (never accepting a token of probability 0). */

@@ -97,6 +97,61 @@ class ChainVerifierTest {
         }
     }
 
+    /**
+     * The open-ended verdicts (PEARL's post-verify) are {@link ChainVerifier#sample}'s, draw for draw, except
+     * that a fully accepted chain returns null instead of drawing a bonus token; the same for greedy.
+     */
+    @Test
+    void openEndedVerificationIsTheClosedOneWithoutTheBonus() {
+        SplittableRandom random = new SplittableRandom(SEED);
+        int vocab = 5;
+        int fullyAccepted = 0, rejected = 0;
+        for (int trial = 0; trial < 2000; trial++) {
+            int n = 1 + random.nextInt(4);
+            double[][] p = new double[n + 1][], q = new double[n][];
+            float[][] logits = new float[n + 1][];
+            int[] draft = new int[n];
+            for (int i = 0; i <= n; i++) {
+                p[i] = randomDistribution(random, vocab);
+                logits[i] = new float[vocab];
+                for (int t = 0; t < vocab; t++) {
+                    logits[i][t] = (float) Math.log(p[i][t]);
+                }
+            }
+            for (int i = 0; i < n; i++) {
+                q[i] = randomDistribution(random, vocab);
+                draft[i] = random.nextDouble() < 0.5 ? Sampler.argmax(logits[i]) : random.nextInt(vocab);
+            }
+            Verdict closed = ChainVerifier.sample(draft, p, q, SEED, 3, trial);
+            Verdict open = ChainVerifier.sampleOpenEnded(draft, java.util.Arrays.copyOf(p, n), q, SEED, 3, trial);
+            if (closed.accepted() == n) {
+                assertEquals(null, open, "trial " + trial);
+                fullyAccepted++;
+            } else {
+                assertEquals(closed, open, "trial " + trial);
+                rejected++;
+            }
+            Verdict greedyClosed = ChainVerifier.greedy(draft, logits);
+            Verdict greedyOpen = ChainVerifier.greedyOpenEnded(draft, logits);
+            assertEquals(greedyClosed.accepted() == n ? null : greedyClosed, greedyOpen, "greedy trial " + trial);
+        }
+        assertTrue(fullyAccepted > 50 && rejected > 50, fullyAccepted + " fully accepted, " + rejected + " rejected");
+    }
+
+    /** A distribution over {@code vocab} tokens with every entry positive. */
+    private static double[] randomDistribution(SplittableRandom random, int vocab) {
+        double[] d = new double[vocab];
+        double total = 0;
+        for (int t = 0; t < vocab; t++) {
+            d[t] = 0.05 + random.nextDouble();
+            total += d[t];
+        }
+        for (int t = 0; t < vocab; t++) {
+            d[t] /= total;
+        }
+        return d;
+    }
+
     @Test
     void deterministicDrafterRejectsATokenTheTargetCannotProduce() {
         double[] p = {0.5, 0.0, 0.5};

@@ -55,7 +55,8 @@ class SpeculativeEdgeCasesTest {
 
     private static List<DecodingStrategy> strategies() {
         return List.of(new SpeculativeDecoding(target, twin, 4), new SpeculativeDecoding(target, small, 4),
-                SpeculativeDecoding.adaptive(target, small), new PromptLookupDecoding(target, 3, 4));
+                SpeculativeDecoding.adaptive(target, small), new PromptLookupDecoding(target, 3, 4),
+                new PearlDecoding(target, twin, 4), new PearlDecoding(target, small, 2));
     }
 
     @Test

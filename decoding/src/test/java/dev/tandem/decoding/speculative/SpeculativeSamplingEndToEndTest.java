@@ -22,7 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * A coarse end-to-end check of the sampled draft-and-verify loop (the exact statistical tests of the
  * verifiers are in {@code StatisticalVerifierTest}): the first two tokens of bard-s→bard-l speculative
  * sampling (γ = 1, so the paths accept-then-bonus and reject-then-residual-then-plain-step both occur)
- * and of prompt lookup follow bard-l's exact joint distribution, computed from its logits. Fixed seed,
+ * and of prompt lookup and PEARL follow bard-l's exact joint distribution, computed from its logits. Fixed seed,
  * one stream per run; 3000 runs detect a gross error (a shifted row, q from the wrong step), not a
  * total-variation distance of 0.01.
  */
@@ -53,10 +53,14 @@ class SpeculativeSamplingEndToEndTest {
                     }
                 }
             }
-            for (DecodingStrategy s : List.of(new SpeculativeDecoding(target, small, 1), new PromptLookupDecoding(target, 2, 1))) {
+            // PEARL with γ = 1 and 3 tokens wanted: round 1 checks d1 and, open-ended, the draft's next token
+            // against the target's second row, so the first two tokens go through the post-verify path.
+            for (DecodingStrategy s : List.of(new SpeculativeDecoding(target, small, 1), new PromptLookupDecoding(target, 2, 1),
+                    new PearlDecoding(target, small, 1))) {
                 long[] observed = new long[joint.length];
+                int maxTokens = s instanceof PearlDecoding ? 3 : 2;
                 for (int run = 0; run < RUNS; run++) {
-                    GenerationResult r = s.generate(GenerationRequest.of(prompt).withMaxTokens(2).withSampling(sampling)
+                    GenerationResult r = s.generate(GenerationRequest.of(prompt).withMaxTokens(maxTokens).withSampling(sampling)
                             .withEosTokenIds(List.of()).withStreamId(run));
                     observed[r.generatedIds()[0] * vocab + r.generatedIds()[1]]++;
                 }
