@@ -119,27 +119,50 @@ public final class TreeDecoding implements DecodingStrategy {
         return Math.max(1, (nodeBudget + maxDepth - 1) / maxDepth);
     }
 
-    /**
-     * Invariant between rounds, as in {@link SpeculativeDecoding}'s chain loop: the target's KV sequence
-     * holds the context without its last token, which the next verification pass feeds first (as the root).
-     */
     @Override
     public GenerationResult generate(GenerationRequest request, Consumer<TokenEvent> listener) {
-        DecodeStats.Recorder stats = new DecodeStats.Recorder(name());
+        return runTree(name(), target, new TreeDrafter(draft, nodeBudget, topK, width()), maxDepth, nodeBudget, observer,
+                request, listener);
+    }
+
+    /** What grows a round's token tree for {@link #runTree}: a draft model's top-k ({@link TreeDrafter}), or ADED's search. */
+    interface TreeSource extends AutoCloseable {
+        /** The deepest tree this source can grow after a context of {@code length} tokens. */
+        int room(int length);
+
+        /**
+         * A tree after {@code context[0, length)}, at most {@code maxDepth} deep with at most {@code maxNodes}
+         * nodes (both ≥ 1); {@code context} may be longer (scratch space).
+         */
+        TokenTree grow(int[] context, int length, int maxDepth, int maxNodes, SamplingParams sp, DecodeStats.Recorder stats);
+
+        @Override
+        void close();
+    }
+
+    /**
+     * The draft-tree-and-verify loop shared by the tree methods. Invariant between rounds, as in
+     * {@link SpeculativeDecoding}'s chain loop: the target's KV sequence holds the context without its last
+     * token, which the next verification pass feeds first (as the root). Each round grows a tree of at most
+     * {@code nodeCap} nodes and {@code maxDepth} levels (fewer near the end of the budget, the context or the
+     * cache), verifies it in one tree-masked pass ({@link #verify}) and keeps only the accepted path.
+     */
+    static GenerationResult runTree(String method, LanguageModel target, TreeSource source, int maxDepth, int nodeCap,
+                                    RoundObserver observer, GenerationRequest request, Consumer<TokenEvent> listener) {
+        DecodeStats.Recorder stats = new DecodeStats.Recorder(method);
         RequestState state = RequestState.start(target, request);
         SamplingParams sp = request.sampling();
-        boolean greedy = sp.isGreedy();
         int targetContext = target.config().maxContext();
-        try (TreeDrafter drafter = new TreeDrafter(draft, nodeBudget, topK, width())) {
+        try (source) {
             SpeculativeDecoding.prefillAllButLast(target, state, stats);
             while (!state.finished()) {
                 long roundStart = System.nanoTime();
                 int length = state.contextLength();
                 int remaining = request.maxTokens() - state.generated();
                 int depth = SpeculativeDecoding.roundLength(maxDepth, remaining, targetContext - length - 1,
-                        drafter.room(length));
+                        source.room(length));
                 // The tree's rows sit in the target's cache until compaction: the root and every node.
-                int maxNodes = Math.min(nodeBudget, TreeDrafter.freeRows(state.kv()) - 1);
+                int maxNodes = Math.min(nodeCap, TreeDrafter.freeRows(state.kv()) - 1);
                 if (maxNodes < 1) {
                     depth = 0;
                 }
@@ -147,7 +170,7 @@ public final class TreeDecoding implements DecodingStrategy {
                 TokenTree tree = new TokenTree(new int[0], new int[0]);
                 if (depth > 0) {
                     long t0 = System.nanoTime();
-                    tree = drafter.grow(context, length, depth, maxNodes, sp, stats);
+                    tree = source.grow(context, length, depth, maxNodes, sp, stats);
                     stats.addDraftNanos(System.nanoTime() - t0);
                 }
                 int n = tree.size();
@@ -173,28 +196,7 @@ public final class TreeDecoding implements DecodingStrategy {
                 for (int r = 0; r <= n; r++) {
                     logits[r] = fr.logits(0, r);
                 }
-                TreeVerdict verdict;
-                if (greedy && sp.repetitionPenalty() == 1f) {
-                    verdict = TreeVerifier.greedy(tree, logits);
-                } else {
-                    // Each row is processed with its own path as context (the repetition penalty sees it).
-                    float[][] processed = greedy ? new float[n + 1][] : null;
-                    double[][] p = greedy ? null : new double[n + 1][];
-                    for (int r = 0; r <= n; r++) {
-                        int d = r == 0 ? 0 : tree.depth(r - 1);
-                        for (int a = r - 1, k = d; a >= 0; a = tree.parent(a), k--) {
-                            context[length + k - 1] = tree.token(a);
-                        }
-                        if (greedy) {
-                            processed[r] = logits[r].clone();
-                            LogitsProcessors.apply(processed[r], sp, context, length + d);
-                        } else {
-                            p[r] = Sampler.distribution(logits[r], sp, context, length + d);
-                        }
-                    }
-                    verdict = greedy ? TreeVerifier.greedy(tree, processed)
-                            : TreeVerifier.sampleIid(tree, p, null, sp.seed(), request.streamId(), length);
-                }
+                TreeVerdict verdict = verify(tree, logits, sp, context, length, request.streamId());
                 int[] path = verdict.path();
                 int accepted = path.length;
                 stats.verification(n, accepted);
@@ -227,5 +229,36 @@ public final class TreeDecoding implements DecodingStrategy {
             state.abandon();
             throw e;
         }
+    }
+
+    /**
+     * Picks the accepted path of {@code tree} from the target's raw logits ({@code logits[0]} after the root,
+     * {@code logits[j + 1]} after node j): greedy follows the argmax, of logits processed with each row's own
+     * path as context when a repetition penalty is set; sampling uses {@link TreeVerifier#sampleIid} with
+     * {@code q == null}, exact for a deterministic drafter's fixed children. {@code context} holds the context
+     * in [0, {@code length}) and room for the tree's depth after it, which this overwrites.
+     */
+    static TreeVerdict verify(TokenTree tree, float[][] logits, SamplingParams sp, int[] context, int length, long stream) {
+        int n = tree.size();
+        boolean greedy = sp.isGreedy();
+        if (greedy && sp.repetitionPenalty() == 1f) {
+            return TreeVerifier.greedy(tree, logits);
+        }
+        // Each row is processed with its own path as context (the repetition penalty sees it).
+        float[][] processed = greedy ? new float[n + 1][] : null;
+        double[][] p = greedy ? null : new double[n + 1][];
+        for (int r = 0; r <= n; r++) {
+            int d = r == 0 ? 0 : tree.depth(r - 1);
+            for (int a = r - 1, k = d; a >= 0; a = tree.parent(a), k--) {
+                context[length + k - 1] = tree.token(a);
+            }
+            if (greedy) {
+                processed[r] = logits[r].clone();
+                LogitsProcessors.apply(processed[r], sp, context, length + d);
+            } else {
+                p[r] = Sampler.distribution(logits[r], sp, context, length + d);
+            }
+        }
+        return greedy ? TreeVerifier.greedy(tree, processed) : TreeVerifier.sampleIid(tree, p, null, sp.seed(), stream, length);
     }
 }

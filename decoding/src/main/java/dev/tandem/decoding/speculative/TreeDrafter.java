@@ -26,7 +26,7 @@ import java.util.PriorityQueue;
  * <p>The draft's KV sequence holds the context {@code [0, length)} between passes of a round (the root,
  * the context's last token, included); each round first feeds the tokens it lacks.
  */
-final class TreeDrafter implements AutoCloseable {
+final class TreeDrafter implements TreeDecoding.TreeSource {
     private final LanguageModel model;
     private final KvSequence kv;
     private final int nodeBudget;
@@ -42,7 +42,8 @@ final class TreeDrafter implements AutoCloseable {
     }
 
     /** The deepest tree this drafter can grow after a context of {@code length} tokens (nodes of depth d feed position length − 1 + d). */
-    int room(int length) {
+    @Override
+    public int room(int length) {
         return Math.max(0, model.config().maxContext() - length + 1);
     }
 
@@ -61,7 +62,8 @@ final class TreeDrafter implements AutoCloseable {
      * {@code context[0, length)}, and no more nodes than the draft's cache has free rows for;
      * {@code context} may be longer (scratch after {@code length}).
      */
-    TokenTree grow(int[] context, int length, int maxDepth, int maxNodes, SamplingParams sp, DecodeStats.Recorder stats) {
+    @Override
+    public TokenTree grow(int[] context, int length, int maxDepth, int maxNodes, SamplingParams sp, DecodeStats.Recorder stats) {
         if (kv.length() >= length) {
             kv.truncate(length - 1); // the root must be fed to get the logits after it
         }
