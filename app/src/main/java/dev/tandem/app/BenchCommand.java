@@ -114,6 +114,10 @@ public final class BenchCommand implements Callable<Integer> {
             description = "methods suite: tokens generated per prompt (default: 64).")
     Integer methodTokens;
 
+    @Option(names = "--ngram-corpus", paramLabel = "FILE",
+            description = "methods suite: the text whose trigrams seed aded's table (default: none, an empty table).")
+    Path ngramCorpus;
+
     @Option(names = "--report", paramLabel = "FILE",
             description = "Measure nothing: (re)write the Markdown report and charts of an existing result JSON.")
     Path reportOf;
@@ -141,6 +145,12 @@ public final class BenchCommand implements Callable<Integer> {
         if (suite.equals("methods") && source.shape != null) {
             throw new IllegalArgumentException("--suite methods needs real models (a target and drafts that agree with it), "
                     + "not --shape.");
+        }
+        if (ngramCorpus != null && !suite.equals("methods")) {
+            throw new IllegalArgumentException("--ngram-corpus applies to --suite methods only.");
+        }
+        if (ngramCorpus != null && !Files.isRegularFile(ngramCorpus)) {
+            throw new TandemException("the corpus file " + ngramCorpus + " does not exist.");
         }
         int[] batchSizes = parseCounts(batchSizesOption, "--batch-sizes");
         int[] promptLengths = parseCounts(promptLengthsOption, "--prompt-lengths");
@@ -214,6 +224,9 @@ public final class BenchCommand implements Callable<Integer> {
                 MethodsBench.Options methodOptions = MethodsBench.Options.defaults(largestThreads).withRepetitions(repetitions);
                 if (methodTokens != null) {
                     methodOptions = methodOptions.withMaxTokens(methodTokens);
+                }
+                if (ngramCorpus != null) {
+                    methodOptions = methodOptions.withNgramCorpus(ngramCorpus);
                 }
                 MethodsBench.Result result;
                 try (ProgressBar bar = new ProgressBar("bench methods " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {

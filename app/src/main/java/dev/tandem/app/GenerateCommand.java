@@ -18,9 +18,13 @@ import dev.tandem.decoding.Generator;
 import dev.tandem.decoding.TokenEvent;
 import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.decoding.sampling.TokenLogprob;
+import dev.tandem.decoding.speculative.AdedDecoding;
+import dev.tandem.decoding.speculative.LookaheadDecoding;
+import dev.tandem.decoding.speculative.PearlDecoding;
 import dev.tandem.decoding.speculative.PromptLookupDecoding;
 import dev.tandem.decoding.speculative.SpeculativeDecoding;
 import dev.tandem.decoding.speculative.TreeDecoding;
+import dev.tandem.decoding.speculative.TrigramTable;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.kv.KvCache;
@@ -117,20 +121,23 @@ public final class GenerateCommand implements Callable<Integer> {
     String kvDtype;
 
     /** The names {@code --method} accepts. */
-    static final List<String> METHODS = List.of("plain", "speculative", "tree", "ngram", "collab");
+    static final List<String> METHODS = List.of("plain", "speculative", "pearl", "tree", "ngram", "aded", "lookahead", "collab");
 
     /** The methods that take a second, smaller model through {@code --draft}. */
-    private static final List<String> WITH_DRAFT = List.of("speculative", "tree", "collab");
+    private static final List<String> WITH_DRAFT = List.of("speculative", "pearl", "tree", "collab");
 
     @Option(names = "--method", paramLabel = "NAME", defaultValue = "plain",
             description = "Decoding method: plain (one target pass per token), speculative (a draft model guesses, "
-                    + "needs --draft), tree (the draft's top-k tokens grown into a tree, verified in one pass; needs --draft), "
-                    + "ngram (prompt lookup), collab (the --draft model decodes and calls the --model "
-                    + "only where it is unsure; not lossless). Greedy output of plain, speculative, tree and ngram is the same.")
+                    + "needs --draft), pearl (speculative with the draft drafting on its own threads while the target "
+                    + "verifies; needs --draft), tree (the draft's top-k tokens grown into a tree, verified in one pass; needs --draft), "
+                    + "ngram (prompt lookup), aded (trees searched in a trigram table of --ngram-corpus and the text so far), "
+                    + "lookahead (Jacobi iterations feed an n-gram pool; no draft), collab (the --draft model decodes and calls the --model "
+                    + "only where it is unsure; not lossless). Greedy output of every method but collab is the same.")
     String method;
 
     @Option(names = "--tree-budget", paramLabel = "N",
-            description = "tree: most draft tokens (nodes) per verification (default: " + TreeDecoding.DEFAULT_NODE_BUDGET + ").")
+            description = "tree and aded: most draft tokens (nodes) per verification (default: "
+                    + TreeDecoding.DEFAULT_NODE_BUDGET + " for tree, " + AdedDecoding.DEFAULT_NODE_CAP + " for aded).")
     Integer treeBudget;
 
     @Option(names = "--tree-top-k", paramLabel = "K",
@@ -138,8 +145,30 @@ public final class GenerateCommand implements Callable<Integer> {
     Integer treeTopK;
 
     @Option(names = "--tree-depth", paramLabel = "D",
-            description = "tree: deepest path drafted (default: " + TreeDecoding.DEFAULT_MAX_DEPTH + ").")
+            description = "tree and aded: deepest path drafted (default: " + TreeDecoding.DEFAULT_MAX_DEPTH + ").")
     Integer treeDepth;
+
+    @Option(names = "--ngram-corpus", paramLabel = "FILE",
+            description = "aded: a UTF-8 text whose trigrams, in the model's tokens, seed the table (default: none, "
+                    + "the table starts empty and learns from the prompt and the output).")
+    Path ngramCorpus;
+
+    @Option(names = "--aded-iterations", paramLabel = "N",
+            description = "aded: Monte-Carlo tree search iterations per round (default: " + AdedDecoding.DEFAULT_ITERATIONS + ").")
+    Integer adedIterations;
+
+    @Option(names = "--lookahead-window", paramLabel = "W",
+            description = "lookahead: guesses per Jacobi level (default: " + LookaheadDecoding.DEFAULT_WINDOW + ").")
+    Integer lookaheadWindow;
+
+    @Option(names = "--lookahead-ngram", paramLabel = "N",
+            description = "lookahead: n-gram size, N − 1 Jacobi levels and drafts of N − 1 tokens (default: "
+                    + LookaheadDecoding.DEFAULT_NGRAM + ").")
+    Integer lookaheadNgram;
+
+    @Option(names = "--lookahead-candidates", paramLabel = "G",
+            description = "lookahead: most pool n-grams verified per step (default: " + LookaheadDecoding.DEFAULT_CANDIDATES + ").")
+    Integer lookaheadCandidates;
 
     @Option(names = "--collab-rule", paramLabel = "max-prob|top2-margin",
             description = "collab: when the small model counts as unsure: its top probability, or the margin between its "
@@ -151,16 +180,22 @@ public final class GenerateCommand implements Callable<Integer> {
                     + CollaborativeDecoding.DEFAULT_THRESHOLD + ").")
     Double collabThreshold;
 
-    @Option(names = "--draft", paramLabel = "DIR", description = "The draft model directory of --method speculative "
-            + "(it must share the target's tokenizer).")
+    @Option(names = "--draft", paramLabel = "DIR", description = "The draft (small) model directory of --method speculative, pearl, "
+            + "tree and collab (it must share the target's tokenizer).")
     Path draft;
 
     @Option(names = "--draft-length", paramLabel = "N|auto",
             description = "Draft tokens per verification: a number, or auto (speculative: stop drafting when the draft's "
                     + "top probability falls under " + SpeculativeDecoding.DEFAULT_THRESHOLD + ", at most "
-                    + SpeculativeDecoding.DEFAULT_MAX_AUTO_LENGTH + "). Default: 4 for speculative, "
+                    + SpeculativeDecoding.DEFAULT_MAX_AUTO_LENGTH + "; pearl: from the measured ratio of target to draft pass "
+                    + "time, at most " + PearlDecoding.MAX_ADAPTIVE_LENGTH + "). Default: 4 for speculative and pearl, "
                     + PromptLookupDecoding.DEFAULT_DRAFT_LENGTH + " for ngram.")
     String draftLength;
+
+    @Option(names = "--draft-threads", paramLabel = "N",
+            description = "pearl: CPU threads of the draft model's own thread group, taken from --threads "
+                    + "(default: 1; the target keeps the rest, at least 1).")
+    Integer draftThreads;
 
     @Option(names = "--draft-threshold", paramLabel = "P",
             description = "With --draft-length auto: stop drafting when the draft's top probability is under P, in [0, 1] "
@@ -207,8 +242,12 @@ public final class GenerateCommand implements Callable<Integer> {
             }
             return 0;
         }
-        try (LanguageModel lm = ModelLoader.load(dir, loadOptions(dir, 1));
-             LanguageModel draftModel = draft == null ? null : ModelLoader.load(draft, loadOptions(draft, 1).withBackend(lm.backend()))) {
+        boolean pearl = method.equals("pearl");
+        int[] split = pearl ? threadSplit() : null;
+        try (LanguageModel lm = ModelLoader.load(dir, pearl ? loadOptions(dir, 1).withThreads(split[0]) : loadOptions(dir, 1));
+             LanguageModel draftModel = draft == null ? null : ModelLoader.load(draft, pearl
+                     ? loadOptions(draft, 1).withThreads(split[1]) // its own thread group, beside the target's
+                     : loadOptions(draft, 1).withBackend(lm.backend()))) {
             long usedSeed = seed != null ? seed : new SecureRandom().nextLong();
             GenerationRequest request = withOptions(GenerationRequest.withModelDefaults(lm, prompt, usedSeed));
             SamplingParams sampling = request.sampling();
@@ -257,8 +296,27 @@ public final class GenerateCommand implements Callable<Integer> {
         if (!method.equals("collab") && (collabRule != null || collabThreshold != null)) {
             throw new ParameterException(spec.commandLine(), "--collab-rule and --collab-threshold apply to --method collab only.");
         }
-        if (!method.equals("tree") && (treeBudget != null || treeTopK != null || treeDepth != null)) {
-            throw new ParameterException(spec.commandLine(), "--tree-budget, --tree-top-k and --tree-depth apply to --method tree only.");
+        if (!method.equals("tree") && treeTopK != null) {
+            throw new ParameterException(spec.commandLine(), "--tree-top-k applies to --method tree only.");
+        }
+        if (!method.equals("tree") && !method.equals("aded") && (treeBudget != null || treeDepth != null)) {
+            throw new ParameterException(spec.commandLine(), "--tree-budget and --tree-depth apply to --method tree and aded only.");
+        }
+        if (!method.equals("aded") && (ngramCorpus != null || adedIterations != null)) {
+            throw new ParameterException(spec.commandLine(), "--ngram-corpus and --aded-iterations apply to --method aded only.");
+        }
+        if (!method.equals("lookahead") && (lookaheadWindow != null || lookaheadNgram != null || lookaheadCandidates != null)) {
+            throw new ParameterException(spec.commandLine(), "--lookahead-window, --lookahead-ngram and --lookahead-candidates "
+                    + "apply to --method lookahead only.");
+        }
+        for (Integer v : new Integer[] {adedIterations, lookaheadWindow, lookaheadCandidates}) {
+            if (v != null && v < 1) {
+                throw new ParameterException(spec.commandLine(), "--aded-iterations, --lookahead-window and "
+                        + "--lookahead-candidates must be at least 1, but one was " + v + ".");
+            }
+        }
+        if (lookaheadNgram != null && lookaheadNgram < 2) {
+            throw new ParameterException(spec.commandLine(), "--lookahead-ngram must be at least 2, but was " + lookaheadNgram + ".");
         }
         for (Integer v : new Integer[] {treeBudget, treeTopK, treeDepth}) {
             if (v != null && v < 1) {
@@ -266,7 +324,7 @@ public final class GenerateCommand implements Callable<Integer> {
                         + "but one was " + v + ".");
             }
         }
-        if ((method.equals("collab") || method.equals("tree")) && draftLength != null) {
+        if (List.of("collab", "tree", "aded", "lookahead").contains(method) && draftLength != null) {
             throw new ParameterException(spec.commandLine(), "--draft-length is not used by --method " + method + ".");
         }
         if (collabThreshold != null && !(collabThreshold >= 0 && Double.isFinite(collabThreshold))) {
@@ -303,6 +361,12 @@ public final class GenerateCommand implements Callable<Integer> {
         if (draftThreshold != null && !(draftThreshold >= 0 && draftThreshold <= 1)) {
             throw new ParameterException(spec.commandLine(), "--draft-threshold must be in [0, 1], but was " + draftThreshold + ".");
         }
+        if (draftThreads != null && !method.equals("pearl")) {
+            throw new ParameterException(spec.commandLine(), "--draft-threads applies to --method pearl only.");
+        }
+        if (draftThreads != null && draftThreads < 1) {
+            throw new ParameterException(spec.commandLine(), "--draft-threads must be at least 1, but was " + draftThreads + ".");
+        }
         if (method.equals("ngram") && "auto".equals(draftLength)) {
             throw new ParameterException(spec.commandLine(), "--draft-length auto needs a draft model (--method speculative); "
                     + "give --method ngram a number.");
@@ -316,6 +380,9 @@ public final class GenerateCommand implements Callable<Integer> {
                     ? SpeculativeDecoding.adaptive(lm, draftModel).withThreshold(
                             draftThreshold != null ? draftThreshold : SpeculativeDecoding.DEFAULT_THRESHOLD)
                     : new SpeculativeDecoding(lm, draftModel, draftLength == null ? 4 : Integer.parseInt(draftLength));
+            case "pearl" -> "auto".equals(draftLength) ? PearlDecoding.adaptive(lm, draftModel)
+                    : new PearlDecoding(lm, draftModel, draftLength == null ? PearlDecoding.DEFAULT_DRAFT_LENGTH
+                    : Integer.parseInt(draftLength));
             case "tree" -> new TreeDecoding(lm, draftModel,
                     treeBudget == null ? TreeDecoding.DEFAULT_NODE_BUDGET : treeBudget,
                     treeTopK == null ? TreeDecoding.DEFAULT_TOP_K : treeTopK,
@@ -323,10 +390,44 @@ public final class GenerateCommand implements Callable<Integer> {
             case "collab" -> new CollaborativeDecoding(draftModel, lm,
                     collabRule == null ? CollaborativeDecoding.Rule.MAX_PROB : CollaborativeDecoding.Rule.parse(collabRule),
                     collabThreshold == null ? CollaborativeDecoding.DEFAULT_THRESHOLD : collabThreshold);
+            case "aded" -> new AdedDecoding(lm, trigramTable(lm),
+                    adedIterations == null ? AdedDecoding.DEFAULT_ITERATIONS : adedIterations,
+                    treeDepth == null ? AdedDecoding.DEFAULT_MAX_DEPTH : treeDepth,
+                    treeBudget == null ? AdedDecoding.DEFAULT_NODE_CAP : treeBudget);
+            case "lookahead" -> new LookaheadDecoding(lm,
+                    lookaheadWindow == null ? LookaheadDecoding.DEFAULT_WINDOW : lookaheadWindow,
+                    lookaheadNgram == null ? LookaheadDecoding.DEFAULT_NGRAM : lookaheadNgram,
+                    lookaheadCandidates == null ? LookaheadDecoding.DEFAULT_CANDIDATES : lookaheadCandidates);
             case "ngram" -> new PromptLookupDecoding(lm, PromptLookupDecoding.DEFAULT_MAX_NGRAM,
                     draftLength == null ? PromptLookupDecoding.DEFAULT_DRAFT_LENGTH : Integer.parseInt(draftLength));
             default -> new Generator(lm);
         };
+    }
+
+    /** ADED's table: --ngram-corpus read with the model's tokenizer (a progress bar on stderr), else empty. */
+    private TrigramTable trigramTable(LanguageModel lm) {
+        if (ngramCorpus == null) {
+            return TrigramTable.empty();
+        }
+        try (ProgressBar bar = new ProgressBar("reading " + ngramCorpus.getFileName(), ProgressBar.Unit.BYTES,
+                spec.commandLine().getErr())) {
+            return TrigramTable.fromCorpus(lm.tokenizer(), ngramCorpus, bar);
+        }
+    }
+
+    /**
+     * PEARL's two thread groups out of {@code --threads}: {target, draft}. The draft takes
+     * {@code --draft-threads} (default 1), the target the rest and at least one (with a single processor both
+     * get one and take turns on it).
+     */
+    private int[] threadSplit() {
+        int total = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
+        int forDraft = draftThreads != null ? draftThreads : 1;
+        if (threads > 0 && draftThreads != null && forDraft >= total) {
+            throw new ParameterException(spec.commandLine(), "--draft-threads (" + forDraft + ") must leave the target at "
+                    + "least one of the " + total + " --threads.");
+        }
+        return new int[] {Math.max(1, total - forDraft), forDraft};
     }
 
     /**

@@ -151,7 +151,7 @@ class BenchCommandTest {
         assertEquals("methods", json.get("suite").asText());
         java.util.Set<String> methods = new java.util.HashSet<>();
         json.get("methods").forEach(m -> methods.add(m.get("method").asText()));
-        assertEquals(java.util.Set.of("plain", "ngram", "speculative", "tree", "collab"), methods);
+        assertEquals(java.util.Set.of("plain", "ngram", "aded", "lookahead", "speculative", "pearl", "tree", "collab"), methods);
         String report = Files.readString(result.resolveSibling("methods.md"));
         assertTrue(report.contains("## Decoding methods") && report.contains("methods-methods.png"), report);
     }

@@ -15,7 +15,7 @@ import java.io.StringWriter;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** {@code tandem generate --method plain|speculative|ngram}, with {@code --draft} and {@code --draft-length}. */
+/** {@code tandem generate --method NAME}, with {@code --draft}, {@code --draft-length} and {@code --draft-threads}. */
 class MethodCliTest {
 
     record Run(int exit, String out, String err) {
@@ -42,7 +42,10 @@ class MethodCliTest {
     }
 
     @Test
-    void everyMethodGivesTheGreedyTokensAndReportsDecodeStats() throws Exception {
+    void everyMethodGivesTheGreedyTokensAndReportsDecodeStats(@TempDir Path tmp) throws Exception {
+        Path corpus = tmp.resolve("corpus.txt");
+        java.nio.file.Files.writeString(corpus, "ROMEO:\nBut soft, what light through yonder window breaks?\n\n"
+                + "JULIET:\nO Romeo, Romeo, wherefore art thou Romeo?\n\nROMEO:\nI take thee at thy word.\n");
         JsonNode plain = json();
         assertEquals("plain", plain.at("/decode_stats/method").asText());
         assertEquals(1.0, plain.at("/decode_stats/target_passes_per_token").asDouble());
@@ -50,7 +53,13 @@ class MethodCliTest {
                 {"--method", "speculative", "--draft", DRAFT, "--draft-length", "auto"},
                 {"--method", "speculative", "--draft", DRAFT, "--draft-length", "auto", "--draft-threshold", "0.1"},
                 {"--method", "speculative", "--draft", DRAFT, "--draft-length", "2"},
-                {"--method", "ngram"}, {"--method", "ngram", "--draft-length", "3"}}) {
+                {"--method", "pearl", "--draft", DRAFT},
+                {"--method", "pearl", "--draft", DRAFT, "--draft-length", "auto", "--threads", "2", "--draft-threads", "1"},
+                {"--method", "ngram"}, {"--method", "ngram", "--draft-length", "3"},
+                {"--method", "aded"}, {"--method", "aded", "--ngram-corpus", corpus.toString(), "--tree-budget", "16",
+                        "--tree-depth", "3", "--aded-iterations", "50"},
+                {"--method", "lookahead"},
+                {"--method", "lookahead", "--lookahead-window", "3", "--lookahead-ngram", "3", "--lookahead-candidates", "2"}}) {
             JsonNode o = json(m);
             String label = String.join(" ", m);
             assertEquals(plain.get("generated_ids"), o.get("generated_ids"), label);
@@ -63,7 +72,7 @@ class MethodCliTest {
             assertTrue(s.get("accepted_histogram").isArray(), label);
             assertTrue(s.has("mean_accepted_per_verification") && s.has("target_passes_per_token"), label);
             assertTrue(s.at("/wall_ms/verify").asDouble() > 0, label);
-            if (m[1].equals("speculative")) {
+            if (m[1].equals("speculative") || m[1].equals("pearl")) {
                 assertTrue(s.get("draft_forward_passes").asInt() > 0, label);
                 assertTrue(s.get("target_passes_per_token").asDouble() < 1, label);
             }
@@ -111,9 +120,19 @@ class MethodCliTest {
     @Test
     void badMethodOptionsAreOneSentence() {
         String[][] cases = {
-                {"--method", "beam"}, {"plain, speculative, tree, ngram, collab"},
+                {"--method", "beam"}, {"plain, speculative, pearl, tree, ngram, aded, lookahead, collab"},
                 {"--method", "speculative"}, {"needs a draft model; give its directory with --draft DIR."},
-                {"--draft", DRAFT}, {"--draft is used by --method speculative or tree or collab only"},
+                {"--draft", DRAFT}, {"--draft is used by --method speculative or pearl or tree or collab only"},
+                {"--method", "speculative", "--draft", DRAFT, "--draft-threads", "1"}, {"--draft-threads applies to --method pearl only."},
+                {"--method", "ngram", "--ngram-corpus", "x.txt"}, {"--ngram-corpus and --aded-iterations apply to --method aded only."},
+                {"--method", "aded", "--ngram-corpus", "/nonexistent/corpus.txt"}, {"/nonexistent/corpus.txt"},
+                {"--method", "aded", "--tree-top-k", "2"}, {"--tree-top-k applies to --method tree only."},
+                {"--method", "aded", "--draft-length", "2"}, {"--draft-length is not used by --method aded."},
+                {"--method", "lookahead", "--lookahead-ngram", "1"}, {"--lookahead-ngram must be at least 2, but was 1."},
+                {"--method", "plain", "--lookahead-window", "3"}, {"apply to --method lookahead only."},
+                {"--method", "pearl", "--draft", DRAFT, "--draft-threads", "0"}, {"--draft-threads must be at least 1, but was 0."},
+                {"--method", "pearl", "--draft", DRAFT, "--threads", "2", "--draft-threads", "2"},
+                {"--draft-threads (2) must leave the target at least one of the 2 --threads."},
                 {"--method", "ngram", "--draft-length", "0"}, {"--draft-length must be a whole number of at least 1 or auto"},
                 {"--method", "speculative", "--draft", DRAFT, "--draft-length", "x"}, {"but was \"x\"."},
                 {"--method", "ngram", "--draft-length", "auto"}, {"--draft-length auto needs a draft model"},

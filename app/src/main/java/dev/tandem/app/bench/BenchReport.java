@@ -364,14 +364,16 @@ public final class BenchReport {
         }
         JsonNode methods = array(s, "methods", where);
         md.line("| method | setting | draft | mode | acceptance | accepted / verification | target passes / token "
-                + "| large model called / changed | tok/s | relative to plain | repetitions |");
-        md.line("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+                + "| large model called / changed | tok/s | relative to plain | pearl relative to speculative | repetitions |");
+        md.line("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         Boxes boxes = new Boxes();
         for (int i = 0; i < methods.size(); i++) {
             JsonNode m = methods.get(i);
             String at = where + "methods[" + i + "].";
             Fig tps = fig(m, "tokens_per_s", at);
             Fig rel = fig(m, "relative_tokens_per_s", at);
+            String vsSpeculative = m.path("relative_to_speculative").isObject()
+                    ? fig(m, "relative_to_speculative", at).format(1) : "";
             JsonNode c = m.path("collab");
             String collab = c.isObject()
                     ? fixed(100 * c.path("call_frequency").asDouble(), 1) + "% / " + fixed(100 * c.path("change_frequency").asDouble(), 1) + "%"
@@ -382,7 +384,7 @@ public final class BenchReport {
                     + orElse(text(m, "draft"), "") + " | " + orElse(text(m, "mode"), "") + " | "
                     + optionalFixed(m, "acceptance_rate", 3) + " | " + optionalFixed(m, "mean_accepted_length", 2) + " | "
                     + optionalFixed(m, "target_passes_per_token", 3) + " | " + collab + " | " + tps.format(1) + " | "
-                    + rel.format(1) + " | " + counts(tps) + " |");
+                    + rel.format(1) + " | " + vsSpeculative + " | " + counts(tps) + " |");
             boxes.add(rel, label);
         }
         md.blank();

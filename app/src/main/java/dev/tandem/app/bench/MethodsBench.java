@@ -10,9 +10,13 @@ import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.Generator;
 import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.decoding.speculative.AdedDecoding;
+import dev.tandem.decoding.speculative.LookaheadDecoding;
+import dev.tandem.decoding.speculative.PearlDecoding;
 import dev.tandem.decoding.speculative.PromptLookupDecoding;
 import dev.tandem.decoding.speculative.SpeculativeDecoding;
 import dev.tandem.decoding.speculative.TreeDecoding;
+import dev.tandem.decoding.speculative.TrigramTable;
 import dev.tandem.runtime.Progress;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
@@ -26,8 +30,10 @@ import java.util.Locale;
 /**
  * The methods suite: every decoding method against plain decoding of the target, in one run. For each
  * mode (greedy, and sampling at {@code temperature} with a fixed seed) it runs plain decoding of the
- * target, {@code ngram}, and per draft model {@code speculative} (γ fixed and {@code auto}) and
- * {@code collab} (the draft as the small model, the target as the large one, {@link
+ * target, the model-free {@code ngram}, {@code aded} (its table from {@code ngramCorpus}, else empty) and
+ * {@code lookahead}, and per draft model {@code speculative} (γ fixed and {@code auto}), {@code pearl}
+ * (γ fixed and {@code auto}; compared with {@code speculative} at the same γ in the same repetition),
+ * {@code tree} and {@code collab} (the draft as the small model, the target as the large one, {@link
  * CollaborativeDecoding.Rule#MAX_PROB} at a threshold calibrated so the large model is called on at
  * most {@code maxCallFrequency} of the tokens of a calibration prompt).
  *
@@ -36,7 +42,13 @@ import java.util.Locale;
  * repetition is its generated tokens over its wall time on the prompt set, and its relative speed that
  * rate over plain decoding's in the same repetition (so plain's is exactly 1). Acceptance rate, mean
  * accepted length, target passes per token and collab frequencies are summed over the prompt set and
- * do not depend on the repetition (greedy and seeded sampling are deterministic).
+ * do not depend on the repetition (greedy and seeded sampling are deterministic; PEARL's {@code auto}
+ * γ is timed, so its figures may vary).
+ *
+ * <p>PEARL needs two thread groups: with {@code threads} ≥ 2 it runs on a second copy of the target with
+ * {@code threads − 1} threads and drafts with their own one-thread backends, so it uses the same number of
+ * cores as the other methods, which all share one backend of {@code threads} threads. With one thread its
+ * models share that backend and take turns.
  */
 public final class MethodsBench {
 
@@ -46,7 +58,7 @@ public final class MethodsBench {
      *                           tokens generated from it)
      * @param maxTokens          tokens generated per prompt
      * @param repetitions        timed repetitions (≥ 5 for a meaningful IQR), after one untimed
-     * @param threads            CPU threads (the models share one backend)
+     * @param threads            CPU threads (the models share one backend; PEARL splits them, see the class)
      * @param temperature        the sampled mode's temperature
      * @param seed               the sampled mode's seed (prompt i uses stream i)
      * @param draftLength        γ of fixed-length {@code speculative}
@@ -55,10 +67,11 @@ public final class MethodsBench {
      *                           the calibration prompt and of the timed set (the frequency is not monotone in
      *                           the threshold: a different routing changes the text that follows)
      * @param collabThresholds   candidate thresholds, tried from the smallest up
+     * @param ngramCorpus        the text whose trigrams seed aded's table, or null for an empty table
      */
     public record Options(List<String> prompts, String calibrationPrompt, int maxTokens, int repetitions, int threads,
                           float temperature, long seed, int draftLength, double maxCallFrequency,
-                          double[] collabThresholds) {
+                          double[] collabThresholds, Path ngramCorpus) {
         public Options {
             prompts = List.copyOf(prompts);
             if (prompts.isEmpty()) {
@@ -77,25 +90,30 @@ public final class MethodsBench {
             Arrays.sort(collabThresholds);
         }
 
-        /** Four prompts of 64 tokens, 5 repetitions, T = 0.8 seed 1, γ = 4, collab calls ≤ 20%. */
+        /** Four prompts of 64 tokens, 5 repetitions, T = 0.8 seed 1, γ = 4, collab calls ≤ 20%, no aded corpus. */
         public static Options defaults(int threads) {
             return new Options(DEFAULT_PROMPTS, "ROMEO:\nBut soft, what light", 64, 5, threads, 0.8f, 1, 4, 0.2,
-                    new double[] {0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3, 0.4, 0.5});
+                    new double[] {0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3, 0.4, 0.5}, null);
         }
 
         public Options withMaxTokens(int n) {
             return new Options(prompts, calibrationPrompt, n, repetitions, threads, temperature, seed, draftLength,
-                    maxCallFrequency, collabThresholds);
+                    maxCallFrequency, collabThresholds, ngramCorpus);
         }
 
         public Options withRepetitions(int n) {
             return new Options(prompts, calibrationPrompt, maxTokens, n, threads, temperature, seed, draftLength,
-                    maxCallFrequency, collabThresholds);
+                    maxCallFrequency, collabThresholds, ngramCorpus);
+        }
+
+        public Options withNgramCorpus(Path corpus) {
+            return new Options(prompts, calibrationPrompt, maxTokens, repetitions, threads, temperature, seed, draftLength,
+                    maxCallFrequency, collabThresholds, corpus);
         }
 
         public Options withPrompts(List<String> p) {
             return new Options(p, calibrationPrompt, maxTokens, repetitions, threads, temperature, seed, draftLength,
-                    maxCallFrequency, collabThresholds);
+                    maxCallFrequency, collabThresholds, ngramCorpus);
         }
     }
 
@@ -123,9 +141,11 @@ public final class MethodsBench {
      * @param tokensPerSecond  per repetition: generated tokens over wall time on the prompt set
      * @param relativeSpeed    per repetition: tokensPerSecond over plain's in the same repetition
      * @param collab           the collab threshold used and its call/change counts, else null
+     * @param relativeToSpeculative for pearl: per repetition, tokensPerSecond over that of speculative with the
+     *                         same draft and γ (γ = the suite's draft length for both, also for pearl auto), else null
      */
     public record Figure(String method, String setting, String draft, String mode, DecodeStats stats,
-                         Stats tokensPerSecond, Stats relativeSpeed, Collab collab) {}
+                         Stats tokensPerSecond, Stats relativeSpeed, Collab collab, Stats relativeToSpeculative) {}
 
     /** collab's threshold and how often the large model was called / changed the token on the prompt set. */
     public record Collab(CollaborativeDecoding.Rule rule, double threshold,
@@ -136,8 +156,13 @@ public final class MethodsBench {
 
     private MethodsBench() {}
 
-    /** A method to time: its strategy and how to describe it. */
-    private record Entry(String method, String setting, String draft, DecodingStrategy strategy, Collab collabSetting) {}
+    /** A method to time: its strategy, how to describe it, and (pearl) the entry it is compared with, else −1. */
+    private record Entry(String method, String setting, String draft, DecodingStrategy strategy, Collab collabSetting,
+                         int comparedWith) {
+        Entry(String method, String setting, String draft, DecodingStrategy strategy, Collab collabSetting) {
+            this(method, setting, draft, strategy, collabSetting, -1);
+        }
+    }
 
     /**
      * Runs the suite with {@code targetDir} as the target and each of {@code draftDirs} as draft / small
@@ -146,6 +171,7 @@ public final class MethodsBench {
     public static Result run(Path targetDir, Path[] draftDirs, Options o, Progress progress) {
         ModelLoader.Options load = ModelLoader.Options.defaults().withThreads(o.threads());
         List<LanguageModel> drafts = new ArrayList<>();
+        List<LanguageModel> pearlModels = new ArrayList<>(); // PEARL's own target copy and drafts, when split
         try (LanguageModel target = ModelLoader.load(targetDir, load)) {
             ModelLoader.Options shared = ModelLoader.Options.defaults().withBackend(target.backend());
             List<String> draftLabels = new ArrayList<>();
@@ -153,8 +179,22 @@ public final class MethodsBench {
                 drafts.add(ModelLoader.load(d, shared));
                 draftLabels.add(label(d));
             }
+            LanguageModel pearlTarget = target;
+            List<LanguageModel> pearlDrafts = drafts;
+            if (o.threads() >= 2) {
+                pearlTarget = ModelLoader.load(targetDir, ModelLoader.Options.defaults().withThreads(o.threads() - 1));
+                pearlModels.add(pearlTarget);
+                pearlDrafts = new ArrayList<>();
+                for (Path d : draftDirs) {
+                    LanguageModel own = ModelLoader.load(d, ModelLoader.Options.defaults().withThreads(1));
+                    pearlModels.add(own);
+                    pearlDrafts.add(own);
+                }
+            }
             String[] modes = {"greedy", "sampled"};
-            int perMode = 2 + 3 * drafts.size();
+            TrigramTable table = o.ngramCorpus() == null ? TrigramTable.empty()
+                    : TrigramTable.fromCorpus(target.tokenizer(), o.ngramCorpus());
+            int perMode = 4 + 5 * drafts.size();
             long total = (long) modes.length * (drafts.size() * o.collabThresholds().length
                     + (long) perMode * (o.repetitions() + 1));
             long[] done = {0};
@@ -167,12 +207,23 @@ public final class MethodsBench {
                 entries.add(new Entry("plain", "", null, new Generator(target), null));
                 entries.add(new Entry("ngram", "max_ngram=" + PromptLookupDecoding.DEFAULT_MAX_NGRAM + ",gamma="
                         + PromptLookupDecoding.DEFAULT_DRAFT_LENGTH, null, new PromptLookupDecoding(target), null));
+                entries.add(new Entry("aded", (o.ngramCorpus() == null ? "empty table" : "corpus=" + o.ngramCorpus().getFileName())
+                        + ",nodes=" + AdedDecoding.DEFAULT_NODE_CAP + ",depth=" + AdedDecoding.DEFAULT_MAX_DEPTH, null,
+                        new AdedDecoding(target, table), null));
+                entries.add(new Entry("lookahead", "window=" + LookaheadDecoding.DEFAULT_WINDOW + ",ngram="
+                        + LookaheadDecoding.DEFAULT_NGRAM + ",candidates=" + LookaheadDecoding.DEFAULT_CANDIDATES, null,
+                        new LookaheadDecoding(target), null));
                 for (int i = 0; i < drafts.size(); i++) {
                     LanguageModel draft = drafts.get(i);
                     String dl = draftLabels.get(i);
+                    int speculative = entries.size();
                     entries.add(new Entry("speculative", "gamma=" + o.draftLength(), dl,
                             new SpeculativeDecoding(target, draft, o.draftLength()), null));
                     entries.add(new Entry("speculative", "auto", dl, SpeculativeDecoding.adaptive(target, draft), null));
+                    entries.add(new Entry("pearl", "gamma=" + o.draftLength(), dl,
+                            new PearlDecoding(pearlTarget, pearlDrafts.get(i), o.draftLength()), null, speculative));
+                    entries.add(new Entry("pearl", "auto", dl, PearlDecoding.adaptive(pearlTarget, pearlDrafts.get(i)),
+                            null, speculative));
                     entries.add(new Entry("tree", "nodes=" + TreeDecoding.DEFAULT_NODE_BUDGET + ",top_k="
                             + TreeDecoding.DEFAULT_TOP_K + ",depth=" + TreeDecoding.DEFAULT_MAX_DEPTH, dl,
                             TreeDecoding.of(target, draft), null));
@@ -210,8 +261,16 @@ public final class MethodsBench {
                     Entry en = entries.get(e);
                     Collab collab = en.collabSetting() == null ? null : new Collab(en.collabSetting().rule(),
                             en.collabSetting().threshold(), CollaborativeDecoding.Collaboration.of(last[e]));
+                    Stats vsSpeculative = null;
+                    if (en.comparedWith() >= 0) {
+                        double[] ratio = new double[o.repetitions()];
+                        for (int rep = 0; rep < ratio.length; rep++) {
+                            ratio[rep] = rates[e][rep] / rates[en.comparedWith()][rep];
+                        }
+                        vsSpeculative = Stats.of(ratio);
+                    }
                     figures.add(new Figure(en.method(), en.setting(), en.draft(), mode, last[e], Stats.of(rates[e]),
-                            Stats.of(rel), collab));
+                            Stats.of(rel), collab, vsSpeculative));
                 }
             }
             return new Result(label(targetDir), draftLabels, target.weightDType().name().toLowerCase(Locale.ROOT), o,
@@ -219,6 +278,9 @@ public final class MethodsBench {
         } finally {
             for (LanguageModel d : drafts) {
                 d.close();
+            }
+            for (LanguageModel m : pearlModels) {
+                m.close();
             }
         }
     }
@@ -313,6 +375,11 @@ public final class MethodsBench {
         o.put("seed", r.options().seed());
         o.put("draft_length", r.options().draftLength());
         o.put("collab_max_call_frequency", r.options().maxCallFrequency());
+        if (r.options().ngramCorpus() == null) {
+            o.putNull("ngram_corpus");
+        } else {
+            o.put("ngram_corpus", r.options().ngramCorpus().toString());
+        }
         ArrayNode cal = n.putArray("collab_calibration");
         for (Calibration c : r.calibrations()) {
             ObjectNode e = cal.addObject();
@@ -363,6 +430,9 @@ public final class MethodsBench {
             s.acceptedHistogram().forEach(hist::add);
             e.set("tokens_per_s", f.tokensPerSecond().toJson());
             e.set("relative_tokens_per_s", f.relativeSpeed().toJson());
+            if (f.relativeToSpeculative() != null) {
+                e.set("relative_to_speculative", f.relativeToSpeculative().toJson());
+            }
             if (f.collab() != null) {
                 ObjectNode c = e.putObject("collab");
                 c.put("rule", f.collab().rule().name().toLowerCase(Locale.ROOT));

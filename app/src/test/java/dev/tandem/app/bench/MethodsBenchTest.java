@@ -35,7 +35,7 @@ class MethodsBenchTest {
             assertEquals(o.collabThresholds().length, c.get("tried").size());
         }
         JsonNode methods = json.get("methods");
-        assertEquals(2 * 6, methods.size(), "plain, ngram, speculative x2, tree, collab in two modes");
+        assertEquals(2 * 10, methods.size(), "plain, ngram, aded, lookahead, speculative x2, pearl x2, tree, collab in two modes");
         Set<String> seen = new HashSet<>();
         for (JsonNode m : methods) {
             String method = m.get("method").asText();
@@ -58,7 +58,14 @@ class MethodsBenchTest {
                 assertEquals(1.0, m.get("relative_tokens_per_s").get("iqr").asDouble() + 1.0);
                 assertEquals(1.0, m.get("target_passes_per_token").asDouble(), 1e-9);
             }
-            if (method.equals("speculative") || method.equals("ngram")) {
+            if (method.equals("pearl")) {
+                JsonNode vs = m.get("relative_to_speculative");
+                assertTrue(vs.get("median").isNumber() && vs.get("median").asDouble() > 0, m.toString());
+                assertEquals(2, vs.get("values").size());
+            } else {
+                assertTrue(m.get("relative_to_speculative") == null, m.toString());
+            }
+            if (method.equals("speculative") || method.equals("ngram") || method.equals("pearl")) {
                 // The chain loop prefills the prompt in its own pass, so at most one pass per token plus one per prompt.
                 assertTrue(m.get("target_forward_passes").asLong() <= m.get("generated_tokens").asLong() + 2, m.toString());
             }
@@ -77,6 +84,8 @@ class MethodsBenchTest {
             assertTrue(seen.contains("plain//" + mode), seen.toString());
             assertTrue(seen.contains("speculative/gamma=4/" + mode), seen.toString());
             assertTrue(seen.contains("speculative/auto/" + mode), seen.toString());
+            assertTrue(seen.contains("pearl/gamma=4/" + mode), seen.toString());
+            assertTrue(seen.contains("pearl/auto/" + mode), seen.toString());
         }
         assertTrue(json.get("memory").get("kv_cache_bytes").asLong() > 0);
         assertEquals(ticks.size(), (long) ticks.getLast());
