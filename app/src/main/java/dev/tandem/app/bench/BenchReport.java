@@ -364,7 +364,7 @@ public final class BenchReport {
         }
         JsonNode methods = array(s, "methods", where);
         md.line("| method | setting | draft | mode | acceptance | accepted / verification | target passes / token "
-                + "| large model called / changed | tok/s | relative to plain | pearl relative to speculative | repetitions |");
+                + "| large model called / changed | tok/s | relative to plain | pearl ÷ speculative: same cores / same target threads | repetitions |");
         md.line("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         Boxes boxes = new Boxes();
         for (int i = 0; i < methods.size(); i++) {
@@ -374,6 +374,9 @@ public final class BenchReport {
             Fig rel = fig(m, "relative_tokens_per_s", at);
             String vsSpeculative = m.path("relative_to_speculative").isObject()
                     ? fig(m, "relative_to_speculative", at).format(1) : "";
+            if (m.path("relative_to_speculative_on_pearl_target_threads").isObject()) {
+                vsSpeculative += " / " + fig(m, "relative_to_speculative_on_pearl_target_threads", at).format(1);
+            }
             JsonNode c = m.path("collab");
             String collab = c.isObject()
                     ? fixed(100 * c.path("call_frequency").asDouble(), 1) + "% / " + fixed(100 * c.path("change_frequency").asDouble(), 1) + "%"

@@ -47,8 +47,10 @@ import java.util.Locale;
  *
  * <p>PEARL needs two thread groups: with {@code threads} ≥ 2 it runs on a second copy of the target with
  * {@code threads − 1} threads and drafts with their own one-thread backends, so it uses the same number of
- * cores as the other methods, which all share one backend of {@code threads} threads. With one thread its
- * models share that backend and take turns.
+ * cores as the other methods, which all share one backend of {@code threads} threads. Speculative decoding
+ * is then also timed on PEARL's target group alone (its draft sharing that group), which tells what the
+ * overlap gains apart from what moving a core to the draft costs. With one thread its models share that
+ * backend.
  */
 public final class MethodsBench {
 
@@ -143,9 +145,13 @@ public final class MethodsBench {
      * @param collab           the collab threshold used and its call/change counts, else null
      * @param relativeToSpeculative for pearl: per repetition, tokensPerSecond over that of speculative with the
      *                         same draft and γ (γ = the suite's draft length for both, also for pearl auto), else null
+     * @param relativeToSpeculativeOnPearlThreads for pearl with split threads: the same ratio against speculative
+     *                         run with PEARL's target thread group alone (its draft sharing that group), which
+     *                         isolates what the overlap gains; else null
      */
     public record Figure(String method, String setting, String draft, String mode, DecodeStats stats,
-                         Stats tokensPerSecond, Stats relativeSpeed, Collab collab, Stats relativeToSpeculative) {}
+                         Stats tokensPerSecond, Stats relativeSpeed, Collab collab, Stats relativeToSpeculative,
+                         Stats relativeToSpeculativeOnPearlThreads) {}
 
     /** collab's threshold and how often the large model was called / changed the token on the prompt set. */
     public record Collab(CollaborativeDecoding.Rule rule, double threshold,
@@ -156,11 +162,14 @@ public final class MethodsBench {
 
     private MethodsBench() {}
 
-    /** A method to time: its strategy, how to describe it, and (pearl) the entry it is compared with, else −1. */
+    /**
+     * A method to time: its strategy, how to describe it, and (pearl) the speculative entries it is compared
+     * with on the same cores and on its own target threads, else −1.
+     */
     private record Entry(String method, String setting, String draft, DecodingStrategy strategy, Collab collabSetting,
-                         int comparedWith) {
+                         int comparedWith, int comparedOnPearlThreads) {
         Entry(String method, String setting, String draft, DecodingStrategy strategy, Collab collabSetting) {
-            this(method, setting, draft, strategy, collabSetting, -1);
+            this(method, setting, draft, strategy, collabSetting, -1, -1);
         }
     }
 
@@ -181,6 +190,7 @@ public final class MethodsBench {
             }
             LanguageModel pearlTarget = target;
             List<LanguageModel> pearlDrafts = drafts;
+            List<LanguageModel> onPearlThreads = null; // drafts sharing PEARL's target thread group
             if (o.threads() >= 2) {
                 pearlTarget = ModelLoader.load(targetDir, ModelLoader.Options.defaults().withThreads(o.threads() - 1));
                 pearlModels.add(pearlTarget);
@@ -190,11 +200,17 @@ public final class MethodsBench {
                     pearlModels.add(own);
                     pearlDrafts.add(own);
                 }
+                onPearlThreads = new ArrayList<>();
+                for (Path d : draftDirs) {
+                    LanguageModel beside = ModelLoader.load(d, ModelLoader.Options.defaults().withBackend(pearlTarget.backend()));
+                    pearlModels.add(beside);
+                    onPearlThreads.add(beside);
+                }
             }
             String[] modes = {"greedy", "sampled"};
             TrigramTable table = o.ngramCorpus() == null ? TrigramTable.empty()
                     : TrigramTable.fromCorpus(target.tokenizer(), o.ngramCorpus());
-            int perMode = 4 + 5 * drafts.size();
+            int perMode = 4 + (onPearlThreads == null ? 5 : 6) * drafts.size();
             long total = (long) modes.length * (drafts.size() * o.collabThresholds().length
                     + (long) perMode * (o.repetitions() + 1));
             long[] done = {0};
@@ -220,10 +236,18 @@ public final class MethodsBench {
                     entries.add(new Entry("speculative", "gamma=" + o.draftLength(), dl,
                             new SpeculativeDecoding(target, draft, o.draftLength()), null));
                     entries.add(new Entry("speculative", "auto", dl, SpeculativeDecoding.adaptive(target, draft), null));
+                    int onTargetThreads = -1;
+                    if (onPearlThreads != null) {
+                        onTargetThreads = entries.size();
+                        entries.add(new Entry("speculative", "gamma=" + o.draftLength() + ",threads=" + (o.threads() - 1)
+                                + " (pearl's target group)", dl, new SpeculativeDecoding(pearlTarget, onPearlThreads.get(i),
+                                o.draftLength()), null));
+                    }
                     entries.add(new Entry("pearl", "gamma=" + o.draftLength(), dl,
-                            new PearlDecoding(pearlTarget, pearlDrafts.get(i), o.draftLength()), null, speculative));
+                            new PearlDecoding(pearlTarget, pearlDrafts.get(i), o.draftLength()), null, speculative,
+                            onTargetThreads));
                     entries.add(new Entry("pearl", "auto", dl, PearlDecoding.adaptive(pearlTarget, pearlDrafts.get(i)),
-                            null, speculative));
+                            null, speculative, onTargetThreads));
                     entries.add(new Entry("tree", "nodes=" + TreeDecoding.DEFAULT_NODE_BUDGET + ",top_k="
                             + TreeDecoding.DEFAULT_TOP_K + ",depth=" + TreeDecoding.DEFAULT_MAX_DEPTH, dl,
                             TreeDecoding.of(target, draft), null));
@@ -261,16 +285,9 @@ public final class MethodsBench {
                     Entry en = entries.get(e);
                     Collab collab = en.collabSetting() == null ? null : new Collab(en.collabSetting().rule(),
                             en.collabSetting().threshold(), CollaborativeDecoding.Collaboration.of(last[e]));
-                    Stats vsSpeculative = null;
-                    if (en.comparedWith() >= 0) {
-                        double[] ratio = new double[o.repetitions()];
-                        for (int rep = 0; rep < ratio.length; rep++) {
-                            ratio[rep] = rates[e][rep] / rates[en.comparedWith()][rep];
-                        }
-                        vsSpeculative = Stats.of(ratio);
-                    }
                     figures.add(new Figure(en.method(), en.setting(), en.draft(), mode, last[e], Stats.of(rates[e]),
-                            Stats.of(rel), collab, vsSpeculative));
+                            Stats.of(rel), collab, ratio(rates, e, en.comparedWith()),
+                            ratio(rates, e, en.comparedOnPearlThreads())));
                 }
             }
             return new Result(label(targetDir), draftLabels, target.weightDType().name().toLowerCase(Locale.ROOT), o,
@@ -279,10 +296,22 @@ public final class MethodsBench {
             for (LanguageModel d : drafts) {
                 d.close();
             }
-            for (LanguageModel m : pearlModels) {
+            for (LanguageModel m : pearlModels.reversed()) { // the target copy, whose backend the others may use, last
                 m.close();
             }
         }
+    }
+
+    /** Per repetition, entry {@code e}'s rate over entry {@code other}'s; null when {@code other} is −1. */
+    private static Stats ratio(double[][] rates, int e, int other) {
+        if (other < 0) {
+            return null;
+        }
+        double[] r = new double[rates[e].length];
+        for (int rep = 0; rep < r.length; rep++) {
+            r[rep] = rates[e][rep] / rates[other][rep];
+        }
+        return Stats.of(r);
     }
 
     /**
@@ -432,6 +461,9 @@ public final class MethodsBench {
             e.set("relative_tokens_per_s", f.relativeSpeed().toJson());
             if (f.relativeToSpeculative() != null) {
                 e.set("relative_to_speculative", f.relativeToSpeculative().toJson());
+            }
+            if (f.relativeToSpeculativeOnPearlThreads() != null) {
+                e.set("relative_to_speculative_on_pearl_target_threads", f.relativeToSpeculativeOnPearlThreads().toJson());
             }
             if (f.collab() != null) {
                 ObjectNode c = e.putObject("collab");

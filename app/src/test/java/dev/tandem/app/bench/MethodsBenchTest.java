@@ -90,4 +90,32 @@ class MethodsBenchTest {
         assertTrue(json.get("memory").get("kv_cache_bytes").asLong() > 0);
         assertEquals(ticks.size(), (long) ticks.getLast());
     }
+
+    /** With two threads PEARL gets a thread group of its own, and speculative is also timed on PEARL's target group. */
+    @Test
+    void withTwoThreadsPearlIsAlsoComparedOnItsOwnTargetThreads() {
+        MethodsBench.Options o = MethodsBench.Options.defaults(2).withPrompts(List.of("JULIET:")).withMaxTokens(8)
+                .withRepetitions(1);
+        List<Long> ticks = new ArrayList<>();
+        ObjectNode json = MethodsBench.toJson(MethodsBench.run(TestModels.model("bard-m"),
+                new Path[] {TestModels.model("bard-s")}, o, (done, total) -> ticks.add(done)));
+        JsonNode methods = json.get("methods");
+        assertEquals(2 * 11, methods.size(), "the 10 entries and speculative on PEARL's target group, in two modes");
+        int pearl = 0, onPearlThreads = 0;
+        for (JsonNode m : methods) {
+            if (m.get("setting").asText().contains("pearl's target group")) {
+                onPearlThreads++;
+                assertEquals("speculative", m.get("method").asText());
+            }
+            if (m.get("method").asText().equals("pearl")) {
+                pearl++;
+                assertTrue(m.get("relative_to_speculative_on_pearl_target_threads").get("median").asDouble() > 0, m.toString());
+            } else {
+                assertTrue(m.get("relative_to_speculative_on_pearl_target_threads") == null, m.toString());
+            }
+        }
+        assertEquals(4, pearl);
+        assertEquals(2, onPearlThreads);
+        assertEquals(ticks.size(), (long) ticks.getLast());
+    }
 }
