@@ -152,9 +152,17 @@ public final class TrigramTable {
         return n;
     }
 
+    /** The largest corpus file read: the text and its tokens are held in memory while the table is built. */
+    static final long MAX_CORPUS_BYTES = 1L << 30;
+
     private static byte[] read(Path file) {
         byte[] bytes;
         try {
+            long size = Files.size(file);
+            if (size > MAX_CORPUS_BYTES) {
+                throw new TandemException("the corpus file " + file + " has " + size + " bytes, more than the "
+                        + MAX_CORPUS_BYTES + " a trigram table is built from; give a smaller excerpt.");
+            }
             bytes = Files.readAllBytes(file);
         } catch (NoSuchFileException e) {
             throw new TandemException("the corpus file " + file + " does not exist.");
