@@ -1,16 +1,12 @@
 package dev.tandem.decoding.speculative;
 
 import dev.tandem.decoding.DecodeStats;
-import dev.tandem.decoding.FinishReason;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.Generator;
-import dev.tandem.decoding.TokenEvent;
 import dev.tandem.decoding.sampling.Sampler;
 import dev.tandem.decoding.sampling.SamplingParams;
-import dev.tandem.runtime.kv.KvSequence;
-import dev.tandem.transformer.Batch;
-import dev.tandem.transformer.ForwardResult;
+import dev.tandem.decoding.speculative.SpeculativeFixtures.Totals;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
 import dev.tandem.transformer.TestModels;
@@ -29,9 +25,10 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Set;
 
+import static dev.tandem.decoding.speculative.SpeculativeFixtures.firstIndexOf;
+import static dev.tandem.decoding.speculative.SpeculativeFixtures.request;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -52,11 +49,7 @@ class AdedDecodingTest {
         target = ModelLoader.load(TestModels.model("bard-l"));
         corpus = TrigramTable.fromCorpus(target.tokenizer(), TrigramTableTest.excerpt());
         prompts = SpeculativeFixtures.goldenPromptsAnd(SpeculativeDecodingTest.MORE_PROMPTS);
-        plain = new ArrayList<>();
-        Generator generator = new Generator(target);
-        for (String p : prompts) {
-            plain.add(generator.generate(request(p)));
-        }
+        plain = SpeculativeFixtures.plainGreedy(target, prompts, SpeculativeFixtures::request);
     }
 
     @AfterAll
@@ -64,16 +57,9 @@ class AdedDecodingTest {
         target.close();
     }
 
-    static GenerationRequest request(String prompt) {
-        return GenerationRequest.of(prompt).withMaxTokens(48);
-    }
-
     /** A table that has seen the plain greedy continuation of {@code request}: its drafts are mostly accepted. */
     static TrigramTable primedWith(GenerationRequest request) {
-        GenerationResult r = new Generator(target).generate(request);
-        int[] all = Arrays.copyOf(r.promptIds(), r.promptIds().length + r.generatedIds().length);
-        System.arraycopy(r.generatedIds(), 0, all, r.promptIds().length, r.generatedIds().length);
-        return TrigramTable.fromTokens(all);
+        return TrigramTable.fromTokens(SpeculativeFixtures.promptAndOutput(new Generator(target).generate(request)));
     }
 
     /** A 16-node tree: the same loop as the default, cheaper to verify on a CPU (for the tests of the loop's edges). */
@@ -81,52 +67,33 @@ class AdedDecodingTest {
         return new AdedDecoding(target, table, AdedDecoding.DEFAULT_ITERATIONS, AdedDecoding.DEFAULT_MAX_DEPTH, 16);
     }
 
-    /** The first {@code count} prompts: ids, text, stream, finish reason and usage as plain greedy; returns the summed stats. */
-    static long[] assertSameAsPlain(AdedDecoding strategy, String label, int count) {
-        long verifications = 0, drafted = 0, accepted = 0, passes = 0, generated = 0;
-        double draftMs = 0, verifyMs = 0, otherMs = 0;
-        for (int i = 0; i < count; i++) {
-            GenerationResult expected = plain.get(i);
-            StringBuilder streamed = new StringBuilder();
-            GenerationResult r = strategy.generate(request(prompts.get(i)), e -> streamed.append(e.textDelta()));
-            String where = label + " on " + prompts.get(i);
-            assertArrayEquals(expected.generatedIds(), r.generatedIds(), where);
-            assertEquals(expected.text(), r.text(), where);
-            assertEquals(expected.text(), streamed.toString(), where);
-            assertEquals(expected.finishReason(), r.finishReason(), where);
-            assertEquals(expected.usage(), r.usage(), where);
-            DecodeStats s = r.decodeStats();
-            assertEquals("aded", s.method());
-            assertEquals(0, s.draftForwardPasses());
-            assertEquals(r.generatedIds().length, s.generatedTokens());
-            assertEquals(s.verifications(), s.acceptedHistogram().stream().mapToLong(Long::longValue).sum());
-            assertEquals(s.acceptedTokens(), SpeculativeDecodingTest.sumWeighted(s.acceptedHistogram()));
-            assertTrue(s.acceptedHistogram().size() <= strategy.maxDepth() + 1, where);
-            assertTrue(s.draftedTokens() <= s.verifications() * strategy.nodeCap(), where);
-            // The prefill (when the prompt has more than one token) and one pass per round.
-            assertEquals(s.verifications() + (r.promptIds().length > 1 ? 1 : 0), s.targetForwardPasses(), where);
-            verifications += s.verifications();
-            drafted += s.draftedTokens();
-            accepted += s.acceptedTokens();
-            passes += s.targetForwardPasses();
-            generated += s.generatedTokens();
-            draftMs += s.draftMillis();
-            verifyMs += s.verifyMillis();
-            otherMs += s.otherMillis();
-        }
+    /**
+     * The first {@code count} prompts: ids, text, stream, finish reason, usage and stats bookkeeping as plain greedy,
+     * trees within the strategy's depth and node cap, one target pass per round; prints and returns the summed stats.
+     */
+    static Totals assertSameAsPlain(AdedDecoding strategy, String label, int count) {
+        assertEquals("aded", strategy.name());
+        Totals t = SpeculativeFixtures.assertSameAsPlain(strategy, prompts.subList(0, count), plain.subList(0, count),
+                SpeculativeFixtures::request, label, (r, where) -> {
+                    DecodeStats s = r.decodeStats();
+                    assertTrue(s.acceptedHistogram().size() <= strategy.maxDepth() + 1, where);
+                    assertTrue(s.draftedTokens() <= s.verifications() * strategy.nodeCap(), where);
+                    // The prefill (when the prompt has more than one token) and one pass per round.
+                    SpeculativeFixtures.assertOneTargetPassPerVerification(r, where);
+                });
         System.out.printf(Locale.ROOT, "%s: %d verifications, %.2f nodes per verification, mean accepted per verification "
                         + "%.3f, target passes per token %.3f; draft %.0f ms, verify %.0f ms, other %.0f ms%n", label,
-                verifications, (double) drafted / verifications, (double) accepted / verifications,
-                (double) passes / generated, draftMs, verifyMs, otherMs);
-        return new long[] {verifications, drafted, accepted};
+                t.verifications(), t.nodesPerVerification(), t.meanAcceptedPerVerification(), t.targetPassesPerToken(),
+                t.draftMillis(), t.verifyMillis(), t.otherMillis());
+        return t;
     }
 
     @Test
     void greedyIsIdenticalToPlainGreedyAndCorpusDraftsGetAccepted() {
-        long[] empty = assertSameAsPlain(new AdedDecoding(target, TrigramTable.empty()), "aded, empty table", prompts.size());
-        long[] withCorpus = assertSameAsPlain(new AdedDecoding(target, corpus), "aded, corpus table", prompts.size());
-        double meanWithCorpus = (double) withCorpus[2] / withCorpus[0];
-        double meanEmpty = (double) empty[2] / empty[0];
+        Totals empty = assertSameAsPlain(new AdedDecoding(target, TrigramTable.empty()), "aded, empty table", prompts.size());
+        Totals withCorpus = assertSameAsPlain(new AdedDecoding(target, corpus), "aded, corpus table", prompts.size());
+        double meanWithCorpus = withCorpus.meanAcceptedPerVerification();
+        double meanEmpty = empty.meanAcceptedPerVerification();
         assertTrue(meanWithCorpus > 0, "no corpus draft was ever accepted");
         // The corpus drafts from the first round on, so more gets accepted per verification than from the
         // generation's own n-grams alone.
@@ -155,32 +122,8 @@ class AdedDecodingTest {
      */
     @Test
     void theCacheKeepsExactlyTheAcceptedPath() {
-        int[] rounds = {0};
-        int[] checked = {0};
-        TreeDecoding.RoundObserver check = (kv, kept, next) -> {
-            rounds[0]++;
-            assertEquals(kept.length, kv.length(), "cache length after round " + rounds[0]);
-            if (rounds[0] % 4 != 1) {
-                return; // a fresh prefill per round is slow; every fourth round is enough
-            }
-            checked[0]++;
-            int[] more = {next, 17, 400};
-            float[][] continued = new float[more.length][];
-            try (KvSequence fork = kv.fork()) {
-                ForwardResult fr = target.forward(Batch.of(Batch.Entry.continuationAllLogits(fork, more)));
-                for (int i = 0; i < more.length; i++) {
-                    continued[i] = fr.logits(0, i);
-                }
-            }
-            int[] all = Arrays.copyOf(kept, kept.length + more.length);
-            System.arraycopy(more, 0, all, kept.length, more.length);
-            try (KvSequence fresh = target.newSequence()) {
-                ForwardResult fr = target.forward(Batch.of(Batch.Entry.continuationAllLogits(fresh, all)));
-                for (int i = 0; i < more.length; i++) {
-                    assertArrayEquals(fr.logits(0, kept.length + i), continued[i], "round " + rounds[0] + " row " + i);
-                }
-            }
-        };
+        // A fresh prefill per round is slow; every fourth round is enough.
+        SpeculativeFixtures.KeptCacheCheck check = new SpeculativeFixtures.KeptCacheCheck(target, 4);
         for (String p : List.of("ROMEO:", "Natasha ran into the room")) {
             GenerationRequest req = request(p).withEosTokenIds(List.of());
             GenerationResult r = sixteenNodes(corpus).withObserver(check).generate(req);
@@ -188,7 +131,7 @@ class AdedDecodingTest {
             assertTrue(r.decodeStats().acceptedTokens() > 0, r.decodeStats().summary());
             assertArrayEquals(new Generator(target).generate(req).generatedIds(), r.generatedIds(), p);
         }
-        assertTrue(checked[0] >= 4, checked[0] + " rounds checked");
+        assertTrue(check.checked() >= 4, check.checked() + " rounds checked");
     }
 
     @Test
@@ -200,13 +143,7 @@ class AdedDecodingTest {
             GenerationRequest request = base.withMaxTokens(max);
             GenerationResult expected = generator.generate(request);
             for (AdedDecoding s : List.of(new AdedDecoding(target, primed), new AdedDecoding(target, corpus))) {
-                List<TokenEvent> events = new ArrayList<>();
-                GenerationResult r = s.generate(request, events::add);
-                assertArrayEquals(expected.generatedIds(), r.generatedIds(), "max " + max);
-                assertEquals(max, r.generatedIds().length);
-                assertEquals(max, events.size());
-                assertEquals(FinishReason.MAX_TOKENS, r.finishReason());
-                assertEquals(expected.text(), r.text());
+                SpeculativeFixtures.assertStopsAtMaxTokensLikePlain(s, request, expected, "max " + max);
             }
         }
     }
@@ -238,29 +175,8 @@ class AdedDecodingTest {
             }
         }
         assertTrue(index > 0, "no accepted path token to make the EOS in " + Arrays.toString(plainIds) + " " + fromPaths);
-        int eos = plainIds[index];
-        GenerationRequest request = base.withEosTokenIds(List.of(eos));
-        GenerationResult expected = new Generator(target).generate(request);
-        assertEquals(FinishReason.EOS, expected.finishReason());
-        assertEquals(index + 1, expected.generatedIds().length);
-        for (AdedDecoding s : List.of(primed, new AdedDecoding(target, corpus))) {
-            List<TokenEvent> events = new ArrayList<>();
-            GenerationResult r = s.generate(request, events::add);
-            assertArrayEquals(expected.generatedIds(), r.generatedIds());
-            assertEquals(FinishReason.EOS, r.finishReason());
-            assertEquals(expected.text(), r.text());
-            assertEquals(index + 1, events.size(), "no token after EOS");
-            assertEquals(eos, events.getLast().token());
-        }
-    }
-
-    private static int firstIndexOf(int[] a, int v) {
-        for (int i = 0; i < a.length; i++) {
-            if (a[i] == v) {
-                return i;
-            }
-        }
-        return -1;
+        SpeculativeFixtures.assertEosEndsTheOutputThere(target, base, plainIds, index,
+                List.of(primed, new AdedDecoding(target, corpus)), s -> s == primed ? "primed table" : "corpus table");
     }
 
     /** On a copy of bard-l with a 96-token context window, so that prompts that nearly fill it are cheap. */
@@ -272,20 +188,12 @@ class AdedDecodingTest {
         assertTrue(json.contains("\"max_position_embeddings\": 1024"), json);
         Files.writeString(config, json.replace("\"max_position_embeddings\": 1024", "\"max_position_embeddings\": 96"));
         try (LanguageModel shortModel = ModelLoader.load(dir, ModelLoader.Options.defaults().withBackend(target.backend()))) {
-            int context = shortModel.config().maxContext();
-            assertEquals(96, context);
-            int[] text = shortModel.tokenizer().encode("ROMEO:\nI love thee, and thou lovest me; what more is there to say? ");
+            assertEquals(96, shortModel.config().maxContext());
             for (int left : new int[] {0, 1, 2, 3, 4, 5, 9}) {
-                int[] prompt = new int[context - left];
-                for (int i = 0; i < prompt.length; i++) {
-                    prompt[i] = text[i % text.length];
-                }
-                GenerationRequest request = GenerationRequest.ofIds(prompt).withMaxTokens(20).withEosTokenIds(List.of());
-                GenerationResult expected = new Generator(shortModel).generate(request);
-                assertEquals(FinishReason.CONTEXT_FULL, expected.finishReason());
-                GenerationResult r = new AdedDecoding(shortModel, corpus).generate(request);
-                assertArrayEquals(expected.generatedIds(), r.generatedIds(), left + " positions left");
-                assertEquals(FinishReason.CONTEXT_FULL, r.finishReason());
+                GenerationRequest request = SpeculativeFixtures.leavingPositions(shortModel, left);
+                GenerationResult expected = SpeculativeFixtures.plainUpToTheContextEnd(shortModel, request);
+                GenerationResult r = SpeculativeFixtures.assertEndsAtTheContextLikePlain(new AdedDecoding(shortModel, corpus),
+                        request, expected, left + " positions left");
                 if (left >= 2) { // room for a tree of depth ≥ 1: trees were drafted right up to the limit
                     assertTrue(r.decodeStats().draftedTokens() > 0, left + " left: " + r.decodeStats().summary());
                 } else {
@@ -300,24 +208,17 @@ class AdedDecodingTest {
         SamplingParams penalty = SamplingParams.greedy().withRepetitionPenalty(1.3f);
         for (String p : List.of("ROMEO:", "First Citizen:\nBefore we proceed")) {
             GenerationRequest req = request(p).withSampling(penalty).withLogprobs(2);
-            GenerationResult expected = new Generator(target).generate(req);
-            List<TokenEvent> events = new ArrayList<>();
-            GenerationResult r = sixteenNodes(corpus).generate(req, events::add);
-            assertArrayEquals(expected.generatedIds(), r.generatedIds(), p);
-            assertEquals(expected.logprobs(), r.logprobs());
-            assertEquals(expected.logprobs(), events);
+            SpeculativeFixtures.assertSameIdsAndLogprobsAsPlain(sixteenNodes(corpus), req,
+                    new Generator(target).generate(req), p);
         }
     }
 
     @Test
     void stopStringsEndTheOutputAsInPlainDecoding() {
         for (String p : List.of("ROMEO:", "HAMLET:\nTo be, or not to be")) {
-            GenerationRequest req = request(p).withStop(List.of("\n\n", "my"));
-            GenerationResult expected = new Generator(target).generate(req);
-            GenerationResult r = sixteenNodes(corpus).generate(req);
-            assertArrayEquals(expected.generatedIds(), r.generatedIds(), p);
-            assertEquals(expected.text(), r.text());
-            assertEquals(expected.finishReason(), r.finishReason());
+            GenerationRequest req = request(p).withStop(SpeculativeFixtures.STOPS);
+            SpeculativeFixtures.assertSameOutputAsPlain(new Generator(target).generate(req),
+                    sixteenNodes(corpus).generate(req), p);
         }
     }
 
@@ -342,19 +243,7 @@ class AdedDecodingTest {
 
     @Test
     void samplingIsReproducibleFromTheSeed() {
-        SamplingParams sampling = SamplingParams.greedy().withTemperature(1.0f).withSeed(11);
-        GenerationRequest request = GenerationRequest.of("ROMEO:").withMaxTokens(48).withSampling(sampling).withEosTokenIds(List.of());
-        int[] greedy = new Generator(target).generate(GenerationRequest.of("ROMEO:").withMaxTokens(48).withEosTokenIds(List.of()))
-                .generatedIds();
-        AdedDecoding s = sixteenNodes(corpus);
-        GenerationResult a = s.generate(request);
-        GenerationResult b = s.generate(request);
-        GenerationResult c = s.generate(request.withSampling(sampling.withSeed(12)));
-        assertArrayEquals(a.generatedIds(), b.generatedIds());
-        assertEquals(a.text(), b.text());
-        assertEquals(48, a.generatedIds().length);
-        assertFalse(Arrays.equals(greedy, a.generatedIds()), "sampled the greedy path");
-        assertFalse(Arrays.equals(a.generatedIds(), c.generatedIds()), "ignored the seed");
+        SpeculativeFixtures.assertSamplingIsReproducibleFromTheSeed(target, List.of(sixteenNodes(corpus)), s -> "aded");
     }
 
     /** Every sampled token has probability > 0 under the target's processed distribution at its position. */
@@ -365,15 +254,11 @@ class AdedDecodingTest {
             GenerationResult r = sixteenNodes(corpus).generate(GenerationRequest.of(p).withMaxTokens(40)
                     .withSampling(sampling).withEosTokenIds(List.of()));
             assertTrue(r.decodeStats().acceptedTokens() > 0, r.decodeStats().summary());
-            int[] prompt = r.promptIds(), out = r.generatedIds();
-            int[] all = Arrays.copyOf(prompt, prompt.length + out.length);
-            System.arraycopy(out, 0, all, prompt.length, out.length);
-            try (KvSequence kv = target.newSequence()) {
-                ForwardResult fr = target.forward(Batch.of(Batch.Entry.continuationAllLogits(kv, Arrays.copyOf(all, all.length - 1))));
-                for (int i = 0; i < out.length; i++) {
-                    double[] q = Sampler.distribution(fr.logits(0, prompt.length - 1 + i), sampling, all, prompt.length + i);
-                    assertTrue(q[out[i]] > 0, p + ": token " + i + " (" + out[i] + ") has probability 0 under the target");
-                }
+            int[] prompt = r.promptIds(), out = r.generatedIds(), all = SpeculativeFixtures.promptAndOutput(r);
+            float[][] logits = SpeculativeFixtures.targetLogitsOfEachToken(target, r);
+            for (int i = 0; i < out.length; i++) {
+                double[] q = Sampler.distribution(logits[i], sampling, all, prompt.length + i);
+                assertTrue(q[out[i]] > 0, p + ": token " + i + " (" + out[i] + ") has probability 0 under the target");
             }
         }
     }

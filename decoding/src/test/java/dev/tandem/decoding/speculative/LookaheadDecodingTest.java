@@ -1,16 +1,14 @@
 package dev.tandem.decoding.speculative;
 
 import dev.tandem.decoding.DecodeStats;
-import dev.tandem.decoding.FinishReason;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.Generator;
-import dev.tandem.decoding.TokenEvent;
 import dev.tandem.decoding.sampling.Sampler;
 import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.decoding.speculative.SpeculativeFixtures.Totals;
 import dev.tandem.runtime.kv.KvSequence;
 import dev.tandem.transformer.Batch;
-import dev.tandem.transformer.ForwardResult;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
 import dev.tandem.transformer.TestModels;
@@ -24,9 +22,8 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static dev.tandem.decoding.speculative.SpeculativeFixtures.request;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -46,20 +43,12 @@ class LookaheadDecodingTest {
     static void load() throws IOException {
         target = ModelLoader.load(TestModels.model("bard-l"));
         prompts = SpeculativeFixtures.goldenPromptsAnd(SpeculativeDecodingTest.MORE_PROMPTS);
-        plain = new ArrayList<>();
-        Generator generator = new Generator(target);
-        for (String p : prompts) {
-            plain.add(generator.generate(request(p)));
-        }
+        plain = SpeculativeFixtures.plainGreedy(target, prompts, SpeculativeFixtures::request);
     }
 
     @AfterAll
     static void close() {
         target.close();
-    }
-
-    static GenerationRequest request(String prompt) {
-        return GenerationRequest.of(prompt).withMaxTokens(48);
     }
 
     static String label(LookaheadDecoding s) {
@@ -69,39 +58,21 @@ class LookaheadDecodingTest {
     @Test
     void greedyIsIdenticalToPlainGreedyAndAcceptsDrafts() {
         for (LookaheadDecoding strategy : List.of(new LookaheadDecoding(target), new LookaheadDecoding(target, 3, 5, 2))) {
-            long passes = 0, drafted = 0, accepted = 0, verifications = 0, generated = 0;
-            for (int i = 0; i < prompts.size(); i++) {
-                GenerationResult expected = plain.get(i);
-                StringBuilder streamed = new StringBuilder();
-                GenerationResult r = strategy.generate(request(prompts.get(i)), e -> streamed.append(e.textDelta()));
-                String where = label(strategy) + " on " + prompts.get(i);
-                assertArrayEquals(expected.generatedIds(), r.generatedIds(), where);
-                assertEquals(expected.text(), r.text(), where);
-                assertEquals(expected.text(), streamed.toString(), where);
-                assertEquals(expected.finishReason(), r.finishReason(), where);
-                assertEquals(expected.usage(), r.usage(), where);
-                DecodeStats s = r.decodeStats();
-                assertEquals("lookahead", s.method());
-                assertEquals(r.generatedIds().length, s.generatedTokens());
-                assertEquals(s.verifications(), s.acceptedHistogram().stream().mapToLong(Long::longValue).sum());
-                assertEquals(s.acceptedTokens(), SpeculativeDecodingTest.sumWeighted(s.acceptedHistogram()));
-                assertTrue(s.acceptedHistogram().size() <= strategy.ngram(), where + ": " + s.summary());
-                assertTrue(s.draftedTokens() <= (long) s.verifications() * strategy.candidates() * (strategy.ngram() - 1),
-                        where + ": " + s.summary());
-                assertEquals(0, s.draftForwardPasses(), where);
-                // One pass per step, plus the prefill when the prompt has more than one token.
-                assertEquals(s.verifications() + (r.promptIds().length > 1 ? 1 : 0), s.targetForwardPasses(), where);
-                passes += s.targetForwardPasses();
-                drafted += s.draftedTokens();
-                accepted += s.acceptedTokens();
-                verifications += s.verifications();
-                generated += s.generatedTokens();
-            }
+            assertEquals("lookahead", strategy.name());
+            Totals t = SpeculativeFixtures.assertSameAsPlain(strategy, prompts, plain, SpeculativeFixtures::request,
+                    label(strategy), (r, where) -> {
+                        DecodeStats s = r.decodeStats();
+                        assertTrue(s.acceptedHistogram().size() <= strategy.ngram(), where + ": " + s.summary());
+                        assertTrue(s.draftedTokens() <= (long) s.verifications() * strategy.candidates() * (strategy.ngram() - 1),
+                                where + ": " + s.summary());
+                        // One pass per step, plus the prefill when the prompt has more than one token.
+                        SpeculativeFixtures.assertOneTargetPassPerVerification(r, where);
+                    });
             System.out.printf(Locale.ROOT, "lookahead %s on %d prompts: %d accepted of %d drafted trie nodes, mean accepted "
-                            + "per verification %.3f, target passes per token %.3f%n", label(strategy), prompts.size(),
-                    accepted, drafted, (double) accepted / verifications, (double) passes / generated);
-            assertTrue(accepted > 0, label(strategy) + " never accepted a draft");
-            assertTrue(verifications < generated, label(strategy) + " made a step per token");
+                            + "per verification %.3f, target passes per token %.3f%n", label(strategy), t.generations(),
+                    t.accepted(), t.drafted(), t.meanAcceptedPerVerification(), t.targetPassesPerToken());
+            assertTrue(t.accepted() > 0, label(strategy) + " never accepted a draft");
+            assertTrue(t.verifications() < t.generated(), label(strategy) + " made a step per token");
         }
     }
 
@@ -132,7 +103,7 @@ class LookaheadDecodingTest {
                 }
                 try (KvSequence fresh = target.newSequence()) {
                     float[] expected = target.forward(Batch.of(Batch.Entry.continuation(fresh, all))).lastLogits(0);
-                    assertBitIdentical(expected, step.logits()[r], "row " + r + " of " + rows);
+                    SpeculativeFixtures.assertBitIdentical(expected, step.logits()[r], "row " + r + " of " + rows);
                 }
                 checked[1]++;
             }
@@ -214,15 +185,6 @@ class LookaheadDecodingTest {
         return r;
     }
 
-    static void assertBitIdentical(float[] expected, float[] actual, String what) {
-        assertEquals(expected.length, actual.length, what + ": length");
-        for (int j = 0; j < expected.length; j++) {
-            if (Float.floatToRawIntBits(expected[j]) != Float.floatToRawIntBits(actual[j])) {
-                throw new AssertionError(what + ": value " + j + " differs: " + expected[j] + " vs " + actual[j]);
-            }
-        }
-    }
-
     /**
      * After every step the cache holds exactly the context with the accepted path, and continuing from it gives
      * the logits, bit for bit, of a fresh prefill of the same tokens (no lookahead row was left behind).
@@ -232,8 +194,7 @@ class LookaheadDecodingTest {
         int[] steps = {0, 0, 0};
         LookaheadDecoding.StepObserver check = step -> {
             steps[0]++;
-            int[] kept = Arrays.copyOf(step.context(), step.context().length + step.accepted().length);
-            System.arraycopy(step.accepted(), 0, kept, step.context().length, step.accepted().length);
+            int[] kept = SpeculativeFixtures.concat(step.context(), step.accepted());
             assertEquals(kept.length, step.kv().length(), "cache length after step " + steps[0]);
             if (step.accepted().length > 0) {
                 steps[2]++;
@@ -242,22 +203,7 @@ class LookaheadDecodingTest {
                 return; // a fresh prefill per step is slow; steps that accepted drafts and every fourth are enough
             }
             steps[1]++;
-            int[] more = {step.next(), 17, 400};
-            float[][] continued = new float[more.length][];
-            try (KvSequence fork = step.kv().fork()) {
-                ForwardResult fr = target.forward(Batch.of(Batch.Entry.continuationAllLogits(fork, more)));
-                for (int i = 0; i < more.length; i++) {
-                    continued[i] = fr.logits(0, i);
-                }
-            }
-            int[] all = Arrays.copyOf(kept, kept.length + more.length);
-            System.arraycopy(more, 0, all, kept.length, more.length);
-            try (KvSequence fresh = target.newSequence()) {
-                ForwardResult fr = target.forward(Batch.of(Batch.Entry.continuationAllLogits(fresh, all)));
-                for (int i = 0; i < more.length; i++) {
-                    assertBitIdentical(fr.logits(0, kept.length + i), continued[i], "step " + steps[0] + " row " + i);
-                }
-            }
+            SpeculativeFixtures.assertContinuesLikeAFreshPrefill(target, step.kv(), kept, step.next(), "step " + steps[0]);
         };
         GenerationResult r = new LookaheadDecoding(target).withObserver(check).generate(
                 GenerationRequest.of(REPETITIVE).withMaxTokens(48).withEosTokenIds(List.of()));
@@ -275,13 +221,7 @@ class LookaheadDecodingTest {
                 GenerationRequest request = GenerationRequest.of(p).withMaxTokens(max).withEosTokenIds(List.of());
                 GenerationResult expected = generator.generate(request);
                 for (LookaheadDecoding s : List.of(new LookaheadDecoding(target), new LookaheadDecoding(target, 1, 2, 1))) {
-                    List<TokenEvent> events = new ArrayList<>();
-                    GenerationResult r = s.generate(request, events::add);
-                    assertArrayEquals(expected.generatedIds(), r.generatedIds(), label(s) + " max " + max);
-                    assertEquals(max, r.generatedIds().length);
-                    assertEquals(max, events.size());
-                    assertEquals(FinishReason.MAX_TOKENS, r.finishReason());
-                    assertEquals(expected.text(), r.text());
+                    SpeculativeFixtures.assertStopsAtMaxTokensLikePlain(s, request, expected, label(s) + " max " + max);
                 }
             }
         }
@@ -304,57 +244,31 @@ class LookaheadDecodingTest {
         new LookaheadDecoding(target).withObserver(record).generate(base);
         int index = -1;
         for (int k : fromDrafts) {
-            if (k > 0 && k < plainIds.length && firstIndexOf(plainIds, plainIds[k]) == k) {
+            if (k > 0 && k < plainIds.length && SpeculativeFixtures.firstIndexOf(plainIds, plainIds[k]) == k) {
                 index = k;
                 break;
             }
         }
         assertTrue(index > 0, "no first occurrence among the accepted draft tokens " + fromDrafts + " of "
                 + Arrays.toString(plainIds));
-        int eos = plainIds[index];
-        GenerationRequest request = base.withEosTokenIds(List.of(eos));
-        GenerationResult expected = new Generator(target).generate(request);
-        assertEquals(FinishReason.EOS, expected.finishReason());
-        assertEquals(index + 1, expected.generatedIds().length);
-        List<TokenEvent> events = new ArrayList<>();
         int[] lastStep = {-1, -1}; // accepted, next
-        GenerationResult r = new LookaheadDecoding(target).withObserver(step -> {
+        LookaheadDecoding watched = new LookaheadDecoding(target).withObserver(step -> {
             lastStep[0] = step.accepted().length;
             lastStep[1] = step.next();
-        }).generate(request, events::add);
-        assertArrayEquals(expected.generatedIds(), r.generatedIds());
-        assertEquals(FinishReason.EOS, r.finishReason());
-        assertEquals(expected.text(), r.text());
-        assertEquals(index + 1, events.size(), "no token after EOS");
-        assertEquals(eos, events.getLast().token());
+        });
+        SpeculativeFixtures.assertEosEndsTheOutputThere(target, base, plainIds, index, List.of(watched),
+                LookaheadDecodingTest::label);
         assertTrue(lastStep[0] > 0, "the last step accepted a draft");
-    }
-
-    private static int firstIndexOf(int[] a, int v) {
-        for (int i = 0; i < a.length; i++) {
-            if (a[i] == v) {
-                return i;
-            }
-        }
-        return -1;
     }
 
     @Test
     void stepsNeverRunPastTheRemainingContext() {
-        int context = target.config().maxContext();
-        int[] text = target.tokenizer().encode("ROMEO:\nI love thee, and thou lovest me; what more is there to say? ");
         // 0: one token; 3: too little room for the window (W + L − 2 ≥ 4), trie only; 9: both branches, then shrinking.
         for (int left : new int[] {0, 3, 9}) {
-            int[] prompt = new int[context - left];
-            for (int i = 0; i < prompt.length; i++) {
-                prompt[i] = text[i % text.length];
-            }
-            GenerationRequest request = GenerationRequest.ofIds(prompt).withMaxTokens(20).withEosTokenIds(List.of());
-            GenerationResult expected = new Generator(target).generate(request);
-            assertEquals(FinishReason.CONTEXT_FULL, expected.finishReason());
-            GenerationResult r = new LookaheadDecoding(target).generate(request);
-            assertArrayEquals(expected.generatedIds(), r.generatedIds(), left + " positions left");
-            assertEquals(FinishReason.CONTEXT_FULL, r.finishReason());
+            GenerationRequest request = SpeculativeFixtures.leavingPositions(target, left);
+            GenerationResult expected = SpeculativeFixtures.plainUpToTheContextEnd(target, request);
+            SpeculativeFixtures.assertEndsAtTheContextLikePlain(new LookaheadDecoding(target), request, expected,
+                    left + " positions left");
         }
     }
 
@@ -363,38 +277,19 @@ class LookaheadDecodingTest {
         SamplingParams penalty = SamplingParams.greedy().withRepetitionPenalty(1.3f);
         for (String p : List.of(REPETITIVE, "First Citizen:\nBefore we proceed")) {
             GenerationRequest req = request(p).withSampling(penalty).withLogprobs(2);
-            GenerationResult expected = new Generator(target).generate(req);
-            List<TokenEvent> events = new ArrayList<>();
-            GenerationResult r = new LookaheadDecoding(target).generate(req, events::add);
-            assertArrayEquals(expected.generatedIds(), r.generatedIds(), p);
-            assertEquals(expected.logprobs(), r.logprobs());
-            assertEquals(expected.logprobs(), events);
+            SpeculativeFixtures.assertSameIdsAndLogprobsAsPlain(new LookaheadDecoding(target), req,
+                    new Generator(target).generate(req), p);
 
-            GenerationRequest stop = request(p).withStop(List.of("\n\n", "my"));
-            GenerationResult stopped = new Generator(target).generate(stop);
-            GenerationResult s = new LookaheadDecoding(target).generate(stop);
-            assertArrayEquals(stopped.generatedIds(), s.generatedIds(), p);
-            assertEquals(stopped.text(), s.text());
-            assertEquals(stopped.finishReason(), s.finishReason());
+            GenerationRequest stop = request(p).withStop(SpeculativeFixtures.STOPS);
+            SpeculativeFixtures.assertSameOutputAsPlain(new Generator(target).generate(stop),
+                    new LookaheadDecoding(target).generate(stop), p);
         }
     }
 
     @Test
     void samplingIsReproducibleFromTheSeed() {
-        SamplingParams sampling = SamplingParams.greedy().withTemperature(1.0f).withSeed(11);
-        GenerationRequest request = GenerationRequest.of("ROMEO:").withMaxTokens(48).withSampling(sampling)
-                .withEosTokenIds(List.of());
-        int[] greedy = new Generator(target).generate(GenerationRequest.of("ROMEO:").withMaxTokens(48)
-                .withEosTokenIds(List.of())).generatedIds();
-        LookaheadDecoding s = new LookaheadDecoding(target);
-        GenerationResult a = s.generate(request);
-        GenerationResult b = s.generate(request);
-        GenerationResult c = s.generate(request.withSampling(sampling.withSeed(12)));
-        assertArrayEquals(a.generatedIds(), b.generatedIds());
-        assertEquals(a.text(), b.text());
-        assertEquals(48, a.generatedIds().length);
-        assertFalse(Arrays.equals(greedy, a.generatedIds()), "sampled the greedy path");
-        assertFalse(Arrays.equals(a.generatedIds(), c.generatedIds()), "ignored the seed");
+        SpeculativeFixtures.assertSamplingIsReproducibleFromTheSeed(target, List.of(new LookaheadDecoding(target)),
+                LookaheadDecodingTest::label);
     }
 
     /** Every sampled token has p > 0 under the processed distribution (temperature, top-k) at its own position. */
@@ -404,17 +299,12 @@ class LookaheadDecodingTest {
         for (String p : List.of(REPETITIVE, "KING HENRY VI:\nWhat")) {
             GenerationResult r = new LookaheadDecoding(target).generate(GenerationRequest.of(p).withMaxTokens(40)
                     .withSampling(sampling).withEosTokenIds(List.of()));
-            int[] prompt = r.promptIds(), out = r.generatedIds();
+            int[] prompt = r.promptIds(), out = r.generatedIds(), all = SpeculativeFixtures.promptAndOutput(r);
             assertEquals(40, out.length);
-            int[] all = Arrays.copyOf(prompt, prompt.length + out.length);
-            System.arraycopy(out, 0, all, prompt.length, out.length);
-            try (KvSequence kv = target.newSequence()) {
-                ForwardResult fr = target.forward(Batch.of(Batch.Entry.continuationAllLogits(kv,
-                        Arrays.copyOf(all, all.length - 1))));
-                for (int i = 0; i < out.length; i++) {
-                    double[] q = Sampler.distribution(fr.logits(0, prompt.length - 1 + i), sampling, all, prompt.length + i);
-                    assertTrue(q[out[i]] > 0, p + ": token " + i + " (" + out[i] + ") has probability 0");
-                }
+            float[][] logits = SpeculativeFixtures.targetLogitsOfEachToken(target, r);
+            for (int i = 0; i < out.length; i++) {
+                double[] q = Sampler.distribution(logits[i], sampling, all, prompt.length + i);
+                assertTrue(q[out[i]] > 0, p + ": token " + i + " (" + out[i] + ") has probability 0");
             }
         }
     }

@@ -5,8 +5,8 @@ import dev.tandem.decoding.DecodingStrategy;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.Generator;
-import dev.tandem.decoding.TokenEvent;
 import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.decoding.speculative.SpeculativeFixtures.Totals;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
 import dev.tandem.transformer.TestModels;
@@ -15,11 +15,10 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static dev.tandem.decoding.speculative.SpeculativeFixtures.request;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -47,11 +46,7 @@ class PearlDecodingTest {
         medium = ModelLoader.load(TestModels.model("bard-m"), own);
         twin = ModelLoader.load(TestModels.model("bard-l"), own);
         prompts = SpeculativeFixtures.goldenPromptsAnd(SpeculativeDecodingTest.MORE_PROMPTS);
-        plain = new ArrayList<>();
-        Generator generator = new Generator(target);
-        for (String p : prompts) {
-            plain.add(generator.generate(request(p)));
-        }
+        plain = SpeculativeFixtures.plainGreedy(target, prompts, SpeculativeFixtures::request);
     }
 
     @AfterAll
@@ -62,38 +57,18 @@ class PearlDecodingTest {
         target.close();
     }
 
-    static GenerationRequest request(String prompt) {
-        return GenerationRequest.of(prompt).withMaxTokens(48);
-    }
-
+    /**
+     * Every prompt as plain greedy (ids, text, stream, finish reason, usage, stats bookkeeping); across them a
+     * draft token was accepted and fewer target passes than tokens were made. Prints the summed figures.
+     */
     static void assertSameAsPlain(DecodingStrategy strategy, String label) {
-        long passes = 0, drafted = 0, accepted = 0, verifications = 0, draftPasses = 0;
-        int generated = 0;
-        for (int i = 0; i < prompts.size(); i++) {
-            GenerationResult expected = plain.get(i);
-            StringBuilder streamed = new StringBuilder();
-            GenerationResult r = strategy.generate(request(prompts.get(i)), e -> streamed.append(e.textDelta()));
-            String where = label + " on " + prompts.get(i);
-            assertArrayEquals(expected.generatedIds(), r.generatedIds(), where);
-            assertEquals(expected.text(), r.text(), where);
-            assertEquals(expected.text(), streamed.toString(), where);
-            assertEquals(expected.finishReason(), r.finishReason(), where);
-            assertEquals(expected.usage(), r.usage(), where);
-            DecodeStats s = r.decodeStats();
-            assertEquals("pearl", s.method());
-            assertEquals(s.acceptedTokens(), SpeculativeDecodingTest.sumWeighted(s.acceptedHistogram()));
-            passes += s.targetForwardPasses();
-            drafted += s.draftedTokens();
-            accepted += s.acceptedTokens();
-            verifications += s.verifications();
-            generated += s.generatedTokens();
-            draftPasses += s.draftForwardPasses();
-        }
-        assertTrue(accepted > 0, label + ": no draft token was ever accepted");
-        assertTrue(passes < generated, label + ": " + passes + " target passes for " + generated + " tokens");
-        System.out.printf(Locale.ROOT, "%s: acceptance %.3f, mean accepted per verification %.3f, target passes per "
-                        + "token %.3f, draft passes per token %.3f%n", label, (double) accepted / Math.max(1, drafted),
-                (double) accepted / verifications, (double) passes / generated, (double) draftPasses / generated);
+        assertEquals("pearl", strategy.name());
+        Totals t = SpeculativeFixtures.assertSameAsPlain(strategy, prompts, plain, SpeculativeFixtures::request, label,
+                SpeculativeFixtures.NO_EXTRA_CHECKS);
+        assertTrue(t.accepted() > 0, label + ": no draft token was ever accepted");
+        assertTrue(t.targetPasses() < t.generated(), label + ": " + t.targetPasses() + " target passes for "
+                + t.generated() + " tokens");
+        System.out.printf(Locale.ROOT, "%s, draft passes per token %.3f%n", t.summary(label), t.draftPassesPerToken());
     }
 
     @Test
@@ -136,11 +111,7 @@ class PearlDecodingTest {
             GenerationRequest req = request(p).withSampling(penalty).withLogprobs(2);
             GenerationResult expected = new Generator(target).generate(req);
             for (DecodingStrategy s : List.of(new PearlDecoding(target, small, 3), PearlDecoding.adaptive(target, medium))) {
-                List<TokenEvent> events = new ArrayList<>();
-                GenerationResult r = s.generate(req, events::add);
-                assertArrayEquals(expected.generatedIds(), r.generatedIds(), s.name() + " " + p);
-                assertEquals(expected.logprobs(), r.logprobs(), s.name() + " " + p);
-                assertEquals(expected.logprobs(), events, s.name() + " " + p);
+                SpeculativeFixtures.assertSameIdsAndLogprobsAsPlain(s, req, expected, s.name() + " " + p);
             }
         }
     }
@@ -148,12 +119,9 @@ class PearlDecodingTest {
     @Test
     void stopStringsEndTheOutputAsInPlainDecoding() {
         for (String p : List.of("ROMEO:", "First Citizen:", "HAMLET:\nTo be, or not to be")) {
-            GenerationRequest req = request(p).withStop(List.of("\n\n", "my"));
-            GenerationResult expected = new Generator(target).generate(req);
-            GenerationResult r = new PearlDecoding(target, medium, 4).generate(req);
-            assertArrayEquals(expected.generatedIds(), r.generatedIds(), p);
-            assertEquals(expected.text(), r.text());
-            assertEquals(expected.finishReason(), r.finishReason());
+            GenerationRequest req = request(p).withStop(SpeculativeFixtures.STOPS);
+            SpeculativeFixtures.assertSameOutputAsPlain(new Generator(target).generate(req),
+                    new PearlDecoding(target, medium, 4).generate(req), p);
         }
     }
 

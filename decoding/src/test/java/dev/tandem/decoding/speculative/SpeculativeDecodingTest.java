@@ -1,12 +1,12 @@
 package dev.tandem.decoding.speculative;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import dev.tandem.decoding.DecodeStats;
 import dev.tandem.decoding.DecodingStrategy;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.Generator;
 import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.decoding.speculative.SpeculativeFixtures.Totals;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
 import dev.tandem.transformer.TestModels;
@@ -19,6 +19,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 
+import static dev.tandem.decoding.speculative.SpeculativeFixtures.request;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -46,11 +47,7 @@ class SpeculativeDecodingTest {
         small = ModelLoader.load(TestModels.model("bard-s"), shared);
         medium = ModelLoader.load(TestModels.model("bard-m"), shared);
         prompts = SpeculativeFixtures.goldenPromptsAnd(MORE_PROMPTS);
-        plain = new ArrayList<>();
-        Generator generator = new Generator(target);
-        for (String p : prompts) {
-            plain.add(generator.generate(request(p)));
-        }
+        plain = SpeculativeFixtures.plainGreedy(target, prompts, SpeculativeFixtures::request);
     }
 
     @AfterAll
@@ -60,45 +57,14 @@ class SpeculativeDecodingTest {
         target.close();
     }
 
-    static GenerationRequest request(String prompt) {
-        return GenerationRequest.of(prompt).withMaxTokens(48);
-    }
-
-    /** Runs every prompt through {@code strategy} and checks ids, text and finish reason against plain greedy. */
+    /**
+     * Runs every prompt through {@code strategy}, checks ids, text, stream, finish reason, usage and the stats'
+     * bookkeeping against plain greedy, and prints the summed figures.
+     */
     static void assertSameAsPlain(DecodingStrategy strategy, String label) {
-        long passes = 0, drafted = 0, accepted = 0, verifications = 0;
-        int generated = 0;
-        for (int i = 0; i < prompts.size(); i++) {
-            GenerationResult expected = plain.get(i);
-            StringBuilder streamed = new StringBuilder();
-            GenerationResult r = strategy.generate(request(prompts.get(i)), e -> streamed.append(e.textDelta()));
-            String where = label + " on " + prompts.get(i);
-            assertArrayEquals(expected.generatedIds(), r.generatedIds(), where);
-            assertEquals(expected.text(), r.text(), where);
-            assertEquals(expected.text(), streamed.toString(), where);
-            assertEquals(expected.finishReason(), r.finishReason(), where);
-            assertEquals(expected.usage(), r.usage(), where);
-            DecodeStats s = r.decodeStats();
-            assertEquals(strategy.name(), s.method());
-            assertEquals(r.generatedIds().length, s.generatedTokens());
-            assertEquals(s.acceptedTokens(), sumWeighted(s.acceptedHistogram()));
-            assertEquals(s.verifications(), s.acceptedHistogram().stream().mapToLong(Long::longValue).sum());
-            passes += s.targetForwardPasses();
-            drafted += s.draftedTokens();
-            accepted += s.acceptedTokens();
-            verifications += s.verifications();
-            generated += s.generatedTokens();
-        }
-        System.out.printf(Locale.ROOT, "%s: acceptance %.3f, mean accepted per verification %.3f, target passes per token %.3f%n",
-                label, (double) accepted / Math.max(1, drafted), (double) accepted / verifications, (double) passes / generated);
-    }
-
-    static long sumWeighted(List<Long> histogram) {
-        long s = 0;
-        for (int k = 0; k < histogram.size(); k++) {
-            s += k * histogram.get(k);
-        }
-        return s;
+        Totals totals = SpeculativeFixtures.assertSameAsPlain(strategy, prompts, plain, SpeculativeFixtures::request, label,
+                SpeculativeFixtures.NO_EXTRA_CHECKS);
+        System.out.println(totals.summary(label));
     }
 
     @Test
@@ -124,33 +90,16 @@ class SpeculativeDecodingTest {
     /** The golden greedy paths (EOS off, each its own length), with the figures the issue asks for printed. */
     @Test
     void goldenPathsAreReproducedByEveryDraft() throws IOException {
-        JsonNode golden = SpeculativeFixtures.golden();
         for (LanguageModel d : List.of(small, medium)) {
             String name = d.directory().getFileName().toString();
             for (DecodingStrategy s : List.of(new SpeculativeDecoding(target, d, 1), new SpeculativeDecoding(target, d, 4),
                     SpeculativeDecoding.adaptive(target, d), new PromptLookupDecoding(target))) {
-                long passes = 0, drafted = 0, accepted = 0, verifications = 0, generated = 0;
-                for (JsonNode c : golden.get("cases")) {
-                    int[] expected = new int[c.get("greedy_ids").size()];
-                    for (int i = 0; i < expected.length; i++) {
-                        expected[i] = c.get("greedy_ids").get(i).asInt();
-                    }
-                    GenerationResult r = s.generate(GenerationRequest.of(c.get("prompt").asText())
-                            .withMaxTokens(expected.length).withEosTokenIds(List.of()));
-                    assertArrayEquals(expected, r.generatedIds(), name + " " + s.name() + " " + c.get("prompt").asText());
-                    DecodeStats st = r.decodeStats();
-                    passes += st.targetForwardPasses();
-                    drafted += st.draftedTokens();
-                    accepted += st.acceptedTokens();
-                    verifications += st.verifications();
-                    generated += st.generatedTokens();
-                }
+                Totals t = SpeculativeFixtures.assertReproducesGoldenPaths(s, name + " " + s.name());
                 String label = s instanceof SpeculativeDecoding sd
                         ? name + "->bard-l " + (sd.threshold() > 0 ? "auto" : "gamma=" + sd.draftLength()) : s.name();
                 System.out.printf(Locale.ROOT, "golden %s: acceptance %.3f, mean accepted per verification %.3f, "
-                                + "tokens per verification %.3f, target passes per token %.3f%n", label,
-                        (double) accepted / Math.max(1, drafted), (double) accepted / verifications,
-                        (double) (accepted + verifications) / verifications, (double) passes / generated);
+                                + "tokens per verification %.3f, target passes per token %.3f%n", label, t.acceptance(),
+                        t.meanAcceptedPerVerification(), t.tokensPerVerification(), t.targetPassesPerToken());
             }
         }
     }
@@ -183,13 +132,10 @@ class SpeculativeDecodingTest {
     @Test
     void stopStringsEndTheOutputAsInPlainDecoding() {
         for (String p : List.of("ROMEO:", "First Citizen:", "HAMLET:\nTo be, or not to be")) {
-            GenerationRequest req = request(p).withStop(List.of("\n\n", "my"));
+            GenerationRequest req = request(p).withStop(SpeculativeFixtures.STOPS);
             GenerationResult expected = new Generator(target).generate(req);
             for (DecodingStrategy s : List.of(new SpeculativeDecoding(target, small, 4), new PromptLookupDecoding(target))) {
-                GenerationResult r = s.generate(req);
-                assertArrayEquals(expected.generatedIds(), r.generatedIds(), s.name() + " " + p);
-                assertEquals(expected.text(), r.text());
-                assertEquals(expected.finishReason(), r.finishReason());
+                SpeculativeFixtures.assertSameOutputAsPlain(expected, s.generate(req), s.name() + " " + p);
             }
         }
     }

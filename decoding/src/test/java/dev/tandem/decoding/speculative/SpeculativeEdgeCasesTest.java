@@ -4,11 +4,9 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tandem.decoding.DecodeStats;
 import dev.tandem.decoding.DecodingStrategy;
-import dev.tandem.decoding.FinishReason;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.Generator;
-import dev.tandem.decoding.TokenEvent;
 import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.transformer.LanguageModel;
@@ -21,13 +19,11 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -75,20 +71,8 @@ class SpeculativeEdgeCasesTest {
         // With the twin draft and γ = 4, tokens 0-3, 5-8, ... are accepted draft tokens and 4, 9, ... bonus tokens.
         int index = SpeculativeFixtures.tokenInsideAnAcceptedDraft(plain, 5);
         assertTrue(index > 0, "no suitable token in " + Arrays.toString(plain));
-        int eos = plain[index];
-        GenerationRequest request = base.withEosTokenIds(List.of(eos));
-        GenerationResult expected = new Generator(target).generate(request);
-        assertEquals(FinishReason.EOS, expected.finishReason());
-        assertEquals(index + 1, expected.generatedIds().length);
-        for (DecodingStrategy s : strategies()) {
-            List<TokenEvent> events = new ArrayList<>();
-            GenerationResult r = s.generate(request, events::add);
-            assertArrayEquals(expected.generatedIds(), r.generatedIds(), s.name());
-            assertEquals(FinishReason.EOS, r.finishReason(), s.name());
-            assertEquals(expected.text(), r.text(), s.name());
-            assertEquals(index + 1, events.size(), s.name() + ": no token after EOS");
-            assertEquals(eos, events.getLast().token());
-        }
+        GenerationRequest request = SpeculativeFixtures.assertEosEndsTheOutputThere(target, base, plain, index, strategies(),
+                DecodingStrategy::name);
         DecodeStats twinStats = new SpeculativeDecoding(target, twin, 4).generate(request).decodeStats();
         assertEquals(1.0, twinStats.acceptanceRate()); // the EOS came from an accepted draft, not a correction
     }
@@ -100,34 +84,20 @@ class SpeculativeEdgeCasesTest {
             GenerationRequest request = GenerationRequest.of("First Citizen:").withMaxTokens(max).withEosTokenIds(List.of());
             GenerationResult expected = generator.generate(request);
             for (DecodingStrategy s : strategies()) {
-                List<TokenEvent> events = new ArrayList<>();
-                GenerationResult r = s.generate(request, events::add);
-                assertArrayEquals(expected.generatedIds(), r.generatedIds(), s.name() + " max " + max);
-                assertEquals(max, r.generatedIds().length);
-                assertEquals(max, events.size());
-                assertEquals(FinishReason.MAX_TOKENS, r.finishReason());
-                assertEquals(expected.text(), r.text());
+                SpeculativeFixtures.assertStopsAtMaxTokensLikePlain(s, request, expected, s.name() + " max " + max);
             }
         }
     }
 
     @Test
     void draftsNeverRunPastTheRemainingContext() {
-        int context = target.config().maxContext();
-        int[] text = target.tokenizer().encode("ROMEO:\nI love thee, and thou lovest me; what more is there to say? ");
         for (int left : new int[] {0, 1, 2, 3, 5, 9}) {
-            int[] prompt = new int[context - left];
-            for (int i = 0; i < prompt.length; i++) {
-                prompt[i] = text[i % text.length];
-            }
-            GenerationRequest request = GenerationRequest.ofIds(prompt).withMaxTokens(20).withEosTokenIds(List.of());
-            GenerationResult expected = new Generator(target).generate(request);
-            assertEquals(FinishReason.CONTEXT_FULL, expected.finishReason());
+            GenerationRequest request = SpeculativeFixtures.leavingPositions(target, left);
+            GenerationResult expected = SpeculativeFixtures.plainUpToTheContextEnd(target, request);
             assertEquals(Math.max(1, left), expected.generatedIds().length);
             for (DecodingStrategy s : strategies()) {
-                GenerationResult r = s.generate(request);
-                assertArrayEquals(expected.generatedIds(), r.generatedIds(), s.name() + " with " + left + " positions left");
-                assertEquals(FinishReason.CONTEXT_FULL, r.finishReason());
+                SpeculativeFixtures.assertEndsAtTheContextLikePlain(s, request, expected,
+                        s.name() + " with " + left + " positions left");
             }
         }
     }
@@ -169,20 +139,7 @@ class SpeculativeEdgeCasesTest {
 
     @Test
     void samplingIsReproducibleFromTheSeed() {
-        SamplingParams sampling = SamplingParams.greedy().withTemperature(1.0f).withSeed(11);
-        GenerationRequest request = GenerationRequest.of("ROMEO:").withMaxTokens(48).withSampling(sampling).withEosTokenIds(List.of());
-        int[] greedy = new Generator(target).generate(GenerationRequest.of("ROMEO:").withMaxTokens(48).withEosTokenIds(List.of()))
-                .generatedIds();
-        for (DecodingStrategy s : strategies()) {
-            GenerationResult a = s.generate(request);
-            GenerationResult b = s.generate(request);
-            GenerationResult c = s.generate(request.withSampling(sampling.withSeed(12)));
-            assertArrayEquals(a.generatedIds(), b.generatedIds(), s.name());
-            assertEquals(a.text(), b.text());
-            assertEquals(48, a.generatedIds().length);
-            assertFalse(Arrays.equals(greedy, a.generatedIds()), s.name() + " sampled the greedy path");
-            assertFalse(Arrays.equals(a.generatedIds(), c.generatedIds()), s.name() + " ignored the seed");
-        }
+        SpeculativeFixtures.assertSamplingIsReproducibleFromTheSeed(target, strategies(), DecodingStrategy::name);
     }
 
     /** Every sampled token must lie in the target's top-k at its own position (so p rows line up with drafts). */
@@ -192,23 +149,11 @@ class SpeculativeEdgeCasesTest {
         for (DecodingStrategy s : strategies()) {
             GenerationResult r = s.generate(GenerationRequest.of("KING HENRY VI:\nWhat").withMaxTokens(40)
                     .withSampling(sampling).withEosTokenIds(List.of()));
-            int[] prompt = r.promptIds(), out = r.generatedIds();
-            int[] all = Arrays.copyOf(prompt, prompt.length + out.length);
-            System.arraycopy(out, 0, all, prompt.length, out.length);
-            try (var kv = target.newSequence()) {
-                var fr = target.forward(dev.tandem.transformer.Batch.of(
-                        dev.tandem.transformer.Batch.Entry.continuationAllLogits(kv, Arrays.copyOf(all, all.length - 1))));
-                for (int i = 0; i < out.length; i++) {
-                    float[] logits = fr.logits(0, prompt.length - 1 + i);
-                    float mine = logits[out[i]];
-                    int above = 0;
-                    for (float l : logits) {
-                        if (l > mine) {
-                            above++;
-                        }
-                    }
-                    assertTrue(above < 3, s.name() + ": token " + i + " (" + out[i] + ") is outside the target's top 3");
-                }
+            int[] out = r.generatedIds();
+            float[][] logits = SpeculativeFixtures.targetLogitsOfEachToken(target, r);
+            for (int i = 0; i < out.length; i++) {
+                assertTrue(SpeculativeFixtures.rankOf(logits[i], out[i]) < 3,
+                        s.name() + ": token " + i + " (" + out[i] + ") is outside the target's top 3");
             }
         }
     }

@@ -4,16 +4,12 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tandem.decoding.DecodeStats;
-import dev.tandem.decoding.FinishReason;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.Generator;
-import dev.tandem.decoding.TokenEvent;
 import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.decoding.speculative.SpeculativeFixtures.Totals;
 import dev.tandem.runtime.TandemException;
-import dev.tandem.runtime.kv.KvSequence;
-import dev.tandem.transformer.Batch;
-import dev.tandem.transformer.ForwardResult;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
 import dev.tandem.transformer.TestModels;
@@ -29,9 +25,9 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 
+import static dev.tandem.decoding.speculative.SpeculativeFixtures.request;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -57,11 +53,7 @@ class TreeDecodingTest {
         small = ModelLoader.load(TestModels.model("bard-s"), shared);
         medium = ModelLoader.load(TestModels.model("bard-m"), shared);
         prompts = SpeculativeFixtures.goldenPromptsAnd(MORE_PROMPTS);
-        plain = new ArrayList<>();
-        Generator generator = new Generator(target);
-        for (String p : prompts) {
-            plain.add(generator.generate(request(p)));
-        }
+        plain = SpeculativeFixtures.plainGreedy(target, prompts, SpeculativeFixtures::request);
     }
 
     @AfterAll
@@ -70,10 +62,6 @@ class TreeDecodingTest {
         small.close();
         twin.close();
         target.close();
-    }
-
-    static GenerationRequest request(String prompt) {
-        return GenerationRequest.of(prompt).withMaxTokens(48);
     }
 
     static List<TreeDecoding> configurations(LanguageModel draft) {
@@ -88,25 +76,13 @@ class TreeDecodingTest {
     void greedyIsIdenticalToPlainGreedy() {
         for (LanguageModel d : List.of(small, medium)) {
             for (TreeDecoding strategy : configurations(d)) {
-                String label = d.directory().getFileName() + "->bard-l " + label(strategy);
-                for (int i = 0; i < prompts.size(); i++) {
-                    GenerationResult expected = plain.get(i);
-                    StringBuilder streamed = new StringBuilder();
-                    GenerationResult r = strategy.generate(request(prompts.get(i)), e -> streamed.append(e.textDelta()));
-                    String where = label + " on " + prompts.get(i);
-                    assertArrayEquals(expected.generatedIds(), r.generatedIds(), where);
-                    assertEquals(expected.text(), r.text(), where);
-                    assertEquals(expected.text(), streamed.toString(), where);
-                    assertEquals(expected.finishReason(), r.finishReason(), where);
-                    assertEquals(expected.usage(), r.usage(), where);
-                    DecodeStats s = r.decodeStats();
-                    assertEquals("tree", s.method());
-                    assertEquals(r.generatedIds().length, s.generatedTokens());
-                    assertEquals(s.verifications(), s.acceptedHistogram().stream().mapToLong(Long::longValue).sum());
-                    assertEquals(s.acceptedTokens(), SpeculativeDecodingTest.sumWeighted(s.acceptedHistogram()));
-                    assertTrue(s.acceptedHistogram().size() <= strategy.maxDepth() + 1, where);
-                    assertTrue(s.draftedTokens() <= (long) s.verifications() * strategy.nodeBudget(), where);
-                }
+                assertEquals("tree", strategy.name());
+                SpeculativeFixtures.assertSameAsPlain(strategy, prompts, plain, SpeculativeFixtures::request,
+                        d.directory().getFileName() + "->bard-l " + label(strategy), (r, where) -> {
+                            DecodeStats s = r.decodeStats();
+                            assertTrue(s.acceptedHistogram().size() <= strategy.maxDepth() + 1, where);
+                            assertTrue(s.draftedTokens() <= (long) s.verifications() * strategy.nodeBudget(), where);
+                        });
             }
         }
     }
@@ -114,36 +90,18 @@ class TreeDecodingTest {
     /** The golden greedy paths (EOS off, each its own length), with the stats the issue asks for printed. */
     @Test
     void goldenPathsAreReproducedWithStats() throws IOException {
-        JsonNode golden = SpeculativeFixtures.golden();
         for (LanguageModel d : List.of(small, medium)) {
             List<TreeDecoding> all = new ArrayList<>(configurations(d));
             all.addAll(List.of(new TreeDecoding(target, d, 8, 2, 4), new TreeDecoding(target, d, 16, 2, 6),
                     new TreeDecoding(target, d, 32, 4, 6), new TreeDecoding(target, d, 4, 1, 4)));
             for (TreeDecoding s : all) {
-                long passes = 0, draftPasses = 0, drafted = 0, accepted = 0, verifications = 0, generated = 0;
-                for (JsonNode c : golden.get("cases")) {
-                    int[] expected = new int[c.get("greedy_ids").size()];
-                    for (int i = 0; i < expected.length; i++) {
-                        expected[i] = c.get("greedy_ids").get(i).asInt();
-                    }
-                    GenerationResult r = s.generate(GenerationRequest.of(c.get("prompt").asText())
-                            .withMaxTokens(expected.length).withEosTokenIds(List.of()));
-                    String where = d.directory().getFileName() + " " + label(s) + " " + c.get("prompt").asText();
-                    assertArrayEquals(expected, r.generatedIds(), where);
-                    DecodeStats st = r.decodeStats();
-                    passes += st.targetForwardPasses();
-                    draftPasses += st.draftForwardPasses();
-                    drafted += st.draftedTokens();
-                    accepted += st.acceptedTokens();
-                    verifications += st.verifications();
-                    generated += st.generatedTokens();
-                }
+                Totals t = SpeculativeFixtures.assertReproducesGoldenPaths(s, d.directory().getFileName() + " " + label(s));
                 System.out.printf(Locale.ROOT, "golden tree %s->bard-l %s: acceptance %.3f (of drafted nodes), mean accepted per "
                                 + "verification %.3f, tokens per verification %.3f, target passes per token %.3f, "
                                 + "draft passes per verification %.3f, nodes per verification %.2f%n",
-                        d.directory().getFileName(), label(s), (double) accepted / Math.max(1, drafted),
-                        (double) accepted / verifications, (double) (accepted + verifications) / verifications,
-                        (double) passes / generated, (double) draftPasses / verifications, (double) drafted / verifications);
+                        d.directory().getFileName(), label(s), t.acceptance(), t.meanAcceptedPerVerification(),
+                        t.tokensPerVerification(), t.targetPassesPerToken(), t.draftPassesPerVerification(),
+                        t.nodesPerVerification());
             }
         }
     }
@@ -172,32 +130,8 @@ class TreeDecodingTest {
      */
     @Test
     void theCacheKeepsExactlyTheAcceptedPath() {
-        int[] rounds = {0};
-        int[] acceptedSomething = {0};
-        TreeDecoding.RoundObserver check = (kv, kept, next) -> {
-            rounds[0]++;
-            assertEquals(kept.length, kv.length(), "cache length after round " + rounds[0]);
-            if (rounds[0] % 3 != 1) {
-                return; // a fresh prefill per round is slow; every third round is enough
-            }
-            acceptedSomething[0]++;
-            int[] more = {next, 17, 400};
-            float[][] continued = new float[more.length][];
-            try (KvSequence fork = kv.fork()) {
-                ForwardResult fr = target.forward(Batch.of(Batch.Entry.continuationAllLogits(fork, more)));
-                for (int i = 0; i < more.length; i++) {
-                    continued[i] = fr.logits(0, i);
-                }
-            }
-            int[] all = Arrays.copyOf(kept, kept.length + more.length);
-            System.arraycopy(more, 0, all, kept.length, more.length);
-            try (KvSequence fresh = target.newSequence()) {
-                ForwardResult fr = target.forward(Batch.of(Batch.Entry.continuationAllLogits(fresh, all)));
-                for (int i = 0; i < more.length; i++) {
-                    assertArrayEquals(fr.logits(0, kept.length + i), continued[i], "round " + rounds[0] + " row " + i);
-                }
-            }
-        };
+        // A fresh prefill per round is slow; every third round is enough.
+        SpeculativeFixtures.KeptCacheCheck check = new SpeculativeFixtures.KeptCacheCheck(target, 3);
         for (LanguageModel d : List.of(small, medium)) {
             TreeDecoding s = TreeDecoding.of(target, d).withObserver(check);
             for (String p : List.of("ROMEO:", "HAMLET:\nTo be, or not to be", "Natasha ran into the room")) {
@@ -206,7 +140,7 @@ class TreeDecodingTest {
                 assertTrue(r.decodeStats().acceptedTokens() > 0, r.decodeStats().summary());
             }
         }
-        assertTrue(acceptedSomething[0] > 5);
+        assertTrue(check.checked() > 5, check.checked() + " rounds checked");
     }
 
     @Test
@@ -229,21 +163,9 @@ class TreeDecodingTest {
         // With the twin's top-1 chain at depth 4, tokens 0-3, 5-8, ... are accepted path tokens and 4, 9, ... the target's own.
         int index = SpeculativeFixtures.tokenInsideAnAcceptedDraft(plainIds, 5);
         assertTrue(index > 0, "no suitable token in " + Arrays.toString(plainIds));
-        int eos = plainIds[index];
-        GenerationRequest request = base.withEosTokenIds(List.of(eos));
-        GenerationResult expected = new Generator(target).generate(request);
-        assertEquals(FinishReason.EOS, expected.finishReason());
-        assertEquals(index + 1, expected.generatedIds().length);
-        for (TreeDecoding s : List.of(new TreeDecoding(target, twin, 4, 1, 4), TreeDecoding.of(target, twin),
-                TreeDecoding.of(target, small))) {
-            List<TokenEvent> events = new ArrayList<>();
-            GenerationResult r = s.generate(request, events::add);
-            assertArrayEquals(expected.generatedIds(), r.generatedIds(), label(s));
-            assertEquals(FinishReason.EOS, r.finishReason());
-            assertEquals(expected.text(), r.text());
-            assertEquals(index + 1, events.size(), "no token after EOS");
-            assertEquals(eos, events.getLast().token());
-        }
+        GenerationRequest request = SpeculativeFixtures.assertEosEndsTheOutputThere(target, base, plainIds, index,
+                List.of(new TreeDecoding(target, twin, 4, 1, 4), TreeDecoding.of(target, twin), TreeDecoding.of(target, small)),
+                TreeDecodingTest::label);
         DecodeStats twinStats = new TreeDecoding(target, twin, 4, 1, 4).generate(request).decodeStats();
         // The EOS was an accepted path token (every round accepts all 4 levels), not the target's own token.
         assertEquals(index / 5 + 1, twinStats.verifications(), twinStats.summary());
@@ -258,32 +180,18 @@ class TreeDecodingTest {
             GenerationResult expected = generator.generate(request);
             for (TreeDecoding s : List.of(new TreeDecoding(target, twin, 4, 1, 4), TreeDecoding.of(target, twin),
                 TreeDecoding.of(target, small))) {
-                List<TokenEvent> events = new ArrayList<>();
-                GenerationResult r = s.generate(request, events::add);
-                assertArrayEquals(expected.generatedIds(), r.generatedIds(), label(s) + " max " + max);
-                assertEquals(max, r.generatedIds().length);
-                assertEquals(max, events.size());
-                assertEquals(FinishReason.MAX_TOKENS, r.finishReason());
-                assertEquals(expected.text(), r.text());
+                SpeculativeFixtures.assertStopsAtMaxTokensLikePlain(s, request, expected, label(s) + " max " + max);
             }
         }
     }
 
     @Test
     void treesNeverRunPastTheRemainingContext() {
-        int context = target.config().maxContext();
-        int[] text = target.tokenizer().encode("ROMEO:\nI love thee, and thou lovest me; what more is there to say? ");
         for (int left : new int[] {0, 1, 2, 3, 5}) {
-            int[] prompt = new int[context - left];
-            for (int i = 0; i < prompt.length; i++) {
-                prompt[i] = text[i % text.length];
-            }
-            GenerationRequest request = GenerationRequest.ofIds(prompt).withMaxTokens(20).withEosTokenIds(List.of());
-            GenerationResult expected = new Generator(target).generate(request);
-            assertEquals(FinishReason.CONTEXT_FULL, expected.finishReason());
-            GenerationResult r = TreeDecoding.of(target, small).generate(request);
-            assertArrayEquals(expected.generatedIds(), r.generatedIds(), left + " positions left");
-            assertEquals(FinishReason.CONTEXT_FULL, r.finishReason());
+            GenerationRequest request = SpeculativeFixtures.leavingPositions(target, left);
+            GenerationResult expected = SpeculativeFixtures.plainUpToTheContextEnd(target, request);
+            SpeculativeFixtures.assertEndsAtTheContextLikePlain(TreeDecoding.of(target, small), request, expected,
+                    left + " positions left");
         }
     }
 
@@ -294,11 +202,7 @@ class TreeDecodingTest {
             GenerationRequest req = request(p).withSampling(penalty).withLogprobs(2);
             GenerationResult expected = new Generator(target).generate(req);
             for (TreeDecoding s : List.of(TreeDecoding.of(target, small), new TreeDecoding(target, medium, 10, 2, 5))) {
-                List<TokenEvent> events = new ArrayList<>();
-                GenerationResult r = s.generate(req, events::add);
-                assertArrayEquals(expected.generatedIds(), r.generatedIds(), label(s) + " " + p);
-                assertEquals(expected.logprobs(), r.logprobs());
-                assertEquals(expected.logprobs(), events);
+                SpeculativeFixtures.assertSameIdsAndLogprobsAsPlain(s, req, expected, label(s) + " " + p);
             }
         }
     }
@@ -306,12 +210,9 @@ class TreeDecodingTest {
     @Test
     void stopStringsEndTheOutputAsInPlainDecoding() {
         for (String p : List.of("ROMEO:", "HAMLET:\nTo be, or not to be")) {
-            GenerationRequest req = request(p).withStop(List.of("\n\n", "my"));
-            GenerationResult expected = new Generator(target).generate(req);
-            GenerationResult r = TreeDecoding.of(target, small).generate(req);
-            assertArrayEquals(expected.generatedIds(), r.generatedIds(), p);
-            assertEquals(expected.text(), r.text());
-            assertEquals(expected.finishReason(), r.finishReason());
+            GenerationRequest req = request(p).withStop(SpeculativeFixtures.STOPS);
+            SpeculativeFixtures.assertSameOutputAsPlain(new Generator(target).generate(req),
+                    TreeDecoding.of(target, small).generate(req), p);
         }
     }
 
@@ -349,20 +250,8 @@ class TreeDecodingTest {
 
     @Test
     void samplingIsReproducibleFromTheSeed() {
-        SamplingParams sampling = SamplingParams.greedy().withTemperature(1.0f).withSeed(11);
-        GenerationRequest request = GenerationRequest.of("ROMEO:").withMaxTokens(48).withSampling(sampling).withEosTokenIds(List.of());
-        int[] greedy = new Generator(target).generate(GenerationRequest.of("ROMEO:").withMaxTokens(48).withEosTokenIds(List.of()))
-                .generatedIds();
-        for (TreeDecoding s : List.of(TreeDecoding.of(target, small), new TreeDecoding(target, medium, 10, 2, 5))) {
-            GenerationResult a = s.generate(request);
-            GenerationResult b = s.generate(request);
-            GenerationResult c = s.generate(request.withSampling(sampling.withSeed(12)));
-            assertArrayEquals(a.generatedIds(), b.generatedIds(), label(s));
-            assertEquals(a.text(), b.text());
-            assertEquals(48, a.generatedIds().length);
-            assertFalse(Arrays.equals(greedy, a.generatedIds()), label(s) + " sampled the greedy path");
-            assertFalse(Arrays.equals(a.generatedIds(), c.generatedIds()), label(s) + " ignored the seed");
-        }
+        SpeculativeFixtures.assertSamplingIsReproducibleFromTheSeed(target,
+                List.of(TreeDecoding.of(target, small), new TreeDecoding(target, medium, 10, 2, 5)), TreeDecodingTest::label);
     }
 
     /** Every sampled token lies in the target's top-k at its own position. */
@@ -373,22 +262,11 @@ class TreeDecodingTest {
             GenerationResult r = s.generate(GenerationRequest.of("KING HENRY VI:\nWhat").withMaxTokens(40)
                     .withSampling(sampling).withEosTokenIds(List.of()));
             assertTrue(r.decodeStats().acceptedTokens() > 0, r.decodeStats().summary());
-            int[] prompt = r.promptIds(), out = r.generatedIds();
-            int[] all = Arrays.copyOf(prompt, prompt.length + out.length);
-            System.arraycopy(out, 0, all, prompt.length, out.length);
-            try (KvSequence kv = target.newSequence()) {
-                ForwardResult fr = target.forward(Batch.of(Batch.Entry.continuationAllLogits(kv, Arrays.copyOf(all, all.length - 1))));
-                for (int i = 0; i < out.length; i++) {
-                    float[] logits = fr.logits(0, prompt.length - 1 + i);
-                    float mine = logits[out[i]];
-                    int above = 0;
-                    for (float l : logits) {
-                        if (l > mine) {
-                            above++;
-                        }
-                    }
-                    assertTrue(above < 3, label(s) + ": token " + i + " (" + out[i] + ") is outside the target's top 3");
-                }
+            int[] out = r.generatedIds();
+            float[][] logits = SpeculativeFixtures.targetLogitsOfEachToken(target, r);
+            for (int i = 0; i < out.length; i++) {
+                assertTrue(SpeculativeFixtures.rankOf(logits[i], out[i]) < 3,
+                        label(s) + ": token " + i + " (" + out[i] + ") is outside the target's top 3");
             }
         }
     }

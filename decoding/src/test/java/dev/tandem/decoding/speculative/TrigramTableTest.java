@@ -193,4 +193,16 @@ class TrigramTableTest {
         assertTrue(assertThrows(TandemException.class, () -> TrigramTable.fromCorpus(tokenizer, empty)).getMessage()
                 .endsWith("is empty."));
     }
+
+    /** A corpus past the size read into memory is refused before it is read (a sparse file: no disk used). */
+    @Test
+    void aCorpusTooLargeToHoldIsRefusedBeforeReading(@TempDir Path tmp) throws IOException {
+        Path huge = tmp.resolve("huge.txt");
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(huge.toFile(), "rw")) {
+            f.setLength(TrigramTable.MAX_CORPUS_BYTES + 1);
+        }
+        String m = assertThrows(TandemException.class, () -> TrigramTable.fromCorpus(bardTokenizer(), huge)).getMessage();
+        assertEquals("the corpus file " + huge + " has " + (TrigramTable.MAX_CORPUS_BYTES + 1) + " bytes, more than the "
+                + TrigramTable.MAX_CORPUS_BYTES + " a trigram table is built from; give a smaller excerpt.", m);
+    }
 }
