@@ -305,6 +305,10 @@ public final class GenerateCommand implements Callable<Integer> {
         if (!method.equals("aded") && (ngramCorpus != null || adedIterations != null)) {
             throw new ParameterException(spec.commandLine(), "--ngram-corpus and --aded-iterations apply to --method aded only.");
         }
+        if (ngramCorpus != null && !java.nio.file.Files.exists(ngramCorpus)) {
+            // Said before any model is loaded; TrigramTable names every other way the file can be bad.
+            throw new TandemException("the corpus file " + ngramCorpus + " does not exist.");
+        }
         if (!method.equals("lookahead") && (lookaheadWindow != null || lookaheadNgram != null || lookaheadCandidates != null)) {
             throw new ParameterException(spec.commandLine(), "--lookahead-window, --lookahead-ngram and --lookahead-candidates "
                     + "apply to --method lookahead only.");
