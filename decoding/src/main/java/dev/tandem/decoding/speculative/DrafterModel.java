@@ -59,7 +59,8 @@ final class DrafterModel implements Drafter {
                 top = threshold > 0 ? topProbability(processed, token) : 1;
             } else {
                 double[] dist = Sampler.distribution(logits, sp, context, pos);
-                token = draw(dist, CounterRng.uniform(sp.seed(), request.streamId(), pos, RngPurpose.DRAFT, 0));
+                // q sums to 1, so a total of 1 draws exactly as Sampler.sample would from q
+                token = Sampler.inverseCdf(dist, 1.0, CounterRng.uniform(sp.seed(), request.streamId(), pos, RngPurpose.DRAFT, 0));
                 q[n] = dist;
                 top = 0;
                 for (double v : dist) {
@@ -93,22 +94,6 @@ final class DrafterModel implements Drafter {
             }
         }
         return 1 / total;
-    }
-
-    /** The first token t (in id order) with q_0 + … + q_t &gt; u, as {@link Sampler#sample} draws. */
-    static int draw(double[] q, double u) {
-        double cumulative = 0;
-        int last = -1;
-        for (int t = 0; t < q.length; t++) {
-            if (q[t] > 0) {
-                cumulative += q[t];
-                last = t;
-                if (u < cumulative) {
-                    return t;
-                }
-            }
-        }
-        return last;
     }
 
     @Override

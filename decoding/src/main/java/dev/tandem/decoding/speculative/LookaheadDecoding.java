@@ -180,14 +180,7 @@ public final class LookaheadDecoding implements DecodingStrategy {
                 int[] tokens = new int[rows];
                 int[] parents = new int[rows];
                 int[] positions = new int[rows];
-                tokens[0] = root;
-                parents[0] = -1;
-                positions[0] = length - 1;
-                for (int j = 0; j < n; j++) {
-                    tokens[j + 1] = trie.token(j);
-                    parents[j + 1] = trie.parent(j) + 1;
-                    positions[j + 1] = length - 1 + trie.depth(j);
-                }
+                TreeDecoding.layOut(trie, root, length - 1, tokens, parents, positions);
                 int[] newest = look ? jacobi.layOut(1 + n, length - 1, tokens, parents, positions) : null;
                 int base = kv.length(); // length − 1: the root goes there
                 ForwardResult fr = target.forward(Batch.of(Batch.Entry.of(kv, tokens, positions,
@@ -215,24 +208,13 @@ public final class LookaheadDecoding implements DecodingStrategy {
                 }
 
                 // The cache holds [0, length) (the root last), the trie and the lookahead rows; keep the accepted path.
-                int[] keep = new int[accepted];
-                for (int i = 0; i < accepted; i++) {
-                    keep[i] = base + 1 + path[i];
-                }
-                kv.compact(base + 1, keep);
+                TreeDecoding.keepPath(kv, base, path);
                 int[] pathTokens = trie.tokensOf(path);
                 if (observer != null) {
                     observer.afterStep(new Step(state.context(0), tokens, parents, positions, n,
                             logits, pathTokens, verdict.next(), kv));
                 }
-                int row = 0;
-                for (int i = 0; i < accepted && !state.finished(); i++) {
-                    listener.accept(state.acceptToken(pathTokens[i], logits[row]));
-                    row = path[i] + 1;
-                }
-                if (!state.finished()) {
-                    listener.accept(state.acceptToken(verdict.next(), logits[row]));
-                }
+                TreeDecoding.emitPath(state, pathTokens, verdict, logits, listener);
                 state.addDecodeStep(System.nanoTime() - stepStart);
             }
             return state.result().withDecodeStats(stats.build(state.result().generatedIds().length));

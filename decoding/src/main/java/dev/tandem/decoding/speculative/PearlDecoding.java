@@ -6,8 +6,6 @@ import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.RequestState;
 import dev.tandem.decoding.TokenEvent;
-import dev.tandem.decoding.sampling.LogitsProcessors;
-import dev.tandem.decoding.sampling.Sampler;
 import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.transformer.Batch;
@@ -190,23 +188,8 @@ public final class PearlDecoding implements DecodingStrategy {
                         q[m] = ahead.q()[0];
                     }
                 }
-                Verdict verdict;
-                if (greedy) {
-                    float[][] processed = new float[m + 1][];
-                    for (int i = 0; i <= m; i++) {
-                        processed[i] = logits[i].clone();
-                        LogitsProcessors.apply(processed[i], sp, context, length + i);
-                    }
-                    verdict = openEnded ? ChainVerifier.greedyOpenEnded(chain, processed) : ChainVerifier.greedy(chain, processed);
-                } else {
-                    double[][] p = new double[m + 1][];
-                    for (int i = 0; i <= m; i++) {
-                        p[i] = Sampler.distribution(logits[i], sp, context, length + i);
-                    }
-                    verdict = openEnded
-                            ? ChainVerifier.sampleOpenEnded(chain, p, q, sp.seed(), request.streamId(), length)
-                            : ChainVerifier.sample(chain, p, q, sp.seed(), request.streamId(), length);
-                }
+                Verdict verdict = SpeculativeDecoding.verifyChain(chain, q, logits, openEnded, sp, context, length,
+                        request.streamId());
                 int accepted = verdict == null ? n : verdict.accepted();
                 stats.verification(n, accepted);
 

@@ -121,6 +121,32 @@ public final class SpeculativeDecoding implements DecodingStrategy {
     }
 
     /**
+     * Verifies {@code chain} (drawn from {@code q}, or null when deterministic) against the target's raw
+     * {@code logits} (row i predicts chain[i]; row n the token after), each row processed with
+     * {@code context[0, length + i)} as its context ({@code context} holds the chain from {@code length} on):
+     * greedy with {@link ChainVerifier#greedy}, sampling with {@link ChainVerifier#sample}. {@code openEnded}:
+     * there is no row after the chain, and a fully accepted chain returns null (the OpenEnded verifiers).
+     */
+    static Verdict verifyChain(int[] chain, double[][] q, float[][] logits, boolean openEnded, SamplingParams sp,
+                               int[] context, int length, long stream) {
+        int rows = openEnded ? chain.length : chain.length + 1;
+        if (sp.isGreedy()) {
+            float[][] processed = new float[rows][];
+            for (int i = 0; i < rows; i++) {
+                processed[i] = logits[i].clone();
+                LogitsProcessors.apply(processed[i], sp, context, length + i);
+            }
+            return openEnded ? ChainVerifier.greedyOpenEnded(chain, processed) : ChainVerifier.greedy(chain, processed);
+        }
+        double[][] p = new double[rows][];
+        for (int i = 0; i < rows; i++) {
+            p[i] = Sampler.distribution(logits[i], sp, context, length + i);
+        }
+        return openEnded ? ChainVerifier.sampleOpenEnded(chain, p, q, sp.seed(), stream, length)
+                : ChainVerifier.sample(chain, p, q, sp.seed(), stream, length);
+    }
+
+    /**
      * The draft-and-verify loop shared by the chain methods. Invariant between rounds: the target's KV
      * sequence holds the context without its last token, which the next verification pass feeds first.
      */
@@ -129,7 +155,6 @@ public final class SpeculativeDecoding implements DecodingStrategy {
         DecodeStats.Recorder stats = new DecodeStats.Recorder(method);
         RequestState state = RequestState.start(target, request);
         SamplingParams sp = request.sampling();
-        boolean greedy = sp.isGreedy();
         int targetContext = target.config().maxContext();
         try (Drafter drafter = drafters.get()) {
             prefillAllButLast(target, state, stats);
@@ -159,21 +184,7 @@ public final class SpeculativeDecoding implements DecodingStrategy {
                 for (int i = 0; i <= n; i++) {
                     logits[i] = fr.logits(0, i);
                 }
-                Verdict verdict;
-                if (greedy) {
-                    float[][] processed = new float[n + 1][];
-                    for (int i = 0; i <= n; i++) {
-                        processed[i] = logits[i].clone();
-                        LogitsProcessors.apply(processed[i], sp, context, length + i);
-                    }
-                    verdict = ChainVerifier.greedy(tokens, processed);
-                } else {
-                    double[][] p = new double[n + 1][];
-                    for (int i = 0; i <= n; i++) {
-                        p[i] = Sampler.distribution(logits[i], sp, context, length + i);
-                    }
-                    verdict = ChainVerifier.sample(tokens, p, d.q(), sp.seed(), request.streamId(), length);
-                }
+                Verdict verdict = verifyChain(tokens, d.q(), logits, false, sp, context, length, request.streamId());
                 int accepted = verdict.accepted();
                 stats.verification(n, accepted);
                 stats.addVerifyNanos(System.nanoTime() - t0);

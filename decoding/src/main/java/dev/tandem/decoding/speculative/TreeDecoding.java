@@ -181,14 +181,7 @@ public final class TreeDecoding implements DecodingStrategy {
                 int[] rows = new int[n + 1];
                 int[] parents = new int[n + 1];
                 int[] positions = new int[n + 1];
-                rows[0] = context[length - 1];
-                parents[0] = -1;
-                positions[0] = length - 1;
-                for (int j = 0; j < n; j++) {
-                    rows[j + 1] = tree.token(j);
-                    parents[j + 1] = tree.parent(j) + 1;
-                    positions[j + 1] = length - 1 + tree.depth(j);
-                }
+                layOut(tree, context[length - 1], length - 1, rows, parents, positions);
                 ForwardResult fr = target.forward(Batch.of(Batch.Entry.of(kv, rows, positions,
                         new AttentionShape.Tree(parents)).withAllLogits()));
                 stats.targetPass();
@@ -203,31 +196,62 @@ public final class TreeDecoding implements DecodingStrategy {
                 stats.addVerifyNanos(System.nanoTime() - t0);
 
                 // The target holds [0, length) (the root last) and the n node rows after it; keep the accepted path.
-                int[] keep = new int[accepted];
-                for (int i = 0; i < accepted; i++) {
-                    keep[i] = base + 1 + path[i];
-                }
-                kv.compact(base + 1, keep);
+                keepPath(kv, base, path);
                 int[] pathTokens = tree.tokensOf(path);
                 if (observer != null) {
                     int[] kept = Arrays.copyOf(context, length + accepted);
                     System.arraycopy(pathTokens, 0, kept, length, accepted);
                     observer.afterRound(kv, kept, verdict.next());
                 }
-                int row = 0;
-                for (int i = 0; i < accepted && !state.finished(); i++) {
-                    listener.accept(state.acceptToken(pathTokens[i], logits[row]));
-                    row = path[i] + 1;
-                }
-                if (!state.finished()) {
-                    listener.accept(state.acceptToken(verdict.next(), logits[row]));
-                }
+                emitPath(state, pathTokens, verdict, logits, listener);
                 state.addDecodeStep(System.nanoTime() - roundStart);
             }
             return state.result().withDecodeStats(stats.build(state.result().generatedIds().length));
         } catch (RuntimeException | Error e) {
             state.abandon();
             throw e;
+        }
+    }
+
+    /**
+     * The rows of a tree-masked verification pass: row 0 the root ({@code rootToken} at {@code rootPosition},
+     * parent −1, i.e. it sees the cached prefix), row j + 1 node j (parent its parent's row, position
+     * rootPosition + depth). The arrays need at least size + 1 entries; later entries are left alone.
+     */
+    static void layOut(TokenTree tree, int rootToken, int rootPosition, int[] tokens, int[] parents, int[] positions) {
+        tokens[0] = rootToken;
+        parents[0] = -1;
+        positions[0] = rootPosition;
+        for (int j = 0; j < tree.size(); j++) {
+            tokens[j + 1] = tree.token(j);
+            parents[j + 1] = tree.parent(j) + 1;
+            positions[j + 1] = rootPosition + tree.depth(j);
+        }
+    }
+
+    /** Keeps [0, base], the root, and the accepted {@code path}'s node rows (laid out by {@link #layOut}) in {@code kv}. */
+    static void keepPath(KvSequence kv, int base, int[] path) {
+        int[] keep = new int[path.length];
+        for (int i = 0; i < path.length; i++) {
+            keep[i] = base + 1 + path[i];
+        }
+        kv.compact(base + 1, keep);
+    }
+
+    /**
+     * Emits the accepted path's tokens, each with the logits of the row that predicted it, then the target's
+     * next token, stopping as soon as the request is finished.
+     */
+    static void emitPath(RequestState state, int[] pathTokens, TreeVerdict verdict, float[][] logits,
+                         Consumer<TokenEvent> listener) {
+        int[] path = verdict.path();
+        int row = 0;
+        for (int i = 0; i < path.length && !state.finished(); i++) {
+            listener.accept(state.acceptToken(pathTokens[i], logits[row]));
+            row = path[i] + 1;
+        }
+        if (!state.finished()) {
+            listener.accept(state.acceptToken(verdict.next(), logits[row]));
         }
     }
 
