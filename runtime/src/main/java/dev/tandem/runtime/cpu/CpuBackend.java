@@ -24,6 +24,8 @@ public final class CpuBackend implements Backend {
     private final CpuThreadPool pool;
     private final Kernels kernels;
     private final ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> new float[256]);
+    /** Per thread: the lanes of a tile's accumulators and the tile's 16 results. */
+    private final ThreadLocal<float[][]> tileBuffers;
 
     /** A backend on all available processors. */
     public CpuBackend() {
@@ -33,6 +35,7 @@ public final class CpuBackend implements Backend {
     public CpuBackend(int threads) {
         this.pool = new CpuThreadPool(threads);
         this.kernels = Kernels.select();
+        this.tileBuffers = ThreadLocal.withInitial(() -> new float[][] {new float[kernels.tileScratch()], new float[16]});
     }
 
     @Override
@@ -82,7 +85,9 @@ public final class CpuBackend implements Backend {
         }
         MemorySegment xs = x.segment(), ws = w.segment(), os = out.segment();
         DType wt = w.dtype();
-        // Column groups of 4 (dot1x4 for single rows) in chunks sized to give every thread a few tasks.
+        // Tasks own column ranges (groups of 4 weight rows), sized to give every thread a few. Inside a
+        // task the weights are the outer loop: each panel of 4 weight rows is read from memory once and
+        // used by every row of the pass while it is in cache (rows × 4 tiles, docs/decisions.md).
         int groups = (m + 3) / 4;
         int groupsPerTask = Math.max(1, Math.min(64, groups / (pool.threads() * 4)));
         int tasks = (groups + groupsPerTask - 1) / groupsPerTask;
@@ -116,25 +121,21 @@ public final class CpuBackend implements Backend {
             wRow = (long) wt.byteSize() * k;
             wBase = 0;
         }
-        float[] o4 = new float[4];
-        int r = 0;
-        for (; r + 4 <= n; r += 4) {
-            for (int c = c0; c < c1; c++) {
-                kernels.dot4x1(xs, r * xRow, xRow, w, wBase + c * wRow, kt, k, o4);
-                for (int i = 0; i < 4; i++) {
-                    os.set(F32, 4L * ((long) (r + i) * m + c), o4[i]);
+        float[][] buffers = tileBuffers.get();
+        float[] lanes = buffers[0], tile = buffers[1];
+        int c = c0;
+        for (; c + 4 <= c1; c += 4) {
+            long wOff = wBase + c * wRow;
+            for (int r = 0; r < n; r += 4) {
+                int rows = Math.min(4, n - r);
+                kernels.dotTile(rows, xs, r * xRow, xRow, w, wOff, wRow, kt, k, lanes, tile);
+                for (int i = 0; i < rows; i++) {
+                    MemorySegment.copy(tile, 4 * i, os, F32, 4L * ((long) (r + i) * m + c), 4);
                 }
             }
         }
-        for (; r < n; r++) {
-            int c = c0;
-            for (; c + 4 <= c1; c += 4) {
-                kernels.dot1x4(xs, r * xRow, w, wBase + c * wRow, wRow, kt, k, o4);
-                for (int i = 0; i < 4; i++) {
-                    os.set(F32, 4L * ((long) r * m + c + i), o4[i]);
-                }
-            }
-            for (; c < c1; c++) {
+        for (; c < c1; c++) {
+            for (int r = 0; r < n; r++) {
                 os.set(F32, 4L * ((long) r * m + c), kernels.dot(xs, r * xRow, w, wBase + c * wRow, kt, k));
             }
         }

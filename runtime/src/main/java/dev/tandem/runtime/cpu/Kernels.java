@@ -6,11 +6,12 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * The inner loops of the CPU backend. Every dot product follows one canonical order, whatever the
- * implementation or the tile it is computed in: lanes of width {@link #lanes()}, two accumulators
- * over alternating vector chunks (fused multiply-add), a possible last single chunk into the first,
- * the two added, lanes reduced by a fixed halving tree, then the scalar tail by fused multiply-add in
- * index order. So a result depends only on its operands — not on the batch, the tile or the thread —
- * and the scalar implementation reproduces the vector one bit for bit.
+ * implementation or the tile it is computed in: lanes of width {@link #lanes()}, one accumulator
+ * over the full vector chunks in index order (fused multiply-add), lanes reduced by a fixed halving
+ * tree, then the scalar tail by fused multiply-add in index order. So a result depends only on its
+ * operands — not on the batch, the tile or the thread — and the scalar implementation reproduces
+ * the vector one bit for bit. (One accumulator per output, not two, so that a tile of 4 × 4
+ * outputs fits the vector registers; docs/decisions.md.)
  * Offsets are in bytes. Weights ({@code w}) are f32 or bf16; f16 is widened by the caller first.
  */
 interface Kernels {
@@ -19,11 +20,18 @@ interface Kernels {
 
     float dot(MemorySegment x, long xOff, MemorySegment w, long wOff, DType wt, int k);
 
-    /** One activation row against four weight rows {@code wOff + c·wStride}, c = 0..3. */
-    void dot1x4(MemorySegment x, long xOff, MemorySegment w, long wOff, long wStride, DType wt, int k, float[] out);
+    /** Floats of scratch that {@link #dotTile} needs. */
+    default int tileScratch() {
+        return 16 * lanes();
+    }
 
-    /** Four activation rows {@code xOff + r·xStride}, r = 0..3, against one weight row. */
-    void dot4x1(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, DType wt, int k, float[] out);
+    /**
+     * {@code rows × 4} dot products (rows 1 to 4): activation row r at {@code xOff + r·xStride} against
+     * weight row c at {@code wOff + c·wStride}, into {@code out[r·4 + c]}. Each weight vector is read
+     * once for all rows of the tile. {@code lanes} is scratch of {@link #tileScratch()} floats.
+     */
+    void dotTile(int rows, MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                 DType wt, int k, float[] lanes, float[] out);
 
     /** {@code acc[i] = fma(a, v[i], acc[i])} for i in [0, d), v f32. */
     void axpy(float a, MemorySegment v, long vOff, float[] acc, int d);

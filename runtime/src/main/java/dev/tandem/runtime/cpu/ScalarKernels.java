@@ -62,44 +62,32 @@ final class ScalarKernels implements Kernels {
     @Override
     public float dot(MemorySegment x, long xOff, MemorySegment w, long wOff, DType wt, int k) {
         int lanes = this.lanes;
-        float[] a0 = new float[lanes];
-        float[] a1 = new float[lanes];
+        float[] a = new float[lanes];
         int i = 0;
-        for (; i <= k - 2 * lanes; i += 2 * lanes) {
+        for (; i <= k - lanes; i += lanes) {
             for (int j = 0; j < lanes; j++) {
-                a0[j] = Math.fma(x.get(F32, xOff + 4L * (i + j)), weight(w, wOff, wt, i + j), a0[j]);
-                a1[j] = Math.fma(x.get(F32, xOff + 4L * (i + lanes + j)), weight(w, wOff, wt, i + lanes + j), a1[j]);
+                a[j] = Math.fma(x.get(F32, xOff + 4L * (i + j)), weight(w, wOff, wt, i + j), a[j]);
             }
-        }
-        if (i <= k - lanes) {
-            for (int j = 0; j < lanes; j++) {
-                a0[j] = Math.fma(x.get(F32, xOff + 4L * (i + j)), weight(w, wOff, wt, i + j), a0[j]);
-            }
-            i += lanes;
-        }
-        for (int j = 0; j < lanes; j++) {
-            a0[j] += a1[j];
         }
         // The halving tree of VectorKernels.hsum: lane j += lane j + h, for h = lanes/2 .. 1.
         for (int h = lanes / 2; h >= 1; h >>= 1) {
             for (int j = 0; j < h; j++) {
-                a0[j] += a0[j + h];
+                a[j] += a[j + h];
             }
         }
-        return tail(x, xOff, w, wOff, wt, i, k, a0[0]);
+        return tail(x, xOff, w, wOff, wt, i, k, a[0]);
     }
 
     @Override
-    public void dot1x4(MemorySegment x, long xOff, MemorySegment w, long wOff, long wStride, DType wt, int k, float[] out) {
-        for (int c = 0; c < 4; c++) {
-            out[c] = dot(x, xOff, w, wOff + c * wStride, wt, k);
+    public void dotTile(int rows, MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                        DType wt, int k, float[] lanes, float[] out) {
+        if (rows < 1 || rows > 4) {
+            throw new IllegalArgumentException("a tile has 1 to 4 rows, not " + rows);
         }
-    }
-
-    @Override
-    public void dot4x1(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, DType wt, int k, float[] out) {
-        for (int r = 0; r < 4; r++) {
-            out[r] = dot(x, xOff + r * xStride, w, wOff, wt, k);
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < 4; c++) {
+                out[r * 4 + c] = dot(x, xOff + r * xStride, w, wOff + c * wStride, wt, k);
+            }
         }
     }
 

@@ -106,215 +106,222 @@ final class VectorKernels implements Kernels {
         return wt == DType.F32 ? dotF32(x, xOff, w, wOff, k) : dotBf16(x, xOff, w, wOff, k);
     }
 
-    @Override
-    public void dot1x4(MemorySegment x, long xOff, MemorySegment w, long wOff, long wStride, DType wt, int k, float[] out) {
-        if (wt == DType.F32) {
-            dot1x4F32(x, xOff, w, wOff, wStride, k, out);
-        } else {
-            dot1x4Bf16(x, xOff, w, wOff, wStride, k, out);
-        }
-    }
-
-    @Override
-    public void dot4x1(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, DType wt, int k, float[] out) {
-        if (wt == DType.F32) {
-            dot4x1F32(x, xOff, xStride, w, wOff, k, out);
-        } else {
-            dot4x1Bf16(x, xOff, xStride, w, wOff, k, out);
-        }
-    }
-
     private static float dotF32(MemorySegment x, long xOff, MemorySegment w, long wOff, int k) {
-        FloatVector a0 = FloatVector.zero(F);
-        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a = FloatVector.zero(F);
         int i = 0;
-        for (; i <= k - 2 * L; i += 2 * L) {
-            a0 = FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE).fma(loadF32(w, wOff + 4L * i), a0);
-            a1 = FloatVector.fromMemorySegment(F, x, xOff + 4L * (i + L), LE).fma(loadF32(w, wOff + 4L * (i + L)), a1);
+        for (; i <= k - L; i += L) {
+            a = loadF32(x, xOff + 4L * i).fma(loadF32(w, wOff + 4L * i), a);
         }
-        if (i <= k - L) {
-            a0 = FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE).fma(loadF32(w, wOff + 4L * i), a0);
-            i += L;
-        }
-        float s = hsum(a0.add(a1));
+        float s = hsum(a);
         return i < k ? ScalarKernels.tail(x, xOff, w, wOff, DType.F32, i, k, s) : s;
     }
 
-    private static void dot1x4F32(MemorySegment x, long xOff, MemorySegment w, long wOff, long wStride, int k, float[] out) {
-        long w0 = wOff, w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F);
-        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F);
-        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F);
-        FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F);
-        int i = 0;
-        for (; i <= k - 2 * L; i += 2 * L) {
-            long o0 = 4L * i, o1 = 4L * (i + L);
-            FloatVector x0 = FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE);
-            FloatVector x1 = FloatVector.fromMemorySegment(F, x, xOff + 4L * (i + L), LE);
-            a00 = x0.fma(loadF32(w, w0 + o0), a00);
-            a01 = x1.fma(loadF32(w, w0 + o1), a01);
-            a10 = x0.fma(loadF32(w, w1 + o0), a10);
-            a11 = x1.fma(loadF32(w, w1 + o1), a11);
-            a20 = x0.fma(loadF32(w, w2 + o0), a20);
-            a21 = x1.fma(loadF32(w, w2 + o1), a21);
-            a30 = x0.fma(loadF32(w, w3 + o0), a30);
-            a31 = x1.fma(loadF32(w, w3 + o1), a31);
-        }
-        if (i <= k - L) {
-            long o0 = 4L * i;
-            FloatVector x0 = FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE);
-            a00 = x0.fma(loadF32(w, w0 + o0), a00);
-            a10 = x0.fma(loadF32(w, w1 + o0), a10);
-            a20 = x0.fma(loadF32(w, w2 + o0), a20);
-            a30 = x0.fma(loadF32(w, w3 + o0), a30);
-            i += L;
-        }
-        out[0] = hsum(a00.add(a01));
-        out[1] = hsum(a10.add(a11));
-        out[2] = hsum(a20.add(a21));
-        out[3] = hsum(a30.add(a31));
-        if (i < k) {
-            for (int c = 0; c < 4; c++) {
-                out[c] = ScalarKernels.tail(x, xOff, w, wOff + c * wStride, DType.F32, i, k, out[c]);
-            }
-        }
-    }
-
-    private static void dot4x1F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, int k, float[] out) {
-        long x0o = xOff, x1o = xOff + xStride, x2o = xOff + 2 * xStride, x3o = xOff + 3 * xStride;
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F);
-        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F);
-        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F);
-        FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F);
-        int i = 0;
-        for (; i <= k - 2 * L; i += 2 * L) {
-            long b0 = 4L * i, b1 = 4L * (i + L);
-            FloatVector w0 = loadF32(w, wOff + 4L * i);
-            FloatVector w1 = loadF32(w, wOff + 4L * (i + L));
-            a00 = FloatVector.fromMemorySegment(F, x, x0o + b0, LE).fma(w0, a00);
-            a01 = FloatVector.fromMemorySegment(F, x, x0o + b1, LE).fma(w1, a01);
-            a10 = FloatVector.fromMemorySegment(F, x, x1o + b0, LE).fma(w0, a10);
-            a11 = FloatVector.fromMemorySegment(F, x, x1o + b1, LE).fma(w1, a11);
-            a20 = FloatVector.fromMemorySegment(F, x, x2o + b0, LE).fma(w0, a20);
-            a21 = FloatVector.fromMemorySegment(F, x, x2o + b1, LE).fma(w1, a21);
-            a30 = FloatVector.fromMemorySegment(F, x, x3o + b0, LE).fma(w0, a30);
-            a31 = FloatVector.fromMemorySegment(F, x, x3o + b1, LE).fma(w1, a31);
-        }
-        if (i <= k - L) {
-            long b0 = 4L * i;
-            FloatVector w0 = loadF32(w, wOff + 4L * i);
-            a00 = FloatVector.fromMemorySegment(F, x, x0o + b0, LE).fma(w0, a00);
-            a10 = FloatVector.fromMemorySegment(F, x, x1o + b0, LE).fma(w0, a10);
-            a20 = FloatVector.fromMemorySegment(F, x, x2o + b0, LE).fma(w0, a20);
-            a30 = FloatVector.fromMemorySegment(F, x, x3o + b0, LE).fma(w0, a30);
-            i += L;
-        }
-        out[0] = hsum(a00.add(a01));
-        out[1] = hsum(a10.add(a11));
-        out[2] = hsum(a20.add(a21));
-        out[3] = hsum(a30.add(a31));
-        if (i < k) {
-            for (int r = 0; r < 4; r++) {
-                out[r] = ScalarKernels.tail(x, xOff + r * xStride, w, wOff, DType.F32, i, k, out[r]);
-            }
-        }
-    }
-
     private static float dotBf16(MemorySegment x, long xOff, MemorySegment w, long wOff, int k) {
-        FloatVector a0 = FloatVector.zero(F);
-        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a = FloatVector.zero(F);
         int i = 0;
-        for (; i <= k - 2 * L; i += 2 * L) {
-            a0 = FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE).fma(loadBf16(w, wOff + 2L * i), a0);
-            a1 = FloatVector.fromMemorySegment(F, x, xOff + 4L * (i + L), LE).fma(loadBf16(w, wOff + 2L * (i + L)), a1);
+        for (; i <= k - L; i += L) {
+            a = loadF32(x, xOff + 4L * i).fma(loadBf16(w, wOff + 2L * i), a);
         }
-        if (i <= k - L) {
-            a0 = FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE).fma(loadBf16(w, wOff + 2L * i), a0);
-            i += L;
-        }
-        float s = hsum(a0.add(a1));
+        float s = hsum(a);
         return i < k ? ScalarKernels.tail(x, xOff, w, wOff, DType.BF16, i, k, s) : s;
     }
 
-    private static void dot1x4Bf16(MemorySegment x, long xOff, MemorySegment w, long wOff, long wStride, int k, float[] out) {
-        long w0 = wOff, w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F);
-        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F);
-        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F);
-        FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F);
-        int i = 0;
-        for (; i <= k - 2 * L; i += 2 * L) {
-            long o0 = 2L * i, o1 = 2L * (i + L);
-            FloatVector x0 = FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE);
-            FloatVector x1 = FloatVector.fromMemorySegment(F, x, xOff + 4L * (i + L), LE);
-            a00 = x0.fma(loadBf16(w, w0 + o0), a00);
-            a01 = x1.fma(loadBf16(w, w0 + o1), a01);
-            a10 = x0.fma(loadBf16(w, w1 + o0), a10);
-            a11 = x1.fma(loadBf16(w, w1 + o1), a11);
-            a20 = x0.fma(loadBf16(w, w2 + o0), a20);
-            a21 = x1.fma(loadBf16(w, w2 + o1), a21);
-            a30 = x0.fma(loadBf16(w, w3 + o0), a30);
-            a31 = x1.fma(loadBf16(w, w3 + o1), a31);
+    @Override
+    public void dotTile(int rows, MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                        DType wt, int k, float[] lanes, float[] out) {
+        int kFull = k - k % L;
+        // One method per tile height and weight format: each keeps its 4·rows accumulators in
+        // registers (measured: tiles of more than 16 accumulators, or more than four weight vectors
+        // per step, make C2 spill or box and run 5-15× slower; docs/decisions.md).
+        if (wt == DType.F32) {
+            switch (rows) {
+                case 4 -> tile4x4F32(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
+                case 3 -> tile3x4F32(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
+                case 2 -> tile2x4F32(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
+                case 1 -> tile1x4F32(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
+                default -> throw new IllegalArgumentException("a tile has 1 to 4 rows, not " + rows);
+            }
+        } else {
+            switch (rows) {
+                case 4 -> tile4x4Bf16(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
+                case 3 -> tile3x4Bf16(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
+                case 2 -> tile2x4Bf16(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
+                case 1 -> tile1x4Bf16(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
+                default -> throw new IllegalArgumentException("a tile has 1 to 4 rows, not " + rows);
+            }
         }
-        if (i <= k - L) {
-            long o0 = 2L * i;
-            FloatVector x0 = FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE);
-            a00 = x0.fma(loadBf16(w, w0 + o0), a00);
-            a10 = x0.fma(loadBf16(w, w1 + o0), a10);
-            a20 = x0.fma(loadBf16(w, w2 + o0), a20);
-            a30 = x0.fma(loadBf16(w, w3 + o0), a30);
-            i += L;
-        }
-        out[0] = hsum(a00.add(a01));
-        out[1] = hsum(a10.add(a11));
-        out[2] = hsum(a20.add(a21));
-        out[3] = hsum(a30.add(a31));
-        if (i < k) {
+        // Lanes reduced by the halving tree, then the scalar tail: the rest of the canonical order.
+        for (int r = 0; r < rows; r++) {
             for (int c = 0; c < 4; c++) {
-                out[c] = ScalarKernels.tail(x, xOff, w, wOff + c * wStride, DType.BF16, i, k, out[c]);
+                float s = hsum(FloatVector.fromArray(F, lanes, (r * 4 + c) * L));
+                out[r * 4 + c] = kFull < k
+                        ? ScalarKernels.tail(x, xOff + r * xStride, w, wOff + c * wStride, wt, kFull, k, s)
+                        : s;
             }
         }
     }
 
-    private static void dot4x1Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, int k, float[] out) {
-        long x0o = xOff, x1o = xOff + xStride, x2o = xOff + 2 * xStride, x3o = xOff + 3 * xStride;
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F);
-        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F);
-        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F);
-        FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F);
-        int i = 0;
-        for (; i <= k - 2 * L; i += 2 * L) {
-            long b0 = 4L * i, b1 = 4L * (i + L);
-            FloatVector w0 = loadBf16(w, wOff + 2L * i);
-            FloatVector w1 = loadBf16(w, wOff + 2L * (i + L));
-            a00 = FloatVector.fromMemorySegment(F, x, x0o + b0, LE).fma(w0, a00);
-            a01 = FloatVector.fromMemorySegment(F, x, x0o + b1, LE).fma(w1, a01);
-            a10 = FloatVector.fromMemorySegment(F, x, x1o + b0, LE).fma(w0, a10);
-            a11 = FloatVector.fromMemorySegment(F, x, x1o + b1, LE).fma(w1, a11);
-            a20 = FloatVector.fromMemorySegment(F, x, x2o + b0, LE).fma(w0, a20);
-            a21 = FloatVector.fromMemorySegment(F, x, x2o + b1, LE).fma(w1, a21);
-            a30 = FloatVector.fromMemorySegment(F, x, x3o + b0, LE).fma(w0, a30);
-            a31 = FloatVector.fromMemorySegment(F, x, x3o + b1, LE).fma(w1, a31);
+    // The tiles below are written out one per shape (rows × 4 weight rows, f32 or bf16 weights):
+    // each step loads four weight vectors once and uses each for every row of the tile.
+
+    private static void tile4x4F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
+        FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F), a32 = FloatVector.zero(F), a33 = FloatVector.zero(F);
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride, x3 = xOff + 3 * xStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 4L * i, xb = 4L * i;
+            FloatVector v0 = loadF32(w, wOff + wb), v1 = loadF32(w, w1 + wb), v2 = loadF32(w, w2 + wb), v3 = loadF32(w, w3 + wb);
+            FloatVector u0 = loadF32(x, xOff + xb);
+            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
+            FloatVector u1 = loadF32(x, x1 + xb);
+            a10 = u1.fma(v0, a10); a11 = u1.fma(v1, a11); a12 = u1.fma(v2, a12); a13 = u1.fma(v3, a13);
+            FloatVector u2 = loadF32(x, x2 + xb);
+            a20 = u2.fma(v0, a20); a21 = u2.fma(v1, a21); a22 = u2.fma(v2, a22); a23 = u2.fma(v3, a23);
+            FloatVector u3 = loadF32(x, x3 + xb);
+            a30 = u3.fma(v0, a30); a31 = u3.fma(v1, a31); a32 = u3.fma(v2, a32); a33 = u3.fma(v3, a33);
         }
-        if (i <= k - L) {
-            long b0 = 4L * i;
-            FloatVector w0 = loadBf16(w, wOff + 2L * i);
-            a00 = FloatVector.fromMemorySegment(F, x, x0o + b0, LE).fma(w0, a00);
-            a10 = FloatVector.fromMemorySegment(F, x, x1o + b0, LE).fma(w0, a10);
-            a20 = FloatVector.fromMemorySegment(F, x, x2o + b0, LE).fma(w0, a20);
-            a30 = FloatVector.fromMemorySegment(F, x, x3o + b0, LE).fma(w0, a30);
-            i += L;
-        }
-        out[0] = hsum(a00.add(a01));
-        out[1] = hsum(a10.add(a11));
-        out[2] = hsum(a20.add(a21));
-        out[3] = hsum(a30.add(a31));
-        if (i < k) {
-            for (int r = 0; r < 4; r++) {
-                out[r] = ScalarKernels.tail(x, xOff + r * xStride, w, wOff, DType.BF16, i, k, out[r]);
-            }
-        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+        a10.intoArray(lanes, 4 * L); a11.intoArray(lanes, 5 * L); a12.intoArray(lanes, 6 * L); a13.intoArray(lanes, 7 * L);
+        a20.intoArray(lanes, 8 * L); a21.intoArray(lanes, 9 * L); a22.intoArray(lanes, 10 * L); a23.intoArray(lanes, 11 * L);
+        a30.intoArray(lanes, 12 * L); a31.intoArray(lanes, 13 * L); a32.intoArray(lanes, 14 * L); a33.intoArray(lanes, 15 * L);
     }
+
+    private static void tile3x4F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 4L * i, xb = 4L * i;
+            FloatVector v0 = loadF32(w, wOff + wb), v1 = loadF32(w, w1 + wb), v2 = loadF32(w, w2 + wb), v3 = loadF32(w, w3 + wb);
+            FloatVector u0 = loadF32(x, xOff + xb);
+            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
+            FloatVector u1 = loadF32(x, x1 + xb);
+            a10 = u1.fma(v0, a10); a11 = u1.fma(v1, a11); a12 = u1.fma(v2, a12); a13 = u1.fma(v3, a13);
+            FloatVector u2 = loadF32(x, x2 + xb);
+            a20 = u2.fma(v0, a20); a21 = u2.fma(v1, a21); a22 = u2.fma(v2, a22); a23 = u2.fma(v3, a23);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+        a10.intoArray(lanes, 4 * L); a11.intoArray(lanes, 5 * L); a12.intoArray(lanes, 6 * L); a13.intoArray(lanes, 7 * L);
+        a20.intoArray(lanes, 8 * L); a21.intoArray(lanes, 9 * L); a22.intoArray(lanes, 10 * L); a23.intoArray(lanes, 11 * L);
+    }
+
+    private static void tile2x4F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long x1 = xOff + 1 * xStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 4L * i, xb = 4L * i;
+            FloatVector v0 = loadF32(w, wOff + wb), v1 = loadF32(w, w1 + wb), v2 = loadF32(w, w2 + wb), v3 = loadF32(w, w3 + wb);
+            FloatVector u0 = loadF32(x, xOff + xb);
+            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
+            FloatVector u1 = loadF32(x, x1 + xb);
+            a10 = u1.fma(v0, a10); a11 = u1.fma(v1, a11); a12 = u1.fma(v2, a12); a13 = u1.fma(v3, a13);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+        a10.intoArray(lanes, 4 * L); a11.intoArray(lanes, 5 * L); a12.intoArray(lanes, 6 * L); a13.intoArray(lanes, 7 * L);
+    }
+
+    private static void tile1x4F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 4L * i, xb = 4L * i;
+            FloatVector v0 = loadF32(w, wOff + wb), v1 = loadF32(w, w1 + wb), v2 = loadF32(w, w2 + wb), v3 = loadF32(w, w3 + wb);
+            FloatVector u0 = loadF32(x, xOff + xb);
+            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+    }
+
+    private static void tile4x4Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
+        FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F), a32 = FloatVector.zero(F), a33 = FloatVector.zero(F);
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride, x3 = xOff + 3 * xStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 2L * i, xb = 4L * i;
+            FloatVector v0 = loadBf16(w, wOff + wb), v1 = loadBf16(w, w1 + wb), v2 = loadBf16(w, w2 + wb), v3 = loadBf16(w, w3 + wb);
+            FloatVector u0 = loadF32(x, xOff + xb);
+            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
+            FloatVector u1 = loadF32(x, x1 + xb);
+            a10 = u1.fma(v0, a10); a11 = u1.fma(v1, a11); a12 = u1.fma(v2, a12); a13 = u1.fma(v3, a13);
+            FloatVector u2 = loadF32(x, x2 + xb);
+            a20 = u2.fma(v0, a20); a21 = u2.fma(v1, a21); a22 = u2.fma(v2, a22); a23 = u2.fma(v3, a23);
+            FloatVector u3 = loadF32(x, x3 + xb);
+            a30 = u3.fma(v0, a30); a31 = u3.fma(v1, a31); a32 = u3.fma(v2, a32); a33 = u3.fma(v3, a33);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+        a10.intoArray(lanes, 4 * L); a11.intoArray(lanes, 5 * L); a12.intoArray(lanes, 6 * L); a13.intoArray(lanes, 7 * L);
+        a20.intoArray(lanes, 8 * L); a21.intoArray(lanes, 9 * L); a22.intoArray(lanes, 10 * L); a23.intoArray(lanes, 11 * L);
+        a30.intoArray(lanes, 12 * L); a31.intoArray(lanes, 13 * L); a32.intoArray(lanes, 14 * L); a33.intoArray(lanes, 15 * L);
+    }
+
+    private static void tile3x4Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 2L * i, xb = 4L * i;
+            FloatVector v0 = loadBf16(w, wOff + wb), v1 = loadBf16(w, w1 + wb), v2 = loadBf16(w, w2 + wb), v3 = loadBf16(w, w3 + wb);
+            FloatVector u0 = loadF32(x, xOff + xb);
+            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
+            FloatVector u1 = loadF32(x, x1 + xb);
+            a10 = u1.fma(v0, a10); a11 = u1.fma(v1, a11); a12 = u1.fma(v2, a12); a13 = u1.fma(v3, a13);
+            FloatVector u2 = loadF32(x, x2 + xb);
+            a20 = u2.fma(v0, a20); a21 = u2.fma(v1, a21); a22 = u2.fma(v2, a22); a23 = u2.fma(v3, a23);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+        a10.intoArray(lanes, 4 * L); a11.intoArray(lanes, 5 * L); a12.intoArray(lanes, 6 * L); a13.intoArray(lanes, 7 * L);
+        a20.intoArray(lanes, 8 * L); a21.intoArray(lanes, 9 * L); a22.intoArray(lanes, 10 * L); a23.intoArray(lanes, 11 * L);
+    }
+
+    private static void tile2x4Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long x1 = xOff + 1 * xStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 2L * i, xb = 4L * i;
+            FloatVector v0 = loadBf16(w, wOff + wb), v1 = loadBf16(w, w1 + wb), v2 = loadBf16(w, w2 + wb), v3 = loadBf16(w, w3 + wb);
+            FloatVector u0 = loadF32(x, xOff + xb);
+            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
+            FloatVector u1 = loadF32(x, x1 + xb);
+            a10 = u1.fma(v0, a10); a11 = u1.fma(v1, a11); a12 = u1.fma(v2, a12); a13 = u1.fma(v3, a13);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+        a10.intoArray(lanes, 4 * L); a11.intoArray(lanes, 5 * L); a12.intoArray(lanes, 6 * L); a13.intoArray(lanes, 7 * L);
+    }
+
+    private static void tile1x4Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 2L * i, xb = 4L * i;
+            FloatVector v0 = loadBf16(w, wOff + wb), v1 = loadBf16(w, w1 + wb), v2 = loadBf16(w, w2 + wb), v3 = loadBf16(w, w3 + wb);
+            FloatVector u0 = loadF32(x, xOff + xb);
+            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+    }
+
 
     @Override
     public void axpy(float a, MemorySegment v, long vOff, float[] acc, int d) {

@@ -105,6 +105,40 @@ class CpuBackendTest {
         }
     }
 
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void matmulRowIsBitIdenticalAloneOrAmongOneToSixtyFourRows(DType dt) {
+        // k not a multiple of the lanes (a scalar tail) and m not a multiple of 4 (a column remainder);
+        // row r of an n-row pass sits at every position of a tile and in the last, partial, tile.
+        SplittableRandom rnd = new SplittableRandom(SEED + 2);
+        int k = 100, m = 45, maxRows = 64;
+        try (Arena arena = Arena.ofShared()) {
+            Tensor w = weights(arena, dt, random(rnd, m * k), m, k);
+            float[] x = random(rnd, maxRows * k);
+            float[][] alone = new float[maxRows][];
+            for (int r = 0; r < maxRows; r++) {
+                float[] row = new float[k];
+                System.arraycopy(x, r * k, row, 0, k);
+                alone[r] = matmul(one, row, 1, k, w, m);
+            }
+            for (CpuBackend b : new CpuBackend[] {one, two, many}) {
+                for (int n = 1; n <= maxRows; n++) {
+                    // The pass starts at row (n·7) mod 64 of the pool, so a row is seen at many offsets.
+                    int start = (n * 7) % (maxRows - n + 1);
+                    float[] xs = new float[n * k];
+                    System.arraycopy(x, start * k, xs, 0, n * k);
+                    float[] out = matmul(b, xs, n, k, w, m);
+                    for (int r = 0; r < n; r++) {
+                        for (int c = 0; c < m; c++) {
+                            assertEquals(Float.floatToRawIntBits(alone[start + r][c]), Float.floatToRawIntBits(out[r * m + c]),
+                                    dt + ", " + b.name() + ": row " + (start + r) + " col " + c + " as row " + r + " of " + n);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     private static float[] matmul(CpuBackend b, float[] x, int n, int k, Tensor w, int m) {
         float[] out = new float[n * m];
         b.matmul(Tensor.ofFloats(x, n, k), w, Tensor.ofFloats(out, n, m));

@@ -41,25 +41,58 @@ class KernelsTest {
                 MemorySegment x = randomF32(arena, rnd, 4 * k);
                 MemorySegment w = randomF32(arena, rnd, 4 * k);
                 MemorySegment wb = toBf16(arena, w, 4 * k);
+                float[] vLanes = new float[vector.tileScratch()], sLanes = new float[scalar.tileScratch()];
                 for (DType dt : new DType[] {DType.F32, DType.BF16}) {
                     MemorySegment ws = dt == DType.F32 ? w : wb;
                     long wStride = (long) dt.byteSize() * k;
-                    float[] v4 = new float[4], s4 = new float[4];
-                    vector.dot1x4(x, 0, ws, 0, wStride, dt, k, v4);
-                    scalar.dot1x4(x, 0, ws, 0, wStride, dt, k, s4);
-                    for (int c = 0; c < 4; c++) {
-                        float single = vector.dot(x, 0, ws, c * wStride, dt, k);
-                        assertEquals(Float.floatToRawIntBits(s4[c]), Float.floatToRawIntBits(v4[c]), "seed " + SEED + " k " + k + " " + dt);
-                        assertEquals(Float.floatToRawIntBits(single), Float.floatToRawIntBits(v4[c]), "tile vs single, k " + k);
-                    }
-                    vector.dot4x1(x, 0, 4L * k, ws, 0, dt, k, v4);
-                    scalar.dot4x1(x, 0, 4L * k, ws, 0, dt, k, s4);
-                    for (int r = 0; r < 4; r++) {
-                        float single = scalar.dot(x, 4L * k * r, ws, 0, dt, k);
-                        assertEquals(Float.floatToRawIntBits(s4[r]), Float.floatToRawIntBits(v4[r]), "seed " + SEED + " k " + k + " " + dt);
-                        assertEquals(Float.floatToRawIntBits(single), Float.floatToRawIntBits(v4[r]), "tile vs single, k " + k);
+                    for (int rows = 1; rows <= 4; rows++) {
+                        float[] v = new float[16], s = new float[16];
+                        vector.dotTile(rows, x, 0, 4L * k, ws, 0, wStride, dt, k, vLanes, v);
+                        scalar.dotTile(rows, x, 0, 4L * k, ws, 0, wStride, dt, k, sLanes, s);
+                        for (int r = 0; r < rows; r++) {
+                            for (int c = 0; c < 4; c++) {
+                                String where = "seed " + SEED + " k " + k + " " + dt + " tile of " + rows + " rows, (" + r + ", " + c + ")";
+                                float single = vector.dot(x, 4L * k * r, ws, c * wStride, dt, k);
+                                float scalarSingle = scalar.dot(x, 4L * k * r, ws, c * wStride, dt, k);
+                                assertEquals(Float.floatToRawIntBits(s[r * 4 + c]), Float.floatToRawIntBits(v[r * 4 + c]), where);
+                                assertEquals(Float.floatToRawIntBits(single), Float.floatToRawIntBits(v[r * 4 + c]), "tile vs single, " + where);
+                                assertEquals(Float.floatToRawIntBits(scalarSingle), Float.floatToRawIntBits(single), "scalar vs vector single, " + where);
+                            }
+                        }
                     }
                 }
+            }
+        }
+    }
+
+    @Test
+    void dotFollowsTheCanonicalOrderOneAccumulatorHalvingTreeThenTail() {
+        // An independent statement of the canonical order, written out per lane, for the vector kernels.
+        Kernels vector = Kernels.select();
+        int lanes = vector.lanes();
+        SplittableRandom rnd = new SplittableRandom(SEED + 4);
+        try (Arena arena = Arena.ofConfined()) {
+            for (int k : new int[] {1, lanes - 1, lanes, lanes + 1, 3 * lanes + 5, 2048, 5632 + 3}) {
+                if (k < 1) {
+                    continue;
+                }
+                MemorySegment x = randomF32(arena, rnd, k);
+                MemorySegment w = randomF32(arena, rnd, k);
+                float[] acc = new float[lanes];
+                int full = k - k % lanes;
+                for (int i = 0; i < full; i++) {
+                    acc[i % lanes] = Math.fma(x.getAtIndex(ValueLayout.JAVA_FLOAT, i), w.getAtIndex(ValueLayout.JAVA_FLOAT, i), acc[i % lanes]);
+                }
+                for (int h = lanes / 2; h >= 1; h >>= 1) {
+                    for (int j = 0; j < h; j++) {
+                        acc[j] += acc[j + h];
+                    }
+                }
+                float expected = acc[0];
+                for (int i = full; i < k; i++) {
+                    expected = Math.fma(x.getAtIndex(ValueLayout.JAVA_FLOAT, i), w.getAtIndex(ValueLayout.JAVA_FLOAT, i), expected);
+                }
+                assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(vector.dot(x, 0, w, 0, DType.F32, k)), "k " + k);
             }
         }
     }
