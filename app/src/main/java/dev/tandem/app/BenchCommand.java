@@ -403,9 +403,11 @@ public final class BenchCommand implements Callable<Integer> {
             out.printf(Locale.ROOT, "  batch %2d: %.2f tok/s (IQR %.2f)%n", b.batch(), b.tokensPerSecond().median(),
                     b.tokensPerSecond().iqr());
         }
-        StringBuilder ratios = new StringBuilder("  one pass over k rows / over 1 row:");
+        out.printf(Locale.ROOT, "  one pass over k rows / over 1 row (goal in brackets; %.1f GMAC/s peak):%n",
+                r.fmaPeakMacsPerSecond() / 1e9);
+        StringBuilder ratios = new StringBuilder(" ");
         for (BatchBench.RowsFigure f : r.rows()) {
-            ratios.append(String.format(Locale.ROOT, " k=%d %.2f", f.rows(), f.ratioToOneRow()));
+            ratios.append(String.format(Locale.ROOT, " k=%d %.2f (%.2f)", f.rows(), f.ratioToOneRow(), f.goalRatio()));
         }
         out.println(ratios);
     }

@@ -47,6 +47,13 @@ public interface LanguageModel extends AutoCloseable {
     long weightBytesPerToken();
 
     /**
+     * Multiply-adds one row costs in the matrix products: every projection and the LM head (attention,
+     * which grows with the context, is left out). A pass over k rows with logits at each does k times
+     * this; divided by the machine's multiply-add peak it is the pass's arithmetic-bound time.
+     */
+    long multiplyAddsPerRow();
+
+    /**
      * Runs one forward pass: validates the whole batch (shapes, positions, ids, widths, layers) before
      * touching any cache, appends every entry's rows to its cache, and returns the requested logits,
      * hidden states and final normalised hidden states. On failure every sequence is truncated back.

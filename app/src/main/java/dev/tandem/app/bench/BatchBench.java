@@ -6,6 +6,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tandem.decoding.sampling.Sampler;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.TandemException;
+import dev.tandem.runtime.cpu.CpuThreadPool;
+import dev.tandem.runtime.cpu.FmaPeak;
 import dev.tandem.runtime.kv.KvSequence;
 import dev.tandem.transformer.Batch;
 import dev.tandem.transformer.LanguageModel;
@@ -49,10 +51,20 @@ public final class BatchBench {
     /** Decode tokens per second summed over {@code batch} sequences. */
     public record BatchFigure(int batch, Stats tokensPerSecond) {}
 
-    /** Milliseconds of one pass over {@code rows} new rows of one sequence, and its median over k = 1's. */
-    public record RowsFigure(int rows, Stats millis, double ratioToOneRow) {}
+    /**
+     * Milliseconds of one pass over {@code rows} new rows of one sequence, and its median over k = 1's;
+     * beside it the pass's arithmetic-bound time (its matrix multiply-adds at the measured peak) and the
+     * ratio the issue set as a goal for it: max(1.2, 1.25 × arithmetic-bound time / one row's time).
+     */
+    public record RowsFigure(int rows, Stats millis, double ratioToOneRow, double fmaBoundMillis, double goalRatio) {
+        public boolean meetsGoal() {
+            return ratioToOneRow <= goalRatio;
+        }
+    }
 
-    public record Result(String model, String dtype, long weightBytesPerToken, Options options, List<BatchFigure> batches,
+    /** {@code fmaPeakMacsPerSecond}: the best multiply-add rate of {@code options.threads()} threads in this run. */
+    public record Result(String model, String dtype, long weightBytesPerToken, long multiplyAddsPerRow,
+                         double fmaPeakMacsPerSecond, Options options, List<BatchFigure> batches,
                          List<RowsFigure> rows, MemorySnapshot memory) {}
 
     private BatchBench() {}
@@ -86,6 +98,11 @@ public final class BatchBench {
                 }
                 batches.add(new BatchFigure(b, Stats.of(rates)));
             }
+            double peak;
+            try (CpuThreadPool pool = new CpuThreadPool(o.threads())) {
+                peak = FmaPeak.measure(pool, 5, 200).best();
+            }
+            long macs = model.multiplyAddsPerRow();
             List<RowsFigure> rows = new ArrayList<>();
             double oneRow = 0;
             try (KvSequence seq = model.newSequence()) {
@@ -110,11 +127,12 @@ public final class BatchBench {
                     if (k == 1) {
                         oneRow = s.median();
                     }
-                    rows.add(new RowsFigure(k, s, s.median() / oneRow));
+                    double fmaBound = k * (double) macs / peak * 1e3;
+                    rows.add(new RowsFigure(k, s, s.median() / oneRow, fmaBound, Math.max(1.2, 1.25 * fmaBound / oneRow)));
                 }
             }
-            return new Result(label, model.weightDType().name().toLowerCase(Locale.ROOT), model.weightBytesPerToken(), o,
-                    batches, rows, MemorySnapshot.of(model));
+            return new Result(label, model.weightDType().name().toLowerCase(Locale.ROOT), model.weightBytesPerToken(), macs,
+                    peak, o, batches, rows, MemorySnapshot.of(model));
         }
     }
 
@@ -151,6 +169,8 @@ public final class BatchBench {
         n.put("model", r.model());
         n.put("dtype", r.dtype());
         n.put("weight_bytes_per_token", r.weightBytesPerToken());
+        n.put("multiply_adds_per_row", r.multiplyAddsPerRow());
+        n.put("fma_peak_macs_per_s", r.fmaPeakMacsPerSecond());
         ObjectNode o = n.putObject("options");
         o.put("threads", r.options().threads());
         o.put("prompt_tokens", r.options().promptTokens());
@@ -168,6 +188,9 @@ public final class BatchBench {
             e.put("rows", f.rows());
             e.set("millis", f.millis().toJson());
             e.put("ratio_to_one_row", f.ratioToOneRow());
+            e.put("fma_bound_millis", f.fmaBoundMillis());
+            e.put("goal_ratio", f.goalRatio());
+            e.put("meets_goal", f.meetsGoal());
         }
         n.set("memory", r.memory().toJson());
         return n;

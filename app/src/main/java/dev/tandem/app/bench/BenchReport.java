@@ -431,8 +431,18 @@ public final class BenchReport {
         if (rows.isArray() && rows.size() > 0) {
             md.line("### One pass over k rows");
             md.blank();
-            md.line("| rows | ms per pass | ratio to one row | repetitions |");
-            md.line("| ---: | ---: | ---: | ---: |");
+            boolean bounds = rows.get(0).has("fma_bound_millis");
+            if (bounds) {
+                md.line("Arithmetic-bound time: k × " + s.path("multiply_adds_per_row").asLong()
+                        + " multiply-adds at the " + fixed(s.path("fma_peak_macs_per_s").asDouble() / 1e9, 1)
+                        + " GMAC/s measured in the same run; goal: ratio ≤ max(1.2, 1.25 × arithmetic-bound / one row).");
+                md.blank();
+                md.line("| rows | ms per pass | ratio to one row | arithmetic-bound ms | goal ratio | met | repetitions |");
+                md.line("| ---: | ---: | ---: | ---: | ---: | :---: | ---: |");
+            } else {
+                md.line("| rows | ms per pass | ratio to one row | repetitions |");
+                md.line("| ---: | ---: | ---: | ---: |");
+            }
             XYSeries measured = new XYSeries("measured (median ms over k rows / over 1 row)");
             XYSeries linear = new XYSeries("k × one row (no sharing)");
             for (int i = 0; i < rows.size(); i++) {
@@ -441,7 +451,13 @@ public final class BenchReport {
                 int k = integer(r, "rows", at);
                 Fig millis = fig(r, "millis", at);
                 double ratio = number(r, "ratio_to_one_row", at);
-                md.line("| " + k + " | " + millis.format(1) + " | " + fixed(ratio, 2) + " | " + counts(millis) + " |");
+                if (bounds) {
+                    md.line("| " + k + " | " + millis.format(1) + " | " + fixed(ratio, 2) + " | "
+                            + fixed(number(r, "fma_bound_millis", at), 1) + " | " + fixed(number(r, "goal_ratio", at), 2)
+                            + " | " + (r.path("meets_goal").asBoolean() ? "yes" : "no") + " | " + counts(millis) + " |");
+                } else {
+                    md.line("| " + k + " | " + millis.format(1) + " | " + fixed(ratio, 2) + " | " + counts(millis) + " |");
+                }
                 measured.add(k, ratio);
                 linear.add(k, k);
             }

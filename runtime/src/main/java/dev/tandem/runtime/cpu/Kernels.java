@@ -48,6 +48,16 @@ interface Kernels {
      */
     float streamSum(MemorySegment seg, long off, long bytes);
 
+    /**
+     * Runs {@link #FMA_CHAINS} independent chains of {@code steps} fused multiply-adds on vectors of
+     * {@link #lanes()} floats, from registers, and returns a value that depends on all of them: the
+     * arithmetic peak a compute-bound matmul is judged against (steps · chains · lanes multiply-adds).
+     */
+    float fmaChains(float seed, long steps);
+
+    /** Independent accumulators in {@link #fmaChains}: enough to cover the FMA latency on two pipes. */
+    int FMA_CHAINS = 12;
+
     static Kernels select() {
         boolean vectorApi = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
         boolean wanted = Boolean.parseBoolean(System.getProperty("tandem.cpu.vector", "true"));

@@ -45,6 +45,25 @@ final class ScalarKernels implements Kernels {
         return (s0 + s1) + (s2 + s3);
     }
 
+    @Override
+    public float fmaChains(float seed, long steps) {
+        float[] acc = new float[FMA_CHAINS * lanes];
+        for (int j = 0; j < acc.length; j++) {
+            acc[j] = seed + j / lanes; // chain j / lanes, all of its lanes alike, as the vector kernel's
+        }
+        float a = 0.999f, b = 1e-3f;
+        for (long s = 0; s < steps; s++) {
+            for (int j = 0; j < acc.length; j++) {
+                acc[j] = Math.fma(acc[j], a, b);
+            }
+        }
+        float sum = acc[0];
+        for (int c = 1; c < FMA_CHAINS; c++) {
+            sum += acc[c * lanes];
+        }
+        return sum;
+    }
+
     static float weight(MemorySegment w, long wOff, DType wt, int i) {
         return wt == DType.F32
                 ? w.get(F32, wOff + 4L * i)

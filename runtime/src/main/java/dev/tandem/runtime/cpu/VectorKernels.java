@@ -97,6 +97,38 @@ final class VectorKernels implements Kernels {
         return s;
     }
 
+    @Override
+    public float fmaChains(float seed, long steps) {
+        FloatVector a = FloatVector.broadcast(F, 0.999f), b = FloatVector.broadcast(F, 1e-3f);
+        FloatVector c0 = FloatVector.broadcast(F, seed + 0);
+        FloatVector c1 = FloatVector.broadcast(F, seed + 1);
+        FloatVector c2 = FloatVector.broadcast(F, seed + 2);
+        FloatVector c3 = FloatVector.broadcast(F, seed + 3);
+        FloatVector c4 = FloatVector.broadcast(F, seed + 4);
+        FloatVector c5 = FloatVector.broadcast(F, seed + 5);
+        FloatVector c6 = FloatVector.broadcast(F, seed + 6);
+        FloatVector c7 = FloatVector.broadcast(F, seed + 7);
+        FloatVector c8 = FloatVector.broadcast(F, seed + 8);
+        FloatVector c9 = FloatVector.broadcast(F, seed + 9);
+        FloatVector c10 = FloatVector.broadcast(F, seed + 10);
+        FloatVector c11 = FloatVector.broadcast(F, seed + 11);
+        for (long s = 0; s < steps; s++) {
+            c0 = c0.fma(a, b);
+            c1 = c1.fma(a, b);
+            c2 = c2.fma(a, b);
+            c3 = c3.fma(a, b);
+            c4 = c4.fma(a, b);
+            c5 = c5.fma(a, b);
+            c6 = c6.fma(a, b);
+            c7 = c7.fma(a, b);
+            c8 = c8.fma(a, b);
+            c9 = c9.fma(a, b);
+            c10 = c10.fma(a, b);
+            c11 = c11.fma(a, b);
+        }
+        return c0.add(c1).add(c2).add(c3).add(c4).add(c5).add(c6).add(c7).add(c8).add(c9).add(c10).add(c11).lane(0);
+    }
+
     // Each kernel has one copy per weight format, chosen once per call: a dtype test inside the loop
     // merges two vector values at a phi, which keeps C2 from intrinsifying the bf16 widening and makes
     // it box every vector (measured: 3× slower decode on a bf16 model, with a GC every few steps).

@@ -210,6 +210,19 @@ public final class LlamaModel implements LanguageModel {
     }
 
     @Override
+    public long multiplyAddsPerRow() {
+        long macs = lmHead.numel();
+        for (Layer layer : layers) {
+            for (Tensor t : layer.tensors()) {
+                if (t.rank() == 2) {
+                    macs += t.numel();
+                }
+            }
+        }
+        return macs;
+    }
+
+    @Override
     public synchronized ForwardResult forward(Batch batch) {
         if (closed) {
             throw new IllegalStateException("model is closed");
