@@ -27,7 +27,7 @@ class BatchAndThreadInvarianceTest {
                 rows.add(r.logits(0, i));
             }
             for (int step = 0; step < 6; step++) {
-                int next = GoldenModelTest.argmax(rows.getLast());
+                int next = TestModels.argmax(rows.getLast());
                 rows.add(model.forward(Batch.of(Batch.Entry.continuation(seq, next))).lastLogits(0));
             }
         }
@@ -55,7 +55,7 @@ class BatchAndThreadInvarianceTest {
             for (int step = 0; step < 6; step++) {
                 List<Batch.Entry> decode = new ArrayList<>();
                 for (int e = 0; e < PROMPTS.length; e++) {
-                    decode.add(Batch.Entry.continuation(seqs.get(e), GoldenModelTest.argmax(rows.get(e).getLast())));
+                    decode.add(Batch.Entry.continuation(seqs.get(e), TestModels.argmax(rows.get(e).getLast())));
                 }
                 var d = model.forward(Batch.of(decode));
                 for (int e = 0; e < PROMPTS.length; e++) {

@@ -59,7 +59,7 @@ class BatchInputsAndOutputsTest {
                 assertBitIdentical(a.logits(0, i), b.logits(1, i), "row " + i);
             }
             // Decoding on from the embedding-fed cache continues exactly as from the id-fed one.
-            int next = GoldenModelTest.argmax(a.lastLogits(0));
+            int next = TestModels.argmax(a.lastLogits(0));
             assertBitIdentical(model.forward(Batch.of(Batch.Entry.continuation(byIds, next))).lastLogits(0),
                     model.forward(Batch.of(Batch.Entry.continuation(byVectors, next))).lastLogits(0), "decode step");
         }

@@ -119,14 +119,6 @@ class GoldenModelTest {
         return out.stream();
     }
 
-    static int[] ints(JsonNode array) {
-        int[] a = new int[array.size()];
-        for (int i = 0; i < a.length; i++) {
-            a[i] = array.get(i).asInt();
-        }
-        return a;
-    }
-
     @ParameterizedTest(name = "{0} case {2}")
     @MethodSource("cases")
     void logitsAndGreedyPathMatchTheReference(String label, Path dir, int index, JsonNode c) {
@@ -136,7 +128,7 @@ class GoldenModelTest {
         }
         String what = label + " case " + index;
         try (LanguageModel model = ModelLoader.load(dir)) {
-            int[] promptIds = ints(c.get("prompt_ids"));
+            int[] promptIds = TestModels.ints(c.get("prompt_ids"));
             assertArrayEquals(promptIds, model.tokenizer().encode(c.get("prompt").asText()), what + ": tokenizer ids");
 
             JsonNode expected = c.get("last_logits");
@@ -150,10 +142,10 @@ class GoldenModelTest {
                 System.out.printf("%s: max abs logit difference %.3g%n", what, maxDiff);
                 assertTrue(maxDiff <= LOGIT_TOLERANCE, what + ": max |logit − reference| = " + maxDiff);
 
-                int[] greedy = ints(c.get("greedy_ids"));
+                int[] greedy = TestModels.ints(c.get("greedy_ids"));
                 int[] got = new int[greedy.length];
                 for (int step = 0; step < greedy.length; step++) {
-                    got[step] = argmax(logits);
+                    got[step] = TestModels.argmax(logits);
                     if (step + 1 < greedy.length) {
                         logits = model.forward(Batch.of(Batch.Entry.continuation(seq, got[step]))).lastLogits(0);
                     }
@@ -161,15 +153,5 @@ class GoldenModelTest {
                 assertArrayEquals(greedy, got, what + ": greedy path");
             }
         }
-    }
-
-    static int argmax(float[] x) {
-        int best = 0;
-        for (int i = 1; i < x.length; i++) {
-            if (x[i] > x[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 }

@@ -1,12 +1,9 @@
 package dev.tandem.transformer;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.kv.KvSequence;
 import org.junit.jupiter.api.Test;
 
-import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -34,18 +31,17 @@ class KvDtypeTest {
         return rows;
     }
 
-    private static List<int[][]> goldenCases(Path dir) throws IOException {
-        JsonNode cases = new ObjectMapper().readTree(dir.resolve("golden.json").toFile()).get("cases");
+    private static List<int[][]> goldenCases(Path dir) {
         List<int[][]> out = new ArrayList<>();
-        for (JsonNode c : cases) {
-            int[] greedy = GoldenModelTest.ints(c.get("greedy_ids"));
-            out.add(new int[][] {GoldenModelTest.ints(c.get("prompt_ids")), java.util.Arrays.copyOf(greedy, Math.min(16, greedy.length))});
+        for (TestModels.GoldenCase c : TestModels.goldenCases(dir)) {
+            int[] greedy = c.greedyIds();
+            out.add(new int[][] {c.promptIds(), java.util.Arrays.copyOf(greedy, Math.min(16, greedy.length))});
         }
         return out;
     }
 
     @Test
-    void bf16KvLogitsAreWithinOnePercentNormwiseOfF32KvOnTheGoldenPrompts() throws IOException {
+    void bf16KvLogitsAreWithinOnePercentNormwiseOfF32KvOnTheGoldenPrompts() {
         for (String name : new String[] {"bard-s", "bard-l"}) {
             Path dir = TestModels.model(name);
             try (LanguageModel f32 = ModelLoader.load(dir);
@@ -75,7 +71,7 @@ class KvDtypeTest {
     }
 
     @Test
-    void anF32CacheSizedByMemoryBudgetGivesTheDefaultCachesLogitsBitForBit() throws IOException {
+    void anF32CacheSizedByMemoryBudgetGivesTheDefaultCachesLogitsBitForBit() {
         Path dir = TestModels.model("bard-l");
         try (LanguageModel plain = ModelLoader.load(dir);
              LanguageModel budgeted = ModelLoader.load(dir, ModelLoader.Options.defaults()

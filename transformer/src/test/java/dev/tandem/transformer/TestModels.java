@@ -1,12 +1,20 @@
 package dev.tandem.transformer;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.stream.Stream;
 
-/** Finds the repository's bundled models ({@code models/bard-*}) from a test's working directory. */
+/**
+ * Finds the repository's bundled models ({@code models/bard-*}) from a test's working directory, and reads
+ * their {@code golden.json} (float32 PyTorch reference outputs).
+ */
 public final class TestModels {
     private TestModels() {}
 
@@ -47,5 +55,43 @@ public final class TestModels {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+    }
+
+    /** One case of a {@code golden.json}: the prompt, its ids (no BOS), the reference greedy path. */
+    public record GoldenCase(String prompt, int[] promptIds, int[] greedyIds) {
+    }
+
+    /** The cases of {@code dir/golden.json}. */
+    public static List<GoldenCase> goldenCases(Path dir) {
+        try {
+            JsonNode cases = new ObjectMapper().readTree(dir.resolve("golden.json").toFile()).get("cases");
+            List<GoldenCase> out = new ArrayList<>();
+            for (JsonNode c : cases) {
+                out.add(new GoldenCase(c.get("prompt").asText(), ints(c.get("prompt_ids")), ints(c.get("greedy_ids"))));
+            }
+            return out;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** A JSON array of ints. */
+    public static int[] ints(JsonNode array) {
+        int[] a = new int[array.size()];
+        for (int i = 0; i < a.length; i++) {
+            a[i] = array.get(i).asInt();
+        }
+        return a;
+    }
+
+    /** The first index of the largest value (greedy decoding's choice). */
+    public static int argmax(float[] x) {
+        int best = 0;
+        for (int i = 1; i < x.length; i++) {
+            if (x[i] > x[best]) {
+                best = i;
+            }
+        }
+        return best;
     }
 }

@@ -12,41 +12,20 @@ import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.transformer.config.GenerationConfig;
 import dev.tandem.transformer.config.ModelConfig;
-import dev.tandem.transformer.weights.SafetensorsWriter;
 import dev.tandem.transformer.weights.SafetensorsWriter.TensorInfo;
 import dev.tandem.transformer.weights.WeightStore;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.FileStore;
-import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.SimpleFileVisitor;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.BasicFileAttributes;
-import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
-import java.util.stream.IntStream;
 
 /**
  * Random-weight checkpoints in the Hugging Face layout, for benchmarks and tests: {@code config.json},
@@ -61,13 +40,8 @@ import java.util.stream.IntStream;
  * }</pre>
  *
  * <p>Weights depend only on the seed ({@link WeightFill}): linear and embedding weights uniform with
- * standard deviation 0.02, RMSNorm weights 1, biases 0. The safetensors file is streamed to disk through
- * two 32 MiB buffers, one being filled in parallel while the other is written, so memory use does not
- * grow with the model.
- *
- * <p>The output appears atomically: everything is written into a sibling directory
- * {@code .NAME.partial-<random>}, forced to disk, and renamed into place; on any failure (an exception,
- * a full disk, a throwing {@link Progress}, the JVM shutting down) that directory is deleted.
+ * standard deviation 0.02, RMSNorm weights 1, biases 0. {@link CheckpointWriter} streams them to disk
+ * and makes the directory appear atomically.
  */
 public final class SyntheticCheckpoints {
 
@@ -75,13 +49,10 @@ public final class SyntheticCheckpoints {
     public static final List<String> FILES = List.of(ModelConfig.CONFIG_FILE, GenerationConfig.FILE, "tokenizer.json",
             WeightStore.SINGLE_FILE);
 
-    private static final ObjectMapper JSON = JsonMapper.builder()
+    static final ObjectMapper JSON = JsonMapper.builder()
             .enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS)
             .enable(SerializationFeature.INDENT_OUTPUT)
             .build();
-
-    /** Bytes per I/O buffer; a multiple of every dtype's chunk size. */
-    private static final int BUFFER_BYTES = 32 << 20;
 
     /**
      * The published {@code config.json} of each shape (Hugging Face repositories
@@ -209,13 +180,7 @@ public final class SyntheticCheckpoints {
          * @throws TandemException for an unknown shape; the message lists the known ones
          */
         public static Spec ofShape(String shape, DType dtype, long seed) {
-            Objects.requireNonNull(shape, "shape");
-            String json = SHAPES.get(shape);
-            if (json == null) {
-                throw new TandemException("unknown shape \"" + shape + "\" (known shapes: "
-                        + String.join(", ", SHAPES.keySet()) + ").");
-            }
-            return ofConfigJson(shape, json, dtype, seed);
+            return ofConfigJson(shape, shapeJson(shape), dtype, seed);
         }
 
         /**
@@ -225,15 +190,7 @@ public final class SyntheticCheckpoints {
          *                         message names the file
          */
         public static Spec ofConfigFile(Path file, DType dtype, long seed) {
-            String json;
-            try {
-                json = Files.readString(file);
-            } catch (NoSuchFileException e) {
-                throw new TandemException("config file not found: " + file + ".");
-            } catch (IOException e) {
-                throw new TandemException("could not read config file " + file + " (" + e.getMessage() + ").", e);
-            }
-            return ofConfigJson(file.toString(), json, dtype, seed);
+            return ofConfigJson(file.toString(), readConfigFile(file), dtype, seed);
         }
 
         /**
@@ -288,11 +245,33 @@ public final class SyntheticCheckpoints {
         }
     }
 
+    /** The {@code config.json} text of shape {@code shape}; unknown shapes are refused with a list of the known ones. */
+    static String shapeJson(String shape) {
+        Objects.requireNonNull(shape, "shape");
+        String json = SHAPES.get(shape);
+        if (json == null) {
+            throw new TandemException("unknown shape \"" + shape + "\" (known shapes: "
+                    + String.join(", ", SHAPES.keySet()) + ").");
+        }
+        return json;
+    }
+
+    /** The text of the {@code config.json}-format file {@code file}, or a sentence naming it. */
+    static String readConfigFile(Path file) {
+        try {
+            return Files.readString(file);
+        } catch (NoSuchFileException e) {
+            throw new TandemException("config file not found: " + file + ".");
+        } catch (IOException e) {
+            throw new TandemException("could not read config file " + file + " (" + e.getMessage() + ").", e);
+        }
+    }
+
     /**
      * Parses {@code configJson} with {@link ModelConfig#load} (which reads a directory, so through a
      * temporary one), naming {@code label} instead of {@code config.json} in its messages.
      */
-    private static ModelConfig parse(String label, String configJson) {
+    static ModelConfig parse(String label, String configJson) {
         Path tmp = null;
         try {
             tmp = Files.createTempDirectory("tandem-synth-config");
@@ -306,7 +285,7 @@ public final class SyntheticCheckpoints {
             throw new TandemException("could not stage " + label + " for validation (" + e.getMessage() + ").", e);
         } finally {
             if (tmp != null) {
-                deleteTree(tmp);
+                CheckpointWriter.deleteTree(tmp);
             }
         }
     }
@@ -397,16 +376,9 @@ public final class SyntheticCheckpoints {
         }
     }
 
-    /** Safetensors metadata, as transformers' {@code save_pretrained} writes it. */
-    private static final Map<String, String> METADATA = Map.of("format", "pt");
-
     /** The bytes of {@code model.safetensors} for {@code spec}. */
     public static long safetensorsBytes(Spec spec) {
-        try {
-            return SafetensorsWriter.fileSize(tensors(spec), METADATA);
-        } catch (IllegalArgumentException e) {
-            throw new TandemException(spec.label() + ": " + e.getMessage(), e);
-        }
+        return CheckpointWriter.safetensorsBytes(tensors(spec), spec.label());
     }
 
     /** The bytes a checkpoint of {@code spec} occupies: all four files. */
@@ -422,16 +394,11 @@ public final class SyntheticCheckpoints {
     private static SmallFiles smallFiles(Spec spec) {
         ModelConfig c = spec.config();
         int eot = SyntheticTokenizer.endOfTextId(c.vocabSize());
-        String torchDtype = switch (spec.dtype()) {
-            case F32 -> "float32";
-            case BF16 -> "bfloat16";
-            case F16 -> "float16";
-        };
         try {
             ObjectNode config = (ObjectNode) JSON.readTree(spec.configJson());
             config.put("bos_token_id", eot);
             config.put("eos_token_id", eot);
-            config.put("torch_dtype", torchDtype);
+            config.put("torch_dtype", torchDtype(spec.dtype()));
             ObjectNode gen = JSON.createObjectNode();
             gen.put("bos_token_id", eot);
             gen.put("eos_token_id", eot);
@@ -441,7 +408,16 @@ public final class SyntheticCheckpoints {
         }
     }
 
-    private static byte[] jsonBytes(JsonNode n) throws JsonProcessingException {
+    /** The {@code torch_dtype} of {@code config.json} for weights of {@code dtype}. */
+    static String torchDtype(DType dtype) {
+        return switch (dtype) {
+            case F32 -> "float32";
+            case BF16 -> "bfloat16";
+            case F16 -> "float16";
+        };
+    }
+
+    static byte[] jsonBytes(JsonNode n) throws JsonProcessingException {
         String s = JSON.writeValueAsString(n) + "\n";
         return s.getBytes(java.nio.charset.StandardCharsets.UTF_8);
     }
@@ -449,7 +425,7 @@ public final class SyntheticCheckpoints {
     // ------------------------------------------------------------------------------------------------
     // Writing
 
-    /** What {@link #write} produced. */
+    /** What {@link #write} (or {@link PaddedCheckpoints#write}) produced. */
     public record Result(Path directory, long bytes, int tensorCount, long parameterCount) {
     }
 
@@ -471,311 +447,19 @@ public final class SyntheticCheckpoints {
     /** {@link #write(Spec, Path, boolean, Progress)} on {@code threads} threads (the bytes do not depend on it). */
     public static Result write(Spec spec, Path outDir, boolean replace, Progress progress, int threads) {
         Objects.requireNonNull(spec, "spec");
-        Objects.requireNonNull(progress, "progress");
-        if (threads < 1) {
-            throw new IllegalArgumentException("threads must be at least 1, got " + threads);
+        List<CheckpointWriter.Computed> tensors = new ArrayList<>();
+        for (Planned p : plan(spec.config(), spec.dtype())) {
+            long key = WeightFill.tensorKey(spec.seed(), p.info().name());
+            WeightFill.Init init = p.init();
+            tensors.add(new CheckpointWriter.Computed(p.info(),
+                    (dst, dtype, first, count) -> WeightFill.fillChunk(dst, init, dtype, key, first, count)));
         }
-        Path out = outDir.toAbsolutePath().normalize();
-        Path parent = out.getParent();
-        if (parent == null || out.getFileName() == null) {
-            throw new TandemException("cannot write a checkpoint to " + outDir + ": it has no parent directory.");
-        }
-        checkTarget(out, replace);
-
-        List<Planned> plan = plan(spec.config(), spec.dtype());
         SmallFiles small = smallFiles(spec);
-        long stBytes = safetensorsBytes(spec);
-        long total = stBytes + small.config.length + small.generation.length + small.tokenizer.length;
-
-        try {
-            Files.createDirectories(parent);
-        } catch (IOException e) {
-            throw new TandemException("could not create the directory " + parent + " (" + e.getMessage() + ").", e);
-        }
-        checkSpace(parent, total);
-
-        Path tmp = parent.resolve("." + out.getFileName() + ".partial-" + randomSuffix());
-        CountDownLatch cleanedUp = new CountDownLatch(1);
-        Cancellation cancel = new Cancellation();
-        Thread hook = new Thread(() -> {
-            cancel.cancelled = true;
-            try {
-                cleanedUp.await(10, TimeUnit.SECONDS); // let the writer stop and clean up itself
-            } catch (InterruptedException ignored) {
-                Thread.currentThread().interrupt();
-            }
-            deleteTree(tmp);
-        }, "tandem-synth-cleanup");
-        Runtime.getRuntime().addShutdownHook(hook);
-        boolean moved = false;
-        try {
-            try {
-                Files.createDirectory(tmp);
-            } catch (IOException e) {
-                throw new TandemException("could not create " + tmp + " (" + e.getMessage() + ").", e);
-            }
-            long[] done = {0};
-            progress.update(0, total);
-            for (var f : List.of(Map.entry(ModelConfig.CONFIG_FILE, small.config),
-                    Map.entry(GenerationConfig.FILE, small.generation), Map.entry("tokenizer.json", small.tokenizer))) {
-                cancel.check();
-                writeSmall(tmp.resolve(f.getKey()), f.getValue());
-                done[0] += f.getValue().length;
-                progress.update(done[0], total);
-            }
-            writeWeights(tmp.resolve(WeightStore.SINGLE_FILE), plan, spec, threads, cancel, n -> {
-                done[0] += n;
-                progress.update(done[0], total);
-            });
-            cancel.check();
-            forceDirectory(tmp);
-            moveIntoPlace(tmp, out, replace);
-            moved = true;
-            forceDirectory(parent);
-            return new Result(out, total, plan.size(), parameterCount(spec.config()));
-        } finally {
-            if (!moved) {
-                deleteTree(tmp);
-            }
-            cleanedUp.countDown();
-            try {
-                Runtime.getRuntime().removeShutdownHook(hook);
-            } catch (IllegalStateException shuttingDown) {
-                // the hook is running or about to; it finds the directory gone
-            }
-        }
-    }
-
-    /** Set by the shutdown hook; the writer checks it between buffers. */
-    private static final class Cancellation {
-        volatile boolean cancelled;
-
-        void check() {
-            if (cancelled) {
-                throw new TandemException("synth was interrupted (the JVM is shutting down); nothing was written.");
-            }
-        }
-    }
-
-    private static void checkTarget(Path out, boolean replace) {
-        if (!Files.exists(out, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-            return;
-        }
-        if (!Files.isDirectory(out, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-            throw new TandemException("the output " + out + " exists and is not a directory; it was left as it is.");
-        }
-        if (!replace) {
-            throw new TandemException("the output directory " + out + " already exists and was left as it is"
-                    + " (use --force to replace it).");
-        }
-        boolean empty;
-        try (var s = Files.list(out)) {
-            empty = s.findAny().isEmpty();
-        } catch (IOException e) {
-            throw new TandemException("could not read the output directory " + out + " (" + e.getMessage() + ").", e);
-        }
-        if (!empty && !Files.exists(out.resolve(ModelConfig.CONFIG_FILE))) {
-            throw new TandemException("refusing to replace " + out + ": it is not empty and has no "
-                    + ModelConfig.CONFIG_FILE + ", so it does not look like a model directory.");
-        }
-    }
-
-    private static void checkSpace(Path dir, long needed) {
-        long free;
-        try {
-            FileStore store = Files.getFileStore(dir);
-            free = store.getUsableSpace();
-        } catch (IOException e) {
-            return; // cannot tell; a full disk still fails cleanly while writing
-        }
-        if (free < needed) {
-            throw new TandemException("not enough free space in " + dir + ": the checkpoint needs "
-                    + Progress.formatBytes(needed) + " but only " + Progress.formatBytes(free) + " is available.");
-        }
-    }
-
-    private static String randomSuffix() {
-        byte[] b = new byte[6];
-        new SecureRandom().nextBytes(b);
-        return HexFormat.of().formatHex(b);
-    }
-
-    private static void writeSmall(Path file, byte[] bytes) {
-        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-            ByteBuffer b = ByteBuffer.wrap(bytes);
-            while (b.hasRemaining()) {
-                ch.write(b);
-            }
-            ch.force(true);
-        } catch (IOException e) {
-            throw new TandemException("could not write " + file + " (" + e.getMessage() + ").", e);
-        }
-    }
-
-    private static void forceDirectory(Path dir) {
-        try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
-            ch.force(true);
-        } catch (IOException | UnsupportedOperationException ignored) {
-            // not every platform can sync a directory; the files themselves are synced
-        }
-    }
-
-    private static void moveIntoPlace(Path tmp, Path out, boolean replace) {
-        try {
-            if (replace && Files.exists(out, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-                Path old = out.resolveSibling("." + out.getFileName() + ".old-" + randomSuffix());
-                Files.move(out, old, StandardCopyOption.ATOMIC_MOVE);
-                try {
-                    Files.move(tmp, out, StandardCopyOption.ATOMIC_MOVE);
-                } catch (IOException e) {
-                    Files.move(old, out, StandardCopyOption.ATOMIC_MOVE);
-                    throw e;
-                }
-                deleteTree(old);
-            } else {
-                if (Files.exists(out, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-                    throw new TandemException("the output directory " + out + " appeared while synth was writing;"
-                            + " it was left as it is.");
-                }
-                Files.move(tmp, out, StandardCopyOption.ATOMIC_MOVE);
-            }
-        } catch (AtomicMoveNotSupportedException e) {
-            throw new TandemException("could not move " + tmp + " to " + out + " atomically (" + e.getMessage() + ").", e);
-        } catch (IOException e) {
-            throw new TandemException("could not move " + tmp + " to " + out + " (" + e + ").", e);
-        }
-    }
-
-    /** Deletes {@code root} and everything below it, as far as possible; never throws. */
-    static void deleteTree(Path root) {
-        for (int attempt = 0; attempt < 3 && Files.exists(root, java.nio.file.LinkOption.NOFOLLOW_LINKS); attempt++) {
-            try {
-                Files.walkFileTree(root, new SimpleFileVisitor<>() {
-                    @Override
-                    public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
-                        Files.deleteIfExists(file);
-                        return FileVisitResult.CONTINUE;
-                    }
-
-                    @Override
-                    public FileVisitResult postVisitDirectory(Path dir, IOException exc) throws IOException {
-                        Files.deleteIfExists(dir);
-                        return FileVisitResult.CONTINUE;
-                    }
-                });
-            } catch (IOException | UncheckedIOException ignored) {
-                // another try, in case a file appeared while walking
-            }
-        }
-    }
-
-    // ------------------------------------------------------------------------------------------------
-    // The safetensors file
-
-    /** A run of whole chunks of one tensor that fits one buffer. */
-    private record Piece(Planned tensor, long tensorKey, long firstElement, long elements, boolean first, boolean last) {
-    }
-
-    private static List<Piece> pieces(List<Planned> plan, long seed, int bytesPerElement) {
-        long perBuffer = (long) BUFFER_BYTES / bytesPerElement; // a multiple of CHUNK_ELEMENTS
-        List<Piece> out = new ArrayList<>();
-        for (Planned p : plan) {
-            long n = p.info().elementCount();
-            long key = WeightFill.tensorKey(seed, p.info().name());
-            if (n == 0) {
-                out.add(new Piece(p, key, 0, 0, true, true));
-                continue;
-            }
-            for (long start = 0; start < n; start += perBuffer) {
-                long len = Math.min(perBuffer, n - start);
-                out.add(new Piece(p, key, start, len, start == 0, start + len == n));
-            }
-        }
-        return out;
-    }
-
-    private static void fill(Piece piece, MemorySegment buffer, DType dtype) {
-        int chunks = (int) ((piece.elements() + WeightFill.CHUNK_ELEMENTS - 1) / WeightFill.CHUNK_ELEMENTS);
-        IntStream.range(0, chunks).parallel().forEach(c -> {
-            long first = (long) c * WeightFill.CHUNK_ELEMENTS;
-            int count = (int) Math.min(WeightFill.CHUNK_ELEMENTS, piece.elements() - first);
-            MemorySegment dst = buffer.asSlice(first * dtype.byteSize(), (long) count * dtype.byteSize());
-            WeightFill.fillChunk(dst, piece.tensor().init(), dtype, piece.tensorKey(), piece.firstElement() + first, count);
-        });
-    }
-
-    /**
-     * Streams the tensors into {@code file}: while buffer k is written on this thread, buffer k+1 is
-     * filled on the pool.
-     */
-    private static void writeWeights(Path file, List<Planned> plan, Spec spec, int threads, Cancellation cancel,
-                                     java.util.function.LongConsumer written) {
-        DType dtype = spec.dtype();
-        List<Piece> pieces = pieces(plan, spec.seed(), dtype.byteSize());
-        List<TensorInfo> infos = plan.stream().map(Planned::info).toList();
-        ForkJoinPool pool = new ForkJoinPool(threads);
-        Arena arena = Arena.ofShared();
-        Future<?> pending = null;
-        try (SafetensorsWriter.StreamingWriter w = SafetensorsWriter.open(file, infos, METADATA)) {
-            written.accept(w.bytesWritten());
-            MemorySegment[] buffers = {arena.allocate(BUFFER_BYTES, 64), arena.allocate(BUFFER_BYTES, 64)};
-            pending = pieces.isEmpty() ? null : pool.submit(() -> fill(pieces.getFirst(), buffers[0], dtype));
-            for (int k = 0; k < pieces.size(); k++) {
-                await(pending);
-                pending = null;
-                cancel.check();
-                if (k + 1 < pieces.size()) {
-                    Piece next = pieces.get(k + 1);
-                    MemorySegment nextBuffer = buffers[(k + 1) & 1];
-                    pending = pool.submit(() -> fill(next, nextBuffer, dtype));
-                }
-                Piece p = pieces.get(k);
-                if (p.first()) {
-                    w.beginTensor(p.tensor().info().name());
-                }
-                long bytes = p.elements() * dtype.byteSize();
-                w.append(buffers[k & 1].asSlice(0, bytes).asByteBuffer());
-                if (p.last()) {
-                    w.endTensor();
-                }
-                written.accept(bytes);
-            }
-            w.finish();
-        } finally {
-            pool.shutdownNow();
-            try {
-                if (pending != null) {
-                    pending.cancel(true);
-                }
-                // The arena may only be freed once no task touches its buffers.
-                if (pool.awaitTermination(1, TimeUnit.MINUTES)) {
-                    arena.close();
-                }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
-    }
-
-    private static void await(Future<?> f) {
-        if (f == null) {
-            return;
-        }
-        try {
-            f.get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new TandemException("synth was interrupted; nothing was written.", e);
-        } catch (ExecutionException e) {
-            Throwable c = e.getCause();
-            if (c instanceof RuntimeException r) {
-                throw r;
-            }
-            if (c instanceof Error err) {
-                throw err;
-            }
-            throw new IllegalStateException(c);
-        }
+        long bytes = CheckpointWriter.write(outDir, replace, progress, threads, List.of(
+                new CheckpointWriter.SmallFile(ModelConfig.CONFIG_FILE, small.config),
+                new CheckpointWriter.SmallFile(GenerationConfig.FILE, small.generation),
+                new CheckpointWriter.SmallFile("tokenizer.json", small.tokenizer)), tensors, spec.label());
+        return new Result(outDir.toAbsolutePath().normalize(), bytes, tensors.size(), parameterCount(spec.config()));
     }
 
     /** For messages: "tinyllama-1.1b bf16, 1.1 B parameters, 2.2 GB". */
