@@ -2,6 +2,7 @@ package dev.tandem.app;
 
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.Progress;
+import dev.tandem.transformer.synth.PaddedCheckpoints;
 import dev.tandem.transformer.synth.SyntheticCheckpoints;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -15,12 +16,17 @@ import java.util.concurrent.Callable;
 
 /**
  * {@code tandem synth}: writes a random-weight checkpoint in the Hugging Face layout, of a known shape or
- * of any {@code config.json}, for benchmarks.
+ * of any {@code config.json}, for benchmarks; with {@code --pad}, a trained checkpoint zero-padded to that
+ * shape instead, which computes the same function.
  */
 @Command(name = "synth", mixinStandardHelpOptions = true,
         description = {"Write a random-weight checkpoint (config.json, generation_config.json, model.safetensors,"
                 + " tokenizer.json) that `tandem generate --model DIR` loads like a downloaded one.",
-                "Weights depend only on --seed; the directory appears only when complete."})
+                "Weights depend only on --seed; the directory appears only when complete.",
+                "With --pad SRC, grow the trained checkpoint SRC instead: its weights zero-padded to the shape's"
+                        + " hidden size, MLP width, layer count and KV heads, so it computes the same function"
+                        + " (same logits, same greedy text) as a larger, slower model. SRC's vocabulary, head_dim,"
+                        + " RoPE, context, special ids, tokenizer and generation_config.json are kept."})
 public final class SynthCommand implements Callable<Integer> {
 
     @Spec
@@ -34,11 +40,16 @@ public final class SynthCommand implements Callable<Integer> {
     @Option(names = "--config", paramLabel = "FILE", description = "A Hugging Face config.json to take the shape from.")
     Path config;
 
+    @Option(names = "--pad", paramLabel = "SRC",
+            description = "A trained checkpoint to grow to the shape instead of random weights (--seed is then refused).")
+    Path pad;
+
     @Option(names = "--dtype", paramLabel = "f32|bf16", defaultValue = "bf16",
             description = "Weight type: f32 or bf16 (default: ${DEFAULT-VALUE}; f16 works too).")
     String dtype;
 
-    @Option(names = "--seed", paramLabel = "N", defaultValue = "0", description = "Seed of the weights (default: 0).")
+    @Option(names = "--seed", paramLabel = "N", defaultValue = "0",
+            description = "Seed of the random weights (default: 0; not with --pad).")
     long seed;
 
     @Option(names = "--force", description = "Replace DIR if it exists (only once the new checkpoint is complete).")
@@ -82,6 +93,9 @@ public final class SynthCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw usage(e.getMessage());
         }
+        if (pad != null) {
+            return pad(stdout, err, type);
+        }
         SyntheticCheckpoints.Spec s = shape != null
                 ? SyntheticCheckpoints.Spec.ofShape(shape, type, seed)
                 : SyntheticCheckpoints.Spec.ofConfigFile(config, type, seed);
@@ -96,6 +110,28 @@ public final class SynthCommand implements Callable<Integer> {
         stdout.printf(Locale.ROOT, "wrote %s: %s, seed %d, %,d parameters in %d tensors, %s in %.1f s%n",
                 r.directory(), s.label() + " " + type.lowerName(), seed, r.parameterCount(), r.tensorCount(),
                 Progress.formatBytes(r.bytes()), seconds);
+        stdout.flush();
+        return 0;
+    }
+
+    /** {@code --pad}: the source grown to the shape. */
+    private int pad(PrintWriter stdout, PrintWriter err, DType type) {
+        if (spec.commandLine().getParseResult().hasMatchedOption("--seed")) {
+            throw usage("--seed has no meaning with --pad (the weights come from " + pad + "); leave it out.");
+        }
+        PaddedCheckpoints.Spec s = shape != null
+                ? PaddedCheckpoints.Spec.ofShape(pad, shape, type)
+                : PaddedCheckpoints.Spec.ofConfigFile(pad, config, type);
+        String label = "synth " + pad.toAbsolutePath().normalize().getFileName() + " padded to "
+                + (shape != null ? shape : config.getFileName()) + " " + type.lowerName();
+        long t0 = System.nanoTime();
+        SyntheticCheckpoints.Result r;
+        try (ProgressBar bar = new ProgressBar(label, ProgressBar.Unit.BYTES, err)) {
+            r = PaddedCheckpoints.write(s, out, force, bar);
+        }
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        stdout.printf(Locale.ROOT, "wrote %s: %s, %,d parameters in %d tensors, %s in %.1f s%n",
+                r.directory(), s, r.parameterCount(), r.tensorCount(), Progress.formatBytes(r.bytes()), seconds);
         stdout.flush();
         return 0;
     }

@@ -2,6 +2,7 @@ package dev.tandem.app;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tandem.transformer.TestModels;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -136,6 +137,69 @@ class SynthCommandTest {
         try (Stream<Path> s = Files.list(tmp)) {
             assertEquals(List.of(), s.filter(p -> p.getFileName().toString().contains(".partial")).toList());
         }
+    }
+
+    /** Grows bard-s (hidden 64, 2 layers, 2 KV heads) to hidden 128 over 2 KV heads (group 4), MLP 320, 4 layers. */
+    private Path padShape(int hidden) throws Exception {
+        Path f = tmp.resolve("pad-" + hidden + ".json");
+        Files.writeString(f, """
+                {"model_type": "llama", "hidden_size": %d, "intermediate_size": 320, "num_hidden_layers": 4,
+                 "num_attention_heads": 2, "num_key_value_heads": 2}
+                """.formatted(hidden));
+        return f;
+    }
+
+    @Test
+    void aPaddedCheckpointGeneratesTheSourcesGreedyText() throws Exception {
+        Path source = TestModels.model("bard-s");
+        Path dir = tmp.resolve("bard-s-padded");
+        Run s = run("synth", "--pad", source.toString(), "--config", padShape(128).toString(), "--dtype", "f32",
+                "--out", dir.toString());
+        assertEquals(0, s.exit(), s.err());
+        assertTrue(s.out().startsWith("wrote " + dir + ": bard-s padded to "), s.out());
+        assertTrue(s.err().contains("synth bard-s padded to pad-128.json f32: 100%"), s.err());
+        JsonNode config = new ObjectMapper().readTree(dir.resolve("config.json").toFile());
+        assertEquals(8, config.get("num_attention_heads").asInt());
+        assertEquals(2048, config.get("vocab_size").asInt());
+
+        JsonNode[] ids = new JsonNode[2];
+        Path[] models = {source, dir};
+        for (int i = 0; i < 2; i++) {
+            Run g = run("generate", "--model", models[i].toString(), "--prompt", "ROMEO:", "--max-tokens", "16",
+                    "--temperature", "0", "--format", "json");
+            assertEquals(0, g.exit(), g.err());
+            ids[i] = new ObjectMapper().readTree(g.out()).get("generated_ids");
+        }
+        assertEquals(16, ids[0].size());
+        assertEquals(ids[0], ids[1]);
+    }
+
+    @Test
+    void padRefusesASeedAndShapesThatCannotHoldTheSource() throws Exception {
+        String source = TestModels.model("bard-s").toString();
+        Path out = tmp.resolve("never").toAbsolutePath();
+        Path shape = padShape(128), small = padShape(32);
+        Run seed = run("synth", "--pad", source, "--config", shape.toString(), "--seed", "3", "--out", out.toString());
+        assertEquals(2, seed.exit(), seed.err());
+        assertEquals("tandem: --seed has no meaning with --pad (the weights come from " + source + "); leave it out.",
+                seed.err().lines().toList().getLast());
+        String[][] cases = {
+                {"cannot pad " + source + " to " + small + ": its hidden_size 32 is smaller than the source's 64.",
+                        "--pad", source, "--config", small.toString()},
+                {"model directory not found: " + tmp.resolve("nope") + ".",
+                        "--pad", tmp.resolve("nope").toString(), "--shape", "tinyllama-1.1b"},
+                {"give --shape NAME (one of tinyllama-1.1b, qwen2.5-0.5b, smollm2-135m) or --config FILE.",
+                        "--pad", source},
+        };
+        for (String[] c : cases) {
+            List<String> args = new java.util.ArrayList<>(List.of("synth"));
+            args.addAll(List.of(c).subList(1, c.length));
+            args.addAll(List.of("--out", out.toString()));
+            Run r = run(args.toArray(String[]::new));
+            assertNotEquals(0, r.exit(), String.join(" ", args));
+            assertEquals("tandem: " + c[0], r.err().lines().toList().getLast(), r.err());
+        }
+        assertFalse(Files.exists(out));
     }
 
     @Test
