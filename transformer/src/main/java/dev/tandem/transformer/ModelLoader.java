@@ -26,8 +26,12 @@ public final class ModelLoader {
      *                   new CPU backend of {@code threads} threads that the model owns and closes
      * @param kvDtype    how K and V are stored: {@link DType#F32} (default) or {@link DType#BF16}
      * @param kvMemory   KV-cache budget in bytes (0 = none): as many blocks as fit, when {@code kvTokens} is 0
+     * @param mappedWeights true: weights are read through the file mapping (zero-copy, nothing to load);
+     *                   false (default): copied into memory of their own at load, which reads at a steady
+     *                   rate ({@link WeightStore#open(Path, boolean)})
      */
-    public record Options(int threads, int kvTokens, long kvMaxBytes, Backend backend, DType kvDtype, long kvMemory) {
+    public record Options(int threads, int kvTokens, long kvMaxBytes, Backend backend, DType kvDtype, long kvMemory,
+                          boolean mappedWeights) {
         public Options {
             if (threads < 0 || kvTokens < 0 || kvMaxBytes <= 0 || kvMemory < 0) {
                 throw new IllegalArgumentException("threads, kvTokens and kvMemory must be >= 0 and kvMaxBytes > 0");
@@ -42,29 +46,34 @@ public final class ModelLoader {
 
         /** The options of before KV dtypes and budgets: an f32 cache sized by tokens or the default. */
         public Options(int threads, int kvTokens, long kvMaxBytes, Backend backend) {
-            this(threads, kvTokens, kvMaxBytes, backend, DType.F32, 0);
+            this(threads, kvTokens, kvMaxBytes, backend, DType.F32, 0, false);
         }
 
         public static Options defaults() {
-            return new Options(0, 0, 1L << 30, null, DType.F32, 0);
+            return new Options(0, 0, 1L << 30, null, DType.F32, 0, false);
         }
 
         public Options withThreads(int threads) {
-            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory);
+            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory, mappedWeights);
         }
 
         public Options withKvTokens(int kvTokens) {
-            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory);
+            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory, mappedWeights);
         }
 
         /** Runs the model on {@code backend}, e.g. one thread pool shared by a draft and a target model. */
         public Options withBackend(Backend backend) {
-            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory);
+            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory, mappedWeights);
         }
 
         /** Stores K and V as {@code dtype} (f32 or bf16). */
         public Options withKvDtype(DType dtype) {
-            return new Options(threads, kvTokens, kvMaxBytes, backend, dtype, kvMemory);
+            return new Options(threads, kvTokens, kvMaxBytes, backend, dtype, kvMemory, mappedWeights);
+        }
+
+        /** Reads the weights through the file mapping (true) or from a copy made at load (false, the default). */
+        public Options withMappedWeights(boolean mapped) {
+            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory, mapped);
         }
 
         /**
@@ -72,7 +81,7 @@ public final class ModelLoader {
          * as many whole blocks as fit. {@link #withKvTokens} takes precedence when both are set.
          */
         public Options withKvMemory(long bytes) {
-            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, bytes);
+            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, bytes, mappedWeights);
         }
     }
 
@@ -108,7 +117,7 @@ public final class ModelLoader {
         ModelConfig config = ModelConfig.load(dir);
         GenerationConfig generation = GenerationConfig.load(dir);
         Tokenizer tokenizer = Tokenizers.load(tokenizerFile(dir));
-        WeightStore weights = WeightStore.open(dir);
+        WeightStore weights = WeightStore.open(dir, !options.mappedWeights());
         boolean ownsBackend = options.backend() == null;
         Backend backend = null;
         try {

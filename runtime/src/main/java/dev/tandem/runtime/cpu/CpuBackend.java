@@ -85,15 +85,15 @@ public final class CpuBackend implements Backend {
         }
         MemorySegment xs = x.segment(), ws = w.segment(), os = out.segment();
         DType wt = w.dtype();
-        // Tasks own column ranges (groups of 4 weight rows), sized to give every thread a few. Inside a
-        // task the weights are the outer loop: each panel of 4 weight rows is read from memory once and
+        // Tasks own column ranges (groups of 8 weight rows), sized to give every thread a few. Inside a
+        // task the weights are the outer loop: each panel of 8 weight rows is read from memory once and
         // used by every row of the pass while it is in cache (rows × 4 tiles, docs/decisions.md).
-        int groups = (m + 3) / 4;
-        int groupsPerTask = Math.max(1, Math.min(64, groups / (pool.threads() * 4)));
+        int groups = (m + 7) / 8;
+        int groupsPerTask = Math.max(1, Math.min(32, groups / (pool.threads() * 4)));
         int tasks = (groups + groupsPerTask - 1) / groupsPerTask;
         pool.parallelFor(tasks, t -> {
-            int c0 = t * groupsPerTask * 4;
-            int c1 = Math.min(m, c0 + groupsPerTask * 4);
+            int c0 = t * groupsPerTask * 8;
+            int c1 = Math.min(m, c0 + groupsPerTask * 8);
             matmulColumns(xs, n, k, ws, wt, m, os, c0, c1);
         });
     }
@@ -124,6 +124,24 @@ public final class CpuBackend implements Backend {
         float[][] buffers = tileBuffers.get();
         float[] lanes = buffers[0], tile = buffers[1];
         int c = c0;
+        // Panels of 8 weight rows: a lone row takes the 1 × 8 tile (decode), others 4 × 4 tiles.
+        for (; c + 8 <= c1; c += 8) {
+            long wOff = wBase + c * wRow;
+            for (int r = 0; r < n; r += 4) {
+                int rows = Math.min(4, n - r);
+                if (rows == 1) {
+                    kernels.dotRow8(xs, r * xRow, w, wOff, wRow, kt, k, lanes, tile);
+                    MemorySegment.copy(tile, 0, os, F32, 4L * ((long) r * m + c), 8);
+                    continue;
+                }
+                for (int half = 0; half < 8; half += 4) {
+                    kernels.dotTile(rows, xs, r * xRow, xRow, w, wOff + half * wRow, wRow, kt, k, lanes, tile);
+                    for (int i = 0; i < rows; i++) {
+                        MemorySegment.copy(tile, 4 * i, os, F32, 4L * ((long) (r + i) * m + c + half), 4);
+                    }
+                }
+            }
+        }
         for (; c + 4 <= c1; c += 4) {
             long wOff = wBase + c * wRow;
             for (int r = 0; r < n; r += 4) {

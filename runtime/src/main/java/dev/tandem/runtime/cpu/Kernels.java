@@ -33,6 +33,14 @@ interface Kernels {
     void dotTile(int rows, MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
                  DType wt, int k, float[] lanes, float[] out);
 
+    /**
+     * One activation row against eight weight rows {@code wOff + c·wStride}, into {@code out[c]}: the
+     * single-row (decode) tile, whose eight weight streams keep more reads in flight than four
+     * (measured: 1.2× the weight-read rate of a 1 × 4 tile on one thread; docs/decisions.md).
+     */
+    void dotRow8(MemorySegment x, long xOff, MemorySegment w, long wOff, long wStride, DType wt, int k,
+                 float[] lanes, float[] out);
+
     /** {@code acc[i] = fma(a, v[i], acc[i])} for i in [0, d), v f32. */
     void axpy(float a, MemorySegment v, long vOff, float[] acc, int d);
 

@@ -111,6 +111,14 @@ final class ScalarKernels implements Kernels {
     }
 
     @Override
+    public void dotRow8(MemorySegment x, long xOff, MemorySegment w, long wOff, long wStride, DType wt, int k,
+                        float[] lanes, float[] out) {
+        for (int c = 0; c < 8; c++) {
+            out[c] = dot(x, xOff, w, wOff + c * wStride, wt, k);
+        }
+    }
+
+    @Override
     public void axpy(float a, MemorySegment v, long vOff, float[] acc, int d) {
         for (int i = 0; i < d; i++) {
             acc[i] = Math.fma(a, v.get(F32, vOff + 4L * i), acc[i]);

@@ -39,15 +39,9 @@ final class VectorKernels implements Kernels {
         return L;
     }
 
-    private static FloatVector loadF32(MemorySegment w, long off) {
-        return FloatVector.fromMemorySegment(F, w, off, LE);
-    }
-
-    /** bf16 → f32 is exact: the 16 bits become the high half of the float. */
-    private static FloatVector loadBf16(MemorySegment w, long off) {
-        return ((IntVector) ShortVector.fromMemorySegment(S, w, off, LE).convertShape(VectorOperators.S2I, I, 0))
-                .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-    }
+    // bf16 → f32 is exact: the 16 bits become the high half of the float. Every kernel below widens
+    // in place with ((IntVector) ShortVector.fromMemorySegment(...).convertShape(S2I, I, 0))
+    // .lanewise(LSHL, 16).reinterpretAsFloats(), written out at each load (see the tiles' comment).
 
     /**
      * The fixed halving tree: lane j + h is added to lane j for h = L/2 … 1. The shuffles are separate
@@ -142,7 +136,8 @@ final class VectorKernels implements Kernels {
         FloatVector a = FloatVector.zero(F);
         int i = 0;
         for (; i <= k - L; i += L) {
-            a = loadF32(x, xOff + 4L * i).fma(loadF32(w, wOff + 4L * i), a);
+            FloatVector wv = FloatVector.fromMemorySegment(F, w, wOff + 4L * i, LE);
+            a = FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE).fma(wv, a);
         }
         float s = hsum(a);
         return i < k ? ScalarKernels.tail(x, xOff, w, wOff, DType.F32, i, k, s) : s;
@@ -152,7 +147,9 @@ final class VectorKernels implements Kernels {
         FloatVector a = FloatVector.zero(F);
         int i = 0;
         for (; i <= k - L; i += L) {
-            a = loadF32(x, xOff + 4L * i).fma(loadBf16(w, wOff + 2L * i), a);
+            FloatVector wv = ((IntVector) ShortVector.fromMemorySegment(S, w, wOff + 2L * i, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a = FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE).fma(wv, a);
         }
         float s = hsum(a);
         return i < k ? ScalarKernels.tail(x, xOff, w, wOff, DType.BF16, i, k, s) : s;
@@ -193,167 +190,20 @@ final class VectorKernels implements Kernels {
         }
     }
 
-    // The tiles below are written out one per shape (rows × 4 weight rows, f32 or bf16 weights):
-    // each step loads four weight vectors once and uses each for every row of the tile.
-
-    private static void tile4x4F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
-                                  int kFull, float[] lanes) {
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
-        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
-        FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F), a32 = FloatVector.zero(F), a33 = FloatVector.zero(F);
-        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
-        long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride, x3 = xOff + 3 * xStride;
-        for (int i = 0; i < kFull; i += L) {
-            long wb = 4L * i, xb = 4L * i;
-            FloatVector v0 = loadF32(w, wOff + wb), v1 = loadF32(w, w1 + wb), v2 = loadF32(w, w2 + wb), v3 = loadF32(w, w3 + wb);
-            FloatVector u0 = loadF32(x, xOff + xb);
-            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
-            FloatVector u1 = loadF32(x, x1 + xb);
-            a10 = u1.fma(v0, a10); a11 = u1.fma(v1, a11); a12 = u1.fma(v2, a12); a13 = u1.fma(v3, a13);
-            FloatVector u2 = loadF32(x, x2 + xb);
-            a20 = u2.fma(v0, a20); a21 = u2.fma(v1, a21); a22 = u2.fma(v2, a22); a23 = u2.fma(v3, a23);
-            FloatVector u3 = loadF32(x, x3 + xb);
-            a30 = u3.fma(v0, a30); a31 = u3.fma(v1, a31); a32 = u3.fma(v2, a32); a33 = u3.fma(v3, a33);
+    @Override
+    public void dotRow8(MemorySegment x, long xOff, MemorySegment w, long wOff, long wStride, DType wt, int k,
+                        float[] lanes, float[] out) {
+        int kFull = k - k % L;
+        if (wt == DType.F32) {
+            tile1x8F32(x, xOff, w, wOff, wStride, kFull, lanes);
+        } else {
+            tile1x8Bf16(x, xOff, w, wOff, wStride, kFull, lanes);
         }
-        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
-        a10.intoArray(lanes, 4 * L); a11.intoArray(lanes, 5 * L); a12.intoArray(lanes, 6 * L); a13.intoArray(lanes, 7 * L);
-        a20.intoArray(lanes, 8 * L); a21.intoArray(lanes, 9 * L); a22.intoArray(lanes, 10 * L); a23.intoArray(lanes, 11 * L);
-        a30.intoArray(lanes, 12 * L); a31.intoArray(lanes, 13 * L); a32.intoArray(lanes, 14 * L); a33.intoArray(lanes, 15 * L);
-    }
-
-    private static void tile3x4F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
-                                  int kFull, float[] lanes) {
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
-        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
-        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
-        long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride;
-        for (int i = 0; i < kFull; i += L) {
-            long wb = 4L * i, xb = 4L * i;
-            FloatVector v0 = loadF32(w, wOff + wb), v1 = loadF32(w, w1 + wb), v2 = loadF32(w, w2 + wb), v3 = loadF32(w, w3 + wb);
-            FloatVector u0 = loadF32(x, xOff + xb);
-            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
-            FloatVector u1 = loadF32(x, x1 + xb);
-            a10 = u1.fma(v0, a10); a11 = u1.fma(v1, a11); a12 = u1.fma(v2, a12); a13 = u1.fma(v3, a13);
-            FloatVector u2 = loadF32(x, x2 + xb);
-            a20 = u2.fma(v0, a20); a21 = u2.fma(v1, a21); a22 = u2.fma(v2, a22); a23 = u2.fma(v3, a23);
+        for (int c = 0; c < 8; c++) {
+            float s = hsum(FloatVector.fromArray(F, lanes, c * L));
+            out[c] = kFull < k ? ScalarKernels.tail(x, xOff, w, wOff + c * wStride, wt, kFull, k, s) : s;
         }
-        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
-        a10.intoArray(lanes, 4 * L); a11.intoArray(lanes, 5 * L); a12.intoArray(lanes, 6 * L); a13.intoArray(lanes, 7 * L);
-        a20.intoArray(lanes, 8 * L); a21.intoArray(lanes, 9 * L); a22.intoArray(lanes, 10 * L); a23.intoArray(lanes, 11 * L);
     }
-
-    private static void tile2x4F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
-                                  int kFull, float[] lanes) {
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
-        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
-        long x1 = xOff + 1 * xStride;
-        for (int i = 0; i < kFull; i += L) {
-            long wb = 4L * i, xb = 4L * i;
-            FloatVector v0 = loadF32(w, wOff + wb), v1 = loadF32(w, w1 + wb), v2 = loadF32(w, w2 + wb), v3 = loadF32(w, w3 + wb);
-            FloatVector u0 = loadF32(x, xOff + xb);
-            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
-            FloatVector u1 = loadF32(x, x1 + xb);
-            a10 = u1.fma(v0, a10); a11 = u1.fma(v1, a11); a12 = u1.fma(v2, a12); a13 = u1.fma(v3, a13);
-        }
-        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
-        a10.intoArray(lanes, 4 * L); a11.intoArray(lanes, 5 * L); a12.intoArray(lanes, 6 * L); a13.intoArray(lanes, 7 * L);
-    }
-
-    private static void tile1x4F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
-                                  int kFull, float[] lanes) {
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
-        for (int i = 0; i < kFull; i += L) {
-            long wb = 4L * i, xb = 4L * i;
-            FloatVector v0 = loadF32(w, wOff + wb), v1 = loadF32(w, w1 + wb), v2 = loadF32(w, w2 + wb), v3 = loadF32(w, w3 + wb);
-            FloatVector u0 = loadF32(x, xOff + xb);
-            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
-        }
-        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
-    }
-
-    private static void tile4x4Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
-                                  int kFull, float[] lanes) {
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
-        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
-        FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F), a32 = FloatVector.zero(F), a33 = FloatVector.zero(F);
-        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
-        long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride, x3 = xOff + 3 * xStride;
-        for (int i = 0; i < kFull; i += L) {
-            long wb = 2L * i, xb = 4L * i;
-            FloatVector v0 = loadBf16(w, wOff + wb), v1 = loadBf16(w, w1 + wb), v2 = loadBf16(w, w2 + wb), v3 = loadBf16(w, w3 + wb);
-            FloatVector u0 = loadF32(x, xOff + xb);
-            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
-            FloatVector u1 = loadF32(x, x1 + xb);
-            a10 = u1.fma(v0, a10); a11 = u1.fma(v1, a11); a12 = u1.fma(v2, a12); a13 = u1.fma(v3, a13);
-            FloatVector u2 = loadF32(x, x2 + xb);
-            a20 = u2.fma(v0, a20); a21 = u2.fma(v1, a21); a22 = u2.fma(v2, a22); a23 = u2.fma(v3, a23);
-            FloatVector u3 = loadF32(x, x3 + xb);
-            a30 = u3.fma(v0, a30); a31 = u3.fma(v1, a31); a32 = u3.fma(v2, a32); a33 = u3.fma(v3, a33);
-        }
-        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
-        a10.intoArray(lanes, 4 * L); a11.intoArray(lanes, 5 * L); a12.intoArray(lanes, 6 * L); a13.intoArray(lanes, 7 * L);
-        a20.intoArray(lanes, 8 * L); a21.intoArray(lanes, 9 * L); a22.intoArray(lanes, 10 * L); a23.intoArray(lanes, 11 * L);
-        a30.intoArray(lanes, 12 * L); a31.intoArray(lanes, 13 * L); a32.intoArray(lanes, 14 * L); a33.intoArray(lanes, 15 * L);
-    }
-
-    private static void tile3x4Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
-                                  int kFull, float[] lanes) {
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
-        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
-        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
-        long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride;
-        for (int i = 0; i < kFull; i += L) {
-            long wb = 2L * i, xb = 4L * i;
-            FloatVector v0 = loadBf16(w, wOff + wb), v1 = loadBf16(w, w1 + wb), v2 = loadBf16(w, w2 + wb), v3 = loadBf16(w, w3 + wb);
-            FloatVector u0 = loadF32(x, xOff + xb);
-            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
-            FloatVector u1 = loadF32(x, x1 + xb);
-            a10 = u1.fma(v0, a10); a11 = u1.fma(v1, a11); a12 = u1.fma(v2, a12); a13 = u1.fma(v3, a13);
-            FloatVector u2 = loadF32(x, x2 + xb);
-            a20 = u2.fma(v0, a20); a21 = u2.fma(v1, a21); a22 = u2.fma(v2, a22); a23 = u2.fma(v3, a23);
-        }
-        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
-        a10.intoArray(lanes, 4 * L); a11.intoArray(lanes, 5 * L); a12.intoArray(lanes, 6 * L); a13.intoArray(lanes, 7 * L);
-        a20.intoArray(lanes, 8 * L); a21.intoArray(lanes, 9 * L); a22.intoArray(lanes, 10 * L); a23.intoArray(lanes, 11 * L);
-    }
-
-    private static void tile2x4Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
-                                  int kFull, float[] lanes) {
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
-        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
-        long x1 = xOff + 1 * xStride;
-        for (int i = 0; i < kFull; i += L) {
-            long wb = 2L * i, xb = 4L * i;
-            FloatVector v0 = loadBf16(w, wOff + wb), v1 = loadBf16(w, w1 + wb), v2 = loadBf16(w, w2 + wb), v3 = loadBf16(w, w3 + wb);
-            FloatVector u0 = loadF32(x, xOff + xb);
-            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
-            FloatVector u1 = loadF32(x, x1 + xb);
-            a10 = u1.fma(v0, a10); a11 = u1.fma(v1, a11); a12 = u1.fma(v2, a12); a13 = u1.fma(v3, a13);
-        }
-        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
-        a10.intoArray(lanes, 4 * L); a11.intoArray(lanes, 5 * L); a12.intoArray(lanes, 6 * L); a13.intoArray(lanes, 7 * L);
-    }
-
-    private static void tile1x4Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
-                                  int kFull, float[] lanes) {
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
-        for (int i = 0; i < kFull; i += L) {
-            long wb = 2L * i, xb = 4L * i;
-            FloatVector v0 = loadBf16(w, wOff + wb), v1 = loadBf16(w, w1 + wb), v2 = loadBf16(w, w2 + wb), v3 = loadBf16(w, w3 + wb);
-            FloatVector u0 = loadF32(x, xOff + xb);
-            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
-        }
-        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
-    }
-
 
     @Override
     public void axpy(float a, MemorySegment v, long vOff, float[] acc, int d) {
@@ -382,10 +232,268 @@ final class VectorKernels implements Kernels {
         FloatVector av = FloatVector.broadcast(F, a);
         int i = 0;
         for (; i <= d - L; i += L) {
-            av.fma(loadBf16(v, vOff + 2L * i), FloatVector.fromArray(F, acc, i)).intoArray(acc, i);
+            FloatVector vv = ((IntVector) ShortVector.fromMemorySegment(S, v, vOff + 2L * i, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            av.fma(vv, FloatVector.fromArray(F, acc, i)).intoArray(acc, i);
         }
         for (; i < d; i++) {
             acc[i] = Math.fma(a, DType.bf16ToFloat(v.get(ValueLayout.JAVA_SHORT_UNALIGNED, vOff + 2L * i)), acc[i]);
         }
+    }
+
+    // The tiles, written out one per shape and weight format (rows × 4 or 1 × 8 weight rows). Each
+    // step loads every weight vector once and uses it for every row of the tile. The loads are
+    // spelled out rather than called through a helper: C2 declined to inline a 36-byte helper in
+    // the 8-load tile ("callee is too large"), and every vector it returned was then boxed
+    // (measured: decode at 0.33 of the read bandwidth; docs/decisions.md).
+
+    private static void tile4x4F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
+        FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F), a32 = FloatVector.zero(F), a33 = FloatVector.zero(F);
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride, x3 = xOff + 3 * xStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 4L * i, xb = 4L * i;
+            FloatVector v0 = FloatVector.fromMemorySegment(F, w, wOff + wb, LE);
+            FloatVector v1 = FloatVector.fromMemorySegment(F, w, w1 + wb, LE);
+            FloatVector v2 = FloatVector.fromMemorySegment(F, w, w2 + wb, LE);
+            FloatVector v3 = FloatVector.fromMemorySegment(F, w, w3 + wb, LE);
+            FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
+            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
+            FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb, LE);
+            a10 = u1.fma(v0, a10); a11 = u1.fma(v1, a11); a12 = u1.fma(v2, a12); a13 = u1.fma(v3, a13);
+            FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xb, LE);
+            a20 = u2.fma(v0, a20); a21 = u2.fma(v1, a21); a22 = u2.fma(v2, a22); a23 = u2.fma(v3, a23);
+            FloatVector u3 = FloatVector.fromMemorySegment(F, x, x3 + xb, LE);
+            a30 = u3.fma(v0, a30); a31 = u3.fma(v1, a31); a32 = u3.fma(v2, a32); a33 = u3.fma(v3, a33);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+        a10.intoArray(lanes, 4 * L); a11.intoArray(lanes, 5 * L); a12.intoArray(lanes, 6 * L); a13.intoArray(lanes, 7 * L);
+        a20.intoArray(lanes, 8 * L); a21.intoArray(lanes, 9 * L); a22.intoArray(lanes, 10 * L); a23.intoArray(lanes, 11 * L);
+        a30.intoArray(lanes, 12 * L); a31.intoArray(lanes, 13 * L); a32.intoArray(lanes, 14 * L); a33.intoArray(lanes, 15 * L);
+    }
+
+    private static void tile3x4F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 4L * i, xb = 4L * i;
+            FloatVector v0 = FloatVector.fromMemorySegment(F, w, wOff + wb, LE);
+            FloatVector v1 = FloatVector.fromMemorySegment(F, w, w1 + wb, LE);
+            FloatVector v2 = FloatVector.fromMemorySegment(F, w, w2 + wb, LE);
+            FloatVector v3 = FloatVector.fromMemorySegment(F, w, w3 + wb, LE);
+            FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
+            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
+            FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb, LE);
+            a10 = u1.fma(v0, a10); a11 = u1.fma(v1, a11); a12 = u1.fma(v2, a12); a13 = u1.fma(v3, a13);
+            FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xb, LE);
+            a20 = u2.fma(v0, a20); a21 = u2.fma(v1, a21); a22 = u2.fma(v2, a22); a23 = u2.fma(v3, a23);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+        a10.intoArray(lanes, 4 * L); a11.intoArray(lanes, 5 * L); a12.intoArray(lanes, 6 * L); a13.intoArray(lanes, 7 * L);
+        a20.intoArray(lanes, 8 * L); a21.intoArray(lanes, 9 * L); a22.intoArray(lanes, 10 * L); a23.intoArray(lanes, 11 * L);
+    }
+
+    private static void tile2x4F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long x1 = xOff + 1 * xStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 4L * i, xb = 4L * i;
+            FloatVector v0 = FloatVector.fromMemorySegment(F, w, wOff + wb, LE);
+            FloatVector v1 = FloatVector.fromMemorySegment(F, w, w1 + wb, LE);
+            FloatVector v2 = FloatVector.fromMemorySegment(F, w, w2 + wb, LE);
+            FloatVector v3 = FloatVector.fromMemorySegment(F, w, w3 + wb, LE);
+            FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
+            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
+            FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb, LE);
+            a10 = u1.fma(v0, a10); a11 = u1.fma(v1, a11); a12 = u1.fma(v2, a12); a13 = u1.fma(v3, a13);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+        a10.intoArray(lanes, 4 * L); a11.intoArray(lanes, 5 * L); a12.intoArray(lanes, 6 * L); a13.intoArray(lanes, 7 * L);
+    }
+
+    private static void tile1x4F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 4L * i, xb = 4L * i;
+            FloatVector v0 = FloatVector.fromMemorySegment(F, w, wOff + wb, LE);
+            FloatVector v1 = FloatVector.fromMemorySegment(F, w, w1 + wb, LE);
+            FloatVector v2 = FloatVector.fromMemorySegment(F, w, w2 + wb, LE);
+            FloatVector v3 = FloatVector.fromMemorySegment(F, w, w3 + wb, LE);
+            FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
+            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+    }
+
+    private static void tile4x4Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
+        FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F), a32 = FloatVector.zero(F), a33 = FloatVector.zero(F);
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride, x3 = xOff + 3 * xStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 2L * i, xb = 4L * i;
+            FloatVector v0 = ((IntVector) ShortVector.fromMemorySegment(S, w, wOff + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector v1 = ((IntVector) ShortVector.fromMemorySegment(S, w, w1 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector v2 = ((IntVector) ShortVector.fromMemorySegment(S, w, w2 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector v3 = ((IntVector) ShortVector.fromMemorySegment(S, w, w3 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
+            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
+            FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb, LE);
+            a10 = u1.fma(v0, a10); a11 = u1.fma(v1, a11); a12 = u1.fma(v2, a12); a13 = u1.fma(v3, a13);
+            FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xb, LE);
+            a20 = u2.fma(v0, a20); a21 = u2.fma(v1, a21); a22 = u2.fma(v2, a22); a23 = u2.fma(v3, a23);
+            FloatVector u3 = FloatVector.fromMemorySegment(F, x, x3 + xb, LE);
+            a30 = u3.fma(v0, a30); a31 = u3.fma(v1, a31); a32 = u3.fma(v2, a32); a33 = u3.fma(v3, a33);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+        a10.intoArray(lanes, 4 * L); a11.intoArray(lanes, 5 * L); a12.intoArray(lanes, 6 * L); a13.intoArray(lanes, 7 * L);
+        a20.intoArray(lanes, 8 * L); a21.intoArray(lanes, 9 * L); a22.intoArray(lanes, 10 * L); a23.intoArray(lanes, 11 * L);
+        a30.intoArray(lanes, 12 * L); a31.intoArray(lanes, 13 * L); a32.intoArray(lanes, 14 * L); a33.intoArray(lanes, 15 * L);
+    }
+
+    private static void tile3x4Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 2L * i, xb = 4L * i;
+            FloatVector v0 = ((IntVector) ShortVector.fromMemorySegment(S, w, wOff + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector v1 = ((IntVector) ShortVector.fromMemorySegment(S, w, w1 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector v2 = ((IntVector) ShortVector.fromMemorySegment(S, w, w2 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector v3 = ((IntVector) ShortVector.fromMemorySegment(S, w, w3 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
+            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
+            FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb, LE);
+            a10 = u1.fma(v0, a10); a11 = u1.fma(v1, a11); a12 = u1.fma(v2, a12); a13 = u1.fma(v3, a13);
+            FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xb, LE);
+            a20 = u2.fma(v0, a20); a21 = u2.fma(v1, a21); a22 = u2.fma(v2, a22); a23 = u2.fma(v3, a23);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+        a10.intoArray(lanes, 4 * L); a11.intoArray(lanes, 5 * L); a12.intoArray(lanes, 6 * L); a13.intoArray(lanes, 7 * L);
+        a20.intoArray(lanes, 8 * L); a21.intoArray(lanes, 9 * L); a22.intoArray(lanes, 10 * L); a23.intoArray(lanes, 11 * L);
+    }
+
+    private static void tile2x4Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long x1 = xOff + 1 * xStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 2L * i, xb = 4L * i;
+            FloatVector v0 = ((IntVector) ShortVector.fromMemorySegment(S, w, wOff + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector v1 = ((IntVector) ShortVector.fromMemorySegment(S, w, w1 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector v2 = ((IntVector) ShortVector.fromMemorySegment(S, w, w2 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector v3 = ((IntVector) ShortVector.fromMemorySegment(S, w, w3 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
+            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
+            FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb, LE);
+            a10 = u1.fma(v0, a10); a11 = u1.fma(v1, a11); a12 = u1.fma(v2, a12); a13 = u1.fma(v3, a13);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+        a10.intoArray(lanes, 4 * L); a11.intoArray(lanes, 5 * L); a12.intoArray(lanes, 6 * L); a13.intoArray(lanes, 7 * L);
+    }
+
+    private static void tile1x4Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 2L * i, xb = 4L * i;
+            FloatVector v0 = ((IntVector) ShortVector.fromMemorySegment(S, w, wOff + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector v1 = ((IntVector) ShortVector.fromMemorySegment(S, w, w1 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector v2 = ((IntVector) ShortVector.fromMemorySegment(S, w, w2 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector v3 = ((IntVector) ShortVector.fromMemorySegment(S, w, w3 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
+            a00 = u0.fma(v0, a00); a01 = u0.fma(v1, a01); a02 = u0.fma(v2, a02); a03 = u0.fma(v3, a03);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+    }
+
+    private static void tile1x8F32(MemorySegment x, long xOff, MemorySegment w, long wOff, long wStride, int kFull,
+                                  float[] lanes) {
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+        FloatVector a4 = FloatVector.zero(F), a5 = FloatVector.zero(F), a6 = FloatVector.zero(F), a7 = FloatVector.zero(F);
+        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride, w4 = wOff + 4 * wStride;
+        long w5 = wOff + 5 * wStride, w6 = wOff + 6 * wStride, w7 = wOff + 7 * wStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 4L * i;
+            FloatVector u = FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE);
+            a0 = u.fma(FloatVector.fromMemorySegment(F, w, wOff + wb, LE), a0);
+            a1 = u.fma(FloatVector.fromMemorySegment(F, w, w1 + wb, LE), a1);
+            a2 = u.fma(FloatVector.fromMemorySegment(F, w, w2 + wb, LE), a2);
+            a3 = u.fma(FloatVector.fromMemorySegment(F, w, w3 + wb, LE), a3);
+            a4 = u.fma(FloatVector.fromMemorySegment(F, w, w4 + wb, LE), a4);
+            a5 = u.fma(FloatVector.fromMemorySegment(F, w, w5 + wb, LE), a5);
+            a6 = u.fma(FloatVector.fromMemorySegment(F, w, w6 + wb, LE), a6);
+            a7 = u.fma(FloatVector.fromMemorySegment(F, w, w7 + wb, LE), a7);
+        }
+        a0.intoArray(lanes, 0 * L); a1.intoArray(lanes, 1 * L); a2.intoArray(lanes, 2 * L); a3.intoArray(lanes, 3 * L);
+        a4.intoArray(lanes, 4 * L); a5.intoArray(lanes, 5 * L); a6.intoArray(lanes, 6 * L); a7.intoArray(lanes, 7 * L);
+    }
+
+    private static void tile1x8Bf16(MemorySegment x, long xOff, MemorySegment w, long wOff, long wStride, int kFull,
+                                  float[] lanes) {
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+        FloatVector a4 = FloatVector.zero(F), a5 = FloatVector.zero(F), a6 = FloatVector.zero(F), a7 = FloatVector.zero(F);
+        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride, w4 = wOff + 4 * wStride;
+        long w5 = wOff + 5 * wStride, w6 = wOff + 6 * wStride, w7 = wOff + 7 * wStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 2L * i;
+            FloatVector u = FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE);
+            a0 = u.fma(((IntVector) ShortVector.fromMemorySegment(S, w, wOff + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), a0);
+            a1 = u.fma(((IntVector) ShortVector.fromMemorySegment(S, w, w1 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), a1);
+            a2 = u.fma(((IntVector) ShortVector.fromMemorySegment(S, w, w2 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), a2);
+            a3 = u.fma(((IntVector) ShortVector.fromMemorySegment(S, w, w3 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), a3);
+            a4 = u.fma(((IntVector) ShortVector.fromMemorySegment(S, w, w4 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), a4);
+            a5 = u.fma(((IntVector) ShortVector.fromMemorySegment(S, w, w5 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), a5);
+            a6 = u.fma(((IntVector) ShortVector.fromMemorySegment(S, w, w6 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), a6);
+            a7 = u.fma(((IntVector) ShortVector.fromMemorySegment(S, w, w7 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), a7);
+        }
+        a0.intoArray(lanes, 0 * L); a1.intoArray(lanes, 1 * L); a2.intoArray(lanes, 2 * L); a3.intoArray(lanes, 3 * L);
+        a4.intoArray(lanes, 4 * L); a5.intoArray(lanes, 5 * L); a6.intoArray(lanes, 6 * L); a7.intoArray(lanes, 7 * L);
     }
 }

@@ -39,12 +39,20 @@ class KernelsTest {
         try (Arena arena = Arena.ofConfined()) {
             for (int k : new int[] {1, 3, 7, 8, 15, 16, 17, 31, 32, 33, 64, 100, 256, 688, 1000}) {
                 MemorySegment x = randomF32(arena, rnd, 4 * k);
-                MemorySegment w = randomF32(arena, rnd, 4 * k);
-                MemorySegment wb = toBf16(arena, w, 4 * k);
+                MemorySegment w = randomF32(arena, rnd, 8 * k);
+                MemorySegment wb = toBf16(arena, w, 8 * k);
                 float[] vLanes = new float[vector.tileScratch()], sLanes = new float[scalar.tileScratch()];
                 for (DType dt : new DType[] {DType.F32, DType.BF16}) {
                     MemorySegment ws = dt == DType.F32 ? w : wb;
                     long wStride = (long) dt.byteSize() * k;
+                    float[] v8 = new float[8], s8 = new float[8];
+                    vector.dotRow8(x, 0, ws, 0, wStride, dt, k, vLanes, v8);
+                    scalar.dotRow8(x, 0, ws, 0, wStride, dt, k, sLanes, s8);
+                    for (int c = 0; c < 8; c++) {
+                        float single = scalar.dot(x, 0, ws, c * wStride, dt, k);
+                        assertEquals(Float.floatToRawIntBits(single), Float.floatToRawIntBits(v8[c]), "1x8 vs single, k " + k + " " + dt + " col " + c);
+                        assertEquals(Float.floatToRawIntBits(single), Float.floatToRawIntBits(s8[c]), "scalar 1x8, k " + k + " " + dt + " col " + c);
+                    }
                     for (int rows = 1; rows <= 4; rows++) {
                         float[] v = new float[16], s = new float[16];
                         vector.dotTile(rows, x, 0, 4L * k, ws, 0, wStride, dt, k, vLanes, v);

@@ -127,6 +127,20 @@ public final class SafetensorsFile implements AutoCloseable {
      * @throws TandemException when the file is missing, unreadable, truncated or malformed
      */
     public static SafetensorsFile open(Path file) {
+        return open(file, false);
+    }
+
+    /**
+     * Maps {@code file}, validates its header and, when {@code resident}, copies the tensor data into
+     * memory of its own (off the Java heap) so that reads no longer go through the file mapping: on
+     * machines whose page-cache mappings get their page tables torn down and refaulted, a mapped
+     * model's read rate swings from pass to pass while memory of its own reads steadily
+     * (docs/decisions.md). Views are then over the copy.
+     *
+     * @throws TandemException when the file is missing, unreadable, truncated or malformed, or the
+     *                         copy does not fit in memory
+     */
+    public static SafetensorsFile open(Path file, boolean resident) {
         String name = file.getFileName().toString();
         Arena arena = Arena.ofShared();
         try {
@@ -140,7 +154,7 @@ public final class SafetensorsFile implements AutoCloseable {
                 whole = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
             }
             SafetensorsFile f = parse(file, name, arena, whole);
-            return f;
+            return resident ? f.resident() : f;
         } catch (NoSuchFileException e) {
             arena.close();
             throw new TandemException("safetensors file not found: " + file + ".", e);
@@ -151,6 +165,19 @@ public final class SafetensorsFile implements AutoCloseable {
             arena.close();
             throw e;
         }
+    }
+
+    /** The same file with its data copied into memory allocated in this file's arena. */
+    private SafetensorsFile resident() {
+        MemorySegment copy;
+        try {
+            copy = arena.allocate(Math.max(1, data.byteSize()), 64);
+        } catch (OutOfMemoryError e) {
+            throw new TandemException(fileName + ": " + data.byteSize() + " bytes of memory for its weights could not be"
+                    + " allocated; free memory, or keep the weights memory-mapped (--mmap).", e);
+        }
+        MemorySegment.copy(data, 0, copy, 0, data.byteSize());
+        return new SafetensorsFile(path, arena, copy.asSlice(0, data.byteSize()), entries, metadata);
     }
 
     private static SafetensorsFile parse(Path file, String name, Arena arena, MemorySegment whole) {

@@ -59,6 +59,14 @@ public final class WeightStore implements AutoCloseable {
      *                         missing, or any file is malformed
      */
     public static WeightStore open(Path modelDir) {
+        return open(modelDir, false);
+    }
+
+    /**
+     * As {@link #open(Path)}; with {@code resident}, every file's tensor data is copied into memory of
+     * its own at open ({@link SafetensorsFile#open(Path, boolean)}) instead of read through the mapping.
+     */
+    public static WeightStore open(Path modelDir, boolean resident) {
         if (!Files.exists(modelDir)) {
             throw new TandemException("model directory not found: " + modelDir + ".");
         }
@@ -68,7 +76,7 @@ public final class WeightStore implements AutoCloseable {
         Path single = modelDir.resolve(SINGLE_FILE);
         Path index = modelDir.resolve(INDEX_FILE);
         if (Files.isRegularFile(single)) {
-            SafetensorsFile f = SafetensorsFile.open(single);
+            SafetensorsFile f = SafetensorsFile.open(single, resident);
             Map<String, SafetensorsFile> byName = new LinkedHashMap<>();
             for (String n : f.names()) {
                 byName.put(n, f);
@@ -76,13 +84,13 @@ public final class WeightStore implements AutoCloseable {
             return new WeightStore(modelDir, List.of(f), Collections.unmodifiableMap(byName));
         }
         if (Files.isRegularFile(index)) {
-            return openSharded(modelDir, index);
+            return openSharded(modelDir, index, resident);
         }
         throw new TandemException("model directory " + modelDir + " has neither " + SINGLE_FILE + " nor "
                 + INDEX_FILE + ".");
     }
 
-    private static WeightStore openSharded(Path dir, Path index) {
+    private static WeightStore openSharded(Path dir, Path index, boolean resident) {
         JsonNode root;
         try {
             root = MAPPER.readTree(Files.readAllBytes(index));
@@ -124,7 +132,7 @@ public final class WeightStore implements AutoCloseable {
                     throw new TandemException(INDEX_FILE + " lists shard \"" + s.getKey() + "\" (for tensor \""
                             + s.getValue().getFirst() + "\"), but " + dir + " has no such file.");
                 }
-                SafetensorsFile f = SafetensorsFile.open(p);
+                SafetensorsFile f = SafetensorsFile.open(p, resident);
                 opened.add(f);
                 for (String t : s.getValue()) {
                     if (!f.contains(t)) {
