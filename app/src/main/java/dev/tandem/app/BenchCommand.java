@@ -27,6 +27,7 @@ import java.time.ZoneOffset;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.LinkedHashSet;
@@ -117,6 +118,22 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--ngram-corpus", paramLabel = "FILE",
             description = "methods suite: the text whose trigrams seed aded's table (default: none, an empty table).")
     Path ngramCorpus;
+
+    @Option(names = "--gammas", paramLabel = "LIST",
+            description = "methods suite: the γ of each fixed-length speculative run, comma-separated (default: 4, the γ PEARL uses).")
+    String gammas;
+
+    @Option(names = "--methods", paramLabel = "LIST",
+            description = "methods suite: the methods to run besides plain, comma-separated (default: all of ngram, aded,"
+                    + " lookahead, speculative, pearl, tree, collab).")
+    String methodsList;
+
+    @Option(names = "--modes", paramLabel = "LIST", description = "methods suite: greedy, sampled or both (default: both).")
+    String modes;
+
+    @Option(names = "--prompt-count", paramLabel = "N",
+            description = "methods suite: time the first N of its four prompts (default: all four).")
+    Integer promptCount;
 
     @Option(names = "--report", paramLabel = "FILE",
             description = "Measure nothing: (re)write the Markdown report and charts of an existing result JSON.")
@@ -228,6 +245,23 @@ public final class BenchCommand implements Callable<Integer> {
                 if (ngramCorpus != null) {
                     methodOptions = methodOptions.withNgramCorpus(ngramCorpus);
                 }
+                if (gammas != null) {
+                    methodOptions = methodOptions.withGammas(Arrays.stream(parseCounts(gammas, "--gammas")).boxed().toList());
+                }
+                if (methodsList != null) {
+                    methodOptions = methodOptions.withMethods(words(methodsList));
+                }
+                if (modes != null) {
+                    methodOptions = methodOptions.withModes(words(modes));
+                }
+                if (promptCount != null) {
+                    if (promptCount < 1 || promptCount > MethodsBench.DEFAULT_PROMPTS.size()) {
+                        throw new IllegalArgumentException("--prompt-count must be 1 to " + MethodsBench.DEFAULT_PROMPTS.size()
+                                + ", got " + promptCount + ".");
+                    }
+                    methodOptions = methodOptions.withPrompts(MethodsBench.DEFAULT_PROMPTS.subList(0, promptCount));
+                }
+
                 MethodsBench.Result result;
                 try (ProgressBar bar = new ProgressBar("bench methods " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
                     result = MethodsBench.run(modelDir, draftDirs, methodOptions, bar);
@@ -253,6 +287,16 @@ public final class BenchCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    private static List<String> words(String list) {
+        List<String> out = new ArrayList<>();
+        for (String part : list.split(",")) {
+            if (!part.isBlank()) {
+                out.add(part.strip().toLowerCase(Locale.ROOT));
+            }
+        }
+        return out;
     }
 
     static int[] parseCounts(String list, String option) {

@@ -359,13 +359,16 @@ public final class BenchReport {
         md.blank();
         String target = text(s, "target");
         if (target != null) {
-            md.line("Target: `" + target + "`. Speeds are relative to plain decoding of the target in the same repetition.");
+            md.line("Target: `" + target + "`. Speeds are relative to plain decoding of the target in the same repetition."
+                    + " A method's ceiling is 1 / (target passes per token): its speed if a verification pass cost what a"
+                    + " one-row pass costs and drafting were free; \"of ceiling\" is its median relative speed over that.");
             md.blank();
         }
         JsonNode methods = array(s, "methods", where);
         md.line("| method | setting | draft | mode | acceptance | accepted / verification | target passes / token "
-                + "| large model called / changed | tok/s | relative to plain | pearl ÷ speculative: same cores / same target threads | repetitions |");
-        md.line("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+                + "| large model called / changed | tok/s | relative to plain | ceiling | of ceiling "
+                + "| pearl ÷ speculative: same cores / same target threads | repetitions |");
+        md.line("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         Boxes boxes = new Boxes();
         for (int i = 0; i < methods.size(); i++) {
             JsonNode m = methods.get(i);
@@ -387,7 +390,7 @@ public final class BenchReport {
                     + orElse(text(m, "draft"), "") + " | " + orElse(text(m, "mode"), "") + " | "
                     + optionalFixed(m, "acceptance_rate", 3) + " | " + optionalFixed(m, "mean_accepted_length", 2) + " | "
                     + optionalFixed(m, "target_passes_per_token", 3) + " | " + collab + " | " + tps.format(1) + " | "
-                    + rel.format(1) + " | " + vsSpeculative + " | " + counts(tps) + " |");
+                    + rel.format(1) + " | " + ceiling(m, rel) + " | " + vsSpeculative + " | " + counts(tps) + " |");
             boxes.add(rel, label);
         }
         md.blank();
@@ -397,6 +400,16 @@ public final class BenchReport {
                     "tokens/s ÷ plain's in the same repetition", boxes));
             md.image("tokens/s relative to plain decoding", file);
         }
+    }
+
+    /** "ceiling | of ceiling" cells: 1 / target passes per token and the median relative speed over it. */
+    private static String ceiling(JsonNode m, Fig rel) {
+        JsonNode passes = m.path("target_passes_per_token");
+        if (!passes.isNumber() || !(passes.asDouble() > 0)) {
+            return " | ";
+        }
+        double ceiling = 1 / passes.asDouble();
+        return fixed(ceiling, 2) + " | " + fixed(rel.median / ceiling, 2);
     }
 
     private static String optionalFixed(JsonNode n, String field, int decimals) {

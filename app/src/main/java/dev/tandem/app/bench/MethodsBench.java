@@ -70,11 +70,38 @@ public final class MethodsBench {
      *                           the threshold: a different routing changes the text that follows)
      * @param collabThresholds   candidate thresholds, tried from the smallest up
      * @param ngramCorpus        the text whose trigrams seed aded's table, or null for an empty table
+     * @param gammas             the γ of each fixed-length {@code speculative} entry ({@code draftLength} is the one
+     *                           PEARL is compared with, and is run whether listed or not)
+     * @param methods            the methods to run besides plain (which always runs): a subset of {@link #METHODS}
+     * @param modes              {@code greedy}, {@code sampled} or both, in that order
      */
     public record Options(List<String> prompts, String calibrationPrompt, int maxTokens, int repetitions, int threads,
                           float temperature, long seed, int draftLength, double maxCallFrequency,
-                          double[] collabThresholds, Path ngramCorpus) {
+                          double[] collabThresholds, Path ngramCorpus, List<Integer> gammas, List<String> methods,
+                          List<String> modes) {
         public Options {
+            gammas = gammas == null || gammas.isEmpty() ? List.of(draftLength) : List.copyOf(gammas);
+            for (int g : gammas) {
+                if (g < 1) {
+                    throw new IllegalArgumentException("--gammas must be at least 1, got " + g + ".");
+                }
+            }
+            methods = methods == null ? METHODS : List.copyOf(methods);
+            for (String m : methods) {
+                if (!METHODS.contains(m) && !m.equals("plain")) {
+                    throw new IllegalArgumentException("--methods: unknown method \"" + m + "\" (known: plain, "
+                            + String.join(", ", METHODS) + ").");
+                }
+            }
+            modes = modes == null ? List.of("greedy", "sampled") : List.copyOf(modes);
+            if (modes.isEmpty()) {
+                throw new IllegalArgumentException("--modes needs greedy, sampled or both.");
+            }
+            for (String m : modes) {
+                if (!m.equals("greedy") && !m.equals("sampled")) {
+                    throw new IllegalArgumentException("--modes takes greedy and/or sampled, got \"" + m + "\".");
+                }
+            }
             prompts = List.copyOf(prompts);
             if (prompts.isEmpty()) {
                 throw new IllegalArgumentException("the methods suite needs at least one prompt.");
@@ -95,29 +122,55 @@ public final class MethodsBench {
         /** Four prompts of 64 tokens, 5 repetitions, T = 0.8 seed 1, γ = 4, collab calls ≤ 20%, no aded corpus. */
         public static Options defaults(int threads) {
             return new Options(DEFAULT_PROMPTS, "ROMEO:\nBut soft, what light", 64, 5, threads, 0.8f, 1, 4, 0.2,
-                    new double[] {0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3, 0.4, 0.5}, null);
+                    new double[] {0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3, 0.4, 0.5}, null,
+                    null, null, null);
+        }
+
+        /** Fixed-length speculative at each of {@code g} (the suite's draft length is always among them). */
+        public Options withGammas(List<Integer> g) {
+            return new Options(prompts, calibrationPrompt, maxTokens, repetitions, threads, temperature, seed, draftLength,
+                    maxCallFrequency, collabThresholds, ngramCorpus, g, methods, modes);
+        }
+
+        /** Only these methods (plain always runs). */
+        public Options withMethods(List<String> m) {
+            return new Options(prompts, calibrationPrompt, maxTokens, repetitions, threads, temperature, seed, draftLength,
+                    maxCallFrequency, collabThresholds, ngramCorpus, gammas, m, modes);
+        }
+
+        /** Only these modes: greedy, sampled. */
+        public Options withModes(List<String> m) {
+            return new Options(prompts, calibrationPrompt, maxTokens, repetitions, threads, temperature, seed, draftLength,
+                    maxCallFrequency, collabThresholds, ngramCorpus, gammas, methods, m);
+        }
+
+        boolean runs(String method) {
+            return methods.contains(method);
         }
 
         public Options withMaxTokens(int n) {
             return new Options(prompts, calibrationPrompt, n, repetitions, threads, temperature, seed, draftLength,
-                    maxCallFrequency, collabThresholds, ngramCorpus);
+                    maxCallFrequency, collabThresholds, ngramCorpus, gammas, methods, modes);
         }
 
         public Options withRepetitions(int n) {
             return new Options(prompts, calibrationPrompt, maxTokens, n, threads, temperature, seed, draftLength,
-                    maxCallFrequency, collabThresholds, ngramCorpus);
+                    maxCallFrequency, collabThresholds, ngramCorpus, gammas, methods, modes);
         }
 
         public Options withNgramCorpus(Path corpus) {
             return new Options(prompts, calibrationPrompt, maxTokens, repetitions, threads, temperature, seed, draftLength,
-                    maxCallFrequency, collabThresholds, corpus);
+                    maxCallFrequency, collabThresholds, corpus, gammas, methods, modes);
         }
 
         public Options withPrompts(List<String> p) {
             return new Options(p, calibrationPrompt, maxTokens, repetitions, threads, temperature, seed, draftLength,
-                    maxCallFrequency, collabThresholds, ngramCorpus);
+                    maxCallFrequency, collabThresholds, ngramCorpus, gammas, methods, modes);
         }
     }
+
+    /** The methods the suite can run besides plain, in the order it runs them. */
+    public static final List<String> METHODS = List.of("ngram", "aded", "lookahead", "speculative", "pearl", "tree", "collab");
 
     public static final List<String> DEFAULT_PROMPTS = List.of(
             "First Citizen:\nBefore we proceed any further, hear me speak.",
@@ -191,7 +244,7 @@ public final class MethodsBench {
             LanguageModel pearlTarget = target;
             List<LanguageModel> pearlDrafts = drafts;
             List<LanguageModel> onPearlThreads = null; // drafts sharing PEARL's target thread group
-            if (o.threads() >= 2) {
+            if (o.threads() >= 2 && o.runs("pearl")) {
                 pearlTarget = ModelLoader.load(targetDir, ModelLoader.Options.defaults().withThreads(o.threads() - 1));
                 pearlModels.add(pearlTarget);
                 pearlDrafts = new ArrayList<>();
@@ -207,56 +260,85 @@ public final class MethodsBench {
                     onPearlThreads.add(beside);
                 }
             }
-            String[] modes = {"greedy", "sampled"};
+            List<String> modes = o.modes();
             TrigramTable table = o.ngramCorpus() == null ? TrigramTable.empty()
                     : TrigramTable.fromCorpus(target.tokenizer(), o.ngramCorpus());
-            int perMode = 4 + (onPearlThreads == null ? 5 : 6) * drafts.size();
-            long total = (long) modes.length * (drafts.size() * o.collabThresholds().length
-                    + (long) perMode * (o.repetitions() + 1));
+            // A first estimate of the progress total; it is made exact once each mode's entries are known.
+            long[] total = {(long) modes.size() * (drafts.size() * o.collabThresholds().length + 20L * (o.repetitions() + 1))};
             long[] done = {0};
             List<Calibration> calibrations = new ArrayList<>();
             List<Figure> figures = new ArrayList<>();
-            for (String mode : modes) {
+            for (int modeIndex = 0; modeIndex < modes.size(); modeIndex++) {
+                String mode = modes.get(modeIndex);
                 SamplingParams sp = mode.equals("greedy") ? SamplingParams.greedy()
                         : SamplingParams.greedy().withTemperature(o.temperature()).withSeed(o.seed());
                 List<Entry> entries = new ArrayList<>();
                 entries.add(new Entry("plain", "", null, new Generator(target), null));
-                entries.add(new Entry("ngram", "max_ngram=" + PromptLookupDecoding.DEFAULT_MAX_NGRAM + ",gamma="
-                        + PromptLookupDecoding.DEFAULT_DRAFT_LENGTH, null, new PromptLookupDecoding(target), null));
-                entries.add(new Entry("aded", (o.ngramCorpus() == null ? "empty table" : "corpus=" + o.ngramCorpus().getFileName())
-                        + ",nodes=" + AdedDecoding.DEFAULT_NODE_CAP + ",depth=" + AdedDecoding.DEFAULT_MAX_DEPTH, null,
-                        new AdedDecoding(target, table), null));
-                entries.add(new Entry("lookahead", "window=" + LookaheadDecoding.DEFAULT_WINDOW + ",ngram="
-                        + LookaheadDecoding.DEFAULT_NGRAM + ",candidates=" + LookaheadDecoding.DEFAULT_CANDIDATES, null,
-                        new LookaheadDecoding(target), null));
+                if (o.runs("ngram")) {
+                    entries.add(new Entry("ngram", "max_ngram=" + PromptLookupDecoding.DEFAULT_MAX_NGRAM + ",gamma="
+                            + PromptLookupDecoding.DEFAULT_DRAFT_LENGTH, null, new PromptLookupDecoding(target), null));
+                }
+                if (o.runs("aded")) {
+                    entries.add(new Entry("aded", (o.ngramCorpus() == null ? "empty table" : "corpus=" + o.ngramCorpus().getFileName())
+                            + ",nodes=" + AdedDecoding.DEFAULT_NODE_CAP + ",depth=" + AdedDecoding.DEFAULT_MAX_DEPTH, null,
+                            new AdedDecoding(target, table), null));
+                }
+                if (o.runs("lookahead")) {
+                    entries.add(new Entry("lookahead", "window=" + LookaheadDecoding.DEFAULT_WINDOW + ",ngram="
+                            + LookaheadDecoding.DEFAULT_NGRAM + ",candidates=" + LookaheadDecoding.DEFAULT_CANDIDATES, null,
+                            new LookaheadDecoding(target), null));
+                }
                 for (int i = 0; i < drafts.size(); i++) {
                     LanguageModel draft = drafts.get(i);
                     String dl = draftLabels.get(i);
-                    int speculative = entries.size();
-                    entries.add(new Entry("speculative", "gamma=" + o.draftLength(), dl,
-                            new SpeculativeDecoding(target, draft, o.draftLength()), null));
-                    entries.add(new Entry("speculative", "auto", dl, SpeculativeDecoding.adaptive(target, draft), null));
-                    int onTargetThreads = -1;
-                    if (onPearlThreads != null) {
-                        onTargetThreads = entries.size();
-                        entries.add(new Entry("speculative", "gamma=" + o.draftLength() + ",threads=" + (o.threads() - 1)
-                                + " (pearl's target group)", dl, new SpeculativeDecoding(pearlTarget, onPearlThreads.get(i),
-                                o.draftLength()), null));
+                    int speculative = -1;
+                    if (o.runs("speculative") || o.runs("pearl")) {
+                        // Fixed γ in increasing order; the suite's draft length (PEARL's comparison) among them.
+                        java.util.TreeSet<Integer> gammas = new java.util.TreeSet<>(o.gammas());
+                        gammas.add(o.draftLength());
+                        for (int g : gammas) {
+                            if (g != o.draftLength() && !o.runs("speculative")) {
+                                continue;
+                            }
+                            if (g == o.draftLength()) {
+                                speculative = entries.size();
+                            }
+                            entries.add(new Entry("speculative", "gamma=" + g, dl, new SpeculativeDecoding(target, draft, g), null));
+                        }
                     }
-                    entries.add(new Entry("pearl", "gamma=" + o.draftLength(), dl,
-                            new PearlDecoding(pearlTarget, pearlDrafts.get(i), o.draftLength()), null, speculative,
-                            onTargetThreads));
-                    entries.add(new Entry("pearl", "auto", dl, PearlDecoding.adaptive(pearlTarget, pearlDrafts.get(i)),
-                            null, speculative, onTargetThreads));
-                    entries.add(new Entry("tree", "nodes=" + TreeDecoding.DEFAULT_NODE_BUDGET + ",top_k="
-                            + TreeDecoding.DEFAULT_TOP_K + ",depth=" + TreeDecoding.DEFAULT_MAX_DEPTH, dl,
-                            TreeDecoding.of(target, draft), null));
-                    Calibration c = calibrate(target, draft, dl, mode, sp, o, () -> progress.update(++done[0], total));
-                    calibrations.add(c);
-                    entries.add(new Entry("collab", String.format(Locale.ROOT, "max_prob<%s", c.threshold()), dl,
-                            new CollaborativeDecoding(draft, target, c.rule(), c.threshold()),
-                            new Collab(c.rule(), c.threshold(), null)));
+                    if (o.runs("speculative")) {
+                        entries.add(new Entry("speculative", "auto", dl, SpeculativeDecoding.adaptive(target, draft), null));
+                    }
+                    if (o.runs("pearl")) {
+                        int onTargetThreads = -1;
+                        if (onPearlThreads != null) {
+                            onTargetThreads = entries.size();
+                            entries.add(new Entry("speculative", "gamma=" + o.draftLength() + ",threads=" + (o.threads() - 1)
+                                    + " (pearl's target group)", dl, new SpeculativeDecoding(pearlTarget, onPearlThreads.get(i),
+                                    o.draftLength()), null));
+                        }
+                        entries.add(new Entry("pearl", "gamma=" + o.draftLength(), dl,
+                                new PearlDecoding(pearlTarget, pearlDrafts.get(i), o.draftLength()), null, speculative,
+                                onTargetThreads));
+                        entries.add(new Entry("pearl", "auto", dl, PearlDecoding.adaptive(pearlTarget, pearlDrafts.get(i)),
+                                null, speculative, onTargetThreads));
+                    }
+                    if (o.runs("tree")) {
+                        entries.add(new Entry("tree", "nodes=" + TreeDecoding.DEFAULT_NODE_BUDGET + ",top_k="
+                                + TreeDecoding.DEFAULT_TOP_K + ",depth=" + TreeDecoding.DEFAULT_MAX_DEPTH, dl,
+                                TreeDecoding.of(target, draft), null));
+                    }
+                    if (o.runs("collab")) {
+                        Calibration c = calibrate(target, draft, dl, mode, sp, o, () -> progress.update(++done[0], total[0]));
+                        calibrations.add(c);
+                        entries.add(new Entry("collab", String.format(Locale.ROOT, "max_prob<%s", c.threshold()), dl,
+                                new CollaborativeDecoding(draft, target, c.rule(), c.threshold()),
+                                new Collab(c.rule(), c.threshold(), null)));
+                    }
                 }
+                total[0] = done[0] + (long) entries.size() * (o.repetitions() + 1)
+                        + (long) (o.modes().size() - 1 - modeIndex) * (entries.size() * (o.repetitions() + 1L)
+                        + (o.runs("collab") ? (long) drafts.size() * o.collabThresholds().length : 0));
                 double[][] rates = new double[entries.size()][o.repetitions()];
                 DecodeStats[] last = new DecodeStats[entries.size()];
                 for (int rep = -1; rep < o.repetitions(); rep++) {
@@ -274,7 +356,7 @@ public final class MethodsBench {
                         if (rep >= 0) {
                             rates[e][rep] = last[e].generatedTokens() / (nanos / 1e9);
                         }
-                        progress.update(++done[0], total);
+                        progress.update(++done[0], total[0]);
                     }
                 }
                 for (int e = 0; e < entries.size(); e++) {
@@ -403,6 +485,12 @@ public final class MethodsBench {
         o.put("temperature", r.options().temperature());
         o.put("seed", r.options().seed());
         o.put("draft_length", r.options().draftLength());
+        ArrayNode gammas = o.putArray("gammas");
+        r.options().gammas().forEach(gammas::add);
+        ArrayNode methods = o.putArray("methods");
+        r.options().methods().forEach(methods::add);
+        ArrayNode modes = o.putArray("modes");
+        r.options().modes().forEach(modes::add);
         o.put("collab_max_call_frequency", r.options().maxCallFrequency());
         if (r.options().ngramCorpus() == null) {
             o.putNull("ngram_corpus");

@@ -24,7 +24,7 @@ public final class CpuBackend implements Backend {
     private final CpuThreadPool pool;
     private final Kernels kernels;
     private final ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> new float[256]);
-    /** Per thread: the lanes of a tile's accumulators and the tile's 16 results. */
+    /** Per thread: the lanes of a tile's accumulators and the tile's (at most 24) results. */
     private final ThreadLocal<float[][]> tileBuffers;
 
     /** A backend on all available processors. */
@@ -35,7 +35,7 @@ public final class CpuBackend implements Backend {
     public CpuBackend(int threads) {
         this.pool = new CpuThreadPool(threads);
         this.kernels = Kernels.select();
-        this.tileBuffers = ThreadLocal.withInitial(() -> new float[][] {new float[kernels.tileScratch()], new float[16]});
+        this.tileBuffers = ThreadLocal.withInitial(() -> new float[][] {new float[kernels.tileScratch()], new float[24]});
     }
 
     @Override
@@ -124,21 +124,14 @@ public final class CpuBackend implements Backend {
         float[][] buffers = tileBuffers.get();
         float[] lanes = buffers[0], tile = buffers[1];
         int c = c0;
-        // Panels of 8 weight rows: a lone row takes the 1 × 8 tile (decode), others 4 × 4 tiles.
+        // Panels of 8 weight rows, rows in blocks of 3 (3 × 8 tiles, the last block 2 or 1 rows).
         for (; c + 8 <= c1; c += 8) {
             long wOff = wBase + c * wRow;
-            for (int r = 0; r < n; r += 4) {
-                int rows = Math.min(4, n - r);
-                if (rows == 1) {
-                    kernels.dotRow8(xs, r * xRow, w, wOff, wRow, kt, k, lanes, tile);
-                    MemorySegment.copy(tile, 0, os, F32, 4L * ((long) r * m + c), 8);
-                    continue;
-                }
-                for (int half = 0; half < 8; half += 4) {
-                    kernels.dotTile(rows, xs, r * xRow, xRow, w, wOff + half * wRow, wRow, kt, k, lanes, tile);
-                    for (int i = 0; i < rows; i++) {
-                        MemorySegment.copy(tile, 4 * i, os, F32, 4L * ((long) (r + i) * m + c + half), 4);
-                    }
+            for (int r = 0; r < n; r += 3) {
+                int rows = Math.min(3, n - r);
+                kernels.dotTile8(rows, xs, r * xRow, xRow, w, wOff, wRow, kt, k, lanes, tile);
+                for (int i = 0; i < rows; i++) {
+                    MemorySegment.copy(tile, 8 * i, os, F32, 4L * ((long) (r + i) * m + c), 8);
                 }
             }
         }

@@ -22,7 +22,7 @@ interface Kernels {
 
     /** Floats of scratch that {@link #dotTile} needs. */
     default int tileScratch() {
-        return 16 * lanes();
+        return 24 * lanes();
     }
 
     /**
@@ -34,12 +34,12 @@ interface Kernels {
                  DType wt, int k, float[] lanes, float[] out);
 
     /**
-     * One activation row against eight weight rows {@code wOff + c·wStride}, into {@code out[c]}: the
-     * single-row (decode) tile, whose eight weight streams keep more reads in flight than four
-     * (measured: 1.2× the weight-read rate of a 1 × 4 tile on one thread; docs/decisions.md).
+     * {@code rows × 8} dot products (rows 1 to 3) laid out as {@link #dotTile}'s, into {@code out[r·8 + c]}:
+     * eight weight streams in flight read faster than four (1 × 8: 27 GB/s on one thread against 22 for
+     * 1 × 4), and 3 × 8 keeps 24 accumulators, the most that leave registers for the operands.
      */
-    void dotRow8(MemorySegment x, long xOff, MemorySegment w, long wOff, long wStride, DType wt, int k,
-                 float[] lanes, float[] out);
+    void dotTile8(int rows, MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                  DType wt, int k, float[] lanes, float[] out);
 
     /** {@code acc[i] = fma(a, v[i], acc[i])} for i in [0, d), v f32. */
     void axpy(float a, MemorySegment v, long vOff, float[] acc, int d);

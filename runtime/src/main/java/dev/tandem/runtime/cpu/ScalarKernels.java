@@ -111,10 +111,15 @@ final class ScalarKernels implements Kernels {
     }
 
     @Override
-    public void dotRow8(MemorySegment x, long xOff, MemorySegment w, long wOff, long wStride, DType wt, int k,
-                        float[] lanes, float[] out) {
-        for (int c = 0; c < 8; c++) {
-            out[c] = dot(x, xOff, w, wOff + c * wStride, wt, k);
+    public void dotTile8(int rows, MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                         DType wt, int k, float[] lanes, float[] out) {
+        if (rows < 1 || rows > 3) {
+            throw new IllegalArgumentException("an 8-column tile has 1 to 3 rows, not " + rows);
+        }
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < 8; c++) {
+                out[r * 8 + c] = dot(x, xOff + r * xStride, w, wOff + c * wStride, wt, k);
+            }
         }
     }
 

@@ -191,17 +191,31 @@ final class VectorKernels implements Kernels {
     }
 
     @Override
-    public void dotRow8(MemorySegment x, long xOff, MemorySegment w, long wOff, long wStride, DType wt, int k,
-                        float[] lanes, float[] out) {
+    public void dotTile8(int rows, MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                         DType wt, int k, float[] lanes, float[] out) {
         int kFull = k - k % L;
         if (wt == DType.F32) {
-            tile1x8F32(x, xOff, w, wOff, wStride, kFull, lanes);
+            switch (rows) {
+                case 3 -> tile3x8F32(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
+                case 2 -> tile2x8F32(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
+                case 1 -> tile1x8F32(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
+                default -> throw new IllegalArgumentException("an 8-column tile has 1 to 3 rows, not " + rows);
+            }
         } else {
-            tile1x8Bf16(x, xOff, w, wOff, wStride, kFull, lanes);
+            switch (rows) {
+                case 3 -> tile3x8Bf16(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
+                case 2 -> tile2x8Bf16(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
+                case 1 -> tile1x8Bf16(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
+                default -> throw new IllegalArgumentException("an 8-column tile has 1 to 3 rows, not " + rows);
+            }
         }
-        for (int c = 0; c < 8; c++) {
-            float s = hsum(FloatVector.fromArray(F, lanes, c * L));
-            out[c] = kFull < k ? ScalarKernels.tail(x, xOff, w, wOff + c * wStride, wt, kFull, k, s) : s;
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < 8; c++) {
+                float s = hsum(FloatVector.fromArray(F, lanes, (r * 8 + c) * L));
+                out[r * 8 + c] = kFull < k
+                        ? ScalarKernels.tail(x, xOff + r * xStride, w, wOff + c * wStride, wt, kFull, k, s)
+                        : s;
+            }
         }
     }
 
@@ -241,7 +255,7 @@ final class VectorKernels implements Kernels {
         }
     }
 
-    // The tiles, written out one per shape and weight format (rows × 4 or 1 × 8 weight rows). Each
+    // The tiles, written out one per shape and weight format (rows × 4 or rows × 8 weight rows). Each
     // step loads every weight vector once and uses it for every row of the tile. The loads are
     // spelled out rather than called through a helper: C2 declined to inline a 36-byte helper in
     // the 8-load tile ("callee is too large"), and every vector it returned was then boxed
@@ -253,7 +267,7 @@ final class VectorKernels implements Kernels {
         FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
         FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
         FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F), a32 = FloatVector.zero(F), a33 = FloatVector.zero(F);
-        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
         long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride, x3 = xOff + 3 * xStride;
         for (int i = 0; i < kFull; i += L) {
             long wb = 4L * i, xb = 4L * i;
@@ -281,7 +295,7 @@ final class VectorKernels implements Kernels {
         FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
         FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
         FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
-        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
         long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride;
         for (int i = 0; i < kFull; i += L) {
             long wb = 4L * i, xb = 4L * i;
@@ -305,7 +319,7 @@ final class VectorKernels implements Kernels {
                                   int kFull, float[] lanes) {
         FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
         FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
-        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
         long x1 = xOff + 1 * xStride;
         for (int i = 0; i < kFull; i += L) {
             long wb = 4L * i, xb = 4L * i;
@@ -325,7 +339,7 @@ final class VectorKernels implements Kernels {
     private static void tile1x4F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
                                   int kFull, float[] lanes) {
         FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
         for (int i = 0; i < kFull; i += L) {
             long wb = 4L * i, xb = 4L * i;
             FloatVector v0 = FloatVector.fromMemorySegment(F, w, wOff + wb, LE);
@@ -344,7 +358,7 @@ final class VectorKernels implements Kernels {
         FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
         FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
         FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F), a32 = FloatVector.zero(F), a33 = FloatVector.zero(F);
-        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
         long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride, x3 = xOff + 3 * xStride;
         for (int i = 0; i < kFull; i += L) {
             long wb = 2L * i, xb = 4L * i;
@@ -376,7 +390,7 @@ final class VectorKernels implements Kernels {
         FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
         FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
         FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
-        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
         long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride;
         for (int i = 0; i < kFull; i += L) {
             long wb = 2L * i, xb = 4L * i;
@@ -404,7 +418,7 @@ final class VectorKernels implements Kernels {
                                   int kFull, float[] lanes) {
         FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
         FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
-        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
         long x1 = xOff + 1 * xStride;
         for (int i = 0; i < kFull; i += L) {
             long wb = 2L * i, xb = 4L * i;
@@ -428,7 +442,7 @@ final class VectorKernels implements Kernels {
     private static void tile1x4Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
                                   int kFull, float[] lanes) {
         FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
         for (int i = 0; i < kFull; i += L) {
             long wb = 2L * i, xb = 4L * i;
             FloatVector v0 = ((IntVector) ShortVector.fromMemorySegment(S, w, wOff + wb, LE)
@@ -445,55 +459,241 @@ final class VectorKernels implements Kernels {
         a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
     }
 
-    private static void tile1x8F32(MemorySegment x, long xOff, MemorySegment w, long wOff, long wStride, int kFull,
-                                  float[] lanes) {
-        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
-        FloatVector a4 = FloatVector.zero(F), a5 = FloatVector.zero(F), a6 = FloatVector.zero(F), a7 = FloatVector.zero(F);
+    private static void tile3x8F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a04 = FloatVector.zero(F), a05 = FloatVector.zero(F), a06 = FloatVector.zero(F), a07 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        FloatVector a14 = FloatVector.zero(F), a15 = FloatVector.zero(F), a16 = FloatVector.zero(F), a17 = FloatVector.zero(F);
+        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
+        FloatVector a24 = FloatVector.zero(F), a25 = FloatVector.zero(F), a26 = FloatVector.zero(F), a27 = FloatVector.zero(F);
         long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride, w4 = wOff + 4 * wStride;
         long w5 = wOff + 5 * wStride, w6 = wOff + 6 * wStride, w7 = wOff + 7 * wStride;
+        long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride;
         for (int i = 0; i < kFull; i += L) {
-            long wb = 4L * i;
-            FloatVector u = FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE);
-            a0 = u.fma(FloatVector.fromMemorySegment(F, w, wOff + wb, LE), a0);
-            a1 = u.fma(FloatVector.fromMemorySegment(F, w, w1 + wb, LE), a1);
-            a2 = u.fma(FloatVector.fromMemorySegment(F, w, w2 + wb, LE), a2);
-            a3 = u.fma(FloatVector.fromMemorySegment(F, w, w3 + wb, LE), a3);
-            a4 = u.fma(FloatVector.fromMemorySegment(F, w, w4 + wb, LE), a4);
-            a5 = u.fma(FloatVector.fromMemorySegment(F, w, w5 + wb, LE), a5);
-            a6 = u.fma(FloatVector.fromMemorySegment(F, w, w6 + wb, LE), a6);
-            a7 = u.fma(FloatVector.fromMemorySegment(F, w, w7 + wb, LE), a7);
+            long wb = 4L * i, xb = 4L * i;
+            FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
+            FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb, LE);
+            FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xb, LE);
+            FloatVector v0 = FloatVector.fromMemorySegment(F, w, wOff + wb, LE);
+            a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10); a20 = u2.fma(v0, a20);
+            FloatVector v1 = FloatVector.fromMemorySegment(F, w, w1 + wb, LE);
+            a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11); a21 = u2.fma(v1, a21);
+            FloatVector v2 = FloatVector.fromMemorySegment(F, w, w2 + wb, LE);
+            a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12); a22 = u2.fma(v2, a22);
+            FloatVector v3 = FloatVector.fromMemorySegment(F, w, w3 + wb, LE);
+            a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13); a23 = u2.fma(v3, a23);
+            FloatVector v4 = FloatVector.fromMemorySegment(F, w, w4 + wb, LE);
+            a04 = u0.fma(v4, a04); a14 = u1.fma(v4, a14); a24 = u2.fma(v4, a24);
+            FloatVector v5 = FloatVector.fromMemorySegment(F, w, w5 + wb, LE);
+            a05 = u0.fma(v5, a05); a15 = u1.fma(v5, a15); a25 = u2.fma(v5, a25);
+            FloatVector v6 = FloatVector.fromMemorySegment(F, w, w6 + wb, LE);
+            a06 = u0.fma(v6, a06); a16 = u1.fma(v6, a16); a26 = u2.fma(v6, a26);
+            FloatVector v7 = FloatVector.fromMemorySegment(F, w, w7 + wb, LE);
+            a07 = u0.fma(v7, a07); a17 = u1.fma(v7, a17); a27 = u2.fma(v7, a27);
         }
-        a0.intoArray(lanes, 0 * L); a1.intoArray(lanes, 1 * L); a2.intoArray(lanes, 2 * L); a3.intoArray(lanes, 3 * L);
-        a4.intoArray(lanes, 4 * L); a5.intoArray(lanes, 5 * L); a6.intoArray(lanes, 6 * L); a7.intoArray(lanes, 7 * L);
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+        a04.intoArray(lanes, 4 * L); a05.intoArray(lanes, 5 * L); a06.intoArray(lanes, 6 * L); a07.intoArray(lanes, 7 * L);
+        a10.intoArray(lanes, 8 * L); a11.intoArray(lanes, 9 * L); a12.intoArray(lanes, 10 * L); a13.intoArray(lanes, 11 * L);
+        a14.intoArray(lanes, 12 * L); a15.intoArray(lanes, 13 * L); a16.intoArray(lanes, 14 * L); a17.intoArray(lanes, 15 * L);
+        a20.intoArray(lanes, 16 * L); a21.intoArray(lanes, 17 * L); a22.intoArray(lanes, 18 * L); a23.intoArray(lanes, 19 * L);
+        a24.intoArray(lanes, 20 * L); a25.intoArray(lanes, 21 * L); a26.intoArray(lanes, 22 * L); a27.intoArray(lanes, 23 * L);
     }
 
-    private static void tile1x8Bf16(MemorySegment x, long xOff, MemorySegment w, long wOff, long wStride, int kFull,
-                                  float[] lanes) {
-        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
-        FloatVector a4 = FloatVector.zero(F), a5 = FloatVector.zero(F), a6 = FloatVector.zero(F), a7 = FloatVector.zero(F);
+    private static void tile2x8F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a04 = FloatVector.zero(F), a05 = FloatVector.zero(F), a06 = FloatVector.zero(F), a07 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        FloatVector a14 = FloatVector.zero(F), a15 = FloatVector.zero(F), a16 = FloatVector.zero(F), a17 = FloatVector.zero(F);
+        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride, w4 = wOff + 4 * wStride;
+        long w5 = wOff + 5 * wStride, w6 = wOff + 6 * wStride, w7 = wOff + 7 * wStride;
+        long x1 = xOff + 1 * xStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 4L * i, xb = 4L * i;
+            FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
+            FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb, LE);
+            FloatVector v0 = FloatVector.fromMemorySegment(F, w, wOff + wb, LE);
+            a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10);
+            FloatVector v1 = FloatVector.fromMemorySegment(F, w, w1 + wb, LE);
+            a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11);
+            FloatVector v2 = FloatVector.fromMemorySegment(F, w, w2 + wb, LE);
+            a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12);
+            FloatVector v3 = FloatVector.fromMemorySegment(F, w, w3 + wb, LE);
+            a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13);
+            FloatVector v4 = FloatVector.fromMemorySegment(F, w, w4 + wb, LE);
+            a04 = u0.fma(v4, a04); a14 = u1.fma(v4, a14);
+            FloatVector v5 = FloatVector.fromMemorySegment(F, w, w5 + wb, LE);
+            a05 = u0.fma(v5, a05); a15 = u1.fma(v5, a15);
+            FloatVector v6 = FloatVector.fromMemorySegment(F, w, w6 + wb, LE);
+            a06 = u0.fma(v6, a06); a16 = u1.fma(v6, a16);
+            FloatVector v7 = FloatVector.fromMemorySegment(F, w, w7 + wb, LE);
+            a07 = u0.fma(v7, a07); a17 = u1.fma(v7, a17);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+        a04.intoArray(lanes, 4 * L); a05.intoArray(lanes, 5 * L); a06.intoArray(lanes, 6 * L); a07.intoArray(lanes, 7 * L);
+        a10.intoArray(lanes, 8 * L); a11.intoArray(lanes, 9 * L); a12.intoArray(lanes, 10 * L); a13.intoArray(lanes, 11 * L);
+        a14.intoArray(lanes, 12 * L); a15.intoArray(lanes, 13 * L); a16.intoArray(lanes, 14 * L); a17.intoArray(lanes, 15 * L);
+    }
+
+    private static void tile1x8F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a04 = FloatVector.zero(F), a05 = FloatVector.zero(F), a06 = FloatVector.zero(F), a07 = FloatVector.zero(F);
         long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride, w4 = wOff + 4 * wStride;
         long w5 = wOff + 5 * wStride, w6 = wOff + 6 * wStride, w7 = wOff + 7 * wStride;
         for (int i = 0; i < kFull; i += L) {
-            long wb = 2L * i;
-            FloatVector u = FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE);
-            a0 = u.fma(((IntVector) ShortVector.fromMemorySegment(S, w, wOff + wb, LE)
-                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), a0);
-            a1 = u.fma(((IntVector) ShortVector.fromMemorySegment(S, w, w1 + wb, LE)
-                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), a1);
-            a2 = u.fma(((IntVector) ShortVector.fromMemorySegment(S, w, w2 + wb, LE)
-                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), a2);
-            a3 = u.fma(((IntVector) ShortVector.fromMemorySegment(S, w, w3 + wb, LE)
-                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), a3);
-            a4 = u.fma(((IntVector) ShortVector.fromMemorySegment(S, w, w4 + wb, LE)
-                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), a4);
-            a5 = u.fma(((IntVector) ShortVector.fromMemorySegment(S, w, w5 + wb, LE)
-                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), a5);
-            a6 = u.fma(((IntVector) ShortVector.fromMemorySegment(S, w, w6 + wb, LE)
-                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), a6);
-            a7 = u.fma(((IntVector) ShortVector.fromMemorySegment(S, w, w7 + wb, LE)
-                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), a7);
+            long wb = 4L * i, xb = 4L * i;
+            FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
+            FloatVector v0 = FloatVector.fromMemorySegment(F, w, wOff + wb, LE);
+            a00 = u0.fma(v0, a00);
+            FloatVector v1 = FloatVector.fromMemorySegment(F, w, w1 + wb, LE);
+            a01 = u0.fma(v1, a01);
+            FloatVector v2 = FloatVector.fromMemorySegment(F, w, w2 + wb, LE);
+            a02 = u0.fma(v2, a02);
+            FloatVector v3 = FloatVector.fromMemorySegment(F, w, w3 + wb, LE);
+            a03 = u0.fma(v3, a03);
+            FloatVector v4 = FloatVector.fromMemorySegment(F, w, w4 + wb, LE);
+            a04 = u0.fma(v4, a04);
+            FloatVector v5 = FloatVector.fromMemorySegment(F, w, w5 + wb, LE);
+            a05 = u0.fma(v5, a05);
+            FloatVector v6 = FloatVector.fromMemorySegment(F, w, w6 + wb, LE);
+            a06 = u0.fma(v6, a06);
+            FloatVector v7 = FloatVector.fromMemorySegment(F, w, w7 + wb, LE);
+            a07 = u0.fma(v7, a07);
         }
-        a0.intoArray(lanes, 0 * L); a1.intoArray(lanes, 1 * L); a2.intoArray(lanes, 2 * L); a3.intoArray(lanes, 3 * L);
-        a4.intoArray(lanes, 4 * L); a5.intoArray(lanes, 5 * L); a6.intoArray(lanes, 6 * L); a7.intoArray(lanes, 7 * L);
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+        a04.intoArray(lanes, 4 * L); a05.intoArray(lanes, 5 * L); a06.intoArray(lanes, 6 * L); a07.intoArray(lanes, 7 * L);
+    }
+
+    private static void tile3x8Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a04 = FloatVector.zero(F), a05 = FloatVector.zero(F), a06 = FloatVector.zero(F), a07 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        FloatVector a14 = FloatVector.zero(F), a15 = FloatVector.zero(F), a16 = FloatVector.zero(F), a17 = FloatVector.zero(F);
+        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
+        FloatVector a24 = FloatVector.zero(F), a25 = FloatVector.zero(F), a26 = FloatVector.zero(F), a27 = FloatVector.zero(F);
+        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride, w4 = wOff + 4 * wStride;
+        long w5 = wOff + 5 * wStride, w6 = wOff + 6 * wStride, w7 = wOff + 7 * wStride;
+        long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 2L * i, xb = 4L * i;
+            FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
+            FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb, LE);
+            FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xb, LE);
+            FloatVector v0 = ((IntVector) ShortVector.fromMemorySegment(S, w, wOff + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10); a20 = u2.fma(v0, a20);
+            FloatVector v1 = ((IntVector) ShortVector.fromMemorySegment(S, w, w1 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11); a21 = u2.fma(v1, a21);
+            FloatVector v2 = ((IntVector) ShortVector.fromMemorySegment(S, w, w2 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12); a22 = u2.fma(v2, a22);
+            FloatVector v3 = ((IntVector) ShortVector.fromMemorySegment(S, w, w3 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13); a23 = u2.fma(v3, a23);
+            FloatVector v4 = ((IntVector) ShortVector.fromMemorySegment(S, w, w4 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a04 = u0.fma(v4, a04); a14 = u1.fma(v4, a14); a24 = u2.fma(v4, a24);
+            FloatVector v5 = ((IntVector) ShortVector.fromMemorySegment(S, w, w5 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a05 = u0.fma(v5, a05); a15 = u1.fma(v5, a15); a25 = u2.fma(v5, a25);
+            FloatVector v6 = ((IntVector) ShortVector.fromMemorySegment(S, w, w6 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a06 = u0.fma(v6, a06); a16 = u1.fma(v6, a16); a26 = u2.fma(v6, a26);
+            FloatVector v7 = ((IntVector) ShortVector.fromMemorySegment(S, w, w7 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a07 = u0.fma(v7, a07); a17 = u1.fma(v7, a17); a27 = u2.fma(v7, a27);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+        a04.intoArray(lanes, 4 * L); a05.intoArray(lanes, 5 * L); a06.intoArray(lanes, 6 * L); a07.intoArray(lanes, 7 * L);
+        a10.intoArray(lanes, 8 * L); a11.intoArray(lanes, 9 * L); a12.intoArray(lanes, 10 * L); a13.intoArray(lanes, 11 * L);
+        a14.intoArray(lanes, 12 * L); a15.intoArray(lanes, 13 * L); a16.intoArray(lanes, 14 * L); a17.intoArray(lanes, 15 * L);
+        a20.intoArray(lanes, 16 * L); a21.intoArray(lanes, 17 * L); a22.intoArray(lanes, 18 * L); a23.intoArray(lanes, 19 * L);
+        a24.intoArray(lanes, 20 * L); a25.intoArray(lanes, 21 * L); a26.intoArray(lanes, 22 * L); a27.intoArray(lanes, 23 * L);
+    }
+
+    private static void tile2x8Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a04 = FloatVector.zero(F), a05 = FloatVector.zero(F), a06 = FloatVector.zero(F), a07 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        FloatVector a14 = FloatVector.zero(F), a15 = FloatVector.zero(F), a16 = FloatVector.zero(F), a17 = FloatVector.zero(F);
+        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride, w4 = wOff + 4 * wStride;
+        long w5 = wOff + 5 * wStride, w6 = wOff + 6 * wStride, w7 = wOff + 7 * wStride;
+        long x1 = xOff + 1 * xStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 2L * i, xb = 4L * i;
+            FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
+            FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb, LE);
+            FloatVector v0 = ((IntVector) ShortVector.fromMemorySegment(S, w, wOff + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10);
+            FloatVector v1 = ((IntVector) ShortVector.fromMemorySegment(S, w, w1 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11);
+            FloatVector v2 = ((IntVector) ShortVector.fromMemorySegment(S, w, w2 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12);
+            FloatVector v3 = ((IntVector) ShortVector.fromMemorySegment(S, w, w3 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13);
+            FloatVector v4 = ((IntVector) ShortVector.fromMemorySegment(S, w, w4 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a04 = u0.fma(v4, a04); a14 = u1.fma(v4, a14);
+            FloatVector v5 = ((IntVector) ShortVector.fromMemorySegment(S, w, w5 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a05 = u0.fma(v5, a05); a15 = u1.fma(v5, a15);
+            FloatVector v6 = ((IntVector) ShortVector.fromMemorySegment(S, w, w6 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a06 = u0.fma(v6, a06); a16 = u1.fma(v6, a16);
+            FloatVector v7 = ((IntVector) ShortVector.fromMemorySegment(S, w, w7 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a07 = u0.fma(v7, a07); a17 = u1.fma(v7, a17);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+        a04.intoArray(lanes, 4 * L); a05.intoArray(lanes, 5 * L); a06.intoArray(lanes, 6 * L); a07.intoArray(lanes, 7 * L);
+        a10.intoArray(lanes, 8 * L); a11.intoArray(lanes, 9 * L); a12.intoArray(lanes, 10 * L); a13.intoArray(lanes, 11 * L);
+        a14.intoArray(lanes, 12 * L); a15.intoArray(lanes, 13 * L); a16.intoArray(lanes, 14 * L); a17.intoArray(lanes, 15 * L);
+    }
+
+    private static void tile1x8Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                                  int kFull, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a04 = FloatVector.zero(F), a05 = FloatVector.zero(F), a06 = FloatVector.zero(F), a07 = FloatVector.zero(F);
+        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride, w4 = wOff + 4 * wStride;
+        long w5 = wOff + 5 * wStride, w6 = wOff + 6 * wStride, w7 = wOff + 7 * wStride;
+        for (int i = 0; i < kFull; i += L) {
+            long wb = 2L * i, xb = 4L * i;
+            FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
+            FloatVector v0 = ((IntVector) ShortVector.fromMemorySegment(S, w, wOff + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a00 = u0.fma(v0, a00);
+            FloatVector v1 = ((IntVector) ShortVector.fromMemorySegment(S, w, w1 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a01 = u0.fma(v1, a01);
+            FloatVector v2 = ((IntVector) ShortVector.fromMemorySegment(S, w, w2 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a02 = u0.fma(v2, a02);
+            FloatVector v3 = ((IntVector) ShortVector.fromMemorySegment(S, w, w3 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a03 = u0.fma(v3, a03);
+            FloatVector v4 = ((IntVector) ShortVector.fromMemorySegment(S, w, w4 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a04 = u0.fma(v4, a04);
+            FloatVector v5 = ((IntVector) ShortVector.fromMemorySegment(S, w, w5 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a05 = u0.fma(v5, a05);
+            FloatVector v6 = ((IntVector) ShortVector.fromMemorySegment(S, w, w6 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a06 = u0.fma(v6, a06);
+            FloatVector v7 = ((IntVector) ShortVector.fromMemorySegment(S, w, w7 + wb, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            a07 = u0.fma(v7, a07);
+        }
+        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
+        a04.intoArray(lanes, 4 * L); a05.intoArray(lanes, 5 * L); a06.intoArray(lanes, 6 * L); a07.intoArray(lanes, 7 * L);
     }
 }

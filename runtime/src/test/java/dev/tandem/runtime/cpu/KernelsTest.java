@@ -45,13 +45,18 @@ class KernelsTest {
                 for (DType dt : new DType[] {DType.F32, DType.BF16}) {
                     MemorySegment ws = dt == DType.F32 ? w : wb;
                     long wStride = (long) dt.byteSize() * k;
-                    float[] v8 = new float[8], s8 = new float[8];
-                    vector.dotRow8(x, 0, ws, 0, wStride, dt, k, vLanes, v8);
-                    scalar.dotRow8(x, 0, ws, 0, wStride, dt, k, sLanes, s8);
-                    for (int c = 0; c < 8; c++) {
-                        float single = scalar.dot(x, 0, ws, c * wStride, dt, k);
-                        assertEquals(Float.floatToRawIntBits(single), Float.floatToRawIntBits(v8[c]), "1x8 vs single, k " + k + " " + dt + " col " + c);
-                        assertEquals(Float.floatToRawIntBits(single), Float.floatToRawIntBits(s8[c]), "scalar 1x8, k " + k + " " + dt + " col " + c);
+                    for (int rows = 1; rows <= 3; rows++) {
+                        float[] v8 = new float[24], s8 = new float[24];
+                        vector.dotTile8(rows, x, 0, 4L * k, ws, 0, wStride, dt, k, vLanes, v8);
+                        scalar.dotTile8(rows, x, 0, 4L * k, ws, 0, wStride, dt, k, sLanes, s8);
+                        for (int r = 0; r < rows; r++) {
+                            for (int c = 0; c < 8; c++) {
+                                float single = scalar.dot(x, 4L * k * r, ws, c * wStride, dt, k);
+                                String where = "k " + k + " " + dt + " " + rows + " x 8 tile, (" + r + ", " + c + ")";
+                                assertEquals(Float.floatToRawIntBits(single), Float.floatToRawIntBits(v8[r * 8 + c]), where);
+                                assertEquals(Float.floatToRawIntBits(single), Float.floatToRawIntBits(s8[r * 8 + c]), "scalar " + where);
+                            }
+                        }
                     }
                     for (int rows = 1; rows <= 4; rows++) {
                         float[] v = new float[16], s = new float[16];
