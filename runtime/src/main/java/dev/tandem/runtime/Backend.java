@@ -22,6 +22,19 @@ public interface Backend extends AutoCloseable {
     /** {@code out[n, m] = x[n, k] · w[m, k]ᵀ}, with w in any {@link DType}. */
     void matmul(Tensor x, Tensor w, Tensor out);
 
+    /**
+     * {@code outs[i] = x · ws[i]ᵀ} for every i (weights of the same width), each equal to {@link
+     * #matmul(Tensor, Tensor, Tensor)}'s result; a backend may run them as one dispatch.
+     */
+    default void matmul(Tensor x, Tensor[] ws, Tensor[] outs) {
+        if (ws.length != outs.length) {
+            throw new IllegalArgumentException("matmul needs as many outputs as weights, got " + ws.length + " and " + outs.length);
+        }
+        for (int i = 0; i < ws.length; i++) {
+            matmul(x, ws[i], outs[i]);
+        }
+    }
+
     /** {@code x[n, m] += bias[m]} for every row. */
     void addBias(Tensor x, Tensor bias);
 

@@ -74,27 +74,52 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void matmul(Tensor x, Tensor w, Tensor out) {
-        if (x.dtype() != DType.F32 || out.dtype() != DType.F32) {
-            throw new IllegalArgumentException("matmul needs f32 activations, got " + x + " and " + out);
+        matmul(x, new Tensor[] {w}, new Tensor[] {out});
+    }
+
+    /**
+     * Every {@code out[i] = x · ws[i]ᵀ} in one dispatch to the pool (q/k/v, gate/up): one wait for the
+     * slowest thread instead of one per product, and the small products fill the gaps of the large.
+     */
+    @Override
+    public void matmul(Tensor x, Tensor[] ws, Tensor[] outs) {
+        if (ws.length != outs.length || ws.length == 0) {
+            throw new IllegalArgumentException("matmul needs as many outputs as weights, got " + ws.length + " and " + outs.length);
         }
-        int k = (int) w.dim(-1);
-        int m = (int) w.dim(0);
+        if (x.dtype() != DType.F32) {
+            throw new IllegalArgumentException("matmul needs f32 activations, got " + x);
+        }
+        int count = ws.length;
+        int k = (int) ws[0].dim(-1);
         int n = rows(x, k);
-        if (w.rank() != 2 || x.numel() != (long) n * k || out.numel() != (long) n * m) {
-            throw new IllegalArgumentException("matmul shapes do not agree: x " + x + ", w " + w + ", out " + out);
+        int[] taskStart = new int[count + 1];
+        int[] groupsPerTask = new int[count];
+        for (int i = 0; i < count; i++) {
+            Tensor w = ws[i], out = outs[i];
+            int m = (int) w.dim(0);
+            if (out.dtype() != DType.F32 || w.rank() != 2 || w.dim(-1) != k || x.numel() != (long) n * k
+                    || out.numel() != (long) n * m) {
+                throw new IllegalArgumentException("matmul shapes do not agree: x " + x + ", w " + w + ", out " + out);
+            }
+            // Tasks own column ranges (groups of 8 weight rows), about eight per thread so that the last
+            // tasks even out. Inside a task the weights are the outer loop: each panel of 8 weight rows is
+            // read from memory once and used by every row of the pass while it is in cache (3 × 8 tiles,
+            // docs/decisions.md).
+            int groups = (m + 7) / 8;
+            groupsPerTask[i] = Math.max(1, Math.min(16, groups / (pool.threads() * 8)));
+            taskStart[i + 1] = taskStart[i] + (groups + groupsPerTask[i] - 1) / groupsPerTask[i];
         }
-        MemorySegment xs = x.segment(), ws = w.segment(), os = out.segment();
-        DType wt = w.dtype();
-        // Tasks own column ranges (groups of 8 weight rows), sized to give every thread a few. Inside a
-        // task the weights are the outer loop: each panel of 8 weight rows is read from memory once and
-        // used by every row of the pass while it is in cache (rows × 4 tiles, docs/decisions.md).
-        int groups = (m + 7) / 8;
-        int groupsPerTask = Math.max(1, Math.min(32, groups / (pool.threads() * 4)));
-        int tasks = (groups + groupsPerTask - 1) / groupsPerTask;
-        pool.parallelFor(tasks, t -> {
-            int c0 = t * groupsPerTask * 8;
-            int c1 = Math.min(m, c0 + groupsPerTask * 8);
-            matmulColumns(xs, n, k, ws, wt, m, os, c0, c1);
+        MemorySegment xs = x.segment();
+        pool.parallelFor(taskStart[count], t -> {
+            int i = 0;
+            while (t >= taskStart[i + 1]) {
+                i++;
+            }
+            Tensor w = ws[i];
+            int m = (int) w.dim(0);
+            int c0 = (t - taskStart[i]) * groupsPerTask[i] * 8;
+            int c1 = Math.min(m, c0 + groupsPerTask[i] * 8);
+            matmulColumns(xs, n, k, w.segment(), w.dtype(), m, outs[i].segment(), c0, c1);
         });
     }
 
@@ -370,43 +395,55 @@ public final class CpuBackend implements Backend {
         int[][] tables = rows.blockTables();
         int[] prefixes = rows.prefix();
         int[][] extras = rows.extra();
-        // One task per (row, head): each output is computed start to finish by one thread. Keys are
-        // visited in increasing logical order: the prefix [0, prefix), then the sorted extra positions.
-        pool.parallelFor(n * heads, t -> {
-            int r = t / heads, h = t % heads;
-            int kvh = h / group;
+        // One task per (row, KV head): each key and value row of that head is read once and used by
+        // every query head of its group. Each (row, head) output is still computed start to finish by
+        // one thread in the same order as alone: keys visited in increasing logical order (the prefix
+        // [0, prefix), then the sorted extra positions), the softmax sum in that order, then the values.
+        pool.parallelFor(n * kvHeads, t -> {
+            int r = t / kvHeads, kvh = t % kvHeads;
             int[] table = tables[r];
             int prefix = prefixes[r];
             int extraCount = rows.extraCount(r);
             int[] extra = extraCount == 0 ? null : extras[r];
             int visible = prefix + extraCount;
-            long qOff = 4L * ((long) r * width + (long) h * headDim);
             long headOff = (long) kvh * headDim;
-            float[] buf = scratch(visible + headDim);
-            float max = Float.NEGATIVE_INFINITY;
+            long qBase = 4L * ((long) r * width + (long) kvh * group * headDim);
+            float[] buf = scratch(group * (visible + headDim));
+            float[] max = new float[group];
+            java.util.Arrays.fill(max, Float.NEGATIVE_INFINITY);
             for (int j = 0; j < visible; j++) {
                 int pos = j < prefix ? j : extra[j - prefix];
                 int slot = (table[pos >> shift] << shift) | (pos & mask);
                 long kOff = elem * ((long) slot * slotWidth + headOff);
-                float s = kernels.dot(qs, qOff, keys, kOff, dt, headDim) * scale;
-                buf[j] = s;
-                max = Math.max(max, s);
+                for (int g = 0; g < group; g++) {
+                    float s = kernels.dot(qs, qBase + 4L * g * headDim, keys, kOff, dt, headDim) * scale;
+                    buf[g * visible + j] = s;
+                    max[g] = Math.max(max[g], s);
+                }
             }
-            double sum = 0;
-            for (int j = 0; j < visible; j++) {
-                float e = (float) Math.exp(buf[j] - max);
-                buf[j] = e;
-                sum += e;
+            float[] inv = new float[group];
+            for (int g = 0; g < group; g++) {
+                double sum = 0;
+                int base = g * visible;
+                for (int j = 0; j < visible; j++) {
+                    float e = (float) Math.exp(buf[base + j] - max[g]);
+                    buf[base + j] = e;
+                    sum += e;
+                }
+                inv[g] = (float) (1.0 / sum);
             }
-            float inv = (float) (1.0 / sum);
-            float[] acc = new float[headDim];
+            float[][] acc = new float[group][headDim];
             for (int j = 0; j < visible; j++) {
                 int pos = j < prefix ? j : extra[j - prefix];
                 int slot = (table[pos >> shift] << shift) | (pos & mask);
                 long vOff = elem * ((long) slot * slotWidth + headOff);
-                kernels.axpy(buf[j] * inv, values, vOff, dt, acc, headDim);
+                for (int g = 0; g < group; g++) {
+                    kernels.axpy(buf[g * visible + j] * inv[g], values, vOff, dt, acc[g], headDim);
+                }
             }
-            MemorySegment.copy(acc, 0, os, F32, qOff, headDim);
+            for (int g = 0; g < group; g++) {
+                MemorySegment.copy(acc[g], 0, os, F32, qBase + 4L * g * headDim, headDim);
+            }
         });
     }
 

@@ -139,6 +139,31 @@ class CpuBackendTest {
         }
     }
 
+    @Test
+    void matmulOfSeveralWeightsInOneDispatchEqualsEachAlone() {
+        SplittableRandom rnd = new SplittableRandom(SEED + 3);
+        int k = 72, n = 5;
+        int[] ms = {40, 9, 9, 128};
+        try (Arena arena = Arena.ofShared()) {
+            float[] x = random(rnd, n * k);
+            Tensor[] ws = new Tensor[ms.length];
+            Tensor[] outs = new Tensor[ms.length];
+            for (int i = 0; i < ms.length; i++) {
+                ws[i] = weights(arena, i % 2 == 0 ? DType.BF16 : DType.F32, random(rnd, ms[i] * k), ms[i], k);
+                outs[i] = Tensor.allocate(arena, DType.F32, n, ms[i]);
+            }
+            for (CpuBackend b : new CpuBackend[] {one, two, many}) {
+                b.matmul(Tensor.ofFloats(x, n, k), ws, outs);
+                for (int i = 0; i < ms.length; i++) {
+                    assertArrayEquals(matmul(b, x, n, k, ws[i], ms[i]), outs[i].toFloatArray(), b.name() + " weight " + i);
+                }
+            }
+            Tensor wrongWidth = Tensor.allocate(arena, DType.F32, 4, k + 1);
+            assertThrows(IllegalArgumentException.class,
+                    () -> two.matmul(Tensor.ofFloats(x, n, k), new Tensor[] {ws[0], wrongWidth}, new Tensor[] {outs[0], outs[1]}));
+        }
+    }
+
     private static float[] matmul(CpuBackend b, float[] x, int n, int k, Tensor w, int m) {
         float[] out = new float[n * m];
         b.matmul(Tensor.ofFloats(x, n, k), w, Tensor.ofFloats(out, n, m));

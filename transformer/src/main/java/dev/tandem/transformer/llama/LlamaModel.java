@@ -414,9 +414,10 @@ public final class LlamaModel implements LanguageModel {
         for (int l = 0; l < layers.length; l++) {
             Layer layer = layers[l];
             backend.rmsnorm(x, layer.attnNorm, eps, h);
-            project(h, layer.wq, layer.bq, q);
-            project(h, layer.wk, layer.bk, k);
-            project(h, layer.wv, layer.bv, v);
+            backend.matmul(h, new Tensor[] {layer.wq, layer.wk, layer.wv}, new Tensor[] {q, k, v});
+            addBias(q, layer.bq);
+            addBias(k, layer.bk);
+            addBias(v, layer.bv);
             if (layer.qNorm != null) {
                 backend.rmsnorm(q, layer.qNorm, eps, q);
                 backend.rmsnorm(k, layer.kNorm, eps, k);
@@ -428,8 +429,9 @@ public final class LlamaModel implements LanguageModel {
             project(attn, layer.wo, layer.bo, h);
             backend.add(x, h, x);
             backend.rmsnorm(x, layer.mlpNorm, eps, h);
-            project(h, layer.wGate, layer.bGate, gate);
-            project(h, layer.wUp, layer.bUp, up);
+            backend.matmul(h, new Tensor[] {layer.wGate, layer.wUp}, new Tensor[] {gate, up});
+            addBias(gate, layer.bGate);
+            addBias(up, layer.bUp);
             backend.siluMul(gate, up, gate);
             project(gate, layer.wDown, layer.bDown, h);
             backend.add(x, h, x);
@@ -559,6 +561,10 @@ public final class LlamaModel implements LanguageModel {
 
     private void project(Tensor in, Tensor w, Tensor bias, Tensor out) {
         backend.matmul(in, w, out);
+        addBias(out, bias);
+    }
+
+    private void addBias(Tensor out, Tensor bias) {
         if (bias != null) {
             backend.addBias(out, bias);
         }

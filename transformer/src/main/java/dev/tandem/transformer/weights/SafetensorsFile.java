@@ -167,17 +167,40 @@ public final class SafetensorsFile implements AutoCloseable {
         }
     }
 
-    /** The same file with its data copied into memory allocated in this file's arena. */
+    /**
+     * The same file with its data copied into memory allocated in this file's arena, each tensor at a
+     * 64-byte boundary; f16 tensors are widened to f32 on the way (exact), so that no kernel widens
+     * them again on every call. {@link #dtypeOrNull} still reports what the file stores.
+     */
     private SafetensorsFile resident() {
+        Map<String, Entry> placed = new LinkedHashMap<>();
+        long size = 0;
+        for (Entry e : entries.values()) {
+            boolean widen = e.dtype == DType.F16;
+            long bytes = (e.end - e.begin) * (widen ? 2 : 1);
+            placed.put(e.name, new Entry(e.name, e.dtypeName, widen ? DType.F32 : e.dtype, e.shape, size, size + bytes));
+            size += (bytes + 63) & ~63L;
+        }
         MemorySegment copy;
         try {
-            copy = arena.allocate(Math.max(1, data.byteSize()), 64);
+            copy = arena.allocate(Math.max(1, size), 64);
         } catch (OutOfMemoryError e) {
-            throw new TandemException(fileName + ": " + data.byteSize() + " bytes of memory for its weights could not be"
+            throw new TandemException(fileName + ": " + size + " bytes of memory for its weights could not be"
                     + " allocated; free memory, or keep the weights memory-mapped (--mmap).", e);
         }
-        MemorySegment.copy(data, 0, copy, 0, data.byteSize());
-        return new SafetensorsFile(path, arena, copy.asSlice(0, data.byteSize()), entries, metadata);
+        for (Entry e : entries.values()) {
+            Entry to = placed.get(e.name);
+            if (e.dtype == DType.F16) {
+                long count = (e.end - e.begin) / 2;
+                for (long i = 0; i < count; i++) {
+                    copy.set(ValueLayout.JAVA_FLOAT_UNALIGNED, to.begin + 4 * i,
+                            Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, e.begin + 2 * i)));
+                }
+            } else {
+                MemorySegment.copy(data, e.begin, copy, to.begin, e.end - e.begin);
+            }
+        }
+        return new SafetensorsFile(path, arena, copy, Collections.unmodifiableMap(placed), metadata);
     }
 
     private static SafetensorsFile parse(Path file, String name, Arena arena, MemorySegment whole) {
@@ -394,12 +417,13 @@ public final class SafetensorsFile implements AutoCloseable {
     /** Bytes of tensors per supported dtype (for {@link WeightStore#dominantDType()}). */
     long bytesOf(String name) {
         Entry e = entries.get(name);
-        return e == null || e.dtype == null ? 0 : e.end - e.begin;
+        return e == null || e.dtype == null ? 0 : (e.end - e.begin) / e.dtype.byteSize() * dtypeOrNull(name).byteSize();
     }
 
+    /** The dtype the file stores {@code name} in (a resident f16 tensor is served as f32). */
     DType dtypeOrNull(String name) {
         Entry e = entries.get(name);
-        return e == null ? null : e.dtype;
+        return e == null ? null : DType.fromSafetensorsName(e.dtypeName);
     }
 
     public boolean isClosed() {
