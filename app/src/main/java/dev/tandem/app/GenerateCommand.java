@@ -116,6 +116,11 @@ public final class GenerateCommand implements Callable<Integer> {
                     + "context (with --prompt-file, the context of every prompt), at most 1G.")
     String kvMemory;
 
+    @Option(names = "--mmap",
+            description = "Read the weights through the file mapping (zero-copy, starts faster, uses no memory of its own)"
+                    + " instead of copying them into memory at load; on some machines mapped reads are slower and uneven.")
+    boolean mmap;
+
     @Option(names = "--kv-dtype", paramLabel = "f32|bf16", defaultValue = "f32",
             description = "How the KV cache stores keys and values (default: f32; bf16 halves the memory).")
     String kvDtype;
@@ -444,7 +449,8 @@ public final class GenerateCommand implements Callable<Integer> {
             case "bf16" -> DType.BF16;
             default -> throw new IllegalArgumentException("--kv-dtype must be f32 or bf16, but was \"" + kvDtype + "\".");
         };
-        ModelLoader.Options options = ModelLoader.Options.defaults().withThreads(threads).withKvDtype(dtype);
+        ModelLoader.Options options = ModelLoader.Options.defaults().withThreads(threads).withKvDtype(dtype)
+                .withMappedWeights(mmap);
         if (kvMemory != null) {
             return options.withKvMemory(Sizes.parseBytes(kvMemory, "--kv-memory"));
         }

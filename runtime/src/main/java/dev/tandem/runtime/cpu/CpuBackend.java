@@ -26,6 +26,12 @@ public final class CpuBackend implements Backend {
     private final ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> new float[256]);
     /** Per thread: the lanes of a tile's accumulators and the tile's (at most 24) results. */
     private final ThreadLocal<float[][]> tileBuffers;
+    /** Per thread: the lane accumulators of every row block of an 8-row panel (grown on demand). */
+    private final ThreadLocal<float[]> panelAccumulators = ThreadLocal.withInitial(() -> new float[0]);
+    /** Elements of k per chunk when a pass's row blocks share a panel: 8 bf16 weight rows of it take 8 KiB. */
+    private static final int K_CHUNK = 512;
+    /** Up to this many 3-row blocks walk k in chunks (their accumulators then take 16 × 24 × 16 floats = 24 KiB). */
+    private static final int MAX_CHUNKED_BLOCKS = 16;
 
     /** A backend on all available processors. */
     public CpuBackend() {
@@ -66,6 +72,15 @@ public final class CpuBackend implements Backend {
             scratch.set(s);
         }
         return s;
+    }
+
+    private float[] accumulators(int n) {
+        float[] a = panelAccumulators.get();
+        if (a.length < n) {
+            a = new float[n];
+            panelAccumulators.set(a);
+        }
+        return a;
     }
 
     private static int rows(Tensor t, int width) {
@@ -149,12 +164,41 @@ public final class CpuBackend implements Backend {
         float[][] buffers = tileBuffers.get();
         float[] lanes = buffers[0], tile = buffers[1];
         int c = c0;
-        // Panels of 8 weight rows, rows in blocks of 3 (3 × 8 tiles, the last block 2 or 1 rows).
+        // Panels of 8 weight rows, rows in blocks of 3 (3 × 8 tiles, the last block 2 or 1 rows). With
+        // several blocks, k is walked in chunks and every block runs over a chunk of the panel while it
+        // is in L1; the hardware prefetcher streams the next chunk meanwhile. Accumulators carry over
+        // between chunks, so the order of every sum is the canonical one (Kernels.accumulateTile8).
+        int lanesPerTile = 24 * kernels.lanes();
+        int kFull = k - k % kernels.lanes();
+        int blocks = (n + 2) / 3;
+        boolean chunked = blocks > 1 && blocks <= MAX_CHUNKED_BLOCKS;
+        float[] acc = accumulators(chunked ? blocks * lanesPerTile : lanesPerTile);
         for (; c + 8 <= c1; c += 8) {
             long wOff = wBase + c * wRow;
+            if (chunked) {
+                java.util.Arrays.fill(acc, 0, blocks * lanesPerTile, 0f);
+                for (int k0 = 0; k0 < kFull; k0 += K_CHUNK) {
+                    int k1 = Math.min(kFull, k0 + K_CHUNK);
+                    for (int b = 0; b < blocks; b++) {
+                        int r = 3 * b;
+                        kernels.accumulateTile8(Math.min(3, n - r), xs, r * xRow, xRow, w, wOff, wRow, kt, k0, k1,
+                                acc, b * lanesPerTile);
+                    }
+                }
+                for (int b = 0; b < blocks; b++) {
+                    int r = 3 * b, rows = Math.min(3, n - r);
+                    kernels.finishTile8(rows, xs, r * xRow, xRow, w, wOff, wRow, kt, k, acc, b * lanesPerTile, tile);
+                    for (int i = 0; i < rows; i++) {
+                        MemorySegment.copy(tile, 8 * i, os, F32, 4L * ((long) (r + i) * m + c), 8);
+                    }
+                }
+                continue;
+            }
             for (int r = 0; r < n; r += 3) {
                 int rows = Math.min(3, n - r);
-                kernels.dotTile8(rows, xs, r * xRow, xRow, w, wOff, wRow, kt, k, lanes, tile);
+                java.util.Arrays.fill(acc, 0, lanesPerTile, 0f);
+                kernels.accumulateTile8(rows, xs, r * xRow, xRow, w, wOff, wRow, kt, 0, kFull, acc, 0);
+                kernels.finishTile8(rows, xs, r * xRow, xRow, w, wOff, wRow, kt, k, acc, 0, tile);
                 for (int i = 0; i < rows; i++) {
                     MemorySegment.copy(tile, 8 * i, os, F32, 4L * ((long) (r + i) * m + c), 8);
                 }

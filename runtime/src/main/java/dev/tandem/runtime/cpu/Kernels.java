@@ -34,12 +34,23 @@ interface Kernels {
                  DType wt, int k, float[] lanes, float[] out);
 
     /**
-     * {@code rows × 8} dot products (rows 1 to 3) laid out as {@link #dotTile}'s, into {@code out[r·8 + c]}:
-     * eight weight streams in flight read faster than four (1 × 8: 27 GB/s on one thread against 22 for
-     * 1 × 4), and 3 × 8 keeps 24 accumulators, the most that leave registers for the operands.
+     * The first part of {@code rows × 8} dot products (rows 1 to 3, laid out as {@link #dotTile}'s):
+     * adds the full vector chunks of elements [kFrom, kTo) (multiples of {@link #lanes()}) into the
+     * lane accumulators kept in {@code lanes[at + (r·8 + c)·lanes() ...]}, which start at zero. Calls
+     * over consecutive ranges accumulate in index order, so splitting k this way changes no bit:
+     * a pass over many rows can walk k in chunks and run every row block over each chunk of the weight
+     * panel while it is in cache. Eight weight streams in flight read faster than four (1 × 8: 27 GB/s on
+     * one thread against 22 for 1 × 4); 3 × 8 keeps 24 accumulators, the most that leave registers free.
      */
-    void dotTile8(int rows, MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
-                  DType wt, int k, float[] lanes, float[] out);
+    void accumulateTile8(int rows, MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                         DType wt, int kFrom, int kTo, float[] lanes, int at);
+
+    /**
+     * The rest of the canonical order for {@link #accumulateTile8}'s accumulators, once every full chunk
+     * of k is in: the halving tree, then the scalar tail; into {@code out[r·8 + c]}.
+     */
+    void finishTile8(int rows, MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                     DType wt, int k, float[] lanes, int at, float[] out);
 
     /** {@code acc[i] = fma(a, v[i], acc[i])} for i in [0, d), v f32. */
     void axpy(float a, MemorySegment v, long vOff, float[] acc, int d);

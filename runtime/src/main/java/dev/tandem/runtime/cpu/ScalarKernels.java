@@ -111,14 +111,38 @@ final class ScalarKernels implements Kernels {
     }
 
     @Override
-    public void dotTile8(int rows, MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
-                         DType wt, int k, float[] lanes, float[] out) {
+    public void accumulateTile8(int rows, MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff,
+                                long wStride, DType wt, int kFrom, int kTo, float[] acc, int at) {
         if (rows < 1 || rows > 3) {
             throw new IllegalArgumentException("an 8-column tile has 1 to 3 rows, not " + rows);
         }
         for (int r = 0; r < rows; r++) {
             for (int c = 0; c < 8; c++) {
-                out[r * 8 + c] = dot(x, xOff + r * xStride, w, wOff + c * wStride, wt, k);
+                int a = at + (r * 8 + c) * lanes;
+                long xo = xOff + r * xStride, wo = wOff + c * wStride;
+                for (int i = kFrom; i < kTo; i += lanes) {
+                    for (int j = 0; j < lanes; j++) {
+                        acc[a + j] = Math.fma(x.get(F32, xo + 4L * (i + j)), weight(w, wo, wt, i + j), acc[a + j]);
+                    }
+                }
+            }
+        }
+    }
+
+    @Override
+    public void finishTile8(int rows, MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                            DType wt, int k, float[] acc, int at, float[] out) {
+        int kFull = k - k % lanes;
+        float[] a = new float[lanes];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < 8; c++) {
+                System.arraycopy(acc, at + (r * 8 + c) * lanes, a, 0, lanes);
+                for (int h = lanes / 2; h >= 1; h >>= 1) {
+                    for (int j = 0; j < h; j++) {
+                        a[j] += a[j + h];
+                    }
+                }
+                out[r * 8 + c] = tail(x, xOff + r * xStride, w, wOff + c * wStride, wt, kFull, k, a[0]);
             }
         }
     }

@@ -191,27 +191,32 @@ final class VectorKernels implements Kernels {
     }
 
     @Override
-    public void dotTile8(int rows, MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
-                         DType wt, int k, float[] lanes, float[] out) {
-        int kFull = k - k % L;
+    public void accumulateTile8(int rows, MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff,
+                                long wStride, DType wt, int kFrom, int kTo, float[] lanes, int at) {
         if (wt == DType.F32) {
             switch (rows) {
-                case 3 -> tile3x8F32(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
-                case 2 -> tile2x8F32(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
-                case 1 -> tile1x8F32(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
+                case 3 -> tile3x8F32(x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at);
+                case 2 -> tile2x8F32(x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at);
+                case 1 -> tile1x8F32(x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at);
                 default -> throw new IllegalArgumentException("an 8-column tile has 1 to 3 rows, not " + rows);
             }
         } else {
             switch (rows) {
-                case 3 -> tile3x8Bf16(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
-                case 2 -> tile2x8Bf16(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
-                case 1 -> tile1x8Bf16(x, xOff, xStride, w, wOff, wStride, kFull, lanes);
+                case 3 -> tile3x8Bf16(x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at);
+                case 2 -> tile2x8Bf16(x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at);
+                case 1 -> tile1x8Bf16(x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at);
                 default -> throw new IllegalArgumentException("an 8-column tile has 1 to 3 rows, not " + rows);
             }
         }
+    }
+
+    @Override
+    public void finishTile8(int rows, MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+                            DType wt, int k, float[] lanes, int at, float[] out) {
+        int kFull = k - k % L;
         for (int r = 0; r < rows; r++) {
             for (int c = 0; c < 8; c++) {
-                float s = hsum(FloatVector.fromArray(F, lanes, (r * 8 + c) * L));
+                float s = hsum(FloatVector.fromArray(F, lanes, at + (r * 8 + c) * L));
                 out[r * 8 + c] = kFull < k
                         ? ScalarKernels.tail(x, xOff + r * xStride, w, wOff + c * wStride, wt, kFull, k, s)
                         : s;
@@ -267,7 +272,7 @@ final class VectorKernels implements Kernels {
         FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
         FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
         FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F), a32 = FloatVector.zero(F), a33 = FloatVector.zero(F);
-        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
         long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride, x3 = xOff + 3 * xStride;
         for (int i = 0; i < kFull; i += L) {
             long wb = 4L * i, xb = 4L * i;
@@ -295,7 +300,7 @@ final class VectorKernels implements Kernels {
         FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
         FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
         FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
-        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
         long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride;
         for (int i = 0; i < kFull; i += L) {
             long wb = 4L * i, xb = 4L * i;
@@ -319,7 +324,7 @@ final class VectorKernels implements Kernels {
                                   int kFull, float[] lanes) {
         FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
         FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
-        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
         long x1 = xOff + 1 * xStride;
         for (int i = 0; i < kFull; i += L) {
             long wb = 4L * i, xb = 4L * i;
@@ -339,7 +344,7 @@ final class VectorKernels implements Kernels {
     private static void tile1x4F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
                                   int kFull, float[] lanes) {
         FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
         for (int i = 0; i < kFull; i += L) {
             long wb = 4L * i, xb = 4L * i;
             FloatVector v0 = FloatVector.fromMemorySegment(F, w, wOff + wb, LE);
@@ -358,7 +363,7 @@ final class VectorKernels implements Kernels {
         FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
         FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
         FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F), a32 = FloatVector.zero(F), a33 = FloatVector.zero(F);
-        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
         long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride, x3 = xOff + 3 * xStride;
         for (int i = 0; i < kFull; i += L) {
             long wb = 2L * i, xb = 4L * i;
@@ -390,7 +395,7 @@ final class VectorKernels implements Kernels {
         FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
         FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
         FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
-        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
         long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride;
         for (int i = 0; i < kFull; i += L) {
             long wb = 2L * i, xb = 4L * i;
@@ -418,7 +423,7 @@ final class VectorKernels implements Kernels {
                                   int kFull, float[] lanes) {
         FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
         FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
-        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
         long x1 = xOff + 1 * xStride;
         for (int i = 0; i < kFull; i += L) {
             long wb = 2L * i, xb = 4L * i;
@@ -442,7 +447,7 @@ final class VectorKernels implements Kernels {
     private static void tile1x4Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
                                   int kFull, float[] lanes) {
         FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-        long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
+        long w1 = wOff + wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride;
         for (int i = 0; i < kFull; i += L) {
             long wb = 2L * i, xb = 4L * i;
             FloatVector v0 = ((IntVector) ShortVector.fromMemorySegment(S, w, wOff + wb, LE)
@@ -460,17 +465,23 @@ final class VectorKernels implements Kernels {
     }
 
     private static void tile3x8F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
-                                  int kFull, float[] lanes) {
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-        FloatVector a04 = FloatVector.zero(F), a05 = FloatVector.zero(F), a06 = FloatVector.zero(F), a07 = FloatVector.zero(F);
-        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
-        FloatVector a14 = FloatVector.zero(F), a15 = FloatVector.zero(F), a16 = FloatVector.zero(F), a17 = FloatVector.zero(F);
-        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
-        FloatVector a24 = FloatVector.zero(F), a25 = FloatVector.zero(F), a26 = FloatVector.zero(F), a27 = FloatVector.zero(F);
+                                  int kFrom, int kTo, float[] lanes, int at) {
+        FloatVector a00 = FloatVector.fromArray(F, lanes, at + 0 * L), a01 = FloatVector.fromArray(F, lanes, at + 1 * L);
+        FloatVector a02 = FloatVector.fromArray(F, lanes, at + 2 * L), a03 = FloatVector.fromArray(F, lanes, at + 3 * L);
+        FloatVector a04 = FloatVector.fromArray(F, lanes, at + 4 * L), a05 = FloatVector.fromArray(F, lanes, at + 5 * L);
+        FloatVector a06 = FloatVector.fromArray(F, lanes, at + 6 * L), a07 = FloatVector.fromArray(F, lanes, at + 7 * L);
+        FloatVector a10 = FloatVector.fromArray(F, lanes, at + 8 * L), a11 = FloatVector.fromArray(F, lanes, at + 9 * L);
+        FloatVector a12 = FloatVector.fromArray(F, lanes, at + 10 * L), a13 = FloatVector.fromArray(F, lanes, at + 11 * L);
+        FloatVector a14 = FloatVector.fromArray(F, lanes, at + 12 * L), a15 = FloatVector.fromArray(F, lanes, at + 13 * L);
+        FloatVector a16 = FloatVector.fromArray(F, lanes, at + 14 * L), a17 = FloatVector.fromArray(F, lanes, at + 15 * L);
+        FloatVector a20 = FloatVector.fromArray(F, lanes, at + 16 * L), a21 = FloatVector.fromArray(F, lanes, at + 17 * L);
+        FloatVector a22 = FloatVector.fromArray(F, lanes, at + 18 * L), a23 = FloatVector.fromArray(F, lanes, at + 19 * L);
+        FloatVector a24 = FloatVector.fromArray(F, lanes, at + 20 * L), a25 = FloatVector.fromArray(F, lanes, at + 21 * L);
+        FloatVector a26 = FloatVector.fromArray(F, lanes, at + 22 * L), a27 = FloatVector.fromArray(F, lanes, at + 23 * L);
         long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride, w4 = wOff + 4 * wStride;
         long w5 = wOff + 5 * wStride, w6 = wOff + 6 * wStride, w7 = wOff + 7 * wStride;
         long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride;
-        for (int i = 0; i < kFull; i += L) {
+        for (int i = kFrom; i < kTo; i += L) {
             long wb = 4L * i, xb = 4L * i;
             FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
             FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb, LE);
@@ -492,24 +503,28 @@ final class VectorKernels implements Kernels {
             FloatVector v7 = FloatVector.fromMemorySegment(F, w, w7 + wb, LE);
             a07 = u0.fma(v7, a07); a17 = u1.fma(v7, a17); a27 = u2.fma(v7, a27);
         }
-        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
-        a04.intoArray(lanes, 4 * L); a05.intoArray(lanes, 5 * L); a06.intoArray(lanes, 6 * L); a07.intoArray(lanes, 7 * L);
-        a10.intoArray(lanes, 8 * L); a11.intoArray(lanes, 9 * L); a12.intoArray(lanes, 10 * L); a13.intoArray(lanes, 11 * L);
-        a14.intoArray(lanes, 12 * L); a15.intoArray(lanes, 13 * L); a16.intoArray(lanes, 14 * L); a17.intoArray(lanes, 15 * L);
-        a20.intoArray(lanes, 16 * L); a21.intoArray(lanes, 17 * L); a22.intoArray(lanes, 18 * L); a23.intoArray(lanes, 19 * L);
-        a24.intoArray(lanes, 20 * L); a25.intoArray(lanes, 21 * L); a26.intoArray(lanes, 22 * L); a27.intoArray(lanes, 23 * L);
+        a00.intoArray(lanes, at + 0 * L); a01.intoArray(lanes, at + 1 * L); a02.intoArray(lanes, at + 2 * L); a03.intoArray(lanes, at + 3 * L);
+        a04.intoArray(lanes, at + 4 * L); a05.intoArray(lanes, at + 5 * L); a06.intoArray(lanes, at + 6 * L); a07.intoArray(lanes, at + 7 * L);
+        a10.intoArray(lanes, at + 8 * L); a11.intoArray(lanes, at + 9 * L); a12.intoArray(lanes, at + 10 * L); a13.intoArray(lanes, at + 11 * L);
+        a14.intoArray(lanes, at + 12 * L); a15.intoArray(lanes, at + 13 * L); a16.intoArray(lanes, at + 14 * L); a17.intoArray(lanes, at + 15 * L);
+        a20.intoArray(lanes, at + 16 * L); a21.intoArray(lanes, at + 17 * L); a22.intoArray(lanes, at + 18 * L); a23.intoArray(lanes, at + 19 * L);
+        a24.intoArray(lanes, at + 20 * L); a25.intoArray(lanes, at + 21 * L); a26.intoArray(lanes, at + 22 * L); a27.intoArray(lanes, at + 23 * L);
     }
 
     private static void tile2x8F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
-                                  int kFull, float[] lanes) {
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-        FloatVector a04 = FloatVector.zero(F), a05 = FloatVector.zero(F), a06 = FloatVector.zero(F), a07 = FloatVector.zero(F);
-        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
-        FloatVector a14 = FloatVector.zero(F), a15 = FloatVector.zero(F), a16 = FloatVector.zero(F), a17 = FloatVector.zero(F);
+                                  int kFrom, int kTo, float[] lanes, int at) {
+        FloatVector a00 = FloatVector.fromArray(F, lanes, at + 0 * L), a01 = FloatVector.fromArray(F, lanes, at + 1 * L);
+        FloatVector a02 = FloatVector.fromArray(F, lanes, at + 2 * L), a03 = FloatVector.fromArray(F, lanes, at + 3 * L);
+        FloatVector a04 = FloatVector.fromArray(F, lanes, at + 4 * L), a05 = FloatVector.fromArray(F, lanes, at + 5 * L);
+        FloatVector a06 = FloatVector.fromArray(F, lanes, at + 6 * L), a07 = FloatVector.fromArray(F, lanes, at + 7 * L);
+        FloatVector a10 = FloatVector.fromArray(F, lanes, at + 8 * L), a11 = FloatVector.fromArray(F, lanes, at + 9 * L);
+        FloatVector a12 = FloatVector.fromArray(F, lanes, at + 10 * L), a13 = FloatVector.fromArray(F, lanes, at + 11 * L);
+        FloatVector a14 = FloatVector.fromArray(F, lanes, at + 12 * L), a15 = FloatVector.fromArray(F, lanes, at + 13 * L);
+        FloatVector a16 = FloatVector.fromArray(F, lanes, at + 14 * L), a17 = FloatVector.fromArray(F, lanes, at + 15 * L);
         long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride, w4 = wOff + 4 * wStride;
         long w5 = wOff + 5 * wStride, w6 = wOff + 6 * wStride, w7 = wOff + 7 * wStride;
         long x1 = xOff + 1 * xStride;
-        for (int i = 0; i < kFull; i += L) {
+        for (int i = kFrom; i < kTo; i += L) {
             long wb = 4L * i, xb = 4L * i;
             FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
             FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb, LE);
@@ -530,19 +545,21 @@ final class VectorKernels implements Kernels {
             FloatVector v7 = FloatVector.fromMemorySegment(F, w, w7 + wb, LE);
             a07 = u0.fma(v7, a07); a17 = u1.fma(v7, a17);
         }
-        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
-        a04.intoArray(lanes, 4 * L); a05.intoArray(lanes, 5 * L); a06.intoArray(lanes, 6 * L); a07.intoArray(lanes, 7 * L);
-        a10.intoArray(lanes, 8 * L); a11.intoArray(lanes, 9 * L); a12.intoArray(lanes, 10 * L); a13.intoArray(lanes, 11 * L);
-        a14.intoArray(lanes, 12 * L); a15.intoArray(lanes, 13 * L); a16.intoArray(lanes, 14 * L); a17.intoArray(lanes, 15 * L);
+        a00.intoArray(lanes, at + 0 * L); a01.intoArray(lanes, at + 1 * L); a02.intoArray(lanes, at + 2 * L); a03.intoArray(lanes, at + 3 * L);
+        a04.intoArray(lanes, at + 4 * L); a05.intoArray(lanes, at + 5 * L); a06.intoArray(lanes, at + 6 * L); a07.intoArray(lanes, at + 7 * L);
+        a10.intoArray(lanes, at + 8 * L); a11.intoArray(lanes, at + 9 * L); a12.intoArray(lanes, at + 10 * L); a13.intoArray(lanes, at + 11 * L);
+        a14.intoArray(lanes, at + 12 * L); a15.intoArray(lanes, at + 13 * L); a16.intoArray(lanes, at + 14 * L); a17.intoArray(lanes, at + 15 * L);
     }
 
     private static void tile1x8F32(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
-                                  int kFull, float[] lanes) {
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-        FloatVector a04 = FloatVector.zero(F), a05 = FloatVector.zero(F), a06 = FloatVector.zero(F), a07 = FloatVector.zero(F);
+                                  int kFrom, int kTo, float[] lanes, int at) {
+        FloatVector a00 = FloatVector.fromArray(F, lanes, at + 0 * L), a01 = FloatVector.fromArray(F, lanes, at + 1 * L);
+        FloatVector a02 = FloatVector.fromArray(F, lanes, at + 2 * L), a03 = FloatVector.fromArray(F, lanes, at + 3 * L);
+        FloatVector a04 = FloatVector.fromArray(F, lanes, at + 4 * L), a05 = FloatVector.fromArray(F, lanes, at + 5 * L);
+        FloatVector a06 = FloatVector.fromArray(F, lanes, at + 6 * L), a07 = FloatVector.fromArray(F, lanes, at + 7 * L);
         long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride, w4 = wOff + 4 * wStride;
         long w5 = wOff + 5 * wStride, w6 = wOff + 6 * wStride, w7 = wOff + 7 * wStride;
-        for (int i = 0; i < kFull; i += L) {
+        for (int i = kFrom; i < kTo; i += L) {
             long wb = 4L * i, xb = 4L * i;
             FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
             FloatVector v0 = FloatVector.fromMemorySegment(F, w, wOff + wb, LE);
@@ -562,22 +579,28 @@ final class VectorKernels implements Kernels {
             FloatVector v7 = FloatVector.fromMemorySegment(F, w, w7 + wb, LE);
             a07 = u0.fma(v7, a07);
         }
-        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
-        a04.intoArray(lanes, 4 * L); a05.intoArray(lanes, 5 * L); a06.intoArray(lanes, 6 * L); a07.intoArray(lanes, 7 * L);
+        a00.intoArray(lanes, at + 0 * L); a01.intoArray(lanes, at + 1 * L); a02.intoArray(lanes, at + 2 * L); a03.intoArray(lanes, at + 3 * L);
+        a04.intoArray(lanes, at + 4 * L); a05.intoArray(lanes, at + 5 * L); a06.intoArray(lanes, at + 6 * L); a07.intoArray(lanes, at + 7 * L);
     }
 
     private static void tile3x8Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
-                                  int kFull, float[] lanes) {
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-        FloatVector a04 = FloatVector.zero(F), a05 = FloatVector.zero(F), a06 = FloatVector.zero(F), a07 = FloatVector.zero(F);
-        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
-        FloatVector a14 = FloatVector.zero(F), a15 = FloatVector.zero(F), a16 = FloatVector.zero(F), a17 = FloatVector.zero(F);
-        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
-        FloatVector a24 = FloatVector.zero(F), a25 = FloatVector.zero(F), a26 = FloatVector.zero(F), a27 = FloatVector.zero(F);
+                                  int kFrom, int kTo, float[] lanes, int at) {
+        FloatVector a00 = FloatVector.fromArray(F, lanes, at + 0 * L), a01 = FloatVector.fromArray(F, lanes, at + 1 * L);
+        FloatVector a02 = FloatVector.fromArray(F, lanes, at + 2 * L), a03 = FloatVector.fromArray(F, lanes, at + 3 * L);
+        FloatVector a04 = FloatVector.fromArray(F, lanes, at + 4 * L), a05 = FloatVector.fromArray(F, lanes, at + 5 * L);
+        FloatVector a06 = FloatVector.fromArray(F, lanes, at + 6 * L), a07 = FloatVector.fromArray(F, lanes, at + 7 * L);
+        FloatVector a10 = FloatVector.fromArray(F, lanes, at + 8 * L), a11 = FloatVector.fromArray(F, lanes, at + 9 * L);
+        FloatVector a12 = FloatVector.fromArray(F, lanes, at + 10 * L), a13 = FloatVector.fromArray(F, lanes, at + 11 * L);
+        FloatVector a14 = FloatVector.fromArray(F, lanes, at + 12 * L), a15 = FloatVector.fromArray(F, lanes, at + 13 * L);
+        FloatVector a16 = FloatVector.fromArray(F, lanes, at + 14 * L), a17 = FloatVector.fromArray(F, lanes, at + 15 * L);
+        FloatVector a20 = FloatVector.fromArray(F, lanes, at + 16 * L), a21 = FloatVector.fromArray(F, lanes, at + 17 * L);
+        FloatVector a22 = FloatVector.fromArray(F, lanes, at + 18 * L), a23 = FloatVector.fromArray(F, lanes, at + 19 * L);
+        FloatVector a24 = FloatVector.fromArray(F, lanes, at + 20 * L), a25 = FloatVector.fromArray(F, lanes, at + 21 * L);
+        FloatVector a26 = FloatVector.fromArray(F, lanes, at + 22 * L), a27 = FloatVector.fromArray(F, lanes, at + 23 * L);
         long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride, w4 = wOff + 4 * wStride;
         long w5 = wOff + 5 * wStride, w6 = wOff + 6 * wStride, w7 = wOff + 7 * wStride;
         long x1 = xOff + 1 * xStride, x2 = xOff + 2 * xStride;
-        for (int i = 0; i < kFull; i += L) {
+        for (int i = kFrom; i < kTo; i += L) {
             long wb = 2L * i, xb = 4L * i;
             FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
             FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb, LE);
@@ -607,24 +630,28 @@ final class VectorKernels implements Kernels {
                     .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
             a07 = u0.fma(v7, a07); a17 = u1.fma(v7, a17); a27 = u2.fma(v7, a27);
         }
-        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
-        a04.intoArray(lanes, 4 * L); a05.intoArray(lanes, 5 * L); a06.intoArray(lanes, 6 * L); a07.intoArray(lanes, 7 * L);
-        a10.intoArray(lanes, 8 * L); a11.intoArray(lanes, 9 * L); a12.intoArray(lanes, 10 * L); a13.intoArray(lanes, 11 * L);
-        a14.intoArray(lanes, 12 * L); a15.intoArray(lanes, 13 * L); a16.intoArray(lanes, 14 * L); a17.intoArray(lanes, 15 * L);
-        a20.intoArray(lanes, 16 * L); a21.intoArray(lanes, 17 * L); a22.intoArray(lanes, 18 * L); a23.intoArray(lanes, 19 * L);
-        a24.intoArray(lanes, 20 * L); a25.intoArray(lanes, 21 * L); a26.intoArray(lanes, 22 * L); a27.intoArray(lanes, 23 * L);
+        a00.intoArray(lanes, at + 0 * L); a01.intoArray(lanes, at + 1 * L); a02.intoArray(lanes, at + 2 * L); a03.intoArray(lanes, at + 3 * L);
+        a04.intoArray(lanes, at + 4 * L); a05.intoArray(lanes, at + 5 * L); a06.intoArray(lanes, at + 6 * L); a07.intoArray(lanes, at + 7 * L);
+        a10.intoArray(lanes, at + 8 * L); a11.intoArray(lanes, at + 9 * L); a12.intoArray(lanes, at + 10 * L); a13.intoArray(lanes, at + 11 * L);
+        a14.intoArray(lanes, at + 12 * L); a15.intoArray(lanes, at + 13 * L); a16.intoArray(lanes, at + 14 * L); a17.intoArray(lanes, at + 15 * L);
+        a20.intoArray(lanes, at + 16 * L); a21.intoArray(lanes, at + 17 * L); a22.intoArray(lanes, at + 18 * L); a23.intoArray(lanes, at + 19 * L);
+        a24.intoArray(lanes, at + 20 * L); a25.intoArray(lanes, at + 21 * L); a26.intoArray(lanes, at + 22 * L); a27.intoArray(lanes, at + 23 * L);
     }
 
     private static void tile2x8Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
-                                  int kFull, float[] lanes) {
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-        FloatVector a04 = FloatVector.zero(F), a05 = FloatVector.zero(F), a06 = FloatVector.zero(F), a07 = FloatVector.zero(F);
-        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
-        FloatVector a14 = FloatVector.zero(F), a15 = FloatVector.zero(F), a16 = FloatVector.zero(F), a17 = FloatVector.zero(F);
+                                  int kFrom, int kTo, float[] lanes, int at) {
+        FloatVector a00 = FloatVector.fromArray(F, lanes, at + 0 * L), a01 = FloatVector.fromArray(F, lanes, at + 1 * L);
+        FloatVector a02 = FloatVector.fromArray(F, lanes, at + 2 * L), a03 = FloatVector.fromArray(F, lanes, at + 3 * L);
+        FloatVector a04 = FloatVector.fromArray(F, lanes, at + 4 * L), a05 = FloatVector.fromArray(F, lanes, at + 5 * L);
+        FloatVector a06 = FloatVector.fromArray(F, lanes, at + 6 * L), a07 = FloatVector.fromArray(F, lanes, at + 7 * L);
+        FloatVector a10 = FloatVector.fromArray(F, lanes, at + 8 * L), a11 = FloatVector.fromArray(F, lanes, at + 9 * L);
+        FloatVector a12 = FloatVector.fromArray(F, lanes, at + 10 * L), a13 = FloatVector.fromArray(F, lanes, at + 11 * L);
+        FloatVector a14 = FloatVector.fromArray(F, lanes, at + 12 * L), a15 = FloatVector.fromArray(F, lanes, at + 13 * L);
+        FloatVector a16 = FloatVector.fromArray(F, lanes, at + 14 * L), a17 = FloatVector.fromArray(F, lanes, at + 15 * L);
         long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride, w4 = wOff + 4 * wStride;
         long w5 = wOff + 5 * wStride, w6 = wOff + 6 * wStride, w7 = wOff + 7 * wStride;
         long x1 = xOff + 1 * xStride;
-        for (int i = 0; i < kFull; i += L) {
+        for (int i = kFrom; i < kTo; i += L) {
             long wb = 2L * i, xb = 4L * i;
             FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
             FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb, LE);
@@ -653,19 +680,21 @@ final class VectorKernels implements Kernels {
                     .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
             a07 = u0.fma(v7, a07); a17 = u1.fma(v7, a17);
         }
-        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
-        a04.intoArray(lanes, 4 * L); a05.intoArray(lanes, 5 * L); a06.intoArray(lanes, 6 * L); a07.intoArray(lanes, 7 * L);
-        a10.intoArray(lanes, 8 * L); a11.intoArray(lanes, 9 * L); a12.intoArray(lanes, 10 * L); a13.intoArray(lanes, 11 * L);
-        a14.intoArray(lanes, 12 * L); a15.intoArray(lanes, 13 * L); a16.intoArray(lanes, 14 * L); a17.intoArray(lanes, 15 * L);
+        a00.intoArray(lanes, at + 0 * L); a01.intoArray(lanes, at + 1 * L); a02.intoArray(lanes, at + 2 * L); a03.intoArray(lanes, at + 3 * L);
+        a04.intoArray(lanes, at + 4 * L); a05.intoArray(lanes, at + 5 * L); a06.intoArray(lanes, at + 6 * L); a07.intoArray(lanes, at + 7 * L);
+        a10.intoArray(lanes, at + 8 * L); a11.intoArray(lanes, at + 9 * L); a12.intoArray(lanes, at + 10 * L); a13.intoArray(lanes, at + 11 * L);
+        a14.intoArray(lanes, at + 12 * L); a15.intoArray(lanes, at + 13 * L); a16.intoArray(lanes, at + 14 * L); a17.intoArray(lanes, at + 15 * L);
     }
 
     private static void tile1x8Bf16(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
-                                  int kFull, float[] lanes) {
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-        FloatVector a04 = FloatVector.zero(F), a05 = FloatVector.zero(F), a06 = FloatVector.zero(F), a07 = FloatVector.zero(F);
+                                  int kFrom, int kTo, float[] lanes, int at) {
+        FloatVector a00 = FloatVector.fromArray(F, lanes, at + 0 * L), a01 = FloatVector.fromArray(F, lanes, at + 1 * L);
+        FloatVector a02 = FloatVector.fromArray(F, lanes, at + 2 * L), a03 = FloatVector.fromArray(F, lanes, at + 3 * L);
+        FloatVector a04 = FloatVector.fromArray(F, lanes, at + 4 * L), a05 = FloatVector.fromArray(F, lanes, at + 5 * L);
+        FloatVector a06 = FloatVector.fromArray(F, lanes, at + 6 * L), a07 = FloatVector.fromArray(F, lanes, at + 7 * L);
         long w1 = wOff + 1 * wStride, w2 = wOff + 2 * wStride, w3 = wOff + 3 * wStride, w4 = wOff + 4 * wStride;
         long w5 = wOff + 5 * wStride, w6 = wOff + 6 * wStride, w7 = wOff + 7 * wStride;
-        for (int i = 0; i < kFull; i += L) {
+        for (int i = kFrom; i < kTo; i += L) {
             long wb = 2L * i, xb = 4L * i;
             FloatVector u0 = FloatVector.fromMemorySegment(F, x, xOff + xb, LE);
             FloatVector v0 = ((IntVector) ShortVector.fromMemorySegment(S, w, wOff + wb, LE)
@@ -693,7 +722,7 @@ final class VectorKernels implements Kernels {
                     .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
             a07 = u0.fma(v7, a07);
         }
-        a00.intoArray(lanes, 0 * L); a01.intoArray(lanes, 1 * L); a02.intoArray(lanes, 2 * L); a03.intoArray(lanes, 3 * L);
-        a04.intoArray(lanes, 4 * L); a05.intoArray(lanes, 5 * L); a06.intoArray(lanes, 6 * L); a07.intoArray(lanes, 7 * L);
+        a00.intoArray(lanes, at + 0 * L); a01.intoArray(lanes, at + 1 * L); a02.intoArray(lanes, at + 2 * L); a03.intoArray(lanes, at + 3 * L);
+        a04.intoArray(lanes, at + 4 * L); a05.intoArray(lanes, at + 5 * L); a06.intoArray(lanes, at + 6 * L); a07.intoArray(lanes, at + 7 * L);
     }
 }

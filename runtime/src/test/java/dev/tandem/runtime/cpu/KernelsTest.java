@@ -46,14 +46,19 @@ class KernelsTest {
                     MemorySegment ws = dt == DType.F32 ? w : wb;
                     long wStride = (long) dt.byteSize() * k;
                     for (int rows = 1; rows <= 3; rows++) {
-                        float[] v8 = new float[24], s8 = new float[24];
-                        vector.dotTile8(rows, x, 0, 4L * k, ws, 0, wStride, dt, k, vLanes, v8);
-                        scalar.dotTile8(rows, x, 0, 4L * k, ws, 0, wStride, dt, k, sLanes, s8);
+                        // Accumulated in one call, and in chunks of one and three vector widths: same bits.
+                        int full = k - k % vector.lanes();
+                        float[] v8 = tile8(vector, rows, x, k, ws, wStride, dt, new int[] {0, full});
+                        float[] c8 = tile8(vector, rows, x, k, ws, wStride, dt, chunks(full, vector.lanes()));
+                        float[] c3 = tile8(vector, rows, x, k, ws, wStride, dt, chunks(full, 3 * vector.lanes()));
+                        float[] s8 = tile8(scalar, rows, x, k, ws, wStride, dt, chunks(full, 3 * vector.lanes()));
                         for (int r = 0; r < rows; r++) {
                             for (int c = 0; c < 8; c++) {
                                 float single = scalar.dot(x, 4L * k * r, ws, c * wStride, dt, k);
                                 String where = "k " + k + " " + dt + " " + rows + " x 8 tile, (" + r + ", " + c + ")";
                                 assertEquals(Float.floatToRawIntBits(single), Float.floatToRawIntBits(v8[r * 8 + c]), where);
+                                assertEquals(Float.floatToRawIntBits(single), Float.floatToRawIntBits(c8[r * 8 + c]), "chunked " + where);
+                                assertEquals(Float.floatToRawIntBits(single), Float.floatToRawIntBits(c3[r * 8 + c]), "chunked " + where);
                                 assertEquals(Float.floatToRawIntBits(single), Float.floatToRawIntBits(s8[r * 8 + c]), "scalar " + where);
                             }
                         }
@@ -76,6 +81,27 @@ class KernelsTest {
                 }
             }
         }
+    }
+
+    /** Boundaries 0 = b0 < b1 < ... = full, every chunk a multiple of {@code step}. */
+    private static int[] chunks(int full, int step) {
+        int count = (full + step - 1) / step;
+        int[] b = new int[count + 1];
+        for (int i = 1; i <= count; i++) {
+            b[i] = Math.min(full, i * step);
+        }
+        return b;
+    }
+
+    private static float[] tile8(Kernels kernels, int rows, MemorySegment x, int k, MemorySegment w, long wStride, DType dt,
+                                 int[] bounds) {
+        float[] acc = new float[24 * kernels.lanes() + 5];
+        float[] out = new float[24];
+        for (int i = 0; i + 1 < bounds.length; i++) {
+            kernels.accumulateTile8(rows, x, 0, 4L * k, w, 0, wStride, dt, bounds[i], bounds[i + 1], acc, 5);
+        }
+        kernels.finishTile8(rows, x, 0, 4L * k, w, 0, wStride, dt, k, acc, 5, out);
+        return out;
     }
 
     @Test
