@@ -169,6 +169,11 @@ public final class Batch {
         public Entry withNormedRows(int... rows) {
             return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, rows.clone());
         }
+
+        /** This entry also returning the final normalised hidden state at every row. */
+        public Entry withAllNormedRows() {
+            return withNormedRows(allRows(rows()));
+        }
     }
 
     private final List<Entry> entries;

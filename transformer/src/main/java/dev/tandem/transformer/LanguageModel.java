@@ -60,6 +60,17 @@ public interface LanguageModel extends AutoCloseable {
      */
     ForwardResult forward(Batch batch);
 
+    /**
+     * The LM head over final normalised hidden states (as {@link ForwardResult#normedHidden} returns them):
+     * one row of logits per given row, all in one product, bit-identical to the logits the forward pass
+     * returns for the row a state came from (a row's product does not depend on the other rows of a call).
+     * A caller that will read the logits of only some rows, known one at a time (a tree verifier's walk),
+     * asks the pass for normed rows and pays the LM head (vocab × hidden multiply-adds a row) for those alone.
+     *
+     * @throws IllegalArgumentException if a row is missing or its width is not the model's hidden size
+     */
+    float[][] logitsOfNormed(float[][] normedRows);
+
     @Override
     void close();
 }

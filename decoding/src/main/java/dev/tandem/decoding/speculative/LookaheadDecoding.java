@@ -15,7 +15,6 @@ import dev.tandem.transformer.ForwardResult;
 import dev.tandem.transformer.LanguageModel;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.function.Consumer;
 
@@ -86,7 +85,8 @@ public final class LookaheadDecoding implements DecodingStrategy {
     /**
      * One step: the forward pass's rows (row 0 the root, rows 1..trieNodes the trie, then the lookahead rows),
      * their parents (−1 for the root, a child of the cached prefix) and absolute positions, the raw logits of
-     * every row, and after verification the accepted path's tokens, the target's next token and the cache
+     * every row (computed for the observer: a step without one runs the LM head only at the rows it reads), and
+     * after verification the accepted path's tokens, the target's next token and the cache
      * (valid only during the call), compacted to the context plus the accepted path.
      */
     record Step(int[] context, int[] tokens, int[] parents, int[] positions, int trieNodes, float[][] logits,
@@ -184,14 +184,15 @@ public final class LookaheadDecoding implements DecodingStrategy {
                 int[] newest = look ? jacobi.layOut(1 + n, length - 1, tokens, parents, positions) : null;
                 int base = kv.length(); // length − 1: the root goes there
                 ForwardResult fr = target.forward(Batch.of(Batch.Entry.of(kv, tokens, positions,
-                        new AttentionShape.Tree(parents)).withAllLogits()));
+                        new AttentionShape.Tree(parents)).withAllNormedRows()));
                 stats.targetPass();
-                float[][] logits = new float[rows][];
-                for (int r = 0; r < rows; r++) {
-                    logits[r] = fr.logits(0, r);
+                // The LM head runs at the rows read: the root's with the newest level's (one call), then the trie
+                // nodes the verification accepts.
+                LazyLogits logits = LazyLogits.of(target, fr, 0);
+                if (look) {
+                    logits.prefetch(prepend(0, newest));
                 }
-                TreeVerdict verdict = TreeDecoding.verify(trie, Arrays.copyOf(logits, n + 1), sp, context, length,
-                        request.streamId());
+                TreeVerdict verdict = TreeDecoding.verify(trie, logits, sp, context, length, request.streamId());
                 int[] path = verdict.path();
                 int accepted = path.length;
                 stats.verification(n, accepted);
@@ -201,7 +202,7 @@ public final class LookaheadDecoding implements DecodingStrategy {
                     long t1 = System.nanoTime();
                     int[] guesses = new int[window];
                     for (int c = 0; c < window; c++) {
-                        guesses[c] = Sampler.argmax(logits[newest[c]]);
+                        guesses[c] = Sampler.argmax(logits.row(newest[c]));
                     }
                     jacobi.advance(root, guesses, pool);
                     stats.addDraftNanos(System.nanoTime() - t1);
@@ -212,7 +213,7 @@ public final class LookaheadDecoding implements DecodingStrategy {
                 int[] pathTokens = trie.tokensOf(path);
                 if (observer != null) {
                     observer.afterStep(new Step(state.context(0), tokens, parents, positions, n,
-                            logits, pathTokens, verdict.next(), kv));
+                            logits.all(), pathTokens, verdict.next(), kv));
                 }
                 TreeDecoding.emitPath(state, pathTokens, verdict, logits, listener);
                 state.addDecodeStep(System.nanoTime() - stepStart);
@@ -222,6 +223,13 @@ public final class LookaheadDecoding implements DecodingStrategy {
             state.abandon();
             throw e;
         }
+    }
+
+    private static int[] prepend(int first, int[] rest) {
+        int[] all = new int[rest.length + 1];
+        all[0] = first;
+        System.arraycopy(rest, 0, all, 1, rest.length);
+        return all;
     }
 
     /**

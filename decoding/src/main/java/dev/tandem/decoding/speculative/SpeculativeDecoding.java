@@ -105,7 +105,9 @@ public final class SpeculativeDecoding implements DecodingStrategy {
         int[] prompt = state.promptIds();
         if (prompt.length > 1) {
             long t0 = System.nanoTime();
-            target.forward(Batch.of(Batch.Entry.continuation(state.kv(), Arrays.copyOf(prompt, prompt.length - 1))));
+            // Nobody reads this pass's logits (the next pass feeds the last token and reads after it): no LM head.
+            target.forward(Batch.of(Batch.Entry.continuation(state.kv(), Arrays.copyOf(prompt, prompt.length - 1))
+                    .withLogitRows()));
             stats.targetPass();
             state.addPrefillNanos(System.nanoTime() - t0);
         }

@@ -18,15 +18,18 @@ import dev.tandem.transformer.LanguageModel;
 
 import java.util.Arrays;
 import java.util.function.Consumer;
+import java.util.function.IntFunction;
 
 /**
  * Token-tree speculative decoding ({@code METHODS.md}, "Token-tree verification"). Per round the draft
  * model grows a tree below the context (children of a node = the draft's top-k tokens there, grown
  * best-first by the draft's path probability within a node budget and a depth; see {@link TreeDrafter}),
  * the target scores [the context's last token as the root, every node] in ONE forward pass with a tree
- * attention mask (positions = prefix length + depth, logits at every row), and {@link TreeVerifier}
- * picks a path: greedy follows the target's argmax; sampling uses {@link TreeVerifier#sampleIid} with
- * {@code q == null}, exact for the drafter's fixed (deterministic) children. The target's cache then keeps
+ * attention mask (positions = prefix length + depth, the final normalised hidden state at every row), and
+ * {@link TreeVerifier} picks a path: greedy follows the target's argmax; sampling uses
+ * {@link TreeVerifier#sampleIid} with {@code q == null}, exact for the drafter's fixed (deterministic)
+ * children. The LM head runs only for the rows the walk visits, the root's and each accepted node's
+ * ({@link LazyLogits}), bit-identical to logits at every row. The target's cache then keeps
  * only the accepted path ({@link KvSequence#compact}). Greedy output is bit-identical to plain greedy
  * decoding of the target; sampled output follows the target's distribution exactly. Tokens go through the
  * same {@link RequestState} as plain decoding, so EOS, stop strings, max tokens and logprobs behave
@@ -183,12 +186,9 @@ public final class TreeDecoding implements DecodingStrategy {
                 int[] positions = new int[n + 1];
                 layOut(tree, context[length - 1], length - 1, rows, parents, positions);
                 ForwardResult fr = target.forward(Batch.of(Batch.Entry.of(kv, rows, positions,
-                        new AttentionShape.Tree(parents)).withAllLogits()));
+                        new AttentionShape.Tree(parents)).withAllNormedRows()));
                 stats.targetPass();
-                float[][] logits = new float[n + 1][];
-                for (int r = 0; r <= n; r++) {
-                    logits[r] = fr.logits(0, r);
-                }
+                LazyLogits logits = LazyLogits.of(target, fr, 0);
                 TreeVerdict verdict = verify(tree, logits, sp, context, length, request.streamId());
                 int[] path = verdict.path();
                 int accepted = path.length;
@@ -240,49 +240,64 @@ public final class TreeDecoding implements DecodingStrategy {
 
     /**
      * Emits the accepted path's tokens, each with the logits of the row that predicted it, then the target's
-     * next token, stopping as soon as the request is finished.
+     * next token, stopping as soon as the request is finished. Asks {@code logits} only for the path's rows,
+     * which the verification visited.
      */
-    static void emitPath(RequestState state, int[] pathTokens, TreeVerdict verdict, float[][] logits,
+    static void emitPath(RequestState state, int[] pathTokens, TreeVerdict verdict, IntFunction<float[]> logits,
                          Consumer<TokenEvent> listener) {
         int[] path = verdict.path();
         int row = 0;
         for (int i = 0; i < path.length && !state.finished(); i++) {
-            listener.accept(state.acceptToken(pathTokens[i], logits[row]));
+            listener.accept(state.acceptToken(pathTokens[i], logits.apply(row)));
             row = path[i] + 1;
         }
         if (!state.finished()) {
-            listener.accept(state.acceptToken(verdict.next(), logits[row]));
+            listener.accept(state.acceptToken(verdict.next(), logits.apply(row)));
         }
     }
 
     /**
-     * Picks the accepted path of {@code tree} from the target's raw logits ({@code logits[0]} after the root,
-     * {@code logits[j + 1]} after node j): greedy follows the argmax, of logits processed with each row's own
-     * path as context when a repetition penalty is set; sampling uses {@link TreeVerifier#sampleIid} with
-     * {@code q == null}, exact for a deterministic drafter's fixed children. {@code context} holds the context
-     * in [0, {@code length}) and room for the tree's depth after it, which this overwrites.
+     * Picks the accepted path of {@code tree} from the target's raw logits ({@code logits.apply(0)} after the
+     * root, {@code logits.apply(j + 1)} after node j), asking only for the rows the walk visits: greedy follows
+     * the argmax, of logits processed with each row's own path as context when a repetition penalty is set;
+     * sampling uses {@link TreeVerifier#sampleIid} with {@code q == null}, exact for a deterministic drafter's
+     * fixed children. {@code context} holds the context in [0, {@code length}) and room for the tree's depth
+     * after it, which this overwrites.
      */
-    static TreeVerdict verify(TokenTree tree, float[][] logits, SamplingParams sp, int[] context, int length, long stream) {
-        int n = tree.size();
+    static TreeVerdict verify(TokenTree tree, IntFunction<float[]> logits, SamplingParams sp, int[] context, int length,
+                              long stream) {
         boolean greedy = sp.isGreedy();
         if (greedy && sp.repetitionPenalty() == 1f) {
             return TreeVerifier.greedy(tree, logits);
         }
-        // Each row is processed with its own path as context (the repetition penalty sees it).
-        float[][] processed = greedy ? new float[n + 1][] : null;
-        double[][] p = greedy ? null : new double[n + 1][];
-        for (int r = 0; r <= n; r++) {
-            int d = r == 0 ? 0 : tree.depth(r - 1);
-            for (int a = r - 1, k = d; a >= 0; a = tree.parent(a), k--) {
-                context[length + k - 1] = tree.token(a);
-            }
-            if (greedy) {
-                processed[r] = logits[r].clone();
-                LogitsProcessors.apply(processed[r], sp, context, length + d);
-            } else {
-                p[r] = Sampler.distribution(logits[r], sp, context, length + d);
-            }
+        // Each visited row is processed once, with its own path as context (the repetition penalty sees it).
+        if (greedy) {
+            float[][] processed = new float[tree.size() + 1][];
+            return TreeVerifier.greedy(tree, r -> {
+                if (processed[r] == null) {
+                    int d = writePath(tree, r, context, length);
+                    processed[r] = logits.apply(r).clone();
+                    LogitsProcessors.apply(processed[r], sp, context, length + d);
+                }
+                return processed[r];
+            });
         }
-        return greedy ? TreeVerifier.greedy(tree, processed) : TreeVerifier.sampleIid(tree, p, null, sp.seed(), stream, length);
+        double[][] p = new double[tree.size() + 1][];
+        return TreeVerifier.sampleIid(tree, r -> {
+            if (p[r] == null) {
+                int d = writePath(tree, r, context, length);
+                p[r] = Sampler.distribution(logits.apply(r), sp, context, length + d);
+            }
+            return p[r];
+        }, null, sp.seed(), stream, length);
+    }
+
+    /** Writes the tokens of row {@code r}'s path (its node and the node's ancestors) after context[0, length); returns its depth. */
+    private static int writePath(TokenTree tree, int r, int[] context, int length) {
+        int d = r == 0 ? 0 : tree.depth(r - 1);
+        for (int a = r - 1, k = d; a >= 0; a = tree.parent(a), k--) {
+            context[length + k - 1] = tree.token(a);
+        }
+        return d;
     }
 }

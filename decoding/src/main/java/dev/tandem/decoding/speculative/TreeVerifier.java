@@ -4,12 +4,15 @@ import dev.tandem.decoding.sampling.Sampler;
 import dev.tandem.runtime.rng.CounterRng;
 import dev.tandem.runtime.rng.RngPurpose;
 import java.util.Arrays;
+import java.util.function.IntFunction;
 
 /**
  * Verification of a drafted {@link TokenTree} ({@code METHODS.md}, "Token-tree verification"). Rows of
  * {@code target}, {@code p} and {@code q} are indexed as in {@link TokenTree}: row 0 = after the root,
  * row j + 1 = after node j. {@code position} is the absolute position a child of the root occupies, so the
- * token chosen below a node of depth d occupies position + d.
+ * token chosen below a node of depth d occupies position + d. Rows may be given as arrays or as functions of
+ * the row index; a function is asked only for the rows the walk visits (the root's, then each accepted node's),
+ * each once, in that order, so a caller can compute them lazily (the LM head, {@link LazyLogits}).
  *
  * <p>Random draws at a node of depth d use {@link CounterRng} at position + d with purpose
  * {@link RngPurpose#ACCEPT} and index k for the acceptance test of the node's k-th child, purpose
@@ -39,11 +42,16 @@ public final class TreeVerifier {
      */
     public static TreeVerdict greedy(TokenTree tree, float[][] target) {
         requireRows("target", target.length, tree);
+        return greedy(tree, row -> target[row]);
+    }
+
+    /** As {@link #greedy(TokenTree, float[][])}, with {@code target.apply(row)} asked only for the rows visited. */
+    public static TreeVerdict greedy(TokenTree tree, IntFunction<float[]> target) {
         int[] path = new int[maxDepth(tree)];
         int accepted = 0;
         int node = -1;
         while (true) {
-            int best = Sampler.argmax(target[node + 1]);
+            int best = Sampler.argmax(target.apply(node + 1));
             int child = -1;
             for (int c : tree.childrenView(node)) {
                 if (tree.token(c) == best) {
@@ -73,6 +81,16 @@ public final class TreeVerifier {
      */
     public static TreeVerdict sampleIid(
             TokenTree tree, double[][] p, double[][] q, long seed, long stream, long position) {
+        requireShapes(tree, p, q);
+        return verify(tree, rows(p), rows(q), seed, stream, position, false);
+    }
+
+    /**
+     * As {@link #sampleIid(TokenTree, double[][], double[][], long, long, long)}, with {@code p.apply(row)} and
+     * {@code q.apply(row)} asked only for the rows visited ({@code q == null}: a deterministic drafter).
+     */
+    public static TreeVerdict sampleIid(
+            TokenTree tree, IntFunction<double[]> p, IntFunction<double[]> q, long seed, long stream, long position) {
         return verify(tree, p, q, seed, stream, position, false);
     }
 
@@ -91,37 +109,61 @@ public final class TreeVerifier {
      */
     public static TreeVerdict sampleWithoutReplacement(
             TokenTree tree, double[][] p, double[][] q, long seed, long stream, long position) {
+        requireShapes(tree, p, q);
+        return verify(tree, rows(p), rows(q), seed, stream, position, true);
+    }
+
+    /**
+     * As {@link #sampleWithoutReplacement(TokenTree, double[][], double[][], long, long, long)}, with
+     * {@code p.apply(row)} and {@code q.apply(row)} asked only for the rows visited.
+     */
+    public static TreeVerdict sampleWithoutReplacement(
+            TokenTree tree, IntFunction<double[]> p, IntFunction<double[]> q, long seed, long stream, long position) {
         return verify(tree, p, q, seed, stream, position, true);
     }
 
-    private static TreeVerdict verify(
-            TokenTree tree, double[][] p, double[][] q, long seed, long stream, long position,
-            boolean withoutReplacement) {
+    /** Every row of the arrays checked up front (a function's rows are checked as the walk visits them). */
+    private static void requireShapes(TokenTree tree, double[][] p, double[][] q) {
         requireRows("p", p.length, tree);
         if (q != null) {
             requireRows("q", q.length, tree);
         }
-        int vocab = p[0].length;
         for (int row = 0; row < p.length; row++) {
-            ChainVerifier.requireLength("p[" + row + "]", p[row], vocab);
+            ChainVerifier.requireLength("p[" + row + "]", p[row], p[0].length);
         }
+    }
+
+    private static IntFunction<double[]> rows(double[][] rows) {
+        return rows == null ? null : row -> rows[row];
+    }
+
+    private static TreeVerdict verify(
+            TokenTree tree, IntFunction<double[]> p, IntFunction<double[]> q, long seed, long stream, long position,
+            boolean withoutReplacement) {
+        double[] pRow = p.apply(0);
+        int vocab = pRow.length;
         int[] path = new int[maxDepth(tree)];
         int accepted = 0;
         int node = -1;
         while (true) {
             int row = node + 1;
+            if (row > 0) {
+                pRow = p.apply(row);
+            }
+            ChainVerifier.requireLength("p[" + row + "]", pRow, vocab);
             long at = position + accepted; // absolute position of the token chosen below this node
             int[] kids = tree.childrenView(node);
             if (kids.length == 0) {
                 double u = CounterRng.uniform(seed, stream, at, RngPurpose.SAMPLE, 0);
-                return new TreeVerdict(Arrays.copyOf(path, accepted), ChainVerifier.inverseCdf(p[row], u));
+                return new TreeVerdict(Arrays.copyOf(path, accepted), ChainVerifier.inverseCdf(pRow, u));
             }
+            double[] qRow = q == null ? null : q.apply(row);
             if (q != null) {
-                ChainVerifier.requireLength("q[" + row + "]", q[row], vocab);
+                ChainVerifier.requireLength("q[" + row + "]", qRow, vocab);
             }
-            double[] target = p[row]; // p', unnormalised after the first rejection
+            double[] target = pRow; // p', unnormalised after the first rejection
             double targetMass = 1.0;
-            double[] proposal = q == null ? null : q[row]; // q, unnormalised once a child was removed
+            double[] proposal = qRow; // q, unnormalised once a child was removed
             double proposalMass = 1.0;
             boolean proposalOwned = false;
             int chosen = -1;

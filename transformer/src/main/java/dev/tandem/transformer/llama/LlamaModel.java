@@ -36,7 +36,8 @@ import java.util.stream.Stream;
  * </pre>
  * with grouped-query attention, optional q/k/v (and o) biases, Qwen3's per-head q/k RMSNorm, and rotary
  * embeddings in the "rotate half" layout. Weights stay memory-mapped; activations live in
- * buffers reused from call to call (so one forward pass runs at a time: {@code forward} is synchronized).
+ * buffers reused from call to call (so one forward pass runs at a time: {@code forward} and
+ * {@code logitsOfNormed} are synchronized).
  */
 public final class LlamaModel implements LanguageModel {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
@@ -475,13 +476,11 @@ public final class LlamaModel implements LanguageModel {
             Tensor normed = scratch(9, picks, d);
             backend.rmsnorm(picked, finalNorm, eps, normed);
             if (wanted > 0) {
-                int vocab = config.vocabSize();
-                Tensor logits = scratch(10, wanted, vocab);
-                backend.matmul(normed.head(wanted, d), lmHead, logits);
+                float[][] logits = head(normed, wanted);
                 j = 0;
                 for (int e = 0; e < entryCount; e++) {
                     for (int i = 0; i < out[e].length; i++, j++) {
-                        out[e][i] = logits.rows(j, 1).toFloatArray();
+                        out[e][i] = logits[j];
                     }
                 }
             }
@@ -493,6 +492,41 @@ public final class LlamaModel implements LanguageModel {
             }
         }
         return new ForwardResult(out, hiddenLayers, hidden, normedOut);
+    }
+
+    @Override
+    public synchronized float[][] logitsOfNormed(float[][] normedRows) {
+        if (closed) {
+            throw new IllegalStateException("model is closed");
+        }
+        Objects.requireNonNull(normedRows, "normedRows");
+        int d = config.hiddenSize();
+        for (int i = 0; i < normedRows.length; i++) {
+            if (normedRows[i] == null || normedRows[i].length != d) {
+                throw new IllegalArgumentException("normed row " + i + (normedRows[i] == null ? " is missing"
+                        : " has width " + normedRows[i].length) + " but the model's hidden size is " + d + ".");
+            }
+        }
+        int n = normedRows.length;
+        if (n == 0) {
+            return new float[0][];
+        }
+        Tensor normed = scratch(9, n, d);
+        for (int i = 0; i < n; i++) {
+            MemorySegment.copy(normedRows[i], 0, normed.segment(), F32, 4L * i * d, d);
+        }
+        return head(normed, n);
+    }
+
+    /** The LM head over the first {@code rows} rows of {@code normed}: the one product every logit row comes from. */
+    private float[][] head(Tensor normed, int rows) {
+        Tensor logits = scratch(10, rows, config.vocabSize());
+        backend.matmul(normed.head(rows, config.hiddenSize()), lmHead, logits);
+        float[][] out = new float[rows][];
+        for (int i = 0; i < rows; i++) {
+            out[i] = logits.rows(i, 1).toFloatArray();
+        }
+        return out;
     }
 
     /** Layer-0 input: the embedding lookup for token rows, the given vectors for embedding rows. */
