@@ -52,7 +52,8 @@ public final class BatchBench {
     public record BatchFigure(int batch, Stats tokensPerSecond) {}
 
     /**
-     * Milliseconds of one pass over {@code rows} new rows of one sequence, and its median over k = 1's;
+     * Milliseconds of one pass over {@code rows} new rows of one sequence, and the median over repetitions
+     * of its time over k = 1's in the same repetition;
      * beside it the pass's arithmetic-bound time (its matrix multiply-adds at the measured peak) and the
      * ratio the issue set as a goal for it: max(1.2, 1.25 × arithmetic-bound time / one row's time).
      */
@@ -107,28 +108,34 @@ public final class BatchBench {
             double oneRow = 0;
             try (KvSequence seq = model.newSequence()) {
                 model.forward(Batch.of(Batch.Entry.continuation(seq, prompt)));
-                for (int k = 1; k <= o.maxRows(); k++) {
-                    int[] draft = new int[k];
-                    for (int i = 0; i < k; i++) {
-                        draft[i] = prompt[i % prompt.length];
-                    }
-                    double[] millis = new double[o.repetitions()];
-                    for (int rep = -1; rep < o.repetitions(); rep++) {
+                // Repetitions outermost, every k once per repetition: drift of the machine (these VMs'
+                // memory bandwidth wanders by tens of percent over minutes) hits every k alike.
+                double[][] millis = new double[o.maxRows()][o.repetitions()];
+                for (int rep = -1; rep < o.repetitions(); rep++) {
+                    for (int k = 1; k <= o.maxRows(); k++) {
+                        int[] draft = new int[k];
+                        for (int i = 0; i < k; i++) {
+                            draft[i] = prompt[i % prompt.length];
+                        }
                         long t0 = System.nanoTime();
                         model.forward(Batch.of(Batch.Entry.continuationAllLogits(seq, draft)));
                         long t1 = System.nanoTime();
                         seq.truncate(prompt.length);
                         if (rep >= 0) {
-                            millis[rep] = (t1 - t0) / 1e6;
+                            millis[k - 1][rep] = (t1 - t0) / 1e6;
                         }
                         progress.update(++done, total);
                     }
-                    Stats s = Stats.of(millis);
-                    if (k == 1) {
-                        oneRow = s.median();
+                }
+                oneRow = Stats.of(millis[0]).median();
+                for (int k = 1; k <= o.maxRows(); k++) {
+                    Stats s = Stats.of(millis[k - 1]);
+                    double[] ratios = new double[o.repetitions()];
+                    for (int rep = 0; rep < ratios.length; rep++) {
+                        ratios[rep] = millis[k - 1][rep] / millis[0][rep];
                     }
                     double fmaBound = k * (double) macs / peak * 1e3;
-                    rows.add(new RowsFigure(k, s, s.median() / oneRow, fmaBound, Math.max(1.2, 1.25 * fmaBound / oneRow)));
+                    rows.add(new RowsFigure(k, s, Stats.of(ratios).median(), fmaBound, Math.max(1.2, 1.25 * fmaBound / oneRow)));
                 }
             }
             return new Result(label, model.weightDType().name().toLowerCase(Locale.ROOT), model.weightBytesPerToken(), macs,

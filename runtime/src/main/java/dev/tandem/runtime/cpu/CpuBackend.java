@@ -74,6 +74,11 @@ public final class CpuBackend implements Backend {
         return s;
     }
 
+    /** Rows of block b when n rows are split into {@code blocks} blocks of sizes differing by at most one. */
+    private static int blockRows(int n, int blocks, int b) {
+        return n / blocks + (b < n % blocks ? 1 : 0);
+    }
+
     private float[] accumulators(int n) {
         float[] a = panelAccumulators.get();
         if (a.length < n) {
@@ -170,6 +175,8 @@ public final class CpuBackend implements Backend {
         // between chunks, so the order of every sum is the canonical one (Kernels.accumulateTile8).
         int lanesPerTile = 24 * kernels.lanes();
         int kFull = k - k % kernels.lanes();
+        // Blocks as even as they can be (4 rows: 2 + 2, not 3 + 1): a 1-row tile converts as many weight
+        // vectors as a 3-row one for a third of the multiply-adds.
         int blocks = (n + 2) / 3;
         boolean chunked = blocks > 1 && blocks <= MAX_CHUNKED_BLOCKS;
         float[] acc = accumulators(chunked ? blocks * lanesPerTile : lanesPerTile);
@@ -179,14 +186,13 @@ public final class CpuBackend implements Backend {
                 java.util.Arrays.fill(acc, 0, blocks * lanesPerTile, 0f);
                 for (int k0 = 0; k0 < kFull; k0 += K_CHUNK) {
                     int k1 = Math.min(kFull, k0 + K_CHUNK);
-                    for (int b = 0; b < blocks; b++) {
-                        int r = 3 * b;
-                        kernels.accumulateTile8(Math.min(3, n - r), xs, r * xRow, xRow, w, wOff, wRow, kt, k0, k1,
+                    for (int b = 0, r = 0; b < blocks; r += blockRows(n, blocks, b), b++) {
+                        kernels.accumulateTile8(blockRows(n, blocks, b), xs, r * xRow, xRow, w, wOff, wRow, kt, k0, k1,
                                 acc, b * lanesPerTile);
                     }
                 }
-                for (int b = 0; b < blocks; b++) {
-                    int r = 3 * b, rows = Math.min(3, n - r);
+                for (int b = 0, r = 0; b < blocks; r += blockRows(n, blocks, b), b++) {
+                    int rows = blockRows(n, blocks, b);
                     kernels.finishTile8(rows, xs, r * xRow, xRow, w, wOff, wRow, kt, k, acc, b * lanesPerTile, tile);
                     for (int i = 0; i < rows; i++) {
                         MemorySegment.copy(tile, 8 * i, os, F32, 4L * ((long) (r + i) * m + c), 8);
@@ -194,8 +200,8 @@ public final class CpuBackend implements Backend {
                 }
                 continue;
             }
-            for (int r = 0; r < n; r += 3) {
-                int rows = Math.min(3, n - r);
+            for (int b = 0, r = 0; b < blocks; r += blockRows(n, blocks, b), b++) {
+                int rows = blockRows(n, blocks, b);
                 java.util.Arrays.fill(acc, 0, lanesPerTile, 0f);
                 kernels.accumulateTile8(rows, xs, r * xRow, xRow, w, wOff, wRow, kt, 0, kFull, acc, 0);
                 kernels.finishTile8(rows, xs, r * xRow, xRow, w, wOff, wRow, kt, k, acc, 0, tile);
