@@ -70,8 +70,8 @@ public final class MethodsBench {
      *                           the threshold: a different routing changes the text that follows)
      * @param collabThresholds   candidate thresholds, tried from the smallest up
      * @param ngramCorpus        the text whose trigrams seed aded's table, or null for an empty table
-     * @param gammas             the γ of each fixed-length {@code speculative} entry ({@code draftLength} is the one
-     *                           PEARL is compared with, and is run whether listed or not)
+     * @param gammas             the γ of each fixed-length {@code speculative} entry (with {@code pearl}, γ =
+     *                           {@code draftLength}, the one PEARL is compared with, runs whether listed or not)
      * @param methods            the methods to run besides plain (which always runs): a subset of {@link #METHODS}
      * @param modes              {@code greedy}, {@code sampled} or both, in that order
      */
@@ -293,9 +293,11 @@ public final class MethodsBench {
                     String dl = draftLabels.get(i);
                     int speculative = -1;
                     if (o.runs("speculative") || o.runs("pearl")) {
-                        // Fixed γ in increasing order; the suite's draft length (PEARL's comparison) among them.
-                        java.util.TreeSet<Integer> gammas = new java.util.TreeSet<>(o.gammas());
-                        gammas.add(o.draftLength());
+                        // Fixed γ in increasing order; with pearl, the suite's draft length (its comparison) among them.
+                        java.util.TreeSet<Integer> gammas = new java.util.TreeSet<>(o.runs("speculative") ? o.gammas() : List.of());
+                        if (o.runs("pearl")) {
+                            gammas.add(o.draftLength());
+                        }
                         for (int g : gammas) {
                             if (g != o.draftLength() && !o.runs("speculative")) {
                                 continue;
