@@ -109,9 +109,16 @@ class CpuBackendTest {
     @EnumSource(DType.class)
     void matmulRowIsBitIdenticalAloneOrAmongOneToSixtyFourRows(DType dt) {
         // k not a multiple of the lanes (a scalar tail) and m not a multiple of 4 (a column remainder);
-        // row r of an n-row pass sits at every position of a tile and in the last, partial, tile.
+        // row r of an n-row pass sits at every position of a tile and in the last, partial, tile. k = 1100
+        // spans three chunks of the chunked path (and the widened bf16 panels).
+        for (int k : new int[] {100, 1100}) {
+            rowsAloneOrAmongOthers(dt, k);
+        }
+    }
+
+    private static void rowsAloneOrAmongOthers(DType dt, int k) {
         SplittableRandom rnd = new SplittableRandom(SEED + 2);
-        int k = 100, m = 45, maxRows = 64;
+        int m = 45, maxRows = 64;
         try (Arena arena = Arena.ofShared()) {
             Tensor w = weights(arena, dt, random(rnd, m * k), m, k);
             float[] x = random(rnd, maxRows * k);
@@ -131,7 +138,7 @@ class CpuBackendTest {
                     for (int r = 0; r < n; r++) {
                         for (int c = 0; c < m; c++) {
                             assertEquals(Float.floatToRawIntBits(alone[start + r][c]), Float.floatToRawIntBits(out[r * m + c]),
-                                    dt + ", " + b.name() + ": row " + (start + r) + " col " + c + " as row " + r + " of " + n);
+                                    dt + ", k " + k + ", " + b.name() + ": row " + (start + r) + " col " + c + " as row " + r + " of " + n);
                         }
                     }
                 }
