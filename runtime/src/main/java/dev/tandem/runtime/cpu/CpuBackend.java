@@ -157,6 +157,9 @@ public final class CpuBackend implements Backend {
         DType kt = wt;
         if (wt == DType.F16) {
             // Widen this task's f16 rows once into scratch; f16 → f32 is exact, so results are unchanged.
+            // Only mapped f16 weights come here (resident ones were widened at load). The heap segment
+            // makes C2's profile of the kernels' loads polymorphic, which slows every caller: a known
+            // cost of --mmap with an f16 checkpoint.
             float[] buf = scratch((c1 - c0) * k);
             for (int c = c0; c < c1; c++) {
                 for (int i = 0; i < k; i++) {
