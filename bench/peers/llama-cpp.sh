@@ -3,8 +3,8 @@
 #
 #   bench/peers/llama-cpp.sh LLAMA_BUILD_BIN TARGET_DIR TARGET.gguf DRAFT_DIR DRAFT.gguf [OUT_DIR]
 #
-# LLAMA_BUILD_BIN: llama.cpp's build/bin (../shared/peers/README.md says how to build it and make the
-# f16 GGUFs with hf2gguf.py). TARGET_DIR/DRAFT_DIR: the same checkpoints as Hugging Face directories
+# LLAMA_BUILD_BIN: llama.cpp's build/bin (bench/peers/README.md says how to build it and make the
+# f16 GGUFs with bench/peers/hf2gguf.py). TARGET_DIR/DRAFT_DIR: the same checkpoints as Hugging Face directories
 # for Tandem (e.g. `tandem synth --pad models/bard-l --shape tinyllama-1.1b --dtype bf16 --out DIR`).
 # Each round runs, in this order: llama-bench (-t 1 and -t 2), Tandem's decode suite (1 and 2 threads),
 # llama-speculative (greedy, γ = GAMMA, -t 2 -td 2), Tandem's speculative decoding with the same draft

@@ -26,7 +26,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 
@@ -139,10 +138,6 @@ public final class PaddedCheckpoints {
             return dtype;
         }
 
-        public Spec withDType(DType d) {
-            return new Spec(source, sourceConfig, label, configJson, config, Objects.requireNonNull(d, "dtype"));
-        }
-
         @Override
         public String toString() {
             Path name = source.toAbsolutePath().normalize().getFileName();
@@ -223,20 +218,6 @@ public final class PaddedCheckpoints {
     public static List<TensorInfo> tensors(Spec spec) {
         return SyntheticCheckpoints.plan(spec.config(), spec.dtype()).stream()
                 .map(SyntheticCheckpoints.Planned::info).toList();
-    }
-
-    /** The bytes of the padded {@code model.safetensors}. */
-    public static long safetensorsBytes(Spec spec) {
-        return CheckpointWriter.safetensorsBytes(tensors(spec), spec.toString());
-    }
-
-    /** For messages: "bard-l padded to tinyllama-1.1b bf16, 966.0 M parameters, 1.9 GB of weights". */
-    public static String describe(Spec spec) {
-        long params = parameterCount(spec);
-        return String.format(Locale.ROOT, "%s, %s parameters, %s of weights", spec,
-                params >= 1_000_000_000 ? String.format(Locale.ROOT, "%.2f B", params / 1e9)
-                        : String.format(Locale.ROOT, "%.1f M", params / 1e6),
-                Progress.formatBytes(safetensorsBytes(spec)));
     }
 
     // ------------------------------------------------------------------------------------------------
