@@ -87,7 +87,7 @@ public class AttentionBenchmark {
         Tensor v = Tensor.allocate(arena, DType.F32, context, (long) KV_HEADS * HEAD_DIM);
         Fixtures.fillUniform(k, 1);
         Fixtures.fillUniform(v, 2);
-        backend.writeKv(cache, 0, k, v, slots);
+        backend.writeKv(cache.storage(), 0, k, v, slots);
         q = Tensor.allocate(arena, DType.F32, queries, (long) HEADS * HEAD_DIM);
         out = Tensor.allocate(arena, DType.F32, queries, (long) HEADS * HEAD_DIM);
         Fixtures.fillUniform(q, 3);
@@ -115,7 +115,7 @@ public class AttentionBenchmark {
 
     @Benchmark
     public void attention(Blackhole bh, WorkCounters work) {
-        backend.attention(q, cache, 0, rows, HEADS, scale, out);
+        backend.attention(q, cache.storage(), 0, rows, HEADS, scale, out);
         bh.consume(out.getFloat(out.numel() - 1));
         work.add(flopPerOp, bytesPerOp);
     }

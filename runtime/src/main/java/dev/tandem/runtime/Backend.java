@@ -1,13 +1,20 @@
 package dev.tandem.runtime;
 
-import dev.tandem.runtime.kv.KvCache;
+import dev.tandem.runtime.kv.KvStorage;
 
 /**
- * The op set a transformer forward pass needs. Activations are f32 tensors of shape [rows, width];
- * weights may be f32, bf16 or f16. Every implementation keeps <b>batch and thread invariance</b>:
- * the value computed for one row never depends on how many rows share the call or on how the work
- * is split across threads (no reduction is ever split by thread count).
+ * The op set a transformer forward pass needs, and the memory it runs on. Activations are f32 tensors
+ * of shape [rows, width]; weights may be f32, bf16 or f16. Every implementation keeps <b>batch and
+ * thread invariance</b>: the value computed for one row never depends on how many rows share the call
+ * or on how the work is split across threads (no reduction is ever split by thread count).
  * {@code CpuBackend} is the reference every other backend is tested against.
+ *
+ * <h2>Memory</h2>
+ * A backend computes on tensors of its own {@link #placement()}: activations it {@link #allocate}s (and
+ * {@link #free}s), weights it took at load ({@link #loadWeight}), KV storage it allocated
+ * ({@link #allocateKv}). The host sees their contents only through the copy ops: {@link #readRows}
+ * (the one door logits and hidden states leave by), {@link #writeRows} and {@link #gatherRows}.
+ * A host backend may also take host tensors anywhere (tests do).
  */
 public interface Backend extends AutoCloseable {
 
@@ -16,8 +23,49 @@ public interface Backend extends AutoCloseable {
     /** Number of threads (CPU) or streams the backend computes with. */
     int parallelism();
 
-    /** A zero-filled f32 activation tensor of the given shape, allocated in {@code arena}. */
-    Tensor allocate(java.lang.foreign.Arena arena, long... shape);
+    /** Where the tensors this backend allocates, and computes on, live. */
+    Placement placement();
+
+    /**
+     * A zero-filled tensor of {@code dtype} and {@code shape} in this backend's memory, held until
+     * {@link #free} (or until the backend closes).
+     */
+    Tensor allocate(DType dtype, long... shape);
+
+    /** A zero-filled f32 activation tensor of the given shape ({@link #allocate(DType, long...)}). */
+    default Tensor allocate(long... shape) {
+        return allocate(DType.F32, shape);
+    }
+
+    /**
+     * Returns the memory of a tensor {@link #allocate} gave (that very object, not a view of it).
+     *
+     * @throws IllegalArgumentException if this backend did not allocate it or already freed it
+     */
+    void free(Tensor tensor);
+
+    /**
+     * The tensor this backend computes from for weight {@code host} (a memory-mapped or loaded host
+     * tensor): a host backend uses it as it is; a device backend uploads it. The result stays valid as
+     * long as {@code host} does and the backend is open.
+     */
+    Tensor loadWeight(Tensor host);
+
+    /**
+     * KV storage in this backend's memory for a cache of {@code numBlocks} blocks of {@code blockSize}
+     * (a power of two) tokens: per layer, K and V of {@code kvHeads × headDim} elements of {@code dtype}
+     * (f32 or bf16) per token.
+     */
+    KvStorage allocateKv(int layers, int kvHeads, int headDim, int blockSize, int numBlocks, DType dtype);
+
+    /** {@code dst[i] = src[rows[i]]} for every i (rows of the same width, in this backend's memory). */
+    void gatherRows(Tensor src, int[] rows, Tensor dst);
+
+    /** Rows {@code [from, from + count)} of the f32 tensor {@code src}, copied to the host. */
+    float[][] readRows(Tensor src, int from, int count);
+
+    /** Copies host {@code rows} (each of {@code dst}'s width) into rows {@code [from, from + rows.length)} of the f32 tensor {@code dst}. */
+    void writeRows(float[][] rows, Tensor dst, int from);
 
     /** {@code out[n, m] = x[n, k] · w[m, k]ᵀ}, with w in any {@link DType}. */
     void matmul(Tensor x, Tensor w, Tensor out);
@@ -63,18 +111,19 @@ public interface Backend extends AutoCloseable {
     int[] argmax(Tensor x);
 
     /**
-     * Writes rows of k[n, kvHeads·headDim] and v[n, ...] into the cache of {@code layer} at physical
-     * slots, in the cache's {@link KvCache#dtype() dtype} (f32 as is, bf16 rounded to nearest even).
+     * Writes rows of k[n, kvHeads·headDim] and v[n, ...] into the KV storage of {@code layer} at
+     * physical slots, in the storage's {@link KvStorage#dtype() dtype} (f32 as is, bf16 rounded to
+     * nearest even).
      */
-    void writeKv(KvCache cache, int layer, Tensor k, Tensor v, int[] slots);
+    void writeKv(KvStorage kv, int layer, Tensor k, Tensor v, int[] slots);
 
     /**
-     * Grouped-query attention of q[n, heads·headDim] over the cache of {@code layer}, writing
+     * Grouped-query attention of q[n, heads·headDim] over the KV storage of {@code layer}, writing
      * out[n, heads·headDim]; query head h reads KV head h / (heads / kvHeads). Row r attends to the
      * logical positions {@code rows} gives it (a prefix plus sorted extra positions), always in
      * increasing logical order, reading the cache's blocks in place whatever its dtype (f32 or bf16).
      */
-    void attention(Tensor q, KvCache cache, int layer, AttentionRows rows, int heads, float scale, Tensor out);
+    void attention(Tensor q, KvStorage kv, int layer, AttentionRows rows, int heads, float scale, Tensor out);
 
     @Override
     void close();

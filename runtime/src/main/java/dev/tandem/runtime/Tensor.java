@@ -5,20 +5,28 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 /**
- * A dense row-major array: shape, element type and the memory holding it. On the CPU backend the
- * memory is a {@link MemorySegment} (memory-mapped weights, or native activations); a tensor never
- * owns its memory, whoever allocated the segment (an {@link Arena}, a mapped file) does.
+ * A dense row-major array: shape, element type, and the memory holding it with its {@link Placement}.
+ * Host memory is a {@link MemorySegment} (memory-mapped weights, native activations); device memory is
+ * an address only the backend that allocated it can use ({@link #segment()} refuses it, and so does
+ * every element accessor). A tensor never owns its memory: whoever allocated it (an {@link Arena}, a
+ * mapped file, a {@link Backend}) frees it.
  */
 public final class Tensor {
     private final DType dtype;
     private final long[] shape;
-    private final MemorySegment segment;
+    private final MemorySegment segment; // host memory, or null on a device
+    private final long deviceAddress;    // device memory, or 0 on the host
     private final long numel;
 
     private Tensor(DType dtype, MemorySegment segment, long[] shape) {
+        this(dtype, segment, 0, shape);
+    }
+
+    private Tensor(DType dtype, MemorySegment segment, long deviceAddress, long[] shape) {
         this.dtype = dtype;
         this.shape = shape.clone();
         this.segment = segment;
+        this.deviceAddress = deviceAddress;
         long n = 1;
         for (long d : shape) {
             if (d < 0) {
@@ -28,7 +36,7 @@ public final class Tensor {
         }
         this.numel = n;
         long need = Math.multiplyExact(n, (long) dtype.byteSize());
-        if (segment.byteSize() < need) {
+        if (segment != null && segment.byteSize() < need) {
             throw new IllegalArgumentException("segment of " + segment.byteSize() + " bytes is too small for "
                     + dtype + Arrays.toString(shape) + " (" + need + " bytes)");
         }
@@ -47,6 +55,17 @@ public final class Tensor {
         }
         MemorySegment seg = arena.allocate(Math.max(1, n * dtype.byteSize()), 64);
         return new Tensor(dtype, seg, shape);
+    }
+
+    /**
+     * A tensor at {@code address} in a device's memory (for the backend that allocated it; nothing
+     * checks the address).
+     */
+    public static Tensor onDevice(DType dtype, long address, long... shape) {
+        if (address == 0) {
+            throw new IllegalArgumentException("a device tensor needs a non-zero address");
+        }
+        return new Tensor(dtype, null, address, shape);
     }
 
     /** A heap-backed f32 tensor over {@code data} (tests and small host-side buffers). */
@@ -78,24 +97,63 @@ public final class Tensor {
         return numel * dtype.byteSize();
     }
 
+    public Placement placement() {
+        return segment != null ? Placement.HOST : Placement.DEVICE;
+    }
+
+    /**
+     * The host memory of this tensor.
+     *
+     * @throws IllegalStateException for a device tensor (copy it through its backend instead)
+     */
     public MemorySegment segment() {
+        if (segment == null) {
+            throw new IllegalStateException("tensor " + this + " lives in device memory; copy it to the host through its backend");
+        }
         return segment;
     }
 
+    /**
+     * The device address of this tensor's first element.
+     *
+     * @throws IllegalStateException for a host tensor
+     */
+    public long deviceAddress() {
+        if (segment != null) {
+            throw new IllegalStateException("tensor " + this + " lives in host memory");
+        }
+        return deviceAddress;
+    }
+
     public float getFloat(long index) {
-        return dtype.read(segment, index);
+        return dtype.read(segment(), index);
     }
 
     public void setFloat(long index, float value) {
-        dtype.write(segment, index, value);
+        dtype.write(segment(), index, value);
+    }
+
+    /** The same placement, {@code bytes} bytes in, under {@code newShape}. */
+    private Tensor slice(long offsetBytes, long[] newShape) {
+        if (segment == null) {
+            return new Tensor(dtype, null, deviceAddress + offsetBytes, newShape);
+        }
+        long n = 1;
+        for (long d : newShape) {
+            n = Math.multiplyExact(n, d);
+        }
+        return new Tensor(dtype, segment.asSlice(offsetBytes, n * dtype.byteSize()), newShape);
     }
 
     /** Rows {@code [from, from + count)} along the first axis, sharing memory. */
     public Tensor rows(long from, long count) {
         long rowElems = numel / Math.max(1, shape[0]);
+        if (from < 0 || count < 0 || from + count > shape[0]) {
+            throw new IndexOutOfBoundsException("rows [" + from + ", " + (from + count) + ") of " + this);
+        }
         long[] s = shape.clone();
         s[0] = count;
-        return new Tensor(dtype, segment.asSlice(from * rowElems * dtype.byteSize(), count * rowElems * dtype.byteSize()), s);
+        return slice(from * rowElems * dtype.byteSize(), s);
     }
 
     /** The first elements of this tensor's memory viewed under {@code newShape} (a buffer reused at a smaller size). */
@@ -107,19 +165,19 @@ public final class Tensor {
         if (n > numel) {
             throw new IllegalArgumentException("cannot view " + Arrays.toString(shape) + " as the larger " + Arrays.toString(newShape));
         }
-        return new Tensor(dtype, segment.asSlice(0, n * dtype.byteSize()), newShape);
+        return slice(0, newShape);
     }
 
     /** The same memory under another shape with the same element count. */
     public Tensor reshape(long... newShape) {
-        Tensor t = new Tensor(dtype, segment, newShape);
+        Tensor t = new Tensor(dtype, segment, deviceAddress, newShape);
         if (t.numel != numel) {
             throw new IllegalArgumentException("cannot reshape " + Arrays.toString(shape) + " to " + Arrays.toString(newShape));
         }
         return t;
     }
 
-    /** Copies all elements into a new float array (decoding bf16/f16). */
+    /** Copies all elements of a host tensor into a new float array (decoding bf16/f16). */
     public float[] toFloatArray() {
         if (numel > Integer.MAX_VALUE) {
             throw new IllegalStateException("tensor too large for a Java array: " + Arrays.toString(shape));

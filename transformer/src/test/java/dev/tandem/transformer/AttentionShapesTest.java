@@ -136,7 +136,7 @@ class AttentionShapesTest {
         byte[] out = new byte[(int) (2L * cache.layers() * count * slotBytes)];
         int o = 0;
         for (int l = 0; l < cache.layers(); l++) {
-            for (MemorySegment m : new MemorySegment[] {cache.keys(l), cache.values(l)}) {
+            for (MemorySegment m : new MemorySegment[] {((dev.tandem.runtime.kv.HostKvStorage) cache.storage()).keys(l), ((dev.tandem.runtime.kv.HostKvStorage) cache.storage()).values(l)}) {
                 for (int p = from; p < from + count; p++) {
                     MemorySegment.copy(m, java.lang.foreign.ValueLayout.JAVA_BYTE, seq.slot(p) * slotBytes, out, o, (int) slotBytes);
                     o += (int) slotBytes;

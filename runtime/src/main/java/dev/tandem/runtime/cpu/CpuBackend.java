@@ -5,7 +5,9 @@ import dev.tandem.runtime.Backend;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.RopeLayout;
 import dev.tandem.runtime.Tensor;
-import dev.tandem.runtime.kv.KvCache;
+import dev.tandem.runtime.Placement;
+import dev.tandem.runtime.kv.HostKvStorage;
+import dev.tandem.runtime.kv.KvStorage;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -23,6 +25,9 @@ public final class CpuBackend implements Backend {
 
     private final CpuThreadPool pool;
     private final Kernels kernels;
+    /** Tensors {@link #allocate} gave out, each with the arena that frees it. */
+    private final java.util.IdentityHashMap<Tensor, Arena> allocations = new java.util.IdentityHashMap<>();
+    private boolean closed;
     private final ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> new float[256]);
     /** Per thread: the lanes of a tile's accumulators and the tile's (at most 24) results. */
     private final ThreadLocal<float[][]> tileBuffers;
@@ -66,8 +71,105 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public Tensor allocate(Arena arena, long... shape) {
-        return Tensor.allocate(arena, DType.F32, shape);
+    public Placement placement() {
+        return Placement.HOST;
+    }
+
+    @Override
+    public Tensor allocate(DType dtype, long... shape) {
+        Arena arena = Arena.ofShared();
+        Tensor t = Tensor.allocate(arena, dtype, shape);
+        synchronized (allocations) {
+            if (closed) {
+                arena.close();
+                throw new IllegalStateException("backend " + name() + " is closed");
+            }
+            allocations.put(t, arena);
+        }
+        return t;
+    }
+
+    @Override
+    public void free(Tensor tensor) {
+        Arena arena;
+        synchronized (allocations) {
+            if (closed) {
+                return; // closing freed everything
+            }
+            arena = allocations.remove(tensor);
+        }
+        if (arena == null) {
+            throw new IllegalArgumentException("tensor " + tensor + " was not allocated by this backend, or is already freed");
+        }
+        arena.close();
+    }
+
+    /** Host weights are computed on where they are: the mapped file or the copy made at load. */
+    @Override
+    public Tensor loadWeight(Tensor host) {
+        if (host.placement() != Placement.HOST) {
+            throw new IllegalArgumentException("the CPU backend cannot compute on device tensor " + host);
+        }
+        return host;
+    }
+
+    @Override
+    public KvStorage allocateKv(int layers, int kvHeads, int headDim, int blockSize, int numBlocks, DType dtype) {
+        return new HostKvStorage(layers, kvHeads, headDim, blockSize, numBlocks, dtype);
+    }
+
+    private static HostKvStorage host(KvStorage kv) {
+        if (kv instanceof HostKvStorage h) {
+            return h;
+        }
+        throw new IllegalArgumentException("the CPU backend reads KV storage in host memory, not " + kv.getClass().getSimpleName());
+    }
+
+    @Override
+    public void gatherRows(Tensor src, int[] rows, Tensor dst) {
+        long width = src.numel() / Math.max(1, src.dim(0));
+        if (dst.dtype() != src.dtype() || dst.numel() / Math.max(1, dst.dim(0)) != width || dst.dim(0) < rows.length) {
+            throw new IllegalArgumentException("gatherRows of " + rows.length + " rows of " + src + " into " + dst);
+        }
+        long rowBytes = width * src.dtype().byteSize();
+        MemorySegment from = src.segment(), to = dst.segment();
+        for (int i = 0; i < rows.length; i++) {
+            if (rows[i] < 0 || rows[i] >= src.dim(0)) {
+                throw new IndexOutOfBoundsException("row " + rows[i] + " of " + src);
+            }
+            MemorySegment.copy(from, rows[i] * rowBytes, to, i * rowBytes, rowBytes);
+        }
+    }
+
+    @Override
+    public float[][] readRows(Tensor src, int from, int count) {
+        requireF32(src, "readRows");
+        int width = (int) (src.numel() / Math.max(1, src.dim(0)));
+        MemorySegment seg = src.rows(from, count).segment();
+        float[][] out = new float[count][width];
+        for (int i = 0; i < count; i++) {
+            MemorySegment.copy(seg, F32, 4L * i * width, out[i], 0, width);
+        }
+        return out;
+    }
+
+    @Override
+    public void writeRows(float[][] rows, Tensor dst, int from) {
+        requireF32(dst, "writeRows");
+        int width = (int) (dst.numel() / Math.max(1, dst.dim(0)));
+        MemorySegment seg = dst.rows(from, rows.length).segment();
+        for (int i = 0; i < rows.length; i++) {
+            if (rows[i].length != width) {
+                throw new IllegalArgumentException("writeRows: row " + i + " has width " + rows[i].length + ", " + dst + " has " + width);
+            }
+            MemorySegment.copy(rows[i], 0, seg, F32, 4L * i * width, width);
+        }
+    }
+
+    private static void requireF32(Tensor t, String op) {
+        if (t.dtype() != DType.F32) {
+            throw new IllegalArgumentException(op + " copies f32 rows, not " + t);
+        }
     }
 
     private float[] scratch(int n) {
@@ -407,8 +509,9 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void writeKv(KvCache cache, int layer, Tensor k, Tensor v, int[] slots) {
-        int width = cache.slotWidth();
+    public void writeKv(KvStorage kv, int layer, Tensor k, Tensor v, int[] slots) {
+        HostKvStorage cache = host(kv);
+        int width = cache.kvHeads() * cache.headDim();
         DType dt = cache.dtype();
         MemorySegment keys = cache.keys(layer), values = cache.values(layer);
         MemorySegment ks = k.segment(), vs = v.segment();
@@ -434,14 +537,15 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void attention(Tensor q, KvCache cache, int layer, AttentionRows rows, int heads, float scale, Tensor out) {
+    public void attention(Tensor q, KvStorage kv, int layer, AttentionRows rows, int heads, float scale, Tensor out) {
+        HostKvStorage cache = host(kv);
         int n = rows.rows();
         int headDim = cache.headDim();
         int kvHeads = cache.kvHeads();
         int group = heads / kvHeads;
         int width = heads * headDim;
-        int slotWidth = cache.slotWidth();
-        int shift = cache.blockShift();
+        int slotWidth = kvHeads * headDim;
+        int shift = Integer.numberOfTrailingZeros(cache.blockSize());
         int mask = cache.blockSize() - 1;
         DType dt = cache.dtype();
         if (dt != DType.F32 && dt != DType.BF16) {
@@ -505,8 +609,21 @@ public final class CpuBackend implements Backend {
         });
     }
 
+    /** Stops the threads and frees every tensor still allocated. */
     @Override
     public void close() {
+        java.util.List<Arena> open;
+        synchronized (allocations) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            open = new java.util.ArrayList<>(allocations.values());
+            allocations.clear();
+        }
         pool.close();
+        for (Arena a : open) {
+            a.close();
+        }
     }
 }

@@ -3,8 +3,6 @@ package dev.tandem.runtime.kv;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
@@ -12,13 +10,14 @@ import java.util.Map;
 /**
  * A pool of fixed-size KV blocks shared by many sequences ({@link KvSequence}).
  *
- * <h2>Layout</h2>
- * Storage per layer is one K and one V segment of {@code numBlocks × blockSize} slots, each slot
- * holding {@code kvHeads × headDim} elements of {@link #dtype()} ({@link DType#F32} or
- * {@link DType#BF16}), little-endian. Slot {@code s} of layer {@code l} starts at element
- * {@code s × slotWidth()} of {@link #keys(int) keys(l)} and {@link #values(int) values(l)}; block
- * {@code b} holds slots {@code [b << blockShift(), (b + 1) << blockShift())}. A sequence addresses its
- * slots through its block table.
+ * <h2>Allocator and storage</h2>
+ * This class is the block allocator: block tables, reference counts, the prefix index — nothing here
+ * touches K or V. The memory is a {@link KvStorage} owned by the backend that computes on it (host
+ * memory for the CPU backend, device memory for a GPU backend): per layer, K and V for
+ * {@code numBlocks × blockSize} slots of {@code kvHeads × headDim} elements of {@link #dtype()}. Block
+ * {@code b} holds slots {@code [b << blockShift(), (b + 1) << blockShift())}; a sequence addresses its
+ * slots through its block table. When a block must be copied (copy-on-write, compaction) the cache asks
+ * the storage to copy slots ({@link KvStorage#copySlots}).
  *
  * <h2>Sharing</h2>
  * Blocks are reference-counted. {@link KvSequence#fork()} shares every block of a sequence; a sequence
@@ -78,6 +77,7 @@ public final class KvCache implements AutoCloseable {
         }
     }
 
+    private final KvStorage storage;
     private final int layers;
     private final int kvHeads;
     private final int headDim;
@@ -85,11 +85,6 @@ public final class KvCache implements AutoCloseable {
     private final int blockShift;
     private final int numBlocks;
     private final DType dtype;
-    private final long blockBytesPerLayer;
-    private final long slotBytes;
-    private final Arena arena = Arena.ofShared();
-    private final MemorySegment[] keys;
-    private final MemorySegment[] values;
     private final int[] refCounts;
     private final int[] freeStack;
     private int freeTop;
@@ -99,40 +94,33 @@ public final class KvCache implements AutoCloseable {
     private PrefixHasher hasher = DEFAULT_HASHER;
     private boolean closed;
 
-    /** An f32 cache of {@code numBlocks} blocks of {@code blockSize} (a power of two) tokens. */
+    /** An f32 cache in host memory of {@code numBlocks} blocks of {@code blockSize} (a power of two) tokens. */
     public KvCache(int layers, int kvHeads, int headDim, int blockSize, int numBlocks) {
         this(layers, kvHeads, headDim, blockSize, numBlocks, DType.F32);
     }
 
     /**
-     * A cache of {@code numBlocks} blocks of {@code blockSize} (a power of two) tokens storing K and V
-     * as {@code dtype}, {@link DType#F32} or {@link DType#BF16}.
+     * A cache in host memory ({@link HostKvStorage}) of {@code numBlocks} blocks of {@code blockSize} (a
+     * power of two) tokens storing K and V as {@code dtype}, {@link DType#F32} or {@link DType#BF16}.
      */
     public KvCache(int layers, int kvHeads, int headDim, int blockSize, int numBlocks, DType dtype) {
-        checkShape(layers, kvHeads, headDim, blockSize, dtype);
-        if (numBlocks <= 0) {
-            throw new IllegalArgumentException("KV cache dimensions must be positive");
-        }
-        if ((long) numBlocks * blockSize > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("KV cache of " + numBlocks + " blocks of " + blockSize
-                    + " tokens has more slots than an int can address");
-        }
-        this.layers = layers;
-        this.kvHeads = kvHeads;
-        this.headDim = headDim;
-        this.blockSize = blockSize;
+        this(new HostKvStorage(layers, kvHeads, headDim, blockSize, numBlocks, dtype));
+    }
+
+    /**
+     * A cache that hands out the blocks of {@code storage} (allocated by the backend that computes on
+     * it) and closes it when closed.
+     */
+    public KvCache(KvStorage storage) {
+        this.storage = storage;
+        this.layers = storage.layers();
+        this.kvHeads = storage.kvHeads();
+        this.headDim = storage.headDim();
+        this.blockSize = storage.blockSize();
         this.blockShift = Integer.numberOfTrailingZeros(blockSize);
-        this.numBlocks = numBlocks;
-        this.dtype = dtype;
-        this.slotBytes = (long) kvHeads * headDim * dtype.byteSize();
-        this.blockBytesPerLayer = slotBytes * blockSize;
-        long layerBytes = blockBytesPerLayer * numBlocks;
-        this.keys = new MemorySegment[layers];
-        this.values = new MemorySegment[layers];
-        for (int l = 0; l < layers; l++) {
-            keys[l] = arena.allocate(layerBytes, 64);
-            values[l] = arena.allocate(layerBytes, 64);
-        }
+        this.numBlocks = storage.numBlocks();
+        this.dtype = storage.dtype();
+        KvStorage.checkShape(layers, kvHeads, headDim, blockSize, numBlocks, dtype);
         this.refCounts = new int[numBlocks];
         this.freeStack = new int[numBlocks];
         this.entryOfBlock = new PrefixEntry[numBlocks];
@@ -144,15 +132,7 @@ public final class KvCache implements AutoCloseable {
     }
 
     private static void checkShape(int layers, int kvHeads, int headDim, int blockSize, DType dtype) {
-        if (layers <= 0 || kvHeads <= 0 || headDim <= 0) {
-            throw new IllegalArgumentException("KV cache dimensions must be positive");
-        }
-        if (blockSize <= 0 || Integer.bitCount(blockSize) != 1) {
-            throw new IllegalArgumentException("KV block size must be a power of two, got " + blockSize);
-        }
-        if (dtype != DType.F32 && dtype != DType.BF16) {
-            throw new IllegalArgumentException("KV cache dtype must be f32 or bf16, got " + dtype);
-        }
+        KvStorage.checkShape(layers, kvHeads, headDim, blockSize, 1, dtype);
     }
 
     /** An f32 cache with room for {@code tokens} positions in total, rounded up to whole blocks. */
@@ -437,24 +417,18 @@ public final class KvCache implements AutoCloseable {
         if (rows == 0 || from == to) {
             return;
         }
-        long bytes = slotBytes * rows;
-        long src = blockBytesPerLayer * from, dst = blockBytesPerLayer * to;
-        for (int l = 0; l < layers; l++) {
-            MemorySegment.copy(keys[l], src, keys[l], dst, bytes);
-            MemorySegment.copy(values[l], src, values[l], dst, bytes);
+        int[] src = new int[rows], dst = new int[rows];
+        for (int i = 0; i < rows; i++) {
+            src[i] = (from << blockShift) + i;
+            dst[i] = (to << blockShift) + i;
         }
+        storage.copySlots(src, dst);
     }
 
-    /** Copies slot {@code from} onto slot {@code to} (K and V, every layer). */
-    void copySlot(int from, int to) {
-        if (from == to) {
-            return;
-        }
-        long src = slotBytes * from, dst = slotBytes * to;
-        for (int l = 0; l < layers; l++) {
-            MemorySegment.copy(keys[l], src, keys[l], dst, slotBytes);
-            MemorySegment.copy(values[l], src, values[l], dst, slotBytes);
-        }
+    /** For every i, slot {@code to[i]} takes what slot {@code from[i]} held before the call (K and V, every layer). */
+    void copySlots(int[] from, int[] to) {
+        checkOpen();
+        storage.copySlots(from, to);
     }
 
     private void checkBlock(int block) {
@@ -517,16 +491,10 @@ public final class KvCache implements AutoCloseable {
         return dtype;
     }
 
-    /** Keys of {@code layer}: {@code numBlocks × blockSize} slots of {@link #slotWidth()} elements of {@link #dtype()}. */
-    public MemorySegment keys(int layer) {
+    /** The memory of this cache, owned by the backend that allocated it. */
+    public KvStorage storage() {
         checkOpen();
-        return keys[layer];
-    }
-
-    /** Values of {@code layer}, laid out as {@link #keys(int)}. */
-    public MemorySegment values(int layer) {
-        checkOpen();
-        return values[layer];
+        return storage;
     }
 
     private void checkOpen() {
@@ -541,7 +509,7 @@ public final class KvCache implements AutoCloseable {
         if (!closed) {
             closed = true;
             index.clear();
-            arena.close();
+            storage.close();
         }
     }
 }

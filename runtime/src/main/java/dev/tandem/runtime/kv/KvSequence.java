@@ -211,11 +211,13 @@ public final class KvSequence implements AutoCloseable {
         // pass reads each source before anything overwrites it.
         int[] oldTable = Arrays.copyOf(blocks, blockCount);
         System.arraycopy(got, 0, blocks, fromBlock, got.length);
+        int[] srcSlots = new int[keep.length - first], dstSlots = new int[keep.length - first];
         for (int i = first; i < keep.length; i++) {
             int src = keep[i];
-            int srcSlot = (oldTable[src >> shift] << shift) | (src & mask);
-            cache.copySlot(srcSlot, slot(base + i));
+            srcSlots[i - first] = (oldTable[src >> shift] << shift) | (src & mask);
+            dstSlots[i - first] = slot(base + i);
         }
+        cache.copySlots(srcSlots, dstSlots);
         for (int b = fromBlock; b <= toBlock; b++) {
             if (old[b - fromBlock] != got[b - fromBlock]) {
                 cache.releaseBlock(old[b - fromBlock]);

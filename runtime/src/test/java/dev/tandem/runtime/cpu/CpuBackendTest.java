@@ -260,7 +260,7 @@ class CpuBackendTest {
                 float[] ki = new float[kvHeads * hd], vi = new float[kvHeads * hd];
                 System.arraycopy(k, i * kvHeads * hd, ki, 0, kvHeads * hd);
                 System.arraycopy(v, i * kvHeads * hd, vi, 0, kvHeads * hd);
-                many.writeKv(cache, 0, Tensor.ofFloats(ki, 1, kvHeads * hd), Tensor.ofFloats(vi, 1, kvHeads * hd), slot);
+                many.writeKv(cache.storage(), 0, Tensor.ofFloats(ki, 1, kvHeads * hd), Tensor.ofFloats(vi, 1, kvHeads * hd), slot);
             }
             int rowsN = 3;
             int[] visible = {1, 20, len};
@@ -268,7 +268,7 @@ class CpuBackendTest {
             float scale = (float) (1 / Math.sqrt(hd));
             int[][] tables = {seq.blockTable(), seq.blockTable(), seq.blockTable()};
             float[] full = new float[rowsN * heads * hd];
-            many.attention(Tensor.ofFloats(q, rowsN, heads * hd), cache, 0, new AttentionRows(tables, visible), heads, scale,
+            many.attention(Tensor.ofFloats(q, rowsN, heads * hd), cache.storage(), 0, new AttentionRows(tables, visible), heads, scale,
                     Tensor.ofFloats(full, rowsN, heads * hd));
             for (int r = 0; r < rowsN; r++) {
                 for (int h = 0; h < heads; h++) {
@@ -302,7 +302,7 @@ class CpuBackendTest {
                     float[] qr = new float[heads * hd];
                     System.arraycopy(q, r * heads * hd, qr, 0, heads * hd);
                     float[] alone = new float[heads * hd];
-                    b.attention(Tensor.ofFloats(qr, 1, heads * hd), cache, 0,
+                    b.attention(Tensor.ofFloats(qr, 1, heads * hd), cache.storage(), 0,
                             new AttentionRows(new int[][] {seq.blockTable()}, new int[] {visible[r]}), heads, scale,
                             Tensor.ofFloats(alone, 1, heads * hd));
                     for (int i = 0; i < heads * hd; i++) {
@@ -317,7 +317,7 @@ class CpuBackendTest {
     private static float[][] appendRandom(CpuBackend b, KvCache cache, KvSequence seq, SplittableRandom rnd, int count) {
         int w = cache.slotWidth();
         float[] k = random(rnd, count * w), v = random(rnd, count * w);
-        b.writeKv(cache, 0, Tensor.ofFloats(k, count, w), Tensor.ofFloats(v, count, w), seq.append(count));
+        b.writeKv(cache.storage(), 0, Tensor.ofFloats(k, count, w), Tensor.ofFloats(v, count, w), seq.append(count));
         return new float[][] {k, v};
     }
 
@@ -337,7 +337,7 @@ class CpuBackendTest {
             int[] counts = {tree.length, 2, 5};
             float[] q = random(rnd, 3 * heads * hd);
             float[] got = new float[3 * heads * hd];
-            many.attention(Tensor.ofFloats(q, 3, heads * hd), cache, 0,
+            many.attention(Tensor.ofFloats(q, 3, heads * hd), cache.storage(), 0,
                     new AttentionRows(new int[][] {seq.blockTable(), seq.blockTable(), seq.blockTable()}, prefix, extra, counts),
                     heads, scale, Tensor.ofFloats(got, 3, heads * hd));
             for (int r = 0; r < 3; r++) {
@@ -350,11 +350,11 @@ class CpuBackendTest {
                         System.arraycopy(kv[0], pos * w, k, j * w, w);
                         System.arraycopy(kv[1], pos * w, v, j * w, w);
                     }
-                    one.writeKv(cache, 0, Tensor.ofFloats(k, count, w), Tensor.ofFloats(v, count, w), chain.append(count));
+                    one.writeKv(cache.storage(), 0, Tensor.ofFloats(k, count, w), Tensor.ofFloats(v, count, w), chain.append(count));
                     float[] qr = new float[heads * hd];
                     System.arraycopy(q, r * heads * hd, qr, 0, heads * hd);
                     float[] expected = new float[heads * hd];
-                    one.attention(Tensor.ofFloats(qr, 1, heads * hd), cache, 0,
+                    one.attention(Tensor.ofFloats(qr, 1, heads * hd), cache.storage(), 0,
                             new AttentionRows(new int[][] {chain.blockTable()}, new int[] {count}), heads, scale,
                             Tensor.ofFloats(expected, 1, heads * hd));
                     for (int i = 0; i < heads * hd; i++) {
@@ -378,8 +378,8 @@ class CpuBackendTest {
             for (int p = 0; p < len; p++) {
                 for (int i = 0; i < w; i++) {
                     long at = 2L * ((long) seq.slot(p) * w + i);
-                    short ks = cache.keys(0).get(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, at);
-                    short vs = cache.values(0).get(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, at);
+                    short ks = ((dev.tandem.runtime.kv.HostKvStorage) cache.storage()).keys(0).get(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, at);
+                    short vs = ((dev.tandem.runtime.kv.HostKvStorage) cache.storage()).values(0).get(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, at);
                     assertEquals(DType.floatToBf16(kv[0][p * w + i]), ks);
                     assertEquals(DType.floatToBf16(kv[1][p * w + i]), vs);
                     k[p * w + i] = DType.bf16ToFloat(ks);
@@ -389,7 +389,7 @@ class CpuBackendTest {
             int[] visible = {1, 9, len};
             float[] q = random(rnd, 3 * heads * hd);
             float[] got = new float[3 * heads * hd];
-            many.attention(Tensor.ofFloats(q, 3, heads * hd), cache, 0,
+            many.attention(Tensor.ofFloats(q, 3, heads * hd), cache.storage(), 0,
                     new AttentionRows(new int[][] {seq.blockTable(), seq.blockTable(), seq.blockTable()}, visible),
                     heads, scale, Tensor.ofFloats(got, 3, heads * hd));
             for (int r = 0; r < 3; r++) {
@@ -421,7 +421,7 @@ class CpuBackendTest {
                 float[] qr = new float[heads * hd];
                 System.arraycopy(q, r * heads * hd, qr, 0, heads * hd);
                 float[] alone = new float[heads * hd];
-                one.attention(Tensor.ofFloats(qr, 1, heads * hd), cache, 0,
+                one.attention(Tensor.ofFloats(qr, 1, heads * hd), cache.storage(), 0,
                         new AttentionRows(new int[][] {seq.blockTable()}, new int[] {visible[r]}), heads, scale,
                         Tensor.ofFloats(alone, 1, heads * hd));
                 for (int i = 0; i < heads * hd; i++) {

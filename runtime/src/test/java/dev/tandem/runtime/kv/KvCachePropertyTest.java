@@ -111,7 +111,7 @@ class KvCachePropertyTest {
         SplittableRandom r = new SplittableRandom(key);
         for (int l = 0; l < LAYERS; l++) {
             for (int kv = 0; kv < 2; kv++) {
-                var seg = kv == 0 ? cache.keys(l) : cache.values(l);
+                var seg = kv == 0 ? ((HostKvStorage) cache.storage()).keys(l) : ((HostKvStorage) cache.storage()).values(l);
                 for (int e = 0; e < WIDTH; e++) {
                     cache.dtype().write(seg, (long) slot * WIDTH + e, r.nextFloat() * 4 - 2);
                 }
@@ -149,7 +149,7 @@ class KvCachePropertyTest {
                 int i = 0;
                 for (int l = 0; l < LAYERS; l++) {
                     for (int kv = 0; kv < 2; kv++) {
-                        var seg = kv == 0 ? cache.keys(l) : cache.values(l);
+                        var seg = kv == 0 ? ((HostKvStorage) cache.storage()).keys(l) : ((HostKvStorage) cache.storage()).values(l);
                         for (int e = 0; e < WIDTH; e++, i++) {
                             float got = dtype.read(seg, (long) slot * WIDTH + e);
                             if (Float.floatToRawIntBits(got) != Float.floatToRawIntBits(want[i])) {

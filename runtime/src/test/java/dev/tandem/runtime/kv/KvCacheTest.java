@@ -36,8 +36,8 @@ class KvCacheTest {
         int w = cache.slotWidth();
         for (int l = 0; l < cache.layers(); l++) {
             for (int e = 0; e < w; e++) {
-                cache.dtype().write(cache.keys(l), (long) slot * w + e, value(tag, l, 0, e));
-                cache.dtype().write(cache.values(l), (long) slot * w + e, value(tag, l, 1, e));
+                cache.dtype().write(((HostKvStorage) cache.storage()).keys(l), (long) slot * w + e, value(tag, l, 0, e));
+                cache.dtype().write(((HostKvStorage) cache.storage()).values(l), (long) slot * w + e, value(tag, l, 1, e));
             }
         }
     }
@@ -51,8 +51,8 @@ class KvCacheTest {
             int slot = seq.slot(pos);
             for (int l = 0; l < cache.layers(); l++) {
                 for (int e = 0; e < w; e++) {
-                    float k = cache.dtype().read(cache.keys(l), (long) slot * w + e);
-                    float v = cache.dtype().read(cache.values(l), (long) slot * w + e);
+                    float k = cache.dtype().read(((HostKvStorage) cache.storage()).keys(l), (long) slot * w + e);
+                    float v = cache.dtype().read(((HostKvStorage) cache.storage()).values(l), (long) slot * w + e);
                     assertEquals(round(cache.dtype(), value(tags[pos], l, 0, e)), k, "K of position " + pos);
                     assertEquals(round(cache.dtype(), value(tags[pos], l, 1, e)), v, "V of position " + pos);
                 }
@@ -94,7 +94,7 @@ class KvCacheTest {
             assertEquals(2L * 6 * 4 * 32 * 2 * 16, cache.bytesPerBlock());
             assertEquals(DType.BF16, cache.dtype());
             // the storage really is that size: one layer's K segment is numBlocks × blockSize × slot bytes
-            assertEquals(10L * 16 * 4 * 32 * 2, cache.keys(0).byteSize());
+            assertEquals(10L * 16 * 4 * 32 * 2, ((HostKvStorage) cache.storage()).keys(0).byteSize());
         }
     }
 

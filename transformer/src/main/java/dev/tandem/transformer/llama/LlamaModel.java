@@ -18,9 +18,6 @@ import dev.tandem.transformer.config.ModelConfig;
 import dev.tandem.transformer.tokenizer.Tokenizer;
 import dev.tandem.transformer.weights.WeightStore;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Objects;
@@ -35,12 +32,12 @@ import java.util.stream.Stream;
  *   logits = lm_head(rms(x))
  * </pre>
  * with grouped-query attention, optional q/k/v (and o) biases, Qwen3's per-head q/k RMSNorm, and rotary
- * embeddings in the "rotate half" layout. Weights stay memory-mapped; activations live in
- * buffers reused from call to call (so one forward pass runs at a time: {@code forward} and
+ * embeddings in the "rotate half" layout. Weights, activations and KV live where the backend computes
+ * (it takes the weights at load and allocates the rest); the host copies in only token ids, embedding
+ * rows and masks, and copies out only the rows asked for. Activation buffers are reused from call to call (so one forward pass runs at a time: {@code forward} and
  * {@code logitsOfNormed} are synchronized).
  */
 public final class LlamaModel implements LanguageModel {
-    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private final Path dir;
     private final ModelConfig config;
     private final GenerationConfig generation;
@@ -54,7 +51,7 @@ public final class LlamaModel implements LanguageModel {
     private final Tensor finalNorm;
     private final Tensor lmHead;
     private final Layer[] layers;
-    private final Tensor[] scratchBuffers = new Tensor[11];
+    private final Tensor[] scratchBuffers = new Tensor[12];
     private boolean closed;
 
     private record Layer(Tensor attnNorm, Tensor wq, Tensor wk, Tensor wv, Tensor wo,
@@ -87,38 +84,43 @@ public final class LlamaModel implements LanguageModel {
         long ff = config.intermediateSize();
         long vocab = config.vocabSize();
         this.invFreq = config.ropeInverseFrequencies();
-        this.embed = weights.get("model.embed_tokens.weight", vocab, d);
-        this.finalNorm = weights.get("model.norm.weight", d);
+        this.embed = weight("model.embed_tokens.weight", vocab, d);
+        this.finalNorm = weight("model.norm.weight", d);
         if (config.tieWordEmbeddings()) {
             this.lmHead = embed;
         } else {
-            this.lmHead = weights.get("lm_head.weight", vocab, d);
+            this.lmHead = weight("lm_head.weight", vocab, d);
         }
         this.layers = new Layer[config.numLayers()];
         for (int l = 0; l < layers.length; l++) {
             String p = "model.layers." + l + ".";
             long hd = config.headDim();
             layers[l] = new Layer(
-                    weights.get(p + "input_layernorm.weight", d),
-                    weights.get(p + "self_attn.q_proj.weight", qWidth, d),
-                    weights.get(p + "self_attn.k_proj.weight", kvWidth, d),
-                    weights.get(p + "self_attn.v_proj.weight", kvWidth, d),
-                    weights.get(p + "self_attn.o_proj.weight", d, qWidth),
-                    config.qkvBias() ? weights.get(p + "self_attn.q_proj.bias", qWidth) : null,
-                    config.qkvBias() ? weights.get(p + "self_attn.k_proj.bias", kvWidth) : null,
-                    config.qkvBias() ? weights.get(p + "self_attn.v_proj.bias", kvWidth) : null,
-                    config.outputBias() ? weights.get(p + "self_attn.o_proj.bias", d) : null,
-                    config.qkNorm() ? weights.get(p + "self_attn.q_norm.weight", hd) : null,
-                    config.qkNorm() ? weights.get(p + "self_attn.k_norm.weight", hd) : null,
-                    weights.get(p + "post_attention_layernorm.weight", d),
-                    weights.get(p + "mlp.gate_proj.weight", ff, d),
-                    weights.get(p + "mlp.up_proj.weight", ff, d),
-                    weights.get(p + "mlp.down_proj.weight", d, ff),
-                    config.mlpBias() ? weights.get(p + "mlp.gate_proj.bias", ff) : null,
-                    config.mlpBias() ? weights.get(p + "mlp.up_proj.bias", ff) : null,
-                    config.mlpBias() ? weights.get(p + "mlp.down_proj.bias", d) : null);
+                    weight(p + "input_layernorm.weight", d),
+                    weight(p + "self_attn.q_proj.weight", qWidth, d),
+                    weight(p + "self_attn.k_proj.weight", kvWidth, d),
+                    weight(p + "self_attn.v_proj.weight", kvWidth, d),
+                    weight(p + "self_attn.o_proj.weight", d, qWidth),
+                    config.qkvBias() ? weight(p + "self_attn.q_proj.bias", qWidth) : null,
+                    config.qkvBias() ? weight(p + "self_attn.k_proj.bias", kvWidth) : null,
+                    config.qkvBias() ? weight(p + "self_attn.v_proj.bias", kvWidth) : null,
+                    config.outputBias() ? weight(p + "self_attn.o_proj.bias", d) : null,
+                    config.qkNorm() ? weight(p + "self_attn.q_norm.weight", hd) : null,
+                    config.qkNorm() ? weight(p + "self_attn.k_norm.weight", hd) : null,
+                    weight(p + "post_attention_layernorm.weight", d),
+                    weight(p + "mlp.gate_proj.weight", ff, d),
+                    weight(p + "mlp.up_proj.weight", ff, d),
+                    weight(p + "mlp.down_proj.weight", d, ff),
+                    config.mlpBias() ? weight(p + "mlp.gate_proj.bias", ff) : null,
+                    config.mlpBias() ? weight(p + "mlp.up_proj.bias", ff) : null,
+                    config.mlpBias() ? weight(p + "mlp.down_proj.bias", d) : null);
         }
-        this.cache = newCache(config, options);
+        this.cache = newCache(config, options, backend);
+    }
+
+    /** Weight {@code name}, checked against {@code shape}, as the backend computes from it. */
+    private Tensor weight(String name, long... shape) {
+        return backend.loadWeight(weights.get(name, shape));
     }
 
     /**
@@ -126,7 +128,7 @@ public final class LlamaModel implements LanguageModel {
      * {@code kvMemory} bytes hold, else the model's context capped by {@code kvMaxBytes}; K and V stored
      * as {@code kvDtype}.
      */
-    private static KvCache newCache(ModelConfig config, ModelLoader.Options options) {
+    private static KvCache newCache(ModelConfig config, ModelLoader.Options options, Backend backend) {
         int blockSize = 16;
         DType dtype = options.kvDtype();
         long kvWidth = (long) config.numKvHeads() * config.headDim();
@@ -147,7 +149,7 @@ public final class LlamaModel implements LanguageModel {
             blocks = Math.max(1, (tokens + blockSize - 1) / blockSize);
         }
         blocks = Math.min(blocks, Integer.MAX_VALUE / blockSize);
-        return new KvCache(config.numLayers(), config.numKvHeads(), config.headDim(), blockSize, (int) blocks, dtype);
+        return new KvCache(backend.allocateKv(config.numLayers(), config.numKvHeads(), config.headDim(), blockSize, (int) blocks, dtype));
     }
 
     @Override
@@ -410,7 +412,7 @@ public final class LlamaModel implements LanguageModel {
             }
         }
         if (captureAt[0]) {
-            capture(entries, 0, x, d, hiddenLayers, hidden);
+            capture(entries, 0, x, hiddenLayers, hidden);
         }
         for (int l = 0; l < layers.length; l++) {
             Layer layer = layers[l];
@@ -425,8 +427,8 @@ public final class LlamaModel implements LanguageModel {
             }
             backend.rope(q, heads, hd, positions, invFreq, RopeLayout.ROTATE_HALF);
             backend.rope(k, kvHeads, hd, positions, invFreq, RopeLayout.ROTATE_HALF);
-            backend.writeKv(cache, l, k, v, slots);
-            backend.attention(q, cache, l, rows, heads, scale, attn);
+            backend.writeKv(cache.storage(), l, k, v, slots);
+            backend.attention(q, cache.storage(), l, rows, heads, scale, attn);
             project(attn, layer.wo, layer.bo, h);
             backend.add(x, h, x);
             backend.rmsnorm(x, layer.mlpNorm, eps, h);
@@ -437,7 +439,7 @@ public final class LlamaModel implements LanguageModel {
             project(gate, layer.wDown, layer.bDown, h);
             backend.add(x, h, x);
             if (captureAt[l + 1]) {
-                capture(entries, l + 1, x, d, hiddenLayers, hidden);
+                capture(entries, l + 1, x, hiddenLayers, hidden);
             }
         }
 
@@ -457,22 +459,22 @@ public final class LlamaModel implements LanguageModel {
         int picks = wanted + normedWanted;
         if (picks > 0) {
             Tensor picked = scratch(8, picks, d);
+            int[] pick = new int[picks];
             int base = 0, j = 0;
             for (Batch.Entry entry : entries) {
                 for (int r : entry.logitRows()) {
-                    MemorySegment.copy(x.segment(), 4L * (base + r) * d, picked.segment(), 4L * j * d, 4L * d);
-                    j++;
+                    pick[j++] = base + r;
                 }
                 base += entry.rows();
             }
             base = 0;
             for (Batch.Entry entry : entries) {
                 for (int r : entry.normedRows()) {
-                    MemorySegment.copy(x.segment(), 4L * (base + r) * d, picked.segment(), 4L * j * d, 4L * d);
-                    j++;
+                    pick[j++] = base + r;
                 }
                 base += entry.rows();
             }
+            backend.gatherRows(x, pick, picked);
             Tensor normed = scratch(9, picks, d);
             backend.rmsnorm(picked, finalNorm, eps, normed);
             if (wanted > 0) {
@@ -484,10 +486,13 @@ public final class LlamaModel implements LanguageModel {
                     }
                 }
             }
-            j = wanted;
-            for (int e = 0; e < entryCount; e++) {
-                for (int i = 0; i < normedOut[e].length; i++, j++) {
-                    normedOut[e][i] = normed.rows(j, 1).toFloatArray();
+            if (normedWanted > 0) {
+                float[][] rowsOut = backend.readRows(normed, wanted, normedWanted);
+                j = 0;
+                for (int e = 0; e < entryCount; e++) {
+                    for (int i = 0; i < normedOut[e].length; i++, j++) {
+                        normedOut[e][i] = rowsOut[j];
+                    }
                 }
             }
         }
@@ -512,21 +517,18 @@ public final class LlamaModel implements LanguageModel {
             return new float[0][];
         }
         Tensor normed = scratch(9, n, d);
-        for (int i = 0; i < n; i++) {
-            MemorySegment.copy(normedRows[i], 0, normed.segment(), F32, 4L * i * d, d);
-        }
+        backend.writeRows(normedRows, normed, 0);
         return head(normed, n);
     }
 
-    /** The LM head over the first {@code rows} rows of {@code normed}: the one product every logit row comes from. */
+    /**
+     * The LM head over the first {@code rows} rows of {@code normed}: the one product every logit row
+     * comes from, and the one copy of logits to the host.
+     */
     private float[][] head(Tensor normed, int rows) {
         Tensor logits = scratch(10, rows, config.vocabSize());
         backend.matmul(normed.head(rows, config.hiddenSize()), lmHead, logits);
-        float[][] out = new float[rows][];
-        for (int i = 0; i < rows; i++) {
-            out[i] = logits.rows(i, 1).toFloatArray();
-        }
-        return out;
+        return backend.readRows(logits, 0, rows);
     }
 
     /** Layer-0 input: the embedding lookup for token rows, the given vectors for embedding rows. */
@@ -547,9 +549,7 @@ public final class LlamaModel implements LanguageModel {
         for (Batch.Entry entry : entries) {
             int rows = entry.rows();
             if (entry.hasEmbeddings()) {
-                for (int i = 0; i < rows; i++) {
-                    MemorySegment.copy(entry.embeddings()[i], 0, x.segment(), F32, 4L * (row + i) * d, d);
-                }
+                backend.writeRows(entry.embeddings(), x, row);
             } else {
                 backend.embed(embed, entry.tokens(), x.rows(row, rows));
             }
@@ -557,37 +557,61 @@ public final class LlamaModel implements LanguageModel {
         }
     }
 
-    /** Copies the requested rows of {@code x} (the residual stream at layer {@code layer}) into {@code hidden}. */
-    private static void capture(List<Batch.Entry> entries, int layer, Tensor x, int d, int[][] hiddenLayers,
-                                float[][][][] hidden) {
-        int base = 0;
+    /**
+     * Copies the requested rows of {@code x} (the residual stream at layer {@code layer}) into
+     * {@code hidden}: gathered on the backend, then read to the host in one copy.
+     */
+    private void capture(List<Batch.Entry> entries, int layer, Tensor x, int[][] hiddenLayers, float[][][][] hidden) {
+        int count = 0;
+        for (int e = 0; e < entries.size(); e++) {
+            for (int l : hiddenLayers[e]) {
+                if (l == layer) {
+                    count += entries.get(e).hiddenRows().length;
+                }
+            }
+        }
+        int[] pick = new int[count];
+        int base = 0, j = 0;
         for (int e = 0; e < entries.size(); e++) {
             Batch.Entry entry = entries.get(e);
-            for (int i = 0; i < hiddenLayers[e].length; i++) {
-                if (hiddenLayers[e][i] != layer) {
-                    continue;
-                }
-                int[] want = entry.hiddenRows();
-                for (int kk = 0; kk < want.length; kk++) {
-                    float[] row = new float[d];
-                    MemorySegment.copy(x.segment(), F32, 4L * (base + want[kk]) * d, row, 0, d);
-                    hidden[e][i][kk] = row;
+            for (int l : hiddenLayers[e]) {
+                if (l == layer) {
+                    for (int r : entry.hiddenRows()) {
+                        pick[j++] = base + r;
+                    }
                 }
             }
             base += entry.rows();
+        }
+        Tensor gathered = scratch(11, count, config.hiddenSize());
+        backend.gatherRows(x, pick, gathered);
+        float[][] rowsOut = backend.readRows(gathered, 0, count);
+        j = 0;
+        for (int e = 0; e < entries.size(); e++) {
+            for (int i = 0; i < hiddenLayers[e].length; i++) {
+                if (hiddenLayers[e][i] == layer) {
+                    for (int kk = 0; kk < entries.get(e).hiddenRows().length; kk++) {
+                        hidden[e][i][kk] = rowsOut[j++];
+                    }
+                }
+            }
         }
     }
 
     /**
      * Activation buffer {@code slot} viewed as [rows, width], grown (doubling) when too small. Buffers
-     * live in automatic arenas: any pool thread may touch them and the GC frees outgrown ones.
+     * are the backend's memory; an outgrown one is freed at once, the rest when the model closes.
      */
     private Tensor scratch(int slot, int rows, long width) {
         Tensor t = scratchBuffers[slot];
         long need = rows * width;
         if (t == null || t.numel() < need) {
             long cap = Math.max(need, t == null ? 0 : 2 * t.numel());
-            t = backend.allocate(Arena.ofAuto(), cap);
+            if (t != null) {
+                scratchBuffers[slot] = null;
+                backend.free(t);
+            }
+            t = backend.allocate(cap);
             scratchBuffers[slot] = t;
         }
         return t.head(rows, width);
@@ -609,6 +633,12 @@ public final class LlamaModel implements LanguageModel {
         if (!closed) {
             closed = true;
             cache.close();
+            for (int i = 0; i < scratchBuffers.length; i++) {
+                if (scratchBuffers[i] != null) {
+                    backend.free(scratchBuffers[i]);
+                    scratchBuffers[i] = null;
+                }
+            }
             if (ownsBackend) {
                 backend.close();
             }
