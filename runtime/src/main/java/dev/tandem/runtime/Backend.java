@@ -125,6 +125,18 @@ public interface Backend extends AutoCloseable {
      */
     void attention(Tensor q, KvStorage kv, int layer, AttentionRows rows, int heads, float scale, Tensor out);
 
+    /**
+     * The read bandwidth of the memory this backend's weights live in: a {@code bytes} buffer read
+     * {@code passes} times with every thread (stream) of this backend, after an untimed pass. The
+     * benchmarks set a decode's weight bytes per second against it.
+     *
+     * @param progress told after each pass (may be {@link Progress#NONE})
+     */
+    Roofline measureReadBandwidth(long bytes, int passes, Progress progress);
+
+    /** The multiply-add peak of this backend's arithmetic units: {@code passes} timed passes of about {@code millisPerPass} each. */
+    Roofline measureMultiplyAddPeak(int passes, int millisPerPass);
+
     @Override
     void close();
 }

@@ -1,9 +1,9 @@
 package dev.tandem.transformer;
 
 import dev.tandem.runtime.Backend;
+import dev.tandem.runtime.Backends;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
-import dev.tandem.runtime.cpu.CpuBackend;
 import dev.tandem.transformer.config.GenerationConfig;
 import dev.tandem.transformer.config.ModelConfig;
 import dev.tandem.transformer.llama.LlamaModel;
@@ -23,16 +23,21 @@ public final class ModelLoader {
      *                   else the model's context capped by {@code kvMaxBytes})
      * @param kvMaxBytes the most memory a default-sized KV cache may take
      * @param backend    a backend to share with other models (the caller closes it), or null for a
-     *                   new CPU backend of {@code threads} threads that the model owns and closes
+     *                   new backend of {@code device} with {@code threads} threads that the model owns and closes
      * @param kvDtype    how K and V are stored: {@link DType#F32} (default) or {@link DType#BF16}
      * @param kvMemory   KV-cache budget in bytes (0 = none): as many blocks as fit, when {@code kvTokens} is 0
      * @param mappedWeights true: weights are read through the file mapping (zero-copy, nothing to load);
      *                   false (default): copied into memory of their own at load, which reads at a steady
      *                   rate ({@link WeightStore#open(Path, boolean)})
+     * @param device     the {@link dev.tandem.runtime.BackendProvider} a new backend comes from
+     *                   ({@link Backends#DEFAULT} = {@code cpu}); ignored when {@code backend} is given
      */
     public record Options(int threads, int kvTokens, long kvMaxBytes, Backend backend, DType kvDtype, long kvMemory,
-                          boolean mappedWeights) {
+                          boolean mappedWeights, String device) {
         public Options {
+            if (device == null) {
+                device = Backends.DEFAULT;
+            }
             if (threads < 0 || kvTokens < 0 || kvMaxBytes <= 0 || kvMemory < 0) {
                 throw new IllegalArgumentException("threads, kvTokens and kvMemory must be >= 0 and kvMaxBytes > 0");
             }
@@ -46,34 +51,39 @@ public final class ModelLoader {
 
         /** The options of before KV dtypes and budgets: an f32 cache sized by tokens or the default. */
         public Options(int threads, int kvTokens, long kvMaxBytes, Backend backend) {
-            this(threads, kvTokens, kvMaxBytes, backend, DType.F32, 0, false);
+            this(threads, kvTokens, kvMaxBytes, backend, DType.F32, 0, false, Backends.DEFAULT);
         }
 
         public static Options defaults() {
-            return new Options(0, 0, 1L << 30, null, DType.F32, 0, false);
+            return new Options(0, 0, 1L << 30, null, DType.F32, 0, false, Backends.DEFAULT);
+        }
+
+        /** Opens a new backend from the provider called {@code device} ({@code cpu} unless a GPU build adds more). */
+        public Options withDevice(String device) {
+            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory, mappedWeights, device);
         }
 
         public Options withThreads(int threads) {
-            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory, mappedWeights);
+            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory, mappedWeights, device);
         }
 
         public Options withKvTokens(int kvTokens) {
-            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory, mappedWeights);
+            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory, mappedWeights, device);
         }
 
         /** Runs the model on {@code backend}, e.g. one thread pool shared by a draft and a target model. */
         public Options withBackend(Backend backend) {
-            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory, mappedWeights);
+            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory, mappedWeights, device);
         }
 
         /** Stores K and V as {@code dtype} (f32 or bf16). */
         public Options withKvDtype(DType dtype) {
-            return new Options(threads, kvTokens, kvMaxBytes, backend, dtype, kvMemory, mappedWeights);
+            return new Options(threads, kvTokens, kvMaxBytes, backend, dtype, kvMemory, mappedWeights, device);
         }
 
         /** Reads the weights through the file mapping (true) or from a copy made at load (false, the default). */
         public Options withMappedWeights(boolean mapped) {
-            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory, mapped);
+            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory, mapped, device);
         }
 
         /**
@@ -81,7 +91,7 @@ public final class ModelLoader {
          * as many whole blocks as fit. {@link #withKvTokens} takes precedence when both are set.
          */
         public Options withKvMemory(long bytes) {
-            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, bytes, mappedWeights);
+            return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, bytes, mappedWeights, device);
         }
     }
 
@@ -117,19 +127,20 @@ public final class ModelLoader {
         ModelConfig config = ModelConfig.load(dir);
         GenerationConfig generation = GenerationConfig.load(dir);
         Tokenizer tokenizer = Tokenizers.load(tokenizerFile(dir));
-        WeightStore weights = WeightStore.open(dir, !options.mappedWeights());
+        // The device first: a wrong --device should not wait for gigabytes of weights to load.
         boolean ownsBackend = options.backend() == null;
-        Backend backend = null;
+        Backend backend = ownsBackend ? Backends.open(options.device(), options.threads()) : options.backend();
+        WeightStore weights = null;
         try {
-            backend = ownsBackend
-                    ? new CpuBackend(options.threads() > 0 ? options.threads() : Runtime.getRuntime().availableProcessors())
-                    : options.backend();
+            weights = WeightStore.open(dir, !options.mappedWeights());
             return new LlamaModel(dir, config, generation, tokenizer, weights, backend, ownsBackend, options);
         } catch (RuntimeException | Error e) {
-            if (backend != null && ownsBackend) {
+            if (ownsBackend) {
                 backend.close();
             }
-            weights.close();
+            if (weights != null) {
+                weights.close();
+            }
             throw e;
         }
     }

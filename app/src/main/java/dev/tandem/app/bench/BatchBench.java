@@ -6,8 +6,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tandem.decoding.sampling.Sampler;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.TandemException;
-import dev.tandem.runtime.cpu.CpuThreadPool;
-import dev.tandem.runtime.cpu.FmaPeak;
 import dev.tandem.runtime.kv.KvSequence;
 import dev.tandem.transformer.Batch;
 import dev.tandem.transformer.LanguageModel;
@@ -100,9 +98,7 @@ public final class BatchBench {
                 batches.add(new BatchFigure(b, Stats.of(rates)));
             }
             double peak;
-            try (CpuThreadPool pool = new CpuThreadPool(o.threads())) {
-                peak = FmaPeak.measure(pool, 5, 200).best();
-            }
+            peak = model.backend().measureMultiplyAddPeak(5, 200).best();
             long macs = model.multiplyAddsPerRow();
             List<RowsFigure> rows = new ArrayList<>();
             double oneRow = 0;

@@ -6,8 +6,9 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tandem.decoding.sampling.Sampler;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.TandemException;
-import dev.tandem.runtime.cpu.CpuThreadPool;
-import dev.tandem.runtime.cpu.MemoryBandwidth;
+import dev.tandem.runtime.Backend;
+import dev.tandem.runtime.Backends;
+import dev.tandem.runtime.Roofline;
 import dev.tandem.runtime.kv.KvSequence;
 import dev.tandem.transformer.Batch;
 import dev.tandem.transformer.ForwardResult;
@@ -57,7 +58,7 @@ public final class DecodeBench {
     }
 
     /** The figures at one thread count. */
-    public record ThreadResult(int threads, MemoryBandwidth.Result bandwidth, Stats prefillTokensPerSecond,
+    public record ThreadResult(int threads, Roofline bandwidth, Stats prefillTokensPerSecond,
                                Stats decodeTokensPerSecond, Stats weightBytesPerSecond) {
         /**
          * Median weight-read rate over the best memory-read pass, both at this thread count. The best
@@ -96,10 +97,10 @@ public final class DecodeBench {
         for (int c = 0; c < threadCounts.length; c++) {
             int threads = threadCounts[c];
             long base = perThreadCount * c;
-            MemoryBandwidth.Result bandwidth;
-            // The pool is closed before the model loads, so the two never compete for cores.
-            try (CpuThreadPool pool = new CpuThreadPool(threads)) {
-                bandwidth = MemoryBandwidth.measure(pool, roundTo(options.bandwidthBytes(), 64L * threads),
+            Roofline bandwidth;
+            // This backend is closed before the model loads, so the two never compete for cores.
+            try (Backend backend = Backends.open(Backends.DEFAULT, threads)) {
+                bandwidth = backend.measureReadBandwidth(roundTo(options.bandwidthBytes(), 64L * threads),
                         options.bandwidthPasses(), (done, all) -> progress.update(base + done, total));
             }
             try (LanguageModel model = ModelLoader.load(modelDir, ModelLoader.Options.defaults().withThreads(threads))) {
@@ -178,14 +179,14 @@ public final class DecodeBench {
             ObjectNode run = runs.addObject();
             run.put("threads", t.threads());
             ObjectNode bw = run.putObject("memory_read_bytes_per_s");
-            Stats passStats = Stats.of(t.bandwidth().bytesPerSecond());
+            Stats passStats = Stats.of(t.bandwidth().perSecond());
             bw.put("median", passStats.median());
             bw.put("q1", passStats.q1());
             bw.put("q3", passStats.q3());
             bw.put("iqr", passStats.iqr());
             bw.put("best", t.bandwidth().best());
             var passes = bw.putArray("passes");
-            for (double v : t.bandwidth().bytesPerSecond()) {
+            for (double v : t.bandwidth().perSecond()) {
                 passes.add(v);
             }
             run.set("prefill_tokens_per_s", t.prefillTokensPerSecond().toJson());

@@ -6,6 +6,8 @@ import dev.tandem.runtime.DType;
 import dev.tandem.runtime.RopeLayout;
 import dev.tandem.runtime.Tensor;
 import dev.tandem.runtime.Placement;
+import dev.tandem.runtime.Progress;
+import dev.tandem.runtime.Roofline;
 import dev.tandem.runtime.kv.HostKvStorage;
 import dev.tandem.runtime.kv.KvStorage;
 
@@ -607,6 +609,20 @@ public final class CpuBackend implements Backend {
                 MemorySegment.copy(acc[g], 0, os, F32, qBase + 4L * g * headDim, headDim);
             }
         });
+    }
+
+    /** {@link MemoryBandwidth} on this backend's threads; {@code bytes} is rounded to a multiple of 64 per thread. */
+    @Override
+    public Roofline measureReadBandwidth(long bytes, int passes, Progress progress) {
+        long multiple = 64L * pool.threads();
+        long rounded = Math.max(multiple, bytes / multiple * multiple);
+        return new Roofline(pool.threads(), MemoryBandwidth.measure(pool, rounded, passes, progress).bytesPerSecond());
+    }
+
+    /** {@link FmaPeak} on this backend's threads. */
+    @Override
+    public Roofline measureMultiplyAddPeak(int passes, int millisPerPass) {
+        return new Roofline(pool.threads(), FmaPeak.measure(pool, passes, millisPerPass).macsPerSecond());
     }
 
     /** Stops the threads and frees every tensor still allocated. */

@@ -1,0 +1,31 @@
+package dev.tandem.runtime;
+
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class BackendsTest {
+
+    @Test
+    void theCpuProviderIsFoundByNameAndOpensWithTheThreadsAsked() {
+        assertTrue(Backends.names().contains("cpu"), Backends.names().toString());
+        assertNull(Backends.provider("cpu").unavailableReason());
+        try (Backend b = Backends.open(Backends.DEFAULT, 1)) {
+            assertEquals(1, b.parallelism());
+            assertEquals(Placement.HOST, b.placement());
+        }
+        try (Backend b = Backends.open("cpu", 0)) {
+            assertEquals(Runtime.getRuntime().availableProcessors(), b.parallelism());
+        }
+    }
+
+    @Test
+    void anUnknownNameIsOneSentenceListingTheKnownOnes() {
+        TandemException e = assertThrows(TandemException.class, () -> Backends.open("tpu", 1));
+        assertEquals("unknown device \"tpu\"; this build has: " + String.join(", ", Backends.names()) + ".", e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> Backends.open("cpu", -1));
+    }
+}
