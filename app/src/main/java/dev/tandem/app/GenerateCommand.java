@@ -1,10 +1,12 @@
 package dev.tandem.app;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.exc.MismatchedInputException;
+import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -49,6 +51,7 @@ import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 
 /**
@@ -73,9 +76,12 @@ public final class GenerateCommand implements Callable<Integer> {
     String prompt;
 
     @Option(names = "--prompt-file", paramLabel = "FILE",
-            description = "Prompts as JSON lines (one JSON string per line, blank lines skipped), decoded together; "
-                    + "prints one compact JSON object per prompt, in input order, each what --prompt with that text "
-                    + "and the same options prints with --format json.")
+            description = "Prompts as JSON lines, decoded together: each line a JSON string, or an object "
+                    + "{\"prompt\": TEXT, \"stream\": N} whose \"stream\" is optional; blank lines are skipped. A prompt's RNG "
+                    + "stream is its own \"stream\", else its index among the prompts (0, 1, ...; blank lines not counted), "
+                    + "so identical sampled prompts give different samples. Prints one compact JSON object per prompt, "
+                    + "in input order, each what --prompt with that text, --stream its stream and the same options prints "
+                    + "with --format json.")
     Path promptFile;
 
     @Option(names = "--max-tokens", paramLabel = "N",
@@ -103,6 +109,11 @@ public final class GenerateCommand implements Callable<Integer> {
 
     @Option(names = "--seed", paramLabel = "S", description = "RNG seed (default: random, reported in JSON).")
     Long seed;
+
+    @Option(names = "--stream", paramLabel = "N",
+            description = "RNG stream of --prompt, 0 or more (default: 0, reported in JSON): the same seed on another "
+                    + "stream draws other samples. Not with --prompt-file, whose lines carry their own streams.")
+    Long stream;
 
     @Option(names = "--logprobs", paramLabel = "N", defaultValue = "0",
             description = "Record each token's log-probability and the N most likely tokens (JSON).")
@@ -230,6 +241,13 @@ public final class GenerateCommand implements Callable<Integer> {
                     ? "give the prompt with --prompt TEXT or --prompt-file FILE."
                     : "--prompt and --prompt-file cannot be used together; give one of them.");
         }
+        if (stream != null && stream < 0) {
+            throw new ParameterException(spec.commandLine(), "--stream must be 0 or more, but was " + stream + ".");
+        }
+        if (stream != null && promptFile != null) {
+            throw new ParameterException(spec.commandLine(), "--stream applies to a single --prompt; in --prompt-file "
+                    + "each prompt's stream is its own \"stream\" or, by default, its index among the prompts.");
+        }
         if (promptFile != null && format == Format.text) {
             throw new ParameterException(spec.commandLine(),
                     "--prompt-file prints JSON lines, so it cannot be combined with --format text.");
@@ -254,8 +272,8 @@ public final class GenerateCommand implements Callable<Integer> {
                      ? loadOptions(draft, 1).withThreads(split[1]) // its own thread group, beside the target's
                      : loadOptions(draft, 1).withBackend(lm.backend()))) {
             long usedSeed = seed != null ? seed : new SecureRandom().nextLong();
-            GenerationRequest request = withOptions(GenerationRequest.withModelDefaults(lm, prompt, usedSeed));
-            SamplingParams sampling = request.sampling();
+            GenerationRequest request = withOptions(GenerationRequest.withModelDefaults(lm, prompt, usedSeed))
+                    .withStreamId(stream != null ? stream : 0);
             DecodingStrategy generator = strategy(lm, draftModel);
             if (format != Format.json) {
                 GenerationResult r = generator.generate(request, event -> {
@@ -277,7 +295,7 @@ public final class GenerateCommand implements Callable<Integer> {
                 err.flush();
             } else {
                 GenerationResult r = generator.generate(request);
-                out.println(toJson(r, lm, sampling, true));
+                out.println(toJson(r, lm, request, true));
                 out.flush();
             }
         }
@@ -463,10 +481,18 @@ public final class GenerateCommand implements Callable<Integer> {
         return options;
     }
 
-    record PromptLine(int line, String prompt) {
+    /** A prompt of {@code --prompt-file}: its line number (for messages), its text and its RNG stream. */
+    record PromptLine(int line, String prompt, long stream) {
     }
 
-    /** The prompts of a JSON-lines file, each with its line number; a bad line is one sentence naming both. */
+    /** How a prompt file's lines are written, the end of every sentence that refuses one. */
+    private static final String LINE_FORMS = "write each prompt as a JSON string or a {\"prompt\": TEXT, \"stream\": N} "
+            + "object, one per line";
+
+    /**
+     * The prompts of a JSON-lines file, each with its line number and stream (its own {@code "stream"}, else
+     * its index among the prompts); a bad line is one sentence naming the file, the line and the field.
+     */
     static List<PromptLine> readPromptFile(Path file) {
         List<String> lines;
         try {
@@ -478,47 +504,83 @@ public final class GenerateCommand implements Callable<Integer> {
         } catch (IOException e) {
             throw new TandemException("cannot read the prompt file " + file + " (" + e + ").");
         }
-        ObjectMapper json = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+        // A repeated field would otherwise keep its last value silently.
+        ObjectMapper json = JsonMapper.builder().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+                .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
         List<PromptLine> prompts = new ArrayList<>();
         for (int i = 0; i < lines.size(); i++) {
             String line = lines.get(i);
             if (line.isBlank()) {
                 continue;
             }
+            String where = file + " line " + (i + 1);
             JsonNode node;
             try {
                 node = json.readTree(line);
             } catch (MismatchedInputException e) {
-                throw new TandemException(file + " line " + (i + 1)
-                        + " holds more than one JSON value; write each prompt as one JSON string per line.");
+                throw new TandemException(where + " holds more than one JSON value; " + LINE_FORMS + ".");
             } catch (JsonProcessingException e) {
                 String why = e.getOriginalMessage().split("[:\\n]", 2)[0].strip();
-                throw new TandemException(file + " line " + (i + 1) + " is not valid JSON (" + why
-                        + "); write each prompt as one JSON string per line.");
+                throw new TandemException(where + " is not valid JSON (" + why + "); " + LINE_FORMS + ".");
             }
-            if (!node.isTextual()) {
-                throw new TandemException(file + " line " + (i + 1) + " is a JSON " + node.getNodeType().name().toLowerCase(Locale.ROOT)
-                        + ", not a string; write each prompt as one JSON string per line.");
+            if (node.isTextual()) {
+                prompts.add(new PromptLine(i + 1, node.textValue(), prompts.size()));
+            } else if (node.isObject()) {
+                prompts.add(promptObject(where, i + 1, node, prompts.size()));
+            } else {
+                throw new TandemException(where + " is a JSON " + typeName(node) + ", not a string or an object; "
+                        + LINE_FORMS + ".");
             }
-            prompts.add(new PromptLine(i + 1, node.textValue()));
         }
         if (prompts.isEmpty()) {
-            throw new TandemException("the prompt file " + file + " holds no prompts; write one JSON string per line.");
+            throw new TandemException("the prompt file " + file + " holds no prompts; " + LINE_FORMS + ".");
         }
         return prompts;
     }
 
+    /** A prompt line written as {@code {"prompt": TEXT, "stream": N}}; {@code index} is its stream unless it gives one. */
+    private static PromptLine promptObject(String where, int line, JsonNode node, long index) {
+        for (Map.Entry<String, JsonNode> field : node.properties()) {
+            if (!field.getKey().equals("prompt") && !field.getKey().equals("stream")) {
+                throw new TandemException(where + " has the field \"" + field.getKey() + "\", which a prompt object does "
+                        + "not take; give \"prompt\" and, if you like, \"stream\".");
+            }
+        }
+        JsonNode text = node.get("prompt");
+        if (text == null) {
+            throw new TandemException(where + " has no \"prompt\" field; give the prompt text as \"prompt\": TEXT.");
+        }
+        if (!text.isTextual()) {
+            throw new TandemException(where + " has a \"prompt\" that is a JSON " + typeName(text) + ", not a string.");
+        }
+        JsonNode stream = node.get("stream");
+        if (stream == null) {
+            return new PromptLine(line, text.textValue(), index);
+        }
+        if (!stream.isIntegralNumber() || !stream.canConvertToLong() || stream.longValue() < 0) {
+            throw new TandemException(where + " has \"stream\": " + stream + ", but a stream must be a whole number from 0 to "
+                    + Long.MAX_VALUE + ".");
+        }
+        return new PromptLine(line, text.textValue(), stream.longValue());
+    }
+
+    private static String typeName(JsonNode node) {
+        return node.getNodeType().name().toLowerCase(Locale.ROOT);
+    }
+
     /**
-     * Decodes every prompt together through one engine (each with the same options, seed and stream id
-     * as a lone {@code --prompt} run, so each line's tokens are the ones that run gives) and prints the
-     * results as JSON lines in input order. Every prompt is encoded and checked before any decoding.
+     * Decodes every prompt together through one engine (each with the same options and seed as a lone
+     * {@code --prompt} run and its own stream, so each line's tokens are the ones that run gives with
+     * {@code --stream} the line's stream) and prints the results as JSON lines in input order. Every
+     * prompt is encoded and checked before any decoding.
      */
     private void generateAll(LanguageModel lm, List<PromptLine> prompts, PrintWriter out) throws Exception {
         long usedSeed = seed != null ? seed : new SecureRandom().nextLong();
         Generator checker = new Generator(lm);
         List<GenerationRequest> requests = new ArrayList<>();
         for (PromptLine p : prompts) {
-            GenerationRequest request = withOptions(GenerationRequest.withModelDefaults(lm, p.prompt(), usedSeed));
+            GenerationRequest request = withOptions(GenerationRequest.withModelDefaults(lm, p.prompt(), usedSeed))
+                    .withStreamId(p.stream());
             try {
                 checker.promptIds(request);
             } catch (TandemException e) {
@@ -537,7 +599,7 @@ public final class GenerateCommand implements Callable<Integer> {
                 }
             }
             for (int i = 0; i < handles.size(); i++) {
-                out.println(toJson(handles.get(i).result(), lm, requests.get(i).sampling(), false));
+                out.println(toJson(handles.get(i).result(), lm, requests.get(i), false));
                 out.flush();
             }
         }
@@ -582,7 +644,8 @@ public final class GenerateCommand implements Callable<Integer> {
         return message;
     }
 
-    private static String toJson(GenerationResult r, LanguageModel lm, SamplingParams sampling, boolean indent) throws Exception {
+    private static String toJson(GenerationResult r, LanguageModel lm, GenerationRequest request, boolean indent) throws Exception {
+        SamplingParams sampling = request.sampling();
         ObjectMapper json = new ObjectMapper().configure(SerializationFeature.INDENT_OUTPUT, indent);
         ObjectNode root = json.createObjectNode();
         root.put("model", lm.directory().toString());
@@ -614,6 +677,7 @@ public final class GenerateCommand implements Callable<Integer> {
         s.put("min_p", sampling.minP());
         s.put("repetition_penalty", sampling.repetitionPenalty());
         s.put("seed", sampling.seed());
+        s.put("stream", request.streamId());
         if (!r.logprobs().isEmpty() && !Float.isNaN(r.logprobs().getFirst().logprob())) {
             Tokenizer tok = lm.tokenizer();
             ArrayNode lp = root.putArray("logprobs");

@@ -17,6 +17,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** {@code tandem generate} run in-process, as the launcher runs it. */
@@ -111,7 +112,7 @@ class GenerateCommandTest {
         return file;
     }
 
-    /** Each output line must equal the --prompt run of the same prompt, all but the timings. */
+    /** Each output line i must equal the --prompt run of the same prompt with --stream i, all but the timings. */
     private static void assertPromptFileMatchesSeparateRuns(Path dir, String... options) throws Exception {
         ObjectMapper json = new ObjectMapper();
         List<String> lines = new ArrayList<>();
@@ -128,7 +129,8 @@ class GenerateCommandTest {
         String[] objects = batch.out().strip().split("\\R");
         assertEquals(FILE_PROMPTS.length, objects.length, "one compact object per line: " + batch.out());
         for (int i = 0; i < FILE_PROMPTS.length; i++) {
-            List<String> single = new ArrayList<>(List.of("generate", "--model", model, "--prompt", FILE_PROMPTS[i], "--format", "json"));
+            List<String> single = new ArrayList<>(List.of("generate", "--model", model, "--prompt", FILE_PROMPTS[i], "--format", "json",
+                    "--stream", String.valueOf(i)));
             single.addAll(List.of(options));
             Run alone = run(single.toArray(String[]::new));
             assertEquals(0, alone.exit(), alone.err());
@@ -162,7 +164,7 @@ class GenerateCommandTest {
                 {"line 2", "\"ROMEO:\"", "42"},
                 {"line 1", "[\"ROMEO:\"]"},
                 {"line 2", "\"a\"", "\"b\" \"c\""},
-                {"line 1", "{\"prompt\": \"x\"}"}};
+                {"line 2", "\"a\"", "null"}};
         for (String[] c : cases) {
             Path file = promptFile(dir, List.of(c).subList(1, c.length).toArray(String[]::new));
             Run r = run("generate", "--model", TestModels.model("bard-s").toString(), "--prompt-file", file.toString());
@@ -178,6 +180,108 @@ class GenerateCommandTest {
         assertEquals(1, r.exit());
         assertEquals("", r.out());
         assertTrue(r.err().strip().startsWith("tandem: " + tooLong + " line 2: the prompt has"), r.err());
+    }
+
+    /** The object a generate --format json run prints, without the fields that hold timings. */
+    private static ObjectNode withoutTimings(String output) throws IOException {
+        ObjectNode o = (ObjectNode) new ObjectMapper().readTree(output);
+        o.remove("stats");
+        o.remove("decode_stats");
+        return o;
+    }
+
+    @Test
+    void identicalSampledPromptsInAPromptFileGetDistinctStreamsEachEqualToPromptWithStreamItsIndex(@TempDir Path dir)
+            throws Exception {
+        String model = TestModels.model("bard-s").toString();
+        String[] sampled = {"--temperature", "1.0", "--seed", "11", "--max-tokens", "24", "--format", "json"};
+        // The blank line is not counted: the second prompt's stream is 1, not its line number.
+        List<String> args = new ArrayList<>(List.of("generate", "--model", model, "--prompt-file",
+                promptFile(dir, "\"ROMEO:\"", "", "\"ROMEO:\"").toString()));
+        args.addAll(List.of(sampled));
+        Run batch = run(args.toArray(String[]::new));
+        assertEquals(0, batch.exit(), batch.err());
+        String[] objects = batch.out().strip().split("\\R");
+        assertEquals(2, objects.length, batch.out());
+        ObjectNode first = withoutTimings(objects[0]), second = withoutTimings(objects[1]);
+        assertEquals(first.get("prompt_ids"), second.get("prompt_ids"));
+        assertNotEquals(first.get("generated_ids"), second.get("generated_ids"), "one shared stream would give one sample");
+        for (int i = 0; i < objects.length; i++) {
+            List<String> single = new ArrayList<>(List.of("generate", "--model", model, "--prompt", "ROMEO:",
+                    "--stream", String.valueOf(i)));
+            single.addAll(List.of(sampled));
+            Run alone = run(single.toArray(String[]::new));
+            assertEquals(0, alone.exit(), alone.err());
+            assertEquals(i, withoutTimings(objects[i]).at("/sampling/stream").asLong());
+            assertEquals(withoutTimings(alone.out()), withoutTimings(objects[i]), "line " + i);
+        }
+    }
+
+    @Test
+    void aPromptFileLineWithItsOwnStreamEqualsPromptWithThatStream(@TempDir Path dir) throws Exception {
+        String model = TestModels.model("bard-s").toString();
+        String[] sampled = {"--temperature", "1.0", "--seed", "5", "--max-tokens", "16", "--format", "json"};
+        List<String> args = new ArrayList<>(List.of("generate", "--model", model, "--prompt-file",
+                promptFile(dir, "{\"prompt\": \"JULIET:\", \"stream\": 9}", "{\"stream\": 0, \"prompt\": \"ROMEO:\"}",
+                        "{\"prompt\": \"ROMEO:\"}").toString()));
+        args.addAll(List.of(sampled));
+        Run batch = run(args.toArray(String[]::new));
+        assertEquals(0, batch.exit(), batch.err());
+        String[] objects = batch.out().strip().split("\\R");
+        assertEquals(3, objects.length, batch.out());
+        // {prompt, --stream}: its own stream, then one equal to a default index, then the default (its index, 2).
+        String[][] expected = {{"JULIET:", "9"}, {"ROMEO:", "0"}, {"ROMEO:", "2"}};
+        for (int i = 0; i < expected.length; i++) {
+            List<String> single = new ArrayList<>(List.of("generate", "--model", model, "--prompt", expected[i][0]));
+            single.addAll(List.of(sampled));
+            if (!expected[i][1].equals("0")) {
+                single.addAll(List.of("--stream", expected[i][1])); // 0 is --prompt's default
+            }
+            Run alone = run(single.toArray(String[]::new));
+            assertEquals(0, alone.exit(), alone.err());
+            assertEquals(Long.parseLong(expected[i][1]), withoutTimings(alone.out()).at("/sampling/stream").asLong());
+            assertEquals(withoutTimings(alone.out()), withoutTimings(objects[i]), "line " + (i + 1));
+        }
+    }
+
+    @Test
+    void aBadPromptObjectGivesOneSentenceNamingTheFileLineAndField(@TempDir Path dir) throws Exception {
+        String[][] cases = { // {line, field as named, lines...}
+                {"line 1", "\"seed\"", "{\"prompt\": \"x\", \"seed\": 3}"},
+                {"line 2", "\"prompt\"", "\"a\"", "{\"stream\": 1}"},
+                {"line 1", "\"prompt\"", "{\"prompt\": 42}"},
+                {"line 1", "\"prompt\"", "{\"prompt\": [\"x\"]}"},
+                {"line 1", "\"stream\"", "{\"prompt\": \"x\", \"stream\": -1}"},
+                {"line 1", "\"stream\"", "{\"prompt\": \"x\", \"stream\": 1.5}"},
+                {"line 1", "\"stream\"", "{\"prompt\": \"x\", \"stream\": \"3\"}"},
+                {"line 1", "\"stream\"", "{\"prompt\": \"x\", \"stream\": 99999999999999999999}"},
+                {"line 3", "'stream'", "\"a\"", "", "{\"prompt\": \"x\", \"stream\": 1, \"stream\": 2}"}};
+        for (String[] c : cases) {
+            Path file = promptFile(dir, List.of(c).subList(2, c.length).toArray(String[]::new));
+            Run r = run("generate", "--model", TestModels.model("bard-s").toString(), "--prompt-file", file.toString());
+            assertEquals(1, r.exit(), r.err());
+            assertEquals("", r.out());
+            String[] lines = r.err().strip().split("\\R");
+            assertEquals(1, lines.length, r.err());
+            assertTrue(lines[0].startsWith("tandem: " + file + " " + c[0] + " ") && lines[0].contains(c[1])
+                    && lines[0].endsWith("."), r.err());
+        }
+    }
+
+    @Test
+    void streamIsANonNegativeNumberForASinglePromptOnly(@TempDir Path dir) throws Exception {
+        String model = TestModels.model("bard-s").toString();
+        String[][] cases = {
+                {"generate", "--model", model, "--prompt", "x", "--stream", "-1"},
+                {"generate", "--model", model, "--prompt-file", promptFile(dir, "\"x\"").toString(), "--stream", "1"}};
+        for (String[] c : cases) {
+            Run r = run(c);
+            assertEquals(2, r.exit(), r.err());
+            assertEquals("", r.out());
+            String[] lines = r.err().strip().split("\\R");
+            assertEquals(1, lines.length, r.err());
+            assertTrue(lines[0].startsWith("tandem: --stream ") && lines[0].endsWith("."), r.err());
+        }
     }
 
     @Test
