@@ -27,6 +27,7 @@ import dev.tandem.decoding.speculative.PromptLookupDecoding;
 import dev.tandem.decoding.speculative.SpeculativeDecoding;
 import dev.tandem.decoding.speculative.TreeDecoding;
 import dev.tandem.decoding.speculative.TrigramTable;
+import dev.tandem.runtime.Backends;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.kv.KvCache;
@@ -121,6 +122,10 @@ public final class GenerateCommand implements Callable<Integer> {
 
     @Option(names = "--threads", paramLabel = "N", defaultValue = "0", description = "CPU threads (default: all).")
     int threads;
+
+    @Option(names = "--device", paramLabel = "NAME", defaultValue = "cpu",
+            description = "The backend the models run on (default: cpu, the only one this build has until the CUDA backend lands).")
+    String device;
 
     @Option(names = "--kv-memory", paramLabel = "SIZE",
             description = "KV-cache budget, e.g. 512M or 2G (binary units; plain bytes too). Default: the model's "
@@ -467,8 +472,12 @@ public final class GenerateCommand implements Callable<Integer> {
             case "bf16" -> DType.BF16;
             default -> throw new IllegalArgumentException("--kv-dtype must be f32 or bf16, but was \"" + kvDtype + "\".");
         };
+        if (!Backends.names().contains(device)) {
+            throw new ParameterException(spec.commandLine(), "--device must be one of " + String.join(", ", Backends.names())
+                    + ", but was \"" + device + "\".");
+        }
         ModelLoader.Options options = ModelLoader.Options.defaults().withThreads(threads).withKvDtype(dtype)
-                .withMappedWeights(mmap);
+                .withMappedWeights(mmap).withDevice(device);
         if (kvMemory != null) {
             return options.withKvMemory(Sizes.parseBytes(kvMemory, "--kv-memory"));
         }
