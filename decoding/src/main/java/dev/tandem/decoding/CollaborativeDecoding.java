@@ -126,6 +126,12 @@ public final class CollaborativeDecoding implements DecodingStrategy {
         this(small, large, Rule.MAX_PROB, DEFAULT_THRESHOLD);
     }
 
+    /** Not yet a step machine: runs only alone, through {@link #generate}. */
+    @Override
+    public DecodingTask task(GenerationRequest request) {
+        throw new UnsupportedOperationException(name() + " does not run as steps yet");
+    }
+
     @Override
     public String name() {
         return "collab";

@@ -102,7 +102,7 @@ public record DecodeStats(String method, int generatedTokens, long targetForward
         return Math.round(v * 1000.0) / 1000.0;
     }
 
-    /** Collects the stats of one generation as it runs; not thread-safe. */
+    /** Collects the stats of one generation as it runs; thread-safe (a step may count draft and target passes at once). */
     public static final class Recorder {
         private final String method;
         private final long started = System.nanoTime();
@@ -119,16 +119,16 @@ public record DecodeStats(String method, int generatedTokens, long targetForward
             this.method = method;
         }
 
-        public void targetPass() {
+        public synchronized void targetPass() {
             targetPasses++;
         }
 
-        public void draftPass() {
+        public synchronized void draftPass() {
             draftPasses++;
         }
 
         /** One verification of {@code draftedTokens} draft tokens that accepted {@code acceptedTokens}. */
-        public void verification(int draftedTokens, int acceptedTokens) {
+        public synchronized void verification(int draftedTokens, int acceptedTokens) {
             verifications++;
             drafted += draftedTokens;
             accepted += acceptedTokens;
@@ -138,16 +138,16 @@ public record DecodeStats(String method, int generatedTokens, long targetForward
             histogram.set(acceptedTokens, histogram.get(acceptedTokens) + 1);
         }
 
-        public void addDraftNanos(long nanos) {
+        public synchronized void addDraftNanos(long nanos) {
             draftNanos += nanos;
         }
 
-        public void addVerifyNanos(long nanos) {
+        public synchronized void addVerifyNanos(long nanos) {
             verifyNanos += nanos;
         }
 
         /** The stats so far; "other" time is the wall time since construction minus draft and verify. */
-        public DecodeStats build(int generatedTokens) {
+        public synchronized DecodeStats build(int generatedTokens) {
             long total = System.nanoTime() - started;
             return new DecodeStats(method, generatedTokens, targetPasses, draftPasses, verifications, drafted, accepted,
                     histogram, draftNanos / 1e6, verifyNanos / 1e6, Math.max(0, total - draftNanos - verifyNanos) / 1e6);

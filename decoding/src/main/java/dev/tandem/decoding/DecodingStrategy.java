@@ -13,8 +13,21 @@ public interface DecodingStrategy {
     /** The method's name as {@code tandem generate --method} spells it. */
     String name();
 
-    /** Generates to the end, calling {@code listener} with each token as soon as it is accepted. */
-    GenerationResult generate(GenerationRequest request, Consumer<TokenEvent> listener);
+    /**
+     * {@code request} decoded by this method as a {@link DecodingTask}, not started: what {@link Engine}
+     * batches with other requests. The prompt is encoded and checked here.
+     *
+     * @throws dev.tandem.runtime.TandemException if the prompt is bad for a model of the method
+     */
+    DecodingTask task(GenerationRequest request);
+
+    /**
+     * Generates to the end, calling {@code listener} with each token as soon as it is accepted: the
+     * request's {@link #task} stepped alone ({@link Steps#run}).
+     */
+    default GenerationResult generate(GenerationRequest request, Consumer<TokenEvent> listener) {
+        return Steps.run(task(request), listener);
+    }
 
     default GenerationResult generate(GenerationRequest request) {
         return generate(request, event -> { });

@@ -78,20 +78,15 @@ public final class Generator implements DecodingStrategy {
         return promptIds;
     }
 
+    /** Plain decoding of {@code request} as a {@link DecodingTask} (what {@link #generate} and {@link Engine} run). */
     @Override
-    public GenerationResult generate(GenerationRequest request) {
-        return generate(request, event -> { });
+    public DecodingTask task(GenerationRequest request) {
+        return new PlainTask(model, request);
     }
 
-    /** Generates to the end, calling {@code listener} with each token as soon as it is chosen. */
-    @Override
-    public GenerationResult generate(GenerationRequest request, Consumer<TokenEvent> listener) {
-        try (Generation generation = stream(request)) {
-            while (generation.hasNext()) {
-                listener.accept(generation.next());
-            }
-            return generation.result();
-        }
+    /** The ids that end {@code request}: its own, else generation_config.json's, else config.json's. */
+    public static int[] eosTokenIds(LanguageModel model, GenerationRequest request) {
+        return eosTokens(model, request);
     }
 
     static int[] eosTokens(LanguageModel model, GenerationRequest request) {

@@ -42,6 +42,15 @@ public final class RequestState {
     private int decodeSteps;
 
     RequestState(LanguageModel model, GenerationRequest request, int[] promptIds, int[] eos) {
+        this(model, request, promptIds, eos, model.newSequence());
+    }
+
+    /**
+     * A request's state over {@code kv}, an empty sequence of {@code model}'s cache (it closes it when it
+     * ends), with the prompt ids and EOS ids already resolved ({@link Generator#promptIds},
+     * {@link Generator#eosTokenIds}).
+     */
+    public RequestState(LanguageModel model, GenerationRequest request, int[] promptIds, int[] eos, KvSequence kv) {
         this.request = request;
         this.promptIds = promptIds;
         this.eos = eos;
@@ -52,7 +61,7 @@ public final class RequestState {
         int room = Math.max(1, maxContext - promptIds.length + 1);
         this.context = Arrays.copyOf(promptIds, promptIds.length + Math.min(request.maxTokens(), room));
         this.contextLength = promptIds.length;
-        this.kv = model.newSequence();
+        this.kv = kv;
     }
 
     /**
@@ -61,6 +70,11 @@ public final class RequestState {
      */
     public static RequestState start(LanguageModel model, GenerationRequest request) {
         return new RequestState(model, request, Generator.promptIds(model, request), Generator.eosTokens(model, request));
+    }
+
+    /** As {@link #start(LanguageModel, GenerationRequest)}, over {@code kv} (an empty sequence of {@code model}). */
+    public static RequestState start(LanguageModel model, GenerationRequest request, KvSequence kv) {
+        return new RequestState(model, request, Generator.promptIds(model, request), Generator.eosTokens(model, request), kv);
     }
 
     public GenerationRequest request() {

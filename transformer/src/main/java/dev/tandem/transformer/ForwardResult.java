@@ -95,6 +95,20 @@ public final class ForwardResult {
         return normed[entry][k];
     }
 
+    /**
+     * The results of entries {@code [from, from + count)} as a result of their own (entry {@code from}
+     * becomes entry 0), sharing the arrays: how a pass shared by several requests hands each its part.
+     */
+    public ForwardResult slice(int from, int count) {
+        if (from < 0 || count < 0 || from + count > logits.length) {
+            throw new IndexOutOfBoundsException("entries [" + from + ", " + (from + count) + ") of " + logits.length);
+        }
+        return new ForwardResult(Arrays.copyOfRange(logits, from, from + count),
+                hiddenLayers == null ? null : Arrays.copyOfRange(hiddenLayers, from, from + count),
+                hidden == null ? null : Arrays.copyOfRange(hidden, from, from + count),
+                normed == null ? null : Arrays.copyOfRange(normed, from, from + count));
+    }
+
     @Override
     public String toString() {
         return "ForwardResult" + Arrays.stream(logits).map(r -> r.length).toList();

@@ -1,6 +1,7 @@
 package dev.tandem.decoding.speculative;
 
 import dev.tandem.decoding.DecodingStrategy;
+import dev.tandem.decoding.DecodingTask;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.RequestState;
@@ -80,6 +81,12 @@ public final class AdedDecoding implements DecodingStrategy {
 
     AdedDecoding withObserver(TreeDecoding.RoundObserver observer) {
         return new AdedDecoding(target, corpus, iterations, maxDepth, nodeCap, observer);
+    }
+
+    /** Not yet a step machine: runs only alone, through {@link #generate}. */
+    @Override
+    public DecodingTask task(GenerationRequest request) {
+        throw new UnsupportedOperationException(name() + " does not run as steps yet");
     }
 
     @Override

@@ -1,6 +1,7 @@
 package dev.tandem.decoding.speculative;
 
 import dev.tandem.decoding.DecodeStats;
+import dev.tandem.decoding.DecodingTask;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.sampling.LogitsProcessors;
 import dev.tandem.decoding.sampling.Sampler;
@@ -9,6 +10,7 @@ import dev.tandem.runtime.kv.KvSequence;
 import dev.tandem.runtime.rng.CounterRng;
 import dev.tandem.runtime.rng.RngPurpose;
 import dev.tandem.transformer.Batch;
+import dev.tandem.transformer.ForwardResult;
 import dev.tandem.transformer.LanguageModel;
 
 import java.util.Arrays;
@@ -17,19 +19,43 @@ import java.util.Arrays;
  * Drafts with a small model, autoregressively: greedy requests take the argmax of its processed logits,
  * sampled ones draw from its processed distribution q with {@link CounterRng} purpose
  * {@link RngPurpose#DRAFT} at the token's absolute position (and keep q for the verifier). Its KV
- * sequence holds a prefix of the context; each round feeds the tokens it lacks, then one pass per
- * further draft token. With a threshold above 0, drafting stops early when the draft's top probability
+ * sequence holds a prefix of the context; each round feeds the tokens it lacks (a first round's prompt in
+ * chunks, as the prefill budget allows), then one pass per further draft token. With a threshold above 0, drafting stops early when the draft's top probability
  * at a step falls under it (the first token is always drafted).
  */
 final class DrafterModel implements Drafter {
     private final LanguageModel model;
-    private final KvSequence kv;
     private final double threshold;
+    private KvSequence kv;
+    // The proposal in progress.
+    private int[] context;
+    private int length;
+    private int maxTokens;
+    private GenerationRequest request;
+    private DecodeStats.Recorder stats;
+    private int[] feed;       // tokens the next pass feeds (the context the cache lacks, then each new draft token)
+    private int fed;          // how many of feed are in the cache already (a long catch-up goes in prompt chunks)
+    private int[] tokens;
+    private double[][] q;
+    private int n;
+    private boolean done = true;
 
     DrafterModel(LanguageModel model, double threshold) {
         this.model = model;
         this.threshold = threshold;
-        this.kv = model.newSequence();
+    }
+
+    @Override
+    public LanguageModel model() {
+        return model;
+    }
+
+    @Override
+    public void start(DecodingTask.KvSource source) {
+        if (kv != null) {
+            throw new IllegalStateException("the drafter has started already");
+        }
+        kv = source.newSequence(model);
     }
 
     @Override
@@ -39,49 +65,93 @@ final class DrafterModel implements Drafter {
     }
 
     @Override
-    public Draft propose(int[] context, int length, int maxTokens, GenerationRequest request, DecodeStats.Recorder stats) {
-        SamplingParams sp = request.sampling();
+    public void begin(int[] context, int length, int maxTokens, GenerationRequest request, DecodeStats.Recorder stats) {
+        if (kv == null) {
+            start(DecodingTask.KvSource.MODEL); // a drafter used outside the step protocol
+        }
         if (kv.length() > length - 1) {
             kv.truncate(length - 1); // positions past the accepted context held rejected drafts
         }
-        float[] logits = forward(Arrays.copyOfRange(context, kv.length(), length), stats);
-        int[] tokens = new int[maxTokens];
-        double[][] q = sp.isGreedy() ? null : new double[maxTokens][];
-        int n = 0;
-        while (n < maxTokens) {
-            int pos = length + n;
-            int token;
-            double top;
-            if (sp.isGreedy()) {
-                float[] processed = logits.clone();
-                LogitsProcessors.apply(processed, sp, context, pos);
-                token = Sampler.argmax(processed);
-                top = threshold > 0 ? topProbability(processed, token) : 1;
-            } else {
-                double[] dist = Sampler.distribution(logits, sp, context, pos);
-                // q sums to 1, so a total of 1 draws exactly as Sampler.sample would from q
-                token = Sampler.inverseCdf(dist, 1.0, CounterRng.uniform(sp.seed(), request.streamId(), pos, RngPurpose.DRAFT, 0));
-                q[n] = dist;
-                top = 0;
-                for (double v : dist) {
-                    top = Math.max(top, v);
-                }
-            }
-            if (n > 0 && top < threshold) {
-                break;
-            }
-            tokens[n++] = token;
-            context[pos] = token;
-            if (n < maxTokens) {
-                logits = forward(new int[] {token}, stats);
-            }
-        }
-        return new Draft(Arrays.copyOf(tokens, n), q == null ? null : Arrays.copyOf(q, n));
+        this.context = context;
+        this.length = length;
+        this.maxTokens = maxTokens;
+        this.request = request;
+        this.stats = stats;
+        this.feed = Arrays.copyOfRange(context, kv.length(), length);
+        this.fed = 0;
+        this.tokens = new int[maxTokens];
+        this.q = request.sampling().isGreedy() ? null : new double[maxTokens][];
+        this.n = 0;
+        this.done = false;
     }
 
-    private float[] forward(int[] tokens, DecodeStats.Recorder stats) {
+    @Override
+    public boolean complete() {
+        return done;
+    }
+
+    @Override
+    public Batch.Entry next(DecodingTask.PrefillBudget prefill) {
+        if (done) {
+            return null;
+        }
+        int rest = feed.length - fed;
+        // The catch-up after the first round is a token or two; only a prompt's worth is chunked.
+        int take = rest > 1 ? prefill.take(rest) : rest;
+        if (take == 0) {
+            return null;
+        }
         stats.draftPass();
-        return model.forward(Batch.of(Batch.Entry.continuation(kv, tokens))).lastLogits(0);
+        Batch.Entry entry = Batch.Entry.continuation(kv, Arrays.copyOfRange(feed, fed, fed + take));
+        fed += take;
+        return fed < feed.length ? entry.withLogitRows() : entry;
+    }
+
+    @Override
+    public void advance(ForwardResult result) {
+        if (fed < feed.length) {
+            return; // a chunk of the catch-up: nothing to draw yet
+        }
+        float[] logits = result.lastLogits(0);
+        SamplingParams sp = request.sampling();
+        int pos = length + n;
+        int token;
+        double top;
+        if (sp.isGreedy()) {
+            float[] processed = logits.clone();
+            LogitsProcessors.apply(processed, sp, context, pos);
+            token = Sampler.argmax(processed);
+            top = threshold > 0 ? topProbability(processed, token) : 1;
+        } else {
+            double[] dist = Sampler.distribution(logits, sp, context, pos);
+            // q sums to 1, so a total of 1 draws exactly as Sampler.sample would from q
+            token = Sampler.inverseCdf(dist, 1.0, CounterRng.uniform(sp.seed(), request.streamId(), pos, RngPurpose.DRAFT, 0));
+            q[n] = dist;
+            top = 0;
+            for (double v : dist) {
+                top = Math.max(top, v);
+            }
+        }
+        if (n > 0 && top < threshold) {
+            done = true;
+            return;
+        }
+        tokens[n++] = token;
+        context[pos] = token;
+        if (n == maxTokens) {
+            done = true;
+        } else {
+            feed = new int[] {token};
+            fed = 0;
+        }
+    }
+
+    @Override
+    public Draft draft() {
+        if (!done) {
+            throw new IllegalStateException("the draft is not complete");
+        }
+        return new Draft(Arrays.copyOf(tokens, n), q == null ? null : Arrays.copyOf(q, n));
     }
 
     /** Softmax probability of {@code best} (the argmax) among the processed logits. */
@@ -98,6 +168,8 @@ final class DrafterModel implements Drafter {
 
     @Override
     public void close() {
-        kv.close();
+        if (kv != null) {
+            kv.close();
+        }
     }
 }

@@ -1,7 +1,11 @@
 package dev.tandem.decoding.speculative;
 
 import dev.tandem.decoding.DecodeStats;
+import dev.tandem.decoding.DecodingTask;
 import dev.tandem.decoding.GenerationRequest;
+import dev.tandem.transformer.Batch;
+import dev.tandem.transformer.ForwardResult;
+import dev.tandem.transformer.LanguageModel;
 
 import java.util.Arrays;
 
@@ -11,6 +15,7 @@ import java.util.Arrays;
  */
 final class DrafterPromptLookup implements Drafter {
     private final int maxNgram;
+    private Draft draft = Draft.EMPTY;
 
     DrafterPromptLookup(int maxNgram) {
         this.maxNgram = maxNgram;
@@ -22,9 +27,38 @@ final class DrafterPromptLookup implements Drafter {
     }
 
     @Override
-    public Draft propose(int[] context, int length, int maxTokens, GenerationRequest request, DecodeStats.Recorder stats) {
+    public LanguageModel model() {
+        return null;
+    }
+
+    @Override
+    public void start(DecodingTask.KvSource kv) {
+    }
+
+    @Override
+    public void begin(int[] context, int length, int maxTokens, GenerationRequest request, DecodeStats.Recorder stats) {
         int[] found = lookup(context, length, maxNgram, maxTokens);
-        return found.length == 0 ? Draft.EMPTY : new Draft(found, null);
+        draft = found.length == 0 ? Draft.EMPTY : new Draft(found, null);
+    }
+
+    @Override
+    public boolean complete() {
+        return true;
+    }
+
+    @Override
+    public Batch.Entry next(DecodingTask.PrefillBudget prefill) {
+        return null;
+    }
+
+    @Override
+    public void advance(ForwardResult result) {
+        throw new IllegalStateException("prompt lookup runs no passes");
+    }
+
+    @Override
+    public Draft draft() {
+        return draft;
     }
 
     /**

@@ -2,6 +2,7 @@ package dev.tandem.decoding.speculative;
 
 import dev.tandem.decoding.DecodeStats;
 import dev.tandem.decoding.DecodingStrategy;
+import dev.tandem.decoding.DecodingTask;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.RequestState;
@@ -126,6 +127,12 @@ public final class LookaheadDecoding implements DecodingStrategy {
 
     LookaheadDecoding withObserver(StepObserver observer) {
         return new LookaheadDecoding(target, window, ngram, candidates, observer);
+    }
+
+    /** Not yet a step machine: runs only alone, through {@link #generate}. */
+    @Override
+    public DecodingTask task(GenerationRequest request) {
+        throw new UnsupportedOperationException(name() + " does not run as steps yet");
     }
 
     @Override

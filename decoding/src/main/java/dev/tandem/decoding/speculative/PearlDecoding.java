@@ -2,6 +2,7 @@ package dev.tandem.decoding.speculative;
 
 import dev.tandem.decoding.DecodeStats;
 import dev.tandem.decoding.DecodingStrategy;
+import dev.tandem.decoding.DecodingTask;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.RequestState;
@@ -86,6 +87,12 @@ public final class PearlDecoding implements DecodingStrategy {
      */
     public static PearlDecoding adaptive(LanguageModel target, LanguageModel draft) {
         return new PearlDecoding(target, draft, DEFAULT_DRAFT_LENGTH, true);
+    }
+
+    /** Not yet a step machine: runs only alone, through {@link #generate}. */
+    @Override
+    public DecodingTask task(GenerationRequest request) {
+        throw new UnsupportedOperationException(name() + " does not run as steps yet");
     }
 
     @Override

@@ -1,6 +1,7 @@
 package dev.tandem.decoding.speculative;
 
 import dev.tandem.decoding.DecodingStrategy;
+import dev.tandem.decoding.DecodingTask;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.TokenEvent;
@@ -45,8 +46,7 @@ public final class PromptLookupDecoding implements DecodingStrategy {
     }
 
     @Override
-    public GenerationResult generate(GenerationRequest request, Consumer<TokenEvent> listener) {
-        return SpeculativeDecoding.runChain(name(), target, () -> new DrafterPromptLookup(maxNgram), draftLength,
-                request, listener);
+    public DecodingTask task(GenerationRequest request) {
+        return new ChainTask(name(), target, new DrafterPromptLookup(maxNgram), draftLength, request);
     }
 }

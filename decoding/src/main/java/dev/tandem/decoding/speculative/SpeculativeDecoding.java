@@ -2,22 +2,18 @@ package dev.tandem.decoding.speculative;
 
 import dev.tandem.decoding.DecodeStats;
 import dev.tandem.decoding.DecodingStrategy;
+import dev.tandem.decoding.DecodingTask;
 import dev.tandem.decoding.GenerationRequest;
-import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.RequestState;
 import dev.tandem.decoding.SharedVocabulary;
-import dev.tandem.decoding.TokenEvent;
 import dev.tandem.decoding.sampling.LogitsProcessors;
 import dev.tandem.decoding.sampling.Sampler;
 import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.transformer.Batch;
-import dev.tandem.transformer.ForwardResult;
 import dev.tandem.transformer.LanguageModel;
 
 import java.util.Arrays;
-import java.util.function.Consumer;
-import java.util.function.Supplier;
 
 /**
  * Draft-model speculative decoding (Leviathan et al.): per round the draft model proposes γ tokens, the
@@ -88,8 +84,8 @@ public final class SpeculativeDecoding implements DecodingStrategy {
     }
 
     @Override
-    public GenerationResult generate(GenerationRequest request, Consumer<TokenEvent> listener) {
-        return runChain(name(), target, () -> new DrafterModel(draft, threshold), draftLength, request, listener);
+    public DecodingTask task(GenerationRequest request) {
+        return new ChainTask(name(), target, new DrafterModel(draft, threshold), draftLength, request);
     }
 
     /** @throws TandemException unless the draft's token ids mean what the target's do ({@link SharedVocabulary}) */
@@ -148,63 +144,4 @@ public final class SpeculativeDecoding implements DecodingStrategy {
                 : ChainVerifier.sample(chain, p, q, sp.seed(), stream, length);
     }
 
-    /**
-     * The draft-and-verify loop shared by the chain methods. Invariant between rounds: the target's KV
-     * sequence holds the context without its last token, which the next verification pass feeds first.
-     */
-    static GenerationResult runChain(String method, LanguageModel target, Supplier<Drafter> drafters, int draftLength,
-                                     GenerationRequest request, Consumer<TokenEvent> listener) {
-        DecodeStats.Recorder stats = new DecodeStats.Recorder(method);
-        RequestState state = RequestState.start(target, request);
-        SamplingParams sp = request.sampling();
-        int targetContext = target.config().maxContext();
-        try (Drafter drafter = drafters.get()) {
-            prefillAllButLast(target, state, stats);
-            while (!state.finished()) {
-                long roundStart = System.nanoTime();
-                int length = state.contextLength();
-                int remaining = request.maxTokens() - state.generated();
-                int gamma = roundLength(draftLength, remaining, targetContext - length - 1, drafter.room(length));
-                int[] context = state.context(gamma + 1);
-                Drafter.Draft d = Drafter.Draft.EMPTY;
-                if (gamma > 0) {
-                    long t0 = System.nanoTime();
-                    d = drafter.propose(context, length, gamma, request, stats);
-                    stats.addDraftNanos(System.nanoTime() - t0);
-                }
-                int[] tokens = d.tokens();
-                int n = tokens.length;
-                System.arraycopy(tokens, 0, context, length, n);
-
-                long t0 = System.nanoTime();
-                int[] rows = new int[n + 1];
-                rows[0] = context[length - 1];
-                System.arraycopy(tokens, 0, rows, 1, n);
-                ForwardResult fr = target.forward(Batch.of(Batch.Entry.continuationAllLogits(state.kv(), rows)));
-                stats.targetPass();
-                float[][] logits = new float[n + 1][];
-                for (int i = 0; i <= n; i++) {
-                    logits[i] = fr.logits(0, i);
-                }
-                Verdict verdict = verifyChain(tokens, d.q(), logits, false, sp, context, length, request.streamId());
-                int accepted = verdict.accepted();
-                stats.verification(n, accepted);
-                stats.addVerifyNanos(System.nanoTime() - t0);
-
-                // The target now holds length + n positions; keep the context through the last accepted draft token.
-                state.kv().truncate(length + accepted);
-                for (int i = 0; i < accepted && !state.finished(); i++) {
-                    listener.accept(state.acceptToken(tokens[i], logits[i]));
-                }
-                if (!state.finished()) {
-                    listener.accept(state.acceptToken(verdict.next(), logits[accepted]));
-                }
-                state.addDecodeStep(System.nanoTime() - roundStart);
-            }
-            return state.result().withDecodeStats(stats.build(state.result().generatedIds().length));
-        } catch (RuntimeException | Error e) {
-            state.abandon();
-            throw e;
-        }
-    }
 }

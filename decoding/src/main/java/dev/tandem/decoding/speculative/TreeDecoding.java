@@ -2,6 +2,7 @@ package dev.tandem.decoding.speculative;
 
 import dev.tandem.decoding.DecodeStats;
 import dev.tandem.decoding.DecodingStrategy;
+import dev.tandem.decoding.DecodingTask;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.RequestState;
@@ -98,6 +99,12 @@ public final class TreeDecoding implements DecodingStrategy {
 
     TreeDecoding withObserver(RoundObserver observer) {
         return new TreeDecoding(target, draft, nodeBudget, topK, maxDepth, observer);
+    }
+
+    /** Not yet a step machine: runs only alone, through {@link #generate}. */
+    @Override
+    public DecodingTask task(GenerationRequest request) {
+        throw new UnsupportedOperationException(name() + " does not run as steps yet");
     }
 
     @Override
