@@ -584,6 +584,11 @@ public final class KvCache implements AutoCloseable {
         return storage;
     }
 
+    /** Whether {@link #close()} was called (the storage is then freed). */
+    public synchronized boolean isClosed() {
+        return closed;
+    }
+
     private void checkOpen() {
         if (closed) {
             throw new IllegalStateException("KV cache is closed");
