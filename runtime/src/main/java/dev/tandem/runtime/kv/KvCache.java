@@ -45,9 +45,8 @@ import java.util.Map;
  * <h2>Threads</h2>
  * The block pool, the reference counts, the reservations and the prefix index are guarded by this
  * cache's monitor: sequences and reservations may be created, forked, published, attached and closed
- * from any thread. One sequence is
- * used by one thread at a time. Writing keys and values into slots is the business of whoever holds
- * the sequence (the forward pass).
+ * from any thread. One sequence is used by one thread at a time. Writing keys and values into slots is
+ * the business of whoever holds the sequence (the forward pass).
  */
 public final class KvCache implements AutoCloseable {
     /** Chained hash of one block of tokens given the hash of its parent (the blocks before it). */

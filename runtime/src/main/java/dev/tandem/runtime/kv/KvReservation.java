@@ -91,7 +91,8 @@ public final class KvReservation implements AutoCloseable {
     TandemException exhausted(int needed) {
         return new TandemException("KV reservation of " + limit + " block" + (limit == 1 ? "" : "s") + " exhausted: "
                 + needed + " more block" + (needed == 1 ? "" : "s") + " needed but only " + (limit - charged)
-                + " left (the other " + charged + " were taken by its sequences and are not back in the pool).");
+                + " left (the other " + charged + (charged == 1 ? " was taken by its sequences and is" : " were taken by its sequences and are")
+                + " not back in the pool).");
     }
 
     /**
