@@ -35,11 +35,18 @@ import java.util.Map;
  * Published KV must have been computed causally from position 0 by the model that owns this cache
  * (one cache serves one model and one KV dtype, so those need no key of their own).
  *
+ * <h2>Reservations</h2>
+ * {@link #reserve} promises blocks to one user: the sequences of a {@link KvReservation} can take
+ * them whatever other users of the cache do. Each block taken from the pool by a sequence of an open
+ * reservation is charged to that reservation until the block returns to the pool; the cache keeps
+ * {@code free blocks ≥ Σ over open reservations (limit − charged)} ({@link #reservedBlocks()}), and a
+ * sequence outside any reservation takes a block only where that stays true. See {@link KvReservation}.
+ *
  * <h2>Threads</h2>
- * The block pool, the reference counts and the prefix index are guarded by this cache's monitor:
- * sequences may be created, forked, published, attached and closed from any thread. One sequence is
- * used by one thread at a time. Writing keys and values into slots is the business of whoever holds
- * the sequence (the forward pass).
+ * The block pool, the reference counts, the reservations and the prefix index are guarded by this
+ * cache's monitor: sequences and reservations may be created, forked, published, attached and closed
+ * from any thread. One sequence is used by one thread at a time. Writing keys and values into slots is
+ * the business of whoever holds the sequence (the forward pass).
  */
 public final class KvCache implements AutoCloseable {
     /** Chained hash of one block of tokens given the hash of its parent (the blocks before it). */
@@ -89,6 +96,10 @@ public final class KvCache implements AutoCloseable {
     private final int[] freeStack;
     private int freeTop;
     private final PrefixEntry[] entryOfBlock;
+    /** Per block in use, the reservation it is charged to (null: none, or one closed since). */
+    private final KvReservation[] chargedTo;
+    /** Σ over open reservations of (limit − charged); never more than freeTop. */
+    private int reserved;
     private final Map<Long, PrefixEntry> index = new HashMap<>();
     private int published;
     private PrefixHasher hasher = DEFAULT_HASHER;
@@ -124,6 +135,7 @@ public final class KvCache implements AutoCloseable {
         this.refCounts = new int[numBlocks];
         this.freeStack = new int[numBlocks];
         this.entryOfBlock = new PrefixEntry[numBlocks];
+        this.chargedTo = new KvReservation[numBlocks];
         // Hand out low block numbers first: makes block tables easy to read in tests and dumps.
         for (int i = 0; i < numBlocks; i++) {
             freeStack[i] = numBlocks - 1 - i;
@@ -182,9 +194,69 @@ public final class KvCache implements AutoCloseable {
         return (int) (((long) tokens + blockSize - 1) >> blockShift);
     }
 
+    /**
+     * A new, empty sequence outside any reservation: it takes blocks only from those free and not
+     * reserved ({@link #freeBlocks()} − {@link #reservedBlocks()}).
+     */
     public KvSequence newSequence() {
+        return newSequence(null);
+    }
+
+    synchronized KvSequence newSequence(KvReservation reservation) {
         checkOpen();
-        return new KvSequence(this);
+        return new KvSequence(this, reservation);
+    }
+
+    // ---------------------------------------------------------------- reservations (under the monitor)
+
+    /**
+     * Reserves {@code blocks} blocks, all or nothing: while the reservation is open, the blocks its
+     * sequences take (up to {@code blocks} at once) are guaranteed, whatever other users of this cache
+     * do. Close it when done (see {@link KvReservation}).
+     *
+     * @throws TandemException when fewer than {@code blocks} blocks are free and not already reserved
+     */
+    public synchronized KvReservation reserve(int blocks) {
+        KvReservation r = tryReserve(blocks);
+        if (r == null) {
+            throw new TandemException("cannot reserve " + blocks + " KV block" + (blocks == 1 ? "" : "s") + ": only "
+                    + (freeTop - reserved) + " of the cache's " + numBlocks + " blocks of " + blockSize + " tokens ("
+                    + bytesPerBlock() + " bytes each) are free and not already reserved (" + freeTop + " free, "
+                    + reserved + " of them reserved).");
+        }
+        return r;
+    }
+
+    /**
+     * Like {@link #reserve} but returns null instead of throwing when the blocks are not available (for
+     * an admission loop that waits for them).
+     */
+    public synchronized KvReservation tryReserve(int blocks) {
+        checkOpen();
+        if (blocks < 0) {
+            throw new IllegalArgumentException("cannot reserve " + blocks + " blocks");
+        }
+        if (blocks > freeTop - reserved) {
+            return null;
+        }
+        reserved += blocks;
+        return new KvReservation(this, blocks);
+    }
+
+    synchronized void closeReservation(KvReservation r) {
+        if (!r.closed) {
+            r.closed = true;
+            reserved -= r.limit() - r.charged;
+            r.charged = 0; // what it still holds stays in use, charged to no one (see releaseBlock)
+        }
+    }
+
+    /**
+     * Blocks promised to open reservations and not taken yet: Σ (limit − charged). At most
+     * {@link #freeBlocks()}; a sequence outside any reservation can take only the difference.
+     */
+    public synchronized int reservedBlocks() {
+        return reserved;
     }
 
     // ---------------------------------------------------------------- block pool (under the monitor)
@@ -192,21 +264,19 @@ public final class KvCache implements AutoCloseable {
     private TandemException full(int needed) {
         return new TandemException("KV cache is full: " + needed + " more block" + (needed == 1 ? "" : "s")
                 + " needed but " + freeTop + " of " + numBlocks + " blocks of " + blockSize + " tokens ("
-                + bytesPerBlock() + " bytes each, " + bytesPerBlock() * numBlocks + " bytes in all) are free.");
+                + bytesPerBlock() + " bytes each, " + bytesPerBlock() * numBlocks + " bytes in all) are free"
+                + (reserved == 0 ? "." : " and " + reserved + " of those are reserved."));
     }
 
-    /** Takes one free block (reference count 1). */
-    synchronized int allocateBlock() {
-        checkOpen();
-        if (freeTop == 0) {
-            throw full(1);
-        }
-        return takeFree();
-    }
-
-    private int takeFree() {
+    /** Takes one free block (reference count 1), charged to {@code r} unless null. */
+    private int takeFree(KvReservation r) {
         int block = freeStack[--freeTop];
         refCounts[block] = 1;
+        if (r != null) {
+            chargedTo[block] = r;
+            r.charged++;
+            reserved--;
+        }
         return block;
     }
 
@@ -215,10 +285,13 @@ public final class KvCache implements AutoCloseable {
      * to it, and takes {@code fresh} new blocks. Returns {@code write.length + fresh} blocks: for each
      * block of {@code write}, itself when the caller is its sole holder (it is unpublished, since its
      * content is about to change) or else a new block the caller must fill (copy) and then use instead,
-     * releasing the old one; then the {@code fresh} new blocks. On a full pool nothing changes.
+     * releasing the old one; then the {@code fresh} new blocks. The blocks taken from the pool are charged
+     * to {@code reservation} while it is open; without one (or once it is closed) only blocks free and
+     * not reserved can be taken. When they cannot all be had, nothing changes.
      */
-    synchronized int[] acquire(int[] write, int fresh) {
+    synchronized int[] acquire(KvReservation reservation, int[] write, int fresh) {
         checkOpen();
+        KvReservation r = reservation != null && !reservation.closed ? reservation : null;
         int needed = fresh;
         for (int b : write) {
             if (refCounts[b] <= 0) {
@@ -228,7 +301,12 @@ public final class KvCache implements AutoCloseable {
                 needed++;
             }
         }
-        if (needed > freeTop) {
+        if (r != null) {
+            if (needed > r.limit() - r.charged) {
+                throw r.exhausted(needed);
+            }
+            // free ≥ reserved ≥ limit − charged ≥ needed: the promise is kept.
+        } else if (needed > freeTop - reserved) {
             throw full(needed);
         }
         int[] out = new int[write.length + fresh];
@@ -238,11 +316,11 @@ public final class KvCache implements AutoCloseable {
                 unpublish(b);
                 out[i] = b;
             } else {
-                out[i] = takeFree();
+                out[i] = takeFree(r);
             }
         }
         for (int i = 0; i < fresh; i++) {
-            out[write.length + i] = takeFree();
+            out[write.length + i] = takeFree(r);
         }
         return out;
     }
@@ -267,6 +345,14 @@ public final class KvCache implements AutoCloseable {
         }
         if (--refCounts[block] == 0) {
             unpublish(block);
+            KvReservation r = chargedTo[block];
+            if (r != null) {
+                chargedTo[block] = null;
+                if (!r.closed) {
+                    r.charged--;
+                    reserved++;
+                }
+            }
             freeStack[freeTop++] = block;
         }
     }
@@ -497,6 +583,11 @@ public final class KvCache implements AutoCloseable {
         return storage;
     }
 
+    /** Whether {@link #close()} was called (the storage is then freed). */
+    public synchronized boolean isClosed() {
+        return closed;
+    }
+
     private void checkOpen() {
         if (closed) {
             throw new IllegalStateException("KV cache is closed");
@@ -509,6 +600,7 @@ public final class KvCache implements AutoCloseable {
         if (!closed) {
             closed = true;
             index.clear();
+            Arrays.fill(chargedTo, null);
             storage.close();
         }
     }

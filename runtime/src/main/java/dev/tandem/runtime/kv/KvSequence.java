@@ -25,18 +25,21 @@ public final class KvSequence implements AutoCloseable {
     private static final int[] NO_BLOCKS = new int[0];
 
     private final KvCache cache;
+    private final KvReservation reservation;
     private int[] blocks;
     private int blockCount;
     private int length;
     private boolean closed;
 
-    KvSequence(KvCache cache) {
+    KvSequence(KvCache cache, KvReservation reservation) {
         this.cache = cache;
+        this.reservation = reservation;
         this.blocks = new int[4];
     }
 
-    private KvSequence(KvCache cache, int[] blocks, int blockCount, int length) {
+    private KvSequence(KvCache cache, KvReservation reservation, int[] blocks, int blockCount, int length) {
         this.cache = cache;
+        this.reservation = reservation;
         this.blocks = blocks;
         this.blockCount = blockCount;
         this.length = length;
@@ -44,6 +47,11 @@ public final class KvSequence implements AutoCloseable {
 
     public KvCache cache() {
         return cache;
+    }
+
+    /** The reservation the blocks this sequence takes are charged to; null when it was made outside one. */
+    public KvReservation reservation() {
+        return reservation;
     }
 
     /** Number of cached positions. */
@@ -88,7 +96,8 @@ public final class KvSequence implements AutoCloseable {
      * Extends the sequence by {@code count} positions and returns their physical slots, allocating
      * blocks as needed. When the last block is partly filled and shared with another sequence, it is
      * first copied to a block of this sequence's own (copy-on-write), so writing the new rows never
-     * changes what another sequence sees. On a full cache nothing changes and a
+     * changes what another sequence sees. The blocks taken are charged to this sequence's
+     * {@link #reservation()}. On a full cache (or an exhausted reservation) nothing changes and a
      * {@link dev.tandem.runtime.TandemException} says so.
      */
     public int[] append(int count) {
@@ -110,14 +119,14 @@ public final class KvSequence implements AutoCloseable {
         int[] got;
         if (used != 0) {
             int last = blocks[blockCount - 1];
-            got = cache.acquire(new int[] {last}, fresh);
+            got = cache.acquire(reservation, new int[] {last}, fresh);
             if (got[0] != last) {
                 cache.copyRows(last, got[0], used);
                 blocks[blockCount - 1] = got[0];
                 cache.releaseBlock(last);
             }
         } else {
-            got = cache.acquire(NO_BLOCKS, fresh);
+            got = cache.acquire(reservation, NO_BLOCKS, fresh);
         }
         ensureCapacity(needBlocks);
         System.arraycopy(got, got.length - fresh, blocks, blockCount, fresh);
@@ -152,14 +161,15 @@ public final class KvSequence implements AutoCloseable {
     }
 
     /**
-     * A new sequence sharing every block of this one (each gains a reference), of the same length.
-     * Either may then append, truncate or compact without the other seeing it.
+     * A new sequence sharing every block of this one (each gains a reference), of the same length and in
+     * the same reservation (sharing takes no block, so charges nothing). Either may then append, truncate
+     * or compact without the other seeing it.
      */
     public KvSequence fork() {
         checkOpen();
         int[] table = Arrays.copyOf(blocks, Math.max(4, blockCount));
         cache.retain(table, blockCount);
-        return new KvSequence(cache, table, blockCount, length);
+        return new KvSequence(cache, reservation, table, blockCount, length);
     }
 
     /**
@@ -168,8 +178,9 @@ public final class KvSequence implements AutoCloseable {
      * {@code keep[i]} held. {@code keep} must be strictly increasing, each in {@code [base, length)}.
      * This keeps an accepted path of a token tree (the tree's rows after {@code base}) and drops the rest.
      * Rows are moved in place (K and V, every layer); a shared block that receives rows is first copied
-     * (copy-on-write); blocks past the new length go back to the pool. On a full cache (copy-on-write
-     * needs blocks) nothing changes and a {@link dev.tandem.runtime.TandemException} says so.
+     * (copy-on-write, charged to this sequence's reservation); blocks past the new length go back to the
+     * pool. On a full cache or an exhausted reservation (copy-on-write needs blocks) nothing changes and a
+     * {@link dev.tandem.runtime.TandemException} says so.
      */
     public void compact(int base, int[] keep) {
         checkOpen();
@@ -197,7 +208,7 @@ public final class KvSequence implements AutoCloseable {
         int fromBlock = firstDest >> shift;
         int toBlock = (newLength - 1) >> shift;
         int[] old = Arrays.copyOfRange(blocks, fromBlock, toBlock + 1);
-        int[] got = cache.acquire(old, 0);
+        int[] got = cache.acquire(reservation, old, 0);
         // Copy-on-write: the first written block keeps its rows before firstDest; later written blocks
         // are overwritten up to the new length, so need nothing copied.
         for (int b = fromBlock; b <= toBlock; b++) {
@@ -246,7 +257,7 @@ public final class KvSequence implements AutoCloseable {
 
     /**
      * On an empty sequence: attaches the longest run of indexed full blocks that starts {@code tokens}
-     * (sharing them, no copy) and returns the number of positions attached, a multiple of the block size
+     * (sharing them, no copy, so nothing is charged to a reservation) and returns the number of positions attached, a multiple of the block size
      * (0 when none); the caller computes the rest. To keep at least one position to compute (for its
      * logits), pass the tokens without the last.
      */

@@ -9,12 +9,15 @@ import org.junit.jupiter.params.provider.MethodSource;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -24,6 +27,13 @@ import static org.junit.jupiter.api.Assertions.fail;
  * rows (K and V of every layer) and the tokens at its positions. A row appended causally holds the
  * KV of its token prefix (a function of the exact prefix), so attaching a published prefix must give
  * the rows a fresh computation would; some appends write junk rows, which must never be published.
+ *
+ * <p>Reservations are opened and closed at random and sequences made in and out of them. The reference
+ * charges each block that appears in some block table to the reservation of the sequence whose operation
+ * made it appear (if open), until it leaves every table, and checks the cache's charges, that
+ * {@code free ≥ Σ (limit − charged)}, and that every append and compact succeeds exactly when the blocks
+ * it takes are available — within its reservation's limit for a sequence of an open reservation
+ * (whatever the others did), within the free and unreserved blocks otherwise.
  */
 class KvCachePropertyTest {
     /** Fixed by default so failures reproduce; override with -Dtandem.test.seed=... to explore. */
@@ -36,6 +46,8 @@ class KvCachePropertyTest {
     private static final int LAYERS = 2, KV_HEADS = 2, HEAD_DIM = 4, BLOCK = 4, BLOCKS = 64;
     private static final int WIDTH = KV_HEADS * HEAD_DIM;
     private static final int MAX_LIVE = 16, MAX_LENGTH = 64, VOCAB = 3;
+    private static final int MAX_RESERVATIONS = 6, MAX_RESERVATION = 12;
+    private static final int KINDS = 13;
 
     static Stream<Arguments> cases() {
         return Stream.of(
@@ -48,11 +60,17 @@ class KvCachePropertyTest {
     /** The reference: tokens and row keys per position; a row's content is a function of its key. */
     private static final class Model {
         final KvSequence seq;
+        final Res res; // the reservation it was made in (or forked from a sequence of); null for none
         final List<Integer> tokens = new ArrayList<>();
         final List<Long> rows = new ArrayList<>();
 
         Model(KvSequence seq) {
+            this(seq, null);
+        }
+
+        Model(KvSequence seq, Res res) {
             this.seq = seq;
+            this.res = res;
         }
 
         int length() {
@@ -79,6 +97,142 @@ class KvCachePropertyTest {
                 n++;
             }
             return n;
+        }
+    }
+
+    /** The reference of one reservation. */
+    private static final class Res {
+        final KvReservation reservation;
+        final int limit;
+        boolean closed;
+
+        Res(KvReservation reservation, int limit) {
+            this.reservation = reservation;
+            this.limit = limit;
+        }
+    }
+
+    /**
+     * The reference's block accounting: the blocks in some live sequence's table, and for each the
+     * reservation it is charged to (null: none).
+     */
+    private static final class Charges {
+        Set<Integer> used = new HashSet<>();
+        final Map<Integer, Res> chargedTo = new HashMap<>();
+        final List<Res> reservations = new ArrayList<>();
+
+        int charged(Res r) {
+            if (r.closed) {
+                return 0;
+            }
+            int n = 0;
+            for (Res c : chargedTo.values()) {
+                if (c == r) {
+                    n++;
+                }
+            }
+            return n;
+        }
+
+        /** Σ over open reservations of (limit − charged). */
+        int reserved() {
+            int n = 0;
+            for (Res r : reservations) {
+                if (!r.closed) {
+                    n += r.limit - charged(r);
+                }
+            }
+            return n;
+        }
+
+        int free() {
+            return BLOCKS - used.size();
+        }
+
+        /** Blocks a sequence of {@code r} may take now: its reservation's rest, or the unreserved free ones. */
+        int available(Res r) {
+            return r != null && !r.closed ? r.limit - charged(r) : free() - reserved();
+        }
+
+        /**
+         * After one operation by a sequence of {@code actor} (null: outside any reservation): blocks new to
+         * the tables are charged to it if open, blocks gone from every table are charged to no one. Only
+         * operations that take blocks ({@code mayTake}) may add any; returns how many were added.
+         */
+        int update(List<Model> live, Res actor, boolean mayTake, String context) {
+            Set<Integer> now = new HashSet<>();
+            for (Model m : live) {
+                for (int b = 0; b < m.seq.blockCount(); b++) {
+                    now.add(m.seq.blockTable()[b]);
+                }
+            }
+            int added = 0;
+            for (int b : now) {
+                if (!used.contains(b)) {
+                    assertTrue(mayTake, context + ": block " + b + " appeared in a table without being taken");
+                    chargedTo.put(b, actor != null && !actor.closed ? actor : null);
+                    added++;
+                }
+            }
+            for (int b : used) {
+                if (!now.contains(b)) {
+                    chargedTo.remove(b);
+                }
+            }
+            used = now;
+            return added;
+        }
+
+        void close(Res r) {
+            r.closed = true;
+            chargedTo.replaceAll((b, c) -> c == r ? null : c);
+        }
+
+        void check(KvCache cache, String context) {
+            for (Res r : reservations) {
+                int charged = charged(r);
+                assertEquals(charged, r.reservation.charged(), context + ": blocks charged to a reservation of " + r.limit);
+                assertTrue(charged <= r.limit, context + ": charged within the limit");
+                assertEquals(r.closed ? 0 : r.limit - charged, r.reservation.remaining(), context + ": remaining");
+                assertEquals(r.closed, r.reservation.isClosed(), context);
+            }
+            assertEquals(reserved(), cache.reservedBlocks(), context + ": reserved blocks = Σ (limit − charged)");
+            assertTrue(cache.freeBlocks() >= cache.reservedBlocks(), context + ": free " + cache.freeBlocks()
+                    + " ≥ reserved " + cache.reservedBlocks());
+        }
+    }
+
+    /** Blocks {@code append(count)} takes from the pool: new blocks, plus a copy of a shared partial last block. */
+    private static int blocksToAppend(KvCache cache, KvSequence s, int count) {
+        int fresh = cache.blocksNeeded(s.length() + count) - s.blockCount();
+        boolean copy = s.length() % BLOCK != 0 && cache.refCount(s.blockTable()[s.blockCount() - 1]) > 1;
+        return fresh + (copy ? 1 : 0);
+    }
+
+    /** Blocks {@code compact(base, keep)} takes from the pool: a copy of each shared block that receives moved rows. */
+    private static int blocksToCompact(KvCache cache, KvSequence s, int base, int[] keep) {
+        int first = 0;
+        while (first < keep.length && keep[first] == base + first) {
+            first++;
+        }
+        if (first == keep.length) {
+            return 0; // nothing moves: a truncation
+        }
+        int n = 0;
+        for (int b = (base + first) / BLOCK; b <= (base + keep.length - 1) / BLOCK; b++) {
+            if (cache.refCount(s.blockTable()[b]) > 1) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    /** Checks a failure to take {@code needed} blocks says the right thing: exhausted reservation or full cache. */
+    private static void assertRefusal(TandemException e, Res r, String context) {
+        if (r != null && !r.closed) {
+            assertTrue(e.getMessage().startsWith("KV reservation of " + r.limit + " block"), context + ": " + e.getMessage());
+        } else {
+            assertTrue(e.getMessage().contains("KV cache is full"), context + ": " + e.getMessage());
         }
     }
 
@@ -183,7 +337,8 @@ class KvCachePropertyTest {
                 templates[t][i] = rnd.nextInt(VOCAB);
             }
         }
-        int[] counts = new int[11];
+        int[] counts = new int[KINDS];
+        int protectedTakes = 0, exhausted = 0, refusedReservations = 0;
         int peak = 0;
         long probesAttached = 0;
         List<int[]> publishedTokens = new ArrayList<>();
@@ -194,17 +349,24 @@ class KvCachePropertyTest {
                 cache.prefixHasherForTesting((parent, tokens, from, to) -> parent * 31 + (tokens[from] & 1));
             }
             List<Model> live = new ArrayList<>();
+            Charges charges = new Charges();
             for (int op = 0; op < OPERATIONS; op++) {
-                int kind = live.isEmpty() ? 0 : rnd.nextInt(11);
+                int kind = live.isEmpty() ? 0 : rnd.nextInt(KINDS);
                 String context = "seed " + seed + " op " + op + " kind " + kind;
                 Model m = live.isEmpty() ? null : live.get(rnd.nextInt(live.size()));
+                Res actor = m == null ? null : m.res;
+                boolean mayTake = false;
                 switch (kind) {
-                    case 0 -> { // new sequence, maybe attaching a published prefix, then its prompt
+                    case 0 -> { // new sequence, in an open reservation or not, maybe attaching a published prefix, then its prompt
                         if (live.size() >= MAX_LIVE) {
                             break;
                         }
                         int[] prompt = prompt(rnd, templates);
-                        Model n = new Model(cache.newSequence());
+                        List<Res> open = charges.reservations.stream().filter(r -> !r.closed).toList();
+                        actor = open.isEmpty() || rnd.nextInt(3) == 0 ? null : open.get(rnd.nextInt(open.size()));
+                        mayTake = true;
+                        Model n = new Model(actor == null ? cache.newSequence() : actor.reservation.newSequence(), actor);
+                        assertEquals(actor == null ? null : actor.reservation, n.seq.reservation(), context);
                         int attached = rnd.nextInt(4) != 0 ? n.seq.attachPrefix(prompt) : 0;
                         assertEquals(0, attached % BLOCK, context);
                         assertTrue(attached <= prompt.length, context);
@@ -216,7 +378,14 @@ class KvCachePropertyTest {
                             n.rows.add(h);
                         }
                         live.add(n);
-                        if (!append(cache, n, Arrays.copyOfRange(prompt, attached, prompt.length), false, context)) {
+                        // attaching takes no block: nothing new may be charged
+                        charges.update(live, actor, false, context + " attach");
+                        int[] rest = Arrays.copyOfRange(prompt, attached, prompt.length);
+                        int needed = blocksToAppend(cache, n.seq, rest.length);
+                        if (rest.length > 0 && actor != null && !actor.closed && needed > charges.free() - charges.reserved()) {
+                            protectedTakes++;
+                        }
+                        if (!append(cache, n, rest, false, needed <= charges.available(actor), actor, context)) {
                             fullErrors++;
                         } else if (rnd.nextBoolean()) {
                             n.seq.publish(prompt);
@@ -232,15 +401,24 @@ class KvCachePropertyTest {
                         for (int i = 0; i < count; i++) {
                             t[i] = rnd.nextInt(VOCAB);
                         }
-                        if (!append(cache, m, t, rnd.nextInt(5) == 0, context)) {
+                        mayTake = true;
+                        int needed = blocksToAppend(cache, m.seq, count);
+                        if (actor != null && !actor.closed && needed > charges.free() - charges.reserved()) {
+                            protectedTakes++;
+                        }
+                        if (!append(cache, m, t, rnd.nextInt(5) == 0, needed <= charges.available(actor), actor, context)) {
                             fullErrors++;
+                            if (actor != null && !actor.closed) {
+                                exhausted++;
+                            }
                         }
                     }
                     case 3 -> { // fork
                         if (live.size() >= MAX_LIVE) {
                             break;
                         }
-                        Model f = new Model(m.seq.fork());
+                        Model f = new Model(m.seq.fork(), m.res);
+                        assertEquals(m.seq.reservation(), f.seq.reservation(), context + ": a fork stays in its reservation");
                         f.tokens.addAll(m.tokens);
                         f.rows.addAll(m.rows);
                         live.add(f);
@@ -260,13 +438,17 @@ class KvCachePropertyTest {
                             }
                         }
                         int[] keep = keepList.stream().mapToInt(Integer::intValue).toArray();
+                        mayTake = true;
+                        boolean fits = blocksToCompact(cache, m.seq, base, keep) <= charges.available(actor);
                         try {
                             m.seq.compact(base, keep);
                         } catch (TandemException e) {
-                            assertTrue(e.getMessage().contains("KV cache is full"), e.getMessage());
+                            assertRefusal(e, actor, context);
+                            assertTrue(!fits, context + ": compact refused although its blocks were available: " + e.getMessage());
                             fullErrors++;
                             break;
                         }
+                        assertTrue(fits, context + ": compact took more blocks than were available to it");
                         List<Integer> tokens = new ArrayList<>(m.tokens.subList(0, base));
                         List<Long> rows = new ArrayList<>(m.rows.subList(0, base));
                         for (int p : keep) {
@@ -298,8 +480,48 @@ class KvCachePropertyTest {
                             checkRows(cache, pm, context + " probe");
                         }
                     }
+                    case 11 -> { // reserve, all or nothing
+                        if (charges.reservations.stream().filter(r -> !r.closed).count() >= MAX_RESERVATIONS) {
+                            break;
+                        }
+                        int blocks = rnd.nextInt(MAX_RESERVATION + 1);
+                        boolean fits = blocks <= charges.free() - charges.reserved();
+                        KvReservation r;
+                        if (rnd.nextBoolean()) {
+                            r = cache.tryReserve(blocks);
+                        } else {
+                            try {
+                                r = cache.reserve(blocks);
+                            } catch (TandemException e) {
+                                assertTrue(e.getMessage().startsWith("cannot reserve " + blocks + " KV block"), e.getMessage());
+                                r = null;
+                            }
+                        }
+                        assertEquals(fits, r != null, context + ": reserving " + blocks + " with " + charges.free()
+                                + " free and " + charges.reserved() + " reserved");
+                        if (r == null) {
+                            refusedReservations++;
+                        } else {
+                            assertEquals(blocks, r.limit(), context);
+                            assertEquals(0, r.charged(), context);
+                            charges.reservations.add(new Res(r, blocks));
+                        }
+                    }
+                    case 12 -> { // close a reservation (maybe one closed already); its sequences live on, unreserved
+                        if (charges.reservations.isEmpty()) {
+                            break;
+                        }
+                        Res r = charges.reservations.get(rnd.nextInt(charges.reservations.size()));
+                        r.reservation.close();
+                        charges.close(r);
+                        assertThrows(IllegalStateException.class, r.reservation::newSequence, context);
+                        if (charges.reservations.size() > 2 * MAX_RESERVATIONS) {
+                            charges.reservations.removeIf(x -> x.closed && live.stream().noneMatch(l -> l.res == x));
+                        }
+                    }
                     default -> throw new AssertionError();
                 }
+                charges.update(live, actor, mayTake, context);
                 counts[kind]++;
                 peak = Math.max(peak, cache.usedBlocks());
                 // Soundness of the index: whatever a prefix ever published attaches now is its causal KV.
@@ -319,17 +541,30 @@ class KvCachePropertyTest {
                     }
                 }
                 check(cache, live, context);
+                charges.check(cache, context);
             }
             for (Model m : live) {
                 m.seq.close();
             }
+            live.clear();
+            charges.update(live, null, false, "end");
+            charges.check(cache, "end");
+            for (Res r : charges.reservations) {
+                r.reservation.close();
+            }
+            assertEquals(0, cache.reservedBlocks(), "no reservation left open");
             assertEquals(BLOCKS, cache.freeBlocks(), "every block back in the pool");
             assertEquals(0, cache.usedBlocks());
             assertEquals(0, cache.publishedBlocks(), "the prefix index is empty");
         }
         System.out.println("  operations by kind " + Arrays.toString(counts) + ", full-cache failures " + fullErrors
-                + ", positions attached from the prefix index " + attachedPositions + ", peak blocks used " + peak + ", positions attached by index probes " + probesAttached);
+                + ", positions attached from the prefix index " + attachedPositions + ", peak blocks used " + peak + ", positions attached by index probes " + probesAttached
+                + ", takes by reserved sequences that unreserved ones could not have made " + protectedTakes
+                + ", exhausted reservations " + exhausted + ", refused reservations " + refusedReservations);
         assertTrue(attachedPositions > 0, "the prefix index was exercised");
+        assertTrue(protectedTakes > 0, "reservations were exercised against a full cache");
+        assertTrue(exhausted > 0, "a reservation ran out");
+        assertTrue(refusedReservations > 0, "a reservation was refused");
     }
 
     private static void remember(List<int[]> published, int[] tokens, SplittableRandom rnd) {
@@ -354,10 +589,11 @@ class KvCachePropertyTest {
     }
 
     /**
-     * Appends {@code tokens}, writing causal rows (or junk) through the returned slots; on a full cache
-     * checks nothing changed and returns false.
+     * Appends {@code tokens}, writing causal rows (or junk) through the returned slots; checks it succeeds
+     * exactly when {@code fits}, and on a refusal checks it names the reservation (of {@code r}, if open)
+     * or the full cache, that nothing changed, and returns false.
      */
-    private boolean append(KvCache cache, Model m, int[] tokens, boolean junk, String context) {
+    private boolean append(KvCache cache, Model m, int[] tokens, boolean junk, boolean fits, Res r, String context) {
         if (tokens.length == 0) {
             return true;
         }
@@ -368,13 +604,15 @@ class KvCachePropertyTest {
         try {
             slots = m.seq.append(tokens.length);
         } catch (TandemException e) {
-            assertTrue(e.getMessage().contains("KV cache is full"), e.getMessage());
+            assertRefusal(e, r, context);
+            assertTrue(!fits, context + ": append refused although its blocks were available: " + e.getMessage());
             assertEquals(length, m.seq.length(), context + ": length unchanged by a failed append");
             assertEquals(Arrays.toString(table), Arrays.toString(Arrays.copyOf(m.seq.blockTable(), m.seq.blockCount())),
                     context + ": block table unchanged by a failed append");
             assertEquals(used, cache.usedBlocks(), context + ": no block taken by a failed append");
             return false;
         }
+        assertTrue(fits, context + ": append took more blocks than were available to it");
         long h = ROOT;
         for (int i = 0; i < m.length(); i++) {
             h = prefixKey(h, m.tokens.get(i));

@@ -15,11 +15,16 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -458,6 +463,275 @@ class KvCacheTest {
             root.close();
             assertEquals(0, cache.usedBlocks());
             assertEquals(0, cache.publishedBlocks());
+        }
+    }
+
+    @Test
+    void anotherUserCannotTakeReservedBlocks() {
+        try (KvCache cache = new KvCache(1, 1, 4, 4, 8)) {
+            KvReservation r = cache.reserve(5);
+            assertEquals(5, r.limit());
+            assertEquals(5, cache.reservedBlocks());
+            assertNull(cache.tryReserve(4), "5 of 8 reserved: only 3 left to reserve");
+            TandemException refused = assertThrows(TandemException.class, () -> cache.reserve(4));
+            assertEquals("cannot reserve 4 KV blocks: only 3 of the cache's 8 blocks of 4 tokens (" + cache.bytesPerBlock()
+                    + " bytes each) are free and not already reserved (8 free, 5 of them reserved).", refused.getMessage());
+
+            // an unreserved user gets the 3 blocks nobody reserved, and no more
+            KvSequence other = cache.newSequence();
+            append(other, range(0, 12));
+            int[] table = Arrays.copyOf(other.blockTable(), other.blockCount());
+            TandemException full = assertThrows(TandemException.class, () -> other.append(1));
+            assertEquals("KV cache is full: 1 more block needed but 5 of 8 blocks of 4 tokens (" + cache.bytesPerBlock()
+                    + " bytes each, " + cache.totalBytes() + " bytes in all) are free and 5 of those are reserved.",
+                    full.getMessage());
+            assertArrayEquals(table, Arrays.copyOf(other.blockTable(), other.blockCount()), "nothing changed");
+            assertEquals(3, cache.usedBlocks());
+
+            // the reservation's sequences still get all five, with the cache otherwise full
+            KvSequence mine = r.newSequence();
+            assertSame(r, mine.reservation());
+            append(mine, range(100, 117));
+            assertEquals(5, r.charged());
+            assertEquals(0, cache.freeBlocks());
+            assertEquals(0, cache.reservedBlocks());
+            assertTags(mine, range(100, 117));
+            assertTags(other, range(0, 12));
+
+            // a sixth is a sizing bug of the reservation's owner, told apart from a full cache
+            TandemException exhausted = assertThrows(TandemException.class, () -> mine.append(4));
+            assertEquals("KV reservation of 5 blocks exhausted: 1 more block needed but only 0 left (the other 5 were "
+                    + "taken by its sequences and are not back in the pool).", exhausted.getMessage());
+            assertEquals(17, mine.length());
+
+            // blocks it gives back are its own again, not the other user's
+            mine.truncate(8);
+            assertEquals(2, r.charged());
+            assertEquals(3, cache.reservedBlocks());
+            assertThrows(TandemException.class, () -> other.append(1));
+            append(mine, range(200, 209));
+            assertEquals(5, r.charged());
+            mine.close();
+            other.close();
+            r.close();
+            assertEquals(0, cache.reservedBlocks());
+            assertEquals(8, cache.freeBlocks());
+            assertNotNull(cache.tryReserve(8));
+        }
+    }
+
+    @Test
+    void copyOnWriteChargesTheWritersReservation() {
+        try (KvCache cache = new KvCache(1, 1, 4, 4, 16)) {
+            KvReservation ra = cache.reserve(4);
+            KvReservation rb = cache.reserve(4);
+            KvSequence a = ra.newSequence();
+            int[] prompt = range(1, 7);
+            append(a, prompt);
+            a.publish(prompt); // its first block, full, is in the prefix index
+            assertEquals(2, ra.charged());
+
+            // a fork shares (no charge) and stays in the reservation; its copy-on-write is charged there too
+            KvSequence f = a.fork();
+            assertSame(ra, f.reservation());
+            assertEquals(2, ra.charged());
+            append(f, 70);
+            assertEquals(3, ra.charged());
+
+            // b attaches a's first block (no charge), cuts into it and writes: the copy is b's reservation's
+            KvSequence b = rb.newSequence();
+            assertEquals(4, b.attachPrefix(prompt));
+            assertEquals(0, rb.charged());
+            b.truncate(2);
+            append(b, 50, 51);
+            assertNotEquals(a.blockTable()[0], b.blockTable()[0], "copied on write");
+            assertEquals(1, rb.charged());
+            assertEquals(3, ra.charged());
+            assertTags(b, 1, 2, 50, 51);
+            assertTags(a, prompt);
+
+            // compact's copy-on-write alike: f rewrites its first block, which a still holds (+1), and
+            // lets go of its own second block, back to the pool (−1)
+            f.compact(1, new int[] {3, 6});
+            assertTags(f, 1, 4, 70);
+            assertEquals(3, ra.charged());
+            TandemException e = assertThrows(TandemException.class, () -> f.append(9));
+            assertEquals("KV reservation of 4 blocks exhausted: 2 more blocks needed but only 1 left (the other 3 were "
+                    + "taken by its sequences and are not back in the pool).", e.getMessage());
+            assertEquals(3, f.length());
+
+            // an unreserved writer's copy is charged to no one
+            KvSequence u = cache.newSequence();
+            assertEquals(4, u.attachPrefix(prompt));
+            u.truncate(3);
+            int used = cache.usedBlocks();
+            append(u, 90);
+            assertEquals(used + 1, cache.usedBlocks(), "copied on write");
+            assertEquals(3, ra.charged());
+            assertEquals(1, rb.charged());
+            assertEquals(4, cache.reservedBlocks());
+            for (KvSequence s : List.of(a, f, b, u)) {
+                s.close();
+            }
+            assertEquals(0, ra.charged());
+            assertEquals(0, rb.charged());
+            assertEquals(8, cache.reservedBlocks());
+            ra.close();
+            rb.close();
+            assertEquals(0, cache.usedBlocks());
+        }
+    }
+
+    @Test
+    void aSharedBlockStaysChargedToTheReservationThatTookItUntilItReturnsToThePool() {
+        try (KvCache cache = new KvCache(1, 1, 4, 4, 16)) {
+            KvReservation ra = cache.reserve(2);
+            KvReservation rb = cache.reserve(3);
+            int[] prompt = range(1, 9);
+            KvSequence a = ra.newSequence();
+            append(a, prompt);
+            a.publish(prompt);
+            KvSequence b = rb.newSequence();
+            assertEquals(8, b.attachPrefix(prompt));
+            append(b, 9);
+            assertEquals(2, ra.charged(), "a took both shared blocks");
+            assertEquals(1, rb.charged(), "b took only its own third block");
+
+            // a lets go, but b still holds them: they stay in use and charged to ra
+            a.close();
+            assertEquals(3, cache.usedBlocks());
+            assertEquals(2, ra.charged());
+            KvSequence again = ra.newSequence();
+            assertThrows(TandemException.class, () -> again.append(1), "ra's two blocks are still taken");
+
+            // once they return to the pool, ra has them back
+            b.close();
+            assertEquals(0, ra.charged());
+            assertEquals(0, rb.charged());
+            append(again, 1, 2, 3, 4, 5);
+            assertEquals(2, ra.charged());
+            again.close();
+            ra.close();
+            rb.close();
+            assertEquals(0, cache.usedBlocks());
+            assertEquals(0, cache.reservedBlocks());
+        }
+    }
+
+    @Test
+    void closingAReservationReleasesItsHeadroomAndLeavesItsBlocksInUseUncharged() {
+        try (KvCache cache = new KvCache(1, 1, 4, 4, 8)) {
+            KvReservation r = cache.reserve(4);
+            KvSequence s = r.newSequence();
+            append(s, 1, 2, 3, 4, 5, 6);
+            KvSequence f = s.fork();
+            assertEquals(2, r.charged());
+            assertEquals(2, cache.reservedBlocks());
+            assertEquals(6, cache.freeBlocks());
+
+            r.close();
+            assertTrue(r.isClosed());
+            assertEquals(0, r.charged());
+            assertEquals(0, r.remaining());
+            assertEquals(0, cache.reservedBlocks(), "the two blocks not taken are free for anyone");
+            assertEquals(2, cache.usedBlocks(), "the two taken stay in use");
+            r.close();
+            assertEquals(0, cache.reservedBlocks(), "closing twice changes nothing");
+            assertThrows(IllegalStateException.class, r::newSequence);
+
+            // its sequences live on, now taking blocks as unreserved ones do
+            KvReservation other = cache.reserve(3);
+            assertTags(s, 1, 2, 3, 4, 5, 6);
+            append(s, 7, 8, 9, 10, 11, 12, 13, 14); // a copy of the shared block and two fresh ones
+            assertEquals(5, cache.usedBlocks());
+            assertEquals(0, r.charged());
+            TandemException e = assertThrows(TandemException.class, () -> f.append(3));
+            assertTrue(e.getMessage().startsWith("KV cache is full: 1 more block needed"), e.getMessage());
+            assertTrue(e.getMessage().endsWith("and 3 of those are reserved."), e.getMessage());
+
+            // returning the blocks it took while open does not give anything back to the closed reservation
+            s.close();
+            f.close();
+            assertEquals(0, cache.usedBlocks());
+            assertEquals(0, r.charged());
+            assertEquals(3, cache.reservedBlocks(), "only the open reservation is reserved");
+            other.close();
+            assertEquals(0, cache.reservedBlocks());
+        }
+    }
+
+    @Test
+    void reservedSequencesNeverFailWhileAnotherThreadFillsTheCache() throws Exception {
+        try (KvCache cache = new KvCache(1, 1, 4, 4, 64)) {
+            int threads = 3, perThread = 10; // blocks each reserved thread may hold at once
+            List<KvReservation> reservations = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                reservations.add(cache.reserve(perThread));
+            }
+            CountDownLatch start = new CountDownLatch(1);
+            List<Future<?>> done = new ArrayList<>();
+            AtomicBoolean stop = new AtomicBoolean();
+            AtomicInteger greedyFull = new AtomicInteger();
+            try (ExecutorService pool = Executors.newFixedThreadPool(threads + 1)) {
+                // one thread keeps taking every block not reserved, now and then giving some back
+                Future<?> greedy = pool.submit(() -> {
+                    start.await();
+                    List<KvSequence> held = new ArrayList<>();
+                    ThreadLocalRandom rnd = ThreadLocalRandom.current();
+                    while (!stop.get()) {
+                        KvSequence s = cache.newSequence();
+                        try {
+                            s.append(4 * (1 + rnd.nextInt(4)));
+                            held.add(s);
+                        } catch (TandemException e) {
+                            assertTrue(e.getMessage().contains("KV cache is full"), e.getMessage());
+                            greedyFull.incrementAndGet();
+                            s.close();
+                            if (!held.isEmpty() && rnd.nextInt(4) == 0) {
+                                held.remove(rnd.nextInt(held.size())).close();
+                            }
+                        }
+                    }
+                    held.forEach(KvSequence::close);
+                    return null;
+                });
+                for (int t = 0; t < threads; t++) {
+                    int id = t;
+                    KvReservation r = reservations.get(t);
+                    done.add(pool.submit(() -> {
+                        start.await();
+                        ThreadLocalRandom rnd = ThreadLocalRandom.current();
+                        for (int it = 0; it < 300; it++) {
+                            // at most 6 blocks, then a fork's copy of the last and 2 more: within the 10
+                            int n = 1 + rnd.nextInt(4 * perThread - 16);
+                            int[] tags = range(1000 * id, 1000 * id + n);
+                            try (KvSequence s = r.newSequence()) {
+                                append(s, tags);
+                                try (KvSequence f = s.fork()) {
+                                    append(f, 1, 2, 3, 4, 5, 6, 7);
+                                }
+                                assertTags(s, tags);
+                            }
+                            assertEquals(0, r.charged(), "everything it took came back");
+                        }
+                        return null;
+                    }));
+                }
+                start.countDown();
+                try {
+                    for (Future<?> f : done) {
+                        f.get();
+                    }
+                } finally {
+                    stop.set(true);
+                }
+                greedy.get();
+            }
+            assertTrue(greedyFull.get() > 0, "the unreserved thread found the cache full");
+            assertEquals(threads * perThread, cache.reservedBlocks());
+            reservations.forEach(KvReservation::close);
+            assertEquals(0, cache.usedBlocks());
+            assertEquals(0, cache.reservedBlocks());
         }
     }
 
