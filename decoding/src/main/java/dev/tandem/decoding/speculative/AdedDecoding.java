@@ -3,13 +3,9 @@ package dev.tandem.decoding.speculative;
 import dev.tandem.decoding.DecodingStrategy;
 import dev.tandem.decoding.DecodingTask;
 import dev.tandem.decoding.GenerationRequest;
-import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.RequestState;
-import dev.tandem.decoding.TokenEvent;
 import dev.tandem.runtime.kv.KvSequence;
 import dev.tandem.transformer.LanguageModel;
-
-import java.util.function.Consumer;
 
 /**
  * ADED, adaptive draft-verification ({@code METHODS.md}, "ADED"): no second model; drafts come from a
@@ -31,6 +27,9 @@ import java.util.function.Consumer;
  * through the same {@link RequestState} as plain decoding, so EOS, stop strings, max tokens and logprobs
  * behave identically; a tree is never deeper than the remaining context or token budget, nor larger than
  * the target's KV cache has free rows for. An empty table gives empty trees: every round is a plain step.
+ *
+ * <p>Runs as a {@link TreeTask} in the step protocol: the search runs as a round's step begins, so once
+ * the prompt is prefilled every step is a whole round, its tree verified in the step's one target pass.
  */
 public final class AdedDecoding implements DecodingStrategy {
     /** Search iterations per round. */
@@ -83,10 +82,14 @@ public final class AdedDecoding implements DecodingStrategy {
         return new AdedDecoding(target, corpus, iterations, maxDepth, nodeCap, observer);
     }
 
-    /** Not yet a step machine: runs only alone, through {@link #generate}. */
+    /**
+     * A {@link TreeTask} with an {@link AdedDrafter} over this generation's copy of the table: the table
+     * observes the prompt and then each round's accepted tokens before the round's search.
+     */
     @Override
     public DecodingTask task(GenerationRequest request) {
-        throw new UnsupportedOperationException(name() + " does not run as steps yet");
+        return new TreeTask(name(), target, new AdedDrafter(corpus.copy(), iterations), maxDepth, nodeCap, observer,
+                request);
     }
 
     @Override
@@ -104,15 +107,5 @@ public final class AdedDecoding implements DecodingStrategy {
 
     public int nodeCap() {
         return nodeCap;
-    }
-
-    /**
-     * {@link TreeDecoding#runTree} with an {@link AdedDrafter} over this generation's copy of the table: the
-     * table observes the prompt and then each round's accepted tokens before the round's search.
-     */
-    @Override
-    public GenerationResult generate(GenerationRequest request, Consumer<TokenEvent> listener) {
-        return TreeDecoding.runTree(name(), target, new AdedDrafter(corpus.copy(), iterations), maxDepth, nodeCap,
-                observer, request, listener);
     }
 }

@@ -1,7 +1,11 @@
 package dev.tandem.decoding.speculative;
 
 import dev.tandem.decoding.DecodeStats;
+import dev.tandem.decoding.DecodingTask;
 import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.transformer.Batch;
+import dev.tandem.transformer.ForwardResult;
+import dev.tandem.transformer.LanguageModel;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -26,7 +30,7 @@ import java.util.List;
  * once before any of its children exist and again every time one of them is, so a parent always has more
  * visits than each child, outranks it, and the kept set is a connected tree (checked). No randomness: the same table and context give the same tree.
  */
-final class AdedDrafter implements TreeDecoding.TreeSource {
+final class AdedDrafter implements TreeSource {
     /** Successors per expansion. */
     static final int BRANCHING = 8;
     /** Exploration weight of PUCT. */
@@ -49,26 +53,60 @@ final class AdedDrafter implements TreeDecoding.TreeSource {
     private int size;
     private int observed; // context tokens the table has seen
 
+    private TokenTree tree; // this round's
+
     AdedDrafter(TrigramTable table, int iterations) {
         this.table = table;
         this.iterations = iterations;
     }
 
-    /** No model limits the depth: only the target's context does, which {@link TreeDecoding#runTree} checks. */
+    /** None: the search runs on the task's own thread, in {@link #begin}. */
+    @Override
+    public LanguageModel model() {
+        return null;
+    }
+
+    @Override
+    public void start(DecodingTask.KvSource kv) {
+        // no model, no KV sequence
+    }
+
+    /** No model limits the depth: only the target's context does, which {@link TreeTask} checks. */
     @Override
     public int room(int length) {
         return Integer.MAX_VALUE;
     }
 
     /**
-     * ADED's round: first the table observes the context tokens it has not seen (the prompt, then what each
-     * round accepted; the context only ever grows by accepted tokens), then {@link #grow(int[], int, int, int)}.
+     * ADED's round, complete at once: first the table observes the context tokens it has not seen (the
+     * prompt, then what each round accepted; the context only ever grows by accepted tokens), then
+     * {@link #grow(int[], int, int, int)}.
      */
     @Override
-    public TokenTree grow(int[] context, int length, int maxDepth, int maxNodes, SamplingParams sp, DecodeStats.Recorder stats) {
+    public void begin(int[] context, int length, int maxDepth, int maxNodes, SamplingParams sp, DecodeStats.Recorder stats) {
         table.observe(context, observed, length);
         observed = length;
-        return grow(context, length, maxDepth, maxNodes);
+        tree = grow(context, length, maxDepth, maxNodes);
+    }
+
+    @Override
+    public boolean complete() {
+        return true;
+    }
+
+    @Override
+    public Batch.Entry next(DecodingTask.PrefillBudget prefill) {
+        return null;
+    }
+
+    @Override
+    public void advance(ForwardResult result) {
+        throw new IllegalStateException("ADED's search runs no passes");
+    }
+
+    @Override
+    public TokenTree tree() {
+        return tree;
     }
 
     @Override

@@ -1,10 +1,8 @@
 package dev.tandem.decoding.speculative;
 
-import dev.tandem.decoding.DecodeStats;
 import dev.tandem.decoding.DecodingStrategy;
 import dev.tandem.decoding.DecodingTask;
 import dev.tandem.decoding.GenerationRequest;
-import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.RequestState;
 import dev.tandem.decoding.TokenEvent;
 import dev.tandem.decoding.sampling.LogitsProcessors;
@@ -12,12 +10,8 @@ import dev.tandem.decoding.sampling.Sampler;
 import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.kv.KvSequence;
-import dev.tandem.transformer.AttentionShape;
-import dev.tandem.transformer.Batch;
-import dev.tandem.transformer.ForwardResult;
 import dev.tandem.transformer.LanguageModel;
 
-import java.util.Arrays;
 import java.util.function.Consumer;
 import java.util.function.IntFunction;
 
@@ -36,6 +30,10 @@ import java.util.function.IntFunction;
  * same {@link RequestState} as plain decoding, so EOS, stop strings, max tokens and logprobs behave
  * identically. Never grows a tree deeper than the remaining context of either model or the remaining
  * token budget, nor with more nodes than either model's KV cache has free rows for.
+ *
+ * <p>Runs as a {@link TreeTask} in the step protocol: the draft's passes (the root, then a level a pass)
+ * fill one step (more while a first prompt goes in chunks), the target's tree pass, the walk and the
+ * compaction the next.
  */
 public final class TreeDecoding implements DecodingStrategy {
     /** Default node budget per round. */
@@ -101,10 +99,10 @@ public final class TreeDecoding implements DecodingStrategy {
         return new TreeDecoding(target, draft, nodeBudget, topK, maxDepth, observer);
     }
 
-    /** Not yet a step machine: runs only alone, through {@link #generate}. */
     @Override
     public DecodingTask task(GenerationRequest request) {
-        throw new UnsupportedOperationException(name() + " does not run as steps yet");
+        return new TreeTask(name(), target, new TreeDrafter(draft, nodeBudget, topK, width()), maxDepth, nodeBudget,
+                observer, request);
     }
 
     @Override
@@ -127,97 +125,6 @@ public final class TreeDecoding implements DecodingStrategy {
     /** Nodes added per draft pass: the budget spread over the depth. */
     private int width() {
         return Math.max(1, (nodeBudget + maxDepth - 1) / maxDepth);
-    }
-
-    @Override
-    public GenerationResult generate(GenerationRequest request, Consumer<TokenEvent> listener) {
-        return runTree(name(), target, new TreeDrafter(draft, nodeBudget, topK, width()), maxDepth, nodeBudget, observer,
-                request, listener);
-    }
-
-    /** What grows a round's token tree for {@link #runTree}: a draft model's top-k ({@link TreeDrafter}), or ADED's search. */
-    interface TreeSource extends AutoCloseable {
-        /** The deepest tree this source can grow after a context of {@code length} tokens. */
-        int room(int length);
-
-        /**
-         * A tree after {@code context[0, length)}, at most {@code maxDepth} deep with at most {@code maxNodes}
-         * nodes (both ≥ 1); {@code context} may be longer (scratch space).
-         */
-        TokenTree grow(int[] context, int length, int maxDepth, int maxNodes, SamplingParams sp, DecodeStats.Recorder stats);
-
-        @Override
-        void close();
-    }
-
-    /**
-     * The draft-tree-and-verify loop shared by the tree methods. Invariant between rounds, as in
-     * {@link SpeculativeDecoding}'s chain loop: the target's KV sequence holds the context without its last
-     * token, which the next verification pass feeds first (as the root). Each round grows a tree of at most
-     * {@code nodeCap} nodes and {@code maxDepth} levels (fewer near the end of the budget, the context or the
-     * cache), verifies it in one tree-masked pass ({@link #verify}) and keeps only the accepted path.
-     */
-    static GenerationResult runTree(String method, LanguageModel target, TreeSource source, int maxDepth, int nodeCap,
-                                    RoundObserver observer, GenerationRequest request, Consumer<TokenEvent> listener) {
-        DecodeStats.Recorder stats = new DecodeStats.Recorder(method);
-        RequestState state = RequestState.start(target, request);
-        SamplingParams sp = request.sampling();
-        int targetContext = target.config().maxContext();
-        try (source) {
-            SpeculativeDecoding.prefillAllButLast(target, state, stats);
-            while (!state.finished()) {
-                long roundStart = System.nanoTime();
-                int length = state.contextLength();
-                int remaining = request.maxTokens() - state.generated();
-                int depth = SpeculativeDecoding.roundLength(maxDepth, remaining, targetContext - length - 1,
-                        source.room(length));
-                // The tree's rows sit in the target's cache until compaction: the root and every node.
-                int maxNodes = Math.min(nodeCap, TreeDrafter.freeRows(state.kv()) - 1);
-                if (maxNodes < 1) {
-                    depth = 0;
-                }
-                int[] context = state.context(depth + 1);
-                TokenTree tree = new TokenTree(new int[0], new int[0]);
-                if (depth > 0) {
-                    long t0 = System.nanoTime();
-                    tree = source.grow(context, length, depth, maxNodes, sp, stats);
-                    stats.addDraftNanos(System.nanoTime() - t0);
-                }
-                int n = tree.size();
-
-                long t0 = System.nanoTime();
-                KvSequence kv = state.kv();
-                int base = kv.length(); // length − 1: the root goes there
-                int[] rows = new int[n + 1];
-                int[] parents = new int[n + 1];
-                int[] positions = new int[n + 1];
-                layOut(tree, context[length - 1], length - 1, rows, parents, positions);
-                ForwardResult fr = target.forward(Batch.of(Batch.Entry.of(kv, rows, positions,
-                        new AttentionShape.Tree(parents)).withAllNormedRows()));
-                stats.targetPass();
-                LazyLogits logits = LazyLogits.of(target, fr, 0);
-                TreeVerdict verdict = verify(tree, logits, sp, context, length, request.streamId());
-                int[] path = verdict.path();
-                int accepted = path.length;
-                stats.verification(n, accepted);
-                stats.addVerifyNanos(System.nanoTime() - t0);
-
-                // The target holds [0, length) (the root last) and the n node rows after it; keep the accepted path.
-                keepPath(kv, base, path);
-                int[] pathTokens = tree.tokensOf(path);
-                if (observer != null) {
-                    int[] kept = Arrays.copyOf(context, length + accepted);
-                    System.arraycopy(pathTokens, 0, kept, length, accepted);
-                    observer.afterRound(kv, kept, verdict.next());
-                }
-                emitPath(state, pathTokens, verdict, logits, listener);
-                state.addDecodeStep(System.nanoTime() - roundStart);
-            }
-            return state.result().withDecodeStats(stats.build(state.result().generatedIds().length));
-        } catch (RuntimeException | Error e) {
-            state.abandon();
-            throw e;
-        }
     }
 
     /**
