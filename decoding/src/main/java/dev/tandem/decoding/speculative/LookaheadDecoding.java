@@ -3,12 +3,14 @@ package dev.tandem.decoding.speculative;
 import dev.tandem.decoding.DecodeStats;
 import dev.tandem.decoding.DecodingStrategy;
 import dev.tandem.decoding.DecodingTask;
+import dev.tandem.decoding.FinishReason;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
+import dev.tandem.decoding.Generator;
 import dev.tandem.decoding.RequestState;
+import dev.tandem.decoding.Tasks;
 import dev.tandem.decoding.TokenEvent;
 import dev.tandem.decoding.sampling.Sampler;
-import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.runtime.kv.KvSequence;
 import dev.tandem.transformer.AttentionShape;
 import dev.tandem.transformer.Batch;
@@ -16,8 +18,8 @@ import dev.tandem.transformer.ForwardResult;
 import dev.tandem.transformer.LanguageModel;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
-import java.util.function.Consumer;
 
 /**
  * Lookahead decoding (Fu et al. 2024, "Break the sequential dependency of LLM inference using lookahead
@@ -63,6 +65,12 @@ import java.util.function.Consumer;
  * the tokens still wanted or the remaining context allow ({@link SpeculativeDecoding#roundLength}); the
  * lookahead branch is skipped (the window kept as it is) for the last step and for a step whose rows would pass
  * the end of the context or the free KV rows.
+ *
+ * <p>As steps ({@link #task}): the prompt but its last token is prefilled in chunks of the step's prefill budget,
+ * one pass a step, then each step is one round, i.e. one target pass, whose rows may share the pass with other
+ * requests'. The window and the pool belong to the request, and {@link DecodingTask#blocksNeeded} reserves a
+ * round's rows (the largest trie and window), so the free-rows cap never binds under a reservation and a request
+ * gives the same tokens among others as alone.
  */
 public final class LookaheadDecoding implements DecodingStrategy {
     /** Default window: guesses per Jacobi level. */
@@ -129,10 +137,9 @@ public final class LookaheadDecoding implements DecodingStrategy {
         return new LookaheadDecoding(target, window, ngram, candidates, observer);
     }
 
-    /** Not yet a step machine: runs only alone, through {@link #generate}. */
     @Override
     public DecodingTask task(GenerationRequest request) {
-        throw new UnsupportedOperationException(name() + " does not run as steps yet");
+        return new Task(request);
     }
 
     @Override
@@ -152,19 +159,161 @@ public final class LookaheadDecoding implements DecodingStrategy {
         return candidates;
     }
 
-    @Override
-    public GenerationResult generate(GenerationRequest request, Consumer<TokenEvent> listener) {
-        DecodeStats.Recorder stats = new DecodeStats.Recorder(name());
-        RequestState state = RequestState.start(target, request);
-        SamplingParams sp = request.sampling();
-        int targetContext = target.config().maxContext();
-        Window jacobi = new Window(state.promptIds());
-        NgramPool pool = new NgramPool(ngram, candidates);
-        try {
-            SpeculativeDecoding.prefillAllButLast(target, state, stats);
-            while (!state.finished()) {
-                long stepStart = System.nanoTime();
-                int length = state.contextLength();
+    /**
+     * One request as steps. Invariant between rounds, as in {@link ChainTask}: the target's cache holds the context
+     * without its last token, the next tree's root. The prompt but its last token is prefilled in chunks of the
+     * step's budget (no logits: the first round feeds the last token and reads after it), one chunk a step; then
+     * each step is one round, i.e. one target pass over the tree, verified, the window advanced and the cache
+     * compacted in {@link #advance} (on the thread that ran the pass) and the accepted tokens emitted in
+     * {@link #endStep}.
+     */
+    private final class Task implements DecodingTask {
+        private final GenerationRequest request;
+        private final int[] promptIds;
+        private final int[] eos;
+        private final DecodeStats.Recorder stats = new DecodeStats.Recorder(name());
+        private final int targetContext = target.config().maxContext();
+        private final Window jacobi;
+        private final NgramPool pool = new NgramPool(ngram, candidates);
+        private RequestState state;
+
+        // Target prefill: the prompt without its last token.
+        private int prefilled;
+        private int prefillPlanned;
+
+        // This step's pass: a prefill chunk or a round.
+        private boolean passed;
+        private Round round;
+
+        Task(GenerationRequest request) {
+            this.request = request;
+            this.promptIds = new Generator(target).promptIds(request);
+            this.eos = Generator.eosTokenIds(target, request);
+            this.jacobi = new Window(promptIds);
+        }
+
+        @Override
+        public String method() {
+            return name();
+        }
+
+        @Override
+        public List<LanguageModel> models() {
+            return List.of(target);
+        }
+
+        @Override
+        public int blocksNeeded(LanguageModel model) {
+            // A round appends the trie (at most G continuations of n − 1 tokens) and every window cell but the root.
+            int extra = candidates * (ngram - 1) + (ngram - 1) * window - 1;
+            return Tasks.blocks(model, promptIds.length, request.maxTokens(), extra);
+        }
+
+        @Override
+        public void start(KvSource kv) {
+            if (state != null) {
+                throw new IllegalStateException("the task has started already");
+            }
+            state = new RequestState(target, request, promptIds, eos, kv.newSequence(target));
+        }
+
+        private boolean prefillDone() {
+            return prefilled >= promptIds.length - 1;
+        }
+
+        @Override
+        public void beginStep() {
+            passed = false;
+            round = null;
+        }
+
+        @Override
+        public List<Batch.Entry> next(LanguageModel model, PrefillBudget prefill) {
+            if (passed || state.finished()) {
+                return List.of();
+            }
+            if (!prefillDone()) {
+                int n = prefill.take(promptIds.length - 1 - prefilled);
+                if (n == 0) {
+                    return List.of();
+                }
+                passed = true;
+                prefillPlanned = n;
+                // Nobody reads this pass's logits: no LM head.
+                return List.of(Batch.Entry.continuation(state.kv(), Arrays.copyOfRange(promptIds, prefilled, prefilled + n))
+                        .withLogitRows());
+            }
+            passed = true;
+            round = new Round();
+            return List.of(round.entry);
+        }
+
+        @Override
+        public void advance(LanguageModel model, ForwardResult result, long nanos) {
+            stats.targetPass();
+            if (prefillPlanned > 0) {
+                prefilled += prefillPlanned;
+                prefillPlanned = 0;
+                state.addPrefillNanos(nanos);
+            } else {
+                round.verify(result, nanos);
+            }
+        }
+
+        @Override
+        public List<TokenEvent> endStep() {
+            if (round == null) {
+                return List.of();
+            }
+            List<TokenEvent> events = new ArrayList<>(round.pathTokens.length + 1);
+            TreeDecoding.emitPath(state, round.pathTokens, round.verdict, round.logits, events::add);
+            state.addDecodeStep(System.nanoTime() - round.start);
+            round = null;
+            return events;
+        }
+
+        @Override
+        public boolean finished() {
+            return state != null && state.finished();
+        }
+
+        @Override
+        public GenerationResult result() {
+            GenerationResult r = state.result();
+            return r.withDecodeStats(stats.build(r.generatedIds().length));
+        }
+
+        @Override
+        public void end(FinishReason reason) {
+            state.end(reason);
+        }
+
+        @Override
+        public void abandon() {
+            if (state != null && !state.finished()) {
+                state.abandon();
+            }
+        }
+
+        /** A round: its tree, laid out when planned, then its verdict once the pass is back. */
+        private final class Round {
+            private final long start = System.nanoTime();
+            private final int length = state.contextLength();
+            private final int[] context;
+            private final int root;
+            private final boolean look;
+            private final TokenTree trie;
+            private final int[] tokens;
+            private final int[] parents;
+            private final int[] positions;
+            private final int[] newest;
+            private final int base;
+            private final Batch.Entry entry;
+            private LazyLogits logits;
+            private TreeVerdict verdict;
+            private int[] pathTokens;
+
+            Round() {
                 int remaining = request.maxTokens() - state.generated();
                 int depth = SpeculativeDecoding.roundLength(ngram - 1, remaining, targetContext - length - 1,
                         Integer.MAX_VALUE);
@@ -172,38 +321,37 @@ public final class LookaheadDecoding implements DecodingStrategy {
                 int free = TreeDrafter.freeRows(kv) - 1; // rows besides the root
                 int lookRows = jacobi.rows();
                 // Lookahead only pays off for a later step, and its deepest cell sits at length − 1 + (L − 1) + (W − 1).
-                boolean look = depth > 0 && jacobi.levels + window - 2 <= targetContext - length && lookRows <= free;
+                look = depth > 0 && jacobi.levels + window - 2 <= targetContext - length && lookRows <= free;
                 if (!look) {
                     lookRows = 0;
                 }
-                int[] context = state.context(depth + 1);
-                int root = context[length - 1];
-                TokenTree trie = trie(pool.continuations(root), depth, free - lookRows);
-                int n = trie.size();
-                stats.addDraftNanos(System.nanoTime() - stepStart);
-
-                long t0 = System.nanoTime();
-                int rows = 1 + n + lookRows;
-                int[] tokens = new int[rows];
-                int[] parents = new int[rows];
-                int[] positions = new int[rows];
+                context = state.context(depth + 1);
+                root = context[length - 1];
+                trie = trie(pool.continuations(root), depth, free - lookRows);
+                int rows = 1 + trie.size() + lookRows;
+                tokens = new int[rows];
+                parents = new int[rows];
+                positions = new int[rows];
                 TreeDecoding.layOut(trie, root, length - 1, tokens, parents, positions);
-                int[] newest = look ? jacobi.layOut(1 + n, length - 1, tokens, parents, positions) : null;
-                int base = kv.length(); // length − 1: the root goes there
-                ForwardResult fr = target.forward(Batch.of(Batch.Entry.of(kv, tokens, positions,
-                        new AttentionShape.Tree(parents)).withAllNormedRows()));
-                stats.targetPass();
+                newest = look ? jacobi.layOut(1 + trie.size(), length - 1, tokens, parents, positions) : null;
+                base = kv.length(); // length − 1: the root goes there
+                entry = Batch.Entry.of(kv, tokens, positions, new AttentionShape.Tree(parents)).withAllNormedRows();
+                stats.addDraftNanos(System.nanoTime() - start);
+            }
+
+            /** Verifies the trie, advances the window and keeps only the root and the accepted path in the cache. */
+            void verify(ForwardResult result, long nanos) {
+                long t0 = System.nanoTime();
                 // The LM head runs at the rows read: the root's with the newest level's (one call), then the trie
                 // nodes the verification accepts.
-                LazyLogits logits = LazyLogits.of(target, fr, 0);
+                logits = LazyLogits.of(target, result, 0);
                 if (look) {
                     logits.prefetch(prepend(0, newest));
                 }
-                TreeVerdict verdict = TreeDecoding.verify(trie, logits, sp, context, length, request.streamId());
+                verdict = TreeDecoding.verify(trie, logits, request.sampling(), context, length, request.streamId());
                 int[] path = verdict.path();
-                int accepted = path.length;
-                stats.verification(n, accepted);
-                stats.addVerifyNanos(System.nanoTime() - t0);
+                stats.verification(trie.size(), path.length);
+                stats.addVerifyNanos(nanos + System.nanoTime() - t0);
 
                 if (look) {
                     long t1 = System.nanoTime();
@@ -216,19 +364,14 @@ public final class LookaheadDecoding implements DecodingStrategy {
                 }
 
                 // The cache holds [0, length) (the root last), the trie and the lookahead rows; keep the accepted path.
+                KvSequence kv = state.kv();
                 TreeDecoding.keepPath(kv, base, path);
-                int[] pathTokens = trie.tokensOf(path);
+                pathTokens = trie.tokensOf(path);
                 if (observer != null) {
-                    observer.afterStep(new Step(state.context(0), tokens, parents, positions, n,
+                    observer.afterStep(new Step(state.context(0), tokens, parents, positions, trie.size(),
                             logits.all(), pathTokens, verdict.next(), kv));
                 }
-                TreeDecoding.emitPath(state, pathTokens, verdict, logits, listener);
-                state.addDecodeStep(System.nanoTime() - stepStart);
             }
-            return state.result().withDecodeStats(stats.build(state.result().generatedIds().length));
-        } catch (RuntimeException | Error e) {
-            state.abandon();
-            throw e;
         }
     }
 

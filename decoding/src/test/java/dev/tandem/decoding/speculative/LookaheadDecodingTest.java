@@ -4,6 +4,7 @@ import dev.tandem.decoding.DecodeStats;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.Generator;
+import dev.tandem.decoding.StepsTogether;
 import dev.tandem.decoding.sampling.Sampler;
 import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.decoding.speculative.SpeculativeFixtures.Totals;
@@ -174,6 +175,34 @@ class LookaheadDecodingTest {
                             "step " + (s + 1) + " kept cell (" + j + ", " + c + ")");
                 }
             }
+        }
+    }
+
+    /**
+     * A greedy and a sampled request stepped together (their prompts chunked 7 rows a step between them, so one
+     * prefills while the other runs rounds) each give exactly the tokens, text and rounds they give alone.
+     */
+    @Test
+    void twoRequestsSteppedTogetherGiveTheirLoneTokens() {
+        LookaheadDecoding strategy = new LookaheadDecoding(target);
+        List<GenerationRequest> requests = List.of(
+                GenerationRequest.of(REPETITIVE).withMaxTokens(40).withEosTokenIds(List.of()),
+                GenerationRequest.of("First Citizen:\nBefore we proceed any further, hear me speak.").withMaxTokens(30)
+                        .withSampling(SamplingParams.greedy().withTemperature(0.9f).withTopK(20).withSeed(7))
+                        .withEosTokenIds(List.of()));
+        List<StepsTogether.Run> together = StepsTogether.run(requests.stream().map(strategy::task).toList(), 7);
+        for (int i = 0; i < requests.size(); i++) {
+            GenerationResult alone = strategy.generate(requests.get(i));
+            GenerationResult r = together.get(i).result();
+            String where = "request " + i;
+            assertTrue(alone.promptIds().length > 7, where + ": the prompt is chunked");
+            SpeculativeFixtures.assertSameOutputAsPlain(alone, r, where);
+            assertEquals(alone.logprobs(), together.get(i).streamed(), where + ": the events the steps returned");
+            DecodeStats a = alone.decodeStats(), t = r.decodeStats();
+            assertEquals(a.verifications(), t.verifications(), where);
+            assertEquals(a.draftedTokens(), t.draftedTokens(), where);
+            assertEquals(a.acceptedHistogram(), t.acceptedHistogram(), where);
+            assertTrue(a.acceptedTokens() > 0, where + ": no draft was accepted, " + a.summary());
         }
     }
 
