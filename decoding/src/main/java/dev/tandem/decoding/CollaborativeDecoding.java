@@ -4,12 +4,7 @@ import dev.tandem.decoding.sampling.LogitsProcessors;
 import dev.tandem.decoding.sampling.Sampler;
 import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.runtime.TandemException;
-import dev.tandem.runtime.kv.KvSequence;
-import dev.tandem.transformer.Batch;
 import dev.tandem.transformer.LanguageModel;
-
-import java.util.Arrays;
-import java.util.function.Consumer;
 
 /**
  * FS-GEN collaborative decoding ({@code collab}): the small model decodes, and the large model is
@@ -27,18 +22,20 @@ import java.util.function.Consumer;
  * same way from the small model's logits. So threshold 0 is plain decoding of the small model, and a
  * {@code MAX_PROB} threshold above 1 is plain decoding of the large model.
  *
- * <p>Both models keep a KV cache of the context: the small model's grows by one row a step; the large
- * model's catches up on the tokens it skipped, in one multi-row pass, only when it is called. Tokens go
- * through the small model's {@link RequestState} (its tokenizer, EOS tokens and context), so stop
- * strings, max tokens and EOS behave as in plain decoding. Logprobs come from the raw logits of the
- * model that chose the token.
+ * <p>Both models keep a KV cache of the context: the small model's grows by one row a token; the large
+ * model's catches up on the tokens it skipped, in one multi-row pass, only when it is called. As steps
+ * ({@link CollaborativeTask}) each step is one pass: the small model's, or the large model's in the step
+ * after a small pass whose routing called it. Tokens go through the small model's {@link RequestState}
+ * (its tokenizer, EOS tokens and context), so stop strings, max tokens and EOS behave as in plain
+ * decoding. Logprobs come from the raw logits of the model that chose the token.
  *
  * <p>{@link DecodeStats}: {@code targetForwardPasses} counts the large model's passes and
- * {@code draftForwardPasses} the small model's (prefills included); each large-model call is recorded
- * as a verification of one drafted token (the small model's choice) that was accepted when the large
- * model chose the same token, so {@code verifications} = calls and {@code draftedTokens −
- * acceptedTokens} = calls that changed the token. {@link Collaboration#of} reads these back; draft time
- * is the small model's passes, verify time the large model's.
+ * {@code draftForwardPasses} the small model's (prefills included; a prompt or a catch-up that the prefill
+ * budget splits counts a pass per chunk); each large-model call is recorded as a verification of one
+ * drafted token (the small model's choice) that was accepted when the large model chose the same token,
+ * so {@code verifications} = calls and {@code draftedTokens − acceptedTokens} = calls that changed the
+ * token. {@link Collaboration#of} reads these back; draft time is the small model's passes, verify time
+ * the large model's.
  */
 public final class CollaborativeDecoding implements DecodingStrategy {
     /** FS-GEN's default: call the large model when the small model's top probability is under 0.5. */
@@ -126,10 +123,9 @@ public final class CollaborativeDecoding implements DecodingStrategy {
         this(small, large, Rule.MAX_PROB, DEFAULT_THRESHOLD);
     }
 
-    /** Not yet a step machine: runs only alone, through {@link #generate}. */
     @Override
     public DecodingTask task(GenerationRequest request) {
-        throw new UnsupportedOperationException(name() + " does not run as steps yet");
+        return new CollaborativeTask(small, large, rule, threshold, request);
     }
 
     @Override
@@ -177,56 +173,4 @@ public final class CollaborativeDecoding implements DecodingStrategy {
         }
         return p;
     }
-
-    @Override
-    public GenerationResult generate(GenerationRequest request, Consumer<TokenEvent> listener) {
-        DecodeStats.Recorder stats = new DecodeStats.Recorder(name());
-        RequestState state = RequestState.start(small, request);
-        SamplingParams sp = request.sampling();
-        int largeContext = large.config().maxContext();
-        try (KvSequence largeKv = large.newSequence()) {
-            long t0 = System.nanoTime();
-            float[] smallLogits = small.forward(Batch.of(Batch.Entry.continuation(state.kv(), state.promptIds())))
-                    .lastLogits(0);
-            stats.draftPass();
-            long prefill = System.nanoTime() - t0;
-            stats.addDraftNanos(prefill);
-            state.addPrefillNanos(prefill);
-            while (!state.finished()) {
-                long stepStart = System.nanoTime();
-                int length = state.contextLength();
-                int[] context = state.context(0);
-                int smallToken = Sampler.sample(smallLogits, sp, context, length, request.streamId(), length);
-                int token = smallToken;
-                float[] chosenLogits = smallLogits;
-                if (confidence(rule, smallLogits, sp, context, length) < threshold) {
-                    if (length >= largeContext) {
-                        state.end(FinishReason.CONTEXT_FULL);
-                        break;
-                    }
-                    long l0 = System.nanoTime();
-                    float[] largeLogits = large.forward(Batch.of(Batch.Entry.continuation(largeKv,
-                            Arrays.copyOfRange(context, largeKv.length(), length)))).lastLogits(0);
-                    stats.targetPass();
-                    token = Sampler.sample(largeLogits, sp, context, length, request.streamId(), length);
-                    chosenLogits = largeLogits;
-                    stats.verification(1, token == smallToken ? 1 : 0);
-                    stats.addVerifyNanos(System.nanoTime() - l0);
-                }
-                listener.accept(state.acceptToken(token, chosenLogits));
-                if (!state.finished()) {
-                    long s0 = System.nanoTime();
-                    smallLogits = small.forward(Batch.of(Batch.Entry.continuation(state.kv(), token))).lastLogits(0);
-                    stats.draftPass();
-                    stats.addDraftNanos(System.nanoTime() - s0);
-                }
-                state.addDecodeStep(System.nanoTime() - stepStart);
-            }
-            return state.result().withDecodeStats(stats.build(state.result().generatedIds().length));
-        } catch (RuntimeException | Error e) {
-            state.abandon();
-            throw e;
-        }
-    }
-
 }

@@ -190,6 +190,33 @@ class CollaborativeDecodingTest {
         assertArrayEquals(mixed.generate(req).generatedIds(), mixed.generate(req).generatedIds());
     }
 
+    /**
+     * A greedy and a sampled request stepped together with 7 prompt rows a step (the prompts and the large
+     * model's first catch-ups go in chunks) give exactly what each gives alone, the same routing included.
+     */
+    @Test
+    void requestsSteppedTogetherGiveWhatEachGivesAlone() {
+        CollaborativeDecoding collab = new CollaborativeDecoding(small, large, Rule.MAX_PROB, 0.6);
+        GenerationRequest greedy = request("First Citizen:\nBefore we proceed any further, hear me speak.").withLogprobs(2);
+        GenerationRequest sampled = request("HAMLET:\nTo be, or not to be, that is the question:")
+                .withSampling(SamplingParams.greedy().withTemperature(0.8f).withSeed(7));
+        List<GenerationResult> alone = List.of(collab.generate(greedy), collab.generate(sampled));
+        List<GenerationResult> together = SteppedTogether.run(7, collab.task(greedy), collab.task(sampled));
+        for (int i = 0; i < alone.size(); i++) {
+            GenerationResult a = alone.get(i), t = together.get(i);
+            String where = "request " + i;
+            assertTrue(a.promptIds().length > 7, where + ": the prompt is not chunked");
+            assertArrayEquals(a.generatedIds(), t.generatedIds(), where);
+            assertEquals(a.text(), t.text(), where);
+            assertEquals(a.finishReason(), t.finishReason(), where);
+            assertEquals(a.logprobs(), t.logprobs(), where);
+            Collaboration ca = Collaboration.of(a.decodeStats());
+            assertTrue(ca.largeCalls() > 0, where + ": the large model was never called");
+            assertEquals(ca, Collaboration.of(t.decodeStats()), where);
+            assertTrue(t.decodeStats().targetForwardPasses() > ca.largeCalls(), where + ": no catch-up was chunked");
+        }
+    }
+
     @Test
     void rejectsBadSettings() {
         assertThrows(IllegalArgumentException.class, () -> new CollaborativeDecoding(small, large, Rule.MAX_PROB, -0.1));

@@ -5,6 +5,7 @@ import dev.tandem.decoding.DecodingStrategy;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.Generator;
+import dev.tandem.decoding.SteppedTogether;
 import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.decoding.speculative.SpeculativeFixtures.Totals;
 import dev.tandem.transformer.LanguageModel;
@@ -122,6 +123,38 @@ class PearlDecodingTest {
             GenerationRequest req = request(p).withStop(SpeculativeFixtures.STOPS);
             SpeculativeFixtures.assertSameOutputAsPlain(new Generator(target).generate(req),
                     new PearlDecoding(target, medium, 4).generate(req), p);
+        }
+    }
+
+    /**
+     * Three requests stepped together with 7 prompt rows a step, so that every prompt is prefilled in chunks:
+     * a greedy and a sampled one drafted by bard-s, a sampled one with logprobs drafted by bard-m (fixed γ,
+     * so sampled output is reproducible). Each gives exactly what it gives alone: tokens, text, logprobs and
+     * the same verifications.
+     */
+    @Test
+    void requestsSteppedTogetherGiveWhatEachGivesAlone() {
+        PearlDecoding bySmall = new PearlDecoding(target, small, 3);
+        PearlDecoding byMedium = new PearlDecoding(target, medium, 2);
+        GenerationRequest greedy = request("First Citizen:\nBefore we proceed any further, hear me speak.");
+        GenerationRequest sampled = request("HAMLET:\nTo be, or not to be, that is the question:")
+                .withSampling(SamplingParams.greedy().withTemperature(0.8f).withSeed(7));
+        GenerationRequest withLogprobs = request("Natasha ran into the room and said that")
+                .withSampling(SamplingParams.greedy().withTemperature(1.0f).withTopP(0.9f).withSeed(3)).withLogprobs(2);
+        List<GenerationResult> alone = List.of(bySmall.generate(greedy), bySmall.generate(sampled),
+                byMedium.generate(withLogprobs));
+        List<GenerationResult> together = SteppedTogether.run(7, bySmall.task(greedy), bySmall.task(sampled),
+                byMedium.task(withLogprobs));
+        for (int i = 0; i < alone.size(); i++) {
+            GenerationResult a = alone.get(i), t = together.get(i);
+            String where = "request " + i;
+            assertTrue(a.promptIds().length > 7, where + ": the prompt is not chunked");
+            SpeculativeFixtures.assertSameOutputAsPlain(a, t, where);
+            assertEquals(a.logprobs(), t.logprobs(), where);
+            DecodeStats sa = a.decodeStats(), st = t.decodeStats();
+            assertEquals(sa.verifications(), st.verifications(), where);
+            assertEquals(sa.draftedTokens(), st.draftedTokens(), where);
+            assertEquals(sa.acceptedHistogram(), st.acceptedHistogram(), where);
         }
     }
 
