@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tandem.app.bench.BatchBench;
 import dev.tandem.app.bench.BenchReport;
 import dev.tandem.app.bench.DecodeBench;
+import dev.tandem.app.bench.EngineBench;
 import dev.tandem.app.bench.MachineInfo;
 import dev.tandem.app.bench.MethodsBench;
 import dev.tandem.app.bench.PrefillBench;
@@ -48,6 +49,7 @@ import java.util.stream.Stream;
                 "prefill: prefill tokens/s and time to first token at several prompt lengths;",
                 "batch: decode throughput with several sequences per pass, and the time of one pass over k rows;",
                 "methods: every decoding method against plain decoding of --model with each of --drafts;",
+                "engine: Engine throughput with --batch-sizes requests of each method at once, beside plain decoding;",
                 "all: decode, prefill and batch in one run. Each suite also records heap, KV-cache and mapped-weight memory."})
 public final class BenchCommand implements Callable<Integer> {
 
@@ -67,7 +69,7 @@ public final class BenchCommand implements Callable<Integer> {
     @ArgGroup(exclusive = true)
     Source source = new Source();
 
-    @Option(names = "--suite", paramLabel = "NAME", defaultValue = "decode", description = "Suite to run: decode, prefill, batch, methods or all (default: decode).")
+    @Option(names = "--suite", paramLabel = "NAME", defaultValue = "decode", description = "Suite to run: decode, prefill, batch, methods, engine or all (default: decode).")
     String suite;
 
     @Option(names = "--dtype", paramLabel = "f32|bf16", defaultValue = "bf16", description = "Weight dtype for --shape (default: bf16).")
@@ -155,12 +157,12 @@ public final class BenchCommand implements Callable<Integer> {
             stdout.flush();
             return 0;
         }
-        if (!List.of("decode", "prefill", "batch", "methods", "all").contains(suite)) {
+        if (!List.of("decode", "prefill", "batch", "methods", "engine", "all").contains(suite)) {
             throw new IllegalArgumentException("--suite " + suite + " is not a suite; the suites are: decode, prefill, batch, "
-                    + "methods, all.");
+                    + "methods, engine, all.");
         }
-        if (suite.equals("methods") && source.shape != null) {
-            throw new IllegalArgumentException("--suite methods needs real models (a target and drafts that agree with it), "
+        if ((suite.equals("methods") || suite.equals("engine")) && source.shape != null) {
+            throw new IllegalArgumentException("--suite " + suite + " needs real models (a target and drafts that agree with it), "
                     + "not --shape.");
         }
         if (ngramCorpus != null && !suite.equals("methods")) {
@@ -269,6 +271,20 @@ public final class BenchCommand implements Callable<Integer> {
                 addSection(json, "methods", MethodsBench.toJson(result), false);
                 stdout.println("methods: " + result.target() + ", drafts " + String.join(", ", result.drafts())
                         + " (see the report for every figure)");
+            }
+            if (suite.equals("engine")) {
+                Path[] draftDirs = parseDrafts();
+                EngineBench.Options engineOptions = EngineBench.Options.defaults(largestThreads, batchSizes);
+                engineOptions = new EngineBench.Options(engineOptions.prompts(),
+                        methodTokens != null ? methodTokens : engineOptions.maxTokens(), repetitions, largestThreads, batchSizes,
+                        methodsList != null ? words(methodsList) : engineOptions.methods(),
+                        gammas != null ? parseCounts(gammas, "--gammas")[0] : engineOptions.draftLength());
+                EngineBench.Result result;
+                try (ProgressBar bar = new ProgressBar("bench engine " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
+                    result = EngineBench.run(modelDir, draftDirs[0], engineOptions, bar);
+                }
+                addSection(json, "engine", EngineBench.toJson(result), false);
+                stdout.println("engine: " + result.target() + ", draft " + result.draft() + " (see the report for every figure)");
             }
             writeAtomically(file, new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(json) + "\n");
             List<Path> report;

@@ -259,23 +259,19 @@ public final class GenerateCommand implements Callable<Integer> {
         }
         Path dir = model != null ? model : defaultModel();
         checkMethodOptions();
-        if (promptFile != null && !method.equals("plain")) {
-            throw new ParameterException(spec.commandLine(), "--prompt-file decodes with --method plain only; give one "
-                    + "--prompt to use --method " + method + ".");
-        }
-        if (promptFile != null) {
-            List<PromptLine> prompts = readPromptFile(promptFile);
-            try (LanguageModel lm = ModelLoader.load(dir, loadOptions(dir, prompts.size()))) {
-                generateAll(lm, prompts, out);
-            }
-            return 0;
-        }
+        List<PromptLine> prompts = promptFile != null ? readPromptFile(promptFile) : null;
+        int sequences = prompts != null ? prompts.size() : 1;
         boolean pearl = method.equals("pearl");
         int[] split = pearl ? threadSplit() : null;
-        try (LanguageModel lm = ModelLoader.load(dir, pearl ? loadOptions(dir, 1).withThreads(split[0]) : loadOptions(dir, 1));
+        try (LanguageModel lm = ModelLoader.load(dir, pearl ? loadOptions(dir, sequences).withThreads(split[0])
+                : loadOptions(dir, sequences));
              LanguageModel draftModel = draft == null ? null : ModelLoader.load(draft, pearl
-                     ? loadOptions(draft, 1).withThreads(split[1]) // its own thread group, beside the target's
-                     : loadOptions(draft, 1).withBackend(lm.backend()))) {
+                     ? loadOptions(draft, sequences).withThreads(split[1]) // its own thread group, beside the target's
+                     : loadOptions(draft, sequences).withBackend(lm.backend()))) {
+            if (prompts != null) {
+                generateAll(lm, strategy(lm, draftModel), prompts, out);
+                return 0;
+            }
             long usedSeed = seed != null ? seed : new SecureRandom().nextLong();
             GenerationRequest request = withOptions(GenerationRequest.withModelDefaults(lm, prompt, usedSeed))
                     .withStreamId(stream != null ? stream : 0);
@@ -578,12 +574,13 @@ public final class GenerateCommand implements Callable<Integer> {
     }
 
     /**
-     * Decodes every prompt together through one engine (each with the same options and seed as a lone
+     * Decodes every prompt together through one engine, by {@code method} (each with the same options and seed as a lone
      * {@code --prompt} run and its own stream, so each line's tokens are the ones that run gives with
      * {@code --stream} the line's stream) and prints the results as JSON lines in input order. Every
      * prompt is encoded and checked before any decoding.
      */
-    private void generateAll(LanguageModel lm, List<PromptLine> prompts, PrintWriter out) throws Exception {
+    private void generateAll(LanguageModel lm, DecodingStrategy method, List<PromptLine> prompts, PrintWriter out)
+            throws Exception {
         long usedSeed = seed != null ? seed : new SecureRandom().nextLong();
         Generator checker = new Generator(lm);
         List<GenerationRequest> requests = new ArrayList<>();
@@ -602,7 +599,7 @@ public final class GenerateCommand implements Callable<Integer> {
             List<EngineHandle> handles = new ArrayList<>();
             for (int i = 0; i < requests.size(); i++) {
                 try {
-                    handles.add(engine.submit(requests.get(i)));
+                    handles.add(engine.submit(requests.get(i), method, null));
                 } catch (TandemException e) {
                     throw new TandemException(promptFile + " line " + prompts.get(i).line() + ": " + e.getMessage(), e);
                 }

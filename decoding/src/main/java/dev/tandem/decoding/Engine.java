@@ -2,46 +2,48 @@ package dev.tandem.decoding;
 
 import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.kv.KvCache;
-import dev.tandem.transformer.Batch;
-import dev.tandem.transformer.ForwardResult;
+import dev.tandem.runtime.kv.KvReservation;
 import dev.tandem.transformer.LanguageModel;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Arrays;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 
 /**
- * Continuous batching over one {@link LanguageModel}: one thread-safe engine per model, shared by any
- * number of threads. {@link #submit} returns at once with an {@link EngineHandle}; a single scheduler
- * thread runs the requests together, one {@code model.forward(Batch)} per step, each step holding one
- * decode row for every running request that has finished its prompt plus prompt chunks of requests
- * still prefilling. Requests join and leave between steps.
+ * Continuous batching of requests decoded by any methods: one thread-safe engine, shared by any number
+ * of threads. {@link #submit} returns at once with an {@link EngineHandle}; a single scheduler thread
+ * runs the requests together in steps of the {@link DecodingTask} protocol: each step, for every model
+ * some running request uses, passes of that model over the rows of every request that asks (one decode
+ * row of a plain request, a draft row, a verification chain, a tree, prompt chunks), then each request
+ * takes its accepted tokens — none, one or several. Requests of different methods and of different
+ * models run side by side; models on different backends compute at the same time. Requests join and
+ * leave between steps. The engine's own {@link #model()} serves {@link #submit(GenerationRequest)}.
  *
- * <p><b>Exactness.</b> Each request keeps its own sampling parameters, seed and stream id and is
- * sampled by the same code as {@link Generator} (the same {@code CounterRng} keys), and the forward
- * pass gives each row the same logits whatever else is in the batch, so a request's tokens are
- * exactly those it gets alone — whatever else runs, and however its prompt is chunked.
+ * <p><b>Exactness.</b> Each request keeps its own sampling parameters, seed and stream id, and a task's
+ * decisions depend only on its own rows' logits, which a pass computes the same whatever else is in it;
+ * so a request's tokens are exactly those it gets alone — whatever else runs, and however its prompt is
+ * chunked.
  *
- * <p><b>Scheduling.</b> Running requests are served in admission order. Every step decodes one token
- * for each request that is past its prompt; then prompts are prefilled in admission order in chunks,
- * at most {@link Options#maxPrefillTokensPerStep} prompt tokens per step in all, so that a long
- * prompt never stalls the running decodes for more than one chunk. Only a prompt's last chunk asks
- * for logits (its last row).
+ * <p><b>Scheduling.</b> Running requests are served in admission order. Every step gives each request
+ * the passes it asks for; prompts are prefilled in admission order in chunks, at most
+ * {@link Options#maxPrefillTokensPerStep} prompt tokens per model per step in all, so that a long prompt
+ * never stalls the running requests for more than one chunk.
  *
- * <p><b>Memory and admission.</b> A request is admitted only when the KV blocks for its prompt plus
- * its max tokens, capped at the model's context, are free; those blocks are reserved for it until it
- * ends, so a running request can never run out of KV memory in the middle of its decode. Until then it
- * waits in a FIFO queue (no overtaking: a large request at the head is not starved by small ones
- * behind it). The queue is bounded ({@link Options#maxQueued}); submitting to a full queue throws a
- * {@link TandemException} at once. A request whose reservation exceeds the whole cache is rejected at
- * submission. Blocks held by sequences outside the engine (e.g. a {@link Generator} on the same
- * model) are respected: admission looks at the cache's free blocks less what running requests may
- * still take.
+ * <p><b>Memory and admission.</b> A request is admitted only when it can reserve, in the KV cache of
+ * every model it uses, the blocks it may hold at once ({@link DecodingTask#blocksNeeded}: its prompt plus
+ * its max tokens, capped at the context, plus what a round appends before rolling back). The cache
+ * enforces the reservation ({@link KvReservation}): nobody else can take those blocks, so a running
+ * request never runs out of KV memory in the middle of its decode. Until then it waits in a FIFO queue
+ * (no overtaking: a large request at the head is not starved by small ones behind it). The queue is
+ * bounded ({@link Options#maxQueued}); submitting to a full queue throws a {@link TandemException} at
+ * once. A request whose reservation exceeds a whole cache is rejected at submission. Blocks held by
+ * sequences outside the engine (e.g. a {@link Generator} on the same model) are respected.
  *
  * <p><b>Failures.</b> If a forward pass throws, every request in that step fails with that exception
  * ({@link EngineHandle#result()} throws it) and frees its blocks; the engine goes on with the others.
@@ -93,10 +95,10 @@ public final class Engine implements AutoCloseable {
     /**
      * A snapshot of the engine and its model's KV cache.
      *
-     * @param totalBlocks    blocks in the model's KV cache
+     * @param totalBlocks    blocks in the KV cache of the engine's model
      * @param usedBlocks     blocks in use (by the engine's requests and any other sequence)
      * @param freeBlocks     blocks free
-     * @param reservedBlocks blocks reserved by running requests (held now or still to be taken)
+     * @param reservedBlocks blocks of it reserved by running requests (held now or still to be taken)
      * @param blockSize      tokens per block
      * @param running        requests admitted and not ended
      * @param queued         requests waiting for admission
@@ -115,8 +117,9 @@ public final class Engine implements AutoCloseable {
     private final List<EngineHandle> running = new ArrayList<>();
     private final Thread scheduler;
     private final List<Runnable> pending = new ArrayList<>(); // scheduler thread only
+    private final Generator plain;
     private boolean closed;
-    private int reserved;
+    private int reserved; // blocks of the engine model's cache reserved by running requests
     private long steps;
 
     public Engine(LanguageModel model) {
@@ -127,6 +130,7 @@ public final class Engine implements AutoCloseable {
         this.model = model;
         this.options = options;
         this.cache = model.kvCache();
+        this.plain = new Generator(model);
         this.scheduler = Thread.ofPlatform().name("tandem-engine").daemon(true).unstarted(this::loop);
         scheduler.start();
     }
@@ -139,33 +143,42 @@ public final class Engine implements AutoCloseable {
         return options;
     }
 
-    /** Submits a request; see {@link #submit(GenerationRequest, Consumer)}. */
+    /** Submits a request decoded plainly by the engine's model; see {@link #submit(GenerationRequest, DecodingStrategy, Consumer)}. */
     public EngineHandle submit(GenerationRequest request) {
-        return submit(request, null);
+        return submit(request, plain, null);
+    }
+
+    /** Submits a request decoded plainly by the engine's model; see {@link #submit(GenerationRequest, DecodingStrategy, Consumer)}. */
+    public EngineHandle submit(GenerationRequest request, Consumer<TokenEvent> listener) {
+        return submit(request, plain, listener);
     }
 
     /**
-     * Submits a request from any thread and returns at once. The prompt is encoded and checked here
-     * (as {@link Generator#stream} does), so a bad prompt throws on the caller's thread.
+     * Submits a request from any thread, to be decoded by {@code method} (with the models it was made
+     * with), and returns at once. The prompt is encoded and checked here, so a bad prompt throws on the
+     * caller's thread.
      *
-     * @param listener called on the engine's thread with each token as soon as it is chosen (keep it
+     * @param listener called on the engine's thread with each token as soon as it is accepted (keep it
      *                 short: it delays every request); may be null
-     * @throws TandemException if the prompt is bad, the request can never fit in the KV cache, the
+     * @throws TandemException if the prompt is bad, the request can never fit in a model's KV cache, the
      *                         queue is full, or the engine is closed
      */
-    public EngineHandle submit(GenerationRequest request, Consumer<TokenEvent> listener) {
-        int[] promptIds = Generator.promptIds(model, request);
-        int[] eos = Generator.eosTokens(model, request);
-        int maxContext = model.config().maxContext();
-        long tokens = Math.min((long) promptIds.length + request.maxTokens(), Math.max(maxContext, promptIds.length));
-        int blockSize = cache.blockSize();
-        int need = (int) ((tokens + blockSize - 1) / blockSize);
-        if (need > cache.numBlocks()) {
-            throw new TandemException("the request needs " + need + " KV blocks (" + tokens + " tokens: its prompt and max "
-                    + "tokens, capped at the context) but the KV cache has only " + cache.numBlocks() + " blocks of "
-                    + blockSize + " tokens; lower max tokens or give the cache more memory.");
+    public EngineHandle submit(GenerationRequest request, DecodingStrategy method, Consumer<TokenEvent> listener) {
+        DecodingTask task = method.task(request);
+        Map<LanguageModel, Integer> need = new IdentityHashMap<>();
+        for (LanguageModel m : task.models()) {
+            int blocks = task.blocksNeeded(m);
+            KvCache c = m.kvCache();
+            if (blocks > c.numBlocks()) {
+                task.abandon();
+                throw new TandemException("the request needs " + blocks + " KV blocks of " + m.directory().getFileName()
+                        + " (its prompt and max tokens, capped at the context, and a round's rows) but its KV cache has only "
+                        + c.numBlocks() + " blocks of " + c.blockSize() + " tokens; lower max tokens or give the cache more memory.");
+            }
+            need.put(m, blocks);
         }
-        EngineHandle handle = new EngineHandle(this, request, promptIds, eos, need, listener);
+        int[] promptIds = Generator.promptIds(task.models().getFirst(), request);
+        EngineHandle handle = new EngineHandle(this, request, promptIds, task, need, listener);
         lock.lock();
         try {
             if (closed) {
@@ -186,6 +199,11 @@ public final class Engine implements AutoCloseable {
     /** Submits a request and blocks until its result. */
     public GenerationResult generate(GenerationRequest request) {
         return submit(request).result();
+    }
+
+    /** Submits a request decoded by {@code method} and blocks until its result. */
+    public GenerationResult generate(GenerationRequest request, DecodingStrategy method) {
+        return submit(request, method, null).result();
     }
 
     /** Memory and queue accounting, readable from any thread. */
@@ -332,9 +350,9 @@ public final class Engine implements AutoCloseable {
         });
         for (EngineHandle h : List.copyOf(running)) {
             if (h.cancelRequested()) {
-                h.state.end(FinishReason.CANCELLED);
+                h.task().end(FinishReason.CANCELLED);
                 retire(h);
-                GenerationResult r = h.state.result();
+                GenerationResult r = h.task().result();
                 later(() -> h.complete(r));
             }
         }
@@ -346,57 +364,53 @@ public final class Engine implements AutoCloseable {
                 new GenerationStats(0, 0, 0), List.of());
     }
 
-    /** Admits queued requests in FIFO order while their reservations fit. */
+    /**
+     * Admits queued requests in FIFO order while their reservations fit: in every model's cache, all or
+     * nothing.
+     */
     private void admit() {
         while (!queue.isEmpty() && running.size() < options.maxRunning()) {
             EngineHandle h = queue.peekFirst();
-            if (h.reservedBlocks() > cache.freeBlocks() - stillToTake()) {
-                return;
+            Map<LanguageModel, KvReservation> taken = new IdentityHashMap<>();
+            for (Map.Entry<LanguageModel, Integer> e : h.blocksNeeded().entrySet()) {
+                KvReservation r = e.getKey().kvCache().tryReserve(e.getValue());
+                if (r == null) {
+                    taken.values().forEach(KvReservation::close);
+                    return;
+                }
+                taken.put(e.getKey(), r);
             }
             queue.pollFirst();
+            h.reservations = taken;
             try {
-                h.state = new RequestState(model, h.request(), h.promptIdsUnsafe(), h.eos());
+                h.task().start(m -> taken.get(m).newSequence());
             } catch (RuntimeException | Error e) {
+                h.task().abandon();
+                taken.values().forEach(KvReservation::close);
                 later(() -> h.fail(e));
                 continue;
             }
-            h.prefilled = 0;
             running.add(h);
-            reserved += h.reservedBlocks();
+            reserved += h.blocksNeeded().getOrDefault(model, 0);
         }
     }
 
-    /** Blocks that running requests have reserved but not yet taken from the cache. */
-    private int stillToTake() {
-        int blockSize = cache.blockSize();
-        int n = 0;
-        for (EngineHandle h : running) {
-            int held = (h.state.kv().length() + blockSize - 1) / blockSize;
-            n += Math.max(0, h.reservedBlocks() - held);
-        }
-        return n;
-    }
-
+    /** A request leaves: its reservations end (its sequences are closed by then). */
     private void retire(EngineHandle h) {
         if (running.remove(h)) {
-            reserved -= h.reservedBlocks();
+            reserved -= h.blocksNeeded().getOrDefault(model, 0);
+            h.reservations.values().forEach(KvReservation::close);
         }
     }
 
     private void fail(EngineHandle h, Throwable error) {
-        if (!h.state.finished()) {
-            h.state.abandon();
-        }
+        h.task().abandon();
         retire(h);
         later(() -> h.fail(error));
     }
 
-    /** One forward pass: a decode row for each request past its prompt, then prompt chunks within the budget. */
+    /** One step of every running request ({@link StepExecutor}); then each takes its tokens, and the finished leave. */
     private void step() {
-        List<EngineHandle> members = new ArrayList<>();
-        List<Batch.Entry> entries = new ArrayList<>();
-        List<Boolean> prefill = new ArrayList<>();
-        List<Integer> chunk = new ArrayList<>();
         List<EngineHandle> snapshot;
         lock.lock();
         try {
@@ -404,74 +418,34 @@ public final class Engine implements AutoCloseable {
         } finally {
             lock.unlock();
         }
-        for (EngineHandle h : snapshot) {
-            if (h.prefilled == h.promptIdsUnsafe().length) {
-                members.add(h);
-                entries.add(Batch.Entry.continuation(h.state.kv(), h.state.lastToken()));
-                prefill.add(false);
-                chunk.add(1);
-            }
-        }
-        int budget = options.maxPrefillTokensPerStep();
-        for (EngineHandle h : snapshot) {
-            int[] prompt = h.promptIdsUnsafe();
-            if (budget == 0) {
-                break;
-            }
-            if (h.prefilled < prompt.length) {
-                int n = Math.min(budget, prompt.length - h.prefilled);
-                budget -= n;
-                members.add(h);
-                Batch.Entry entry = Batch.Entry.continuation(h.state.kv(), Arrays.copyOfRange(prompt, h.prefilled, h.prefilled + n));
-                // Only the prompt's last chunk needs logits (of its last row); earlier chunks skip the LM head.
-                entries.add(h.prefilled + n < prompt.length ? entry.withLogitRows() : entry);
-                prefill.add(true);
-                chunk.add(n);
-            }
-        }
-        if (entries.isEmpty()) {
+        if (snapshot.isEmpty()) {
             return;
         }
-        long t0 = System.nanoTime();
-        ForwardResult result;
-        try {
-            result = model.forward(Batch.of(entries));
-        } catch (RuntimeException | Error e) {
-            lock.lock();
-            try {
-                steps++;
-                for (EngineHandle h : members) {
-                    fail(h, e);
-                }
-            } finally {
-                lock.unlock();
-            }
-            return;
+        List<DecodingTask> tasks = new ArrayList<>(snapshot.size());
+        for (EngineHandle h : snapshot) {
+            tasks.add(h.task());
         }
-        long nanos = System.nanoTime() - t0;
+        Map<DecodingTask, StepExecutor.Outcome> outcomes = StepExecutor.step(tasks, options.maxPrefillTokensPerStep());
         List<EngineHandle> ended = new ArrayList<>();
-        List<Object> outcomes = new ArrayList<>();
-        for (int i = 0; i < members.size(); i++) {
-            EngineHandle h = members.get(i);
+        List<Object> results = new ArrayList<>();
+        for (EngineHandle h : snapshot) {
+            StepExecutor.Outcome o = outcomes.get(h.task());
+            if (o.failed()) {
+                ended.add(h);
+                results.add(o.failure());
+                continue;
+            }
             try {
-                if (prefill.get(i)) {
-                    h.prefilled += chunk.get(i);
-                    h.state.addPrefillNanos(nanos);
-                    if (h.prefilled < h.promptIdsUnsafe().length) {
-                        continue;
-                    }
-                } else {
-                    h.state.addDecodeStep(nanos);
+                for (TokenEvent event : o.events()) {
+                    h.deliver(event);
                 }
-                TokenEvent event = h.state.accept(result.lastLogits(i));
-                h.deliver(event);
-                if (h.state.finished()) {
+                if (h.task().finished()) {
                     ended.add(h);
-                    outcomes.add(h.state.result());
+                    results.add(h.task().result());
                 }
             } catch (RuntimeException | Error e) {
                 ended.add(h);
-                outcomes.add(e);
+                results.add(e);
             }
         }
         lock.lock();
@@ -479,11 +453,11 @@ public final class Engine implements AutoCloseable {
             steps++;
             for (int i = 0; i < ended.size(); i++) {
                 EngineHandle h = ended.get(i);
-                if (outcomes.get(i) instanceof GenerationResult r) {
+                if (results.get(i) instanceof GenerationResult r) {
                     retire(h);
                     later(() -> h.complete(r));
                 } else {
-                    fail(h, (Throwable) outcomes.get(i));
+                    fail(h, (Throwable) results.get(i));
                 }
             }
         } finally {
@@ -499,9 +473,9 @@ public final class Engine implements AutoCloseable {
         queue.clear();
         for (EngineHandle h : List.copyOf(running)) {
             try {
-                h.state.end(FinishReason.CANCELLED);
+                h.task().end(FinishReason.CANCELLED);
                 retire(h);
-                GenerationResult r = h.state.result();
+                GenerationResult r = h.task().result();
                 later(() -> h.complete(r));
             } catch (RuntimeException | Error e) {
                 fail(h, e);

@@ -1,6 +1,10 @@
 package dev.tandem.decoding;
 
+import dev.tandem.runtime.kv.KvReservation;
+import dev.tandem.transformer.LanguageModel;
+
 import java.util.Iterator;
+import java.util.Map;
 import java.util.NoSuchElementException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
@@ -21,8 +25,8 @@ public final class EngineHandle implements Iterator<TokenEvent>, AutoCloseable {
     private final Engine engine;
     private final GenerationRequest request;
     private final int[] promptIds;
-    private final int[] eos;
-    private final int reservedBlocks;
+    private final DecodingTask task;
+    private final Map<LanguageModel, Integer> blocksNeeded;
     private final Consumer<TokenEvent> listener;
     private final LinkedBlockingQueue<Object> stream = new LinkedBlockingQueue<>();
     private final CompletableFuture<GenerationResult> done = new CompletableFuture<>();
@@ -30,16 +34,15 @@ public final class EngineHandle implements Iterator<TokenEvent>, AutoCloseable {
     private Object peeked;
 
     // Owned by the engine's scheduler thread.
-    RequestState state;
-    int prefilled;
+    Map<LanguageModel, KvReservation> reservations = Map.of();
 
-    EngineHandle(Engine engine, GenerationRequest request, int[] promptIds, int[] eos, int reservedBlocks,
-                 Consumer<TokenEvent> listener) {
+    EngineHandle(Engine engine, GenerationRequest request, int[] promptIds, DecodingTask task,
+                 Map<LanguageModel, Integer> blocksNeeded, Consumer<TokenEvent> listener) {
         this.engine = engine;
         this.request = request;
         this.promptIds = promptIds;
-        this.eos = eos;
-        this.reservedBlocks = reservedBlocks;
+        this.task = task;
+        this.blocksNeeded = Map.copyOf(blocksNeeded);
         this.listener = listener;
     }
 
@@ -56,13 +59,26 @@ public final class EngineHandle implements Iterator<TokenEvent>, AutoCloseable {
         return promptIds;
     }
 
-    int[] eos() {
-        return eos;
+    /** The method decoding this request, as the engine steps it. */
+    DecodingTask task() {
+        return task;
     }
 
-    /** KV blocks held back for this request while it runs: its prompt plus max tokens, capped at the context. */
+    /** The name of the method decoding this request ({@code plain}, {@code speculative}, ...). */
+    public String method() {
+        return task.method();
+    }
+
+    Map<LanguageModel, Integer> blocksNeeded() {
+        return blocksNeeded;
+    }
+
+    /**
+     * KV blocks held back for this request while it runs, over every model it uses: its prompt plus max
+     * tokens, capped at the context, plus the rows a round appends before rolling back.
+     */
     public int reservedBlocks() {
-        return reservedBlocks;
+        return blocksNeeded.values().stream().mapToInt(Integer::intValue).sum();
     }
 
     boolean cancelRequested() {

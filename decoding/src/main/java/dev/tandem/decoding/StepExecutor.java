@@ -113,6 +113,16 @@ final class StepExecutor {
         return out;
     }
 
+    /** Models are told apart by identity (a model need not define equals; a proxy's does not hold for itself). */
+    private static boolean usesModel(DecodingTask task, LanguageModel model) {
+        for (LanguageModel m : task.models()) {
+            if (m == model) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** Every pass this step needs of each model in {@code group}, one model after the other. */
     private static void runGroup(List<LanguageModel> group, List<DecodingTask> tasks, Map<DecodingTask, Throwable> failed,
                                  int prefillRowsPerStep) {
@@ -127,7 +137,7 @@ final class StepExecutor {
                 List<Integer> counts = new ArrayList<>();
                 List<Batch.Entry> entries = new ArrayList<>();
                 for (DecodingTask t : tasks) {
-                    if (failed.containsKey(t) || !t.models().contains(model)) {
+                    if (failed.containsKey(t) || !usesModel(t, model)) {
                         continue;
                     }
                     try {

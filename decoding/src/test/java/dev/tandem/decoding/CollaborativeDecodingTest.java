@@ -201,7 +201,7 @@ class CollaborativeDecodingTest {
         GenerationRequest sampled = request("HAMLET:\nTo be, or not to be, that is the question:")
                 .withSampling(SamplingParams.greedy().withTemperature(0.8f).withSeed(7));
         List<GenerationResult> alone = List.of(collab.generate(greedy), collab.generate(sampled));
-        List<GenerationResult> together = SteppedTogether.run(7, collab.task(greedy), collab.task(sampled));
+        List<GenerationResult> together = StepsTogether.results(7, collab.task(greedy), collab.task(sampled));
         for (int i = 0; i < alone.size(); i++) {
             GenerationResult a = alone.get(i), t = together.get(i);
             String where = "request " + i;

@@ -1,6 +1,7 @@
 package dev.tandem.decoding;
 
 import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.decoding.speculative.SpeculativeDecoding;
 import dev.tandem.transformer.AttentionShape;
 import dev.tandem.transformer.Batch;
 import dev.tandem.transformer.LanguageModel;
@@ -19,7 +20,8 @@ class ReadmeApiTourTest {
     @Test
     void readmeApiTourRuns() {
         StringBuilder printed = new StringBuilder();
-        try (LanguageModel model = ModelLoader.load(TestModels.model("bard-l"))) {
+        try (LanguageModel model = ModelLoader.load(TestModels.model("bard-l"), ModelLoader.Options.defaults().withDevice("cpu"));
+             LanguageModel draft = ModelLoader.load(TestModels.model("bard-s"), ModelLoader.Options.defaults().withBackend(model.backend()))) {
             Generator generator = new Generator(model);
 
             GenerationResult r = generator.generate(
@@ -42,9 +44,17 @@ class ReadmeApiTourTest {
 
             try (Engine engine = new Engine(model)) {
                 EngineHandle a = engine.submit(GenerationRequest.of("JULIET:").withMaxTokens(16));
-                EngineHandle b = engine.submit(GenerationRequest.of("HAMLET:").withMaxTokens(16));
+                EngineHandle b = engine.submit(GenerationRequest.of("HAMLET:").withMaxTokens(16),
+                        new SpeculativeDecoding(model, draft, 4), null);
+                StringBuilder bText = new StringBuilder();
+                while (b.hasNext()) {
+                    bText.append(b.next().textDelta());
+                }
                 assertEquals(generator.generate(GenerationRequest.of("JULIET:").withMaxTokens(16)).text(), a.result().text());
-                assertEquals(generator.generate(GenerationRequest.of("HAMLET:").withMaxTokens(16)).text(), b.result().text());
+                // Speculative decoding is lossless: greedy, it gives plain decoding's text.
+                assertEquals(generator.generate(GenerationRequest.of("HAMLET:").withMaxTokens(16)).text(), bText.toString());
+                assertEquals(bText.toString(), b.result().text());
+                assertEquals("speculative", b.method());
                 assertTrue(engine.stats().totalBlocks() > 0);
             }
 

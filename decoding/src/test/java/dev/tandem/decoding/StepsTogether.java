@@ -54,4 +54,19 @@ public final class StepsTogether {
         }
         return runs;
     }
+
+    /**
+     * {@link #run} over {@code tasks}, returning their results in order, each checked against the events
+     * its steps streamed.
+     */
+    public static List<GenerationResult> results(int prefillRowsPerStep, DecodingTask... tasks) {
+        List<GenerationResult> out = new ArrayList<>();
+        List<Run> runs = run(List.of(tasks), prefillRowsPerStep);
+        for (int i = 0; i < runs.size(); i++) {
+            org.junit.jupiter.api.Assertions.assertEquals(runs.get(i).result().logprobs(), runs.get(i).streamed(),
+                    "task " + i + ": streamed events");
+            out.add(runs.get(i).result());
+        }
+        return out;
+    }
 }

@@ -72,7 +72,7 @@ public final class BenchReport {
         System.setProperty("java.awt.headless", "true");
     }
 
-    private static final List<String> SECTIONS = List.of("decode", "prefill", "batch", "methods");
+    private static final List<String> SECTIONS = List.of("decode", "prefill", "batch", "methods", "engine");
 
     private BenchReport() {
     }
@@ -172,6 +172,7 @@ public final class BenchReport {
                 case "prefill" -> prefill(md, charts, s.getValue(), base, subtitle, where);
                 case "batch" -> batch(md, charts, s.getValue(), base, subtitle, where);
                 case "methods" -> methods(md, charts, s.getValue(), base, subtitle, where);
+                case "engine" -> engine(md, s.getValue(), where);
                 default -> throw new AssertionError(s.getKey());
             }
         }
@@ -415,6 +416,28 @@ public final class BenchReport {
     private static String optionalFixed(JsonNode n, String field, int decimals) {
         JsonNode v = n.path(field);
         return v.isNumber() ? fixed(v.asDouble(), decimals) : "";
+    }
+
+    private static void engine(Md md, JsonNode s, String where) {
+        md.line("## Engine throughput by method and concurrency");
+        md.blank();
+        md.line("Target " + s.path("model").asText() + " (" + s.path("dtype").asText() + "), draft " + s.path("draft").asText()
+                + "; " + s.path("options").path("threads").asInt() + " threads, " + s.path("options").path("max_tokens").asInt()
+                + " tokens per request, greedy, γ = " + s.path("options").path("draft_length").asInt()
+                + ". Tokens/s of all requests together; the ratio is to plain decoding at the same concurrency in the same repetition.");
+        md.blank();
+        md.line("| method | requests at once | tok/s (all requests) | × plain | repetitions |");
+        md.line("| --- | ---: | ---: | ---: | ---: |");
+        JsonNode figures = array(s, "figures", where);
+        for (int i = 0; i < figures.size(); i++) {
+            JsonNode f = figures.get(i);
+            String at = where + "figures[" + i + "].";
+            Fig tps = fig(f, "tokens_per_s", at);
+            Fig rel = fig(f, "relative_to_plain", at);
+            md.line("| " + f.path("method").asText() + " | " + integer(f, "concurrency", at) + " | " + tps.format(1) + " | "
+                    + rel.format(2) + " | " + counts(tps) + " |");
+        }
+        md.blank();
     }
 
     private static void batch(Md md, Map<String, byte[]> charts, JsonNode s, String base, String subtitle, String where) {

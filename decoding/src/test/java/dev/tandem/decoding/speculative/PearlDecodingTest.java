@@ -5,7 +5,7 @@ import dev.tandem.decoding.DecodingStrategy;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.Generator;
-import dev.tandem.decoding.SteppedTogether;
+import dev.tandem.decoding.StepsTogether;
 import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.decoding.speculative.SpeculativeFixtures.Totals;
 import dev.tandem.transformer.LanguageModel;
@@ -143,7 +143,7 @@ class PearlDecodingTest {
                 .withSampling(SamplingParams.greedy().withTemperature(1.0f).withTopP(0.9f).withSeed(3)).withLogprobs(2);
         List<GenerationResult> alone = List.of(bySmall.generate(greedy), bySmall.generate(sampled),
                 byMedium.generate(withLogprobs));
-        List<GenerationResult> together = SteppedTogether.run(7, bySmall.task(greedy), bySmall.task(sampled),
+        List<GenerationResult> together = StepsTogether.results(7, bySmall.task(greedy), bySmall.task(sampled),
                 byMedium.task(withLogprobs));
         for (int i = 0; i < alone.size(); i++) {
             GenerationResult a = alone.get(i), t = together.get(i);
