@@ -189,6 +189,35 @@ class BenchCommandTest {
     }
 
     @Test
+    void engineSuiteRunsEveryMethodAtEachConcurrencyBesidePlain() throws Exception {
+        Path result = tmp.resolve("engine.json");
+        Run r = tandem("bench", "--suite", "engine", "--model", TestModels.model("bard-m").toString(),
+                "--drafts", TestModels.model("bard-s").toString(), "--threads", "1", "--repetitions", "1",
+                "--method-tokens", "4", "--batch-sizes", "1,3", "--out", result.toString());
+        assertEquals(0, r.exit(), r.err());
+        JsonNode json = new ObjectMapper().readTree(result.toFile());
+        assertEquals("engine", json.get("suite").asText());
+        java.util.List<String> seen = new java.util.ArrayList<>();
+        json.get("figures").forEach(f -> {
+            seen.add(f.get("method").asText() + " " + f.get("concurrency").asInt());
+            assertTrue(f.get("tokens_per_s").get("median").asDouble() > 0, f.toString());
+            if (f.get("method").asText().equals("plain")) {
+                assertEquals(1.0, f.get("relative_to_plain").get("median").asDouble(), 1e-12, f.toString());
+            }
+        });
+        java.util.List<String> expected = new java.util.ArrayList<>();
+        for (int c : new int[] {1, 3}) {
+            for (String m : java.util.List.of("plain", "speculative", "ngram", "tree", "aded", "lookahead", "pearl")) {
+                expected.add(m + " " + c);
+            }
+        }
+        assertEquals(expected, seen);
+        String report = Files.readString(result.resolveSibling("engine.md"));
+        assertTrue(report.contains("## Engine throughput by method and concurrency"), report);
+        assertTrue(report.lines().anyMatch(l -> l.startsWith("| plain | 3 |") && l.contains("| 1.00 (1.00–1.00) |")), report);
+    }
+
+    @Test
     void weightBytesPerTokenCountsTheEmbeddingRowNotTheTable() {
         try (LanguageModel bard = ModelLoader.load(TestModels.model("bard-s"))) {
             var c = bard.config();
@@ -224,6 +253,8 @@ class BenchCommandTest {
                 {"bench", "--suite", "methods", "--modes", "greedy,creative"},
                 {"bench", "--suite", "methods", "--gammas", "2,0"},
                 {"bench", "--suite", "methods", "--prompt-count", "9"},
+                {"bench", "--suite", "engine", "--shape", "smollm2-135m"},
+                {"bench", "--suite", "engine", "--methods", "plain,nonsense"},
                 {"bench", "--model", TestModels.model("bard-s").toString(), "--prompt-tokens", "2000", "--bandwidth-mib", "16",
                         "--out", "unused.json"}}) {
             Run r = tandem(args);

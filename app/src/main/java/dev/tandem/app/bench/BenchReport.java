@@ -435,7 +435,7 @@ public final class BenchReport {
             Fig tps = fig(f, "tokens_per_s", at);
             Fig rel = fig(f, "relative_to_plain", at);
             md.line("| " + f.path("method").asText() + " | " + integer(f, "concurrency", at) + " | " + tps.format(1) + " | "
-                    + rel.format(2) + " | " + counts(tps) + " |");
+                    + rel.format(1) + " | " + counts(tps) + " |");
         }
         md.blank();
     }
