@@ -86,7 +86,8 @@ final class ChainTask implements DecodingTask {
     @Override
     public int blocksNeeded(LanguageModel model) {
         // A verification appends the draft (γ rows) past the context; a draft model feeds up to γ − 1 past it.
-        return Tasks.blocks(model, promptIds.length, request.maxTokens(), draftLength + 1);
+        int blocks = Tasks.blocks(model, promptIds.length, request.maxTokens(), draftLength + 1);
+        return drafter.model() == target ? 2 * blocks : blocks; // the draft's sequence in the target's cache too
     }
 
     @Override

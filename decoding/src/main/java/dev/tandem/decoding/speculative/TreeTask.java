@@ -97,7 +97,8 @@ final class TreeTask implements DecodingTask {
     @Override
     public int blocksNeeded(LanguageModel model) {
         // The target appends the root and up to nodeCap nodes past the context; a draft model up to nodeCap rows.
-        return Tasks.blocks(model, promptIds.length, request.maxTokens(), nodeCap + 1);
+        int blocks = Tasks.blocks(model, promptIds.length, request.maxTokens(), nodeCap + 1);
+        return source.model() == target ? 2 * blocks : blocks; // the draft's sequence in the target's cache too
     }
 
     @Override

@@ -111,6 +111,25 @@ class EngineMethodsTest {
         }
     }
 
+    /**
+     * A draft that is the target itself keeps two sequences in one cache: the reservation covers both, so
+     * a long request runs to its end (every draft accepted: the tokens are plain decoding's).
+     */
+    @Test
+    void aDraftThatIsTheTargetReservesForBothSequences() {
+        GenerationRequest r = GenerationRequest.of(requests.get(3).prompt()).withMaxTokens(60);
+        GenerationResult plain = new Generator(target).generate(r);
+        try (Engine engine = engine()) {
+            for (DecodingStrategy self : List.of(new SpeculativeDecoding(target, target, 3), new TreeDecoding(target, target, 8, 2, 3),
+                    new PearlDecoding(target, target, 3))) {
+                EngineHandle h = engine.submit(r, self, null);
+                assertSame(plain, h.result(), h.method() + " drafting with the target");
+            }
+            assertEquals(0, engine.stats().reservedBlocks(), "every reservation ended");
+        }
+        assertEquals(0, target.kvCache().usedBlocks());
+    }
+
     /** Request i decoded by the i-th method (cycling), alone and then all together. */
     private static List<GenerationResult> aloneMixed(List<DecodingStrategy> strategies) {
         List<GenerationResult> alone = new ArrayList<>();
