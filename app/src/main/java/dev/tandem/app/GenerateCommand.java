@@ -285,7 +285,7 @@ public final class GenerateCommand implements Callable<Integer> {
                 out.flush();
                 err.printf(Locale.ROOT, "[%d prompt + %d generated tokens, finish: %s, prefill %.1f ms, decode %.1f tokens/s]%n",
                         r.usage().promptTokens(), r.usage().completionTokens(), r.finishReason().wireName(),
-                        r.stats().prefillMillis(), r.stats().decodeTokensPerSecond());
+                        r.stats().prefillMillis(), r.decodeTokensPerSecond());
                 if (method.equals("collab")) {
                     CollaborativeDecoding.Collaboration c = CollaborativeDecoding.Collaboration.of(r.decodeStats());
                     err.printf(Locale.ROOT, "[collab: the large model was called on %.1f%% of tokens and changed %.1f%%]%n",
@@ -673,7 +673,7 @@ public final class GenerateCommand implements Callable<Integer> {
         stats.put("prefill_ms", round(r.stats().prefillMillis()));
         stats.put("decode_ms", round(r.stats().decodeMillis()));
         stats.put("decode_steps", r.stats().decodeSteps());
-        stats.put("decode_tokens_per_s", round(r.stats().decodeTokensPerSecond()));
+        stats.put("decode_tokens_per_s", round(r.decodeTokensPerSecond()));
         stats.put("backend", lm.backend().name());
         root.set("decode_stats", json.valueToTree(r.decodeStats().toMap()));
         ObjectNode s = root.putObject("sampling");

@@ -51,7 +51,7 @@ import java.util.function.Consumer;
  *
  * <p>A request's {@link GenerationStats} count the wall time of the forward passes it took part in
  * (shared with the other rows of those passes): prefill up to its first token, then one decode step
- * per later token.
+ * per later token (plain decoding) or per round (a method that guesses ahead: draft, verify, accept).
  *
  * <p>{@link #close()} stops accepting requests, lets the step in progress finish, cancels everything
  * still queued or running (finish reason {@code cancelled}, blocks freed) and stops the scheduler thread.

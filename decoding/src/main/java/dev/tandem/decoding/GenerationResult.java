@@ -28,6 +28,18 @@ public record GenerationResult(int[] promptIds, int[] generatedIds, String text,
     }
 
     /** This result with other decode stats. */
+    /**
+     * Tokens after the first per second of decode time (0 when there were none), comparable across
+     * methods (unlike {@link GenerationStats#decodeStepsPerSecond()}, which counts rounds). Exact for plain
+     * decoding, whose prefill yields the first token; a method whose first round yields it (speculative,
+     * tree, ...) has that round's time in decode, so the figure understates it by at most one token's
+     * share.
+     */
+    public double decodeTokensPerSecond() {
+        int later = generatedIds.length - 1;
+        return later <= 0 || stats.decodeMillis() <= 0 ? 0 : later * 1000.0 / stats.decodeMillis();
+    }
+
     public GenerationResult withDecodeStats(DecodeStats decodeStats) {
         return new GenerationResult(promptIds, generatedIds, text, finishReason, usage, stats, logprobs, decodeStats);
     }

@@ -263,10 +263,19 @@ public final class RequestState {
         kv.close();
     }
 
-    /** The result, once {@link #finished()}. */
+    /**
+     * The result, once {@link #finished()}. Its stats are read now, not when the last token ended the
+     * generation: a round-based method records its last round's decode step after accepting that
+     * round's tokens.
+     */
     public GenerationResult result() {
         if (result == null) {
             throw new IllegalStateException("the generation has not ended yet");
+        }
+        GenerationStats now = new GenerationStats(prefillNanos / 1e6, decodeNanos / 1e6, decodeSteps);
+        if (!now.equals(result.stats())) {
+            result = new GenerationResult(result.promptIds(), result.generatedIds(), result.text(), result.finishReason(),
+                    result.usage(), now, result.logprobs(), null);
         }
         return result;
     }

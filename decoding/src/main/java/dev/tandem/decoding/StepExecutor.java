@@ -14,6 +14,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Runs one step of the {@link DecodingTask} protocol for a list of tasks (in admission order): for each
@@ -70,16 +71,17 @@ final class StepExecutor {
                 }
             }
         }
+        AtomicLong passes = new AtomicLong();
         List<List<LanguageModel>> order = new ArrayList<>(groups.values());
         List<Future<?>> others = new ArrayList<>();
         for (int g = 1; g < order.size(); g++) {
             List<LanguageModel> group = order.get(g);
-            others.add(THREADS.submit(() -> runGroup(group, live, failed, prefillRowsPerStep)));
+            others.add(THREADS.submit(() -> runGroup(group, live, failed, prefillRowsPerStep, passes)));
         }
         Throwable groupFailure = null;
         if (!order.isEmpty()) {
             try {
-                runGroup(order.getFirst(), live, failed, prefillRowsPerStep);
+                runGroup(order.getFirst(), live, failed, prefillRowsPerStep, passes);
             } catch (RuntimeException | Error e) {
                 groupFailure = e;
             }
@@ -105,7 +107,13 @@ final class StepExecutor {
                 continue;
             }
             try {
-                out.put(t, new Outcome(List.copyOf(t.endStep()), null));
+                List<TokenEvent> events = List.copyOf(t.endStep());
+                if (passes.get() == 0 && events.isEmpty() && !t.finished()) {
+                    // Nobody ran a pass, so the next step would be this one again: fail rather than spin.
+                    throw new IllegalStateException("the " + t.method() + " task asked for no forward pass and accepted no "
+                            + "token in a step in which no task ran a pass, so it would never finish");
+                }
+                out.put(t, new Outcome(events, null));
             } catch (RuntimeException | Error e) {
                 out.put(t, new Outcome(List.of(), e));
             }
@@ -125,7 +133,7 @@ final class StepExecutor {
 
     /** Every pass this step needs of each model in {@code group}, one model after the other. */
     private static void runGroup(List<LanguageModel> group, List<DecodingTask> tasks, Map<DecodingTask, Throwable> failed,
-                                 int prefillRowsPerStep) {
+                                 int prefillRowsPerStep, AtomicLong passes) {
         for (LanguageModel model : group) {
             DecodingTask.PrefillBudget budget = new DecodingTask.PrefillBudget(prefillRowsPerStep);
             for (int pass = 0; ; pass++) {
@@ -154,6 +162,7 @@ final class StepExecutor {
                 if (entries.isEmpty()) {
                     break;
                 }
+                passes.incrementAndGet();
                 long t0 = System.nanoTime();
                 ForwardResult result;
                 try {

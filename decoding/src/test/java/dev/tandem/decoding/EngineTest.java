@@ -161,6 +161,55 @@ class EngineTest {
         assertTrue(beside >= longTokens / 8 - 1, "the short request decoded beside every chunk but the last: " + beside);
     }
 
+    /** A task that never asks for a pass (a broken method): it would step forever without this check. */
+    private static final class Stalled implements DecodingTask {
+        private final DecodingTask real;
+
+        Stalled(DecodingTask real) {
+            this.real = real;
+        }
+
+        @Override public String method() { return "stalled"; }
+        @Override public List<LanguageModel> models() { return real.models(); }
+        @Override public int blocksNeeded(LanguageModel m) { return real.blocksNeeded(m); }
+        @Override public void start(KvSource kv) { real.start(kv); }
+        @Override public void beginStep() { real.beginStep(); }
+        @Override public List<Batch.Entry> next(LanguageModel m, PrefillBudget prefill) { return List.of(); }
+        @Override public void advance(LanguageModel m, dev.tandem.transformer.ForwardResult r, long nanos) { real.advance(m, r, nanos); }
+        @Override public List<TokenEvent> endStep() { return real.endStep(); }
+        @Override public boolean finished() { return real.finished(); }
+        @Override public GenerationResult result() { return real.result(); }
+        @Override public void end(FinishReason reason) { real.end(reason); }
+        @Override public void abandon() { real.abandon(); }
+    }
+
+    @Test
+    void aTaskThatStopsAskingForPassesFailsInsteadOfSpinning() {
+        DecodingStrategy stalled = new DecodingStrategy() {
+            @Override
+            public String name() {
+                return "stalled";
+            }
+
+            @Override
+            public DecodingTask task(GenerationRequest request) {
+                return new Stalled(generator.task(request));
+            }
+        };
+        GenerationRequest r = GenerationRequest.of("ROMEO:").withMaxTokens(8);
+        assertTimeoutPreemptively(java.time.Duration.ofMinutes(2), () -> {
+            IllegalStateException alone = assertThrows(IllegalStateException.class, () -> stalled.generate(r));
+            assertTrue(alone.getMessage().contains("would never finish"), alone.getMessage());
+            try (Engine engine = new Engine(model)) {
+                EngineHandle bad = engine.submit(r, stalled, null);
+                IllegalStateException e = assertThrows(IllegalStateException.class, bad::result);
+                assertTrue(e.getMessage().contains("stalled task asked for no forward pass"), e.getMessage());
+                assertSameOutput(generator.generate(r), engine.generate(r), "a good request after it");
+            }
+        });
+        assertEquals(0, model.kvCache().usedBlocks());
+    }
+
     @Test
     void requestsFromFiveThreadsAtOnceGiveBitIdenticalOutputToSeparateRuns() throws Exception {
         List<GenerationRequest> requests = new ArrayList<>(sampledRequests().subList(0, 3));

@@ -32,7 +32,7 @@ class ReadmeApiTourTest {
                             .withLogprobs(3),
                     token -> printed.append(token.textDelta()));
             assertEquals(r.text(), printed.toString());
-            assertTrue(r.usage().completionTokens() > 0 && r.stats().decodeTokensPerSecond() >= 0);
+            assertTrue(r.usage().completionTokens() > 0 && r.decodeTokensPerSecond() >= 0);
 
             StringBuilder streamed = new StringBuilder();
             try (Generation g = generator.stream(GenerationRequest.of("First Citizen:"))) {

@@ -111,6 +111,18 @@ class EngineMethodsTest {
         }
     }
 
+    /** A request's decode steps are its rounds, the last one included (plain: one per token after the first). */
+    @Test
+    void everyRoundIsOneDecodeStepTheLastIncluded() {
+        for (Map.Entry<String, DecodingStrategy> m : methods.entrySet()) {
+            for (GenerationRequest r : requests.subList(0, 4)) {
+                GenerationResult result = m.getValue().generate(r);
+                long expected = m.getKey().equals("plain") ? result.generatedIds().length - 1 : result.decodeStats().verifications();
+                assertEquals(expected, result.stats().decodeSteps(), m.getKey() + ": " + result.decodeStats());
+            }
+        }
+    }
+
     /**
      * A draft that is the target itself keeps two sequences in one cache: the reservation covers both, so
      * a long request runs to its end (every draft accepted: the tokens are plain decoding's).
