@@ -44,6 +44,7 @@ import java.util.stream.Stream;
  * {@code bench/results/}. The first suite is {@code decode}; the benchmark issue adds the others.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
+        exitCodeListHeading = Main.EXIT_CODES_HEADING, exitCodeList = {Main.EXIT_0, Main.EXIT_1, Main.EXIT_2, Main.EXIT_130, Main.EXIT_143},
         description = {"End-to-end figures written as JSON to bench/results/:",
                 "decode: decode tokens/s at each thread count beside the memory read bandwidth measured in the same run;",
                 "prefill: prefill tokens/s and time to first token at several prompt lengths;",
@@ -158,15 +159,15 @@ public final class BenchCommand implements Callable<Integer> {
             return 0;
         }
         if (!List.of("decode", "prefill", "batch", "methods", "engine", "all").contains(suite)) {
-            throw new IllegalArgumentException("--suite " + suite + " is not a suite; the suites are: decode, prefill, batch, "
+            throw new UsageException("--suite " + suite + " is not a suite; the suites are: decode, prefill, batch, "
                     + "methods, engine, all.");
         }
         if ((suite.equals("methods") || suite.equals("engine")) && source.shape != null) {
-            throw new IllegalArgumentException("--suite " + suite + " needs real models (a target and drafts that agree with it), "
+            throw new UsageException("--suite " + suite + " needs real models (a target and drafts that agree with it), "
                     + "not --shape.");
         }
         if (ngramCorpus != null && !suite.equals("methods")) {
-            throw new IllegalArgumentException("--ngram-corpus applies to --suite methods only.");
+            throw new UsageException("--ngram-corpus applies to --suite methods only.");
         }
         if (ngramCorpus != null && !Files.isRegularFile(ngramCorpus)) {
             throw new TandemException("the corpus file " + ngramCorpus + " does not exist.");
@@ -175,10 +176,10 @@ public final class BenchCommand implements Callable<Integer> {
         int[] promptLengths = parseCounts(promptLengthsOption, "--prompt-lengths");
         int[] threadCounts = parseThreads(threads);
         if (bandwidthMib < 16) {
-            throw new IllegalArgumentException("--bandwidth-mib must be at least 16 (a buffer far larger than the caches), got "
+            throw new UsageException("--bandwidth-mib must be at least 16 (a buffer far larger than the caches), got "
                     + bandwidthMib + ".");
         }
-        DecodeBench.Options options = new DecodeBench.Options(promptTokens, tokens, repetitions, bandwidthMib << 20, 10);
+        DecodeBench.Options options = usage(() -> new DecodeBench.Options(promptTokens, tokens, repetitions, bandwidthMib << 20, 10));
         ZonedDateTime now = ZonedDateTime.now(ZoneOffset.UTC);
         Path temp = null;
         Thread cleanup = null;
@@ -223,14 +224,14 @@ public final class BenchCommand implements Callable<Integer> {
             if (all || suite.equals("prefill")) {
                 PrefillBench.Result result;
                 try (ProgressBar bar = new ProgressBar("bench prefill " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
-                    result = PrefillBench.run(modelDir, label, new PrefillBench.Options(promptLengths, repetitions), threadCounts, bar);
+                    result = PrefillBench.run(modelDir, label, usage(() -> new PrefillBench.Options(promptLengths, repetitions)), threadCounts, bar);
                 }
                 addSection(json, "prefill", PrefillBench.toJson(result), all);
                 printPrefillSummary(stdout, result);
             }
             if (all || suite.equals("batch")) {
-                BatchBench.Options batchOptions = new BatchBench.Options(promptTokens, tokens, repetitions, batchSizes,
-                        maxRows, largestThreads);
+                BatchBench.Options batchOptions = usage(() -> new BatchBench.Options(promptTokens, tokens, repetitions, batchSizes,
+                        maxRows, largestThreads));
                 BatchBench.Result result;
                 try (ProgressBar bar = new ProgressBar("bench batch " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
                     result = BatchBench.run(modelDir, label, batchOptions, bar);
@@ -240,30 +241,7 @@ public final class BenchCommand implements Callable<Integer> {
             }
             if (suite.equals("methods")) {
                 Path[] draftDirs = parseDrafts();
-                MethodsBench.Options methodOptions = MethodsBench.Options.defaults(largestThreads).withRepetitions(repetitions);
-                if (methodTokens != null) {
-                    methodOptions = methodOptions.withMaxTokens(methodTokens);
-                }
-                if (ngramCorpus != null) {
-                    methodOptions = methodOptions.withNgramCorpus(ngramCorpus);
-                }
-                if (gammas != null) {
-                    methodOptions = methodOptions.withGammas(Arrays.stream(parseCounts(gammas, "--gammas")).boxed().toList());
-                }
-                if (methodsList != null) {
-                    methodOptions = methodOptions.withMethods(words(methodsList));
-                }
-                if (modes != null) {
-                    methodOptions = methodOptions.withModes(words(modes));
-                }
-                if (promptCount != null) {
-                    if (promptCount < 1 || promptCount > MethodsBench.DEFAULT_PROMPTS.size()) {
-                        throw new IllegalArgumentException("--prompt-count must be 1 to " + MethodsBench.DEFAULT_PROMPTS.size()
-                                + ", got " + promptCount + ".");
-                    }
-                    methodOptions = methodOptions.withPrompts(MethodsBench.DEFAULT_PROMPTS.subList(0, promptCount));
-                }
-
+                MethodsBench.Options methodOptions = usage(() -> methodsOptions(largestThreads));
                 MethodsBench.Result result;
                 try (ProgressBar bar = new ProgressBar("bench methods " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
                     result = MethodsBench.run(modelDir, draftDirs, methodOptions, bar);
@@ -274,11 +252,11 @@ public final class BenchCommand implements Callable<Integer> {
             }
             if (suite.equals("engine")) {
                 Path[] draftDirs = parseDrafts();
-                EngineBench.Options engineOptions = EngineBench.Options.defaults(largestThreads, batchSizes);
-                engineOptions = new EngineBench.Options(engineOptions.prompts(),
-                        methodTokens != null ? methodTokens : engineOptions.maxTokens(), repetitions, largestThreads, batchSizes,
-                        methodsList != null ? words(methodsList) : engineOptions.methods(),
-                        gammas != null ? parseCounts(gammas, "--gammas")[0] : engineOptions.draftLength());
+                EngineBench.Options defaults = EngineBench.Options.defaults(largestThreads, batchSizes);
+                EngineBench.Options engineOptions = usage(() -> new EngineBench.Options(defaults.prompts(),
+                        methodTokens != null ? methodTokens : defaults.maxTokens(), repetitions, largestThreads, batchSizes,
+                        methodsList != null ? words(methodsList) : defaults.methods(),
+                        gammas != null ? parseCounts(gammas, "--gammas")[0] : defaults.draftLength()));
                 EngineBench.Result result;
                 try (ProgressBar bar = new ProgressBar("bench engine " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
                     result = EngineBench.run(modelDir, draftDirs[0], engineOptions, bar);
@@ -325,10 +303,49 @@ public final class BenchCommand implements Callable<Integer> {
                 }
                 counts.add(n);
             } catch (NumberFormatException e) {
-                throw new IllegalArgumentException(option + " takes positive numbers separated by commas, got \"" + list + "\".");
+                throw new UsageException(option + " takes positive numbers separated by commas, got \"" + list + "\".");
             }
         }
         return counts.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /** Builds options from the command line, answering a bad value (IllegalArgumentException) as a usage error. */
+    private static <T> T usage(java.util.function.Supplier<T> build) {
+        try {
+            return build.get();
+        } catch (UsageException e) {
+            throw e;
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage(), e);
+        }
+    }
+
+    /** The methods suite's options from the command line. */
+    private MethodsBench.Options methodsOptions(int largestThreads) {
+        MethodsBench.Options methodOptions = MethodsBench.Options.defaults(largestThreads).withRepetitions(repetitions);
+        if (methodTokens != null) {
+            methodOptions = methodOptions.withMaxTokens(methodTokens);
+        }
+        if (ngramCorpus != null) {
+            methodOptions = methodOptions.withNgramCorpus(ngramCorpus);
+        }
+        if (gammas != null) {
+            methodOptions = methodOptions.withGammas(Arrays.stream(parseCounts(gammas, "--gammas")).boxed().toList());
+        }
+        if (methodsList != null) {
+            methodOptions = methodOptions.withMethods(words(methodsList));
+        }
+        if (modes != null) {
+            methodOptions = methodOptions.withModes(words(modes));
+        }
+        if (promptCount != null) {
+            if (promptCount < 1 || promptCount > MethodsBench.DEFAULT_PROMPTS.size()) {
+                throw new UsageException("--prompt-count must be 1 to " + MethodsBench.DEFAULT_PROMPTS.size()
+                        + ", got " + promptCount + ".");
+            }
+            methodOptions = methodOptions.withPrompts(MethodsBench.DEFAULT_PROMPTS.subList(0, promptCount));
+        }
+        return methodOptions;
     }
 
     static int[] parseThreads(String list) {
@@ -343,10 +360,10 @@ public final class BenchCommand implements Callable<Integer> {
                 try {
                     n = Integer.parseInt(p);
                 } catch (NumberFormatException e) {
-                    throw new IllegalArgumentException("--threads takes numbers or 'all' separated by commas, got \"" + list + "\".");
+                    throw new UsageException("--threads takes numbers or 'all' separated by commas, got \"" + list + "\".");
                 }
                 if (n < 1) {
-                    throw new IllegalArgumentException("--threads counts must be at least 1, got " + n + ".");
+                    throw new UsageException("--threads counts must be at least 1, got " + n + ".");
                 }
             }
             counts.add(n);
@@ -433,7 +450,7 @@ public final class BenchCommand implements Callable<Integer> {
             }
         }
         if (dirs.isEmpty()) {
-            throw new IllegalArgumentException("--drafts names no directory.");
+            throw new UsageException("--drafts names no directory.");
         }
         return dirs.toArray(Path[]::new);
     }

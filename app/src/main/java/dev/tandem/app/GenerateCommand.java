@@ -61,6 +61,7 @@ import java.util.concurrent.Callable;
  * lines in input order.
  */
 @Command(name = "generate", mixinStandardHelpOptions = true,
+        exitCodeListHeading = Main.EXIT_CODES_HEADING, exitCodeList = {Main.EXIT_0, Main.EXIT_1, Main.EXIT_2, Main.EXIT_130, Main.EXIT_143},
         description = "Generate text from a prompt. Options not given fall back to the model's generation_config.json.")
 public final class GenerateCommand implements Callable<Integer> {
 
@@ -239,7 +240,7 @@ public final class GenerateCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         if (threads < 0) {
-            throw new IllegalArgumentException("--threads must be 0 (all processors) or more, but was " + threads + ".");
+            throw new UsageException("--threads must be 0 (all processors) or more, but was " + threads + ".");
         }
         if ((prompt == null) == (promptFile == null)) {
             throw new ParameterException(spec.commandLine(), prompt == null
@@ -466,7 +467,7 @@ public final class GenerateCommand implements Callable<Integer> {
         DType dtype = switch (kvDtype.toLowerCase(Locale.ROOT)) {
             case "f32" -> DType.F32;
             case "bf16" -> DType.BF16;
-            default -> throw new IllegalArgumentException("--kv-dtype must be f32 or bf16, but was \"" + kvDtype + "\".");
+            default -> throw new UsageException("--kv-dtype must be f32 or bf16, but was \"" + kvDtype + "\".");
         };
         if (!Backends.names().contains(device)) {
             throw new ParameterException(spec.commandLine(), "--device must be one of " + String.join(", ", Backends.names())
@@ -633,7 +634,7 @@ public final class GenerateCommand implements Callable<Integer> {
             request = request.withSampling(p).withStop(stop).withLogprobs(logprobs);
             return maxTokens != null ? request.withMaxTokens(maxTokens) : request;
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(optionNames(e.getMessage()), e);
+            throw new UsageException(optionNames(e.getMessage()), e);
         }
     }
 

@@ -10,9 +10,16 @@ import java.io.PrintWriter;
 /** The {@code tandem} command line. */
 @Command(name = "tandem", mixinStandardHelpOptions = true, version = "tandem 0.1.0",
         description = "Transformer inference for decoding with more than one model or view at once.",
+        exitCodeListHeading = Main.EXIT_CODES_HEADING, exitCodeList = {Main.EXIT_0, Main.EXIT_1, Main.EXIT_2, Main.EXIT_130, Main.EXIT_143},
         subcommands = {GenerateCommand.class, TokenizeCommand.class, SynthCommand.class, BenchCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
+    static final String EXIT_CODES_HEADING = "%nExit codes:%n";
+    static final String EXIT_0 = "0:success";
+    static final String EXIT_1 = "1:any failure that is not a usage error (a bad file, a model that does not load, the machine), one sentence on stderr";
+    static final String EXIT_2 = "2:a usage error (an unknown option, a bad value, options that do not go together), one sentence on stderr";
+    static final String EXIT_130 = "130:interrupted (SIGINT, Ctrl-C)";
+    static final String EXIT_143 = "143:terminated (SIGTERM)";
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -51,13 +58,19 @@ public final class Main implements Runnable {
         });
         cli.setOut(out);
         cli.setErr(err);
-        // Bad input: one sentence, last on stderr, exit 2 for usage and 1 for everything else.
+        // Bad input: one sentence, last on stderr, exit 2 for usage (picocli's or a command's UsageException)
+        // and 1 for everything else.
         cli.setParameterExceptionHandler((ex, a) -> {
             err.println("tandem: " + sentence(ex.getMessage()));
             err.flush();
             return 2;
         });
         cli.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
+            if (ex instanceof UsageException) {
+                err.println("tandem: " + sentence(ex.getMessage()));
+                err.flush();
+                return 2;
+            }
             if (ex instanceof TandemException || ex instanceof IllegalArgumentException) {
                 err.println("tandem: " + ex.getMessage());
             } else {

@@ -19,7 +19,7 @@ final class Sizes {
     static long parseBytes(String text, String option) {
         Matcher m = SIZE.matcher(text.strip().toLowerCase(Locale.ROOT));
         if (!m.matches()) {
-            throw new IllegalArgumentException(option + " takes a size such as 512M or 2G, but was \"" + text + "\".");
+            throw new UsageException(option + " takes a size such as 512M or 2G, but was \"" + text + "\".");
         }
         int shift = switch (m.group(2)) {
             case "k" -> 10;
@@ -30,7 +30,7 @@ final class Sizes {
         };
         double value = Double.parseDouble(m.group(1)) * Math.pow(2, shift);
         if (value < 1 || value >= Long.MAX_VALUE) {
-            throw new IllegalArgumentException(option + " must be at least one byte and below 8 EiB, but was \"" + text + "\".");
+            throw new UsageException(option + " must be at least one byte and below 8 EiB, but was \"" + text + "\".");
         }
         return (long) value;
     }

@@ -20,6 +20,7 @@ import java.util.concurrent.Callable;
  * shape instead, which computes the same function.
  */
 @Command(name = "synth", mixinStandardHelpOptions = true,
+        exitCodeListHeading = Main.EXIT_CODES_HEADING, exitCodeList = {Main.EXIT_0, Main.EXIT_1, Main.EXIT_2, Main.EXIT_130, Main.EXIT_143},
         description = {"Write a random-weight checkpoint (config.json, generation_config.json, model.safetensors,"
                 + " tokenizer.json) that `tandem generate --model DIR` loads like a downloaded one.",
                 "Weights depend only on --seed; the directory appears only when complete.",
@@ -72,7 +73,7 @@ public final class SynthCommand implements Callable<Integer> {
             case "f32", "float32" -> DType.F32;
             case "bf16", "bfloat16" -> DType.BF16;
             case "f16", "float16" -> DType.F16;
-            default -> throw new IllegalArgumentException("--dtype must be f32, bf16 or f16, but was \"" + name + "\".");
+            default -> throw new UsageException("--dtype must be f32, bf16 or f16, but was \"" + name + "\".");
         };
     }
 

@@ -27,6 +27,7 @@ import java.util.concurrent.Callable;
  * the lines before it have been answered already.
  */
 @Command(name = "tokenize", mixinStandardHelpOptions = true,
+        exitCodeListHeading = Main.EXIT_CODES_HEADING, exitCodeList = {Main.EXIT_0, Main.EXIT_1, Main.EXIT_2, Main.EXIT_130, Main.EXIT_143},
         description = "Encode JSON strings (or decode JSON id arrays) read one per line on stdin; one JSON line out per line in.")
 public final class TokenizeCommand implements Callable<Integer> {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -73,10 +74,10 @@ public final class TokenizeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         if (!decode && skipSpecialTokens) {
-            throw new IllegalArgumentException("--skip-special-tokens only applies with --decode.");
+            throw new UsageException("--skip-special-tokens only applies with --decode.");
         }
         if (decode && (addSpecialTokens || specialTokensAsText)) {
-            throw new IllegalArgumentException("--add-special-tokens and --special-tokens-as-text only apply when encoding, not with --decode.");
+            throw new UsageException("--add-special-tokens and --special-tokens-as-text only apply when encoding, not with --decode.");
         }
         Path file = source.tokenizer != null
                 ? source.tokenizer
