@@ -78,7 +78,7 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--threads", paramLabel = "LIST", defaultValue = "1,all",
             description = "Comma-separated thread counts to measure; 'all' = every processor (default: 1,all; "
-                    + "the batch suite runs at the largest).")
+                    + "the batch suite runs at the largest; counts above the processors are capped to them, with a note).")
     String threads;
 
     @Option(names = "--prompt-tokens", paramLabel = "N", defaultValue = "32", description = "Tokens prefilled first.")
@@ -174,7 +174,8 @@ public final class BenchCommand implements Callable<Integer> {
         }
         int[] batchSizes = parseCounts(batchSizesOption, "--batch-sizes");
         int[] promptLengths = parseCounts(promptLengthsOption, "--prompt-lengths");
-        int[] threadCounts = parseThreads(threads);
+        int[] threadCounts = Arrays.stream(parseThreads(threads))
+                .map(n -> Main.capThreads(n, "--threads", spec.commandLine().getErr())).distinct().toArray();
         if (bandwidthMib < 16) {
             throw new UsageException("--bandwidth-mib must be at least 16 (a buffer far larger than the caches), got "
                     + bandwidthMib + ".");

@@ -121,7 +121,7 @@ public final class GenerateCommand implements Callable<Integer> {
             description = "Record each token's log-probability and the N most likely tokens (JSON).")
     int logprobs;
 
-    @Option(names = "--threads", paramLabel = "N", defaultValue = "0", description = "CPU threads (default: all).")
+    @Option(names = "--threads", paramLabel = "N", defaultValue = "0", description = "CPU threads (default: all; more than the processors are capped to them, with a note).")
     int threads;
 
     @Option(names = "--device", paramLabel = "NAME", defaultValue = "cpu",
@@ -242,6 +242,7 @@ public final class GenerateCommand implements Callable<Integer> {
         if (threads < 0) {
             throw new UsageException("--threads must be 0 (all processors) or more, but was " + threads + ".");
         }
+        threads = Main.capThreads(threads, "--threads", err);
         if ((prompt == null) == (promptFile == null)) {
             throw new ParameterException(spec.commandLine(), prompt == null
                     ? "give the prompt with --prompt TEXT or --prompt-file FILE."

@@ -29,6 +29,21 @@ public final class Main implements Runnable {
         throw new CommandLine.ParameterException(spec.commandLine(), "a command is required (try: tandem generate --help).");
     }
 
+    /**
+     * {@code threads}, or the processor count with a one-line note on {@code err} when it asks for more:
+     * threads beyond the processors only take turns on them, which made decoding 100–500× slower.
+     */
+    static int capThreads(int threads, String option, PrintWriter err) {
+        int processors = Runtime.getRuntime().availableProcessors();
+        if (threads <= processors) {
+            return threads;
+        }
+        err.println("tandem: note: " + option + " " + threads + " is more than the " + processors
+                + " processors of this machine; using " + processors + ".");
+        err.flush();
+        return processors;
+    }
+
     /** Picocli's own messages as one sentence: no "Error: " prefix, a full stop at the end. */
     static String sentence(String message) {
         String m = message.strip();

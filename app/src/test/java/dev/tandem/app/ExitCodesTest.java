@@ -123,6 +123,21 @@ class ExitCodesTest {
         }
     }
 
+    /** Issue 13: --threads far above the processors was accepted silently and made decoding 100–500× slower. */
+    @Test
+    void threadsAboveTheProcessorsAreCappedWithANote() throws Exception {
+        int processors = Runtime.getRuntime().availableProcessors();
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int exit = Main.run(new String[] {"generate", "--model", TestModels.model("bard-s").toString(), "--prompt", "A",
+                "--max-tokens", "2", "--threads", "512", "--format", "json"}, new PrintWriter(out, true), new PrintWriter(err, true));
+        assertEquals(0, exit, err.toString());
+        assertTrue(err.toString().contains("tandem: note: --threads 512 is more than the " + processors
+                + " processors of this machine; using " + processors + "."), err.toString());
+        String backend = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.toString()).at("/stats/backend").asText();
+        assertTrue(backend.contains(processors + " thread"), backend);
+    }
+
     @Test
     void otherFailuresExitOne() throws Exception {
         String bardS = TestModels.model("bard-s").toString();

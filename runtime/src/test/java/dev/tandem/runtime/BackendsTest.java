@@ -22,6 +22,18 @@ class BackendsTest {
         }
     }
 
+    /** Threads beyond the processors only take turns on them (decoding 100–500× slower): capped. */
+    @Test
+    void moreThreadsThanProcessorsAreCappedToTheProcessors() {
+        int processors = Runtime.getRuntime().availableProcessors();
+        try (Backend b = Backends.open("cpu", processors + 1)) {
+            assertEquals(processors, b.parallelism());
+        }
+        try (Backend b = Backends.open("cpu", 10_000)) {
+            assertEquals(processors, b.parallelism());
+        }
+    }
+
     @Test
     void anUnknownNameIsOneSentenceListingTheKnownOnes() {
         TandemException e = assertThrows(TandemException.class, () -> Backends.open("tpu", 1));

@@ -63,6 +63,10 @@ public final class ModelLoader {
             return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory, mappedWeights, device);
         }
 
+        /**
+         * Threads of the backend this load opens (0 = every processor). More than the processors are capped
+         * to the processor count, with a warning on the {@code dev.tandem.runtime} logger.
+         */
         public Options withThreads(int threads) {
             return new Options(threads, kvTokens, kvMaxBytes, backend, kvDtype, kvMemory, mappedWeights, device);
         }
