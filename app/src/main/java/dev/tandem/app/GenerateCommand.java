@@ -1,12 +1,7 @@
 package dev.tandem.app;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.core.StreamReadFeature;
-import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.exc.MismatchedInputException;
-import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -33,7 +28,6 @@ import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.kv.KvCache;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
-import dev.tandem.transformer.config.GenerationConfig;
 import dev.tandem.transformer.config.ModelConfig;
 import dev.tandem.transformer.tokenizer.Tokenizer;
 import picocli.CommandLine.Command;
@@ -42,9 +36,8 @@ import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.PrintWriter;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -501,43 +494,22 @@ public final class GenerateCommand implements Callable<Integer> {
      * its index among the prompts); a bad line is one sentence naming the file, the line and the field.
      */
     static List<PromptLine> readPromptFile(Path file) {
-        List<String> lines;
-        try {
-            lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+        List<PromptLine> prompts = new ArrayList<>();
+        try (InputStream in = Files.newInputStream(file)) {
+            new JsonLines(in, file.toString()).forEach(LINE_FORMS, (line, where, node) -> {
+                if (node.isTextual()) {
+                    prompts.add(new PromptLine(line, node.textValue(), prompts.size()));
+                } else if (node.isObject()) {
+                    prompts.add(promptObject(where, line, node, prompts.size()));
+                } else {
+                    throw new TandemException(where + " is a JSON " + typeName(node) + ", not a string or an object; "
+                            + LINE_FORMS + ".");
+                }
+            });
         } catch (NoSuchFileException e) {
             throw new TandemException("the prompt file " + file + " does not exist.");
-        } catch (CharacterCodingException e) {
-            throw new TandemException("the prompt file " + file + " is not valid UTF-8.");
         } catch (IOException e) {
-            throw new TandemException("cannot read the prompt file " + file + " (" + e + ").");
-        }
-        // A repeated field would otherwise keep its last value silently.
-        ObjectMapper json = JsonMapper.builder().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
-                .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
-        List<PromptLine> prompts = new ArrayList<>();
-        for (int i = 0; i < lines.size(); i++) {
-            String line = lines.get(i);
-            if (line.isBlank()) {
-                continue;
-            }
-            String where = file + " line " + (i + 1);
-            JsonNode node;
-            try {
-                node = json.readTree(line);
-            } catch (MismatchedInputException e) {
-                throw new TandemException(where + " holds more than one JSON value; " + LINE_FORMS + ".");
-            } catch (JsonProcessingException e) {
-                String why = e.getOriginalMessage().split("[:\\n]", 2)[0].strip();
-                throw new TandemException(where + " is not valid JSON (" + why + "); " + LINE_FORMS + ".");
-            }
-            if (node.isTextual()) {
-                prompts.add(new PromptLine(i + 1, node.textValue(), prompts.size()));
-            } else if (node.isObject()) {
-                prompts.add(promptObject(where, i + 1, node, prompts.size()));
-            } else {
-                throw new TandemException(where + " is a JSON " + typeName(node) + ", not a string or an object; "
-                        + LINE_FORMS + ".");
-            }
+            throw new TandemException("cannot read the prompt file " + file + " (" + e.getMessage() + ").");
         }
         if (prompts.isEmpty()) {
             throw new TandemException("the prompt file " + file + " holds no prompts; " + LINE_FORMS + ".");

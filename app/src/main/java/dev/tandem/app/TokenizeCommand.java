@@ -1,6 +1,5 @@
 package dev.tandem.app;
 
-import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tandem.transformer.ModelLoader;
@@ -11,12 +10,9 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.InputStreamReader;
 import java.io.PrintWriter;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
@@ -84,24 +80,10 @@ public final class TokenizeCommand implements Callable<Integer> {
                 : ModelLoader.tokenizerFile(source.model != null ? source.model : GenerateCommand.defaultModel());
         Tokenizer tokenizer = Tokenizers.load(file);
         PrintWriter out = spec.commandLine().getOut();
-        BufferedReader reader = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8));
-        int lineNumber = 0;
-        for (String line = reader.readLine(); line != null; line = reader.readLine()) {
-            lineNumber++;
-            if (line.isBlank()) {
-                continue;
-            }
-            JsonNode value;
-            try {
-                value = JSON.readTree(line);
-            } catch (JacksonException e) {
-                out.flush();
-                throw new IllegalArgumentException("stdin line " + lineNumber + " is not valid JSON ("
-                        + String.valueOf(e.getOriginalMessage()).lines().findFirst().orElse("").strip() + ").");
-            }
+        new JsonLines(in, "stdin").forEach(null, (lineNumber, where, value) -> {
             out.println(decode ? decodeLine(tokenizer, value, lineNumber) : encodeLine(tokenizer, value, lineNumber));
             out.flush();
-        }
+        });
         return 0;
     }
 

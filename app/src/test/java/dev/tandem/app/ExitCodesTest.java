@@ -138,6 +138,53 @@ class ExitCodesTest {
         assertTrue(backend.contains(processors + " thread"), backend);
     }
 
+    private static Run tandemBytes(byte[] stdin, String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int exit = Main.run(args, new ByteArrayInputStream(stdin), new PrintWriter(out, true), new PrintWriter(err, true));
+        return new Run(exit, err.toString());
+    }
+
+    private static String lastLine(Run r) {
+        return r.err().strip().lines().reduce((a, b) -> b).orElse("");
+    }
+
+    /**
+     * Issue 13: tokenize read the first JSON value of a line and dropped the rest, and invalid UTF-8 became
+     * U+FFFD without a word. One reader (JsonLines) now serves tokenize and --prompt-file alike.
+     */
+    @Test
+    void everyJsonLinesInputIsStrictAlike() throws Exception {
+        String bardS = TestModels.model("bard-s").toString();
+        Run trailing = tandem("\"ok\"\n\"one\" \"two\"\n", "tokenize", "--model", bardS);
+        assertEquals(1, trailing.exit());
+        assertEquals("tandem: stdin line 2 holds more than one JSON value.", lastLine(trailing));
+        byte[] badUtf8 = {'"', 'o', 'k', '"', '\n', '"', (byte) 0xC3, (byte) 0x28, '"', '\n'};
+        Run utf8 = tandemBytes(badUtf8, "tokenize", "--model", bardS);
+        assertEquals(1, utf8.exit());
+        assertEquals("tandem: stdin line 2 is not valid UTF-8.", lastLine(utf8));
+        Run duplicate = tandem("\"ok\"\n{\"a\": 1, \"a\": 2}\n", "tokenize", "--model", bardS, "--decode");
+        assertTrue(lastLine(duplicate).startsWith("tandem: stdin line 1 "), lastLine(duplicate)); // line 1 is no id array
+        Run notJson = tandem("{not json\n", "tokenize", "--model", bardS);
+        assertEquals("tandem: stdin line 1 is not valid JSON at column 2.", lastLine(notJson));
+
+        Path file = tmp.resolve("prompts.jsonl");
+        Files.writeString(file, "\"A\"\n\"B\" \"C\"\n");
+        Run fileTrailing = tandem("", "generate", "--model", bardS, "--prompt-file", file.toString(), "--max-tokens", "1");
+        assertEquals(1, fileTrailing.exit());
+        assertTrue(lastLine(fileTrailing).startsWith("tandem: " + file + " line 2 holds more than one JSON value; "), lastLine(fileTrailing));
+        Files.write(file, badUtf8);
+        Run fileUtf8 = tandem("", "generate", "--model", bardS, "--prompt-file", file.toString(), "--max-tokens", "1");
+        assertTrue(lastLine(fileUtf8).startsWith("tandem: " + file + " line 2 is not valid UTF-8"), lastLine(fileUtf8));
+        Files.writeString(file, "{\"prompt\": \"A\", \"prompt\": \"B\"}\n");
+        Run fileDuplicate = tandem("", "generate", "--model", bardS, "--prompt-file", file.toString(), "--max-tokens", "1");
+        assertTrue(lastLine(fileDuplicate).startsWith("tandem: " + file + " line 1 has the field \"prompt\" twice at column "),
+                lastLine(fileDuplicate));
+        // A byte-order mark before the first line is not an error.
+        Files.write(file, "\uFEFF\"A\"\n".getBytes(StandardCharsets.UTF_8));
+        assertEquals(0, tandem("", "generate", "--model", bardS, "--prompt-file", file.toString(), "--max-tokens", "1").exit());
+    }
+
     @Test
     void otherFailuresExitOne() throws Exception {
         String bardS = TestModels.model("bard-s").toString();

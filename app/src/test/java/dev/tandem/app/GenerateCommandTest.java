@@ -255,7 +255,7 @@ class GenerateCommandTest {
                 {"line 1", "\"stream\"", "{\"prompt\": \"x\", \"stream\": 1.5}"},
                 {"line 1", "\"stream\"", "{\"prompt\": \"x\", \"stream\": \"3\"}"},
                 {"line 1", "\"stream\"", "{\"prompt\": \"x\", \"stream\": 99999999999999999999}"},
-                {"line 3", "'stream'", "\"a\"", "", "{\"prompt\": \"x\", \"stream\": 1, \"stream\": 2}"}};
+                {"line 3", "\"stream\"", "\"a\"", "", "{\"prompt\": \"x\", \"stream\": 1, \"stream\": 2}"}};
         for (String[] c : cases) {
             Path file = promptFile(dir, List.of(c).subList(2, c.length).toArray(String[]::new));
             Run r = run("generate", "--model", TestModels.model("bard-s").toString(), "--prompt-file", file.toString());
