@@ -14,9 +14,11 @@ tandem_java_feature() { # prints the feature release (17, 25, ...) of the JDK at
 }
 
 tandem_find_jdk() {
+  unusable=""
   if [ -n "${JAVA_HOME:-}" ]; then
     v=$(tandem_java_feature "$JAVA_HOME")
     if [ -n "$v" ] && [ "$v" -ge 25 ]; then return 0; fi
+    if [ -n "$v" ]; then unusable="JAVA_HOME=$JAVA_HOME is JDK $v, not 25 or newer"; else unusable="JAVA_HOME=$JAVA_HOME holds no JDK"; fi
   fi
   best=""; best_v=0
   for d in /usr/lib/jvm/* /usr/java/* /opt/java/* /opt/jdk* "$HOME"/.sdkman/candidates/java/* /Library/Java/JavaVirtualMachines/*/Contents/Home; do
@@ -27,6 +29,9 @@ tandem_find_jdk() {
   if [ -z "$best" ]; then
     echo "tandem: no JDK 25 or newer found (JAVA_HOME=${JAVA_HOME:-unset}; looked in /usr/lib/jvm, /usr/java, /opt): install JDK 25 and set JAVA_HOME to it." >&2
     exit 1
+  fi
+  if [ -n "$unusable" ]; then
+    echo "tandem: note: $unusable; using $best (JDK $best_v)." >&2
   fi
   JAVA_HOME="$best"
   export JAVA_HOME

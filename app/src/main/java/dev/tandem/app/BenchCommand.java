@@ -45,7 +45,8 @@ import java.util.stream.Stream;
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         exitCodeListHeading = Main.EXIT_CODES_HEADING, exitCodeList = {Main.EXIT_0, Main.EXIT_1, Main.EXIT_2, Main.EXIT_130, Main.EXIT_143},
-        description = {"End-to-end figures written as JSON to bench/results/:",
+        description = {"Measure decode, prefill, batched, per-method and engine throughput and write JSON, a report and charts to bench/results/.",
+                "The suites:",
                 "decode: decode tokens/s at each thread count beside the memory read bandwidth measured in the same run;",
                 "prefill: prefill tokens/s and time to first token at several prompt lengths;",
                 "batch: decode throughput with several sequences per pass, and the time of one pass over k rows;",
@@ -63,7 +64,7 @@ public final class BenchCommand implements Callable<Integer> {
 
         @Option(names = "--shape", paramLabel = "NAME",
                 description = "Benchmark a random-weight checkpoint of this shape, synthesized into a temporary directory "
-                        + "(see tandem synth --help for the shapes).")
+                        + "(see tandem synth --help for the shapes; default: none, --model is measured).")
         String shape;
     }
 
@@ -81,21 +82,21 @@ public final class BenchCommand implements Callable<Integer> {
                     + "the batch suite runs at the largest; counts above the processors are capped to them, with a note).")
     String threads;
 
-    @Option(names = "--prompt-tokens", paramLabel = "N", defaultValue = "32", description = "Tokens prefilled first.")
+    @Option(names = "--prompt-tokens", paramLabel = "N", defaultValue = "32", description = "Tokens prefilled first (default: ${DEFAULT-VALUE}).")
     int promptTokens;
 
-    @Option(names = "--tokens", paramLabel = "N", defaultValue = "64", description = "Decode steps timed per repetition.")
+    @Option(names = "--tokens", paramLabel = "N", defaultValue = "64", description = "Decode steps timed per repetition (default: ${DEFAULT-VALUE}).")
     int tokens;
 
-    @Option(names = "--repetitions", paramLabel = "N", defaultValue = "5", description = "Timed repetitions (median and IQR).")
+    @Option(names = "--repetitions", paramLabel = "N", defaultValue = "5", description = "Timed repetitions (median and IQR; default: ${DEFAULT-VALUE}).")
     int repetitions;
 
     @Option(names = "--bandwidth-mib", paramLabel = "MIB", defaultValue = "1024",
-            description = "Buffer for the memory-bandwidth read, in MiB; keep it far above the L3 cache.")
+            description = "Buffer for the memory-bandwidth read, in MiB; keep it far above the L3 cache (default: ${DEFAULT-VALUE}).")
     long bandwidthMib;
 
     @Option(names = "--batch-sizes", paramLabel = "LIST", defaultValue = "1,4,16",
-            description = "batch suite: sequences decoded together (default: 1,4,16).")
+            description = "batch suite: sequences decoded together; engine suite: requests at once (default: 1,4,16).")
     String batchSizesOption;
 
     @Option(names = "--prompt-lengths", paramLabel = "LIST", defaultValue = "32,128,512",
@@ -111,11 +112,11 @@ public final class BenchCommand implements Callable<Integer> {
     Path out;
 
     @Option(names = "--drafts", paramLabel = "DIRS",
-            description = "methods suite: draft model directories, comma-separated (default: models/bard-s,models/bard-m).")
+            description = "methods suite: draft model directories, comma-separated; engine suite: the first is the draft (default: models/bard-s,models/bard-m).")
     String drafts;
 
     @Option(names = "--method-tokens", paramLabel = "N",
-            description = "methods suite: tokens generated per prompt (default: 64).")
+            description = "methods suite: tokens generated per prompt (default: 64); engine suite: per request (default: 32).")
     Integer methodTokens;
 
     @Option(names = "--ngram-corpus", paramLabel = "FILE",
@@ -123,12 +124,13 @@ public final class BenchCommand implements Callable<Integer> {
     Path ngramCorpus;
 
     @Option(names = "--gammas", paramLabel = "LIST",
-            description = "methods suite: the γ of each fixed-length speculative run, comma-separated (default: 4, the γ PEARL uses).")
+            description = "methods suite: the γ of each fixed-length speculative run, comma-separated (default: 4, the γ PEARL uses); engine suite: the first is γ.")
     String gammas;
 
     @Option(names = "--methods", paramLabel = "LIST",
             description = "methods suite: the methods to run besides plain, comma-separated (default: all of ngram, aded,"
-                    + " lookahead, speculative, pearl, tree, collab).")
+                    + " lookahead, speculative, pearl, tree, collab); engine suite: any of speculative, ngram, tree, aded, lookahead, pearl"
+                    + " (default: all of them).")
     String methodsList;
 
     @Option(names = "--modes", paramLabel = "LIST", description = "methods suite: greedy, sampled or both (default: both).")
@@ -139,7 +141,7 @@ public final class BenchCommand implements Callable<Integer> {
     Integer promptCount;
 
     @Option(names = "--report", paramLabel = "FILE",
-            description = "Measure nothing: (re)write the Markdown report and charts of an existing result JSON.")
+            description = "Measure nothing: (re)write the Markdown report and charts of an existing result JSON (default: none, measure).")
     Path reportOf;
 
     @Option(names = "--work-dir", paramLabel = "DIR",

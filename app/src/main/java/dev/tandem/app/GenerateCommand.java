@@ -55,7 +55,8 @@ import java.util.concurrent.Callable;
  */
 @Command(name = "generate", mixinStandardHelpOptions = true,
         exitCodeListHeading = Main.EXIT_CODES_HEADING, exitCodeList = {Main.EXIT_0, Main.EXIT_1, Main.EXIT_2, Main.EXIT_130, Main.EXIT_143},
-        description = "Generate text from a prompt. Options not given fall back to the model's generation_config.json.")
+        description = {"Generate text from a prompt.", "Options not given fall back to the model's generation_config.json; so decoding is greedy "
+                + "unless that file sets do_sample (then its temperature, top-k and top-p apply) or --temperature is above 0."})
 public final class GenerateCommand implements Callable<Integer> {
 
     enum Format { text, json }
