@@ -43,6 +43,18 @@ class KvOptionsCliTest {
         assertEquals(12, bf16.get("generated_ids").size());
     }
 
+    /** Issue 13: a budget above the machine's memory ran until killed; now it is refused at start, naming both numbers. */
+    @Test
+    void aBudgetAboveTheMachinesMemoryIsRefusedAtStart() {
+        String total = dev.tandem.runtime.HostMemory.gib(dev.tandem.runtime.HostMemory.totalBytes());
+        Run r = tandem("generate", "--model", TestModels.model("bard-s").toString(), "--prompt", "x", "--kv-memory", "100T");
+        assertEquals(1, r.exit());
+        String last = r.err().strip().lines().reduce((a, b) -> b).orElse("");
+        assertEquals("tandem: the KV cache of 102400.00 GiB (--kv-memory, or withKvMemory in the Java API) is more than the "
+                + total + " of memory this machine (or its container) has; give it less.", last);
+        assertEquals("", r.out());
+    }
+
     @Test
     void badCacheOptionsGetOneSentence() {
         String bard = TestModels.model("bard-s").toString();

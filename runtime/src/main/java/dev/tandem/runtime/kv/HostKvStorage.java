@@ -1,6 +1,7 @@
 package dev.tandem.runtime.kv;
 
 import dev.tandem.runtime.DType;
+import dev.tandem.runtime.HostMemory;
 import dev.tandem.runtime.Placement;
 
 import java.lang.foreign.Arena;
@@ -36,9 +37,16 @@ public final class HostKvStorage implements KvStorage {
         long layerBytes = slotBytes * blockSize * numBlocks;
         this.keys = new MemorySegment[layers];
         this.values = new MemorySegment[layers];
-        for (int l = 0; l < layers; l++) {
-            keys[l] = arena.allocate(layerBytes, 64);
-            values[l] = arena.allocate(layerBytes, 64);
+        HostMemory.checkFits(2 * layers * layerBytes, "the KV cache", "--kv-memory, or withKvMemory in the Java API");
+        try {
+            // Committed as blocks are first written (HostMemory.lazy()), so a large budget costs nothing up front.
+            for (int l = 0; l < layers; l++) {
+                keys[l] = HostMemory.allocateLazily(layerBytes, arena, "the KV cache");
+                values[l] = HostMemory.allocateLazily(layerBytes, arena, "the KV cache");
+            }
+        } catch (RuntimeException | Error e) {
+            arena.close();
+            throw e;
         }
     }
 

@@ -5,6 +5,8 @@ import dev.tandem.runtime.Backend;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.RopeLayout;
 import dev.tandem.runtime.TandemException;
+import dev.tandem.runtime.HostMemory;
+import dev.tandem.runtime.Placement;
 import dev.tandem.runtime.Tensor;
 import dev.tandem.runtime.kv.KvCache;
 import dev.tandem.runtime.kv.KvSequence;
@@ -142,6 +144,9 @@ public final class LlamaModel implements LanguageModel {
                 throw new TandemException("KV memory budget of " + options.kvMemory() + " bytes is less than one block of "
                         + bytesPerBlock + " bytes (" + blockSize + " tokens of " + bytesPerToken + " bytes in "
                         + dtype.lowerName() + ").");
+            }
+            if (backend.placement() == Placement.HOST) {
+                HostMemory.checkFits(options.kvMemory(), "the KV cache", "--kv-memory, or withKvMemory in the Java API");
             }
             blocks = options.kvMemory() / bytesPerBlock;
         } else {
