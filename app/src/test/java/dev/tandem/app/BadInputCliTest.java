@@ -1,5 +1,6 @@
 package dev.tandem.app;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tandem.transformer.TestModels;
@@ -41,7 +42,8 @@ class BadInputCliTest {
         OFFSETS_PAST_THE_FILE("model.safetensors"),
         OVERLAPPING_OFFSETS("overlap"),
         SHAPE_DISAGREES_WITH_CONFIG("mlp.gate_proj.weight"),
-        PROMPT_LONGER_THAN_CONTEXT("max_position_embeddings");
+        PROMPT_LONGER_THAN_CONTEXT("max_position_embeddings"),
+        NAN_IN_A_WEIGHT("holds a NaN");
 
         final String named;
 
@@ -60,6 +62,21 @@ class BadInputCliTest {
     /** A two-tensor checkpoint whose header is written by hand. */
     private static void writeHeader(Path dir, String header, int dataBytes) throws IOException {
         SafetensorsWriter.writeRaw(dir.resolve("model.safetensors"), header, new byte[dataBytes]);
+    }
+
+    /** Writes a NaN over the first element of the checkpoint's first tensor (bard-s is f32). */
+    private static void putNaN(Path file) throws IOException {
+        byte[] all = Files.readAllBytes(file);
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(all).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        long headerLength = b.getLong(0);
+        JsonNode header = JSON.readTree(new String(all, 8, (int) headerLength, StandardCharsets.UTF_8));
+        for (var field : header.properties()) {
+            if (!field.getKey().equals("__metadata__")) {
+                b.putFloat((int) (8 + headerLength + field.getValue().get("data_offsets").get(0).asLong()), Float.NaN);
+                break;
+            }
+        }
+        Files.write(file, all);
     }
 
     private Path prepare(Case c) throws IOException {
@@ -84,6 +101,7 @@ class BadInputCliTest {
                             + "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}", 24);
             case SHAPE_DISAGREES_WITH_CONFIG -> editConfig(dir, o -> o.put("intermediate_size", 200));
             case PROMPT_LONGER_THAN_CONTEXT -> editConfig(dir, o -> o.put("max_position_embeddings", 8));
+            case NAN_IN_A_WEIGHT -> putNaN(dir.resolve("model.safetensors"));
         }
         return dir;
     }

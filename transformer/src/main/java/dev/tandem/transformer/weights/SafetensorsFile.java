@@ -199,8 +199,55 @@ public final class SafetensorsFile implements AutoCloseable {
             } else {
                 MemorySegment.copy(data, e.begin, copy, to.begin, e.end - e.begin);
             }
+            checkFinite(copy, to);
         }
         return new SafetensorsFile(path, arena, copy, Collections.unmodifiableMap(placed), metadata);
+    }
+
+    /**
+     * Refuses a tensor holding a NaN or an infinity, naming it and the element: such a checkpoint is
+     * corrupt, and otherwise shows up much later as NaN logits. Cheap beside the copy it follows: eight
+     * bytes at a time, testing the exponent bits of every value in them at once.
+     */
+    private void checkFinite(MemorySegment copy, Entry e) {
+        long bytes = e.end - e.begin;
+        int width = e.dtype == DType.F32 ? 4 : 2; // F16 was widened to F32; BF16 and F16 keep 2 bytes
+        long mask = width == 4 ? 0x7f800000_7f800000L : e.dtype == DType.BF16 ? 0x7f80_7f80_7f80_7f80L : 0x7c00_7c00_7c00_7c00L;
+        long whole = bytes & ~7L;
+        for (long at = 0; at < whole; at += 8) {
+            long v = copy.get(ValueLayout.JAVA_LONG_UNALIGNED, e.begin + at) & mask;
+            if (v != 0 && anyLaneEquals(v, mask, width)) {
+                reportNonFinite(copy, e, at, Math.min(8, bytes - at), width);
+            }
+        }
+        if (whole < bytes) {
+            reportNonFinite(copy, e, whole, bytes - whole, width);
+        }
+    }
+
+    private static boolean anyLaneEquals(long masked, long mask, int width) {
+        int lanes = 8 / width;
+        long laneMask = width == 4 ? 0xffffffffL : 0xffffL;
+        for (int i = 0; i < lanes; i++) {
+            long shift = (long) i * width * 8;
+            if (((masked >>> shift) & laneMask) == ((mask >>> shift) & laneMask)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Looks at each value of {@code [at, at + count)} and throws at the first that is not finite. */
+    private void reportNonFinite(MemorySegment copy, Entry e, long at, long count, int width) {
+        for (long b = at; b + width <= at + count; b += width) {
+            float value = width == 4 ? copy.get(ValueLayout.JAVA_FLOAT_UNALIGNED, e.begin + b)
+                    : e.dtype == DType.BF16 ? Float.intBitsToFloat(copy.get(ValueLayout.JAVA_SHORT_UNALIGNED, e.begin + b) << 16)
+                    : Float.float16ToFloat(copy.get(ValueLayout.JAVA_SHORT_UNALIGNED, e.begin + b));
+            if (!Float.isFinite(value)) {
+                throw new TandemException(fileName + ": tensor \"" + e.name + "\" holds " + (Float.isNaN(value) ? "a NaN" : "an infinity")
+                        + " at element " + (b / width) + ", so the checkpoint is corrupt.");
+            }
+        }
     }
 
     private static SafetensorsFile parse(Path file, String name, Arena arena, MemorySegment whole) {

@@ -85,6 +85,31 @@ class SafetensorsFileTest {
         }
     }
 
+    /** Issue 13: NaN weights surfaced as a logits invariant much later; now the load names the tensor and element. */
+    @Test
+    void aNonFiniteWeightIsRefusedAtLoadNamingTheTensorAndElement() {
+        Object[][] cases = { // dtype, element count, bad element, bad value, what the sentence says
+                {DType.F32, 9, 1, Float.NaN, "a NaN"},
+                {DType.F32, 9, 8, Float.NEGATIVE_INFINITY, "an infinity"},
+                {DType.BF16, 7, 5, Float.POSITIVE_INFINITY, "an infinity"},
+                {DType.BF16, 12, 0, Float.NaN, "a NaN"},
+                {DType.F16, 5, 4, Float.NEGATIVE_INFINITY, "an infinity"}};
+        for (Object[] c : cases) {
+            DType dtype = (DType) c[0];
+            float[] values = new float[(int) c[1]];
+            Arrays.fill(values, 0.25f);
+            values[(int) c[2]] = (float) c[3];
+            Path file = dir.resolve("bad-" + dtype + "-" + c[2] + ".safetensors");
+            SafetensorsWriter.write(file, new java.util.LinkedHashMap<>(Map.of("fine", spec(DType.F32, new long[] {2}, 1f, 2f),
+                    "layers.0.w", spec(dtype, new long[] {values.length}, values))));
+            TandemException e = assertThrows(TandemException.class, () -> SafetensorsFile.open(file, true), dtype + " " + c[2]);
+            assertEquals(file.getFileName() + ": tensor \"layers.0.w\" holds " + c[4] + " at element " + c[2]
+                    + ", so the checkpoint is corrupt.", e.getMessage());
+            // Memory-mapped weights are not read at load, so not checked (the copy is what reads them).
+            SafetensorsFile.open(file, false).close();
+        }
+    }
+
     @Test
     void closeUnmapsTheFile() {
         SafetensorsFile f = SafetensorsFile.open(valid());
