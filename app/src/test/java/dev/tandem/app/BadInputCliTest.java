@@ -43,7 +43,9 @@ class BadInputCliTest {
         OVERLAPPING_OFFSETS("overlap"),
         SHAPE_DISAGREES_WITH_CONFIG("mlp.gate_proj.weight"),
         PROMPT_LONGER_THAN_CONTEXT("max_position_embeddings"),
-        NAN_IN_A_WEIGHT("holds a NaN");
+        NAN_IN_A_WEIGHT("holds a NaN"),
+        /** Issue 13: a shape error caused by a left-out config key never named the key. */
+        DEFAULTED_KEY_BEHIND_A_SHAPE_ERROR("does not give intermediate_size, so its default was used: intermediate_size = 11008");
 
         final String named;
 
@@ -102,6 +104,7 @@ class BadInputCliTest {
             case SHAPE_DISAGREES_WITH_CONFIG -> editConfig(dir, o -> o.put("intermediate_size", 200));
             case PROMPT_LONGER_THAN_CONTEXT -> editConfig(dir, o -> o.put("max_position_embeddings", 8));
             case NAN_IN_A_WEIGHT -> putNaN(dir.resolve("model.safetensors"));
+            case DEFAULTED_KEY_BEHIND_A_SHAPE_ERROR -> editConfig(dir, o -> o.remove("intermediate_size"));
         }
         return dir;
     }

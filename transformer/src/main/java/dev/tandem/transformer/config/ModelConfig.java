@@ -5,6 +5,9 @@ import dev.tandem.runtime.TandemException;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.List;
 import java.util.Objects;
 
@@ -34,6 +37,8 @@ import java.util.Objects;
  * @param bosTokenId            null when the config names none
  * @param eosTokenIds           empty when the config names none
  * @param isCausal              {@code is_causal}, default true (false for bidirectional / diffusion models)
+ * @param defaultedShapeKeys    the shape keys (sizes, layer and head counts) config.json left out, with the default
+ *                              used for each; named in any shape error they may have caused ({@link #defaultsNote()})
  * @param slidingWindow         the attention window when some layer uses one, else null
  * @param torchDtype            {@code torch_dtype} (or {@code dtype}), informative only; may be null
  */
@@ -60,7 +65,8 @@ public record ModelConfig(
         List<Integer> eosTokenIds,
         boolean isCausal,
         Integer slidingWindow,
-        String torchDtype) {
+        String torchDtype,
+        Map<String, Integer> defaultedShapeKeys) {
 
     public static final String CONFIG_FILE = "config.json";
     /** Model types {@link #load} accepts. */
@@ -70,6 +76,30 @@ public record ModelConfig(
         Objects.requireNonNull(modelType, "modelType");
         Objects.requireNonNull(hiddenAct, "hiddenAct");
         eosTokenIds = List.copyOf(eosTokenIds);
+        defaultedShapeKeys = defaultedShapeKeys == null ? Map.of() : Collections.unmodifiableMap(new LinkedHashMap<>(defaultedShapeKeys));
+    }
+
+    /**
+     * What to add to a sentence about a weight whose shape disagrees with the config, when the config left
+     * shape keys out and their defaults were used: such a mismatch is then most likely the missing key's.
+     * Empty when every shape key was given.
+     */
+    public String defaultsNote() {
+        if (defaultedShapeKeys.isEmpty()) {
+            return "";
+        }
+        StringBuilder b = new StringBuilder(" (" + CONFIG_FILE + " does not give ");
+        int i = 0;
+        for (Map.Entry<String, Integer> e : defaultedShapeKeys.entrySet()) {
+            b.append(i == 0 ? "" : i == defaultedShapeKeys.size() - 1 ? " or " : ", ").append(e.getKey());
+            i++;
+        }
+        b.append(", so ").append(defaultedShapeKeys.size() == 1 ? "its default was" : "their defaults were").append(" used: ");
+        i = 0;
+        for (Map.Entry<String, Integer> e : defaultedShapeKeys.entrySet()) {
+            b.append(i++ == 0 ? "" : ", ").append(e.getKey()).append(" = ").append(e.getValue());
+        }
+        return b.append(")").toString();
     }
 
     /** Per-class defaults of the transformers configuration classes. */
@@ -155,7 +185,9 @@ public record ModelConfig(
         }
         if (heads % kvHeads != 0) {
             throw c.error("num_attention_heads (" + heads + ") must be a multiple of num_key_value_heads ("
-                    + kvHeads + ")");
+                    + kvHeads + (c.hasValue("num_key_value_heads") ? "" : ", the " + fam.type + " default: the key is not given")
+                    + (c.hasValue("num_attention_heads") ? "" : "; num_attention_heads is not given either, so it is the default")
+                    + ")");
         }
 
         int headDim;
@@ -260,9 +292,29 @@ public record ModelConfig(
         String dtype = c.hasValue("torch_dtype") ? textOrNull(c.raw("torch_dtype"))
                 : c.hasValue("dtype") ? textOrNull(c.raw("dtype")) : null;
 
+        Map<String, Integer> defaulted = new LinkedHashMap<>();
+        Map<String, Integer> used = new LinkedHashMap<>();
+        used.put("vocab_size", vocab);
+        used.put("hidden_size", hidden);
+        used.put("intermediate_size", intermediate);
+        used.put("num_hidden_layers", layers);
+        used.put("num_attention_heads", heads);
+        used.put("num_key_value_heads", kvHeads);
+        used.put("head_dim", headDim);
+        for (Map.Entry<String, Integer> e : used.entrySet()) {
+            if (!c.hasValue(e.getKey())) {
+                defaulted.put(e.getKey(), e.getValue());
+            }
+        }
+        if (fam.headDim == null && c.hasValue("num_attention_heads") && c.hasValue("hidden_size")) {
+            defaulted.remove("head_dim"); // hidden_size / num_attention_heads: derived from given keys, not a default
+        }
+        if (c.hasValue("num_attention_heads") && fam.kvHeads == null) {
+            defaulted.remove("num_key_value_heads"); // = num_attention_heads, as the class defines it
+        }
         return new ModelConfig(fam.type, vocab, hidden, intermediate, layers, heads, kvHeads, headDim,
                 maxPositions, eps, theta, scaling, tie, qkvBias, outputBias, mlpBias, qkNorm, hiddenAct, bos, eos,
-                causal, window, dtype);
+                causal, window, dtype, defaulted);
     }
 
     private static String textOrNull(JsonNode v) {

@@ -122,7 +122,7 @@ public final class LlamaModel implements LanguageModel {
 
     /** Weight {@code name}, checked against {@code shape}, as the backend computes from it. */
     private Tensor weight(String name, long... shape) {
-        return backend.loadWeight(weights.get(name, shape));
+        return backend.loadWeight(weights.get(name, config.defaultsNote(), shape));
     }
 
     /**

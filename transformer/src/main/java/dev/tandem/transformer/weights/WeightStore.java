@@ -210,6 +210,25 @@ public final class WeightStore implements AutoCloseable {
     }
 
     /**
+     * As {@link #get(String, long...)}, with {@code shapeNote} added to the sentence when the shape differs
+     * (e.g. which config keys were left out and defaulted).
+     */
+    public Tensor get(String name, String shapeNote, long... expectedShape) {
+        try {
+            return get(name, expectedShape);
+        } catch (ShapeMismatch e) {
+            throw new TandemException(e.getMessage().substring(0, e.getMessage().length() - 1) + shapeNote + ".");
+        }
+    }
+
+    /** A tensor whose shape differs from the one asked for. */
+    private static final class ShapeMismatch extends TandemException {
+        ShapeMismatch(String sentence) {
+            super(sentence);
+        }
+    }
+
+    /**
      * Tensor {@code name} if the checkpoint has it (for optional weights such as biases), checked
      * against {@code expectedShape} like {@link #get}.
      */
@@ -223,7 +242,7 @@ public final class WeightStore implements AutoCloseable {
         }
         Tensor t = f.tensor(name);
         if (expectedShape != null && expectedShape.length > 0 && !Arrays.equals(t.shape(), expectedShape)) {
-            throw new TandemException(f.path().getFileName() + ": tensor \"" + name + "\" has shape "
+            throw new ShapeMismatch(f.path().getFileName() + ": tensor \"" + name + "\" has shape "
                     + Arrays.toString(t.shape()) + " but config.json implies " + Arrays.toString(expectedShape) + ".");
         }
         return Optional.of(t);

@@ -98,6 +98,28 @@ class ModelConfigTest {
     }
 
     @Test
+    void leftOutShapeKeysAreRecordedWithTheDefaultUsed() throws IOException {
+        ModelConfig all = ModelConfig.load(TestModels.model("bard-l"));
+        assertEquals(java.util.Map.of(), all.defaultedShapeKeys());
+        assertEquals("", all.defaultsNote());
+        ModelConfig some = load("""
+                {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 10}""");
+        // head_dim and num_key_value_heads follow from given keys for llama; intermediate_size is the class default.
+        assertEquals(java.util.Map.of("intermediate_size", 11008), some.defaultedShapeKeys());
+        assertEquals(" (config.json does not give intermediate_size, so its default was used: intermediate_size = 11008)",
+                some.defaultsNote());
+        ModelConfig qwen3 = load("""
+                {"model_type": "qwen3", "hidden_size": 64, "num_attention_heads": 32, "num_hidden_layers": 2, "vocab_size": 10,
+                 "intermediate_size": 128}""");
+        assertEquals(java.util.List.of("num_key_value_heads", "head_dim"), java.util.List.copyOf(qwen3.defaultedShapeKeys().keySet()));
+        assertEquals(" (config.json does not give num_key_value_heads or head_dim, so their defaults were used: "
+                + "num_key_value_heads = 32, head_dim = 128)", qwen3.defaultsNote());
+        TandemException e = assertThrows(TandemException.class, () -> load("""
+                {"model_type": "qwen3", "hidden_size": 64, "num_attention_heads": 4}"""));
+        assertTrue(e.getMessage().contains("num_key_value_heads (32, the qwen3 default: the key is not given)"), e.getMessage());
+    }
+
+    @Test
     void llamaAttentionBiasCoversQkvAndOutputAndMlpBiasTheMlp() throws IOException {
         ModelConfig c = load("""
                 {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4,
