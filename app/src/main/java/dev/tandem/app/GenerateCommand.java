@@ -22,6 +22,7 @@ import dev.tandem.decoding.speculative.PromptLookupDecoding;
 import dev.tandem.decoding.speculative.SpeculativeDecoding;
 import dev.tandem.decoding.speculative.TreeDecoding;
 import dev.tandem.decoding.speculative.TrigramTable;
+import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.Backends;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
@@ -510,7 +511,7 @@ public final class GenerateCommand implements Callable<Integer> {
         } catch (NoSuchFileException e) {
             throw new TandemException("the prompt file " + file + " does not exist.");
         } catch (IOException e) {
-            throw new TandemException("cannot read the prompt file " + file + " (" + e.getMessage() + ").");
+            throw new TandemException("cannot read the prompt file " + file + " (" + IoErrors.reason(e) + ").");
         }
         if (prompts.isEmpty()) {
             throw new TandemException("the prompt file " + file + " holds no prompts; " + LINE_FORMS + ".");

@@ -193,5 +193,8 @@ class ExitCodesTest {
         assertExit(1, "", "generate", "--model", bardS, "--prompt-file", notJson.toString());
         assertExit(1, "not json\n", "tokenize", "--model", bardS);
         assertExit(1, "", "bench", "--report", notJson.toString());
+        // The reason in words, no Java class name (it was "(java.io.IOException: Is a directory)").
+        Run dir = tandem("", "generate", "--model", bardS, "--prompt-file", tmp.toString());
+        assertEquals("tandem: cannot read the prompt file " + tmp + " (is a directory).", lastLine(dir));
     }
 }

@@ -83,7 +83,8 @@ public final class BenchReport {
         try {
             result = new ObjectMapper().readTree(jsonFile.toFile());
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            throw new IllegalArgumentException(jsonFile + " is not valid JSON (" + e.getOriginalMessage() + ").", e);
+            throw new IllegalArgumentException(jsonFile + " is not valid JSON" + (e.getLocation() != null && e.getLocation().getLineNr() > 0
+                    ? " (line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr() + ")" : "") + ".", e);
         }
         return write(result, jsonFile);
     }
@@ -859,7 +860,7 @@ public final class BenchReport {
             return List.copyOf(placed);
         } catch (IOException e) {
             throw new IOException("could not write the benchmark report beside " + outputs.getLast().file
-                    + " (" + e + "); no report files were left.", e);
+                    + " (" + dev.tandem.runtime.IoErrors.reason(e) + "); no report files were left.", e);
         } finally {
             for (Path t : temps) {
                 deleteQuietly(t);

@@ -1,5 +1,6 @@
 package dev.tandem.decoding.speculative;
 
+import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.transformer.tokenizer.Tokenizer;
@@ -167,7 +168,7 @@ public final class TrigramTable {
         } catch (NoSuchFileException e) {
             throw new TandemException("the corpus file " + file + " does not exist.");
         } catch (IOException e) {
-            throw new TandemException("cannot read the corpus file " + file + " (" + e + ").", e);
+            throw new TandemException("cannot read the corpus file " + file + " (" + IoErrors.reason(e) + ").", e);
         }
         if (bytes.length == 0) {
             throw new TandemException("the corpus file " + file + " is empty.");

@@ -1,5 +1,6 @@
 package dev.tandem.transformer.synth;
 
+import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.TandemException;
@@ -282,7 +283,7 @@ final class CheckpointWriter {
         } catch (AtomicMoveNotSupportedException e) {
             throw new TandemException("could not move " + tmp + " to " + out + " atomically (" + e.getMessage() + ").", e);
         } catch (IOException e) {
-            throw new TandemException("could not move " + tmp + " to " + out + " (" + e + ").", e);
+            throw new TandemException("could not move " + tmp + " to " + out + " (" + IoErrors.reason(e) + ").", e);
         }
     }
 

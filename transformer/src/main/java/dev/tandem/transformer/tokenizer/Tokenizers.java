@@ -3,6 +3,7 @@ package dev.tandem.transformer.tokenizer;
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.TandemException;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
@@ -55,7 +56,7 @@ public final class Tokenizers {
         try {
             raw = Files.readAllBytes(file);
         } catch (IOException e) {
-            throw new TandemException("could not read tokenizer file " + file + " (" + e + ").", e);
+            throw new TandemException("could not read tokenizer file " + file + " (" + IoErrors.reason(e) + ").", e);
         }
         boolean gzip = raw.length >= 2 && (raw[0] & 0xFF) == 0x1F && (raw[1] & 0xFF) == 0x8B;
         try (InputStream in = gzip

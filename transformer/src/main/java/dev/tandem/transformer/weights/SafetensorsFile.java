@@ -6,6 +6,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
+import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.Tensor;
@@ -160,7 +161,7 @@ public final class SafetensorsFile implements AutoCloseable {
             throw new TandemException("safetensors file not found: " + file + ".", e);
         } catch (IOException e) {
             arena.close();
-            throw new TandemException(name + ": the file could not be read (" + e + ").", e);
+            throw new TandemException(name + ": the file could not be read (" + IoErrors.reason(e) + ").", e);
         } catch (RuntimeException e) {
             arena.close();
             throw e;

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
+import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.Tensor;
@@ -100,7 +101,7 @@ public final class WeightStore implements AutoCloseable {
                     ? " (line " + loc.getLineNr() + ", column " + loc.getColumnNr() + ")" : "";
             throw new TandemException(INDEX_FILE + " is not valid JSON" + where + ".", e);
         } catch (IOException e) {
-            throw new TandemException(INDEX_FILE + " in " + dir + " could not be read (" + e + ").", e);
+            throw new TandemException(INDEX_FILE + " in " + dir + " could not be read (" + IoErrors.reason(e) + ").", e);
         }
         JsonNode map = root == null ? null : root.get("weight_map");
         if (map == null || !map.isObject()) {
