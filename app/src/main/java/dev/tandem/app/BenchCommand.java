@@ -10,6 +10,7 @@ import dev.tandem.app.bench.EngineBench;
 import dev.tandem.app.bench.MachineInfo;
 import dev.tandem.app.bench.MethodsBench;
 import dev.tandem.app.bench.PrefillBench;
+import dev.tandem.app.bench.SoakRun;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.transformer.synth.SyntheticCheckpoints;
@@ -52,6 +53,8 @@ import java.util.stream.Stream;
                 "batch: decode throughput with several sequences per pass, and the time of one pass over k rows;",
                 "methods: every decoding method against plain decoding of --model with each of --drafts;",
                 "engine: Engine throughput with --batch-sizes requests of each method at once, beside plain decoding;",
+                "soak: --soak-requests generations from --soak-clients threads through one Engine (every method, some cancelled), "
+                        + "checking that memory, KV blocks and results hold; fails the command when a check fails;",
                 "all: decode, prefill and batch in one run. Each suite also records heap, KV-cache and mapped-weight memory."})
 public final class BenchCommand implements Callable<Integer> {
 
@@ -71,7 +74,7 @@ public final class BenchCommand implements Callable<Integer> {
     @ArgGroup(exclusive = true)
     Source source = new Source();
 
-    @Option(names = "--suite", paramLabel = "NAME", defaultValue = "decode", description = "Suite to run: decode, prefill, batch, methods, engine or all (default: decode).")
+    @Option(names = "--suite", paramLabel = "NAME", defaultValue = "decode", description = "Suite to run: decode, prefill, batch, methods, engine, soak or all (default: decode).")
     String suite;
 
     @Option(names = "--dtype", paramLabel = "f32|bf16", defaultValue = "bf16", description = "Weight dtype for --shape (default: bf16).")
@@ -140,6 +143,17 @@ public final class BenchCommand implements Callable<Integer> {
             description = "methods suite: time the first N of its four prompts (default: all four).")
     Integer promptCount;
 
+    @Option(names = "--soak-requests", paramLabel = "N", defaultValue = "1000",
+            description = "soak suite: generations after the warm-up (default: ${DEFAULT-VALUE}).")
+    int soakRequests;
+
+    @Option(names = "--soak-clients", paramLabel = "N", defaultValue = "16",
+            description = "soak suite: threads submitting them at once (default: ${DEFAULT-VALUE}).")
+    int soakClients;
+
+    /** The soak suite's result, when it ran (its failed checks fail the command after the files are written). */
+    private SoakRun.Result soak;
+
     @Option(names = "--report", paramLabel = "FILE",
             description = "Measure nothing: (re)write the Markdown report and charts of an existing result JSON (default: none, measure).")
     Path reportOf;
@@ -160,11 +174,11 @@ public final class BenchCommand implements Callable<Integer> {
             stdout.flush();
             return 0;
         }
-        if (!List.of("decode", "prefill", "batch", "methods", "engine", "all").contains(suite)) {
+        if (!List.of("decode", "prefill", "batch", "methods", "engine", "soak", "all").contains(suite)) {
             throw new UsageException("--suite " + suite + " is not a suite; the suites are: decode, prefill, batch, "
-                    + "methods, engine, all.");
+                    + "methods, engine, soak, all.");
         }
-        if ((suite.equals("methods") || suite.equals("engine")) && source.shape != null) {
+        if ((suite.equals("methods") || suite.equals("engine") || suite.equals("soak")) && source.shape != null) {
             throw new UsageException("--suite " + suite + " needs real models (a target and drafts that agree with it), "
                     + "not --shape.");
         }
@@ -267,6 +281,15 @@ public final class BenchCommand implements Callable<Integer> {
                 addSection(json, "engine", EngineBench.toJson(result), false);
                 stdout.println("engine: " + result.target() + ", draft " + result.draft() + " (see the report for every figure)");
             }
+            if (suite.equals("soak")) {
+                Path[] draftDirs = parseDrafts();
+                SoakRun.Options soakOptions = usage(() -> new SoakRun.Options(soakRequests, soakClients, largestThreads));
+                try (ProgressBar bar = new ProgressBar("bench soak " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
+                    soak = SoakRun.run(modelDir, draftDirs[0], soakOptions, bar);
+                }
+                addSection(json, "soak", SoakRun.toJson(soak), false);
+                stdout.println("soak: " + (soak.passed() ? "passed" : "FAILED: " + String.join("; ", soak.failures())));
+            }
             writeAtomically(file, new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(json) + "\n");
             List<Path> report;
             try {
@@ -277,6 +300,10 @@ public final class BenchCommand implements Callable<Integer> {
             stdout.println("results: " + file);
             stdout.println("report:  " + report.getLast() + " (charts: " + (report.size() - 1) + ")");
             stdout.flush();
+            if (soak != null && !soak.passed()) {
+                throw new TandemException("the soak run failed " + soak.failures().size() + " of its checks, the first: "
+                        + soak.failures().getFirst() + " (all are in " + file + ").");
+            }
         } finally {
             if (temp != null) {
                 Runtime.getRuntime().removeShutdownHook(cleanup);

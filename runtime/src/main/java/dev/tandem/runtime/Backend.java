@@ -38,6 +38,15 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * Bytes of the tensors {@link #allocate} gave that are not yet {@link #free}d (activations and
+     * scratch; not weights or KV storage); -1 when the backend does not track them. A long run that frees
+     * what it allocates returns to the same figure (the soak test checks it).
+     */
+    default long allocatedBytes() {
+        return -1;
+    }
+
+    /**
      * Returns the memory of a tensor {@link #allocate} gave (that very object, not a view of it).
      *
      * @throws IllegalArgumentException if this backend did not allocate it or already freed it

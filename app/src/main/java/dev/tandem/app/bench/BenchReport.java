@@ -72,7 +72,7 @@ public final class BenchReport {
         System.setProperty("java.awt.headless", "true");
     }
 
-    private static final List<String> SECTIONS = List.of("decode", "prefill", "batch", "methods", "engine");
+    private static final List<String> SECTIONS = List.of("decode", "prefill", "batch", "methods", "engine", "soak");
 
     private BenchReport() {
     }
@@ -174,6 +174,7 @@ public final class BenchReport {
                 case "batch" -> batch(md, charts, s.getValue(), base, subtitle, where);
                 case "methods" -> methods(md, charts, s.getValue(), base, subtitle, where);
                 case "engine" -> engine(md, s.getValue(), where);
+                case "soak" -> soak(md, s.getValue());
                 default -> throw new AssertionError(s.getKey());
             }
         }
@@ -417,6 +418,38 @@ public final class BenchReport {
     private static String optionalFixed(JsonNode n, String field, int decimals) {
         JsonNode v = n.path(field);
         return v.isNumber() ? fixed(v.asDouble(), decimals) : "";
+    }
+
+    private static void soak(Md md, JsonNode s) {
+        md.line("## Soak");
+        md.blank();
+        md.line(s.path("requests").asInt() + " generations (after a warm-up over a pool of " + s.path("pool_size").asInt()
+                + " requests: every method, greedy and sampled, mixed lengths) from " + s.path("clients").asInt()
+                + " client threads through one Engine, " + s.path("cancelled").asLong() + " cancelled after their first token; "
+                + String.format(Locale.ROOT, "%.1f", s.path("seconds").asDouble()) + " s. Target " + s.path("model").asText()
+                + ", draft " + s.path("draft").asText() + ", " + s.path("threads").asInt() + " threads.");
+        md.blank();
+        md.line("| check | figure |");
+        md.line("| --- | --- |");
+        md.line("| KV blocks in use at the end | " + s.path("end_used_blocks").asInt() + " |");
+        md.line("| backend activation bytes after warm-up / at the end | " + s.path("warm_backend_bytes").asLong() + " / "
+                + s.path("end_backend_bytes").asLong() + " |");
+        md.line("| resident memory at the second half's start / its maximum / the run's peak | "
+                + mib(s.path("second_half_start_resident_bytes").asLong()) + " / " + mib(s.path("second_half_max_resident_bytes").asLong())
+                + " / " + mib(s.path("peak_resident_bytes").asLong()) + " |");
+        md.line("| result | " + (s.path("passed").asBoolean() ? "passed" : "**failed**") + " |");
+        md.blank();
+        JsonNode failures = s.path("failures");
+        for (int i = 0; i < failures.size() && i < 20; i++) {
+            md.line("- " + failures.get(i).asText());
+        }
+        if (failures.size() > 0) {
+            md.blank();
+        }
+    }
+
+    private static String mib(long bytes) {
+        return bytes < 0 ? "unknown" : String.format(Locale.ROOT, "%.1f MiB", bytes / (double) (1L << 20));
     }
 
     private static void engine(Md md, JsonNode s, String where) {

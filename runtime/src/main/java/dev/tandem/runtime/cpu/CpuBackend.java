@@ -78,7 +78,18 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public Tensor allocate(DType dtype, long... shape) {
+    public long allocatedBytes() {
+        synchronized (allocations) {
+            long bytes = 0;
+            for (Tensor t : allocations.keySet()) {
+                bytes += t.byteSize();
+            }
+            return bytes;
+        }
+    }
+
+    @Override
+        public Tensor allocate(DType dtype, long... shape) {
         Arena arena = Arena.ofShared();
         Tensor t = Tensor.allocate(arena, dtype, shape);
         synchronized (allocations) {
