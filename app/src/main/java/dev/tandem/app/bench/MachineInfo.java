@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
@@ -13,9 +12,7 @@ import java.util.Locale;
 public record MachineInfo(String cpuModel, int cores, long memoryBytes, long lastLevelCacheBytes, String os, String jdk) {
 
     public static MachineInfo current() {
-        long memory = ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os
-                ? os.getTotalMemorySize()
-                : -1;
+        long memory = dev.tandem.runtime.HostMemory.totalBytes();
         return new MachineInfo(readCpuModel(), Runtime.getRuntime().availableProcessors(), memory, readLastLevelCache(),
                 System.getProperty("os.name") + " " + System.getProperty("os.version") + " " + System.getProperty("os.arch"),
                 System.getProperty("java.vm.name") + " " + Runtime.version());

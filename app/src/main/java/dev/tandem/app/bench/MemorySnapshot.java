@@ -45,6 +45,11 @@ public record MemorySnapshot(long heapUsedBytes, long heapCommittedBytes, long h
     }
 
     /** A "kB" line of /proc/self/status in bytes, or -1 off Linux. */
+    /** Resident memory of this process (VmRSS), or -1 where the OS does not say. */
+    static long currentResidentBytes() {
+        return procStatus("VmRSS:");
+    }
+
     private static long procStatus(String key) {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {

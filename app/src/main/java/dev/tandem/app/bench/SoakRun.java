@@ -22,9 +22,7 @@ import dev.tandem.runtime.Progress;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
 
-import java.io.IOException;
 import java.lang.management.ManagementFactory;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -222,23 +220,9 @@ public final class SoakRun {
     }
 
     private static Sample sample(long t0, LanguageModel target, LanguageModel draft, long finished) {
-        return new Sample((System.nanoTime() - t0) / 1e9, residentBytes(), target.backend().allocatedBytes(),
+        return new Sample((System.nanoTime() - t0) / 1e9, MemorySnapshot.currentResidentBytes(), target.backend().allocatedBytes(),
                 target.kvCache().usedBlocks() + draft.kvCache().usedBlocks(),
                 ManagementFactory.getThreadMXBean().getThreadCount(), finished);
-    }
-
-    /** VmRSS of this process on Linux, else -1. */
-    static long residentBytes() {
-        try {
-            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-                if (line.startsWith("VmRSS:")) {
-                    return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
-                }
-            }
-        } catch (IOException | RuntimeException e) {
-            // not Linux
-        }
-        return -1;
     }
 
     public static ObjectNode toJson(Result r) {

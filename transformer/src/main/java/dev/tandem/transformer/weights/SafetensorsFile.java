@@ -212,8 +212,8 @@ public final class SafetensorsFile implements AutoCloseable {
      */
     private void checkFinite(MemorySegment copy, Entry e) {
         long bytes = e.end - e.begin;
-        int width = e.dtype == DType.F32 ? 4 : 2; // F16 was widened to F32; BF16 and F16 keep 2 bytes
-        long mask = width == 4 ? 0x7f800000_7f800000L : e.dtype == DType.BF16 ? 0x7f80_7f80_7f80_7f80L : 0x7c00_7c00_7c00_7c00L;
+        int width = e.dtype == DType.F32 ? 4 : 2; // the copy holds F32 (F16 widened) or BF16
+        long mask = width == 4 ? 0x7f800000_7f800000L : 0x7f80_7f80_7f80_7f80L;
         long whole = bytes & ~7L;
         for (long at = 0; at < whole; at += 8) {
             long v = copy.get(ValueLayout.JAVA_LONG_UNALIGNED, e.begin + at) & mask;
@@ -242,8 +242,7 @@ public final class SafetensorsFile implements AutoCloseable {
     private void reportNonFinite(MemorySegment copy, Entry e, long at, long count, int width) {
         for (long b = at; b + width <= at + count; b += width) {
             float value = width == 4 ? copy.get(ValueLayout.JAVA_FLOAT_UNALIGNED, e.begin + b)
-                    : e.dtype == DType.BF16 ? Float.intBitsToFloat(copy.get(ValueLayout.JAVA_SHORT_UNALIGNED, e.begin + b) << 16)
-                    : Float.float16ToFloat(copy.get(ValueLayout.JAVA_SHORT_UNALIGNED, e.begin + b));
+                    : Float.intBitsToFloat(copy.get(ValueLayout.JAVA_SHORT_UNALIGNED, e.begin + b) << 16);
             if (!Float.isFinite(value)) {
                 throw new TandemException(fileName + ": tensor \"" + e.name + "\" holds " + (Float.isNaN(value) ? "a NaN" : "an infinity")
                         + " at element " + (b / width) + ", so the checkpoint is corrupt.");

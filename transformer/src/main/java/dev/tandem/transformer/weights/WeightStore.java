@@ -206,8 +206,7 @@ public final class WeightStore implements AutoCloseable {
      * @throws IllegalStateException after {@link #close()}
      */
     public Tensor get(String name, long... expectedShape) {
-        return find(name, expectedShape).orElseThrow(() -> new TandemException("tensor \"" + name
-                + "\" is missing from the weights in " + directory + " (" + describeFiles() + ")."));
+        return get(name, "", expectedShape);
     }
 
     /**
@@ -215,18 +214,8 @@ public final class WeightStore implements AutoCloseable {
      * (e.g. which config keys were left out and defaulted).
      */
     public Tensor get(String name, String shapeNote, long... expectedShape) {
-        try {
-            return get(name, expectedShape);
-        } catch (ShapeMismatch e) {
-            throw new TandemException(e.getMessage().substring(0, e.getMessage().length() - 1) + shapeNote + ".");
-        }
-    }
-
-    /** A tensor whose shape differs from the one asked for. */
-    private static final class ShapeMismatch extends TandemException {
-        ShapeMismatch(String sentence) {
-            super(sentence);
-        }
+        return find(name, shapeNote, expectedShape).orElseThrow(() -> new TandemException("tensor \"" + name
+                + "\" is missing from the weights in " + directory + " (" + describeFiles() + ")."));
     }
 
     /**
@@ -234,6 +223,10 @@ public final class WeightStore implements AutoCloseable {
      * against {@code expectedShape} like {@link #get}.
      */
     public Optional<Tensor> find(String name, long... expectedShape) {
+        return find(name, "", expectedShape);
+    }
+
+    private Optional<Tensor> find(String name, String shapeNote, long... expectedShape) {
         if (closed.get()) {
             throw new IllegalStateException("weight store for " + directory + " is closed");
         }
@@ -243,8 +236,8 @@ public final class WeightStore implements AutoCloseable {
         }
         Tensor t = f.tensor(name);
         if (expectedShape != null && expectedShape.length > 0 && !Arrays.equals(t.shape(), expectedShape)) {
-            throw new ShapeMismatch(f.path().getFileName() + ": tensor \"" + name + "\" has shape "
-                    + Arrays.toString(t.shape()) + " but config.json implies " + Arrays.toString(expectedShape) + ".");
+            throw new TandemException(f.path().getFileName() + ": tensor \"" + name + "\" has shape "
+                    + Arrays.toString(t.shape()) + " but config.json implies " + Arrays.toString(expectedShape) + shapeNote + ".");
         }
         return Optional.of(t);
     }
