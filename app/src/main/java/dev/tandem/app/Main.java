@@ -44,9 +44,9 @@ public final class Main implements Runnable {
         return processors;
     }
 
-    /** Picocli's own messages as one sentence: no "Error: " prefix, a full stop at the end. */
+    /** Picocli's own messages as one sentence: no "Error: " prefix, on one line, a full stop at the end. */
     static String sentence(String message) {
-        String m = message.strip();
+        String m = TandemException.oneLine(message.strip());
         if (m.startsWith("Error: ")) {
             m = m.substring("Error: ".length());
         }
@@ -87,7 +87,7 @@ public final class Main implements Runnable {
                 return 2;
             }
             if (ex instanceof TandemException || ex instanceof IllegalArgumentException) {
-                err.println("tandem: " + ex.getMessage());
+                err.println("tandem: " + TandemException.oneLine(ex.getMessage()));
             } else {
                 ex.printStackTrace(err);
                 err.println("tandem: internal error: " + ex);

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.TandemException;
 
 import java.io.IOException;
@@ -59,7 +60,7 @@ final class JsonFields {
             if (optional && !Files.exists(path)) {
                 return null;
             }
-            throw new TandemException(name + " in " + path.getParent() + " could not be read (" + oneLine(e.toString()) + ").", e);
+            throw new TandemException(name + " in " + path.getParent() + " could not be read (" + IoErrors.reason(e) + ").", e);
         }
         JsonNode root;
         try {
@@ -81,14 +82,6 @@ final class JsonFields {
             return "";
         }
         return " (line " + loc.getLineNr() + ", column " + loc.getColumnNr() + ")";
-    }
-
-    static String oneLine(String s) {
-        String t = s.replaceAll("\\s+", " ").trim();
-        while (t.endsWith(".")) {
-            t = t.substring(0, t.length() - 1);
-        }
-        return t;
     }
 
     String file() {

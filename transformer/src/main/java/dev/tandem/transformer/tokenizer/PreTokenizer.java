@@ -39,7 +39,7 @@ interface PreTokenizer {
                     // Defaults are the Rust crate's, for files that leave the fields out.
                     json.bool(node, "add_prefix_space", true, path), json.bool(node, "use_regex", true, path));
             case "Split" -> {
-                Pattern pattern = json.pattern(node, path).regex();
+                TextPattern pattern = json.pattern(node, path);
                 Behavior behavior = Behavior.parse(node, path, json);
                 boolean invert = json.bool(node, "invert", false, path);
                 yield (piece, out) -> behavior.split(piece, regexSegments(pattern, piece.text(), invert), out);
@@ -133,11 +133,19 @@ interface PreTokenizer {
      * The text cut into alternating gaps and matches of {@code pattern}, covering it all; each
      * segment is {start, end, 1 if a match (0 if not), flipped when {@code invert}}.
      */
+    private static List<int[]> regexSegments(TextPattern pattern, String text, boolean invert) {
+        return regexSegments(pattern.matcher(text), text, invert);
+    }
+
+    /** As {@link #regexSegments(TextPattern, String, boolean)}, for one of our own patterns. */
     private static List<int[]> regexSegments(Pattern pattern, String text, boolean invert) {
+        return regexSegments(pattern.matcher(text), text, invert);
+    }
+
+    private static List<int[]> regexSegments(Matcher m, String text, boolean invert) {
         List<int[]> segments = new ArrayList<>();
         int match = invert ? 0 : 1;
         int previous = 0;
-        Matcher m = pattern.matcher(text);
         while (m.find()) {
             if (m.start() > previous) {
                 segments.add(new int[] {previous, m.start(), 1 - match});

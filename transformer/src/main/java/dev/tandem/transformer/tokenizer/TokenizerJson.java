@@ -235,12 +235,12 @@ final class TokenizerJson {
             if (literal.isEmpty()) {
                 throw fail(at + ".String is empty");
             }
-            return new TextPattern(Pattern.compile(Pattern.quote(literal)), literal);
+            return new TextPattern(Pattern.compile(Pattern.quote(literal)), literal, where + ": " + at + ".String");
         }
         if (pattern.path("Regex").isTextual()) {
             String regex = pattern.path("Regex").textValue();
             try {
-                return new TextPattern(OnigurumaRegex.compile(regex), null);
+                return new TextPattern(OnigurumaRegex.compile(regex), null, where + ": " + at + ".Regex \"" + regex + "\"");
             } catch (PatternSyntaxException e) {
                 throw fail(at + ".Regex \"" + regex + "\" does not compile as a Java regex ("
                         + e.getDescription() + " near index " + e.getIndex() + ")");

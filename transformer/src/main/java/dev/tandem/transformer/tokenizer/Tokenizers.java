@@ -2,15 +2,18 @@ package dev.tandem.transformer.tokenizer;
 
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.core.JsonLocation;
+import com.fasterxml.jackson.core.io.JsonEOFException;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.TandemException;
 import java.io.ByteArrayInputStream;
+import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.zip.GZIPInputStream;
+import java.util.zip.ZipException;
 
 /** Loads tokenizers from Hugging Face {@code tokenizer.json} files. */
 public final class Tokenizers {
@@ -64,13 +67,17 @@ public final class Tokenizers {
                 : new ByteArrayInputStream(raw)) {
             return TokenizerJson.read(in, where);
         } catch (JacksonException e) {
+            // Our words, not Jackson's: its message quotes the source and names its own token types.
             JsonLocation at = e.getLocation();
-            String position = at == null ? "" : " at line " + at.getLineNr() + ", column " + at.getColumnNr();
-            // Jackson's own message spans lines and quotes the source; keep its first line only.
-            String reason = String.valueOf(e.getOriginalMessage()).lines().findFirst().orElse("").strip();
-            throw new TandemException(where + " is not valid JSON" + position + " (" + reason + ").", e);
+            String position = at == null || at.getLineNr() < 0 ? "" : " at line " + at.getLineNr() + ", column " + at.getColumnNr();
+            String cutShort = e instanceof JsonEOFException ? " (it ends in the middle of a value, so it is cut short)" : "";
+            throw new TandemException(where + " is not valid JSON" + position + cutShort + ".", e);
+        } catch (EOFException e) {
+            throw new TandemException(where + " could not be decompressed as gzip (the compressed data is cut short).", e);
+        } catch (ZipException e) {
+            throw new TandemException(where + " could not be decompressed as gzip (the compressed data is corrupt).", e);
         } catch (IOException e) {
-            throw new TandemException(where + " could not be decompressed as gzip (" + e.getMessage() + ").", e);
+            throw new TandemException(where + " could not be decompressed as gzip (" + IoErrors.reason(e) + ").", e);
         }
     }
 }

@@ -39,6 +39,42 @@ class TokenizerLoadErrorsTest {
     }
 
     @Test
+    void malformedJsonIsWordedByUsNotByTheParser() throws IOException {
+        // Found by TokenizerFuzzTest: Jackson's message, with its own token names, ended up in the sentence.
+        Path file = tmp.resolve("tokenizer.json");
+        Files.writeString(file, "{\"version\": \"1.0\", \"model\": VALUE_STRING}");
+        TandemException e = assertThrows(TandemException.class, () -> Tokenizers.load(file));
+        assertEquals("tokenizer.json at " + file + " is not valid JSON at line 1, column 29.", e.getMessage());
+        Files.writeString(file, "{\"version\": \"1.0\", \"model\": {\"type\": ");
+        e = assertThrows(TandemException.class, () -> Tokenizers.load(file));
+        assertTrue(e.getMessage().endsWith(" (it ends in the middle of a value, so it is cut short)."), e.getMessage());
+    }
+
+    @Test
+    void aLineBreakQuotedFromTheFileStaysOnOneLine() throws IOException {
+        // Found by TokenizerFuzzTest: a merge naming a token with a line break in it broke the sentence in two.
+        Path file = modifiedBardS(root -> ((ArrayNode) root.path("model").path("merges")).add("zz\nq qqz"));
+        TandemException e = assertThrows(TandemException.class, () -> Tokenizers.load(file));
+        assertTrue(e.getMessage().endsWith("model.merges[1791] uses \"zz\\nq\", which is not in model.vocab."), e.getMessage());
+        assertEquals(1, e.getMessage().lines().count(), e.getMessage());
+    }
+
+    @Test
+    void aPatternThatBacktracksWithoutEndIsAbandonedInOneSentence() throws IOException {
+        // ((a+)+)+b on a run of a's without a b tries every way of cutting the run: exponential in its length,
+        // a hang for years at 60 (Java's regex engine cuts short the simpler (a+)+b, but not this one). The
+        // patterns real tokenizers use read each character 1 to 4 times (Llama 3's, on runs of 100,000 spaces,
+        // letters, digits, punctuation or tabs).
+        Path file = modifiedBardS(root -> root.set("normalizer", root.objectNode().put("type", "Replace")
+                .put("content", "x").set("pattern", root.objectNode().put("Regex", "((a+)+)+b"))));
+        Tokenizer t = Tokenizers.load(file);
+        assertEquals("a cx", t.decode(t.encode("a cab")), "the pattern still works where it does not backtrack");
+        TandemException e = assertThrows(TandemException.class, () -> t.encode("a".repeat(60)));
+        assertTrue(e.getMessage().contains(": normalizer.pattern.Regex \"((a+)+)+b\" backtracks without end on a text of 60 characters"),
+                e.getMessage());
+    }
+
+    @Test
     void wordPieceModelIsRejectedAsNotSupportedYet() throws IOException {
         Path file = modifiedBardS(root -> ((ObjectNode) root.path("model")).put("type", "WordPiece"));
         TandemException e = assertThrows(TandemException.class, () -> Tokenizers.load(file));
