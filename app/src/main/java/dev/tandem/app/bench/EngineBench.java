@@ -43,7 +43,8 @@ public final class EngineBench {
      * @param prompts     prompts cycled over the requests
      * @param maxTokens   tokens each request generates at most
      * @param repetitions timed repetitions (one warm-up before them)
-     * @param threads     threads of the target's backend (the draft shares it; PEARL's draft gets one of them)
+     * @param threads     threads of the target's backend (the draft shares it); PEARL runs on a target copy with one
+     *                    thread fewer and its draft on the one left, so every method uses {@code threads} in all
      * @param concurrency request counts to run at once
      * @param methods     methods besides plain
      * @param draftLength γ of speculative and PEARL
@@ -86,6 +87,7 @@ public final class EngineBench {
                     .withKvMemory(1L << 28));
             extra.add(draft);
             Map<String, DecodingStrategy> methods = new LinkedHashMap<>();
+            Map<String, LanguageModel> engineTarget = new LinkedHashMap<>(); // the target an Engine serves, when not `target`
             methods.put("plain", new Generator(target));
             for (String m : o.methods()) {
                 methods.put(m, switch (m) {
@@ -96,11 +98,20 @@ public final class EngineBench {
                     case "aded" -> new AdedDecoding(target, TrigramTable.empty());
                     case "lookahead" -> new LookaheadDecoding(target);
                     case "pearl" -> {
-                        // The draft on a backend of its own (one thread) so its passes run beside the target's.
+                        // The draft on a backend of its own (one thread) so its passes run beside the target's, out of
+                        // the same --threads as every other method: the target gets the rest (with one thread, both get
+                        // one and take turns, as generate does).
+                        LanguageModel pearlTarget = target;
+                        if (o.threads() >= 2) {
+                            pearlTarget = ModelLoader.load(targetDir, ModelLoader.Options.defaults().withThreads(o.threads() - 1)
+                                    .withKvMemory(1L << 30));
+                            extra.add(pearlTarget);
+                            engineTarget.put(m, pearlTarget);
+                        }
                         LanguageModel own = ModelLoader.load(draftDir, ModelLoader.Options.defaults().withThreads(1)
                                 .withKvMemory(1L << 28));
                         extra.add(own);
-                        yield new PearlDecoding(target, own, o.draftLength());
+                        yield new PearlDecoding(pearlTarget, own, o.draftLength());
                     }
                     default -> throw new IllegalArgumentException(m);
                 });
@@ -112,8 +123,8 @@ public final class EngineBench {
             for (int rep = -1; rep < o.repetitions(); rep++) {
                 for (int c = 0; c < conc.length; c++) {
                     int m = 0;
-                    for (DecodingStrategy strategy : methods.values()) {
-                        double rate = throughput(target, strategy, conc[c], o);
+                    for (Map.Entry<String, DecodingStrategy> method : methods.entrySet()) {
+                        double rate = throughput(engineTarget.getOrDefault(method.getKey(), target), method.getValue(), conc[c], o);
                         if (rep >= 0) {
                             tps[c][m][rep] = rate;
                         }

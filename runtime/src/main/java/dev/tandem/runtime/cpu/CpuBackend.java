@@ -2,6 +2,7 @@ package dev.tandem.runtime.cpu;
 
 import dev.tandem.runtime.AttentionRows;
 import dev.tandem.runtime.Backend;
+import dev.tandem.runtime.HostMemory;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.RopeLayout;
 import dev.tandem.runtime.Tensor;
@@ -91,7 +92,18 @@ public final class CpuBackend implements Backend {
     @Override
         public Tensor allocate(DType dtype, long... shape) {
         Arena arena = Arena.ofShared();
-        Tensor t = Tensor.allocate(arena, dtype, shape);
+        Tensor t;
+        try {
+            t = Tensor.allocate(arena, dtype, shape);
+        } catch (OutOfMemoryError e) {
+            arena.close();
+            long elements = 1;
+            for (long d : shape) {
+                elements *= d;
+            }
+            throw HostMemory.outOfMemory(elements * dtype.byteSize(), "activations (" + dtype.lowerName() + " "
+                    + java.util.Arrays.toString(shape) + ")");
+        }
         synchronized (allocations) {
             if (closed) {
                 arena.close();

@@ -83,6 +83,17 @@ class CpuBackendTest {
     }
 
     @Test
+    void activationsTheMachineCannotHoldAreOneSentence() {
+        long before = one.allocatedBytes();
+        // 2^44 floats = 64 TiB: more than any machine this runs on has, so the allocation itself fails.
+        dev.tandem.runtime.TandemException e = assertThrows(dev.tandem.runtime.TandemException.class,
+                () -> one.allocate(DType.F32, 1L << 22, 1L << 22));
+        assertTrue(e.getMessage().startsWith("could not get 65536.00 GiB of memory for activations (f32 [4194304, 4194304])"),
+                e.getMessage());
+        assertEquals(before, one.allocatedBytes(), "nothing is left allocated");
+    }
+
+    @Test
     void matmulRowIsBitIdenticalWhateverTheBatchAndThreadCount() {
         SplittableRandom rnd = new SplittableRandom(SEED + 1);
         int k = 96, m = 45, n = 11;

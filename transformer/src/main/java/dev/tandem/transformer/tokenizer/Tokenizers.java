@@ -31,6 +31,10 @@ public final class Tokenizers {
      *     the field
      */
     public static Tokenizer load(Path tokenizerJson) {
+        if (Files.isDirectory(tokenizerJson)) {
+            throw new TandemException("the tokenizer file " + tokenizerJson + " is a directory; give its tokenizer.json"
+                    + " (or, on the command line, the model directory with --model).");
+        }
         if (!Files.isRegularFile(tokenizerJson)) {
             throw new TandemException("tokenizer file not found: " + tokenizerJson + ".");
         }

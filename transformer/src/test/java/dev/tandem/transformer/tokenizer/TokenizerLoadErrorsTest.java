@@ -30,6 +30,13 @@ class TokenizerLoadErrorsTest {
     }
 
     @Test
+    void aDirectoryIsNamedAsOneNotAsMissing() {
+        TandemException e = assertThrows(TandemException.class, () -> Tokenizers.load(tmp));
+        assertEquals("the tokenizer file " + tmp + " is a directory; give its tokenizer.json (or, on the command line,"
+                + " the model directory with --model).", e.getMessage());
+    }
+
+    @Test
     void malformedJsonNamesTheFileAndPosition() throws IOException {
         Path file = tmp.resolve("tokenizer.json");
         Files.writeString(file, "{\"model\": {\"type\": \"BPE\",, }");
