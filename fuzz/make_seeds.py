@@ -69,6 +69,18 @@ def safetensors_seeds():
         write(d, seed + ".safetensors", safetensors_bytes(small[:6], metadata))
 
 
+def shard_index_seeds():
+    """An index over the bard-s and qwen3 safetensors seeds, which ShardIndexFuzzTest lays out as two shards."""
+    d = out_dir("fuzz", "ShardIndexFuzzTest", "shardIndex")
+    src = os.path.join(RES, "fuzz", "SafetensorsFuzzTestInputs", "safetensors")
+    _, first = read_safetensors(os.path.join(src, "bard-s-f32.safetensors"))
+    _, second = read_safetensors(os.path.join(src, "qwen3-f16.safetensors"))
+    weight_map = {n: "model-00001-of-00002.safetensors" for n in sorted(first)}
+    weight_map.update({n: "model-00002-of-00002.safetensors" for n in sorted(second) if n not in first})
+    size = sum(len(t[2]) for t in first.values()) + sum(len(second[n][2]) for n in second if n not in first)
+    write(d, "two-shards.json", json.dumps({"metadata": {"total_size": size}, "weight_map": weight_map}, indent=2))
+
+
 def cut_tokenizer(t, keep=400):
     model = t["model"]
     vocab = {tok: i for tok, i in model["vocab"].items() if i < keep}
@@ -139,6 +151,7 @@ def jsonl_seeds():
 
 if __name__ == "__main__":
     safetensors_seeds()
+    shard_index_seeds()
     tokenizer_seeds()
     config_seeds()
     generation_config_seeds()

@@ -5,6 +5,7 @@ import dev.tandem.transformer.config.ModelConfig;
 import dev.tandem.transformer.tokenizer.Tokenizer;
 import dev.tandem.transformer.tokenizer.Tokenizers;
 import dev.tandem.transformer.weights.SafetensorsFile;
+import dev.tandem.transformer.weights.WeightStore;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -46,6 +47,20 @@ public class SeedsAreValidTest {
                 assertFalse(f.names().isEmpty(), seed.toString());
                 for (String name : f.names()) {
                     f.tensor(name);
+                }
+            }
+        }
+    }
+
+    @Test
+    void shardIndexSeedsOpenEveryTensor() throws Exception {
+        Path dir = ShardIndexFuzzTest.directory();
+        for (Path seed : seeds(ShardIndexFuzzTest.class, "shardIndex")) {
+            Files.copy(seed, dir.resolve(WeightStore.INDEX_FILE), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            try (WeightStore store = WeightStore.open(dir, false)) {
+                assertFalse(store.names().isEmpty(), seed.toString());
+                for (String name : store.names()) {
+                    store.get(name);
                 }
             }
         }

@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.TandemException;
+import dev.tandem.runtime.Utf8Text;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -62,6 +63,7 @@ final class JsonFields {
             }
             throw new TandemException(name + " in " + path.getParent() + " could not be read (" + IoErrors.reason(e) + ").", e);
         }
+        Utf8Text.requireValid(bytes, name);
         JsonNode root;
         try {
             root = MAPPER.readTree(bytes);

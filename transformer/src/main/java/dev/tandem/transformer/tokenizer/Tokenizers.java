@@ -6,6 +6,7 @@ import com.fasterxml.jackson.core.io.JsonEOFException;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.TandemException;
+import dev.tandem.runtime.Utf8Text;
 import java.io.ByteArrayInputStream;
 import java.io.EOFException;
 import java.io.IOException;
@@ -17,6 +18,9 @@ import java.util.zip.ZipException;
 
 /** Loads tokenizers from Hugging Face {@code tokenizer.json} files. */
 public final class Tokenizers {
+    /** The most a gzip-compressed tokenizer.json may decompress to: 512 MiB. */
+    static final int MAX_TOKENIZER_BYTES = 512 << 20;
+
     private Tokenizers() {}
 
     /**
@@ -65,10 +69,9 @@ public final class Tokenizers {
         } catch (IOException e) {
             throw new TandemException("could not read tokenizer file " + file + " (" + IoErrors.reason(e) + ").", e);
         }
-        boolean gzip = raw.length >= 2 && (raw[0] & 0xFF) == 0x1F && (raw[1] & 0xFF) == 0x8B;
-        try (InputStream in = gzip
-                ? new GZIPInputStream(new ByteArrayInputStream(raw))
-                : new ByteArrayInputStream(raw)) {
+        byte[] text = isGzip(raw) ? gunzip(raw, where) : raw;
+        Utf8Text.requireValid(text, where);
+        try (InputStream in = new ByteArrayInputStream(text)) {
             return TokenizerJson.read(in, where);
         } catch (JacksonException e) {
             // Our words, not Jackson's: its message quotes the source and names its own token types.
@@ -76,6 +79,25 @@ public final class Tokenizers {
             String position = at == null || at.getLineNr() < 0 ? "" : " at line " + at.getLineNr() + ", column " + at.getColumnNr();
             String cutShort = e instanceof JsonEOFException ? " (it ends in the middle of a value, so it is cut short)" : "";
             throw new TandemException(where + " is not valid JSON" + position + cutShort + ".", e);
+        } catch (IOException e) {
+            // Jackson's other complaints about its input (it reads from memory here, so no I/O fails).
+            throw new TandemException(where + " is not valid JSON.", e);
+        }
+    }
+
+    private static boolean isGzip(byte[] raw) {
+        return raw.length >= 2 && (raw[0] & 0xFF) == 0x1F && (raw[1] & 0xFF) == 0x8B;
+    }
+
+    /** The decompressed bytes, at most {@link #MAX_TOKENIZER_BYTES} (a published tokenizer.json is tens of MB). */
+    private static byte[] gunzip(byte[] raw, String where) {
+        try (InputStream in = new GZIPInputStream(new ByteArrayInputStream(raw))) {
+            byte[] text = in.readNBytes(MAX_TOKENIZER_BYTES + 1);
+            if (text.length > MAX_TOKENIZER_BYTES) {
+                throw new TandemException(where + " decompresses to more than " + (MAX_TOKENIZER_BYTES >> 20)
+                        + " MiB, far more than any tokenizer needs, so it is not one.");
+            }
+            return text;
         } catch (EOFException e) {
             throw new TandemException(where + " could not be decompressed as gzip (the compressed data is cut short).", e);
         } catch (ZipException e) {

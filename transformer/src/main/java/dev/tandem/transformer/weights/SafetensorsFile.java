@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.json.JsonMapper;
 import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
+import dev.tandem.runtime.Utf8Text;
 import dev.tandem.runtime.Tensor;
 
 import java.io.IOException;
@@ -262,6 +263,7 @@ public final class SafetensorsFile implements AutoCloseable {
                     + MAX_HEADER_BYTES + " bytes.");
         }
         byte[] headerBytes = whole.asSlice(8, headerLen).toArray(ValueLayout.JAVA_BYTE);
+        Utf8Text.requireValid(headerBytes, name + ": the header");
         JsonNode header;
         try {
             header = HEADER_MAPPER.readTree(headerBytes);

@@ -8,10 +8,12 @@ import com.fasterxml.jackson.databind.json.JsonMapper;
 import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
+import dev.tandem.runtime.Utf8Text;
 import dev.tandem.runtime.Tensor;
 
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -92,16 +94,23 @@ public final class WeightStore implements AutoCloseable {
     }
 
     private static WeightStore openSharded(Path dir, Path index, boolean resident) {
+        byte[] bytes;
+        try {
+            bytes = Files.readAllBytes(index);
+        } catch (IOException e) {
+            throw new TandemException(INDEX_FILE + " in " + dir + " could not be read (" + IoErrors.reason(e) + ").", e);
+        }
+        Utf8Text.requireValid(bytes, INDEX_FILE);
         JsonNode root;
         try {
-            root = MAPPER.readTree(Files.readAllBytes(index));
+            root = MAPPER.readTree(bytes);
         } catch (JsonProcessingException e) {
             JsonLocation loc = e.getLocation();
             String where = loc != null && loc.getLineNr() > 0
                     ? " (line " + loc.getLineNr() + ", column " + loc.getColumnNr() + ")" : "";
             throw new TandemException(INDEX_FILE + " is not valid JSON" + where + ".", e);
         } catch (IOException e) {
-            throw new TandemException(INDEX_FILE + " in " + dir + " could not be read (" + IoErrors.reason(e) + ").", e);
+            throw new TandemException(INDEX_FILE + " is not valid JSON.", e);
         }
         JsonNode map = root == null ? null : root.get("weight_map");
         if (map == null || !map.isObject()) {
@@ -116,7 +125,12 @@ public final class WeightStore implements AutoCloseable {
                 throw new TandemException(INDEX_FILE + ": weight_map entry \"" + e.getKey() + "\" is not a file name.");
             }
             String shard = v.textValue();
-            Path p = normDir.resolve(shard).normalize();
+            Path p;
+            try {
+                p = normDir.resolve(shard).normalize();
+            } catch (InvalidPathException bad) {
+                p = normDir; // a name no file can have (a NUL character): refused below
+            }
             if (shard.isEmpty() || !p.startsWith(normDir) || p.equals(normDir)) {
                 throw new TandemException(INDEX_FILE + ": weight_map entry \"" + e.getKey() + "\" names \"" + shard
                         + "\", which is not a file inside the model directory.");

@@ -386,6 +386,16 @@ class ModelConfigTest {
     }
 
     @Test
+    void invalidUtf8IsNamedWhereItIs() throws IOException {
+        // Latin-1 é in a key the loader does not read: the parser would have skipped it unchecked.
+        byte[] json = "{\"model_type\": \"llama\",\n \"_name_or_path\": \"caf?\"}".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        json[json.length - 3] = (byte) 0xE9;
+        Files.write(dir.resolve("config.json"), json);
+        TandemException e = assertThrows(TandemException.class, () -> ModelConfig.load(dir));
+        assertOneSentenceNaming(e, "config.json is not valid UTF-8 at line 2, byte 23 of the line");
+    }
+
+    @Test
     void malformedJsonNamesTheFile() throws IOException {
         TandemException e = reject("{\"model_type\": \"llama\",, }");
         assertOneSentenceNaming(e, "config.json", "not valid JSON", "line 1");

@@ -58,6 +58,20 @@ class TokenizerLoadErrorsTest {
     }
 
     @Test
+    void invalidUtf8IsNamedWhereItIsEvenWhereTheParserWouldNotLook() throws IOException {
+        // A field the loader skips was never decoded, so its bad bytes passed without a word.
+        Path file = tmp.resolve("tokenizer.json");
+        Files.write(file, new byte[] {'{', '\n', '"', 'x', '"', ':', '"', (byte) 0xFF, (byte) 0xFE, '"', '}'});
+        TandemException e = assertThrows(TandemException.class, () -> Tokenizers.load(file));
+        assertEquals("tokenizer.json at " + file + " is not valid UTF-8 at line 2, byte 6 of the line (byte 7 of the file);"
+                + " it must be UTF-8 text.", e.getMessage());
+        // UTF-32, which the parser would have tried to decode, and then blamed on gzip.
+        Files.write(file, new byte[] {0, 0, 0, '{', 0, 0, 0, '"', (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF});
+        e = assertThrows(TandemException.class, () -> Tokenizers.load(file));
+        assertTrue(e.getMessage().contains(" is not valid UTF-8 at line 1, byte 9 "), e.getMessage());
+    }
+
+    @Test
     void aLineBreakQuotedFromTheFileStaysOnOneLine() throws IOException {
         // Found by TokenizerFuzzTest: a merge naming a token with a line break in it broke the sentence in two.
         Path file = modifiedBardS(root -> ((ArrayNode) root.path("model").path("merges")).add("zz\nq qqz"));

@@ -185,6 +185,14 @@ class WeightStoreTest {
         Files.writeString(dir.resolve("model.safetensors.index.json"), "{\"weight_map\": {\"a\": \"../x.safetensors\"}}");
         assertMessage(assertThrows(TandemException.class, () -> WeightStore.open(dir)),
                 "model.safetensors.index.json", "../x.safetensors");
+        // A name no file can have: the path API's own exception before.
+        Files.writeString(dir.resolve("model.safetensors.index.json"), "{\"weight_map\": {\"a\": \"x\\u0000.safetensors\"}}");
+        assertMessage(assertThrows(TandemException.class, () -> WeightStore.open(dir)),
+                "model.safetensors.index.json", "\"x\\u0000.safetensors\"", "not a file inside the model directory");
+        // Invalid UTF-8, even in a part the parser would skip.
+        Files.write(dir.resolve("model.safetensors.index.json"), new byte[] {'{', '"', 'm', '"', ':', '"', (byte) 0xC3, '"', '}'});
+        assertMessage(assertThrows(TandemException.class, () -> WeightStore.open(dir)),
+                "model.safetensors.index.json is not valid UTF-8 at line 1, byte 7 of the line");
     }
 
     @ParameterizedTest
