@@ -44,7 +44,7 @@ tandem_rmsnorm_f32(float* out, const float* x, const float* weight, int rows, in
     }
     partial[threadIdx.x] = sum;
     __syncthreads();
-    for (int half = TANDEM_NORM_THREADS / 2; half > 0; half /= 2) {
+    for (unsigned half = TANDEM_NORM_THREADS / 2; half > 0; half /= 2) {
         if (threadIdx.x < half) {
             partial[threadIdx.x] += partial[threadIdx.x + half];
         }

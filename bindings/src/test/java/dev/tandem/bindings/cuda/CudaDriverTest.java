@@ -39,7 +39,7 @@ class CudaDriverTest {
 
     @Test
     void aMissingLibraryIsReportedNotThrown() {
-        CudaDriver.Binding b = CudaDriver.load("libtandem-no-such-library.so.1");
+        CudaLibrary b = CudaLibrary.open("libtandem-no-such-library.so.1");
         assertFalse(b.available());
         assertEquals("libtandem-no-such-library.so.1 was not found on the library path (no NVIDIA driver).", b.reason());
     }
