@@ -4,6 +4,7 @@
 // (-Dtandem.cuda.library=...), so the same Java code that drives a GPU drives these kernels.
 #include <cstdlib>
 #include <map>
+#include <mutex>
 #include <string>
 
 #include "cuda_host.h"
@@ -27,6 +28,7 @@ const std::map<std::string, Launcher> kernels = {
 
 constexpr int SUCCESS = 0, INVALID_VALUE = 1, OUT_OF_MEMORY = 2, NOT_FOUND = 500;
 int module_token, context_token;
+std::mutex launches;  // one launch at a time: a launch's grid and block sizes are process-wide in cuda_host.h
 }  // namespace
 
 extern "C" {
@@ -69,6 +71,7 @@ int cuModuleGetFunction(void** function, void*, const char* name) {
 int cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                    unsigned, void*, void** params, void**) {
     if (function == nullptr || gx * gy * gz == 0 || bx * by * bz == 0 || bx * by * bz > 1024) return INVALID_VALUE;
+    std::lock_guard<std::mutex> one_at_a_time(launches);
     reinterpret_cast<Launcher>(function)(dim3{gx, gy, gz}, dim3{bx, by, bz}, params);
     return SUCCESS;
 }
