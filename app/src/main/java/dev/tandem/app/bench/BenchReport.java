@@ -434,9 +434,10 @@ public final class BenchReport {
         md.line("| KV blocks in use at the end | " + s.path("end_used_blocks").asInt() + " |");
         md.line("| backend activation bytes after warm-up / at the end | " + s.path("warm_backend_bytes").asLong() + " / "
                 + s.path("end_backend_bytes").asLong() + " |");
-        md.line("| resident memory at the second half's start / its maximum / the run's peak | "
-                + mib(s.path("second_half_start_resident_bytes").asLong()) + " / " + mib(s.path("second_half_max_resident_bytes").asLong())
-                + " / " + mib(s.path("peak_resident_bytes").asLong()) + " |");
+        md.line("| resident memory outside the Java heap at the second half's start / its maximum | "
+                + mib(s.path("second_half_start_outside_heap_bytes").asLong()) + " / "
+                + mib(s.path("second_half_max_outside_heap_bytes").asLong()) + " |");
+        md.line("| resident memory, the run's peak | " + mib(s.path("peak_resident_bytes").asLong()) + " |");
         md.line("| result | " + (s.path("passed").asBoolean() ? "passed" : "**failed**") + " |");
         md.blank();
         JsonNode failures = s.path("failures");
