@@ -61,7 +61,6 @@ public final class SoakRun {
         }
     }
 
-    /** One sample of the run. */
     /**
      * One sample; {@code heapCommittedBytes} is the Java heap the JVM has committed, so that
      * {@link #outsideHeapBytes()} is what is resident besides it (native memory, off-heap segments, code,
@@ -205,8 +204,8 @@ public final class SoakRun {
             List<Sample> ordered = new ArrayList<>(samples);
             ordered.sort(java.util.Comparator.comparingDouble(Sample::seconds));
             Sample half = ordered.get(ordered.size() / 2);
-            // Outside the Java heap: the heap grows and shrinks as the collector sees fit (a short run in a test
-            // JVM grew it by 70 MB in its second second), which says nothing about leaks.
+            // Outside the Java heap: the heap grows and shrinks as the collector sees fit, which says nothing about
+            // leaks (the short run in verify once saw resident memory rise 71 MB in its second second).
             long secondMax = ordered.subList(ordered.size() / 2, ordered.size()).stream().mapToLong(Sample::outsideHeapBytes).max().orElse(0);
             long allowed = Math.max(32L << 20, half.outsideHeapBytes() * FLAT_FRACTION_PERCENT / 100);
             if (half.residentBytes() > 0 && secondMax - half.outsideHeapBytes() > allowed) {
