@@ -8,14 +8,12 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.exc.MismatchedInputException;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import dev.tandem.runtime.TandemException;
+import dev.tandem.runtime.Utf8Text;
 
 import java.io.BufferedInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.ByteBuffer;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 
@@ -89,14 +87,11 @@ final class JsonLines {
                 return;
             }
             lineNumber++;
-            String line;
-            try {
-                // Decoded line by line, so that a bad byte is blamed on its own line.
-                line = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                        .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(bytes)).toString();
-            } catch (CharacterCodingException e) {
+            // Checked line by line, so that a bad byte is blamed on its own line.
+            if (Utf8Text.firstInvalidByte(bytes) >= 0) {
                 throw new TandemException(source + " line " + lineNumber + " is not valid UTF-8" + tail);
             }
+            String line = new String(bytes, StandardCharsets.UTF_8);
             if (lineNumber == 1 && line.startsWith("\uFEFF")) {
                 line = line.substring(1); // a byte-order mark some editors write
             }

@@ -27,6 +27,22 @@ public final class Tensor {
         this.shape = shape.clone();
         this.segment = segment;
         this.deviceAddress = deviceAddress;
+        long n = elementCount(shape);
+        this.numel = n;
+        long need = Math.multiplyExact(n, (long) dtype.byteSize());
+        if (segment != null && segment.byteSize() < need) {
+            throw new IllegalArgumentException("segment of " + segment.byteSize() + " bytes is too small for "
+                    + dtype + Arrays.toString(shape) + " (" + need + " bytes)");
+        }
+    }
+
+    /**
+     * The number of elements of {@code shape}.
+     *
+     * @throws IllegalArgumentException for a negative dimension
+     * @throws ArithmeticException      when the count does not fit in a long
+     */
+    public static long elementCount(long... shape) {
         long n = 1;
         for (long d : shape) {
             if (d < 0) {
@@ -34,12 +50,7 @@ public final class Tensor {
             }
             n = Math.multiplyExact(n, d);
         }
-        this.numel = n;
-        long need = Math.multiplyExact(n, (long) dtype.byteSize());
-        if (segment != null && segment.byteSize() < need) {
-            throw new IllegalArgumentException("segment of " + segment.byteSize() + " bytes is too small for "
-                    + dtype + Arrays.toString(shape) + " (" + need + " bytes)");
-        }
+        return n;
     }
 
     /** Views {@code segment} (little-endian) as a tensor; the segment must hold at least the elements. */
@@ -49,10 +60,7 @@ public final class Tensor {
 
     /** Allocates a zero-filled tensor in {@code arena}, 64-byte aligned. */
     public static Tensor allocate(Arena arena, DType dtype, long... shape) {
-        long n = 1;
-        for (long d : shape) {
-            n = Math.multiplyExact(n, d);
-        }
+        long n = elementCount(shape);
         MemorySegment seg = arena.allocate(Math.max(1, n * dtype.byteSize()), 64);
         return new Tensor(dtype, seg, shape);
     }

@@ -11,7 +11,8 @@ import java.nio.charset.StandardCharsets;
  * Strict UTF-8 for the JSON files a user hands us ({@code config.json}, {@code tokenizer.json}, a
  * safetensors header): JSON exchanged between systems is UTF-8 (RFC 8259), and a parser that decodes
  * leniently — or skips the strings it does not read — would let a corrupt byte become U+FFFD without a
- * word. (JSON-lines input is checked line by line, by the app's {@code JsonLines}.)
+ * word. (JSON-lines input is checked line by line with {@link #firstInvalidByte}, by the app's
+ * {@code JsonLines}.)
  */
 public final class Utf8Text {
     private Utf8Text() {

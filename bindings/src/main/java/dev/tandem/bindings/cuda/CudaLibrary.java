@@ -3,6 +3,7 @@ package dev.tandem.bindings.cuda;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
@@ -10,6 +11,7 @@ import java.lang.invoke.MethodHandle;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Function;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
@@ -128,146 +130,115 @@ public final class CudaLibrary {
         }
     }
 
-    private static void check(int result, String call) {
-        CudaStatus.check(result, call);
+    /** A downcall returning a {@code CUresult}, with an arena for its arguments. */
+    @FunctionalInterface
+    private interface Downcall {
+        int call(Arena arena) throws Throwable;
+    }
+
+    /** A downcall returning a {@code CUresult} and writing its output to {@code out}. */
+    @FunctionalInterface
+    private interface OutDowncall {
+        int call(Arena arena, MemorySegment out) throws Throwable;
+    }
+
+    /** Runs {@code downcall} in a confined arena; a failing {@code CUresult} throws, naming {@code name}. */
+    private void call(String name, Downcall downcall) {
+        call(name, JAVA_INT, (arena, unused) -> downcall.call(arena), out -> null);
+    }
+
+    /**
+     * Runs {@code downcall} with an output slot of {@code layout} in a confined arena and, once its
+     * {@code CUresult} says it succeeded, returns what {@code read} takes from the slot.
+     */
+    private <T> T call(String name, MemoryLayout layout, OutDowncall downcall, Function<MemorySegment, T> read) {
+        requireAvailable();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(layout);
+            CudaStatus.check(downcall.call(arena, out), name);
+            return read.apply(out);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("downcall " + name + " threw", t);
+        }
+    }
+
+    private static int readInt(MemorySegment out) {
+        return out.get(JAVA_INT, 0);
+    }
+
+    private static MemorySegment readAddress(MemorySegment out) {
+        return out.get(ADDRESS, 0);
     }
 
     /** The driver's CUDA version as {@code 1000 × major + 10 × minor}. */
     public int driverVersion() {
-        requireAvailable();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment out = arena.allocate(JAVA_INT);
-            check((int) cuDriverGetVersion.invokeExact(out), "cuDriverGetVersion");
-            return out.get(JAVA_INT, 0);
-        } catch (Throwable t) {
-            throw rethrow(t, "cuDriverGetVersion");
-        }
+        return call("cuDriverGetVersion", JAVA_INT, (arena, out) -> (int) cuDriverGetVersion.invokeExact(out), CudaLibrary::readInt);
     }
 
     /** The number of devices the driver sees. */
     public int deviceCount() {
-        requireAvailable();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment out = arena.allocate(JAVA_INT);
-            check((int) cuDeviceGetCount.invokeExact(out), "cuDeviceGetCount");
-            return out.get(JAVA_INT, 0);
-        } catch (Throwable t) {
-            throw rethrow(t, "cuDeviceGetCount");
-        }
+        return call("cuDeviceGetCount", JAVA_INT, (arena, out) -> (int) cuDeviceGetCount.invokeExact(out), CudaLibrary::readInt);
     }
 
     /** The name of device {@code ordinal}. */
     public String deviceName(int ordinal) {
         int device = device(ordinal);
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment name = arena.allocate(256);
-            check((int) cuDeviceGetName.invokeExact(name, 256, device), "cuDeviceGetName");
-            return name.getString(0, StandardCharsets.UTF_8);
-        } catch (Throwable t) {
-            throw rethrow(t, "cuDeviceGetName");
-        }
+        return call("cuDeviceGetName", MemoryLayout.sequenceLayout(256, ValueLayout.JAVA_BYTE),
+                (arena, out) -> (int) cuDeviceGetName.invokeExact(out, 256, device), out -> out.getString(0, StandardCharsets.UTF_8));
     }
 
     private int device(int ordinal) {
-        requireAvailable();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment out = arena.allocate(JAVA_INT);
-            check((int) cuDeviceGet.invokeExact(out, ordinal), "cuDeviceGet");
-            return out.get(JAVA_INT, 0);
-        } catch (Throwable t) {
-            throw rethrow(t, "cuDeviceGet");
-        }
+        return call("cuDeviceGet", JAVA_INT, (arena, out) -> (int) cuDeviceGet.invokeExact(out, ordinal), CudaLibrary::readInt);
     }
 
     /** Retains device {@code ordinal}'s primary context and makes it current on the calling thread. */
     public MemorySegment usePrimaryContext(int ordinal) {
         int device = device(ordinal);
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment out = arena.allocate(ADDRESS);
-            check((int) cuDevicePrimaryCtxRetain.invokeExact(out, device), "cuDevicePrimaryCtxRetain");
-            MemorySegment context = out.get(ADDRESS, 0);
-            check((int) cuCtxSetCurrent.invokeExact(context), "cuCtxSetCurrent");
-            return context;
-        } catch (Throwable t) {
-            throw rethrow(t, "cuDevicePrimaryCtxRetain");
-        }
+        MemorySegment context = call("cuDevicePrimaryCtxRetain", ADDRESS,
+                (arena, out) -> (int) cuDevicePrimaryCtxRetain.invokeExact(out, device), CudaLibrary::readAddress);
+        call("cuCtxSetCurrent", arena -> (int) cuCtxSetCurrent.invokeExact(context));
+        return context;
     }
 
     /** Waits for everything queued in the current context. */
     public void synchronize() {
-        requireAvailable();
-        try {
-            check((int) cuCtxSynchronize.invokeExact(), "cuCtxSynchronize");
-        } catch (Throwable t) {
-            throw rethrow(t, "cuCtxSynchronize");
-        }
+        call("cuCtxSynchronize", arena -> (int) cuCtxSynchronize.invokeExact());
     }
 
     /** {@code bytes} of device memory; free with {@link #free}. */
     public long allocate(long bytes) {
-        requireAvailable();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment out = arena.allocate(JAVA_LONG);
-            check((int) cuMemAlloc.invokeExact(out, bytes), "cuMemAlloc_v2");
-            return out.get(JAVA_LONG, 0);
-        } catch (Throwable t) {
-            throw rethrow(t, "cuMemAlloc_v2");
-        }
+        return call("cuMemAlloc_v2", JAVA_LONG, (arena, out) -> (int) cuMemAlloc.invokeExact(out, bytes), out -> out.get(JAVA_LONG, 0));
     }
 
     public void free(long devicePointer) {
-        requireAvailable();
-        try {
-            check((int) cuMemFree.invokeExact(devicePointer), "cuMemFree_v2");
-        } catch (Throwable t) {
-            throw rethrow(t, "cuMemFree_v2");
-        }
+        call("cuMemFree_v2", arena -> (int) cuMemFree.invokeExact(devicePointer));
     }
 
     /** Copies all of {@code from} (host memory) to {@code to} on the device, waiting until done. */
     public void copyToDevice(long to, MemorySegment from) {
-        requireAvailable();
-        try {
-            check((int) cuMemcpyHtoD.invokeExact(to, from, from.byteSize()), "cuMemcpyHtoD_v2");
-        } catch (Throwable t) {
-            throw rethrow(t, "cuMemcpyHtoD_v2");
-        }
+        call("cuMemcpyHtoD_v2", arena -> (int) cuMemcpyHtoD.invokeExact(to, from, from.byteSize()));
     }
 
     /** Fills all of {@code to} (host memory) from {@code from} on the device, waiting until done. */
     public void copyToHost(MemorySegment to, long from) {
-        requireAvailable();
-        try {
-            check((int) cuMemcpyDtoH.invokeExact(to, from, to.byteSize()), "cuMemcpyDtoH_v2");
-        } catch (Throwable t) {
-            throw rethrow(t, "cuMemcpyDtoH_v2");
-        }
+        call("cuMemcpyDtoH_v2", arena -> (int) cuMemcpyDtoH.invokeExact(to, from, to.byteSize()));
     }
 
     /** Loads a fatbin (or cubin, or PTX) into the current context. */
     public MemorySegment loadModule(byte[] image) {
-        requireAvailable();
-        try (Arena arena = Arena.ofConfined()) {
+        return call("cuModuleLoadData", ADDRESS, (arena, out) -> {
             MemorySegment bytes = arena.allocate(image.length + 1L, 16); // PTX must end in a NUL
             MemorySegment.copy(image, 0, bytes, ValueLayout.JAVA_BYTE, 0, image.length);
-            MemorySegment out = arena.allocate(ADDRESS);
-            check((int) cuModuleLoadData.invokeExact(out, bytes), "cuModuleLoadData");
-            return out.get(ADDRESS, 0);
-        } catch (Throwable t) {
-            throw rethrow(t, "cuModuleLoadData");
-        }
+            return (int) cuModuleLoadData.invokeExact(out, bytes);
+        }, CudaLibrary::readAddress);
     }
 
     /** The kernel {@code name} of {@code module}. */
     public MemorySegment function(MemorySegment module, String name) {
-        requireAvailable();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment out = arena.allocate(ADDRESS);
-            check((int) cuModuleGetFunction.invokeExact(out, module, arena.allocateFrom(name)), "cuModuleGetFunction(" + name + ")");
-            return out.get(ADDRESS, 0);
-        } catch (Throwable t) {
-            throw rethrow(t, "cuModuleGetFunction(" + name + ")");
-        }
+        return call("cuModuleGetFunction(" + name + ")", ADDRESS,
+                (arena, out) -> (int) cuModuleGetFunction.invokeExact(out, module, arena.allocateFrom(name)), CudaLibrary::readAddress);
     }
 
     /** A kernel's arguments in order, as the kernel declares them. */
@@ -316,24 +287,8 @@ public final class CudaLibrary {
 
     /** Launches {@code function} over {@code grid} × {@code block} (x only) on the default stream and waits. */
     public void launch(MemorySegment function, int grid, int block, Args args) {
-        requireAvailable();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment params = args.toKernelParams(arena);
-            check((int) cuLaunchKernel.invokeExact(function, grid, 1, 1, block, 1, 1, 0, MemorySegment.NULL, params,
-                    MemorySegment.NULL), "cuLaunchKernel");
-            check((int) cuCtxSynchronize.invokeExact(), "cuCtxSynchronize");
-        } catch (Throwable t) {
-            throw rethrow(t, "cuLaunchKernel");
-        }
-    }
-
-    private static RuntimeException rethrow(Throwable t, String call) {
-        if (t instanceof RuntimeException r) {
-            return r;
-        }
-        if (t instanceof Error e) {
-            throw e;
-        }
-        return new IllegalStateException("downcall " + call + " threw", t);
+        call("cuLaunchKernel", arena -> (int) cuLaunchKernel.invokeExact(function, grid, 1, 1, block, 1, 1, 0,
+                MemorySegment.NULL, args.toKernelParams(arena), MemorySegment.NULL));
+        synchronize();
     }
 }

@@ -97,11 +97,7 @@ public final class CpuBackend implements Backend {
             t = Tensor.allocate(arena, dtype, shape);
         } catch (OutOfMemoryError e) {
             arena.close();
-            long elements = 1;
-            for (long d : shape) {
-                elements *= d;
-            }
-            throw HostMemory.outOfMemory(elements * dtype.byteSize(), "activations (" + dtype.lowerName() + " "
+            throw HostMemory.outOfMemory(Tensor.elementCount(shape) * dtype.byteSize(), "activations (" + dtype.lowerName() + " "
                     + java.util.Arrays.toString(shape) + ")");
         }
         synchronized (allocations) {
