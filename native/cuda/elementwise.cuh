@@ -1,7 +1,9 @@
-// Element-wise kernels of a transformer layer: residual add, embedding gather, RMSNorm.
-// Each is batch-invariant: a row's result depends only on that row and the shapes, never on how many
-// rows share the launch or how the grid is cut.
+// Element-wise and row-wise kernels of a transformer layer: residual add, bias, SwiGLU, embedding
+// gather, RMSNorm, RoPE. Each is batch-invariant: a row's result depends only on that row and the shapes,
+// never on how many rows share the launch or how the grid is cut.
 #pragma once
+
+#include "common.cuh"
 
 // out[i] = a[i] + b[i] for i < n; one thread per element.
 extern "C" __global__ void tandem_add_f32(float* out, const float* a, const float* b, long long n) {
@@ -11,10 +13,39 @@ extern "C" __global__ void tandem_add_f32(float* out, const float* a, const floa
     }
 }
 
-// out[r, :] = table[ids[r], :] for r < rows; a block per row, its threads striding over the width.
-// An id outside [0, vocab) leaves the row NaN, so a bad id can never pass as a plausible embedding.
-extern "C" __global__ void tandem_embedding_gather_f32(float* out, const float* table, const int* ids, int rows,
-                                                       int width, int vocab) {
+// out[i] = silu(gate[i]) · up[i], silu(g) = g / (1 + e^-g), for i < n; one thread per element.
+extern "C" __global__ void tandem_silu_mul_f32(float* out, const float* gate, const float* up, long long n) {
+    long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+// x[r, c] += bias[c] for r < rows, c < width; one thread per element.
+template <typename W>
+__device__ __forceinline__ void add_bias(float* x, const typename W::storage* bias, long long rows, int width) {
+    long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < rows * width) {
+        x[i] += W::load(bias, i % width);
+    }
+}
+extern "C" __global__ void tandem_add_bias_f32(float* x, const float* bias, long long rows, int width) {
+    add_bias<tandem_f32>(x, bias, rows, width);
+}
+extern "C" __global__ void tandem_add_bias_bf16(float* x, const tandem_u16* bias, long long rows, int width) {
+    add_bias<tandem_bf16>(x, bias, rows, width);
+}
+extern "C" __global__ void tandem_add_bias_f16(float* x, const tandem_u16* bias, long long rows, int width) {
+    add_bias<tandem_f16>(x, bias, rows, width);
+}
+
+// out[r, :] = table[ids[r], :] widened to f32, for r < rows; a block per row, its threads striding over
+// the width. An id outside [0, vocab) leaves the row NaN, so a bad id can never pass as a plausible
+// embedding (the Java side refuses such ids before launching).
+template <typename W>
+__device__ __forceinline__ void embedding_gather(float* out, const typename W::storage* table, const int* ids, int rows,
+                                                 int width, int vocab) {
     int r = blockIdx.x;
     if (r >= rows) {
         return;
@@ -22,17 +53,30 @@ extern "C" __global__ void tandem_embedding_gather_f32(float* out, const float* 
     int id = ids[r];
     bool valid = id >= 0 && id < vocab;
     for (int c = threadIdx.x; c < width; c += blockDim.x) {
-        out[(long long) r * width + c] = valid ? table[(long long) id * width + c] : __int_as_float(0x7fc00000);
+        out[(long long) r * width + c] = valid ? W::load(table, (long long) id * width + c) : __int_as_float(0x7fc00000);
     }
 }
+extern "C" __global__ void tandem_embedding_gather_f32(float* out, const float* table, const int* ids, int rows,
+                                                       int width, int vocab) {
+    embedding_gather<tandem_f32>(out, table, ids, rows, width, vocab);
+}
+extern "C" __global__ void tandem_embedding_gather_bf16(float* out, const tandem_u16* table, const int* ids, int rows,
+                                                        int width, int vocab) {
+    embedding_gather<tandem_bf16>(out, table, ids, rows, width, vocab);
+}
+extern "C" __global__ void tandem_embedding_gather_f16(float* out, const tandem_u16* table, const int* ids, int rows,
+                                                       int width, int vocab) {
+    embedding_gather<tandem_f16>(out, table, ids, rows, width, vocab);
+}
 
-// out[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight; a block of TANDEM_NORM_THREADS threads per
-// row. The sum of squares is reduced in a fixed order (each thread's strided partial sum, then a tree
-// over shared memory), so the result is the same for every launch of the same width.
+// out[r, :] = x[r, :] · (1 / sqrt(mean(x[r, :]²) + eps)) · weight, in Hugging Face's order; a block of
+// TANDEM_NORM_THREADS threads per row. The sum of squares is reduced in a fixed order (each thread's
+// strided partial sum, then tandem_block_sum), so a row's result is the same in every launch.
 #define TANDEM_NORM_THREADS 256
-extern "C" __global__ void __launch_bounds__(TANDEM_NORM_THREADS)
-tandem_rmsnorm_f32(float* out, const float* x, const float* weight, int rows, int width, float eps) {
-    __shared__ float partial[TANDEM_NORM_THREADS];
+template <typename W>
+__device__ __forceinline__ void rmsnorm(float* out, const float* x, const typename W::storage* weight, int rows,
+                                        int width, float eps) {
+    __shared__ float scratch[TANDEM_NORM_THREADS / 32];
     int r = blockIdx.x;
     if (r >= rows) {
         return;
@@ -42,16 +86,47 @@ tandem_rmsnorm_f32(float* out, const float* x, const float* weight, int rows, in
     for (int c = threadIdx.x; c < width; c += TANDEM_NORM_THREADS) {
         sum = fmaf(row[c], row[c], sum);
     }
-    partial[threadIdx.x] = sum;
-    __syncthreads();
-    for (unsigned half = TANDEM_NORM_THREADS / 2; half > 0; half /= 2) {
-        if (threadIdx.x < half) {
-            partial[threadIdx.x] += partial[threadIdx.x + half];
-        }
-        __syncthreads();
-    }
-    float scale = rsqrtf(partial[0] / (float) width + eps);
+    sum = tandem_block_sum<TANDEM_NORM_THREADS>(sum, scratch);
+    float scale = 1.0f / sqrtf(sum / (float) width + eps);
     for (int c = threadIdx.x; c < width; c += TANDEM_NORM_THREADS) {
-        out[(long long) r * width + c] = row[c] * scale * weight[c];
+        out[(long long) r * width + c] = row[c] * scale * W::load(weight, c);
+    }
+}
+extern "C" __global__ void __launch_bounds__(TANDEM_NORM_THREADS)
+tandem_rmsnorm_f32(float* out, const float* x, const float* weight, int rows, int width, float eps) {
+    rmsnorm<tandem_f32>(out, x, weight, rows, width, eps);
+}
+extern "C" __global__ void __launch_bounds__(TANDEM_NORM_THREADS)
+tandem_rmsnorm_bf16(float* out, const float* x, const tandem_u16* weight, int rows, int width, float eps) {
+    rmsnorm<tandem_bf16>(out, x, weight, rows, width, eps);
+}
+extern "C" __global__ void __launch_bounds__(TANDEM_NORM_THREADS)
+tandem_rmsnorm_f16(float* out, const float* x, const tandem_u16* weight, int rows, int width, float eps) {
+    rmsnorm<tandem_f16>(out, x, weight, rows, width, eps);
+}
+
+// Rotates each head of x[rows, heads·headDim] in place by positions[r]: the angle of pair i is
+// positions[r] · invFreq[i] (an f32 product, as torch computes it), and the pair is (i, i + headDim/2)
+// when rotateHalf is 1 (Hugging Face's layout) or (2i, 2i + 1) when 0 (GPT-J's interleaved layout).
+// A block per row, its threads striding over the heads × headDim/2 pairs.
+extern "C" __global__ void tandem_rope_f32(float* x, const int* positions, const float* invFreq, int rows, int heads,
+                                           int headDim, int rotateHalf) {
+    int r = blockIdx.x;
+    if (r >= rows) {
+        return;
+    }
+    int half = headDim / 2;
+    float position = (float) positions[r];
+    for (int p = threadIdx.x; p < heads * half; p += blockDim.x) {
+        int h = p / half, i = p % half;
+        float angle = position * invFreq[i];
+        float c = cosf(angle), s = sinf(angle);
+        long long base = (long long) r * heads * headDim + (long long) h * headDim;
+        long long o1 = rotateHalf ? base + i : base + 2 * i;
+        long long o2 = rotateHalf ? base + i + half : o1 + 1;
+        float x1 = x[o1], x2 = x[o2];
+        // x·cos + rotate(x)·sin: two products and a sum, no fused multiply-add, as torch does.
+        x[o1] = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(-x2, s));
+        x[o2] = __fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, s));
     }
 }

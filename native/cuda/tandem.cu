@@ -1,2 +1,6 @@
 // The one translation unit nvcc compiles into Tandem's fatbin: every kernel file is included here.
 #include "elementwise.cuh"
+#include "matmul.cuh"
+#include "attention.cuh"
+#include "rows.cuh"
+#include "roofline.cuh"

@@ -37,7 +37,8 @@ public final class CudaLibrary {
     private final String library;
     private final String reason;
     private MethodHandle cuDriverGetVersion, cuDeviceGetCount, cuDeviceGet, cuDeviceGetName, cuDevicePrimaryCtxRetain,
-            cuCtxSetCurrent, cuCtxSynchronize, cuMemAlloc, cuMemFree, cuMemcpyHtoD, cuMemcpyDtoH, cuModuleLoadData,
+            cuCtxSetCurrent, cuCtxSynchronize, cuMemAlloc, cuMemFree, cuMemsetD8, cuMemcpyHtoD, cuMemcpyDtoH, cuMemcpyDtoD,
+            cuModuleLoadData,
             cuModuleGetFunction, cuLaunchKernel;
 
     private CudaLibrary(String library, String reason) {
@@ -74,6 +75,8 @@ public final class CudaLibrary {
             l.cuCtxSynchronize = l.bind(linker, lookup, "cuCtxSynchronize", INT_OF_VOID);
             l.cuMemAlloc = l.bind(linker, lookup, "cuMemAlloc_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
             l.cuMemFree = l.bind(linker, lookup, "cuMemFree_v2", FunctionDescriptor.of(JAVA_INT, JAVA_LONG));
+            l.cuMemsetD8 = l.bind(linker, lookup, "cuMemsetD8_v2", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, ValueLayout.JAVA_BYTE, JAVA_LONG));
+            l.cuMemcpyDtoD = l.bind(linker, lookup, "cuMemcpyDtoD_v2", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG));
             l.cuMemcpyHtoD = l.bind(linker, lookup, "cuMemcpyHtoD_v2", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, ADDRESS, JAVA_LONG));
             l.cuMemcpyDtoH = l.bind(linker, lookup, "cuMemcpyDtoH_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));
             l.cuModuleLoadData = l.bind(linker, lookup, "cuModuleLoadData", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
@@ -216,6 +219,16 @@ public final class CudaLibrary {
         call("cuMemFree_v2", arena -> (int) cuMemFree.invokeExact(devicePointer));
     }
 
+    /** Sets {@code bytes} bytes of device memory from {@code to} to {@code value}, waiting until done. */
+    public void fill(long to, byte value, long bytes) {
+        call("cuMemsetD8_v2", arena -> (int) cuMemsetD8.invokeExact(to, value, bytes));
+    }
+
+    /** Copies {@code bytes} bytes from {@code from} to {@code to}, both on the device. */
+    public void copyOnDevice(long to, long from, long bytes) {
+        call("cuMemcpyDtoD_v2", arena -> (int) cuMemcpyDtoD.invokeExact(to, from, bytes));
+    }
+
     /** Copies all of {@code from} (host memory) to {@code to} on the device, waiting until done. */
     public void copyToDevice(long to, MemorySegment from) {
         call("cuMemcpyHtoD_v2", arena -> (int) cuMemcpyHtoD.invokeExact(to, from, from.byteSize()));
@@ -287,7 +300,12 @@ public final class CudaLibrary {
 
     /** Launches {@code function} over {@code grid} × {@code block} (x only) on the default stream and waits. */
     public void launch(MemorySegment function, int grid, int block, Args args) {
-        call("cuLaunchKernel", arena -> (int) cuLaunchKernel.invokeExact(function, grid, 1, 1, block, 1, 1, 0,
+        launch(function, grid, 1, block, args);
+    }
+
+    /** Launches {@code function} over a {@code gridX × gridY} grid of {@code block}-thread blocks on the default stream and waits. */
+    public void launch(MemorySegment function, int gridX, int gridY, int block, Args args) {
+        call("cuLaunchKernel", arena -> (int) cuLaunchKernel.invokeExact(function, gridX, gridY, 1, block, 1, 1, 0,
                 MemorySegment.NULL, args.toKernelParams(arena), MemorySegment.NULL));
         synchronize();
     }

@@ -73,10 +73,10 @@ enum CudaStatus {
         return s == null ? "CUresult " + code : s.cudaName() + " (" + code + ")";
     }
 
-    /** Throws {@code IllegalStateException("<call> failed: <describe(result)>.")} unless result is CUDA_SUCCESS. */
+    /** Throws {@link CudaException}{@code ("<call> failed: <describe(result)>.")} unless result is CUDA_SUCCESS. */
     static void check(int result, String call) {
         if (result != SUCCESS.code) {
-            throw new IllegalStateException(call + " failed: " + describe(result) + ".");
+            throw new CudaException(call + " failed: " + describe(result) + ".", result);
         }
     }
 }

@@ -1,0 +1,113 @@
+package dev.tandem.decoding.speculative;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.tandem.bindings.cuda.CudaDriver;
+import dev.tandem.bindings.cuda.CudaLibrary;
+import dev.tandem.decoding.GenerationRequest;
+import dev.tandem.decoding.GenerationResult;
+import dev.tandem.runtime.Backend;
+import dev.tandem.runtime.cuda.CudaBackend;
+import dev.tandem.runtime.cuda.Fatbin;
+import dev.tandem.runtime.kv.KvSequence;
+import dev.tandem.transformer.Batch;
+import dev.tandem.transformer.LanguageModel;
+import dev.tandem.transformer.ModelLoader;
+import dev.tandem.transformer.TestModels;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Function;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Whole models on the CUDA backend, on the host build of the kernels in every build and on a GPU where
+ * one is present (elsewhere that half reports itself skipped, with the reason): bard-l reproduces its
+ * golden logits and greedy paths, greedy generation equals the CPU backend's token for token, and
+ * speculative and tree decoding (bard-s drafting) equal plain greedy on the same backend.
+ */
+class CudaEndToEndTest {
+    /** Tokens per generation: enough for drafts to be accepted and rejected, few enough for the host build. */
+    private static final int TOKENS = 16;
+
+    private static Backend open(String which) {
+        if (which.equals("host")) {
+            String path = System.getProperty("tandem.cuda.host.library", "");
+            assumeTrue(!path.isEmpty() && Files.isRegularFile(Path.of(path)),
+                    "the host build of the CUDA kernels was not made (no g++; see native/cuda/host/build-host.sh): " + path);
+            return new CudaBackend(CudaLibrary.open(path), new byte[] {0});
+        }
+        assumeTrue(CudaDriver.isAvailable(), () -> "no GPU here: " + CudaDriver.unavailableReason());
+        Fatbin fatbin = Fatbin.embedded().orElse(null);
+        assumeTrue(fatbin != null, "this build embedded no CUDA kernels (no nvcc where it was built)");
+        return new CudaBackend(CudaDriver.library(), fatbin.bytes());
+    }
+
+    private static GenerationRequest request(String prompt) {
+        return GenerationRequest.of(prompt).withMaxTokens(TOKENS);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"host", "gpu"})
+    void goldenLogitsAndGreedyPathsOfBardL(String which) throws IOException {
+        try (Backend backend = open(which);
+             LanguageModel model = ModelLoader.load(TestModels.model("bard-l"), ModelLoader.Options.defaults().withBackend(backend))) {
+            assertTrue(model.backend().name().startsWith("cuda"), model.backend().name());
+            for (JsonNode c : SpeculativeFixtures.golden().get("cases")) {
+                int[] promptIds = TestModels.ints(c.get("prompt_ids"));
+                try (KvSequence seq = model.newSequence()) {
+                    float[] logits = model.forward(Batch.of(Batch.Entry.continuation(seq, promptIds))).lastLogits(0);
+                    JsonNode expected = c.get("last_logits");
+                    double maxDiff = 0;
+                    for (int i = 0; i < logits.length; i++) {
+                        maxDiff = Math.max(maxDiff, Math.abs(logits[i] - expected.get(i).asDouble()));
+                    }
+                    assertTrue(maxDiff <= 1e-4, c.get("prompt").asText() + ": max |logit − reference| = " + maxDiff);
+                    int[] greedy = TestModels.ints(c.get("greedy_ids"));
+                    int[] got = new int[greedy.length];
+                    for (int step = 0; step < greedy.length; step++) {
+                        got[step] = TestModels.argmax(logits);
+                        if (step + 1 < greedy.length) {
+                            logits = model.forward(Batch.of(Batch.Entry.continuation(seq, got[step]))).lastLogits(0);
+                        }
+                    }
+                    assertArrayEquals(greedy, got, c.get("prompt").asText() + ": greedy path on " + which);
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"host", "gpu"})
+    void greedyEqualsTheCpuAndSpeculationAndTreesEqualGreedy(String which) throws IOException {
+        List<String> prompts = SpeculativeFixtures.goldenPromptsAnd(List.of());
+        Function<String, GenerationRequest> request = CudaEndToEndTest::request;
+        List<GenerationResult> onCpu;
+        try (LanguageModel cpuTarget = ModelLoader.load(TestModels.model("bard-l"))) {
+            onCpu = SpeculativeFixtures.plainGreedy(cpuTarget, prompts, request);
+        }
+        try (Backend backend = open(which);
+             LanguageModel target = ModelLoader.load(TestModels.model("bard-l"), ModelLoader.Options.defaults().withBackend(backend));
+             LanguageModel draft = ModelLoader.load(TestModels.model("bard-s"), ModelLoader.Options.defaults().withBackend(backend))) {
+            List<GenerationResult> onCuda = SpeculativeFixtures.plainGreedy(target, prompts, request);
+            List<String> differ = new ArrayList<>();
+            for (int i = 0; i < prompts.size(); i++) {
+                if (!java.util.Arrays.equals(onCpu.get(i).generatedIds(), onCuda.get(i).generatedIds())) {
+                    differ.add(prompts.get(i));
+                }
+            }
+            assertTrue(differ.isEmpty(), "greedy on " + which + " differs from the CPU backend for " + differ);
+            SpeculativeFixtures.assertSameAsPlain(new SpeculativeDecoding(target, draft, 4), prompts, onCuda, request,
+                    "speculative on " + which, SpeculativeFixtures.NO_EXTRA_CHECKS);
+            SpeculativeFixtures.assertSameAsPlain(TreeDecoding.of(target, draft), prompts, onCuda, request,
+                    "tree on " + which, SpeculativeFixtures.NO_EXTRA_CHECKS);
+        }
+    }
+}

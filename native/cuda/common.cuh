@@ -1,0 +1,101 @@
+// What every kernel file shares: element loads that widen bf16 and f16 to f32 exactly, the bf16 store
+// that rounds to nearest even, and the fixed-order warp and block reductions that keep results
+// batch-invariant (a value never depends on how many rows or blocks share a launch).
+#pragma once
+
+typedef unsigned short tandem_u16;
+
+// IEEE half → f32, exact for every input (subnormals, infinities, NaN payloads), with integer operations
+// only, so the host build and the GPU agree bit for bit.
+__device__ __forceinline__ float tandem_half_to_float(tandem_u16 h) {
+    unsigned sign = ((unsigned) h & 0x8000u) << 16;
+    unsigned exponent = ((unsigned) h >> 10) & 0x1fu;
+    unsigned mantissa = (unsigned) h & 0x3ffu;
+    if (exponent == 0x1fu) {
+        return __uint_as_float(sign | 0x7f800000u | (mantissa << 13));
+    }
+    if (exponent == 0) {
+        float magnitude = (float) mantissa * 5.9604644775390625e-8f;  // mantissa · 2^-24, exact
+        return sign ? -magnitude : magnitude;
+    }
+    return __uint_as_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+}
+
+// Weight element types the matmul, embedding and bias kernels read.
+struct tandem_f32 {
+    typedef float storage;
+    __device__ __forceinline__ static float load(const float* p, long long i) { return p[i]; }
+};
+struct tandem_bf16 {
+    typedef tandem_u16 storage;
+    __device__ __forceinline__ static float load(const tandem_u16* p, long long i) {
+        return __uint_as_float(((unsigned) p[i]) << 16);
+    }
+};
+struct tandem_f16 {
+    typedef tandem_u16 storage;
+    __device__ __forceinline__ static float load(const tandem_u16* p, long long i) { return tandem_half_to_float(p[i]); }
+};
+
+// f32 → bf16, round to nearest even; a NaN stays a quiet NaN (DType.floatToBf16 in Java does the same).
+__device__ __forceinline__ tandem_u16 tandem_float_to_bf16(float value) {
+    unsigned bits = __float_as_uint(value);
+    if (value != value) {
+        return (tandem_u16) ((bits >> 16) | 0x0040u);
+    }
+    unsigned rounding = 0x7fffu + ((bits >> 16) & 1u);
+    return (tandem_u16) ((bits + rounding) >> 16);
+}
+
+#define TANDEM_FULL_MASK 0xffffffffu
+
+// The sum of v over a warp, the same in every lane: a butterfly over lane distances 16, 8, 4, 2, 1, so
+// the order of the additions is fixed.
+__device__ __forceinline__ float tandem_warp_sum(float v) {
+    for (int offset = 16; offset > 0; offset /= 2) {
+        v += __shfl_xor_sync(TANDEM_FULL_MASK, v, offset);
+    }
+    return v;
+}
+
+__device__ __forceinline__ float tandem_warp_max(float v) {
+    for (int offset = 16; offset > 0; offset /= 2) {
+        v = fmaxf(v, __shfl_xor_sync(TANDEM_FULL_MASK, v, offset));
+    }
+    return v;
+}
+
+// The sum of v over a block of THREADS threads (a multiple of 32, at most 1024), the same in every
+// thread: each warp's butterfly, then warp 0 sums the warp totals in warp order. Every thread of the block
+// must call it; scratch holds THREADS / 32 floats and may be reused once this returns.
+template <int THREADS>
+__device__ __forceinline__ float tandem_block_sum(float v, float* scratch) {
+    v = tandem_warp_sum(v);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) {
+        scratch[warp] = v;
+    }
+    __syncthreads();
+    float total = 0.0f;
+    for (int w = 0; w < THREADS / 32; w++) {
+        total += scratch[w];
+    }
+    __syncthreads();
+    return total;
+}
+
+template <int THREADS>
+__device__ __forceinline__ float tandem_block_max(float v, float* scratch) {
+    v = tandem_warp_max(v);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) {
+        scratch[warp] = v;
+    }
+    __syncthreads();
+    float best = scratch[0];
+    for (int w = 1; w < THREADS / 32; w++) {
+        best = fmaxf(best, scratch[w]);
+    }
+    __syncthreads();
+    return best;
+}

@@ -1,0 +1,716 @@
+package dev.tandem.runtime.cuda;
+
+import dev.tandem.bindings.cuda.CudaException;
+import dev.tandem.bindings.cuda.CudaLibrary;
+import dev.tandem.runtime.AttentionRows;
+import dev.tandem.runtime.Backend;
+import dev.tandem.runtime.DType;
+import dev.tandem.runtime.Placement;
+import dev.tandem.runtime.Progress;
+import dev.tandem.runtime.Roofline;
+import dev.tandem.runtime.RopeLayout;
+import dev.tandem.runtime.TandemException;
+import dev.tandem.runtime.Tensor;
+import dev.tandem.runtime.kv.KvStorage;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The {@link Backend} on a CUDA device: Tandem's own kernels ({@code native/cuda}) driven through the
+ * driver API ({@link CudaLibrary}). Activations, weights and KV storage live in device memory; weights
+ * keep their checkpoint dtype (f32, bf16 or f16) and every kernel accumulates in strict f32. Every op is
+ * batch-invariant like the CPU backend's (the kernels' comments say how), though not bit-equal to it: the
+ * two sum in different orders, and the equivalence suite bounds the difference.
+ *
+ * <p>The same class drives NVIDIA's driver with the embedded fatbin and the host build of the kernels
+ * ({@code native/cuda/host}, which exports the driver's entry points), which is how the tests prove the
+ * kernels on machines without a GPU. Ops run one at a time (the methods are synchronized) on the
+ * default stream, each waiting for its kernels; small per-call arguments (token ids, positions, slots,
+ * attention descriptors) travel through one staging buffer.
+ */
+public final class CudaBackend implements Backend {
+    private final CudaLibrary cuda;
+    private final MemorySegment context;
+    private final MemorySegment module;
+    private final String deviceName;
+    private final Map<String, MemorySegment> functions = new HashMap<>();
+    /** Tensors {@link #allocate} gave out. */
+    private final IdentityHashMap<Tensor, Long> allocations = new IdentityHashMap<>();
+    /** Device copies of the weights, by the host tensor they were made from. */
+    private final IdentityHashMap<Tensor, Tensor> weights = new IdentityHashMap<>();
+    private final List<CudaKvStorage> kvStorages = new ArrayList<>();
+    private final ThreadLocal<Boolean> contextCurrent = ThreadLocal.withInitial(() -> false);
+    /** Device buffer for per-call arguments, grown on demand. */
+    private long staging;
+    private long stagingBytes;
+    private boolean closed;
+
+    /**
+     * Opens device 0 of {@code cuda} and loads {@code image} (a fatbin; the host build ignores it).
+     *
+     * @throws TandemException when the library is unavailable or the module does not load
+     */
+    public CudaBackend(CudaLibrary cuda, byte[] image) {
+        if (!cuda.available()) {
+            throw new TandemException(cuda.reason());
+        }
+        this.cuda = cuda;
+        try {
+            if (cuda.deviceCount() < 1) {
+                throw new TandemException(cuda.library() + " sees no CUDA device.");
+            }
+            this.deviceName = cuda.deviceName(0);
+            this.context = cuda.usePrimaryContext(0);
+            contextCurrent.set(true);
+            this.module = cuda.loadModule(image);
+        } catch (CudaException e) {
+            throw new TandemException("could not open the CUDA device: " + e.getMessage());
+        }
+    }
+
+    @Override
+    public String name() {
+        return "cuda(" + deviceName + ")";
+    }
+
+    /** One stream. */
+    @Override
+    public int parallelism() {
+        return 1;
+    }
+
+    @Override
+    public Placement placement() {
+        return Placement.DEVICE;
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // Memory
+
+    private void enter() {
+        if (closed) {
+            throw new IllegalStateException("backend " + name() + " is closed");
+        }
+        if (!contextCurrent.get()) {
+            cuda.usePrimaryContext(0);
+            contextCurrent.set(true);
+        }
+    }
+
+    /** Device memory of {@code bytes} (at least one 256-byte unit, so every tensor has an address), zero-filled. */
+    private long deviceMemory(long bytes, String what) {
+        long size = Math.max(256, bytes);
+        long address;
+        try {
+            address = cuda.allocate(size);
+        } catch (CudaException e) {
+            if (e.outOfMemory()) {
+                throw new TandemException("the CUDA device " + deviceName + " has no room for " + what + " ("
+                        + bytes + " bytes); use a smaller model, batch or KV budget.");
+            }
+            throw e;
+        }
+        cuda.fill(address, (byte) 0, size);
+        return address;
+    }
+
+    @Override
+    public synchronized long allocatedBytes() {
+        long bytes = 0;
+        for (Tensor t : allocations.keySet()) {
+            bytes += t.byteSize();
+        }
+        return bytes;
+    }
+
+    @Override
+    public synchronized Tensor allocate(DType dtype, long... shape) {
+        enter();
+        long bytes = Math.multiplyExact(Tensor.elementCount(shape), (long) dtype.byteSize());
+        long address = deviceMemory(bytes, "activations (" + dtype.lowerName() + " " + java.util.Arrays.toString(shape) + ")");
+        Tensor t = Tensor.onDevice(dtype, address, shape);
+        allocations.put(t, address);
+        return t;
+    }
+
+    @Override
+    public synchronized void free(Tensor tensor) {
+        if (closed) {
+            return; // closing freed everything
+        }
+        Long address = allocations.remove(tensor);
+        if (address == null) {
+            throw new IllegalArgumentException("tensor " + tensor + " was not allocated by this backend, or is already freed");
+        }
+        enter();
+        cuda.free(address);
+    }
+
+    /** Uploads the weight once, in its own dtype; later calls with the same host tensor give the same device tensor. */
+    @Override
+    public synchronized Tensor loadWeight(Tensor host) {
+        if (host.placement() != Placement.HOST) {
+            throw new IllegalArgumentException("loadWeight takes a host tensor, not the device tensor " + host);
+        }
+        Tensor loaded = weights.get(host);
+        if (loaded != null) {
+            return loaded;
+        }
+        enter();
+        long address = deviceMemory(host.byteSize(), "weight " + host);
+        cuda.copyToDevice(address, host.segment().asSlice(0, host.byteSize()));
+        loaded = Tensor.onDevice(host.dtype(), address, host.shape());
+        weights.put(host, loaded);
+        return loaded;
+    }
+
+    @Override
+    public synchronized KvStorage allocateKv(int layers, int kvHeads, int headDim, int blockSize, int numBlocks, DType dtype) {
+        KvStorage.checkShape(layers, kvHeads, headDim, blockSize, numBlocks, dtype);
+        enter();
+        CudaKvStorage kv = new CudaKvStorage(this, layers, kvHeads, headDim, blockSize, numBlocks, dtype);
+        kvStorages.add(kv);
+        return kv;
+    }
+
+    /** Device memory for a KV storage ({@link CudaKvStorage}), zero-filled. */
+    synchronized long allocateKvMemory(long bytes) {
+        enter();
+        return deviceMemory(bytes, "the KV cache");
+    }
+
+    synchronized void freeKvMemory(CudaKvStorage kv, long[] addresses) {
+        kvStorages.remove(kv);
+        if (closed) {
+            return;
+        }
+        enter();
+        for (long a : addresses) {
+            if (a != 0) {
+                cuda.free(a);
+            }
+        }
+    }
+
+    private static CudaKvStorage device(KvStorage kv) {
+        if (kv instanceof CudaKvStorage c) {
+            return c;
+        }
+        throw new IllegalArgumentException("the CUDA backend reads KV storage in device memory, not " + kv.getClass().getSimpleName());
+    }
+
+    private static void requireDevice(Tensor t, String op) {
+        if (t.placement() != Placement.DEVICE) {
+            throw new IllegalArgumentException(op + " on the CUDA backend needs device tensors, not the host tensor " + t);
+        }
+    }
+
+    private static void requireF32(Tensor t, String op) {
+        requireDevice(t, op);
+        if (t.dtype() != DType.F32) {
+            throw new IllegalArgumentException(op + " needs f32 activations, not " + t);
+        }
+    }
+
+    /**
+     * Copies int and float arrays into the staging buffer, each 16-byte aligned, and returns the device
+     * address of each (in argument order); {@code reserve} more bytes follow the last array, for outputs
+     * (their address is the last element of the result).
+     */
+    private long[] stage(long reserve, Object... arrays) {
+        long[] offsets = new long[arrays.length + 1];
+        long bytes = 0;
+        for (int i = 0; i < arrays.length; i++) {
+            offsets[i] = bytes;
+            int length = arrays[i] instanceof int[] a ? a.length : ((float[]) arrays[i]).length;
+            bytes += (4L * length + 15) / 16 * 16;
+        }
+        offsets[arrays.length] = bytes;
+        long total = bytes + reserve;
+        if (total > stagingBytes) {
+            if (staging != 0) {
+                cuda.free(staging);
+                staging = 0;
+            }
+            stagingBytes = Math.max(total, Math.max(1 << 16, 2 * stagingBytes));
+            staging = deviceMemory(stagingBytes, "kernel arguments");
+        }
+        if (bytes > 0) {
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment host = arena.allocate(bytes, 16);
+                for (int i = 0; i < arrays.length; i++) {
+                    if (arrays[i] instanceof int[] a) {
+                        MemorySegment.copy(a, 0, host, ValueLayout.JAVA_INT, offsets[i], a.length);
+                    } else {
+                        float[] f = (float[]) arrays[i];
+                        MemorySegment.copy(f, 0, host, ValueLayout.JAVA_FLOAT, offsets[i], f.length);
+                    }
+                }
+                cuda.copyToDevice(staging, host);
+            }
+        }
+        long[] addresses = new long[offsets.length];
+        for (int i = 0; i < offsets.length; i++) {
+            addresses[i] = staging + offsets[i];
+        }
+        return addresses;
+    }
+
+    private MemorySegment function(String name) {
+        return functions.computeIfAbsent(name, n -> cuda.function(module, n));
+    }
+
+    /** Launches {@code kernel} over {@code gridX × gridY} blocks of {@code block} threads and waits; nothing for an empty grid. */
+    private void launch(String kernel, long gridX, int gridY, int block, CudaLibrary.Args args) {
+        if (gridX == 0 || gridY == 0) {
+            return;
+        }
+        if (gridX > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(kernel + " would need " + gridX + " blocks, more than a grid holds");
+        }
+        cuda.launch(function(kernel), (int) gridX, gridY, block, args);
+    }
+
+    private static String suffix(DType dtype) {
+        return switch (dtype) {
+            case F32 -> "f32";
+            case BF16 -> "bf16";
+            case F16 -> "f16";
+        };
+    }
+
+    private static int width(Tensor t) {
+        return (int) (t.numel() / Math.max(1, t.dim(0)));
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // Copies
+
+    @Override
+    public synchronized void gatherRows(Tensor src, int[] rows, Tensor dst) {
+        requireDevice(src, "gatherRows");
+        requireDevice(dst, "gatherRows");
+        long width = src.numel() / Math.max(1, src.dim(0));
+        if (dst.dtype() != src.dtype() || dst.numel() / Math.max(1, dst.dim(0)) != width || dst.dim(0) < rows.length) {
+            throw new IllegalArgumentException("gatherRows of " + rows.length + " rows of " + src + " into " + dst);
+        }
+        for (int r : rows) {
+            if (r < 0 || r >= src.dim(0)) {
+                throw new IndexOutOfBoundsException("row " + r + " of " + src);
+            }
+        }
+        enter();
+        long rowBytes = width * src.dtype().byteSize();
+        long[] a = stage(0, (Object) rows);
+        boolean words = rowBytes % 4 == 0;
+        launch(words ? "tandem_gather_rows_u32" : "tandem_gather_rows_u8", rows.length, 1, 256, new CudaLibrary.Args()
+                .pointer(dst.deviceAddress()).pointer(src.deviceAddress()).pointer(a[0]).i32(rows.length)
+                .i64(words ? rowBytes / 4 : rowBytes));
+    }
+
+    @Override
+    public synchronized float[][] readRows(Tensor src, int from, int count) {
+        requireF32(src, "readRows");
+        int width = width(src);
+        Tensor part = src.rows(from, count);
+        float[][] out = new float[count][width];
+        if (count == 0 || width == 0) {
+            return out;
+        }
+        enter();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(part.byteSize(), 16);
+            cuda.copyToHost(host, part.deviceAddress());
+            for (int i = 0; i < count; i++) {
+                MemorySegment.copy(host, ValueLayout.JAVA_FLOAT, 4L * i * width, out[i], 0, width);
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public synchronized void writeRows(float[][] rows, Tensor dst, int from) {
+        requireF32(dst, "writeRows");
+        int width = width(dst);
+        Tensor part = dst.rows(from, rows.length);
+        for (int i = 0; i < rows.length; i++) {
+            if (rows[i].length != width) {
+                throw new IllegalArgumentException("writeRows: row " + i + " has width " + rows[i].length + ", " + dst + " has " + width);
+            }
+        }
+        if (rows.length == 0 || width == 0) {
+            return;
+        }
+        enter();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(part.byteSize(), 16);
+            for (int i = 0; i < rows.length; i++) {
+                MemorySegment.copy(rows[i], 0, host, ValueLayout.JAVA_FLOAT, 4L * i * width, width);
+            }
+            cuda.copyToDevice(part.deviceAddress(), host);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // Compute
+
+    /** Weight rows per matmul block (TANDEM_MATMUL_WARPS in matmul.cuh). */
+    private static final int MATMUL_COLUMNS_PER_BLOCK = 8;
+
+    @Override
+    public synchronized void matmul(Tensor x, Tensor w, Tensor out) {
+        requireF32(x, "matmul");
+        requireF32(out, "matmul");
+        requireDevice(w, "matmul");
+        int k = (int) w.dim(-1);
+        int m = (int) w.dim(0);
+        int n = (int) (x.numel() / Math.max(1, k));
+        if (w.rank() != 2 || x.numel() != (long) n * k || out.numel() != (long) n * m) {
+            throw new IllegalArgumentException("matmul shapes do not agree: x " + x + ", w " + w + ", out " + out);
+        }
+        enter();
+        launch("tandem_matmul_" + suffix(w.dtype()), (m + MATMUL_COLUMNS_PER_BLOCK - 1) / MATMUL_COLUMNS_PER_BLOCK, 1,
+                32 * MATMUL_COLUMNS_PER_BLOCK, new CudaLibrary.Args()
+                        .pointer(out.deviceAddress()).pointer(x.deviceAddress()).pointer(w.deviceAddress()).i32(n).i32(k).i32(m));
+    }
+
+    @Override
+    public synchronized void addBias(Tensor x, Tensor bias) {
+        requireF32(x, "addBias");
+        requireDevice(bias, "addBias");
+        int m = (int) bias.numel();
+        long n = x.numel() / Math.max(1, m);
+        if (n * m != x.numel()) {
+            throw new IllegalArgumentException("addBias: a bias of " + m + " does not divide " + x);
+        }
+        enter();
+        launch("tandem_add_bias_" + suffix(bias.dtype()), (x.numel() + 255) / 256, 1, 256, new CudaLibrary.Args()
+                .pointer(x.deviceAddress()).pointer(bias.deviceAddress()).i64(n).i32(m));
+    }
+
+    @Override
+    public synchronized void rmsnorm(Tensor x, Tensor weight, float eps, Tensor out) {
+        requireF32(x, "rmsnorm");
+        requireF32(out, "rmsnorm");
+        requireDevice(weight, "rmsnorm");
+        int d = (int) weight.numel();
+        int n = (int) (x.numel() / Math.max(1, d));
+        if ((long) n * d != x.numel() || out.numel() != x.numel()) {
+            throw new IllegalArgumentException("rmsnorm shapes do not agree: x " + x + ", weight " + weight + ", out " + out);
+        }
+        enter();
+        launch("tandem_rmsnorm_" + suffix(weight.dtype()), n, 1, 256, new CudaLibrary.Args()
+                .pointer(out.deviceAddress()).pointer(x.deviceAddress()).pointer(weight.deviceAddress()).i32(n).i32(d).f32(eps));
+    }
+
+    @Override
+    public synchronized void rope(Tensor x, int heads, int headDim, int[] positions, float[] invFreq, RopeLayout layout) {
+        requireF32(x, "rope");
+        int n = positions.length;
+        if (x.numel() != (long) n * heads * headDim || invFreq.length != headDim / 2) {
+            throw new IllegalArgumentException("rope shapes do not agree: x " + x + ", " + n + " positions, "
+                    + heads + " heads of " + headDim + ", " + invFreq.length + " frequencies");
+        }
+        enter();
+        long[] a = stage(0, positions, invFreq);
+        launch("tandem_rope_f32", n, 1, 128, new CudaLibrary.Args().pointer(x.deviceAddress()).pointer(a[0]).pointer(a[1])
+                .i32(n).i32(heads).i32(headDim).i32(layout == RopeLayout.ROTATE_HALF ? 1 : 0));
+    }
+
+    @Override
+    public synchronized void siluMul(Tensor gate, Tensor up, Tensor out) {
+        elementwise("tandem_silu_mul_f32", "siluMul", gate, up, out);
+    }
+
+    @Override
+    public synchronized void add(Tensor a, Tensor b, Tensor out) {
+        elementwise("tandem_add_f32", "add", a, b, out);
+    }
+
+    private void elementwise(String kernel, String op, Tensor a, Tensor b, Tensor out) {
+        requireF32(a, op);
+        requireF32(b, op);
+        requireF32(out, op);
+        if (a.numel() != b.numel() || a.numel() != out.numel()) {
+            throw new IllegalArgumentException(op + " shapes do not agree: " + a + ", " + b + ", " + out);
+        }
+        enter();
+        launch(kernel, (a.numel() + 255) / 256, 1, 256, new CudaLibrary.Args()
+                .pointer(out.deviceAddress()).pointer(a.deviceAddress()).pointer(b.deviceAddress()).i64(a.numel()));
+    }
+
+    @Override
+    public synchronized void embed(Tensor table, int[] ids, Tensor out) {
+        requireDevice(table, "embed");
+        requireF32(out, "embed");
+        int d = (int) table.dim(1);
+        int vocab = (int) table.dim(0);
+        for (int id : ids) {
+            if (id < 0 || id >= vocab) {
+                throw new IllegalArgumentException("token id " + id + " is outside the vocabulary [0, " + vocab + ")");
+            }
+        }
+        if (out.numel() < (long) ids.length * d) {
+            throw new IllegalArgumentException("embed: " + ids.length + " rows of " + d + " do not fit in " + out);
+        }
+        enter();
+        long[] a = stage(0, (Object) ids);
+        launch("tandem_embedding_gather_" + suffix(table.dtype()), ids.length, 1, 256, new CudaLibrary.Args()
+                .pointer(out.deviceAddress()).pointer(table.deviceAddress()).pointer(a[0]).i32(ids.length).i32(d).i32(vocab));
+    }
+
+    @Override
+    public synchronized void softmax(Tensor x) {
+        requireF32(x, "softmax");
+        int d = (int) x.dim(-1);
+        int n = (int) (x.numel() / Math.max(1, d));
+        enter();
+        launch("tandem_softmax_f32", n, 1, 256, new CudaLibrary.Args().pointer(x.deviceAddress()).i32(n).i32(d));
+    }
+
+    @Override
+    public synchronized int[] argmax(Tensor x) {
+        requireF32(x, "argmax");
+        int d = (int) x.dim(-1);
+        int n = (int) (x.numel() / Math.max(1, d));
+        if (n == 0) {
+            return new int[0];
+        }
+        enter();
+        long[] a = stage(4L * n);
+        launch("tandem_argmax_f32", n, 1, 256, new CudaLibrary.Args().pointer(a[0]).pointer(x.deviceAddress()).i32(n).i32(d));
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(4L * n, 4);
+            cuda.copyToHost(host, a[0]);
+            return host.toArray(ValueLayout.JAVA_INT);
+        }
+    }
+
+    @Override
+    public synchronized void writeKv(KvStorage kv, int layer, Tensor k, Tensor v, int[] slots) {
+        CudaKvStorage cache = device(kv);
+        requireF32(k, "writeKv");
+        requireF32(v, "writeKv");
+        int width = cache.kvHeads() * cache.headDim();
+        if (k.numel() < (long) slots.length * width || v.numel() < (long) slots.length * width) {
+            throw new IllegalArgumentException("writeKv: " + slots.length + " rows of " + width + " do not fit in " + k + " and " + v);
+        }
+        cache.checkLayer(layer);
+        for (int s : slots) {
+            cache.checkSlot(s);
+        }
+        enter();
+        long[] a = stage(0, (Object) slots);
+        launch("tandem_write_kv_" + suffix(cache.dtype()), slots.length, 1, 256, new CudaLibrary.Args()
+                .pointer(cache.keys(layer)).pointer(cache.values(layer)).pointer(k.deviceAddress()).pointer(v.deviceAddress())
+                .pointer(a[0]).i32(slots.length).i32(width));
+    }
+
+    /** The largest head the attention kernel takes (TANDEM_ATTENTION_MAX_HEAD_DIM in attention.cuh). */
+    static final int MAX_HEAD_DIM = 256;
+
+    @Override
+    public synchronized void attention(Tensor q, KvStorage kv, int layer, AttentionRows rows, int heads, float scale, Tensor out) {
+        CudaKvStorage cache = device(kv);
+        requireF32(q, "attention");
+        requireF32(out, "attention");
+        int n = rows.rows();
+        int headDim = cache.headDim();
+        int kvHeads = cache.kvHeads();
+        if (headDim > MAX_HEAD_DIM) {
+            throw new IllegalArgumentException("the CUDA attention kernel takes heads of at most " + MAX_HEAD_DIM
+                    + " dimensions, this cache has " + headDim);
+        }
+        if (heads % kvHeads != 0 || q.numel() != (long) n * heads * headDim || out.numel() != q.numel()) {
+            throw new IllegalArgumentException("attention shapes do not agree: q " + q + ", out " + out + ", " + n + " rows of "
+                    + heads + " heads over " + kvHeads + " KV heads of " + headDim);
+        }
+        cache.checkLayer(layer);
+        int[] desc = descriptor(rows, cache.blockSize(), cache.numBlocks());
+        enter();
+        long[] a = stage(0, (Object) desc);
+        launch("tandem_attention_" + suffix(cache.dtype()), n, heads, 128, new CudaLibrary.Args()
+                .pointer(out.deviceAddress()).pointer(q.deviceAddress()).pointer(cache.keys(layer)).pointer(cache.values(layer))
+                .pointer(a[0]).i32(n).i32(heads).i32(kvHeads).i32(headDim)
+                .i32(Integer.numberOfTrailingZeros(cache.blockSize())).f32(scale));
+    }
+
+    /**
+     * {@code rows} flattened for the attention kernel (attention.cuh): four ints per row (where its block
+     * table starts, its prefix, where its extra positions start, how many it sees), then each distinct
+     * block table and extra array once. Every block a row reads must be a block of the cache.
+     */
+    static int[] descriptor(AttentionRows rows, int blockSize, int numBlocks) {
+        int n = rows.rows();
+        IdentityHashMap<int[], Integer> placed = new IdentityHashMap<>();
+        List<int[]> arrays = new ArrayList<>();
+        int length = 4 * n;
+        int[] tableAt = new int[n], extraAt = new int[n];
+        for (int r = 0; r < n; r++) {
+            int[] table = rows.blockTables()[r];
+            int needed = (rows.extent(r) + blockSize - 1) / blockSize;
+            if (needed > table.length) {
+                throw new IllegalArgumentException("row " + r + " reads position " + (rows.extent(r) - 1) + " but its block table has "
+                        + table.length + " blocks of " + blockSize);
+            }
+            for (int b = 0; b < needed; b++) {
+                if (table[b] < 0 || table[b] >= numBlocks) {
+                    throw new IllegalArgumentException("row " + r + "'s block table names block " + table[b] + " of a cache of " + numBlocks);
+                }
+            }
+            Integer at = placed.get(table);
+            if (at == null) {
+                at = length;
+                placed.put(table, at);
+                arrays.add(table);
+                length += table.length;
+            }
+            tableAt[r] = at;
+            int[] extra = rows.extraCount(r) == 0 ? null : rows.extra()[r];
+            if (extra != null) {
+                Integer e = placed.get(extra);
+                if (e == null) {
+                    e = length;
+                    placed.put(extra, e);
+                    arrays.add(extra);
+                    length += extra.length;
+                }
+                extraAt[r] = e;
+            }
+        }
+        int[] desc = new int[length];
+        for (int r = 0; r < n; r++) {
+            desc[4 * r] = tableAt[r];
+            desc[4 * r + 1] = rows.prefix()[r];
+            desc[4 * r + 2] = extraAt[r];
+            desc[4 * r + 3] = rows.extraCount(r);
+        }
+        int at = 4 * n;
+        for (int[] array : arrays) {
+            System.arraycopy(array, 0, desc, at, array.length);
+            at += array.length;
+        }
+        return desc;
+    }
+
+    /** For every i, slot {@code to[i]} of every layer takes what slot {@code from[i]} held (CudaKvStorage.copySlots). */
+    synchronized void copySlots(CudaKvStorage cache, int[] from, int[] to) {
+        enter();
+        int count = from.length;
+        long rowBytes = cache.slotBytes();
+        long words = rowBytes / 4; // kvHeads · headDim · (4 or 2) bytes; checked even by CudaKvStorage
+        long scratch = deviceMemory(rowBytes * count, "a KV copy");
+        try {
+            long[] a = stage(0, from, to);
+            for (int layer = 0; layer < cache.layers(); layer++) {
+                for (long base : new long[] {cache.keys(layer), cache.values(layer)}) {
+                    launch("tandem_gather_rows_u32", count, 1, 256, new CudaLibrary.Args()
+                            .pointer(scratch).pointer(base).pointer(a[0]).i32(count).i64(words));
+                    launch("tandem_scatter_rows_u32", count, 1, 256, new CudaLibrary.Args()
+                            .pointer(base).pointer(scratch).pointer(a[1]).i32(count).i64(words));
+                }
+            }
+        } finally {
+            cuda.free(scratch);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // Rooflines
+
+    @Override
+    public synchronized Roofline measureReadBandwidth(long bytes, int passes, Progress progress) {
+        if (passes < 1) {
+            throw new IllegalArgumentException("passes must be >= 1, got " + passes);
+        }
+        enter();
+        long words = Math.max(1, bytes / 16);
+        int blocks = 1024, threads = 256;
+        long buffer = deviceMemory(16 * words, "the bandwidth probe");
+        long sink = deviceMemory(4L * blocks * threads, "the bandwidth probe");
+        try {
+            CudaLibrary.Args args = new CudaLibrary.Args().pointer(sink).pointer(buffer).i64(words);
+            launch("tandem_read_bandwidth", blocks, 1, threads, args); // untimed
+            double[] perSecond = new double[passes];
+            for (int p = 0; p < passes; p++) {
+                long t0 = System.nanoTime();
+                launch("tandem_read_bandwidth", blocks, 1, threads, args);
+                perSecond[p] = 16.0 * words / Math.max(1e-9, (System.nanoTime() - t0) / 1e9);
+                progress.update(p + 1, passes);
+            }
+            return new Roofline(1, perSecond);
+        } finally {
+            cuda.free(buffer);
+            cuda.free(sink);
+        }
+    }
+
+    @Override
+    public synchronized Roofline measureMultiplyAddPeak(int passes, int millisPerPass) {
+        if (passes < 1 || millisPerPass < 1) {
+            throw new IllegalArgumentException("passes and millisPerPass must be >= 1, got " + passes + " and " + millisPerPass);
+        }
+        enter();
+        int blocks = 1024, threads = 256;
+        long sink = deviceMemory(4L * blocks * threads, "the multiply-add probe");
+        try {
+            int iterations = 64;
+            long elapsed;
+            while (true) {
+                long t0 = System.nanoTime();
+                launch("tandem_multiply_add_peak", blocks, 1, threads, new CudaLibrary.Args().pointer(sink).i32(iterations).f32(0.999f).f32(1e-3f));
+                elapsed = System.nanoTime() - t0;
+                if (elapsed >= millisPerPass * 1_000_000L / 4 || iterations >= 1 << 26) {
+                    break;
+                }
+                iterations *= 4;
+            }
+            iterations = (int) Math.max(1, Math.min(1 << 28, (double) iterations * millisPerPass * 1e6 / Math.max(1, elapsed)));
+            double[] perSecond = new double[passes];
+            for (int p = 0; p < passes; p++) {
+                long t0 = System.nanoTime();
+                launch("tandem_multiply_add_peak", blocks, 1, threads, new CudaLibrary.Args().pointer(sink).i32(iterations).f32(0.999f).f32(1e-3f));
+                perSecond[p] = 8.0 * iterations * blocks * threads / Math.max(1e-9, (System.nanoTime() - t0) / 1e9);
+            }
+            return new Roofline(1, perSecond);
+        } finally {
+            cuda.free(sink);
+        }
+    }
+
+    /** Frees every tensor, weight and KV storage still held; idempotent. */
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        enter();
+        for (CudaKvStorage kv : new ArrayList<>(kvStorages)) {
+            kv.close();
+        }
+        for (long a : allocations.values()) {
+            cuda.free(a);
+        }
+        for (Tensor w : weights.values()) {
+            cuda.free(w.deviceAddress());
+        }
+        if (staging != 0) {
+            cuda.free(staging);
+        }
+        allocations.clear();
+        weights.clear();
+        closed = true;
+    }
+
+    /** The library this backend drives. */
+    CudaLibrary library() {
+        return cuda;
+    }
+}

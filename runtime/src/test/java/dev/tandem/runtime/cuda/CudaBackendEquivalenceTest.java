@@ -1,0 +1,494 @@
+package dev.tandem.runtime.cuda;
+
+import dev.tandem.bindings.cuda.CudaDriver;
+import dev.tandem.bindings.cuda.CudaLibrary;
+import dev.tandem.runtime.AttentionRows;
+import dev.tandem.runtime.Backend;
+import dev.tandem.runtime.DType;
+import dev.tandem.runtime.Placement;
+import dev.tandem.runtime.Progress;
+import dev.tandem.runtime.RopeLayout;
+import dev.tandem.runtime.Tensor;
+import dev.tandem.runtime.cpu.CpuBackend;
+import dev.tandem.runtime.kv.KvStorage;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.lang.foreign.Arena;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The backend-equivalence suite: every {@link Backend} op of {@link CudaBackend} against {@link CpuBackend}
+ * on the same inputs, on two drivers — the host build of the kernels ({@code native/cuda/host}), in every
+ * build, and NVIDIA's driver with the embedded fatbin where a GPU is present (elsewhere those cases report
+ * themselves skipped, with the reason). Inputs are fresh random numbers each run, from a seed printed at
+ * the start and replayable with {@code -Dtandem.test.seed=N}; every output buffer is filled with NaN before
+ * the op runs, so an element the kernel misses cannot pass; the error bound is normwise,
+ * ‖cuda − cpu‖ / ‖cpu‖ ≤ 1e-5 (both compute in f32 from the same rounded bf16/f16 weights and KV; they differ
+ * only in summation order), and a NaN where the CPU has a number fails.
+ */
+class CudaBackendEquivalenceTest {
+    private static final double F32_BOUND = 1e-5;
+    private static long seed;
+    private static CpuBackend cpu;
+    private static CudaBackend host;
+    private static CudaBackend gpu;
+    private static final Arena ARENA = Arena.ofShared();
+
+    @BeforeAll
+    static void start() {
+        seed = Long.getLong("tandem.test.seed", new SplittableRandom().nextLong());
+        System.out.println("CudaBackendEquivalenceTest seed " + seed + " (replay with -Dtandem.test.seed=" + seed + ")");
+        cpu = new CpuBackend(2);
+    }
+
+    @AfterAll
+    static void stop() {
+        cpu.close();
+        if (host != null) {
+            host.close();
+        }
+        if (gpu != null) {
+            gpu.close();
+        }
+        ARENA.close();
+    }
+
+    /** {@code "host"}: the host build; {@code "gpu"}: libcuda.so.1 and the fatbin. Skips with the reason when absent. */
+    static synchronized CudaBackend backend(String which) {
+        if (which.equals("host")) {
+            if (host == null) {
+                String path = System.getProperty("tandem.cuda.host.library", "");
+                assumeTrue(!path.isEmpty() && Files.isRegularFile(Path.of(path)),
+                        "the host build of the CUDA kernels was not made (no g++; see native/cuda/host/build-host.sh): " + path);
+                host = new CudaBackend(CudaLibrary.open(path), new byte[] {0});
+            }
+            return host;
+        }
+        if (gpu == null) {
+            assumeTrue(CudaDriver.isAvailable(), () -> "no GPU here: " + CudaDriver.unavailableReason());
+            Fatbin fatbin = Fatbin.embedded().orElse(null);
+            assumeTrue(fatbin != null, "this build embedded no CUDA kernels (no nvcc where it was built)");
+            gpu = new CudaBackend(CudaDriver.library(), fatbin.bytes());
+        }
+        return gpu;
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // Helpers
+
+    private static SplittableRandom random(String test) {
+        return new SplittableRandom(seed ^ test.hashCode());
+    }
+
+    private static float[] uniform(SplittableRandom rnd, int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) (rnd.nextDouble() * 2 - 1);
+        }
+        return a;
+    }
+
+    /** A host tensor of {@code dtype} holding {@code values} rounded to it. */
+    private static Tensor hostTensor(DType dtype, float[] values, long... shape) {
+        Tensor t = Tensor.allocate(ARENA, dtype, shape);
+        for (int i = 0; i < values.length; i++) {
+            t.setFloat(i, values[i]);
+        }
+        return t;
+    }
+
+    /** An f32 device tensor of {@code rows × width} holding {@code values}. */
+    private static Tensor deviceF32(Backend b, float[] values, int rows, int width) {
+        Tensor t = b.allocate(rows, width);
+        b.writeRows(toRows(values, rows, width), t, 0);
+        return t;
+    }
+
+    /** An f32 device tensor of {@code rows × width} full of NaN. */
+    private static Tensor poisoned(Backend b, int rows, int width) {
+        float[] nan = new float[rows * width];
+        Arrays.fill(nan, Float.NaN);
+        return deviceF32(b, nan, rows, width);
+    }
+
+    private static float[][] toRows(float[] values, int rows, int width) {
+        float[][] out = new float[rows][];
+        for (int r = 0; r < rows; r++) {
+            out[r] = Arrays.copyOfRange(values, r * width, (r + 1) * width);
+        }
+        return out;
+    }
+
+    private static float[] read(Backend b, Tensor t) {
+        int rows = (int) t.dim(0);
+        int width = (int) (t.numel() / Math.max(1, rows));
+        float[][] r = b.readRows(t, 0, rows);
+        float[] out = new float[rows * width];
+        for (int i = 0; i < rows; i++) {
+            System.arraycopy(r[i], 0, out, i * width, width);
+        }
+        return out;
+    }
+
+    private static float[] cpuRead(Tensor t) {
+        return t.toFloatArray();
+    }
+
+    /** ‖actual − expected‖ / ‖expected‖ ≤ bound, and no NaN where expected has a number. */
+    static void assertClose(float[] expected, float[] actual, double bound, String what) {
+        assertEquals(expected.length, actual.length, what + ": lengths");
+        double err = 0, norm = 0;
+        for (int i = 0; i < expected.length; i++) {
+            if (Float.isNaN(actual[i]) && !Float.isNaN(expected[i])) {
+                throw new AssertionError(what + ": element " + i + " is NaN, the CPU has " + expected[i] + " (seed " + seed + ")");
+            }
+            double d = (double) actual[i] - expected[i];
+            err += d * d;
+            norm += (double) expected[i] * expected[i];
+        }
+        double rel = norm == 0 ? Math.sqrt(err) : Math.sqrt(err / norm);
+        assertTrue(rel <= bound, what + ": normwise error " + rel + " > " + bound + " (seed " + seed + ")");
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // Memory and copies
+
+    @ParameterizedTest
+    @ValueSource(strings = {"host", "gpu"})
+    void allocationIsZeroFilledCountedAndFreed(String which) {
+        CudaBackend b = backend(which);
+        assertEquals(Placement.DEVICE, b.placement());
+        long before = b.allocatedBytes();
+        Tensor t = b.allocate(3, 5);
+        assertEquals(Placement.DEVICE, t.placement());
+        assertEquals(before + 60, b.allocatedBytes());
+        assertArrayEquals(new float[15], read(b, t));
+        b.free(t);
+        assertEquals(before, b.allocatedBytes());
+        assertThrows(IllegalArgumentException.class, () -> b.free(t));
+        assertThrows(IllegalArgumentException.class, () -> b.matmul(Tensor.ofFloats(new float[4], 2, 2), t, t));
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"host", "gpu"})
+    void rowsGoInAndOutAndGatherInAnyOrder(String which) {
+        CudaBackend b = backend(which);
+        SplittableRandom rnd = random("rows");
+        float[] values = uniform(rnd, 6 * 7);
+        Tensor t = deviceF32(b, values, 6, 7);
+        assertArrayEquals(values, read(b, t));
+        float[][] middle = b.readRows(t, 2, 3);
+        assertArrayEquals(Arrays.copyOfRange(values, 14, 21), middle[0]);
+        int[] order = {5, 0, 5, 3};
+        Tensor dst = poisoned(b, 4, 7);
+        b.gatherRows(t, order, dst);
+        float[] gathered = read(b, dst);
+        for (int i = 0; i < order.length; i++) {
+            assertArrayEquals(Arrays.copyOfRange(values, order[i] * 7, order[i] * 7 + 7), Arrays.copyOfRange(gathered, i * 7, i * 7 + 7));
+        }
+        // An odd number of bf16 elements per row takes the byte-wise copy.
+        Tensor narrow = b.loadWeight(hostTensor(DType.BF16, uniform(rnd, 4 * 3), 4, 3));
+        Tensor narrowOut = b.allocate(DType.BF16, 2, 3);
+        b.gatherRows(narrow, new int[] {3, 1}, narrowOut);
+        assertThrows(IndexOutOfBoundsException.class, () -> b.gatherRows(t, new int[] {6}, dst));
+        b.free(t);
+        b.free(dst);
+        b.free(narrowOut);
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // Compute
+
+    static Stream<Arguments> targetsAndWeightTypes() {
+        return Stream.of("host", "gpu").flatMap(t -> Stream.of(DType.values()).map(d -> Arguments.of(t, d)));
+    }
+
+    @ParameterizedTest
+    @MethodSource("targetsAndWeightTypes")
+    void matmulMatchesTheCpuAndIsBatchInvariant(String which, DType dtype) {
+        CudaBackend b = backend(which);
+        SplittableRandom rnd = random("matmul" + dtype);
+        int k = 300, m = 37; // k not a multiple of 32, m not of the 8 columns a block takes
+        Tensor wHost = hostTensor(dtype, uniform(rnd, m * k), m, k);
+        Tensor w = b.loadWeight(wHost);
+        float[] x = uniform(rnd, 9 * k);
+        float[] firstRowAlone = null;
+        for (int n : new int[] {1, 3, 5, 9}) {
+            float[] xs = Arrays.copyOf(x, n * k);
+            Tensor out = Tensor.allocate(ARENA, DType.F32, n, m);
+            cpu.matmul(Tensor.ofFloats(xs, n, k), wHost, out);
+            Tensor dx = deviceF32(b, xs, n, k);
+            Tensor dout = poisoned(b, n, m);
+            b.matmul(dx, w, dout);
+            float[] got = read(b, dout);
+            assertClose(cpuRead(out), got, F32_BOUND, "matmul " + dtype + " of " + n + " rows");
+            if (firstRowAlone == null) {
+                firstRowAlone = got;
+            } else {
+                assertArrayEquals(firstRowAlone, Arrays.copyOf(got, m), "row 0 alone and among " + n + " rows must be bit-equal");
+            }
+            b.free(dx);
+            b.free(dout);
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("targetsAndWeightTypes")
+    void biasNormAndEmbeddingReadEveryWeightType(String which, DType dtype) {
+        CudaBackend b = backend(which);
+        SplittableRandom rnd = random("weights" + dtype);
+        int n = 3, width = 300;
+        float[] x = uniform(rnd, n * width);
+        Tensor weightHost = hostTensor(dtype, uniform(rnd, width), width);
+        Tensor weight = b.loadWeight(weightHost);
+
+        Tensor cpuBiased = Tensor.allocate(ARENA, DType.F32, n, width);
+        cpu.add(Tensor.ofFloats(x, n, width), Tensor.ofFloats(new float[n * width], n, width), cpuBiased);
+        cpu.addBias(cpuBiased, weightHost);
+        Tensor dx = deviceF32(b, x, n, width);
+        b.addBias(dx, weight);
+        assertClose(cpuRead(cpuBiased), read(b, dx), F32_BOUND, "addBias " + dtype);
+
+        Tensor cpuNormed = Tensor.allocate(ARENA, DType.F32, n, width);
+        cpu.rmsnorm(Tensor.ofFloats(x, n, width), weightHost, 1e-5f, cpuNormed);
+        Tensor dx2 = deviceF32(b, x, n, width);
+        Tensor dNormed = poisoned(b, n, width);
+        b.rmsnorm(dx2, weight, 1e-5f, dNormed);
+        assertClose(cpuRead(cpuNormed), read(b, dNormed), F32_BOUND, "rmsnorm " + dtype);
+
+        int vocab = 11, d = 33;
+        Tensor tableHost = hostTensor(dtype, uniform(rnd, vocab * d), vocab, d);
+        Tensor table = b.loadWeight(tableHost);
+        int[] ids = {10, 0, 4, 4};
+        Tensor cpuRows = Tensor.allocate(ARENA, DType.F32, ids.length, d);
+        cpu.embed(tableHost, ids, cpuRows);
+        Tensor dRows = poisoned(b, ids.length, d);
+        b.embed(table, ids, dRows);
+        assertArrayEquals(cpuRead(cpuRows), read(b, dRows), "embedding rows are copies: bit-equal");
+        IllegalArgumentException bad = assertThrows(IllegalArgumentException.class, () -> b.embed(table, new int[] {11}, dRows));
+        assertEquals("token id 11 is outside the vocabulary [0, 11)", bad.getMessage());
+        b.free(dx);
+        b.free(dx2);
+        b.free(dNormed);
+        b.free(dRows);
+    }
+
+    static Stream<Arguments> targetsAndRopeLayouts() {
+        return Stream.of("host", "gpu").flatMap(t -> Stream.of(RopeLayout.values()).map(l -> Arguments.of(t, l)));
+    }
+
+    @ParameterizedTest
+    @MethodSource("targetsAndRopeLayouts")
+    void ropeRotatesEveryLayoutLikeTheCpu(String which, RopeLayout layout) {
+        CudaBackend b = backend(which);
+        SplittableRandom rnd = random("rope" + layout);
+        int n = 4, heads = 3, headDim = 16;
+        float[] x = uniform(rnd, n * heads * headDim);
+        int[] positions = {0, 7, 300, 1023};
+        float[] invFreq = new float[headDim / 2];
+        for (int i = 0; i < invFreq.length; i++) {
+            invFreq[i] = (float) Math.pow(10000, -2.0 * i / headDim);
+        }
+        Tensor cpuX = Tensor.ofFloats(x.clone(), n, heads * headDim);
+        cpu.rope(cpuX, heads, headDim, positions, invFreq, layout);
+        Tensor dx = deviceF32(b, x, n, heads * headDim);
+        b.rope(dx, heads, headDim, positions, invFreq, layout);
+        assertClose(cpuRead(cpuX), read(b, dx), F32_BOUND, "rope " + layout);
+        b.free(dx);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"host", "gpu"})
+    void elementwiseAndRowOpsMatchTheCpu(String which) {
+        CudaBackend b = backend(which);
+        SplittableRandom rnd = random("elementwise");
+        int n = 5, width = 700;
+        float[] g = uniform(rnd, n * width), u = uniform(rnd, n * width);
+        Tensor cpuOut = Tensor.allocate(ARENA, DType.F32, n, width);
+        Tensor dg = deviceF32(b, g, n, width), du = deviceF32(b, u, n, width), dout = poisoned(b, n, width);
+
+        cpu.siluMul(Tensor.ofFloats(g, n, width), Tensor.ofFloats(u, n, width), cpuOut);
+        b.siluMul(dg, du, dout);
+        assertClose(cpuRead(cpuOut), read(b, dout), F32_BOUND, "siluMul");
+
+        cpu.add(Tensor.ofFloats(g, n, width), Tensor.ofFloats(u, n, width), cpuOut);
+        b.add(dg, du, dout);
+        assertArrayEquals(cpuRead(cpuOut), read(b, dout), "add is one rounding: bit-equal");
+        b.add(dg, du, dg); // out may alias a
+        assertArrayEquals(cpuRead(cpuOut), read(b, dg));
+
+        float[] logits = new float[n * width];
+        for (int i = 0; i < logits.length; i++) {
+            logits[i] = (float) (rnd.nextGaussian() * 4);
+        }
+        logits[width + 17] = 50; // row 1: a tie between 17 and 600, the lower index wins
+        logits[width + 600] = 50;
+        logits[2 * width] = Float.NaN; // row 2: NaN first gives 0, as the CPU does
+        logits[3 * width + 5] = Float.NaN; // row 3: a NaN later is never chosen
+        Tensor cpuLogits = Tensor.ofFloats(logits.clone(), n, width);
+        Tensor dLogits = deviceF32(b, logits, n, width);
+        assertArrayEquals(cpu.argmax(cpuLogits), b.argmax(dLogits), "argmax");
+        assertEquals(17, b.argmax(dLogits)[1]);
+
+        float[] finite = Arrays.copyOf(logits, logits.length);
+        finite[2 * width] = 1;
+        finite[3 * width + 5] = 1;
+        Tensor cpuSoft = Tensor.ofFloats(finite.clone(), n, width);
+        cpu.softmax(cpuSoft);
+        Tensor dSoft = deviceF32(b, finite, n, width);
+        b.softmax(dSoft);
+        assertClose(cpuRead(cpuSoft), read(b, dSoft), F32_BOUND, "softmax");
+        for (Tensor t : new Tensor[] {dg, du, dout, dLogits, dSoft}) {
+            b.free(t);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // KV cache and attention
+
+    static Stream<Arguments> targetsAndKvTypes() {
+        return Stream.of("host", "gpu").flatMap(t -> Stream.of(DType.F32, DType.BF16).map(d -> Arguments.of(t, d)));
+    }
+
+    /** Two sequences over shuffled blocks: one of 70 positions, one of 45; the same K and V on both backends. */
+    private record Caches(KvStorage cpuKv, KvStorage cudaKv, int[][] tables) {
+    }
+
+    private static final int LAYERS = 2, KV_HEADS = 2, HEAD_DIM = 40, HEADS = 6, BLOCK = 8, BLOCKS = 20;
+
+    private static Caches filledCaches(CudaBackend b, DType dtype, SplittableRandom rnd) {
+        KvStorage cpuKv = cpu.allocateKv(LAYERS, KV_HEADS, HEAD_DIM, BLOCK, BLOCKS, dtype);
+        KvStorage cudaKv = b.allocateKv(LAYERS, KV_HEADS, HEAD_DIM, BLOCK, BLOCKS, dtype);
+        int[] blocks = new int[BLOCKS];
+        for (int i = 0; i < BLOCKS; i++) {
+            blocks[i] = i;
+        }
+        for (int i = BLOCKS - 1; i > 0; i--) {
+            int j = rnd.nextInt(i + 1);
+            int t = blocks[i];
+            blocks[i] = blocks[j];
+            blocks[j] = t;
+        }
+        int[][] tables = {Arrays.copyOfRange(blocks, 0, 9), Arrays.copyOfRange(blocks, 9, 15)};
+        int[] lengths = {70, 45};
+        int width = KV_HEADS * HEAD_DIM;
+        for (int s = 0; s < 2; s++) {
+            int len = lengths[s];
+            int[] slots = new int[len];
+            for (int p = 0; p < len; p++) {
+                slots[p] = tables[s][p / BLOCK] * BLOCK + p % BLOCK;
+            }
+            for (int layer = 0; layer < LAYERS; layer++) {
+                float[] k = uniform(rnd, len * width), v = uniform(rnd, len * width);
+                cpu.writeKv(cpuKv, layer, Tensor.ofFloats(k, len, width), Tensor.ofFloats(v, len, width), slots);
+                Tensor dk = deviceF32(b, k, len, width), dv = deviceF32(b, v, len, width);
+                b.writeKv(cudaKv, layer, dk, dv, slots);
+                b.free(dk);
+                b.free(dv);
+            }
+        }
+        return new Caches(cpuKv, cudaKv, tables);
+    }
+
+    private static void compareAttention(CudaBackend b, Caches c, AttentionRows rows, String what, SplittableRandom rnd) {
+        int n = rows.rows();
+        int width = HEADS * HEAD_DIM;
+        float[] q = uniform(rnd, n * width);
+        float scale = (float) (1 / Math.sqrt(HEAD_DIM));
+        for (int layer = 0; layer < LAYERS; layer++) {
+            Tensor cpuOut = Tensor.allocate(ARENA, DType.F32, n, width);
+            cpu.attention(Tensor.ofFloats(q, n, width), c.cpuKv(), layer, rows, HEADS, scale, cpuOut);
+            Tensor dq = deviceF32(b, q, n, width), dout = poisoned(b, n, width);
+            b.attention(dq, c.cudaKv(), layer, rows, HEADS, scale, dout);
+            assertClose(cpuRead(cpuOut), read(b, dout), F32_BOUND, what + " layer " + layer);
+            b.free(dq);
+            b.free(dout);
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("targetsAndKvTypes")
+    void attentionMatchesTheCpuForEveryShape(String which, DType dtype) {
+        CudaBackend b = backend(which);
+        SplittableRandom rnd = random("attention" + dtype);
+        Caches c = filledCaches(b, dtype, rnd);
+        int[] s0 = c.tables()[0], s1 = c.tables()[1];
+        try {
+            // Decode: one row per sequence, of different lengths, sharing one launch.
+            compareAttention(b, c, new AttentionRows(new int[][] {s0, s1}, new int[] {70, 45}), "decode", rnd);
+            // Causal prefill / chain verification: rows 60..69 of sequence 0.
+            int[][] tables = new int[10][];
+            int[] visible = new int[10];
+            for (int i = 0; i < 10; i++) {
+                tables[i] = s0;
+                visible[i] = 61 + i;
+            }
+            compareAttention(b, c, new AttentionRows(tables, visible), "causal", rnd);
+            // Tree: a root at 60 with children 61 and 62, 63 under 61; each row sees its ancestors and itself.
+            int[][] ext = {{60}, {60, 61}, {60, 62}, {60, 61, 63}};
+            compareAttention(b, c, new AttentionRows(new int[][] {s0, s0, s0, s0}, new int[] {60, 60, 60, 60}, ext, null), "tree", rnd);
+            // Block-sparse segments: rows sharing one extra array, each seeing a different length of it.
+            int[] segment = {50, 51, 52, 53};
+            compareAttention(b, c, new AttentionRows(new int[][] {s0, s0, s0}, new int[] {40, 40, 40},
+                    new int[][] {segment, segment, segment}, new int[] {1, 3, 4}), "segments", rnd);
+            // Bidirectional: every row sees the whole sequence.
+            compareAttention(b, c, new AttentionRows(new int[][] {s1, s1, s1}, new int[] {45, 45, 45}), "bidirectional", rnd);
+            // A row whose table is too short for what it reads is refused before any launch.
+            assertThrows(IllegalArgumentException.class, () -> b.attention(b.allocate(1, HEADS * HEAD_DIM), c.cudaKv(), 0,
+                    new AttentionRows(new int[][] {s1}, new int[] {49}), HEADS, 1f, b.allocate(1, HEADS * HEAD_DIM)));
+        } finally {
+            c.cpuKv().close();
+            c.cudaKv().close();
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("targetsAndKvTypes")
+    void copySlotsMovesEveryLayerAndReadsSourcesFirst(String which, DType dtype) {
+        CudaBackend b = backend(which);
+        SplittableRandom rnd = random("copy" + dtype);
+        Caches c = filledCaches(b, dtype, rnd);
+        try {
+            int[] s0 = c.tables()[0];
+            // Swap two slots and move a third: sources and destinations overlap.
+            int a = s0[0] * BLOCK, z = s0[0] * BLOCK + 1, y = s0[1] * BLOCK + 3;
+            int[] from = {a, z, a}, to = {z, a, y};
+            c.cpuKv().copySlots(from, to);
+            c.cudaKv().copySlots(from, to);
+            compareAttention(b, c, new AttentionRows(new int[][] {s0, c.tables()[1]}, new int[] {70, 45}), "after copySlots", rnd);
+            assertThrows(IllegalArgumentException.class, () -> c.cudaKv().copySlots(new int[] {BLOCK * BLOCKS}, new int[] {0}));
+            assertThrows(IllegalArgumentException.class, () -> b.writeKv(c.cudaKv(), 0, b.allocate(1, KV_HEADS * HEAD_DIM),
+                    b.allocate(1, KV_HEADS * HEAD_DIM), new int[] {-1}));
+        } finally {
+            c.cpuKv().close();
+            c.cudaKv().close();
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"host", "gpu"})
+    void rooflinesMeasureSomething(String which) {
+        CudaBackend b = backend(which);
+        var read = b.measureReadBandwidth(1 << 20, 2, Progress.NONE);
+        assertTrue(read.best() > 0 && Double.isFinite(read.best()), "read bandwidth " + read.best());
+        var peak = b.measureMultiplyAddPeak(1, 5);
+        assertTrue(peak.best() > 0 && Double.isFinite(peak.best()), "multiply-add peak " + peak.best());
+        assertFalse(b.name().isEmpty());
+    }
+}
