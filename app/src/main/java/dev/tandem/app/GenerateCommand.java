@@ -120,8 +120,12 @@ public final class GenerateCommand implements Callable<Integer> {
     int threads;
 
     @Option(names = "--device", paramLabel = "NAME", defaultValue = "cpu",
-            description = "The backend the models run on (default: cpu, the only one this build has until the CUDA backend lands).")
+            description = "The backend the models run on: cpu (default), cuda (an NVIDIA GPU), or auto (cuda when usable, "
+                    + "else cpu; says on stderr which).")
     String device;
+
+    /** What --device stands for, chosen once (auto says on stderr what it took). */
+    private String chosenDevice;
 
     @Option(names = "--kv-memory", paramLabel = "SIZE",
             description = "KV-cache budget, e.g. 512M or 2G (binary units; plain bytes too). Default: the model's "
@@ -465,12 +469,20 @@ public final class GenerateCommand implements Callable<Integer> {
             case "bf16" -> DType.BF16;
             default -> throw new UsageException("--kv-dtype must be f32 or bf16, but was \"" + kvDtype + "\".");
         };
-        if (!Backends.names().contains(device)) {
+        if (!Backends.names().contains(device) && !Backends.AUTO.equals(device)) {
             throw new ParameterException(spec.commandLine(), "--device must be one of " + String.join(", ", Backends.names())
-                    + ", but was \"" + device + "\".");
+                    + " or " + Backends.AUTO + ", but was \"" + device + "\".");
+        }
+        if (chosenDevice == null) {
+            chosenDevice = device;
+            if (Backends.AUTO.equals(device)) {
+                Backends.Choice choice = Backends.choose(device);
+                chosenDevice = choice.name();
+                spec.commandLine().getErr().println("device: " + chosenDevice + " (" + choice.why() + ")");
+            }
         }
         ModelLoader.Options options = ModelLoader.Options.defaults().withThreads(threads).withKvDtype(dtype)
-                .withMappedWeights(mmap).withDevice(device);
+                .withMappedWeights(mmap).withDevice(chosenDevice);
         if (kvMemory != null) {
             return options.withKvMemory(Sizes.parseBytes(kvMemory, "--kv-memory"));
         }

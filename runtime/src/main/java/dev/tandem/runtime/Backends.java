@@ -8,6 +8,15 @@ import java.util.ServiceLoader;
 public final class Backends {
     /** The backend models run on unless told otherwise. */
     public static final String DEFAULT = "cpu";
+    /** The name that picks the first usable accelerator, else the CPU ({@link #choose}). */
+    public static final String AUTO = "auto";
+
+    /**
+     * What {@link #AUTO} chose: the provider's name, and one sentence saying why (which accelerator, or why
+     * none could be used).
+     */
+    public record Choice(String name, String why) {
+    }
 
     private Backends() {
     }
@@ -37,12 +46,35 @@ public final class Backends {
                 return p;
             }
         }
-        throw new TandemException("unknown device \"" + name + "\"; this build has: " + String.join(", ", names()) + ".");
+        throw new TandemException("unknown device \"" + name + "\"; this build has: " + String.join(", ", names()) + " (or auto).");
     }
 
     /**
-     * A new backend from the provider called {@code name}, with {@code threads} host threads (0 = all
-     * processors).
+     * The provider {@code name} stands for: {@link #AUTO} picks the first provider other than the CPU that
+     * can run here, in service-file order, else the CPU; any other name stands for itself.
+     */
+    public static Choice choose(String name) {
+        if (!AUTO.equals(name)) {
+            return new Choice(name, "asked for by name");
+        }
+        List<String> unusable = new ArrayList<>();
+        for (BackendProvider p : providers()) {
+            if (p.name().equals(DEFAULT)) {
+                continue;
+            }
+            String why = p.unavailableReason();
+            if (why == null) {
+                return new Choice(p.name(), p.name() + " is available");
+            }
+            unusable.add(p.name() + ": " + why.replaceAll("\\.$", ""));
+        }
+        return new Choice(DEFAULT, unusable.isEmpty() ? "this build has no accelerator"
+                : "no accelerator is usable (" + String.join("; ", unusable) + ")");
+    }
+
+    /**
+     * A new backend from the provider called {@code name} ({@link #AUTO}: the one {@link #choose} picks),
+     * with {@code threads} host threads (0 = all processors).
      *
      * @throws TandemException when there is no such provider or it cannot run here
      */
@@ -50,7 +82,7 @@ public final class Backends {
         if (threads < 0) {
             throw new IllegalArgumentException("threads must be >= 0, got " + threads);
         }
-        BackendProvider p = provider(name);
+        BackendProvider p = provider(choose(name).name());
         String why = p.unavailableReason();
         if (why != null) {
             throw new TandemException("device \"" + name + "\" is not available: " + why);

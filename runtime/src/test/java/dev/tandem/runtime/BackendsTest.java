@@ -37,7 +37,7 @@ class BackendsTest {
     @Test
     void anUnknownNameIsOneSentenceListingTheKnownOnes() {
         TandemException e = assertThrows(TandemException.class, () -> Backends.open("tpu", 1));
-        assertEquals("unknown device \"tpu\"; this build has: " + String.join(", ", Backends.names()) + ".", e.getMessage());
+        assertEquals("unknown device \"tpu\"; this build has: " + String.join(", ", Backends.names()) + " (or auto).", e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> Backends.open("cpu", -1));
     }
 }

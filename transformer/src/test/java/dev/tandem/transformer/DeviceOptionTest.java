@@ -29,7 +29,7 @@ class DeviceOptionTest {
     void anUnknownDeviceIsRefusedWithOneSentence() {
         TandemException e = assertThrows(TandemException.class, () ->
                 ModelLoader.load(TestModels.model("bard-s"), ModelLoader.Options.defaults().withDevice("cuda7")));
-        assertEquals("unknown device \"cuda7\"; this build has: " + String.join(", ", Backends.names()) + ".", e.getMessage());
+        assertEquals("unknown device \"cuda7\"; this build has: " + String.join(", ", Backends.names()) + " (or auto).", e.getMessage());
     }
 
     private static float[] lastLogits(LanguageModel model) {

@@ -30,12 +30,12 @@ public final class CudaBackendProvider implements BackendProvider {
         return env == null || env.isEmpty() ? null : env;
     }
 
-    private static final class OverrideHolder {
-        static final CudaLibrary LIBRARY = libraryOverride() == null ? null : CudaLibrary.open(libraryOverride());
-    }
+    /** Libraries opened through the override, by path: each is opened (and cuInit) once. */
+    private static final java.util.concurrent.ConcurrentHashMap<String, CudaLibrary> OPENED = new java.util.concurrent.ConcurrentHashMap<>();
 
     private static CudaLibrary library() {
-        return libraryOverride() != null ? OverrideHolder.LIBRARY : CudaDriver.library();
+        String override = libraryOverride();
+        return override == null ? CudaDriver.library() : OPENED.computeIfAbsent(override, CudaLibrary::open);
     }
 
     @Override
