@@ -6,9 +6,13 @@
 #
 # Prints the device and driver first (nvidia-smi), then runs, with the bundle's own Java runtime and
 # JUnit's console launcher, every test class of the bindings module and every test class of the other
-# bundled modules whose name contains "Cuda"; writes everything to DIR (default: a new folder under
-# /tmp): summary.txt, console.txt, nvidia-smi.txt, junit/TEST-junit-jupiter.xml, and any JVM crash
-# log hs_err_pid*.log; prints a short table last. Arguments after -- go to the launcher as they are.
+# bundled modules whose name contains "Cuda" (the backend-equivalence suite and the end-to-end runs);
+# then, only if they all passed, the GPU benchmarks (tandem bench --device cuda: decode of a synthetic
+# tinyllama-1.1b in bf16 and of bard-l, padded to that shape and as it is, each beside a device-to-device
+# copy measured in the same run); writes everything to DIR (default: a new folder under /tmp):
+# summary.txt, console.txt, nvidia-smi.txt, junit/TEST-junit-jupiter.xml, bench-*.txt, decode-*.json,
+# and any JVM crash log hs_err_pid*.log; prints a short table last. Arguments after -- go to the
+# launcher as they are. TANDEM_GPU_CHECK_BENCH=0 skips the benchmarks.
 #
 # Exit status: 0 all tests passed (skipped ones allowed); 1 a test failed or the JVM died;
 # 3 no test ran; 2 bad arguments or no bundle; 77 no GPU here (nothing run).
@@ -120,6 +124,31 @@ run_dir="$ROOT/${modules[0]}"; [ -d "$run_dir" ] || run_dir="$ROOT"
 rc=${PIPESTATUS[0]}
 set -e
 
+# --- The benchmarks, on the device the suites just proved (each under a time limit: the whole check must
+#     fit in the few minutes a GPU is lent for). ---
+bench_lines=()
+run_tandem() { # run_tandem NAME SECONDS ARGS...: tandem ARGS from the repository root, output to bench-NAME.txt
+  local name="$1" limit="$2"; shift 2
+  echo "== $name: tandem $*"
+  set +e
+  ( cd "$ROOT" && timeout "$limit" "$JAVA" "${jvm_flags[@]}" -cp "$classpath" dev.tandem.app.Main "$@" ) \
+    > "$RESULTS/bench-$name.txt" 2>&1
+  local brc=$?
+  set -e
+  grep -E 'backend:|tok/s|error|tandem:' "$RESULTS/bench-$name.txt" | head -n 4 || true
+  local figure
+  figure="$(grep -E 'tok/s' "$RESULTS/bench-$name.txt" | head -n 1 | sed 's/^ *//')"
+  bench_lines+=("$(printf '  %-16s exit %-3s %s' "$name" "$brc" "${figure:-(no figure; see bench-$name.txt)}")")
+}
+if [ "$rc" -eq 0 ] && [ "${TANDEM_GPU_CHECK_BENCH:-1}" = 1 ]; then
+  decode=(bench --suite decode --device cuda --threads 1 --tokens 64 --repetitions 3 --bandwidth-mib 1024)
+  run_tandem tinyllama-bf16 150 "${decode[@]}" --shape tinyllama-1.1b --dtype bf16 --work-dir "$work" \
+    --out "$RESULTS/decode-tinyllama-bf16.json"
+  run_tandem pad-bard-l 90 synth --pad models/bard-l --shape tinyllama-1.1b --dtype bf16 --out "$work/bard-l-padded"
+  run_tandem bard-l-padded 120 "${decode[@]}" --model "$work/bard-l-padded" --out "$RESULTS/decode-bard-l-padded.json"
+  run_tandem bard-l 60 "${decode[@]}" --model models/bard-l --out "$RESULTS/decode-bard-l.json"
+fi
+
 # --- The short table, from the launcher's counts and its XML report. ---
 count() { # count "tests found" -> the launcher's number, 0 when absent (the JVM died)
   local n
@@ -157,6 +186,7 @@ table="$(
   printf '%-18s %s\n' "GPU" "$gpu_line" "commit" "$(cat "$BUNDLE/COMMIT")" "tests found" "$found" \
     "tests succeeded" "$succeeded" "tests failed" "$failed" "tests skipped" "$skipped (assumption not met, or disabled)"
   if [ -n "$details" ]; then echo "skipped and failed tests:"; echo "$details"; fi
+  if [ "${#bench_lines[@]}" -gt 0 ]; then echo "benchmarks (weights read over the copy bandwidth of the same run):"; printf '%s\n' "${bench_lines[@]}"; fi
   echo "results: $RESULTS"
 )"
 {

@@ -20,7 +20,10 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 cd "$ROOT"
 [ -f pom.xml ] && [ -x mvnw ] || { echo "prepare.sh: $ROOT is not the Tandem repo root." >&2; exit 2; }
 
-MODULES="${TANDEM_GPU_MODULES:-bindings runtime}"
+MODULES="${TANDEM_GPU_MODULES:-bindings runtime transformer decoding app}"
+# Modules whose test resources stay behind (only their classes travel): transformer's test checkpoints
+# (families/, 9 MB) would push the carried tree past the device tool's 64 MiB.
+CLASSES_ONLY="${TANDEM_GPU_CLASSES_ONLY:-transformer}"
 # The maven-dependency-plugin version that resolves offline from ~/.m2 here (3.8+ miss commons-beanutils).
 DEP_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.7.0"
 BUNDLE="$ROOT/.gpu"
@@ -68,7 +71,11 @@ for m in $MODULES; do
   [ -n "$jar" ] || { echo "prepare.sh: no jar in $m/target after the build." >&2; exit 1; }
   cp "$jar" "$BUNDLE/lib/"
   if [ -d "$m/target/test-classes" ]; then
-    cp -r "$m/target/test-classes" "$BUNDLE/test-classes/$m"
+    if [[ " $CLASSES_ONLY " == *" $m "* ]]; then
+      (cd "$m/target/test-classes" && find . -name '*.class' -exec install -D -m 644 {} "$BUNDLE/test-classes/$m/{}" \;)
+    else
+      cp -r "$m/target/test-classes" "$BUNDLE/test-classes/$m"
+    fi
   else
     mkdir -p "$BUNDLE/test-classes/$m"
   fi

@@ -1,19 +1,7 @@
-// Kernels that measure the device rather than compute a model: the read bandwidth of its memory and
-// the multiply-add peak of its arithmetic units (Backend.measureReadBandwidth / measureMultiplyAddPeak).
+// A kernel that measures the device rather than computes a model: the multiply-add peak of its
+// arithmetic units (Backend.measureMultiplyAddPeak). The memory bandwidth is measured by a
+// device-to-device copy (cuMemcpyDtoD), not a kernel.
 #pragma once
-
-// Reads words[0, count) once, grid-strided, and writes each thread's sum to sink[thread] (so the reads
-// cannot be optimised away). Launch with enough blocks to fill the device.
-extern "C" __global__ void tandem_read_bandwidth(float* sink, const float4* words, long long count) {
-    long long thread = (long long) blockIdx.x * blockDim.x + threadIdx.x;
-    long long stride = (long long) gridDim.x * blockDim.x;
-    float sum = 0.0f;
-    for (long long i = thread; i < count; i += stride) {
-        float4 w = words[i];
-        sum += w.x + w.y + w.z + w.w;
-    }
-    sink[thread] = sum;
-}
 
 // Each thread runs `iterations` rounds of 8 independent fused multiply-adds and writes the result to
 // sink[thread]: 8 · iterations multiply-adds per thread.

@@ -77,6 +77,11 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--suite", paramLabel = "NAME", defaultValue = "decode", description = "Suite to run: decode, prefill, batch, methods, engine, soak or all (default: decode).")
     String suite;
 
+    @Option(names = "--device", paramLabel = "NAME", defaultValue = "cpu",
+            description = "decode suite: the backend to measure, cpu (default), cuda or auto; on a device other than the CPU "
+                    + "--threads is one count of host threads and the bandwidth is the device's (CUDA: a device-to-device copy).")
+    String device;
+
     @Option(names = "--dtype", paramLabel = "f32|bf16", defaultValue = "bf16", description = "Weight dtype for --shape (default: bf16).")
     String dtype;
 
@@ -188,6 +193,13 @@ public final class BenchCommand implements Callable<Integer> {
         if (ngramCorpus != null && !Files.isRegularFile(ngramCorpus)) {
             throw new TandemException("the corpus file " + ngramCorpus + " does not exist.");
         }
+        if (!dev.tandem.runtime.Backends.names().contains(device) && !dev.tandem.runtime.Backends.AUTO.equals(device)) {
+            throw new UsageException("--device must be one of " + String.join(", ", dev.tandem.runtime.Backends.names()) + " or "
+                    + dev.tandem.runtime.Backends.AUTO + ", but was \"" + device + "\".");
+        }
+        if (!device.equals(dev.tandem.runtime.Backends.DEFAULT) && !suite.equals("decode")) {
+            throw new UsageException("--device applies to --suite decode only (the other suites run on the CPU).");
+        }
         int[] batchSizes = parseCounts(batchSizesOption, "--batch-sizes");
         int[] promptLengths = parseCounts(promptLengthsOption, "--prompt-lengths");
         int[] threadCounts = Arrays.stream(parseThreads(threads))
@@ -231,7 +243,7 @@ public final class BenchCommand implements Callable<Integer> {
             if (all || suite.equals("decode")) {
                 DecodeBench.Result result;
                 try (ProgressBar bar = new ProgressBar("bench decode " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
-                    result = DecodeBench.run(modelDir, label, options, threadCounts, bar);
+                    result = DecodeBench.run(modelDir, label, options, threadCounts, device, bar);
                 }
                 ObjectNode section = DecodeBench.toJson(result);
                 section.put("weights_fit_in_last_level_cache", weightsFitInCache(result.weightBytesPerToken(), machine));
@@ -446,6 +458,9 @@ public final class BenchCommand implements Callable<Integer> {
 
     static void printSummary(PrintWriter out, DecodeBench.Result r, MachineInfo machine) {
         out.println("machine: " + machine.summary());
+        if (r.backend() != null && !r.backend().startsWith("cpu")) {
+            out.println("backend: " + r.backend());
+        }
         out.printf(Locale.ROOT, "%s: %,d parameters, %s, %.1f MB of weights read per token%n",
                 r.model(), r.parameters(), r.dtype(), r.weightBytesPerToken() / 1e6);
         if (weightsFitInCache(r.weightBytesPerToken(), machine)) {

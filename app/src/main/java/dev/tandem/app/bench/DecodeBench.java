@@ -71,7 +71,7 @@ public final class DecodeBench {
 
     /** Everything one run measured. */
     public record Result(String model, String dtype, long parameters, long weightBytesPerToken, Options options,
-                         List<ThreadResult> threads, MemorySnapshot memory) {}
+                         List<ThreadResult> threads, MemorySnapshot memory, String backend) {}
 
     private DecodeBench() {}
 
@@ -80,6 +80,15 @@ public final class DecodeBench {
      * {@code progress} counts bandwidth passes and repetitions (warm-up included).
      */
     public static Result run(Path modelDir, String label, Options options, int[] threadCounts, Progress progress) {
+        return run(modelDir, label, options, threadCounts, Backends.DEFAULT, progress);
+    }
+
+    /**
+     * The same on the backend {@code device} ({@link Backends#open}'s names). On a device other than the CPU
+     * the thread counts are host threads the backend may use (one count, usually 1), and the bandwidth is
+     * the device's ({@link Backend#measureReadBandwidth}: for CUDA, a device-to-device copy).
+     */
+    public static Result run(Path modelDir, String label, Options options, int[] threadCounts, String device, Progress progress) {
         // Checked before anything is measured, so a bad setting fails at once.
         ModelConfig config = ModelConfig.load(modelDir);
         long needed = (long) options.promptTokens() + options.tokens();
@@ -94,16 +103,19 @@ public final class DecodeBench {
         long parameters = 0;
         long weightBytes = 0;
         MemorySnapshot memory = null;
+        String backendName = null;
         for (int c = 0; c < threadCounts.length; c++) {
             int threads = threadCounts[c];
             long base = perThreadCount * c;
             Roofline bandwidth;
             // This backend is closed before the model loads, so the two never compete for cores.
-            try (Backend backend = Backends.open(Backends.DEFAULT, threads)) {
+            try (Backend backend = Backends.open(device, threads)) {
                 bandwidth = backend.measureReadBandwidth(roundTo(options.bandwidthBytes(), 64L * threads),
                         options.bandwidthPasses(), (done, all) -> progress.update(base + done, total));
             }
-            try (LanguageModel model = ModelLoader.load(modelDir, ModelLoader.Options.defaults().withThreads(threads))) {
+            try (LanguageModel model = ModelLoader.load(modelDir, ModelLoader.Options.defaults().withThreads(threads)
+                    .withDevice(Backends.choose(device).name()))) {
+                backendName = model.backend().name();
                 weightBytes = model.weightBytesPerToken();
                 parameters = model.parameterCount();
                 dtype = model.weightDType().name().toLowerCase(Locale.ROOT);
@@ -124,7 +136,7 @@ public final class DecodeBench {
                         decodeStats.scaled(weightBytes)));
             }
         }
-        return new Result(label, dtype, parameters, weightBytes, options, results, memory);
+        return new Result(label, dtype, parameters, weightBytes, options, results, memory, backendName);
     }
 
     private static long roundTo(long bytes, long multiple) {
@@ -165,6 +177,7 @@ public final class DecodeBench {
     public static ObjectNode toJson(Result r) {
         ObjectNode n = JsonNodeFactory.instance.objectNode();
         n.put("model", r.model());
+        n.put("backend", r.backend());
         n.put("dtype", r.dtype());
         n.put("parameters", r.parameters());
         n.put("weight_bytes_per_token", r.weightBytesPerToken());
