@@ -31,9 +31,12 @@ import java.util.Map;
  *
  * <p>The same class drives NVIDIA's driver with the embedded fatbin and the host build of the kernels
  * ({@code native/cuda/host}, which exports the driver's entry points), which is how the tests prove the
- * kernels on machines without a GPU. Ops run one at a time (the methods are synchronized) on the
- * default stream, each waiting for its kernels; small per-call arguments (token ids, positions, slots,
- * attention descriptors) travel through one staging buffer.
+ * kernels on machines without a GPU. Ops are issued one at a time (the methods are synchronized) to the
+ * default stream without waiting for their kernels; the copies that bring results to the host wait for
+ * what was queued before them. A kernel that fails is therefore reported by the next call that waits,
+ * naming that call and the CUDA error. Small per-call arguments (token ids, positions, slots, attention
+ * descriptors) travel through one staging buffer, whose synchronous upload waits for the kernels still
+ * reading the previous ones.
  */
 public final class CudaBackend implements Backend {
     private final CudaLibrary cuda;
@@ -47,9 +50,13 @@ public final class CudaBackend implements Backend {
     private final IdentityHashMap<Tensor, Tensor> weights = new IdentityHashMap<>();
     private final List<CudaKvStorage> kvStorages = new ArrayList<>();
     private final ThreadLocal<Boolean> contextCurrent = ThreadLocal.withInitial(() -> false);
+    /** The stream every op is queued on: the legacy default stream, which orders the synchronous copies too. */
+    private final CudaLibrary.Stream stream;
     /** Device buffer for per-call arguments, grown on demand. */
     private long staging;
     private long stagingBytes;
+    /** False while a launch may still be running (release waits for it). */
+    private boolean synchronizedSinceLaunch = true;
     private boolean closed;
 
     /**
@@ -70,6 +77,7 @@ public final class CudaBackend implements Backend {
             this.context = cuda.usePrimaryContext(0);
             contextCurrent.set(true);
             this.module = cuda.loadModule(image);
+            this.stream = cuda.defaultStream();
         } catch (CudaException e) {
             throw new TandemException("could not open the CUDA device: " + e.getMessage());
         }
@@ -121,6 +129,15 @@ public final class CudaBackend implements Backend {
         return address;
     }
 
+    /** Frees device memory once every kernel queued before (which may still read or write it) has finished. */
+    private void release(long address) {
+        if (!synchronizedSinceLaunch) {
+            cuda.synchronize();
+            synchronizedSinceLaunch = true;
+        }
+        cuda.free(address);
+    }
+
     @Override
     public synchronized long allocatedBytes() {
         long bytes = 0;
@@ -150,7 +167,7 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("tensor " + tensor + " was not allocated by this backend, or is already freed");
         }
         enter();
-        cuda.free(address);
+        release(address);
     }
 
     /** Uploads the weight once, in its own dtype; later calls with the same host tensor give the same device tensor. */
@@ -194,7 +211,7 @@ public final class CudaBackend implements Backend {
         enter();
         for (long a : addresses) {
             if (a != 0) {
-                cuda.free(a);
+                release(a);
             }
         }
     }
@@ -236,7 +253,7 @@ public final class CudaBackend implements Backend {
         long total = bytes + reserve;
         if (total > stagingBytes) {
             if (staging != 0) {
-                cuda.free(staging);
+                release(staging);
                 staging = 0;
             }
             stagingBytes = Math.max(total, Math.max(1 << 16, 2 * stagingBytes));
@@ -267,7 +284,11 @@ public final class CudaBackend implements Backend {
         return functions.computeIfAbsent(name, n -> cuda.function(module, n));
     }
 
-    /** Launches {@code kernel} over {@code gridX × gridY} blocks of {@code block} threads and waits; nothing for an empty grid. */
+    /**
+     * Queues {@code kernel} over {@code gridX × gridY} blocks of {@code block} threads on the default stream,
+     * without waiting; nothing for an empty grid. The stream runs launches and copies in order, and every
+     * copy to the host waits for what was queued before it, so results are read only once computed.
+     */
     private void launch(String kernel, long gridX, int gridY, int block, CudaLibrary.Args args) {
         if (gridX == 0 || gridY == 0) {
             return;
@@ -275,7 +296,8 @@ public final class CudaBackend implements Backend {
         if (gridX > Integer.MAX_VALUE) {
             throw new IllegalArgumentException(kernel + " would need " + gridX + " blocks, more than a grid holds");
         }
-        cuda.launch(function(kernel), (int) gridX, gridY, block, args);
+        cuda.launchAsync(function(kernel), (int) gridX, gridY, 1, block, 1, 1, 0, stream, args);
+        synchronizedSinceLaunch = false;
     }
 
     private static String suffix(DType dtype) {
@@ -618,7 +640,7 @@ public final class CudaBackend implements Backend {
                 }
             }
         } finally {
-            cuda.free(scratch);
+            release(scratch);
         }
     }
 
@@ -643,7 +665,7 @@ public final class CudaBackend implements Backend {
         try {
             to = deviceMemory(size, "the bandwidth probe");
         } catch (RuntimeException e) {
-            cuda.free(from);
+            release(from);
             throw e;
         }
         try {
@@ -659,8 +681,8 @@ public final class CudaBackend implements Backend {
             }
             return new Roofline(1, perSecond);
         } finally {
-            cuda.free(from);
-            cuda.free(to);
+            release(from);
+            release(to);
         }
     }
 
@@ -678,6 +700,7 @@ public final class CudaBackend implements Backend {
             while (true) {
                 long t0 = System.nanoTime();
                 launch("tandem_multiply_add_peak", blocks, 1, threads, new CudaLibrary.Args().pointer(sink).i32(iterations).f32(0.999f).f32(1e-3f));
+                cuda.synchronize();
                 elapsed = System.nanoTime() - t0;
                 if (elapsed >= millisPerPass * 1_000_000L / 4 || iterations >= 1 << 26) {
                     break;
@@ -689,11 +712,12 @@ public final class CudaBackend implements Backend {
             for (int p = 0; p < passes; p++) {
                 long t0 = System.nanoTime();
                 launch("tandem_multiply_add_peak", blocks, 1, threads, new CudaLibrary.Args().pointer(sink).i32(iterations).f32(0.999f).f32(1e-3f));
+                cuda.synchronize();
                 perSecond[p] = 8.0 * iterations * blocks * threads / Math.max(1e-9, (System.nanoTime() - t0) / 1e9);
             }
             return new Roofline(1, perSecond);
         } finally {
-            cuda.free(sink);
+            release(sink);
         }
     }
 
@@ -708,13 +732,13 @@ public final class CudaBackend implements Backend {
             kv.close();
         }
         for (long a : allocations.values()) {
-            cuda.free(a);
+            release(a);
         }
         for (Tensor w : weights.values()) {
-            cuda.free(w.deviceAddress());
+            release(w.deviceAddress());
         }
         if (staging != 0) {
-            cuda.free(staging);
+            release(staging);
         }
         allocations.clear();
         weights.clear();
