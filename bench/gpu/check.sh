@@ -9,7 +9,7 @@
 # bundled modules whose name contains "Cuda" (the backend-equivalence suite and the end-to-end runs);
 # then, only if they all passed, the GPU benchmarks (tandem bench --device cuda: decode of a synthetic
 # tinyllama-1.1b in bf16 and of bard-l, padded to that shape and as it is, each beside a device-to-device
-# copy measured in the same run); writes everything to DIR (default: a new folder under /tmp):
+# copy measured in the same run; paged attention at contexts 1K, 8K and 32K); writes everything to DIR (default: a new folder under /tmp):
 # summary.txt, console.txt, nvidia-smi.txt, junit/TEST-junit-jupiter.xml, bench-*.txt, decode-*.json,
 # and any JVM crash log hs_err_pid*.log; prints a short table last. Arguments after -- go to the
 # launcher as they are. TANDEM_GPU_CHECK_BENCH=0 skips the benchmarks.
@@ -135,9 +135,9 @@ run_tandem() { # run_tandem NAME SECONDS ARGS...: tandem ARGS from the repositor
     > "$RESULTS/bench-$name.txt" 2>&1
   local brc=$?
   set -e
-  grep -E 'backend:|tok/s|error|tandem:' "$RESULTS/bench-$name.txt" | head -n 4 || true
+  grep -E 'backend:|tok/s|KV read|error|tandem:' "$RESULTS/bench-$name.txt" | head -n 6 || true
   local figure
-  figure="$(grep -E 'tok/s' "$RESULTS/bench-$name.txt" | head -n 1 | sed 's/^ *//')"
+  figure="$(grep -E 'tok/s|KV read' "$RESULTS/bench-$name.txt" | tail -n 1 | sed 's/^ *//')"
   bench_lines+=("$(printf '  %-16s exit %-3s %s' "$name" "$brc" "${figure:-(no figure; see bench-$name.txt)}")")
 }
 if [ "$rc" -eq 0 ] && [ "${TANDEM_GPU_CHECK_BENCH:-1}" = 1 ]; then
@@ -147,6 +147,8 @@ if [ "$rc" -eq 0 ] && [ "${TANDEM_GPU_CHECK_BENCH:-1}" = 1 ]; then
   run_tandem pad-bard-l 90 synth --pad models/bard-l --shape tinyllama-1.1b --dtype bf16 --out "$work/bard-l-padded"
   run_tandem bard-l-padded 120 "${decode[@]}" --model "$work/bard-l-padded" --out "$RESULTS/decode-bard-l-padded.json"
   run_tandem bard-l 60 "${decode[@]}" --model models/bard-l --out "$RESULTS/decode-bard-l.json"
+  run_tandem attention 60 bench --suite attention --device cuda --shape tinyllama-1.1b --contexts 1024,8192,32768 \
+    --threads 1 --repetitions 3 --out "$RESULTS/attention-tinyllama-bf16.json"
 fi
 
 # --- The short table, from the launcher's counts and its XML report. ---

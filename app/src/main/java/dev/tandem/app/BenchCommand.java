@@ -3,6 +3,7 @@ package dev.tandem.app;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tandem.app.bench.AttentionBench;
 import dev.tandem.app.bench.BatchBench;
 import dev.tandem.app.bench.BenchReport;
 import dev.tandem.app.bench.DecodeBench;
@@ -74,13 +75,22 @@ public final class BenchCommand implements Callable<Integer> {
     @ArgGroup(exclusive = true)
     Source source = new Source();
 
-    @Option(names = "--suite", paramLabel = "NAME", defaultValue = "decode", description = "Suite to run: decode, prefill, batch, methods, engine, soak or all (default: decode).")
+    @Option(names = "--suite", paramLabel = "NAME", defaultValue = "decode", description = "Suite to run: decode, prefill, batch, methods, engine, soak, attention or all (default: decode; all = decode, prefill and batch).")
     String suite;
 
     @Option(names = "--device", paramLabel = "NAME", defaultValue = "cpu",
-            description = "decode suite: the backend to measure, cpu (default), cuda or auto; on a device other than the CPU "
-                    + "--threads is one count of host threads and the bandwidth is the device's (CUDA: a device-to-device copy).")
+            description = "decode and attention suites: the backend to measure, cpu (default), cuda or auto; on a device other "
+                    + "than the CPU --threads is one count of host threads and the bandwidth is the device's (CUDA: a device-to-device copy).")
     String device;
+
+    @Option(names = "--contexts", paramLabel = "LIST", defaultValue = "1024,8192,32768",
+            description = "attention suite: KV lengths to time one decode row per sequence over; the heads are --model's or "
+                    + "--shape's (no checkpoint is written), the rows per call the first of --batch-sizes (default: ${DEFAULT-VALUE}).")
+    String contextsOption;
+
+    @Option(names = "--kv-dtype", paramLabel = "f32|bf16", defaultValue = "bf16",
+            description = "attention suite: the KV cache's element type (default: ${DEFAULT-VALUE}).")
+    String kvDtype;
 
     @Option(names = "--dtype", paramLabel = "f32|bf16", defaultValue = "bf16", description = "Weight dtype for --shape (default: bf16).")
     String dtype;
@@ -179,9 +189,9 @@ public final class BenchCommand implements Callable<Integer> {
             stdout.flush();
             return 0;
         }
-        if (!List.of("decode", "prefill", "batch", "methods", "engine", "soak", "all").contains(suite)) {
+        if (!List.of("decode", "prefill", "batch", "methods", "engine", "soak", "attention", "all").contains(suite)) {
             throw new UsageException("--suite " + suite + " is not a suite; the suites are: decode, prefill, batch, "
-                    + "methods, engine, soak, all.");
+                    + "methods, engine, soak, attention, all.");
         }
         if ((suite.equals("methods") || suite.equals("engine") || suite.equals("soak")) && source.shape != null) {
             throw new UsageException("--suite " + suite + " needs real models (a target and drafts that agree with it), "
@@ -197,8 +207,8 @@ public final class BenchCommand implements Callable<Integer> {
             throw new UsageException("--device must be one of " + String.join(", ", dev.tandem.runtime.Backends.names()) + " or "
                     + dev.tandem.runtime.Backends.AUTO + ", but was \"" + device + "\".");
         }
-        if (!device.equals(dev.tandem.runtime.Backends.DEFAULT) && !suite.equals("decode")) {
-            throw new UsageException("--device applies to --suite decode only (the other suites run on the CPU).");
+        if (!device.equals(dev.tandem.runtime.Backends.DEFAULT) && !suite.equals("decode") && !suite.equals("attention")) {
+            throw new UsageException("--device applies to --suite decode and attention only (the other suites run on the CPU).");
         }
         int[] batchSizes = parseCounts(batchSizesOption, "--batch-sizes");
         int[] promptLengths = parseCounts(promptLengthsOption, "--prompt-lengths");
@@ -210,6 +220,9 @@ public final class BenchCommand implements Callable<Integer> {
         }
         DecodeBench.Options options = usage(() -> new DecodeBench.Options(promptTokens, tokens, repetitions, bandwidthMib << 20, 10));
         ZonedDateTime now = ZonedDateTime.now(ZoneOffset.UTC);
+        if (suite.equals("attention")) {
+            return attention(stdout, now, batchSizes[0], threadCounts[threadCounts.length - 1]);
+        }
         Path temp = null;
         Thread cleanup = null;
         try {
@@ -322,6 +335,50 @@ public final class BenchCommand implements Callable<Integer> {
                 deleteTree(temp);
             }
         }
+        return 0;
+    }
+
+    /** The attention suite: the heads of --model or --shape (nothing is synthesized), no model loaded. */
+    private int attention(PrintWriter stdout, ZonedDateTime now, int batch, int threadCount) throws IOException {
+        dev.tandem.transformer.config.ModelConfig config;
+        String label;
+        Path modelDir;
+        if (source.shape != null) {
+            config = SyntheticCheckpoints.Spec.ofShape(source.shape, SynthCommand.weightDType(dtype), 0).config();
+            label = source.shape;
+            modelDir = null;
+        } else {
+            modelDir = source.model != null ? source.model : GenerateCommand.defaultModel();
+            config = dev.tandem.transformer.config.ModelConfig.load(modelDir);
+            label = modelDir.toAbsolutePath().normalize().getFileName().toString();
+        }
+        DType kv = switch (kvDtype.toLowerCase(Locale.ROOT)) {
+            case "f32" -> DType.F32;
+            case "bf16" -> DType.BF16;
+            default -> throw new UsageException("--kv-dtype must be f32 or bf16, but was \"" + kvDtype + "\".");
+        };
+        int[] contexts = parseCounts(contextsOption, "--contexts");
+        AttentionBench.Options options = usage(() -> new AttentionBench.Options(contexts, batch, repetitions, kv, bandwidthMib << 20));
+        AttentionBench.Result result;
+        try (ProgressBar bar = new ProgressBar("bench attention " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
+            result = AttentionBench.run(label, config.numHeads(), config.numKvHeads(), config.headDim(), options, device, threadCount, bar);
+        }
+        Path file = out != null ? out : defaultOut(now, suite, label + "-" + kv.lowerName());
+        ObjectNode json = report(now, modelDir != null ? modelDir : Path.of(label));
+        addSection(json, "attention", AttentionBench.toJson(result), false);
+        for (String line : AttentionBench.summary(result)) {
+            stdout.println(line);
+        }
+        writeAtomically(file, new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(json) + "\n");
+        List<Path> report;
+        try {
+            report = BenchReport.write(json, file);
+        } catch (IOException e) {
+            throw new TandemException("could not write the report beside " + file + " (" + e.getMessage() + ").", e);
+        }
+        stdout.println("results: " + file);
+        stdout.println("report:  " + report.getLast() + " (charts: " + (report.size() - 1) + ")");
+        stdout.flush();
         return 0;
     }
 

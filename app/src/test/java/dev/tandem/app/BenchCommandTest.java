@@ -35,6 +35,39 @@ class BenchCommandTest {
     }
 
     @Test
+    void attentionSuiteTimesEachContextWithTheModelsHeadsAndRelatesItToBandwidth() throws Exception {
+        Path result = tmp.resolve("attention.json");
+        Run r = tandem("bench", "--suite", "attention", "--model", TestModels.model("bard-s").toString(), "--contexts", "16,100",
+                "--repetitions", "2", "--threads", "1", "--bandwidth-mib", "16", "--kv-dtype", "f32", "--out", result.toString());
+        assertEquals(0, r.exit(), r.err());
+        JsonNode json = new ObjectMapper().readTree(result.toFile());
+        assertEquals("attention", json.get("suite").asText());
+        var config = dev.tandem.transformer.config.ModelConfig.load(TestModels.model("bard-s"));
+        assertEquals(config.numHeads(), json.get("heads").asInt());
+        assertEquals(config.numKvHeads(), json.get("kv_heads").asInt());
+        assertEquals(2, json.get("contexts").size());
+        for (int i = 0; i < 2; i++) {
+            JsonNode p = json.get("contexts").get(i);
+            int context = i == 0 ? 16 : 100;
+            assertEquals(context, p.get("context").asInt());
+            assertEquals(2L * context * config.numKvHeads() * config.headDim() * 4, p.get("kv_bytes_per_call").asLong());
+            double slowest = 0;
+            for (JsonNode v : p.get("seconds_per_call").get("values")) {
+                slowest = Math.max(slowest, v.asDouble());
+            }
+            double lowestRate = Double.MAX_VALUE;
+            for (JsonNode v : p.get("kv_bytes_per_s").get("values")) {
+                lowestRate = Math.min(lowestRate, v.asDouble());
+            }
+            assertEquals(p.get("kv_bytes_per_call").asLong() / slowest, lowestRate, 1e-9 * lowestRate);
+        }
+        assertTrue(Files.readString(result.resolveSibling("attention.md")).contains("| context | µs per call |"));
+        Run badDevice = tandem("bench", "--suite", "prefill", "--device", "cuda");
+        assertEquals(2, badDevice.exit());
+        assertTrue(badDevice.err().contains("--device applies to --suite decode and attention only"), badDevice.err());
+    }
+
+    @Test
     void decodeSuiteWritesEveryFigureWithItsSpreadAndRelatesItToBandwidth() throws Exception {
         Path result = tmp.resolve("results").resolve("decode.json");
         Run r = tandem("bench", "--suite", "decode", "--model", TestModels.model("bard-s").toString(), "--threads", "1,2",

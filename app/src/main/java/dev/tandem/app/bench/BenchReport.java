@@ -72,7 +72,7 @@ public final class BenchReport {
         System.setProperty("java.awt.headless", "true");
     }
 
-    private static final List<String> SECTIONS = List.of("decode", "prefill", "batch", "methods", "engine", "soak");
+    private static final List<String> SECTIONS = List.of("decode", "prefill", "batch", "methods", "engine", "soak", "attention");
 
     private BenchReport() {
     }
@@ -175,6 +175,7 @@ public final class BenchReport {
                 case "methods" -> methods(md, charts, s.getValue(), base, subtitle, where);
                 case "engine" -> engine(md, s.getValue(), where);
                 case "soak" -> soak(md, s.getValue());
+                case "attention" -> attention(md, s.getValue(), where);
                 default -> throw new AssertionError(s.getKey());
             }
         }
@@ -471,6 +472,30 @@ public final class BenchReport {
             Fig rel = fig(f, "relative_to_plain", at);
             md.line("| " + f.path("method").asText() + " | " + integer(f, "concurrency", at) + " | " + tps.format(1) + " | "
                     + rel.format(1) + " | " + counts(tps) + " |");
+        }
+        md.blank();
+    }
+
+    private static void attention(Md md, JsonNode s, String where) {
+        md.line("## Paged attention, one decode row per sequence");
+        md.blank();
+        md.line("Backend " + s.path("backend").asText() + "; " + s.path("heads").asInt() + " heads over " + s.path("kv_heads").asInt()
+                + " KV heads of " + s.path("head_dim").asInt() + ", " + s.path("options").path("kv_dtype").asText() + " KV in blocks of "
+                + s.path("options").path("block_size").asInt() + " (shuffled), " + s.path("options").path("batch").asInt()
+                + " row(s) per call. The fraction is of the memory bandwidth the same backend measured in the same run ("
+                + String.format(Locale.ROOT, "%.2f", s.path("memory_read_bytes_per_s").path("best").asDouble() / 1e9) + " GB/s, best pass).");
+        md.blank();
+        md.line("| context | µs per call | KV GB/s | fraction of bandwidth | repetitions |");
+        md.line("| ---: | ---: | ---: | ---: | ---: |");
+        JsonNode points = array(s, "contexts", where);
+        for (int i = 0; i < points.size(); i++) {
+            JsonNode p = points.get(i);
+            String at = where + "contexts[" + i + "].";
+            Fig seconds = fig(p, "seconds_per_call", at);
+            Fig rate = fig(p, "kv_bytes_per_s", at);
+            md.line("| " + integer(p, "context", at) + " | " + String.format(Locale.ROOT, "%.1f", seconds.median() * 1e6) + " | "
+                    + String.format(Locale.ROOT, "%.2f", rate.median() / 1e9) + " | "
+                    + String.format(Locale.ROOT, "%.2f", p.path("fraction_of_memory_bandwidth").asDouble()) + " | " + counts(rate) + " |");
         }
         md.blank();
     }

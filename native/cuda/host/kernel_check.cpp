@@ -1,0 +1,1077 @@
+// A bounds and race checker for every kernel of tandem.cu, on the host build (cuda_host.h): each kernel is
+// launched, with the grid, block and argument order CudaBackend uses, on small and awkward shapes. Every
+// buffer is its own heap allocation of exactly the bytes the launch needs, so AddressSanitizer reports any
+// read or write past one (check-kernels.sh builds this with ASan and UBSan). Outputs are filled with a NaN
+// before the launch and compared with a reference afterwards: bit for bit where the kernel promises exact
+// results, else a double-precision reference within 1e-5 normwise per row; inputs must come back
+// unchanged. A race between the threads of a block shows as a difference between the fiber orders:
+// check-kernels.sh runs this twice (TANDEM_HOST_FIBER_ORDER unset and =reverse) and compares the digest
+// of every kernel's outputs.
+//
+//   kernel_check            checks every kernel: "case LABEL" as each case starts, then, per kernel,
+//                           "kernel NAME cases N digest HEX ok|FAILED"
+//   kernel_check NAME...    checks those kernels only
+//   kernel_check --list     the names of the kernels it checks, one a line
+//
+// Exits 1 when a check failed (the failures are printed, indented, before the kernel's line).
+#include "cuda_host.h"
+#include "../tandem.cu"
+
+#include <bit>
+#include <cinttypes>
+#include <cmath>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace {
+
+// ---- plumbing ---------------------------------------------------------------------------------------
+
+// What outputs hold before a launch: NaNs (and, for integers, a value no kernel writes here) that a
+// kernel never produces, so an element still holding one was never written.
+constexpr std::uint32_t FILL_F32 = 0x7fe1deadu;
+constexpr std::uint16_t FILL_BF16 = 0x7fe1u;
+constexpr std::uint32_t FILL_U32 = 0x7fe1deadu;
+constexpr int FILL_I32 = 0x7fe1dead;
+constexpr unsigned char FILL_U8 = 0xa5;
+constexpr double TOLERANCE = 1e-5;  // normwise, per row, against a double-precision reference
+
+std::uint32_t bits_of(float f) {
+    std::uint32_t b;
+    std::memcpy(&b, &f, sizeof b);
+    return b;
+}
+float float_of(std::uint32_t b) {
+    float f;
+    std::memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+struct Rng {
+    std::uint64_t s;
+    std::uint64_t next() {  // splitmix64
+        std::uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+    }
+    int below(int n) { return static_cast<int>(next() % static_cast<std::uint64_t>(n)); }
+    float sym(float r) { return static_cast<float>((static_cast<double>(next() >> 11) * 0x1p-53 * 2 - 1) * r); }
+};
+
+// One heap allocation of exactly n elements: no slack, so AddressSanitizer catches an access past it.
+template <typename T>
+class Buf {
+  public:
+    explicit Buf(std::size_t n) : n_(n), p_(static_cast<T*>(std::malloc(n * sizeof(T)))) {
+        if (p_ == nullptr && n != 0) {
+            std::perror("kernel_check: malloc");
+            std::exit(2);
+        }
+    }
+    explicit Buf(const std::vector<T>& v) : Buf(v.size()) {
+        if (n_ != 0) std::memcpy(p_, v.data(), n_ * sizeof(T));
+    }
+    ~Buf() { std::free(p_); }
+    Buf(const Buf&) = delete;
+    Buf& operator=(const Buf&) = delete;
+
+    T* data() { return p_; }
+    const T* data() const { return p_; }
+    std::size_t size() const { return n_; }
+    T& operator[](std::size_t i) { return p_[i]; }
+    const T& operator[](std::size_t i) const { return p_[i]; }
+    void fill(T v) {
+        for (std::size_t i = 0; i < n_; i++) p_[i] = v;
+    }
+    std::vector<T> copy() const { return n_ == 0 ? std::vector<T>() : std::vector<T>(p_, p_ + n_); }
+
+  private:
+    std::size_t n_;
+    T* p_;
+};
+
+struct State {
+    std::string kernel;
+    std::string label;  // the case
+    int cases = 0;
+    int failures = 0;       // of this kernel
+    int case_failures = 0;  // of this case
+    std::uint64_t digest = 0;
+};
+State st;
+
+void fail(const char* format, ...) __attribute__((format(printf, 1, 2)));
+void fail(const char* format, ...) {
+    st.failures++;
+    if (++st.case_failures > 6) {
+        if (st.case_failures == 7) std::printf("  FAIL %s [%s]: further failures not shown\n", st.kernel.c_str(), st.label.c_str());
+        return;
+    }
+    std::printf("  FAIL %s [%s]: ", st.kernel.c_str(), st.label.c_str());
+    va_list args;
+    va_start(args, format);
+    std::vprintf(format, args);
+    va_end(args);
+    std::printf("\n");
+    std::fflush(stdout);
+}
+
+void begin(const char* format, ...) __attribute__((format(printf, 1, 2)));
+void begin(const char* format, ...) {
+    char label[256];
+    va_list args;
+    va_start(args, format);
+    std::vsnprintf(label, sizeof label, format, args);
+    va_end(args);
+    st.label = label;
+    st.cases++;
+    st.case_failures = 0;
+    std::printf("case %s\n", label);  // so that a run a sanitizer stops says which case it was in
+    std::fflush(stdout);
+}
+
+// Folds an output into the kernel's digest (FNV-1a over the size and the bytes).
+template <typename T>
+void absorb(const Buf<T>& b) {
+    auto mix = [](std::uint64_t h, unsigned char c) { return (h ^ c) * 0x100000001b3ull; };
+    std::uint64_t size = b.size() * sizeof(T);
+    for (std::size_t i = 0; i < sizeof size; i++) st.digest = mix(st.digest, static_cast<unsigned char>(size >> (8 * i)));
+    const auto* p = reinterpret_cast<const unsigned char*>(b.data());
+    for (std::size_t i = 0; i < size; i++) st.digest = mix(st.digest, p[i]);
+}
+
+// Launches kernel over gridX × gridY blocks of `block` threads, as CudaBackend.launch does (which never
+// launches an empty grid).
+template <typename... A>
+bool go(void (*kernel)(A...), long long gridX, unsigned gridY, unsigned block, std::type_identity_t<A>... args) {
+    if (gridX <= 0 || gridX > 0x7fffffff) {
+        fail("bad case: grid of %lld blocks", gridX);
+        return false;
+    }
+    void* params[] = {&args...};
+    bool ok = tandem_host::launch(kernel, dim3{static_cast<unsigned>(gridX), gridY, 1}, dim3{block, 1, 1}, params,
+                                  st.kernel.c_str());
+    if (!ok) fail("launch failed: %s", tandem_host::last_error().c_str());
+    return ok;
+}
+
+template <typename T>
+void unchanged(const Buf<T>& b, const std::vector<T>& before, const char* what) {
+    for (std::size_t i = 0; i < b.size(); i++) {
+        if (std::memcmp(&b[i], &before[i], sizeof(T)) != 0) {
+            fail("the kernel changed its input %s (element %zu first)", what, i);
+            return;
+        }
+    }
+}
+
+template <typename T>
+std::string show(T v) {
+    char s[64];
+    if constexpr (std::is_same_v<T, float>) {
+        std::snprintf(s, sizeof s, "%.9g (0x%08" PRIx32 ")", static_cast<double>(v), bits_of(v));
+    } else if constexpr (std::is_same_v<T, std::uint16_t> || std::is_same_v<T, unsigned char>) {
+        std::snprintf(s, sizeof s, "0x%x", static_cast<unsigned>(v));
+    } else if constexpr (std::is_same_v<T, std::uint32_t>) {
+        std::snprintf(s, sizeof s, "0x%08" PRIx32, v);
+    } else {
+        std::snprintf(s, sizeof s, "%lld", static_cast<long long>(v));
+    }
+    return s;
+}
+
+// Every element bit for bit (nan_any: any NaN matches any NaN). fill: what the output held before the
+// launch, to say "never written" where an element still holds it and should not.
+template <typename T>
+void expect_exact(const Buf<T>& out, const std::vector<T>& ref, const char* what, T fill, bool nan_any = false) {
+    std::size_t wrong = 0, first = 0, unwritten = 0;
+    for (std::size_t i = 0; i < out.size(); i++) {
+        if (std::memcmp(&out[i], &ref[i], sizeof(T)) == 0) continue;
+        if constexpr (std::is_same_v<T, float>) {
+            if (nan_any && std::isnan(out[i]) && std::isnan(ref[i])) continue;
+        }
+        if (wrong++ == 0) first = i;
+        if (std::memcmp(&out[i], &fill, sizeof(T)) == 0) unwritten++;
+    }
+    if (wrong != 0) {
+        fail("%s: %zu of %zu elements wrong (%zu never written); first [%zu] = %s%s, expected %s", what, wrong,
+             out.size(), unwritten, first, show(out[first]).c_str(),
+             std::memcmp(&out[first], &fill, sizeof(T)) == 0 ? " (never written)" : "", show(ref[first]).c_str());
+    }
+}
+
+// Every element written (not NaN where the reference is a number), and each row of `width` elements
+// within TOLERANCE of the reference, normwise: |out - ref| <= 1e-5 |ref| (exact where ref is 0).
+void expect_close(const Buf<float>& out, const std::vector<double>& ref, std::size_t width, const char* what) {
+    std::size_t nans = 0, first = 0, unwritten = 0;
+    for (std::size_t i = 0; i < out.size(); i++) {
+        if (std::isnan(out[i]) != std::isnan(ref[i])) {
+            if (nans++ == 0) first = i;
+            if (bits_of(out[i]) == FILL_F32) unwritten++;
+        }
+    }
+    if (nans != 0) {
+        fail("%s: %zu of %zu elements NaN where the reference is not or the reverse (%zu never written); first [%zu] = %s, "
+             "expected %.9g",
+             what, nans, out.size(), unwritten, first, show(out[first]).c_str(), ref[first]);
+        return;
+    }
+    if (width == 0) return;
+    std::size_t bad = 0, worst_row = 0;
+    double worst = 0;
+    for (std::size_t r = 0; r * width < out.size(); r++) {
+        double diff = 0, norm = 0;
+        for (std::size_t c = r * width; c < (r + 1) * width; c++) {
+            if (std::isnan(ref[c])) continue;
+            double d = static_cast<double>(out[c]) - ref[c];
+            diff += d * d;
+            norm += ref[c] * ref[c];
+        }
+        double err = norm > 0 ? std::sqrt(diff / norm) : (diff > 0 ? INFINITY : 0.0);
+        if (!(err <= TOLERANCE)) {
+            bad++;
+            if (!(err <= worst)) {
+                worst = err;
+                worst_row = r;
+            }
+        }
+    }
+    if (bad != 0) {
+        fail("%s: %zu rows of %zu off the double-precision reference by more than %g normwise; worst row %zu: %.3g", what,
+             bad, out.size() / width, TOLERANCE, worst_row, worst);
+    }
+}
+
+// ---- element types --------------------------------------------------------------------------------------
+
+// Weight types, decoded here independently of common.cuh.
+struct F32 {
+    using storage = float;
+    static float decode(float v) { return v; }
+    static float random(Rng& r, bool specials) {
+        if (specials && r.below(17) == 0) {
+            const float s[] = {INFINITY, -INFINITY, float_of(0x7fc12345u), -0.0f, 1e-40f, -3e-39f};
+            return s[r.below(6)];
+        }
+        return r.sym(2);
+    }
+};
+struct Bf16 {
+    using storage = std::uint16_t;
+    static float decode(std::uint16_t b) { return float_of(static_cast<std::uint32_t>(b) << 16); }
+    static std::uint16_t random(Rng& r, bool specials) {
+        if (specials && r.below(17) == 0) {
+            const std::uint16_t s[] = {0x7f80, 0xff80, 0x7fc5, 0xffa1, 0x8000, 0x0001, 0x807f};
+            return s[r.below(7)];
+        }
+        return static_cast<std::uint16_t>(bits_of(r.sym(2)) >> 16);
+    }
+};
+struct F16 {
+    using storage = std::uint16_t;
+    static float decode(std::uint16_t h) {
+        std::uint32_t sign = h >> 15, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+        if (e == 0x1f) return float_of((sign << 31) | 0x7f800000u | (m << 13));  // inf, or NaN with its payload
+        float magnitude = e == 0 ? std::ldexp(static_cast<float>(m), -24) : std::ldexp(static_cast<float>(1024 + m), static_cast<int>(e) - 25);
+        return sign ? -magnitude : magnitude;
+    }
+    static std::uint16_t random(Rng& r, bool specials) {
+        if (specials && r.below(17) == 0) {
+            const std::uint16_t s[] = {0x7c00, 0xfc00, 0x7e01, 0xfd55, 0x8000, 0x0001, 0x83ff};
+            return s[r.below(7)];
+        }
+        if (r.below(23) == 0) return static_cast<std::uint16_t>((r.below(2) << 15) | r.below(1024));  // subnormal
+        return static_cast<std::uint16_t>((r.below(2) << 15) | ((9 + r.below(8)) << 10) | r.below(1024));
+    }
+};
+
+// f32 -> bf16, round to nearest even, chosen by comparing distances (a NaN keeps its sign and top payload
+// bits and becomes quiet). Inputs stay clear of the overflow to infinity.
+std::uint16_t to_bf16(float f) {
+    std::uint32_t b = bits_of(f);
+    if (std::isnan(f)) return static_cast<std::uint16_t>((b >> 16) | 0x40u);
+    auto lo = static_cast<std::uint16_t>(b >> 16);
+    if ((b & 0xffffu) == 0) return lo;
+    auto hi = static_cast<std::uint16_t>(lo + 1);
+    double d = std::fabs(static_cast<double>(f)), dlo = std::fabs(static_cast<double>(Bf16::decode(lo))),
+           dhi = std::fabs(static_cast<double>(Bf16::decode(hi)));
+    if (d - dlo != dhi - d) return d - dlo < dhi - d ? lo : hi;
+    return (lo & 1u) ? hi : lo;
+}
+
+// KV cache element types.
+template <typename KV>
+struct Kv;
+template <>
+struct Kv<float> {
+    static constexpr float fill() { return std::bit_cast<float>(FILL_F32); }
+    static float store(float v) { return v; }
+    static double load(float v) { return v; }
+};
+template <>
+struct Kv<std::uint16_t> {
+    static constexpr std::uint16_t fill() { return FILL_BF16; }
+    static std::uint16_t store(float v) { return to_bf16(v); }
+    static double load(std::uint16_t v) { return Bf16::decode(v); }
+};
+
+// ---- element-wise kernels -------------------------------------------------------------------------------
+
+void check_add(void (*kernel)(float*, const float*, const float*, long long), bool silu) {
+    Rng rng{11};
+    for (long long n : {1LL, 31LL, 255LL, 256LL, 257LL, 1000LL, 4099LL}) {
+        begin("n=%lld", n);
+        Buf<float> out(n), a(n), b(n);
+        for (long long i = 0; i < n; i++) {
+            a[i] = rng.sym(silu ? 20.0f : 4.0f);
+            b[i] = rng.sym(4.0f);
+        }
+        out.fill(float_of(FILL_F32));
+        auto a0 = a.copy(), b0 = b.copy();
+        if (!go(kernel, (n + 255) / 256, 1, 256, out.data(), a.data(), b.data(), n)) continue;
+        unchanged(a, a0, silu ? "gate" : "a");
+        unchanged(b, b0, silu ? "up" : "b");
+        if (silu) {
+            std::vector<double> ref(n);
+            for (long long i = 0; i < n; i++) ref[i] = a0[i] / (1.0 + std::exp(-static_cast<double>(a0[i]))) * b0[i];
+            expect_close(out, ref, 1, "out");
+        } else {
+            std::vector<float> ref(n);
+            for (long long i = 0; i < n; i++) ref[i] = a0[i] + b0[i];
+            expect_exact(out, ref, "out", float_of(FILL_F32));
+        }
+        absorb(out);
+    }
+}
+
+template <typename W>
+void check_add_bias(void (*kernel)(float*, const typename W::storage*, long long, int)) {
+    Rng rng{12};
+    struct Shape {
+        long long rows;
+        int width;
+    };
+    for (Shape s : {Shape{1, 1}, Shape{1, 1000}, Shape{3, 300}, Shape{7, 33}, Shape{5, 17}, Shape{2, 256}, Shape{9, 31}}) {
+        begin("rows=%lld width=%d", s.rows, s.width);
+        long long n = s.rows * s.width;
+        Buf<float> x(n);
+        Buf<typename W::storage> bias(s.width);
+        for (long long i = 0; i < n; i++) x[i] = rng.sym(4);
+        for (int i = 0; i < s.width; i++) bias[i] = W::random(rng, true);
+        auto bias0 = bias.copy();
+        std::vector<float> ref(n);
+        for (long long i = 0; i < n; i++) ref[i] = x[i] + W::decode(bias0[i % s.width]);
+        if (!go(kernel, (n + 255) / 256, 1, 256, x.data(), bias.data(), s.rows, s.width)) continue;
+        unchanged(bias, bias0, "bias");
+        expect_exact(x, ref, "x", float_of(FILL_F32), true);
+        absorb(x);
+    }
+}
+
+template <typename W>
+void check_embedding(void (*kernel)(float*, const typename W::storage*, const int*, int, int, int)) {
+    Rng rng{13};
+    struct Shape {
+        std::vector<int> ids;
+        int width, vocab;
+    };
+    const Shape shapes[] = {
+        {{0}, 1, 1},
+        {{2, 0, 6, 6, 1}, 300, 7},
+        {{1, 2, 0, 1}, 257, 3},
+        {{-1, 3, 10, 2147483647, -2147483647 - 1, 9}, 64, 10},  // bad ids: their rows become NaN
+        {{4}, 1000, 5},
+        {{0, 1}, 256, 2},
+    };
+    for (const Shape& s : shapes) {
+        int rows = static_cast<int>(s.ids.size());
+        begin("rows=%d width=%d vocab=%d", rows, s.width, s.vocab);
+        Buf<float> out(static_cast<std::size_t>(rows) * s.width);
+        Buf<typename W::storage> table(static_cast<std::size_t>(s.vocab) * s.width);
+        Buf<int> ids(s.ids);
+        for (std::size_t i = 0; i < table.size(); i++) table[i] = W::random(rng, true);
+        out.fill(float_of(FILL_F32));
+        auto table0 = table.copy();
+        if (!go(kernel, rows, 1, 256, out.data(), table.data(), ids.data(), rows, s.width, s.vocab)) continue;
+        unchanged(table, table0, "table");
+        unchanged(ids, s.ids, "ids");
+        std::vector<float> ref(out.size());
+        for (int r = 0; r < rows; r++) {
+            int id = s.ids[r];
+            bool valid = id >= 0 && id < s.vocab;
+            for (int c = 0; c < s.width; c++) {
+                ref[static_cast<std::size_t>(r) * s.width + c] =
+                    valid ? W::decode(table0[static_cast<std::size_t>(id) * s.width + c]) : float_of(0x7fc00000u);
+            }
+        }
+        expect_exact(out, ref, "out", float_of(FILL_F32));
+        absorb(out);
+    }
+}
+
+template <typename W>
+void check_rmsnorm(void (*kernel)(float*, const float*, const typename W::storage*, int, int, float)) {
+    Rng rng{14};
+    struct Shape {
+        int rows, width;
+        float eps;
+    };
+    for (Shape s : {Shape{1, 1, 1e-5f}, Shape{1, 31, 1e-6f}, Shape{3, 300, 1e-5f}, Shape{2, 257, 1e-6f},
+                    Shape{4, 1000, 1e-5f}, Shape{2, 256, 1e-5f}, Shape{1, 4103, 1e-6f}}) {
+        begin("rows=%d width=%d eps=%g", s.rows, s.width, static_cast<double>(s.eps));
+        std::size_t n = static_cast<std::size_t>(s.rows) * s.width;
+        Buf<float> out(n), x(n);
+        Buf<typename W::storage> weight(s.width);
+        for (std::size_t i = 0; i < n; i++) x[i] = rng.sym(3);
+        for (int i = 0; i < s.width; i++) weight[i] = W::random(rng, false);
+        out.fill(float_of(FILL_F32));
+        auto x0 = x.copy();
+        auto w0 = weight.copy();
+        if (!go(kernel, s.rows, 1, 256, out.data(), x.data(), weight.data(), s.rows, s.width, s.eps)) continue;
+        unchanged(x, x0, "x");
+        unchanged(weight, w0, "weight");
+        std::vector<double> ref(n);
+        for (int r = 0; r < s.rows; r++) {
+            const float* row = &x0[static_cast<std::size_t>(r) * s.width];
+            double sum = 0;
+            for (int c = 0; c < s.width; c++) sum += static_cast<double>(row[c]) * row[c];
+            double scale = 1.0 / std::sqrt(sum / s.width + s.eps);
+            for (int c = 0; c < s.width; c++) ref[static_cast<std::size_t>(r) * s.width + c] = row[c] * scale * W::decode(w0[c]);
+        }
+        expect_close(out, ref, s.width, "out");
+        absorb(out);
+    }
+}
+
+void check_rope(void (*kernel)(float*, const int*, const float*, int, int, int, int)) {
+    Rng rng{15};
+    struct Shape {
+        int rows, heads, headDim, rotateHalf;
+    };
+    for (Shape s : {Shape{1, 1, 2, 1}, Shape{1, 1, 2, 0}, Shape{3, 5, 64, 1}, Shape{2, 3, 40, 0}, Shape{4, 2, 7, 1},
+                    Shape{2, 3, 5, 0}, Shape{2, 1, 256, 0}, Shape{3, 7, 128, 1}, Shape{2, 3, 256, 1}}) {
+        begin("rows=%d heads=%d headDim=%d rotateHalf=%d", s.rows, s.heads, s.headDim, s.rotateHalf);
+        int half = s.headDim / 2;
+        std::size_t width = static_cast<std::size_t>(s.heads) * s.headDim, n = s.rows * width;
+        Buf<float> x(n), invFreq(half);
+        Buf<int> positions(s.rows);
+        for (std::size_t i = 0; i < n; i++) x[i] = rng.sym(2);
+        for (int i = 0; i < half; i++) invFreq[i] = static_cast<float>(std::pow(10000.0, -2.0 * i / s.headDim));
+        for (int r = 0; r < s.rows; r++) positions[r] = r == 0 ? 0 : r == 1 ? 131071 : rng.below(5000);
+        auto x0 = x.copy();
+        auto p0 = positions.copy();
+        auto f0 = invFreq.copy();
+        if (!go(kernel, s.rows, 1, 128, x.data(), positions.data(), invFreq.data(), s.rows, s.heads, s.headDim,
+                s.rotateHalf)) {
+            continue;
+        }
+        unchanged(positions, p0, "positions");
+        unchanged(invFreq, f0, "invFreq");
+        std::vector<double> ref(x0.begin(), x0.end());  // an odd headDim's last element stays as it was
+        for (int r = 0; r < s.rows; r++) {
+            for (int h = 0; h < s.heads; h++) {
+                std::size_t base = r * width + static_cast<std::size_t>(h) * s.headDim;
+                for (int i = 0; i < half; i++) {
+                    double angle = static_cast<float>(static_cast<float>(p0[r]) * f0[i]);  // an f32 product
+                    double c = std::cos(angle), sn = std::sin(angle);
+                    std::size_t o1 = s.rotateHalf ? base + i : base + 2 * i;
+                    std::size_t o2 = s.rotateHalf ? base + i + half : o1 + 1;
+                    double x1 = x0[o1], x2 = x0[o2];
+                    ref[o1] = x1 * c - x2 * sn;
+                    ref[o2] = x2 * c + x1 * sn;
+                }
+            }
+        }
+        expect_close(x, ref, width, "x");
+        absorb(x);
+    }
+}
+
+// ---- matmul ---------------------------------------------------------------------------------------------
+
+template <typename W>
+void check_matmul(void (*kernel)(float*, const float*, const typename W::storage*, int, int, int)) {
+    Rng rng{16};
+    struct Shape {
+        int n, k, m;
+    };
+    for (Shape s : {Shape{1, 1, 1}, Shape{3, 40, 9}, Shape{5, 300, 17}, Shape{4, 64, 8}, Shape{7, 33, 300},
+                    Shape{0, 16, 5}, Shape{9, 257, 13}, Shape{1, 1000, 3}, Shape{6, 32, 1}, Shape{2, 5, 7}}) {
+        begin("n=%d k=%d m=%d", s.n, s.k, s.m);
+        Buf<float> out(static_cast<std::size_t>(s.n) * s.m), x(static_cast<std::size_t>(s.n) * s.k);
+        Buf<typename W::storage> w(static_cast<std::size_t>(s.m) * s.k);
+        for (std::size_t i = 0; i < x.size(); i++) x[i] = rng.sym(2);
+        for (std::size_t i = 0; i < w.size(); i++) w[i] = W::random(rng, false);
+        out.fill(float_of(FILL_F32));
+        auto x0 = x.copy();
+        auto w0 = w.copy();
+        if (!go(kernel, (s.m + 7) / 8, 1, 256, out.data(), x.data(), w.data(), s.n, s.k, s.m)) continue;
+        unchanged(x, x0, "x");
+        unchanged(w, w0, "w");
+        std::vector<double> ref(out.size());
+        for (int r = 0; r < s.n; r++) {
+            for (int c = 0; c < s.m; c++) {
+                double sum = 0;
+                for (int i = 0; i < s.k; i++) {
+                    sum += static_cast<double>(x0[static_cast<std::size_t>(r) * s.k + i]) *
+                           W::decode(w0[static_cast<std::size_t>(c) * s.k + i]);
+                }
+                ref[static_cast<std::size_t>(r) * s.m + c] = sum;
+            }
+        }
+        expect_close(out, ref, s.m, "out");
+        absorb(out);
+    }
+}
+
+// ---- rows: softmax, argmax ------------------------------------------------------------------------------
+
+struct RowShape {
+    int rows, width;
+};
+const RowShape row_shapes[] = {{1, 1}, {5, 31}, {3, 300}, {2, 257}, {1, 1000}, {2, 256}, {8, 513}, {1, 5000}};
+
+void check_softmax(void (*kernel)(float*, int, int)) {
+    Rng rng{17};
+    for (RowShape s : row_shapes) {
+        begin("rows=%d width=%d", s.rows, s.width);
+        std::size_t n = static_cast<std::size_t>(s.rows) * s.width;
+        Buf<float> x(n);
+        for (int r = 0; r < s.rows; r++) {
+            for (int c = 0; c < s.width; c++) {
+                float v = rng.sym(10);
+                if (r % 3 == 1 && c % 5 == 2) v = -INFINITY;          // masked logits
+                if (r % 3 == 2 && c == s.width / 2) v = 80.0f;        // one that dominates
+                x[static_cast<std::size_t>(r) * s.width + c] = v;
+            }
+            if (s.width > 1 && r % 3 == 1) x[static_cast<std::size_t>(r) * s.width] = 1.0f;  // not all masked
+        }
+        auto x0 = x.copy();
+        if (!go(kernel, s.rows, 1, 256, x.data(), s.rows, s.width)) continue;
+        std::vector<double> ref(n);
+        for (int r = 0; r < s.rows; r++) {
+            const float* row = &x0[static_cast<std::size_t>(r) * s.width];
+            double max = -INFINITY, sum = 0;
+            for (int c = 0; c < s.width; c++) max = std::fmax(max, row[c]);
+            for (int c = 0; c < s.width; c++) sum += std::exp(row[c] - max);
+            for (int c = 0; c < s.width; c++) ref[static_cast<std::size_t>(r) * s.width + c] = std::exp(row[c] - max) / sum;
+        }
+        expect_close(x, ref, s.width, "x");
+        absorb(x);
+    }
+}
+
+void check_argmax(void (*kernel)(int*, const float*, int, int)) {
+    Rng rng{18};
+    for (RowShape s : row_shapes) {
+        begin("rows=%d width=%d", s.rows, s.width);
+        std::size_t n = static_cast<std::size_t>(s.rows) * s.width;
+        Buf<float> x(n);
+        Buf<int> out(s.rows);
+        for (int r = 0; r < s.rows; r++) {
+            float* row = &x[static_cast<std::size_t>(r) * s.width];
+            int w = s.width;
+            for (int c = 0; c < w; c++) row[c] = rng.sym(5);
+            switch (r % 8) {
+                case 1:  // ties, in different threads' strides: the lowest index wins
+                    row[w - 1] = 9;
+                    row[w / 2] = 9;
+                    row[w / 3 + 1 < w ? w / 3 + 1 : 0] = 9;
+                    break;
+                case 2:  // NaNs are never chosen
+                    for (int c = 1; c < w; c += 7) row[c] = NAN;
+                    row[w - 1] = 7;
+                    break;
+                case 3:  // a NaN first: 0
+                    row[0] = NAN;
+                    break;
+                case 4:  // all -inf: 0
+                    for (int c = 0; c < w; c++) row[c] = -INFINITY;
+                    break;
+                case 5:  // the largest last
+                    row[w - 1] = 6;
+                    break;
+                case 6:  // -0 and +0 tie, everything else negative: the lower index
+                    for (int c = 0; c < w; c++) row[c] = -1.0f - std::fabs(row[c]);
+                    row[w > 7 ? 7 : w - 1] = -0.0f;
+                    row[w > 300 ? 300 : w - 1] = 0.0f;
+                    break;
+                case 7:  // all NaN but one
+                    for (int c = 0; c < w; c++) row[c] = NAN;
+                    row[w / 2] = -3;
+                    if (w > 1) row[0] = -4;
+                    break;
+                default:
+                    break;
+            }
+        }
+        out.fill(FILL_I32);
+        auto x0 = x.copy();
+        if (!go(kernel, s.rows, 1, 256, out.data(), x.data(), s.rows, s.width)) continue;
+        unchanged(x, x0, "x");
+        std::vector<int> ref(s.rows);
+        for (int r = 0; r < s.rows; r++) {  // CpuBackend's rule: from element 0, a later one only when strictly larger
+            const float* row = &x0[static_cast<std::size_t>(r) * s.width];
+            int best = 0;
+            for (int c = 1; c < s.width; c++) {
+                if (row[c] > row[best]) best = c;
+            }
+            ref[r] = best;
+        }
+        expect_exact(out, ref, "out", FILL_I32);
+        absorb(out);
+    }
+}
+
+// ---- the KV cache: write_kv, row gathers and scatters ---------------------------------------------------
+
+template <typename KV>
+void check_write_kv(void (*kernel)(KV*, KV*, const float*, const float*, const int*, int, int)) {
+    Rng rng{19};
+    struct Shape {
+        int width, numSlots;
+        std::vector<int> slots;
+    };
+    const Shape shapes[] = {
+        {1, 4, {2}},
+        {120, 16, {15, 0, 7, 8, 3}},  // 3 KV heads of 40
+        {300, 7, {6, 1, 0}},          // wider than the block
+        {512, 8, {7, 6, 5, 4, 3, 2, 1, 0}},  // 2 KV heads of 256, every slot
+        {40, 3, {1, 2}},
+        {33, 5, {4}},
+    };
+    for (const Shape& s : shapes) {
+        int rows = static_cast<int>(s.slots.size());
+        begin("rows=%d width=%d slots=%d", rows, s.width, s.numSlots);
+        std::size_t cache = static_cast<std::size_t>(s.numSlots) * s.width, n = static_cast<std::size_t>(rows) * s.width;
+        Buf<KV> keys(cache), values(cache);
+        Buf<float> k(n), v(n);
+        Buf<int> slots(s.slots);
+        for (std::size_t i = 0; i < n; i++) {
+            k[i] = rng.sym(3);
+            v[i] = rng.sym(3);
+            if (i % 11 == 3) k[i] = float_of(0x3f808000u + (static_cast<std::uint32_t>(i) & 0x10000u));  // ties
+            if (i % 29 == 5) v[i] = float_of(i % 2 ? 0x7f800001u : 0xffa00000u);  // NaNs
+            if (i % 31 == 6) v[i] = -INFINITY;
+        }
+        keys.fill(Kv<KV>::fill());
+        values.fill(Kv<KV>::fill());
+        auto k0 = k.copy(), v0 = v.copy();
+        if (!go(kernel, rows, 1, 256, keys.data(), values.data(), k.data(), v.data(), slots.data(), rows, s.width)) continue;
+        unchanged(k, k0, "k");
+        unchanged(v, v0, "v");
+        unchanged(slots, s.slots, "slots");
+        std::vector<KV> refK(cache, Kv<KV>::fill()), refV(cache, Kv<KV>::fill());
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < s.width; c++) {
+                std::size_t to = static_cast<std::size_t>(s.slots[r]) * s.width + c, from = static_cast<std::size_t>(r) * s.width + c;
+                refK[to] = Kv<KV>::store(k0[from]);
+                refV[to] = Kv<KV>::store(v0[from]);
+            }
+        }
+        expect_exact(keys, refK, "keys", Kv<KV>::fill());
+        expect_exact(values, refV, "values", Kv<KV>::fill());
+        absorb(keys);
+        absorb(values);
+    }
+}
+
+struct RowsShape {
+    long long width;  // words or bytes
+    int srcRows;      // gather: rows of src; scatter: rows of dst
+    std::vector<int> rows;
+};
+
+template <typename T>
+void check_gather(void (*kernel)(T*, const T*, const int*, int, long long), const std::vector<RowsShape>& shapes, T fill) {
+    Rng rng{20};
+    for (const RowsShape& s : shapes) {
+        int count = static_cast<int>(s.rows.size());
+        begin("count=%d width=%lld srcRows=%d", count, s.width, s.srcRows);
+        Buf<T> dst(count * s.width), src(s.srcRows * s.width);
+        Buf<int> rows(s.rows);
+        for (std::size_t i = 0; i < src.size(); i++) src[i] = static_cast<T>(rng.next());
+        dst.fill(fill);
+        auto src0 = src.copy();
+        if (!go(kernel, count, 1, 256, dst.data(), src.data(), rows.data(), count, s.width)) continue;
+        unchanged(src, src0, "src");
+        unchanged(rows, s.rows, "rows");
+        std::vector<T> ref(dst.size());
+        for (int i = 0; i < count; i++) {
+            for (long long c = 0; c < s.width; c++) ref[i * s.width + c] = src0[s.rows[i] * s.width + c];
+        }
+        expect_exact(dst, ref, "dst", fill);
+        absorb(dst);
+    }
+}
+
+void check_scatter(void (*kernel)(unsigned*, const unsigned*, const int*, int, long long)) {
+    Rng rng{21};
+    const std::vector<RowsShape> shapes = {
+        {1, 1, {0}}, {300, 9, {8, 0, 3, 6, 7}}, {257, 3, {2, 1, 0}}, {0, 6, {1, 0, 5, 2}}, {1027, 4, {3, 1}},
+        {64, 16, {15, 0, 9}}, {60, 5, {4}},
+    };
+    for (const RowsShape& s : shapes) {
+        int count = static_cast<int>(s.rows.size());
+        begin("count=%d words=%lld dstRows=%d", count, s.width, s.srcRows);
+        Buf<unsigned> dst(s.srcRows * s.width), src(count * s.width);
+        Buf<int> rows(s.rows);
+        for (std::size_t i = 0; i < dst.size(); i++) dst[i] = static_cast<unsigned>(rng.next());
+        for (std::size_t i = 0; i < src.size(); i++) src[i] = static_cast<unsigned>(rng.next());
+        auto src0 = src.copy();
+        std::vector<unsigned> ref = dst.copy();  // rows not named keep what they held
+        for (int i = 0; i < count; i++) {
+            for (long long c = 0; c < s.width; c++) ref[s.rows[i] * s.width + c] = src0[i * s.width + c];
+        }
+        if (!go(kernel, count, 1, 256, dst.data(), src.data(), rows.data(), count, s.width)) continue;
+        unchanged(src, src0, "src");
+        unchanged(rows, s.rows, "rows");
+        expect_exact(dst, ref, "dst", FILL_U32);
+        absorb(dst);
+    }
+}
+
+// ---- attention ------------------------------------------------------------------------------------------
+
+struct AttnRow {
+    int table;   // index in AttnCase::tables
+    int prefix;  // sees logical positions [0, prefix)
+    int extra;   // index in AttnCase::extras, or -1
+    int count;   // how many of that extra array it sees
+};
+struct AttnCase {
+    std::string label;
+    int heads, kvHeads, headDim, blockSize, numBlocks;
+    std::vector<std::vector<int>> tables, extras;
+    std::vector<AttnRow> rows;
+};
+
+std::vector<AttnCase> attention_cases() {
+    std::vector<AttnCase> cases;
+    {
+        AttnCase c{"decode: 1 row seeing 20 positions, 2 heads, headDim 40, blockSize 16", 2, 2, 40, 16, 3, {{2, 0}}, {}, {}};
+        c.rows = {{0, 20, -1, 0}};
+        cases.push_back(c);
+    }
+    {
+        AttnCase c{"causal prefill of 37 rows, 6 heads over 2 KV heads, headDim 40, blockSize 16", 6, 2, 40, 16, 5,
+                   {{3, 1, 4}}, {}, {}};
+        for (int r = 0; r < 37; r++) c.rows.push_back({0, r + 1, -1, 0});
+        cases.push_back(c);
+    }
+    {
+        AttnCase c{"headDim 256, 3 heads over 1 KV head, blockSize 1, a row that sees nothing", 3, 1, 256, 1, 12,
+                   {{7, 3, 11, 0, 5, 9, 1, 10, 2, 4}}, {}, {}};
+        c.rows = {{0, 10, -1, 0}, {0, 0, -1, 0}, {0, 3, -1, 0}};
+        cases.push_back(c);
+    }
+    {
+        // Tree verification: a shared prefix of 6, tree nodes at positions 6..12, each row seeing its
+        // ancestors and itself; a second sequence whose table is longer than it needs (block 3 stays NaN).
+        AttnCase c{"tree rows with extra positions, 4 heads, headDim 64, blockSize 4", 4, 4, 64, 4, 7,
+                   {{5, 2, 0, 4}, {1, 3}},
+                   {{6}, {6, 7}, {6, 8}, {6, 7, 9}, {6, 8, 10, 11}, {6, 8, 10, 12}},
+                   {}};
+        c.rows.push_back({0, 6, -1, 0});
+        for (int e = 0; e < 6; e++) c.rows.push_back({0, 6, e, static_cast<int>(c.extras[e].size())});
+        c.rows.push_back({1, 3, -1, 0});
+        cases.push_back(c);
+    }
+    {
+        // Block-sparse segments: rows sharing one extra array and seeing different lengths of it, and a
+        // bidirectional row.
+        AttnCase c{"segments sharing an extra array and a bidirectional row, 3 heads over 1 KV head, headDim 128, "
+                   "blockSize 32",
+                   3, 1, 128, 32, 4, {{3, 0, 2}}, {{}}, {}};
+        for (int p = 40; p < 70; p++) c.extras[0].push_back(p);
+        c.rows = {{0, 40, 0, 1}, {0, 40, 0, 5}, {0, 40, 0, 17}, {0, 40, 0, 30}, {0, 40, 0, 30}, {0, 70, -1, 0}, {0, 40, -1, 0}};
+        cases.push_back(c);
+    }
+    {
+        AttnCase c{"causal 11 rows, 9 heads over 3 KV heads, headDim 72, blockSize 2", 9, 3, 72, 2, 8,
+                   {{7, 6, 5, 4, 3, 2}}, {}, {}};
+        for (int r = 0; r < 11; r++) c.rows.push_back({0, r + 1, -1, 0});
+        cases.push_back(c);
+    }
+    {
+        AttnCase c{"300 positions, 2 heads over 1 KV head, headDim 256, blockSize 64", 2, 1, 256, 64, 6,
+                   {{4, 1, 5, 0, 2}}, {}, {}};
+        c.rows = {{0, 300, -1, 0}, {0, 299, -1, 0}, {0, 1, -1, 0}, {0, 64, -1, 0}, {0, 65, -1, 0}};
+        cases.push_back(c);
+    }
+    {
+        AttnCase c{"headDim 1, blockSize 8", 1, 1, 1, 8, 2, {{1}}, {}, {}};
+        c.rows = {{0, 1, -1, 0}, {0, 5, -1, 0}, {0, 8, -1, 0}};
+        cases.push_back(c);
+    }
+    {
+        AttnCase c{"two sequences and a tree in one launch, 4 heads over 2 KV heads, headDim 96, blockSize 16", 4, 2, 96,
+                   16, 4, {{0, 2}, {1}}, {{20, 22, 25}}, {}};
+        c.rows = {{0, 20, -1, 0}, {1, 7, -1, 0}, {0, 20, 0, 1}, {0, 20, 0, 3}, {1, 16, -1, 0}};
+        cases.push_back(c);
+    }
+    return cases;
+}
+
+// The visible logical positions of a row, in increasing order.
+std::vector<int> visible(const AttnCase& c, const AttnRow& row) {
+    std::vector<int> p;
+    for (int j = 0; j < row.prefix; j++) p.push_back(j);
+    for (int j = 0; j < row.count; j++) p.push_back(c.extras[row.extra][j]);
+    return p;
+}
+
+// CudaBackend.descriptor: four ints per row, then each table and extra array once, in order of first use.
+std::vector<int> descriptor(const AttnCase& c) {
+    int n = static_cast<int>(c.rows.size());
+    std::vector<int> tableAt(c.tables.size(), -1), extraAt(c.extras.size(), -1);
+    std::vector<const std::vector<int>*> arrays;
+    int length = 4 * n;
+    std::vector<int> head(4 * n);
+    for (int r = 0; r < n; r++) {
+        const AttnRow& row = c.rows[r];
+        std::vector<int> seen = visible(c, row);
+        int extent = seen.empty() ? 0 : seen.back() + 1;
+        const std::vector<int>& table = c.tables[row.table];
+        if ((extent + c.blockSize - 1) / c.blockSize > static_cast<int>(table.size())) {
+            std::fprintf(stderr, "kernel_check: bad case %s: row %d's block table is too short\n", c.label.c_str(), r);
+            std::exit(2);
+        }
+        for (std::size_t i = 1; i < seen.size(); i++) {
+            if (seen[i] <= seen[i - 1]) {
+                std::fprintf(stderr, "kernel_check: bad case %s: row %d's positions are not increasing\n", c.label.c_str(), r);
+                std::exit(2);
+            }
+        }
+        if (tableAt[row.table] < 0) {
+            tableAt[row.table] = length;
+            arrays.push_back(&table);
+            length += static_cast<int>(table.size());
+        }
+        int extraIndex = 0;
+        if (row.count > 0) {
+            if (extraAt[row.extra] < 0) {
+                extraAt[row.extra] = length;
+                arrays.push_back(&c.extras[row.extra]);
+                length += static_cast<int>(c.extras[row.extra].size());
+            }
+            extraIndex = extraAt[row.extra];
+        }
+        head[4 * r] = tableAt[row.table];
+        head[4 * r + 1] = row.prefix;
+        head[4 * r + 2] = extraIndex;
+        head[4 * r + 3] = row.count;
+    }
+    std::vector<int> desc = head;
+    for (const std::vector<int>* a : arrays) desc.insert(desc.end(), a->begin(), a->end());
+    return desc;
+}
+
+template <typename KV>
+void check_attention(void (*kernel)(float*, const float*, const KV*, const KV*, const int*, int, int, int, int, int, float)) {
+    Rng rng{22};
+    for (const AttnCase& c : attention_cases()) {
+        begin("%s", c.label.c_str());
+        int rows = static_cast<int>(c.rows.size());
+        std::size_t slotWidth = static_cast<std::size_t>(c.kvHeads) * c.headDim;
+        std::size_t slots = static_cast<std::size_t>(c.numBlocks) * c.blockSize;
+        std::size_t n = static_cast<std::size_t>(rows) * c.heads * c.headDim;
+        Buf<float> out(n), q(n);
+        Buf<KV> keys(slots * slotWidth), values(slots * slotWidth);
+        Buf<int> desc(descriptor(c));
+        for (std::size_t i = 0; i < n; i++) q[i] = rng.sym(1);
+        // Only the slots some row sees hold numbers; a read of any other slot makes that output NaN.
+        keys.fill(Kv<KV>::fill());
+        values.fill(Kv<KV>::fill());
+        std::vector<char> seen(slots, 0);
+        for (const AttnRow& row : c.rows) {
+            for (int p : visible(c, row)) {
+                std::size_t slot = static_cast<std::size_t>(c.tables[row.table][p / c.blockSize]) * c.blockSize + p % c.blockSize;
+                if (seen[slot]) continue;
+                seen[slot] = 1;
+                for (std::size_t e = 0; e < slotWidth; e++) {
+                    keys[slot * slotWidth + e] = Kv<KV>::store(rng.sym(1));
+                    values[slot * slotWidth + e] = Kv<KV>::store(rng.sym(1));
+                }
+            }
+        }
+        out.fill(float_of(FILL_F32));
+        auto q0 = q.copy();
+        auto k0 = keys.copy(), v0 = values.copy();
+        auto d0 = desc.copy();
+        int blockShift = 0;
+        while ((1 << blockShift) < c.blockSize) blockShift++;
+        float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.headDim)));
+        if (!go(kernel, rows, static_cast<unsigned>(c.heads), 128, out.data(), q.data(), keys.data(), values.data(),
+                desc.data(), rows, c.heads, c.kvHeads, c.headDim, blockShift, scale)) {
+            continue;
+        }
+        unchanged(q, q0, "q");
+        unchanged(keys, k0, "keys");
+        unchanged(values, v0, "values");
+        unchanged(desc, d0, "desc");
+        std::vector<double> ref(n);
+        for (int r = 0; r < rows; r++) {
+            std::vector<int> positions = visible(c, c.rows[r]);
+            const std::vector<int>& table = c.tables[c.rows[r].table];
+            for (int h = 0; h < c.heads; h++) {
+                int kvh = h / (c.heads / c.kvHeads);
+                const float* qRow = &q0[(static_cast<std::size_t>(r) * c.heads + h) * c.headDim];
+                std::vector<double> score(positions.size());
+                double max = -INFINITY;
+                for (std::size_t j = 0; j < positions.size(); j++) {
+                    int p = positions[j];
+                    std::size_t base = (static_cast<std::size_t>(table[p / c.blockSize]) * c.blockSize + p % c.blockSize) * slotWidth +
+                                       static_cast<std::size_t>(kvh) * c.headDim;
+                    double dot = 0;
+                    for (int d = 0; d < c.headDim; d++) dot += qRow[d] * Kv<KV>::load(k0[base + d]);
+                    score[j] = dot * scale;
+                    max = std::fmax(max, score[j]);
+                }
+                double total = 0;
+                std::vector<double> acc(c.headDim, 0.0);
+                for (std::size_t j = 0; j < positions.size(); j++) {
+                    int p = positions[j];
+                    std::size_t base = (static_cast<std::size_t>(table[p / c.blockSize]) * c.blockSize + p % c.blockSize) * slotWidth +
+                                       static_cast<std::size_t>(kvh) * c.headDim;
+                    double w = std::exp(score[j] - max);
+                    total += w;
+                    for (int d = 0; d < c.headDim; d++) acc[d] += w * Kv<KV>::load(v0[base + d]);
+                }
+                for (int d = 0; d < c.headDim; d++) {
+                    ref[(static_cast<std::size_t>(r) * c.heads + h) * c.headDim + d] = positions.empty() ? 0.0 : acc[d] / total;
+                }
+            }
+        }
+        expect_close(out, ref, c.headDim, "out");
+        absorb(out);
+    }
+}
+
+// ---- rooflines ------------------------------------------------------------------------------------------
+
+// CudaBackend's multiply-add probe: 1024 blocks of 256 threads.
+constexpr int PROBE_BLOCKS = 1024, PROBE_THREADS = 256;
+
+void check_multiply_add_peak(void (*kernel)(float*, int, float, float)) {
+    const long long threads = static_cast<long long>(PROBE_BLOCKS) * PROBE_THREADS;
+    for (int iterations : {1, 2, 17}) {
+        begin("iterations=%d", iterations);
+        Buf<float> sink(threads);
+        sink.fill(float_of(FILL_F32));
+        const float a = 0.999f, b = 1e-3f;
+        if (!go(kernel, PROBE_BLOCKS, 1, PROBE_THREADS, sink.data(), iterations, a, b)) continue;
+        std::vector<float> ref(threads);
+        for (long long t = 0; t < threads; t++) {
+            float v[8];
+            for (int j = 0; j < 8; j++) v[j] = static_cast<float>(t % PROBE_THREADS) + static_cast<float>(j);
+            for (int i = 0; i < iterations; i++) {
+                for (float& x : v) x = std::fma(x, a, b);
+            }
+            ref[t] = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+        }
+        expect_exact(sink, ref, "sink", float_of(FILL_F32));
+        absorb(sink);
+    }
+}
+
+// ---- the list ---------------------------------------------------------------------------------------------
+
+std::vector<RowsShape> gather_u32_shapes() {
+    return {{1, 1, {0}}, {300, 9, {8, 0, 3, 3, 7}}, {257, 3, {2, 1, 0}}, {0, 2, {1, 0, 1, 0}}, {1027, 4, {3, 1}},
+            {60, 5, {4, 4}}};
+}
+std::vector<RowsShape> gather_u8_shapes() {
+    return {{1, 1, {0}}, {301, 9, {8, 0, 3, 3, 7}}, {6, 3, {2, 1, 0}}, {257, 4, {3, 1}}, {1030, 5, {4, 0, 2}},
+            {2, 2, {1}}};
+}
+
+struct Check {
+    const char* name;
+    void (*run)();
+};
+// The kernel's own symbol names it, so a check cannot drift from the kernel it launches; check-kernels.sh
+// compares this list with the kernels it finds in the sources.
+#define CHECK(kernel, ...) {#kernel, [] { __VA_ARGS__; }}
+const Check checks[] = {
+    CHECK(tandem_add_f32, check_add(tandem_add_f32, false)),
+    CHECK(tandem_silu_mul_f32, check_add(tandem_silu_mul_f32, true)),
+    CHECK(tandem_add_bias_f32, check_add_bias<F32>(tandem_add_bias_f32)),
+    CHECK(tandem_add_bias_bf16, check_add_bias<Bf16>(tandem_add_bias_bf16)),
+    CHECK(tandem_add_bias_f16, check_add_bias<F16>(tandem_add_bias_f16)),
+    CHECK(tandem_embedding_gather_f32, check_embedding<F32>(tandem_embedding_gather_f32)),
+    CHECK(tandem_embedding_gather_bf16, check_embedding<Bf16>(tandem_embedding_gather_bf16)),
+    CHECK(tandem_embedding_gather_f16, check_embedding<F16>(tandem_embedding_gather_f16)),
+    CHECK(tandem_rmsnorm_f32, check_rmsnorm<F32>(tandem_rmsnorm_f32)),
+    CHECK(tandem_rmsnorm_bf16, check_rmsnorm<Bf16>(tandem_rmsnorm_bf16)),
+    CHECK(tandem_rmsnorm_f16, check_rmsnorm<F16>(tandem_rmsnorm_f16)),
+    CHECK(tandem_rope_f32, check_rope(tandem_rope_f32)),
+    CHECK(tandem_matmul_f32, check_matmul<F32>(tandem_matmul_f32)),
+    CHECK(tandem_matmul_bf16, check_matmul<Bf16>(tandem_matmul_bf16)),
+    CHECK(tandem_matmul_f16, check_matmul<F16>(tandem_matmul_f16)),
+    CHECK(tandem_write_kv_f32, check_write_kv<float>(tandem_write_kv_f32)),
+    CHECK(tandem_write_kv_bf16, check_write_kv<std::uint16_t>(tandem_write_kv_bf16)),
+    CHECK(tandem_gather_rows_u32, check_gather<unsigned>(tandem_gather_rows_u32, gather_u32_shapes(), FILL_U32)),
+    CHECK(tandem_scatter_rows_u32, check_scatter(tandem_scatter_rows_u32)),
+    CHECK(tandem_gather_rows_u8, check_gather<unsigned char>(tandem_gather_rows_u8, gather_u8_shapes(), FILL_U8)),
+    CHECK(tandem_attention_f32, check_attention<float>(tandem_attention_f32)),
+    CHECK(tandem_attention_bf16, check_attention<std::uint16_t>(tandem_attention_bf16)),
+    CHECK(tandem_softmax_f32, check_softmax(tandem_softmax_f32)),
+    CHECK(tandem_argmax_f32, check_argmax(tandem_argmax_f32)),
+    CHECK(tandem_multiply_add_peak, check_multiply_add_peak(tandem_multiply_add_peak)),
+};
+#undef CHECK
+
+#if TANDEM_HOST_ASAN
+// A sanitizer report ends the process: say which case was running.
+void on_death() {
+    std::fprintf(stderr, "kernel_check: a sanitizer stopped the run while checking %s, case [%s] (%s fiber order)\n",
+                 st.kernel.c_str(), st.label.c_str(), tandem_host::fiber_order_reversed() ? "reverse" : "forward");
+}
+#endif
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc == 2 && std::strcmp(argv[1], "--list") == 0) {
+        for (const Check& c : checks) std::printf("%s\n", c.name);
+        return 0;
+    }
+    std::vector<std::string> only(argv + 1, argv + argc);
+    for (const std::string& name : only) {
+        bool known = false;
+        for (const Check& c : checks) known = known || name == c.name;
+        if (!known) {
+            std::fprintf(stderr, "kernel_check: no check for a kernel named %s (kernel_check --list names them)\n", name.c_str());
+            return 2;
+        }
+    }
+#if TANDEM_HOST_ASAN
+    __sanitizer_set_death_callback(on_death);
+#endif
+    std::printf("fiber order: %s\n", tandem_host::fiber_order_reversed() ? "reverse" : "forward");
+    int failed = 0;
+    for (const Check& c : checks) {
+        if (!only.empty()) {
+            bool wanted = false;
+            for (const std::string& name : only) wanted = wanted || name == c.name;
+            if (!wanted) continue;
+        }
+        st = State{};
+        st.kernel = c.name;
+        st.digest = 0xcbf29ce484222325ull;
+        c.run();
+        std::printf("kernel %s cases %d digest %016" PRIx64 " %s\n", c.name, st.cases, st.digest,
+                    st.failures == 0 ? "ok" : "FAILED");
+        std::fflush(stdout);
+        if (st.failures != 0) failed++;
+    }
+    return failed == 0 ? 0 : 1;
+}
