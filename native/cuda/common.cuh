@@ -21,20 +21,42 @@ __device__ __forceinline__ float tandem_half_to_float(tandem_u16 h) {
     return __uint_as_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
 }
 
-// Weight element types the matmul, embedding and bias kernels read.
+// Weight element types the matmul, embedding and bias kernels read: load(p, i) widens element i;
+// load8(p, i, v) widens elements i..i+7 with one or two 16-byte loads (p + i 16-byte aligned).
 struct tandem_f32 {
     typedef float storage;
     __device__ __forceinline__ static float load(const float* p, long long i) { return p[i]; }
+    __device__ __forceinline__ static void load8(const float* p, long long i, float* v) {
+        float4 a = *reinterpret_cast<const float4*>(p + i), b = *reinterpret_cast<const float4*>(p + i + 4);
+        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+        v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+    }
 };
 struct tandem_bf16 {
     typedef tandem_u16 storage;
     __device__ __forceinline__ static float load(const tandem_u16* p, long long i) {
         return __uint_as_float(((unsigned) p[i]) << 16);
     }
+    __device__ __forceinline__ static void load8(const tandem_u16* p, long long i, float* v) {
+        uint4 q = *reinterpret_cast<const uint4*>(p + i);
+        unsigned words[4] = {q.x, q.y, q.z, q.w};
+        for (int t = 0; t < 4; t++) {  // little-endian: the lower half is the earlier element
+            v[2 * t] = __uint_as_float(words[t] << 16);
+            v[2 * t + 1] = __uint_as_float(words[t] & 0xffff0000u);
+        }
+    }
 };
 struct tandem_f16 {
     typedef tandem_u16 storage;
     __device__ __forceinline__ static float load(const tandem_u16* p, long long i) { return tandem_half_to_float(p[i]); }
+    __device__ __forceinline__ static void load8(const tandem_u16* p, long long i, float* v) {
+        uint4 q = *reinterpret_cast<const uint4*>(p + i);
+        unsigned words[4] = {q.x, q.y, q.z, q.w};
+        for (int t = 0; t < 4; t++) {
+            v[2 * t] = tandem_half_to_float((tandem_u16) (words[t] & 0xffffu));
+            v[2 * t + 1] = tandem_half_to_float((tandem_u16) (words[t] >> 16));
+        }
+    }
 };
 
 // f32 → bf16, round to nearest even; a NaN stays a quiet NaN (DType.floatToBf16 in Java does the same).

@@ -224,28 +224,53 @@ class CudaBackendEquivalenceTest {
     void matmulMatchesTheCpuAndIsBatchInvariant(String which, DType dtype) {
         CudaBackend b = backend(which);
         SplittableRandom rnd = random("matmul" + dtype);
-        int k = 300, m = 37; // k not a multiple of 32, m not of the 8 columns a block takes
-        Tensor wHost = hostTensor(dtype, uniform(rnd, m * k), m, k);
-        Tensor w = b.loadWeight(wHost);
-        float[] x = uniform(rnd, 9 * k);
-        float[] firstRowAlone = null;
-        for (int n : new int[] {1, 3, 5, 9}) {
-            float[] xs = Arrays.copyOf(x, n * k);
-            Tensor out = Tensor.allocate(ARENA, DType.F32, n, m);
-            cpu.matmul(Tensor.ofFloats(xs, n, k), wHost, out);
-            Tensor dx = deviceF32(b, xs, n, k);
-            Tensor dout = poisoned(b, n, m);
-            b.matmul(dx, w, dout);
-            float[] got = read(b, dout);
-            assertClose(cpuRead(out), got, F32_BOUND, "matmul " + dtype + " of " + n + " rows");
-            if (firstRowAlone == null) {
-                firstRowAlone = got;
-            } else {
-                assertArrayEquals(firstRowAlone, Arrays.copyOf(got, m), "row 0 alone and among " + n + " rows must be bit-equal");
+        // k = 300 takes the element-wise path (not a multiple of 8), k = 264 the 16-byte loads; m = 37 is not
+        // a multiple of the 8 columns a block takes.
+        for (int k : new int[] {300, 264}) {
+            int m = 37;
+            Tensor wHost = hostTensor(dtype, uniform(rnd, m * k), m, k);
+            Tensor w = b.loadWeight(wHost);
+            float[] x = uniform(rnd, 9 * k);
+            float[] firstRowAlone = null;
+            for (int n : new int[] {1, 3, 5, 9}) {
+                float[] xs = Arrays.copyOf(x, n * k);
+                Tensor out = Tensor.allocate(ARENA, DType.F32, n, m);
+                cpu.matmul(Tensor.ofFloats(xs, n, k), wHost, out);
+                Tensor dx = deviceF32(b, xs, n, k);
+                Tensor dout = poisoned(b, n, m);
+                b.matmul(dx, w, dout);
+                float[] got = read(b, dout);
+                assertClose(cpuRead(out), got, F32_BOUND, "matmul " + dtype + " k " + k + " of " + n + " rows");
+                if (firstRowAlone == null) {
+                    firstRowAlone = got;
+                } else {
+                    assertArrayEquals(firstRowAlone, Arrays.copyOf(got, m), "row 0 alone and among " + n + " rows must be bit-equal");
+                }
+                b.free(dx);
+                b.free(dout);
             }
-            b.free(dx);
-            b.free(dout);
         }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"host", "gpu"})
+    void matmulOfSeveralWeightsEqualsEachAlone(String which) {
+        CudaBackend b = backend(which);
+        SplittableRandom rnd = random("matmuls");
+        int n = 3, k = 64;
+        Tensor[] ws = {b.loadWeight(hostTensor(DType.F32, uniform(rnd, 16 * k), 16, k)),
+                b.loadWeight(hostTensor(DType.BF16, uniform(rnd, 8 * k), 8, k))};
+        Tensor x = deviceF32(b, uniform(rnd, n * k), n, k);
+        Tensor[] together = {poisoned(b, n, 16), poisoned(b, n, 8)};
+        b.matmul(x, ws, together);
+        for (int i = 0; i < ws.length; i++) {
+            Tensor alone = poisoned(b, n, (int) ws[i].dim(0));
+            b.matmul(x, ws[i], alone);
+            assertArrayEquals(read(b, alone), read(b, together[i]), "weight " + i);
+            b.free(alone);
+            b.free(together[i]);
+        }
+        b.free(x);
     }
 
     @ParameterizedTest
