@@ -17,6 +17,7 @@
 #include "cuda_host.h"
 #include "../tandem.cu"
 
+#include <algorithm>
 #include <bit>
 #include <cinttypes>
 #include <cmath>
@@ -148,19 +149,24 @@ void absorb(const Buf<T>& b) {
     for (std::size_t i = 0; i < size; i++) st.digest = mix(st.digest, p[i]);
 }
 
-// Launches kernel over gridX × gridY blocks of `block` threads, as CudaBackend.launch does (which never
-// launches an empty grid).
+// Launches kernel (named `name` in messages) over gridX × gridY × gridZ blocks of `block` threads, as
+// CudaBackend.launch does (which never launches an empty grid).
 template <typename... A>
-bool go(void (*kernel)(A...), long long gridX, unsigned gridY, unsigned block, std::type_identity_t<A>... args) {
-    if (gridX <= 0 || gridX > 0x7fffffff) {
-        fail("bad case: grid of %lld blocks", gridX);
+bool go3(void (*kernel)(A...), const char* name, long long gridX, unsigned gridY, unsigned gridZ, unsigned block,
+         std::type_identity_t<A>... args) {
+    if (gridX <= 0 || gridX > 0x7fffffff || gridY == 0 || gridZ == 0) {
+        fail("bad case: grid of %lld x %u x %u blocks", gridX, gridY, gridZ);
         return false;
     }
     void* params[] = {&args...};
-    bool ok = tandem_host::launch(kernel, dim3{static_cast<unsigned>(gridX), gridY, 1}, dim3{block, 1, 1}, params,
-                                  st.kernel.c_str());
-    if (!ok) fail("launch failed: %s", tandem_host::last_error().c_str());
+    bool ok = tandem_host::launch(kernel, dim3{static_cast<unsigned>(gridX), gridY, gridZ}, dim3{block, 1, 1}, params, name);
+    if (!ok) fail("launch of %s failed: %s", name, tandem_host::last_error().c_str());
     return ok;
+}
+// The same over gridX × gridY blocks, for the kernel being checked.
+template <typename... A>
+bool go(void (*kernel)(A...), long long gridX, unsigned gridY, unsigned block, std::type_identity_t<A>... args) {
+    return go3(kernel, st.kernel.c_str(), gridX, gridY, 1, block, args...);
 }
 
 template <typename T>
@@ -818,6 +824,21 @@ std::vector<AttnCase> attention_cases() {
         c.rows = {{0, 20, -1, 0}, {1, 7, -1, 0}, {0, 20, 0, 1}, {0, 20, 0, 3}, {1, 16, -1, 0}};
         cases.push_back(c);
     }
+    {
+        // Long contexts: rows of several splits of CudaBackend's 256 keys (257, 270, 512, 513, 600 and 1100
+        // keys: 2 to 5 splits) in one launch with rows of one split (0, 1, 256 keys), so that most blocks of
+        // the split grid leave early; the rows of the second sequence have their split boundary inside
+        // their extra positions (and 257 keys: a last split of one extra position). The two sequences share
+        // physical blocks.
+        AttnCase c{"long contexts of 1 to 5 splits among short rows, 4 heads over 2 KV heads, headDim 48, blockSize 16",
+                   4, 2, 48, 16, 80, {{}, {}}, {{}}, {}};
+        for (int i = 0; i < 70; i++) c.tables[0].push_back((i * 37 + 5) % 80);
+        for (int i = 0; i < 20; i++) c.tables[1].push_back((i * 13 + 3) % 80);
+        for (int i = 0; i < 20; i++) c.extras[0].push_back(250 + 3 * i);
+        c.rows = {{0, 1100, -1, 0}, {0, 1, -1, 0}, {0, 257, -1, 0}, {1, 250, 0, 20}, {0, 600, -1, 0}, {0, 256, -1, 0},
+                  {0, 0, -1, 0},    {1, 250, 0, 6}, {0, 512, -1, 0}, {1, 250, 0, 7},  {0, 513, -1, 0}};
+        cases.push_back(c);
+    }
     return cases;
 }
 
@@ -875,18 +896,190 @@ std::vector<int> descriptor(const AttnCase& c) {
     return desc;
 }
 
+// CudaBackend.splits, with SPLIT_KEYS = splitKeys: how many splits a row that sees `visible` keys takes.
+int splits_of(int visible, int splitKeys) {
+    return visible <= splitKeys ? 1 : (visible + splitKeys - 1) / splitKeys;
+}
+constexpr int SPLIT_KEYS = 256;  // CudaBackend.SPLIT_KEYS
+
+int row_visible(const AttnRow& row) { return row.prefix + row.count; }
+
+// CudaBackend.attention's maxSplits for a launch of all of c's rows.
+int max_splits(const AttnCase& c, int splitKeys) {
+    int m = 1;
+    for (const AttnRow& row : c.rows) m = std::max(m, splits_of(row_visible(row), splitKeys));
+    return m;
+}
+
+// The splitKeys each case runs with: CudaBackend's, and small ones that cut short rows into many splits
+// cheaply (7: a last split shorter than the others; 3: fewer keys than warps, so one warp of every split
+// sees none).
+std::vector<int> split_keys_for(const AttnCase& c) {
+    int longest = 0;
+    for (const AttnRow& row : c.rows) longest = std::max(longest, row_visible(row));
+    if (longest > 400) return {SPLIT_KEYS, 37};
+    return {SPLIT_KEYS, 7, 3};
+}
+
+int block_shift(int blockSize) {
+    int shift = 0;
+    while ((1 << shift) < blockSize) shift++;
+    return shift;
+}
+float attention_scale(int headDim) { return static_cast<float>(1.0 / std::sqrt(static_cast<double>(headDim))); }
+
 template <typename KV>
-void check_attention(void (*kernel)(float*, const float*, const KV*, const KV*, const int*, int, int, int, int, int, float)) {
+using SplitKernel = void (*)(float*, const float*, const KV*, const KV*, const int*, int, int, int, int, int, float, int, int);
+using MergeKernel = void (*)(float*, const float*, const int*, int, int, int, int, int);
+
+// Fills `partial` for a launch: NaN everywhere, except the max of each slot of a split its row does not
+// have, which gets a large finite number (on the device that scratch holds stale numbers). The merge must
+// not read those slots: one that does takes it for the largest max (fmaxf would pass a NaN over), weighs
+// the row's own splits by 0 and gives a NaN.
+void poison_partial(Buf<float>& partial, const AttnCase& c, int splitKeys, int maxSplits) {
+    partial.fill(float_of(FILL_F32));
+    std::size_t width = static_cast<std::size_t>(c.headDim) + 2;
+    for (std::size_t r = 0; r < c.rows.size(); r++) {
+        for (int h = 0; h < c.heads; h++) {
+            for (int s = splits_of(row_visible(c.rows[r]), splitKeys); s < maxSplits; s++) {
+                partial[((r * c.heads + h) * maxSplits + s) * width] = 1e30f;
+            }
+        }
+    }
+}
+
+// The two launches CudaBackend.attention makes for a range of rows: the split kernel over
+// (rows, heads, maxSplits) blocks into `partial` (rows × heads × maxSplits × (headDim + 2) floats), then
+// tandem_attention_merge over (rows, heads) blocks from `partial` into `out`; 128 threads a block. Checks
+// that neither changes its inputs. False when a launch failed.
+template <typename KV>
+bool run_attention(SplitKernel<KV> split, const AttnCase& c, int splitKeys, int maxSplits, Buf<float>& out,
+                   Buf<float>& partial, Buf<float>& q, Buf<KV>& keys, Buf<KV>& values) {
+    int rows = static_cast<int>(c.rows.size());
+    std::vector<int> d0 = descriptor(c);
+    Buf<int> desc(d0);
+    auto q0 = q.copy();
+    auto k0 = keys.copy(), v0 = values.copy();
+    if (!go3(split, st.kernel.c_str(), rows, static_cast<unsigned>(c.heads), static_cast<unsigned>(maxSplits), 128,
+             partial.data(), q.data(), keys.data(), values.data(), desc.data(), rows, c.heads, c.kvHeads, c.headDim,
+             block_shift(c.blockSize), attention_scale(c.headDim), splitKeys, maxSplits)) {
+        return false;
+    }
+    unchanged(q, q0, "q");
+    unchanged(keys, k0, "keys");
+    unchanged(values, v0, "values");
+    unchanged(desc, d0, "desc");
+    auto p0 = partial.copy();
+    if (!go3(tandem_attention_merge, "tandem_attention_merge", rows, static_cast<unsigned>(c.heads), 1, 128, out.data(),
+             partial.data(), desc.data(), rows, c.heads, c.headDim, splitKeys, maxSplits)) {
+        return false;
+    }
+    unchanged(partial, p0, "partial (in tandem_attention_merge)");
+    unchanged(desc, d0, "desc (in tandem_attention_merge)");
+    return true;
+}
+
+// Failures of one kind, counted, with the first one's place.
+struct Tally {
+    const char* what;
+    int count = 0, r = 0, h = 0, s = 0;
+    double err = 0;
+    void add(int r_, int h_, int s_, double err_) {
+        if (count++ == 0) {
+            r = r_;
+            h = h_;
+            s = s_;
+            err = err_;
+        }
+    }
+    void report(const char* name) const {
+        if (count != 0) {
+            fail("%s: %d (row, head, split)s %s; first (%d, %d, %d): %.3g", name, count, what, r, h, s, err);
+        }
+    }
+};
+
+// The split kernel's partial results, against double-precision references: for each split s < splits of
+// row r and head h, every element written, the max within 1e-5 of the largest score of the split's keys
+// (relative where above 1), and the sum and accumulators within TOLERANCE of Σ e^(score − max) and
+// Σ e^(score − max) · value, with the kernel's own max (normwise for the accumulators); a row that sees
+// nothing: max −∞, sum and accumulators 0. Slots of splits a row does not have are not looked at (they
+// hold poison_partial's poison, so the merge reading one shows in its output).
+template <typename KV>
+void expect_partials(const Buf<float>& partial, const AttnCase& c, int splitKeys, int maxSplits,
+                     const std::vector<std::vector<double>>& score, const std::vector<std::vector<std::size_t>>& base,
+                     const std::vector<KV>& v0) {
+    std::size_t width = static_cast<std::size_t>(c.headDim) + 2;
+    Tally unwritten{"with elements never written"}, empty{"of a row that sees nothing not (-inf, 0, 0...)"},
+        max{"with the max off the largest score"}, sum{"with the sum off the reference"},
+        acc{"with the accumulators off the reference"};
+    int rows = static_cast<int>(c.rows.size());
+    for (int r = 0; r < rows; r++) {
+        int vis = row_visible(c.rows[r]);
+        for (int h = 0; h < c.heads; h++) {
+            const std::vector<double>& sc = score[static_cast<std::size_t>(r) * c.heads + h];
+            const std::vector<std::size_t>& at = base[static_cast<std::size_t>(r) * c.heads + h];
+            for (int s = 0; s < splits_of(vis, splitKeys); s++) {
+                const float* p = &partial[((static_cast<std::size_t>(r) * c.heads + h) * maxSplits + s) * width];
+                std::size_t never = 0;
+                for (std::size_t e = 0; e < width; e++) never += bits_of(p[e]) == FILL_F32;
+                if (never != 0) {
+                    unwritten.add(r, h, s, static_cast<double>(never));
+                    continue;
+                }
+                if (vis == 0) {
+                    bool ok = p[0] == -INFINITY && p[1] == 0;
+                    for (int d = 0; d < c.headDim; d++) ok = ok && p[2 + d] == 0;
+                    if (!ok) empty.add(r, h, s, p[0]);
+                    continue;
+                }
+                int first = s * splitKeys, end = std::min(vis, first + splitKeys);
+                double m = -INFINITY;
+                for (int j = first; j < end; j++) m = std::fmax(m, sc[j]);
+                double mk = p[0];
+                if (!(std::fabs(mk - m) <= 1e-5 * std::fmax(1.0, std::fabs(m)))) {
+                    max.add(r, h, s, mk - m);
+                    continue;
+                }
+                double total = 0;
+                std::vector<double> a(c.headDim, 0.0);
+                for (int j = first; j < end; j++) {
+                    double w = std::exp(sc[j] - mk);
+                    total += w;
+                    for (int d = 0; d < c.headDim; d++) a[d] += w * Kv<KV>::load(v0[at[j] + d]);
+                }
+                double sumErr = std::fabs(p[1] - total) / total;
+                if (!(sumErr <= TOLERANCE)) sum.add(r, h, s, sumErr);
+                double diff = 0, norm = 0;
+                for (int d = 0; d < c.headDim; d++) {
+                    diff += (p[2 + d] - a[d]) * (p[2 + d] - a[d]);
+                    norm += a[d] * a[d];
+                }
+                double accErr = norm > 0 ? std::sqrt(diff / norm) : (diff > 0 ? INFINITY : 0.0);
+                if (!(accErr <= TOLERANCE)) acc.add(r, h, s, accErr);
+            }
+        }
+    }
+    for (const Tally* t : {&unwritten, &empty, &max, &sum, &acc}) t->report("partial");
+}
+
+// The split kernels, each with tandem_attention_merge as CudaBackend launches them, on every case with each
+// of its splitKeys: the partial results (exactly rows × heads × maxSplits × (headDim + 2) floats, NaN
+// before the launch) against references, `out` (NaN before) fully written and within TOLERANCE of a
+// double-precision softmax, and batch invariance: each row launched alone (its own maxSplits, descriptor
+// and exact-size buffers, over the same cache) gives the same bits, in `out` and in its partial results,
+// as among the case's other rows.
+template <typename KV>
+void check_attention(SplitKernel<KV> split) {
     Rng rng{22};
     for (const AttnCase& c : attention_cases()) {
-        begin("%s", c.label.c_str());
         int rows = static_cast<int>(c.rows.size());
         std::size_t slotWidth = static_cast<std::size_t>(c.kvHeads) * c.headDim;
         std::size_t slots = static_cast<std::size_t>(c.numBlocks) * c.blockSize;
         std::size_t n = static_cast<std::size_t>(rows) * c.heads * c.headDim;
-        Buf<float> out(n), q(n);
+        std::size_t width = static_cast<std::size_t>(c.headDim) + 2;
+        Buf<float> q(n);
         Buf<KV> keys(slots * slotWidth), values(slots * slotWidth);
-        Buf<int> desc(descriptor(c));
         for (std::size_t i = 0; i < n; i++) q[i] = rng.sym(1);
         // Only the slots some row sees hold numbers; a read of any other slot makes that output NaN.
         keys.fill(Kv<KV>::fill());
@@ -903,56 +1096,155 @@ void check_attention(void (*kernel)(float*, const float*, const KV*, const KV*, 
                 }
             }
         }
-        out.fill(float_of(FILL_F32));
         auto q0 = q.copy();
         auto k0 = keys.copy(), v0 = values.copy();
-        auto d0 = desc.copy();
-        int blockShift = 0;
-        while ((1 << blockShift) < c.blockSize) blockShift++;
-        float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.headDim)));
-        if (!go(kernel, rows, static_cast<unsigned>(c.heads), 128, out.data(), q.data(), keys.data(), values.data(),
-                desc.data(), rows, c.heads, c.kvHeads, c.headDim, blockShift, scale)) {
-            continue;
-        }
-        unchanged(q, q0, "q");
-        unchanged(keys, k0, "keys");
-        unchanged(values, v0, "values");
-        unchanged(desc, d0, "desc");
+        // The reference: each (row, head)'s scores of its visible keys in order, where their key and value
+        // vectors start, and the softmax-weighted values.
+        double scale = attention_scale(c.headDim);
+        std::vector<std::vector<double>> score(static_cast<std::size_t>(rows) * c.heads);
+        std::vector<std::vector<std::size_t>> base(score.size());
         std::vector<double> ref(n);
         for (int r = 0; r < rows; r++) {
             std::vector<int> positions = visible(c, c.rows[r]);
             const std::vector<int>& table = c.tables[c.rows[r].table];
             for (int h = 0; h < c.heads; h++) {
+                std::size_t rh = static_cast<std::size_t>(r) * c.heads + h;
                 int kvh = h / (c.heads / c.kvHeads);
-                const float* qRow = &q0[(static_cast<std::size_t>(r) * c.heads + h) * c.headDim];
-                std::vector<double> score(positions.size());
+                const float* qRow = &q0[rh * c.headDim];
                 double max = -INFINITY;
-                for (std::size_t j = 0; j < positions.size(); j++) {
-                    int p = positions[j];
-                    std::size_t base = (static_cast<std::size_t>(table[p / c.blockSize]) * c.blockSize + p % c.blockSize) * slotWidth +
-                                       static_cast<std::size_t>(kvh) * c.headDim;
+                for (int p : positions) {
+                    std::size_t at = (static_cast<std::size_t>(table[p / c.blockSize]) * c.blockSize + p % c.blockSize) * slotWidth +
+                                     static_cast<std::size_t>(kvh) * c.headDim;
                     double dot = 0;
-                    for (int d = 0; d < c.headDim; d++) dot += qRow[d] * Kv<KV>::load(k0[base + d]);
-                    score[j] = dot * scale;
-                    max = std::fmax(max, score[j]);
+                    for (int d = 0; d < c.headDim; d++) dot += qRow[d] * Kv<KV>::load(k0[at + d]);
+                    base[rh].push_back(at);
+                    score[rh].push_back(dot * scale);
+                    max = std::fmax(max, score[rh].back());
                 }
                 double total = 0;
                 std::vector<double> acc(c.headDim, 0.0);
                 for (std::size_t j = 0; j < positions.size(); j++) {
-                    int p = positions[j];
-                    std::size_t base = (static_cast<std::size_t>(table[p / c.blockSize]) * c.blockSize + p % c.blockSize) * slotWidth +
-                                       static_cast<std::size_t>(kvh) * c.headDim;
-                    double w = std::exp(score[j] - max);
+                    double w = std::exp(score[rh][j] - max);
                     total += w;
-                    for (int d = 0; d < c.headDim; d++) acc[d] += w * Kv<KV>::load(v0[base + d]);
+                    for (int d = 0; d < c.headDim; d++) acc[d] += w * Kv<KV>::load(v0[base[rh][j] + d]);
                 }
-                for (int d = 0; d < c.headDim; d++) {
-                    ref[(static_cast<std::size_t>(r) * c.heads + h) * c.headDim + d] = positions.empty() ? 0.0 : acc[d] / total;
+                for (int d = 0; d < c.headDim; d++) ref[rh * c.headDim + d] = positions.empty() ? 0.0 : acc[d] / total;
+            }
+        }
+        for (int splitKeys : split_keys_for(c)) {
+            int maxSplits = max_splits(c, splitKeys);
+            begin("%s; splitKeys %d, maxSplits %d", c.label.c_str(), splitKeys, maxSplits);
+            Buf<float> out(n), partial(static_cast<std::size_t>(rows) * c.heads * maxSplits * width);
+            out.fill(float_of(FILL_F32));
+            poison_partial(partial, c, splitKeys, maxSplits);
+            if (!run_attention(split, c, splitKeys, maxSplits, out, partial, q, keys, values)) continue;
+            expect_partials(partial, c, splitKeys, maxSplits, score, base, v0);
+            expect_close(out, ref, c.headDim, "out");
+            absorb(partial);
+            absorb(out);
+
+            begin("%s; splitKeys %d: each row launched alone", c.label.c_str(), splitKeys);
+            std::size_t rowWidth = static_cast<std::size_t>(c.heads) * c.headDim;
+            for (int r = 0; r < rows; r++) {
+                AttnCase alone = c;
+                alone.rows = {c.rows[r]};
+                int aloneSplits = max_splits(alone, splitKeys);
+                Buf<float> qa(std::vector<float>(q0.begin() + r * rowWidth, q0.begin() + (r + 1) * rowWidth));
+                Buf<float> outA(rowWidth), partialA(static_cast<std::size_t>(c.heads) * aloneSplits * width);
+                outA.fill(float_of(FILL_F32));
+                poison_partial(partialA, alone, splitKeys, aloneSplits);
+                if (!run_attention(split, alone, splitKeys, aloneSplits, outA, partialA, qa, keys, values)) break;
+                std::size_t differ = 0, first = 0;
+                for (std::size_t i = 0; i < rowWidth; i++) {
+                    if (bits_of(outA[i]) != bits_of(out[r * rowWidth + i]) && differ++ == 0) first = i;
+                }
+                if (differ != 0) {
+                    fail("row %d alone: %zu of %zu elements of out differ from the launch of all %d rows; first [%zu] = %s, "
+                         "among the others %s",
+                         r, differ, rowWidth, rows, first, show(outA[first]).c_str(), show(out[r * rowWidth + first]).c_str());
+                }
+                std::size_t partialDiffer = 0;
+                for (int h = 0; h < c.heads; h++) {
+                    for (int s = 0; s < splits_of(row_visible(c.rows[r]), splitKeys); s++) {
+                        const float* a = &partialA[(static_cast<std::size_t>(h) * aloneSplits + s) * width];
+                        const float* b = &partial[((static_cast<std::size_t>(r) * c.heads + h) * maxSplits + s) * width];
+                        if (std::memcmp(a, b, width * sizeof(float)) != 0) partialDiffer++;
+                    }
+                }
+                if (partialDiffer != 0) {
+                    fail("row %d alone: the partial results of %zu (head, split)s differ from the launch of all %d rows", r,
+                         partialDiffer, rows);
                 }
             }
         }
-        expect_close(out, ref, c.headDim, "out");
-        absorb(out);
+    }
+}
+
+// tandem_attention_merge on its own, over synthetic partial results (exactly rows × heads × maxSplits ×
+// (headDim + 2) floats) for every case's rows and splitKeys: maxes spread over ±30, so that the weights
+// e^(max_s − M) matter, sums between 1 and the split's key count and accumulators below the sum in
+// magnitude (of one sign per dimension across the splits, so that no reference cancels); a row that sees
+// nothing has one split of (−∞, 0, 0...), as the split kernels write it. The slots of splits a row does not
+// have hold poison_partial's poison, so reading one shows in `out`, which must be fully written (NaN
+// before) and within TOLERANCE of Σ_s acc_s · e^(max_s − M) / Σ_s sum_s · e^(max_s − M) in double precision.
+void check_attention_merge(MergeKernel merge) {
+    Rng rng{23};
+    for (const AttnCase& c : attention_cases()) {
+        int rows = static_cast<int>(c.rows.size());
+        std::size_t width = static_cast<std::size_t>(c.headDim) + 2;
+        for (int splitKeys : split_keys_for(c)) {
+            int maxSplits = max_splits(c, splitKeys);
+            begin("%s; splitKeys %d, maxSplits %d, synthetic partials", c.label.c_str(), splitKeys, maxSplits);
+            Buf<float> partial(static_cast<std::size_t>(rows) * c.heads * maxSplits * width);
+            Buf<float> out(static_cast<std::size_t>(rows) * c.heads * c.headDim);
+            poison_partial(partial, c, splitKeys, maxSplits);
+            out.fill(float_of(FILL_F32));
+            std::vector<double> ref(out.size(), 0.0);
+            for (int r = 0; r < rows; r++) {
+                int vis = row_visible(c.rows[r]), splits = splits_of(vis, splitKeys);
+                for (int h = 0; h < c.heads; h++) {
+                    std::size_t rh = static_cast<std::size_t>(r) * c.heads + h;
+                    float* p = &partial[rh * maxSplits * width];
+                    if (vis == 0) {
+                        p[0] = -INFINITY;
+                        p[1] = 0;
+                        for (int d = 0; d < c.headDim; d++) p[2 + d] = 0;
+                        continue;  // ref stays 0
+                    }
+                    std::vector<float> sign(c.headDim);
+                    for (float& x : sign) x = rng.below(2) ? 1.0f : -1.0f;
+                    double m = -INFINITY;
+                    for (int s = 0; s < splits; s++) {
+                        float* ps = p + s * width;
+                        int keysIn = std::min(vis, (s + 1) * splitKeys) - s * splitKeys;
+                        ps[0] = rng.sym(30);
+                        ps[1] = 1 + (keysIn - 1) * std::fabs(rng.sym(1));
+                        for (int d = 0; d < c.headDim; d++) ps[2 + d] = ps[1] * sign[d] * (0.25f + 0.75f * std::fabs(rng.sym(1)));
+                        m = std::fmax(m, ps[0]);
+                    }
+                    double total = 0;
+                    std::vector<double> acc(c.headDim, 0.0);
+                    for (int s = 0; s < splits; s++) {
+                        const float* ps = p + s * width;
+                        double w = std::exp(ps[0] - m);
+                        total += ps[1] * w;
+                        for (int d = 0; d < c.headDim; d++) acc[d] += ps[2 + d] * w;
+                    }
+                    for (int d = 0; d < c.headDim; d++) ref[rh * c.headDim + d] = acc[d] / total;
+                }
+            }
+            std::vector<int> d0 = descriptor(c);
+            Buf<int> desc(d0);
+            auto p0 = partial.copy();
+            if (!go(merge, rows, static_cast<unsigned>(c.heads), 128, out.data(), partial.data(), desc.data(), rows, c.heads,
+                    c.headDim, splitKeys, maxSplits)) {
+                continue;
+            }
+            unchanged(partial, p0, "partial");
+            unchanged(desc, d0, "desc");
+            expect_close(out, ref, c.headDim, "out");
+            absorb(out);
+        }
     }
 }
 
@@ -1022,8 +1314,9 @@ const Check checks[] = {
     CHECK(tandem_gather_rows_u32, check_gather<unsigned>(tandem_gather_rows_u32, gather_u32_shapes(), FILL_U32)),
     CHECK(tandem_scatter_rows_u32, check_scatter(tandem_scatter_rows_u32)),
     CHECK(tandem_gather_rows_u8, check_gather<unsigned char>(tandem_gather_rows_u8, gather_u8_shapes(), FILL_U8)),
-    CHECK(tandem_attention_f32, check_attention<float>(tandem_attention_f32)),
-    CHECK(tandem_attention_bf16, check_attention<std::uint16_t>(tandem_attention_bf16)),
+    CHECK(tandem_attention_split_f32, check_attention<float>(tandem_attention_split_f32)),
+    CHECK(tandem_attention_split_bf16, check_attention<std::uint16_t>(tandem_attention_split_bf16)),
+    CHECK(tandem_attention_merge, check_attention_merge(tandem_attention_merge)),
     CHECK(tandem_softmax_f32, check_softmax(tandem_softmax_f32)),
     CHECK(tandem_argmax_f32, check_argmax(tandem_argmax_f32)),
     CHECK(tandem_multiply_add_peak, check_multiply_add_peak(tandem_multiply_add_peak)),

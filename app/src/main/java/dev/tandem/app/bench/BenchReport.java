@@ -2,29 +2,7 @@ package dev.tandem.app.bench;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import org.jfree.chart.ChartFactory;
-import org.jfree.chart.ChartUtils;
-import org.jfree.chart.JFreeChart;
-import org.jfree.chart.axis.NumberAxis;
-import org.jfree.chart.plot.CategoryPlot;
-import org.jfree.chart.plot.DatasetRenderingOrder;
-import org.jfree.chart.plot.XYPlot;
-import org.jfree.chart.renderer.category.BoxAndWhiskerRenderer;
-import org.jfree.chart.renderer.category.ScatterRenderer;
-import org.jfree.chart.renderer.xy.XYLineAndShapeRenderer;
-import org.jfree.chart.title.TextTitle;
-import org.jfree.chart.ui.RectangleEdge;
-import org.jfree.data.statistics.BoxAndWhiskerItem;
-import org.jfree.data.statistics.DefaultBoxAndWhiskerCategoryDataset;
-import org.jfree.data.statistics.DefaultMultiValueCategoryDataset;
-import org.jfree.data.xy.XYSeries;
-import org.jfree.data.xy.XYSeriesCollection;
 
-import java.awt.BasicStroke;
-import java.awt.Color;
-import java.awt.Font;
-import java.awt.geom.Ellipse2D;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
@@ -317,9 +295,8 @@ public final class BenchReport {
         }
         if (runs.size() > 0) {
             String file = base + "-decode.png";
-            charts.put(file, boxChart(title(s, "decode tokens/s by thread count"), subtitle, "threads",
-                    "decode tokens/s (single sequence)", boxes));
-            md.image("decode tokens/s by thread count", file);
+            chart(md, charts, file, "decode tokens/s by thread count", () -> BenchCharts.boxChart(title(s, "decode tokens/s by thread count"),
+                    subtitle, "threads", "decode tokens/s (single sequence)", boxes));
         }
         memory(md, s);
     }
@@ -350,9 +327,8 @@ public final class BenchReport {
         md.blank();
         if (figures.size() > 0) {
             String file = base + "-prefill.png";
-            charts.put(file, boxChart(title(s, "prefill tokens/s by prompt length"), subtitle,
-                    threadCounts.size() == 1 ? "prompt tokens" : "prompt tokens, threads", "prefill tokens/s", boxes));
-            md.image("prefill tokens/s by prompt length", file);
+            chart(md, charts, file, "prefill tokens/s by prompt length", () -> BenchCharts.boxChart(title(s, "prefill tokens/s by prompt length"),
+                    subtitle, threadCounts.size() == 1 ? "prompt tokens" : "prompt tokens, threads", "prefill tokens/s", boxes));
         }
         memory(md, s);
     }
@@ -400,9 +376,8 @@ public final class BenchReport {
         md.blank();
         if (methods.size() > 0) {
             String file = base + "-methods.png";
-            charts.put(file, boxChart(title(s, "tokens/s relative to plain decoding"), subtitle, "method",
-                    "tokens/s ÷ plain's in the same repetition", boxes));
-            md.image("tokens/s relative to plain decoding", file);
+            chart(md, charts, file, "tokens/s relative to plain decoding", () -> BenchCharts.boxChart(title(s, "tokens/s relative to plain decoding"),
+                    subtitle, "method", "tokens/s ÷ plain's in the same repetition", boxes));
         }
     }
 
@@ -519,9 +494,8 @@ public final class BenchReport {
         md.blank();
         if (batches.size() > 0) {
             String file = base + "-batch.png";
-            charts.put(file, boxChart(title(s, "batched decode tokens/s by batch size"), subtitle,
-                    "batch size (sequences)", "tokens/s (all sequences together)", boxes));
-            md.image("batched decode tokens/s by batch size", file);
+            chart(md, charts, file, "batched decode tokens/s by batch size", () -> BenchCharts.boxChart(title(s, "batched decode tokens/s by batch size"),
+                    subtitle, "batch size (sequences)", "tokens/s (all sequences together)", boxes));
         }
         JsonNode rows = s.path("rows_per_pass");
         if (rows.isArray() && rows.size() > 0) {
@@ -539,8 +513,7 @@ public final class BenchReport {
                 md.line("| rows | ms per pass | ratio to one row | repetitions |");
                 md.line("| ---: | ---: | ---: | ---: |");
             }
-            XYSeries measured = new XYSeries("measured (median ms over k rows / over 1 row)");
-            XYSeries linear = new XYSeries("k × one row (no sharing)");
+            double[][] points = new double[rows.size()][];
             for (int i = 0; i < rows.size(); i++) {
                 JsonNode r = rows.get(i);
                 String at = where + "rows_per_pass[" + i + "].";
@@ -554,14 +527,12 @@ public final class BenchReport {
                 } else {
                     md.line("| " + k + " | " + millis.format(1) + " | " + fixed(ratio, 2) + " | " + counts(millis) + " |");
                 }
-                measured.add(k, ratio);
-                linear.add(k, k);
+                points[i] = new double[] {k, ratio};
             }
             md.blank();
             String file = base + "-rows.png";
-            charts.put(file, lineChart(title(s, "one pass over k rows, relative to one row"), subtitle,
-                    "rows per pass (k)", "time relative to one row (×)", measured, linear));
-            md.image("time of one pass over k rows relative to one row", file);
+            chart(md, charts, file, "time of one pass over k rows relative to one row", () -> BenchCharts.rowsChart(
+                    title(s, "one pass over k rows, relative to one row"), subtitle, points));
         }
         memory(md, s);
     }
@@ -617,92 +588,41 @@ public final class BenchReport {
      * box as a dot (JFreeChart's own outlier circles grow with the box width, and its axis range leaves
      * outliers out; a scatter layer of all values avoids both).
      */
-    private static final class Boxes {
-        final DefaultBoxAndWhiskerCategoryDataset boxes = new DefaultBoxAndWhiskerCategoryDataset();
-        final DefaultMultiValueCategoryDataset dots = new DefaultMultiValueCategoryDataset();
+    static final class Boxes {
+        final List<Fig> figures = new ArrayList<>();
+        final List<String> categories = new ArrayList<>();
 
         void add(Fig f, String category) {
-            boxes.add(f.boxItem(), "median and quartiles", category);
-            List<Double> values = new ArrayList<>();
-            for (double v : f.values) {
-                values.add(v);
-            }
-            dots.add(values, "repetitions", category);
+            figures.add(f);
+            categories.add(category);
         }
     }
 
-    private static byte[] boxChart(String title, String subtitle, String categoryLabel, String valueLabel, Boxes data) {
-        JFreeChart chart = ChartFactory.createBoxAndWhiskerChart(title, categoryLabel, valueLabel, data.boxes, false);
-        CategoryPlot plot = chart.getCategoryPlot();
-        BoxAndWhiskerRenderer renderer = (BoxAndWhiskerRenderer) plot.getRenderer();
-        renderer.setMeanVisible(false);
-        renderer.setMedianVisible(true);
-        renderer.setFillBox(true);
-        renderer.setMaximumBarWidth(0.12);
-        renderer.setUseOutlinePaintForWhiskers(true);
-        renderer.setSeriesPaint(0, new Color(0x8DB6E0));
-        renderer.setSeriesOutlinePaint(0, new Color(0x2B5C8A));
-        renderer.setDefaultOutlinePaint(new Color(0x2B5C8A));
-        ScatterRenderer dots = new ScatterRenderer();
-        dots.setUseSeriesOffset(false);
-        dots.setSeriesShape(0, new Ellipse2D.Double(-3, -3, 6, 6));
-        dots.setSeriesPaint(0, new Color(0, 0, 0, 150));
-        dots.setSeriesVisibleInLegend(0, false);
-        plot.setDataset(1, data.dots);
-        plot.setRenderer(1, dots);
-        plot.setDatasetRenderingOrder(DatasetRenderingOrder.FORWARD);
-        style(chart, subtitle);
-        TextTitle key = new TextTitle("box: quartiles, line: median, whiskers: furthest repetition within 1.5 IQR, "
-                + "dots: every repetition", new Font(Font.SANS_SERIF, Font.PLAIN, 11));
-        key.setPosition(RectangleEdge.BOTTOM);
-        chart.addSubtitle(key);
-        plot.getDomainAxis().setMaximumCategoryLabelLines(2);
-        plot.setBackgroundPaint(Color.WHITE);
-        plot.setRangeGridlinePaint(Color.LIGHT_GRAY);
-        return png(chart);
-    }
+    /**
+     * True when this Java runtime can draw charts: it has the java.desktop module (AWT) and JFreeChart. The
+     * GPU check's trimmed runtime has neither, to fit the device tool's 64 MiB; its reports then say so in
+     * place of each chart.
+     */
+    static final boolean CHARTS = ModuleLayer.boot().findModule("java.desktop").isPresent() && classPresent("org.jfree.chart.JFreeChart");
 
-    private static byte[] lineChart(String title, String subtitle, String xLabel, String yLabel, XYSeries... series) {
-        XYSeriesCollection data = new XYSeriesCollection();
-        for (XYSeries s : series) {
-            data.addSeries(s);
-        }
-        JFreeChart chart = ChartFactory.createXYLineChart(title, xLabel, yLabel, data);
-        XYPlot plot = chart.getXYPlot();
-        XYLineAndShapeRenderer renderer = new XYLineAndShapeRenderer(true, true);
-        renderer.setSeriesShapesVisible(1, false);
-        renderer.setSeriesPaint(1, Color.GRAY);
-        renderer.setSeriesStroke(1, new BasicStroke(1.5f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f,
-                new float[] {6f, 4f}, 0f));
-        renderer.setSeriesStroke(0, new BasicStroke(2f));
-        plot.setRenderer(renderer);
-        ((NumberAxis) plot.getDomainAxis()).setStandardTickUnits(NumberAxis.createIntegerTickUnits());
-        ((NumberAxis) plot.getRangeAxis()).setAutoRangeIncludesZero(true);
-        style(chart, subtitle);
-        plot.setBackgroundPaint(Color.WHITE);
-        plot.setDomainGridlinePaint(Color.LIGHT_GRAY);
-        plot.setRangeGridlinePaint(Color.LIGHT_GRAY);
-        return png(chart);
-    }
-
-    private static void style(JFreeChart chart, String subtitle) {
-        chart.setBackgroundPaint(Color.WHITE);
-        if (!subtitle.isEmpty()) {
-            chart.addSubtitle(new TextTitle(subtitle));
-        }
-    }
-
-    private static byte[] png(JFreeChart chart) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
+    private static boolean classPresent(String name) {
         try {
-            ChartUtils.writeChartAsPNG(out, chart, CHART_WIDTH, CHART_HEIGHT);
-        } catch (IOException e) {
-            throw new IllegalStateException("could not render a chart (" + e.getMessage() + ")", e);
-        } catch (java.awt.AWTError e) {
-            throw new IllegalStateException("could not render a chart: AWT was started without headless mode and "
-                    + "finds no display (" + e.getMessage() + "); run with -Djava.awt.headless=true.", e);
+            Class.forName(name, false, BenchReport.class.getClassLoader());
+            return true;
+        } catch (ClassNotFoundException | LinkageError e) {
+            return false;
         }
-        return out.toByteArray();
+    }
+
+    /** Adds chart {@code file} (drawn by {@code draw}) and its image line, or a line saying why there is none. */
+    private static void chart(Md md, Map<String, byte[]> charts, String file, String title, java.util.function.Supplier<byte[]> draw) {
+        if (CHARTS) {
+            charts.put(file, draw.get());
+            md.image(title, file);
+        } else {
+            md.line("(chart \"" + title + "\" not drawn: this Java runtime has no java.desktop module or no JFreeChart)");
+            md.blank();
+        }
     }
 
     // ---------------------------------------------------------------- figures
@@ -717,32 +637,7 @@ public final class BenchReport {
             return fixed(m, d) + " (" + fixed(q1 * scale, d) + "–" + fixed(q3 * scale, d) + ")";
         }
 
-        /**
-         * A box from the recorded quartiles and median, whiskers to the furthest values within 1.5 IQR;
-         * no outliers (the chart draws every value as a dot instead).
-         */
-        BoxAndWhiskerItem boxItem() {
-            double lo = q1;
-            double hi = q3;
-            double lowFence = lo - 1.5 * (hi - lo);
-            double highFence = hi + 1.5 * (hi - lo);
-            double minRegular = lo;
-            double maxRegular = hi;
-            double min = lo;
-            double max = hi;
-            double sum = 0;
-            for (double v : values) {
-                sum += v;
-                min = Math.min(min, v);
-                max = Math.max(max, v);
-                if (v >= lowFence && v <= highFence) {
-                    minRegular = Math.min(minRegular, v);
-                    maxRegular = Math.max(maxRegular, v);
-                }
-            }
-            double mean = values.length > 0 ? sum / values.length : median;
-            return new BoxAndWhiskerItem(mean, median, lo, hi, minRegular, maxRegular, min, max, List.of());
-        }
+
     }
 
     static int decimals(double x) {

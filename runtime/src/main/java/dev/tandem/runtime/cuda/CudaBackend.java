@@ -55,6 +55,9 @@ public final class CudaBackend implements Backend {
     /** Device buffer for per-call arguments, grown on demand. */
     private long staging;
     private long stagingBytes;
+    /** Scratch for attention's per-split partial results, grown on demand. */
+    private long partialBuffer;
+    private long partialBytes;
     /** False while a launch may still be running (release waits for it). */
     private boolean synchronizedSinceLaunch = true;
     private boolean closed;
@@ -290,13 +293,17 @@ public final class CudaBackend implements Backend {
      * copy to the host waits for what was queued before it, so results are read only once computed.
      */
     private void launch(String kernel, long gridX, int gridY, int block, CudaLibrary.Args args) {
-        if (gridX == 0 || gridY == 0) {
+        launch(kernel, gridX, gridY, 1, block, args);
+    }
+
+    private void launch(String kernel, long gridX, int gridY, int gridZ, int block, CudaLibrary.Args args) {
+        if (gridX == 0 || gridY == 0 || gridZ == 0) {
             return;
         }
         if (gridX > Integer.MAX_VALUE) {
             throw new IllegalArgumentException(kernel + " would need " + gridX + " blocks, more than a grid holds");
         }
-        cuda.launchAsync(function(kernel), (int) gridX, gridY, 1, block, 1, 1, 0, stream, args);
+        cuda.launchAsync(function(kernel), (int) gridX, gridY, gridZ, block, 1, 1, 0, stream, args);
         synchronizedSinceLaunch = false;
     }
 
@@ -555,27 +562,79 @@ public final class CudaBackend implements Backend {
                     + heads + " heads over " + kvHeads + " KV heads of " + headDim);
         }
         cache.checkLayer(layer);
-        int[] desc = descriptor(rows, cache.blockSize(), cache.numBlocks());
+        descriptor(rows, 0, n, cache.blockSize(), cache.numBlocks()); // checks every row before anything is launched
         enter();
-        long[] a = stage(0, (Object) desc);
-        launch("tandem_attention_" + suffix(cache.dtype()), n, heads, 128, new CudaLibrary.Args()
-                .pointer(out.deviceAddress()).pointer(q.deviceAddress()).pointer(cache.keys(layer)).pointer(cache.values(layer))
-                .pointer(a[0]).i32(n).i32(heads).i32(kvHeads).i32(headDim)
-                .i32(Integer.numberOfTrailingZeros(cache.blockSize())).f32(scale));
+        long partialPerSplit = 4L * heads * (headDim + 2);
+        for (int from = 0; from < n; ) {
+            // As many rows as keep the partial results within partialBudget (at least one row).
+            int to = from;
+            int maxSplits = 1;
+            while (to < n) {
+                int splits = Math.max(maxSplits, splits(rows.visibleCount(to)));
+                if (to > from && (long) (to - from + 1) * splits * partialPerSplit > partialBudget) {
+                    break;
+                }
+                maxSplits = splits;
+                to++;
+            }
+            int count = to - from;
+            int[] desc = descriptor(rows, from, to, cache.blockSize(), cache.numBlocks());
+            long[] a = stage(0, (Object) desc);
+            long partial = partials((long) count * maxSplits * partialPerSplit);
+            launch("tandem_attention_split_" + suffix(cache.dtype()), count, heads, maxSplits, 128, new CudaLibrary.Args()
+                    .pointer(partial).pointer(q.rows(from, count).deviceAddress()).pointer(cache.keys(layer))
+                    .pointer(cache.values(layer)).pointer(a[0]).i32(count).i32(heads).i32(kvHeads).i32(headDim)
+                    .i32(Integer.numberOfTrailingZeros(cache.blockSize())).f32(scale).i32(SPLIT_KEYS).i32(maxSplits));
+            launch("tandem_attention_merge", count, heads, 1, 128, new CudaLibrary.Args()
+                    .pointer(out.rows(from, count).deviceAddress()).pointer(partial).pointer(a[0]).i32(count).i32(heads)
+                    .i32(headDim).i32(SPLIT_KEYS).i32(maxSplits));
+            from = to;
+        }
     }
 
     /**
-     * {@code rows} flattened for the attention kernel (attention.cuh): four ints per row (where its block
-     * table starts, its prefix, where its extra positions start, how many it sees), then each distinct
-     * block table and extra array once. Every block a row reads must be a block of the cache.
+     * Keys per split of the attention kernel: a row that sees v keys is spread over ⌈v / SPLIT_KEYS⌉ blocks
+     * per head, a count that depends only on the row (so its result does too).
      */
-    static int[] descriptor(AttentionRows rows, int blockSize, int numBlocks) {
-        int n = rows.rows();
+    static final int SPLIT_KEYS = 256;
+    /** Most bytes of per-split partial results one attention launch may write; more rows take more launches. */
+    private long partialBudget = 64L << 20;
+
+    /** Sets the budget above (tests make it small to exercise the launches over row ranges). */
+    synchronized void setPartialBudget(long bytes) {
+        partialBudget = bytes;
+    }
+
+    static int splits(int visible) {
+        return visible <= SPLIT_KEYS ? 1 : (visible + SPLIT_KEYS - 1) / SPLIT_KEYS;
+    }
+
+    /** The scratch buffer for attention's partial results, at least {@code bytes} (grown, kept). */
+    private long partials(long bytes) {
+        if (bytes > partialBytes) {
+            if (partialBuffer != 0) {
+                release(partialBuffer);
+                partialBuffer = 0;
+            }
+            partialBytes = Math.max(bytes, 2 * partialBytes);
+            partialBuffer = deviceMemory(partialBytes, "attention's partial results");
+        }
+        return partialBuffer;
+    }
+
+    /**
+     * Rows {@code [from, to)} of {@code rows} flattened for the attention kernels (attention.cuh): four ints per
+     * row (where its block table starts, its prefix, where its extra positions start, how many it sees), then
+     * each distinct block table and extra array once. Every block a row reads must be a block of the cache.
+     */
+    static int[] descriptor(AttentionRows rows, int from, int to, int blockSize, int numBlocks) {
+        int n = to - from;
         IdentityHashMap<int[], Integer> placed = new IdentityHashMap<>();
         List<int[]> arrays = new ArrayList<>();
         int length = 4 * n;
         int[] tableAt = new int[n], extraAt = new int[n];
-        for (int r = 0; r < n; r++) {
+        for (int i = 0; i < n; i++) {
+            int r = from + i;
             int[] table = rows.blockTables()[r];
             int needed = (rows.extent(r) + blockSize - 1) / blockSize;
             if (needed > table.length) {
@@ -594,7 +653,7 @@ public final class CudaBackend implements Backend {
                 arrays.add(table);
                 length += table.length;
             }
-            tableAt[r] = at;
+            tableAt[i] = at;
             int[] extra = rows.extraCount(r) == 0 ? null : rows.extra()[r];
             if (extra != null) {
                 Integer e = placed.get(extra);
@@ -604,15 +663,15 @@ public final class CudaBackend implements Backend {
                     arrays.add(extra);
                     length += extra.length;
                 }
-                extraAt[r] = e;
+                extraAt[i] = e;
             }
         }
         int[] desc = new int[length];
-        for (int r = 0; r < n; r++) {
-            desc[4 * r] = tableAt[r];
-            desc[4 * r + 1] = rows.prefix()[r];
-            desc[4 * r + 2] = extraAt[r];
-            desc[4 * r + 3] = rows.extraCount(r);
+        for (int i = 0; i < n; i++) {
+            desc[4 * i] = tableAt[i];
+            desc[4 * i + 1] = rows.prefix()[from + i];
+            desc[4 * i + 2] = extraAt[i];
+            desc[4 * i + 3] = rows.extraCount(from + i);
         }
         int at = 4 * n;
         for (int[] array : arrays) {
@@ -739,6 +798,9 @@ public final class CudaBackend implements Backend {
         }
         if (staging != 0) {
             release(staging);
+        }
+        if (partialBuffer != 0) {
+            release(partialBuffer);
         }
         allocations.clear();
         weights.clear();

@@ -483,6 +483,71 @@ class CudaBackendEquivalenceTest {
         }
     }
 
+    /**
+     * Rows past {@link CudaBackend#SPLIT_KEYS} keys are spread over several blocks and merged: they match the
+     * CPU, a row's result is the same bits alone and among other rows, and the same when the launch is cut
+     * into row ranges to bound the partial results.
+     */
+    @ParameterizedTest
+    @MethodSource("targetsAndKvTypes")
+    void longContextsAreSplitAndStayBatchInvariant(String which, DType dtype) {
+        CudaBackend b = backend(which);
+        SplittableRandom rnd = random("long" + dtype);
+        int blocks = 140, length = 1100; // 5 splits of 256 keys
+        KvStorage cpuKv = cpu.allocateKv(1, KV_HEADS, HEAD_DIM, BLOCK, blocks, dtype);
+        KvStorage cudaKv = b.allocateKv(1, KV_HEADS, HEAD_DIM, BLOCK, blocks, dtype);
+        try {
+            int[] table = new int[blocks];
+            for (int i = 0; i < blocks; i++) {
+                table[i] = blocks - 1 - i;
+            }
+            int width = KV_HEADS * HEAD_DIM;
+            int[] slots = new int[length];
+            for (int p = 0; p < length; p++) {
+                slots[p] = table[p / BLOCK] * BLOCK + p % BLOCK;
+            }
+            float[] k = uniform(rnd, length * width), v = uniform(rnd, length * width);
+            cpu.writeKv(cpuKv, 0, Tensor.ofFloats(k, length, width), Tensor.ofFloats(v, length, width), slots);
+            Tensor dk = deviceF32(b, k, length, width), dv = deviceF32(b, v, length, width);
+            b.writeKv(cudaKv, 0, dk, dv, slots);
+            b.free(dk);
+            b.free(dv);
+            int[] visible = {1100, 3, 256, 257, 700, 513};
+            int n = visible.length;
+            int qWidth = HEADS * HEAD_DIM;
+            float[] q = uniform(rnd, n * qWidth);
+            float scale = (float) (1 / Math.sqrt(HEAD_DIM));
+            int[][] tables = new int[n][];
+            Arrays.fill(tables, table);
+            AttentionRows rows = new AttentionRows(tables, visible);
+            Tensor cpuOut = Tensor.allocate(ARENA, DType.F32, n, qWidth);
+            cpu.attention(Tensor.ofFloats(q, n, qWidth), cpuKv, 0, rows, HEADS, scale, cpuOut);
+            Tensor dq = deviceF32(b, q, n, qWidth), dout = poisoned(b, n, qWidth);
+            b.attention(dq, cudaKv, 0, rows, HEADS, scale, dout);
+            float[] together = read(b, dout);
+            assertClose(cpuRead(cpuOut), together, F32_BOUND, "split attention");
+            for (int r = 0; r < n; r++) {
+                Tensor q1 = deviceF32(b, Arrays.copyOfRange(q, r * qWidth, (r + 1) * qWidth), 1, qWidth), o1 = poisoned(b, 1, qWidth);
+                b.attention(q1, cudaKv, 0, new AttentionRows(new int[][] {table}, new int[] {visible[r]}), HEADS, scale, o1);
+                assertArrayEquals(Arrays.copyOfRange(together, r * qWidth, (r + 1) * qWidth), read(b, o1),
+                        "row " + r + " (" + visible[r] + " keys) alone and among " + n + " rows");
+                b.free(q1);
+                b.free(o1);
+            }
+            b.setPartialBudget(1); // one row per launch
+            Tensor dout2 = poisoned(b, n, qWidth);
+            b.attention(dq, cudaKv, 0, rows, HEADS, scale, dout2);
+            assertArrayEquals(together, read(b, dout2), "the same rows in one launch per row");
+            b.free(dq);
+            b.free(dout);
+            b.free(dout2);
+        } finally {
+            b.setPartialBudget(64L << 20);
+            cpuKv.close();
+            cudaKv.close();
+        }
+    }
+
     @ParameterizedTest
     @MethodSource("targetsAndKvTypes")
     void copySlotsMovesEveryLayerAndReadsSourcesFirst(String which, DType dtype) {
