@@ -137,7 +137,8 @@ run_tandem() { # run_tandem NAME SECONDS ARGS...: tandem ARGS from the repositor
   set -e
   grep -E 'backend:|tok/s|KV read|error|tandem:' "$RESULTS/bench-$name.txt" | head -n 6 || true
   local figure
-  figure="$(grep -E 'tok/s|KV read' "$RESULTS/bench-$name.txt" | tail -n 1 | sed 's/^ *//')"
+  figure="$(grep -E 'tok/s|KV read' "$RESULTS/bench-$name.txt" | tail -n 1 | sed 's/^ *//' || true)"
+  [ -n "$figure" ] || figure="$(grep -E '^tandem:' "$RESULTS/bench-$name.txt" | tail -n 1 || true)"
   bench_lines+=("$(printf '  %-16s exit %-3s %s' "$name" "$brc" "${figure:-(no figure; see bench-$name.txt)}")")
 }
 if [ "$rc" -eq 0 ] && [ "${TANDEM_GPU_CHECK_BENCH:-1}" = 1 ]; then

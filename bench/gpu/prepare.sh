@@ -63,6 +63,7 @@ mkdir -p "$BUNDLE/lib" "$BUNDLE/test-classes"
 # Test-scope dependencies of the bundled modules, without the modules themselves (copied below from
 # target/) and without JUnit, which the console jar carries in its own version.
 mvn_offline_first "$DEP_PLUGIN:copy-dependencies" -pl "$pl" -DincludeScope=test \
+  -DexcludeArtifactIds="${TANDEM_GPU_EXCLUDE_ARTIFACTS:-archunit,commons-math3,jfreechart}" \
   -DexcludeGroupIds=dev.tandem,org.junit,org.junit.jupiter,org.junit.platform,org.junit.vintage,org.opentest4j,org.apiguardian,org.jspecify,junit,org.hamcrest \
   -DoutputDirectory="$BUNDLE/lib"
 
@@ -87,7 +88,11 @@ cp "$console_jar" "$BUNDLE/junit-platform-console-standalone.jar"
 jdeps_in=("$BUNDLE/junit-platform-console-standalone.jar" "$BUNDLE"/lib/*.jar)
 for m in $MODULES; do jdeps_in+=("$BUNDLE/test-classes/$m"); done
 found="$("$JDK/bin/jdeps" --multi-release 25 --ignore-missing-deps --print-module-deps "${jdeps_in[@]}")"
-jre_modules="$(printf '%s\n' java.base jdk.incubator.vector $(echo "$found" | tr ',' ' ') | sort -u | paste -sd, -)"
+# java.desktop (AWT, for the bench reports' charts, which BenchReport skips without it) is left out: it is
+# a fifth of the packed runtime, and the bundle must fit the device tool's 64 MiB with the working tree.
+drop_modules=" ${TANDEM_GPU_DROP_MODULES:-java.desktop} "
+jre_modules="$(printf '%s\n' java.base jdk.incubator.vector $(echo "$found" | tr ',' ' ') | sort -u \
+  | while read -r mod; do [[ "$drop_modules" == *" $mod "* ]] || echo "$mod"; done | paste -sd, -)"
 echo "JRE modules: $jre_modules"
 
 # The image is made uncompressed (zip-0), its native libraries stripped when strip is here, and then
