@@ -4,3 +4,4 @@
 #include "attention.cuh"
 #include "rows.cuh"
 #include "roofline.cuh"
+#include "sampling.cuh"

@@ -188,6 +188,8 @@ std::string show(T v) {
         std::snprintf(s, sizeof s, "0x%x", static_cast<unsigned>(v));
     } else if constexpr (std::is_same_v<T, std::uint32_t>) {
         std::snprintf(s, sizeof s, "0x%08" PRIx32, v);
+    } else if constexpr (std::is_same_v<T, double>) {
+        std::snprintf(s, sizeof s, "%.17g (0x%016" PRIx64 ")", v, std::bit_cast<std::uint64_t>(v));
     } else {
         std::snprintf(s, sizeof s, "%lld", static_cast<long long>(v));
     }
@@ -1275,6 +1277,302 @@ void check_multiply_add_peak(void (*kernel)(float*, int, float, float)) {
     }
 }
 
+// ---- sampling: counter-based draws, temperature sampling ------------------------------------------------
+
+constexpr std::uint64_t FILL_F64 = 0x7ff1deaddeadbeefull;
+
+// Philox4x32-10 on counter (c0..c3) and key (k0, k1), as CounterRng.philox4x32x10 defines it (Java's int
+// arithmetic, on uint32_t here), written from the Java and not from sampling.cuh.
+struct Philox {
+    std::uint32_t x[4];
+};
+Philox ref_philox(std::uint32_t c0, std::uint32_t c1, std::uint32_t c2, std::uint32_t c3, std::uint32_t k0, std::uint32_t k1) {
+    const std::uint64_t m0 = 0xD2511F53ull, m1 = 0xCD9E8D57ull;
+    for (int round = 0; round < 10; round++) {
+        if (round > 0) {
+            k0 += 0x9E3779B9u;
+            k1 += 0xBB67AE85u;
+        }
+        std::uint64_t p0 = m0 * c0, p1 = m1 * c2;
+        std::uint32_t n0 = static_cast<std::uint32_t>(p1 >> 32) ^ c1 ^ k0;
+        std::uint32_t n2 = static_cast<std::uint32_t>(p0 >> 32) ^ c3 ^ k1;
+        c1 = static_cast<std::uint32_t>(p1);
+        c3 = static_cast<std::uint32_t>(p0);
+        c0 = n0;
+        c2 = n2;
+    }
+    return {{c0, c1, c2, c3}};
+}
+
+// CounterRng.uniform(seed, stream, position, purpose, index): counter (position, stream low, stream high,
+// purpose << 24 | index), key (seed low, seed high), bits64 = x1 << 32 | x0, (bits64 >>> 11) · 2^-53.
+double ref_uniform(std::uint64_t seed, std::uint64_t stream, std::uint64_t position, int purpose, int index) {
+    if (position >= (1ull << 32) || index < 0 || index >= (1 << 24) || purpose < 0 || purpose > 255) {
+        std::fprintf(stderr, "kernel_check: bad reference draw (position %" PRIu64 ", purpose %d, index %d)\n", position, purpose, index);
+        std::exit(2);
+    }
+    Philox p = ref_philox(static_cast<std::uint32_t>(position), static_cast<std::uint32_t>(stream),
+                          static_cast<std::uint32_t>(stream >> 32), static_cast<std::uint32_t>(purpose) << 24 | static_cast<std::uint32_t>(index),
+                          static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32));
+    std::uint64_t bits = static_cast<std::uint64_t>(p.x[1]) << 32 | p.x[0];
+    return static_cast<double>(bits >> 11) * 0x1p-53;
+}
+
+// The reference itself against Random123's known answers for Philox4x32-10 (those of CounterRngTest).
+void check_philox_reference() {
+    struct Kat {
+        std::uint32_t in[6], out[4];
+    };
+    const Kat kats[] = {
+        {{0, 0, 0, 0, 0, 0}, {0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u}},
+        {{~0u, ~0u, ~0u, ~0u, ~0u, ~0u}, {0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu}},
+        {{0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u, 0xa4093822u, 0x299f31d0u},
+         {0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u}},
+    };
+    for (const Kat& k : kats) {
+        Philox p = ref_philox(k.in[0], k.in[1], k.in[2], k.in[3], k.in[4], k.in[5]);
+        if (std::memcmp(p.x, k.out, sizeof k.out) != 0) {
+            fail("the checker's Philox4x32-10 misses a known answer: %08" PRIx32 " %08" PRIx32 " %08" PRIx32 " %08" PRIx32
+                 ", expected %08" PRIx32 "...", p.x[0], p.x[1], p.x[2], p.x[3], k.out[0]);
+        }
+    }
+}
+
+// A stream anywhere in the 64 bits (the signed extremes too) and a position anywhere in [0, 2^32).
+long long random_stream(Rng& rng, int i) {
+    const long long special[] = {0, -1, std::numeric_limits<long long>::min(), std::numeric_limits<long long>::max(), 1};
+    return i < 5 && rng.below(3) == 0 ? special[i] : static_cast<long long>(rng.next());
+}
+long long random_position(Rng& rng, int i) {
+    const long long special[] = {0, 0xffffffffll, 1, 0x80000000ll};
+    return i < 4 && rng.below(3) == 0 ? special[i] : static_cast<long long>(rng.next() >> 32);
+}
+
+// CudaBackend.uniforms: (n + 255) / 256 blocks of 256 threads, out[i] bit for bit CounterRng.uniform.
+void check_uniform(void (*kernel)(double*, unsigned long long, const long long*, const long long*, int, int, int)) {
+    begin("the reference's Philox4x32-10 against known answers");
+    check_philox_reference();
+    Rng rng{24};
+    struct Case {
+        int n;
+        std::uint64_t seed;
+        int purpose, index;
+    };
+    const Case cases[] = {
+        {1, 0, 0, 0}, {7, ~0ull, 1, 1}, {255, rng.next(), 2, 7}, {256, rng.next(), 3, (1 << 24) - 1},
+        {257, 0xa4093822299f31d0ull, 4, 0}, {1000, rng.next(), 0, 0}, {4099, rng.next(), 0, 3},
+    };
+    for (const Case& c : cases) {
+        begin("n=%d seed=%016" PRIx64 " purpose=%d index=%d", c.n, c.seed, c.purpose, c.index);
+        Buf<long long> streams(c.n), positions(c.n);
+        Buf<double> out(c.n);
+        for (int i = 0; i < c.n; i++) {
+            streams[i] = random_stream(rng, i);
+            positions[i] = random_position(rng, i);
+        }
+        const double fill = std::bit_cast<double>(FILL_F64);
+        out.fill(fill);
+        auto s0 = streams.copy(), p0 = positions.copy();
+        if (!go(kernel, (c.n + 255) / 256, 1, 256, out.data(), static_cast<unsigned long long>(c.seed), streams.data(),
+                positions.data(), c.purpose, c.index, c.n)) {
+            continue;
+        }
+        unchanged(streams, s0, "streams");
+        unchanged(positions, p0, "positions");
+        std::vector<double> ref(c.n);
+        for (int i = 0; i < c.n; i++) {
+            ref[i] = ref_uniform(c.seed, static_cast<std::uint64_t>(s0[i]), static_cast<std::uint64_t>(p0[i]), c.purpose, c.index);
+        }
+        expect_exact(out, ref, "out", fill);
+        absorb(out);
+    }
+}
+
+// Sampler.sample for a temperature alone, on one row: -2 for a NaN or +infinity logit (Logits.requireValid),
+// l / T in f32 (LogitsProcessors.temperature, skipped at T = 1, which divides exactly anyway), -1 when the
+// max is -infinity, weights e^((double) l - max) (1 where l == max), summed in id order, u the SAMPLE
+// (ordinal 0) draw with index 0, and Sampler.inverseCdf. weight and cumulative (the running sum after each
+// id) come back for judging a mismatch.
+struct SampleRef {
+    int token = 0;
+    double target = 0;
+    std::vector<double> weight, cumulative;
+};
+SampleRef ref_sample(const float* logits, int vocab, float temperature, std::uint64_t seed, long long stream, long long position) {
+    SampleRef ref;
+    ref.token = -2;
+    for (int t = 0; t < vocab; t++) {
+        if (std::isnan(logits[t]) || logits[t] == INFINITY) return ref;
+    }
+    std::vector<float> l(logits, logits + vocab);
+    if (temperature != 1.0f) {
+        for (float& x : l) x /= temperature;
+    }
+    float max = -INFINITY;
+    for (float x : l) max = std::max(max, x);
+    if (max == -INFINITY) {
+        ref.token = -1;
+        return ref;
+    }
+    ref.weight.resize(vocab);
+    ref.cumulative.resize(vocab);
+    double total = 0;
+    for (int t = 0; t < vocab; t++) {
+        ref.weight[t] = l[t] == max ? 1.0 : std::exp(static_cast<double>(l[t]) - max);
+        total += ref.weight[t];
+    }
+    double u = ref_uniform(seed, static_cast<std::uint64_t>(stream), static_cast<std::uint64_t>(position), 0, 0);
+    ref.target = u * total;
+    double cumulative = 0;
+    int last = -1;
+    ref.token = -3;
+    for (int t = 0; t < vocab; t++) {
+        if (ref.weight[t] > 0) {
+            cumulative += ref.weight[t];
+            last = t;
+            if (ref.token == -3 && ref.target < cumulative) ref.token = t;
+        }
+        ref.cumulative[t] = cumulative;
+    }
+    if (ref.token == -3) ref.token = last;
+    return ref;
+}
+
+// A token other than the reference's passes only when it has a positive weight and the target u · Σ w lies
+// within a relative 1e-12 of a cumulative boundary between the two (the kernel associates its sums
+// differently).
+bool at_boundary(const SampleRef& ref, int token, int vocab) {
+    if (ref.token < 0 || token < 0 || token >= vocab || !(ref.weight[token] > 0)) return false;
+    for (int t = std::min(token, ref.token); t < std::max(token, ref.token); t++) {
+        if (std::fabs(ref.target - ref.cumulative[t]) <= 1e-12 * ref.cumulative[t]) return true;
+    }
+    return false;
+}
+
+int sample_tolerated = 0;  // tokens that differed from the reference's at a boundary, over all cases
+
+// Row kinds. Plain: random logits. Masked: -infinity in every id but a third of them outside the middle
+// third (so that whole runs of threads weigh nothing), and in the last id finite. Dead: all -infinity
+// (-1). Nan: a NaN among -infinity and finite logits (-2). Inf: a +infinity among finite ones (-2).
+// Overflow (for a tiny temperature): one huge finite logit whose l / T overflows to +infinity, the rest
+// finite (weight 1 for it, 0 for the rest). Twin: two such. Drown: only huge negative logits, l / T = -inf
+// for all (-1). Mixed: -infinity, a huge negative and a huge positive logit among finite ones.
+enum class RowKind { plain, masked, dead, nan, inf, overflow, twin, drown, mixed };
+const char* const row_kind_names[] = {"plain", "masked", "dead", "nan", "inf", "overflow", "twin", "drown", "mixed"};
+
+void fill_row(float* row, int vocab, RowKind kind, Rng& rng) {
+    for (int c = 0; c < vocab; c++) row[c] = rng.sym(8);
+    switch (kind) {
+        case RowKind::plain:
+            break;
+        case RowKind::masked:
+            for (int c = 0; c < vocab; c++) {
+                if (c % 3 != 0 || (c >= vocab / 3 && c < 2 * vocab / 3)) row[c] = -INFINITY;
+            }
+            row[vocab - 1] = rng.sym(8);
+            break;
+        case RowKind::dead:
+            for (int c = 0; c < vocab; c++) row[c] = -INFINITY;
+            break;
+        case RowKind::nan:
+            for (int c = 0; c < vocab; c += 2) row[c] = -INFINITY;
+            row[vocab * 2 / 3] = float_of(0x7fc12345u);
+            break;
+        case RowKind::inf:
+            row[vocab - 1] = INFINITY;
+            break;
+        case RowKind::overflow:
+            row[vocab / 3] = 3e38f;
+            break;
+        case RowKind::twin:
+            row[vocab > 1 ? 1 : 0] = 3e38f;
+            row[vocab - 1] = 2e38f;
+            break;
+        case RowKind::drown:
+            for (int c = 0; c < vocab; c++) row[c] = -3e38f + static_cast<float>(c) * 1e32f;
+            break;
+        case RowKind::mixed:
+            for (int c = 1; c < vocab; c += 4) row[c] = -INFINITY;
+            row[vocab / 2] = -3e38f;
+            row[vocab - 1] = 1e38f;
+            break;
+    }
+}
+
+// CudaBackend.sampleWithTemperature: a block of 256 threads per row. out (poisoned) must be fully written
+// with the reference's token, or the reference's -1 / -2.
+void check_sample(void (*kernel)(int*, const float*, int, int, float, unsigned long long, const long long*, const long long*)) {
+    Rng rng{25};
+    const std::vector<RowKind> five = {RowKind::plain, RowKind::masked, RowKind::dead, RowKind::nan, RowKind::inf};
+    const std::vector<RowKind> tiny = {RowKind::overflow, RowKind::twin, RowKind::drown, RowKind::mixed, RowKind::plain};
+    struct Case {
+        int vocab;
+        float temperature;
+        std::vector<RowKind> rows;
+    };
+    std::vector<Case> cases;
+    int single = 0;  // the single rows take each kind in turn
+    for (int vocab : {1, 7, 255, 256, 257, 1000, 5000}) {
+        for (float temperature : {0.25f, 1.0f, 3.0f}) {
+            cases.push_back({vocab, temperature, {five[single++ % 5]}});
+            cases.push_back({vocab, temperature, five});
+        }
+    }
+    for (int vocab : {1, 7, 257, 1000}) cases.push_back({vocab, 1e-30f, tiny});
+    for (int vocab : {7, 257, 1000, 5000}) {  // more draws: 64 rows, plain and masked
+        std::vector<RowKind> many(64);
+        for (std::size_t r = 0; r < many.size(); r++) many[r] = r % 2 ? RowKind::masked : RowKind::plain;
+        cases.push_back({vocab, 0.7f, many});
+    }
+    for (const Case& c : cases) {
+        int rows = static_cast<int>(c.rows.size());
+        std::uint64_t seed = rng.next();
+        begin("rows=%d vocab=%d temperature=%g seed=%016" PRIx64, rows, c.vocab, static_cast<double>(c.temperature), seed);
+        Buf<float> logits(static_cast<std::size_t>(rows) * c.vocab);
+        Buf<long long> streams(rows), positions(rows);
+        Buf<int> out(rows);
+        for (int r = 0; r < rows; r++) {
+            fill_row(&logits[static_cast<std::size_t>(r) * c.vocab], c.vocab, c.rows[r], rng);
+            streams[r] = random_stream(rng, r);
+            positions[r] = random_position(rng, r);
+        }
+        out.fill(FILL_I32);
+        auto l0 = logits.copy();
+        auto s0 = streams.copy(), p0 = positions.copy();
+        if (!go(kernel, rows, 1, 256, out.data(), logits.data(), rows, c.vocab, c.temperature,
+                static_cast<unsigned long long>(seed), streams.data(), positions.data())) {
+            continue;
+        }
+        unchanged(logits, l0, "logits");
+        unchanged(streams, s0, "streams");
+        unchanged(positions, p0, "positions");
+        int wrong = 0, unwritten = 0, first = -1;
+        SampleRef firstRef;
+        for (int r = 0; r < rows; r++) {
+            SampleRef ref = ref_sample(&l0[static_cast<std::size_t>(r) * c.vocab], c.vocab, c.temperature, seed, s0[r], p0[r]);
+            if (out[r] == ref.token) continue;
+            if (at_boundary(ref, out[r], c.vocab)) {
+                sample_tolerated++;
+                std::printf("  note: row %d: token %d, the reference's %d, at a boundary (u·Σw = %.17g)\n", r, out[r],
+                            ref.token, ref.target);
+                continue;
+            }
+            if (wrong++ == 0) {
+                first = r;
+                firstRef = ref;
+            }
+            if (out[r] == FILL_I32) unwritten++;
+        }
+        if (wrong != 0) {
+            fail("out: %d of %d rows wrong (%d never written); first row %d (%s) = %s, expected %d (u·Σw = %.17g of Σw = %.17g)",
+                 wrong, rows, unwritten, first, row_kind_names[static_cast<int>(c.rows[first])], show(out[first]).c_str(),
+                 firstRef.token, firstRef.target, firstRef.cumulative.empty() ? 0.0 : firstRef.cumulative.back());
+        }
+        absorb(out);
+    }
+    std::printf("  %d tokens tolerated at a boundary\n", sample_tolerated);
+}
+
 // ---- the list ---------------------------------------------------------------------------------------------
 
 std::vector<RowsShape> gather_u32_shapes() {
@@ -1320,6 +1618,8 @@ const Check checks[] = {
     CHECK(tandem_softmax_f32, check_softmax(tandem_softmax_f32)),
     CHECK(tandem_argmax_f32, check_argmax(tandem_argmax_f32)),
     CHECK(tandem_multiply_add_peak, check_multiply_add_peak(tandem_multiply_add_peak)),
+    CHECK(tandem_uniform_f64, check_uniform(tandem_uniform_f64)),
+    CHECK(tandem_sample_temperature_f32, check_sample(tandem_sample_temperature_f32)),
 };
 #undef CHECK
 

@@ -240,7 +240,7 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Copies int and float arrays into the staging buffer, each 16-byte aligned, and returns the device
+     * Copies int, float and long arrays into the staging buffer, each 16-byte aligned, and returns the device
      * address of each (in argument order); {@code reserve} more bytes follow the last array, for outputs
      * (their address is the last element of the result).
      */
@@ -249,8 +249,13 @@ public final class CudaBackend implements Backend {
         long bytes = 0;
         for (int i = 0; i < arrays.length; i++) {
             offsets[i] = bytes;
-            int length = arrays[i] instanceof int[] a ? a.length : ((float[]) arrays[i]).length;
-            bytes += (4L * length + 15) / 16 * 16;
+            long size = switch (arrays[i]) {
+                case int[] a -> 4L * a.length;
+                case float[] f -> 4L * f.length;
+                case long[] l -> 8L * l.length;
+                default -> throw new IllegalArgumentException("cannot stage " + arrays[i].getClass().getSimpleName());
+            };
+            bytes += (size + 15) / 16 * 16;
         }
         offsets[arrays.length] = bytes;
         long total = bytes + reserve;
@@ -266,11 +271,11 @@ public final class CudaBackend implements Backend {
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment host = arena.allocate(bytes, 16);
                 for (int i = 0; i < arrays.length; i++) {
-                    if (arrays[i] instanceof int[] a) {
-                        MemorySegment.copy(a, 0, host, ValueLayout.JAVA_INT, offsets[i], a.length);
-                    } else {
-                        float[] f = (float[]) arrays[i];
-                        MemorySegment.copy(f, 0, host, ValueLayout.JAVA_FLOAT, offsets[i], f.length);
+                    switch (arrays[i]) {
+                        case int[] a -> MemorySegment.copy(a, 0, host, ValueLayout.JAVA_INT, offsets[i], a.length);
+                        case float[] f -> MemorySegment.copy(f, 0, host, ValueLayout.JAVA_FLOAT, offsets[i], f.length);
+                        case long[] l -> MemorySegment.copy(l, 0, host, ValueLayout.JAVA_LONG, offsets[i], l.length);
+                        default -> throw new AssertionError();
                     }
                 }
                 cuda.copyToDevice(staging, host);
@@ -700,6 +705,82 @@ public final class CudaBackend implements Backend {
             }
         } finally {
             release(scratch);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // Random draws and sampling
+
+    /**
+     * One token per row of {@code logits} [rows, vocab], drawn on the device as {@code Sampler.sample} draws
+     * for sampling parameters that set a temperature and nothing else: logits divided by {@code temperature}
+     * in f32, weights e^(l − max) in double, u = {@link dev.tandem.runtime.rng.CounterRng#uniform}(seed,
+     * streams[r], positions[r], SAMPLE, 0), the first id whose running sum of weights exceeds u · Σ w. The
+     * running sums are associated differently from the CPU's (runs of ids per thread), so the token is the
+     * CPU's except when u · Σ w falls within rounding of a boundary between two ids. Only the ids come back to
+     * the host, not the logits.
+     *
+     * @throws IllegalArgumentException for a temperature that is not finite and positive, arrays that do not
+     *                                  match the rows, a position outside [0, 2^32), a row holding NaN or
+     *                                  +Infinity, or a row of only -Infinity
+     */
+    public synchronized int[] sampleWithTemperature(Tensor logits, float temperature, long seed, long[] streams, long[] positions) {
+        requireF32(logits, "sampleWithTemperature");
+        int vocab = (int) logits.dim(-1);
+        int n = (int) (logits.numel() / Math.max(1, vocab));
+        if (!(temperature > 0) || Float.isInfinite(temperature)) {
+            throw new IllegalArgumentException("temperature must be a finite number > 0, but was " + temperature + ".");
+        }
+        if (streams.length != n || positions.length != n) {
+            throw new IllegalArgumentException("sampleWithTemperature needs a stream and a position per row: " + n + " rows, "
+                    + streams.length + " streams, " + positions.length + " positions");
+        }
+        for (long p : positions) {
+            if (p < 0 || p >= 1L << 32) {
+                throw new IllegalArgumentException("position must be in [0, 2^32), but was " + p + ".");
+            }
+        }
+        if (n == 0) {
+            return new int[0];
+        }
+        enter();
+        long[] a = stage(4L * n, streams, positions);
+        launch("tandem_sample_temperature_f32", n, 1, 256, new CudaLibrary.Args().pointer(a[2]).pointer(logits.deviceAddress())
+                .i32(n).i32(vocab).f32(temperature).i64(seed).pointer(a[0]).pointer(a[1]));
+        int[] tokens;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(4L * n, 4);
+            cuda.copyToHost(host, a[2]);
+            tokens = host.toArray(ValueLayout.JAVA_INT);
+        }
+        for (int r = 0; r < n; r++) {
+            if (tokens[r] == -2) {
+                throw new IllegalArgumentException("logits must be finite or -Infinity, but row " + r + " holds NaN or +Infinity.");
+            }
+            if (tokens[r] < 0) {
+                throw new IllegalArgumentException("every logit of row " + r + " is -Infinity, so there is no token to choose.");
+            }
+        }
+        return tokens;
+    }
+
+    /** {@code CounterRng.uniform(seed, streams[i], positions[i], purpose, index)} for every i, drawn on the device. */
+    synchronized double[] uniforms(long seed, long[] streams, long[] positions, dev.tandem.runtime.rng.RngPurpose purpose, int index) {
+        int n = streams.length;
+        if (positions.length != n) {
+            throw new IllegalArgumentException("one position per stream, got " + n + " streams and " + positions.length + " positions");
+        }
+        if (n == 0) {
+            return new double[0];
+        }
+        enter();
+        long[] a = stage(8L * n, streams, positions);
+        launch("tandem_uniform_f64", (n + 255) / 256, 1, 256, new CudaLibrary.Args().pointer(a[2]).i64(seed).pointer(a[0])
+                .pointer(a[1]).i32(purpose.ordinal()).i32(index).i32(n));
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(8L * n, 8);
+            cuda.copyToHost(host, a[2]);
+            return host.toArray(ValueLayout.JAVA_DOUBLE);
         }
     }
 

@@ -571,6 +571,29 @@ class CudaBackendEquivalenceTest {
         }
     }
 
+    /** The device's Philox draws are the CPU's {@code CounterRng} draws, bit for bit, for every purpose. */
+    @ParameterizedTest
+    @ValueSource(strings = {"host", "gpu"})
+    void deviceDrawsAreCounterRngsDraws(String which) {
+        CudaBackend b = backend(which);
+        SplittableRandom rnd = random("philox");
+        int n = 1000;
+        long[] streams = new long[n], positions = new long[n];
+        for (int i = 0; i < n; i++) {
+            streams[i] = rnd.nextLong();
+            positions[i] = i < 2 ? (i == 0 ? 0 : (1L << 32) - 1) : rnd.nextLong(1L << 32);
+        }
+        long seed = rnd.nextLong();
+        for (dev.tandem.runtime.rng.RngPurpose purpose : dev.tandem.runtime.rng.RngPurpose.values()) {
+            int index = purpose.ordinal() * 1000 + 7;
+            double[] got = b.uniforms(seed, streams, positions, purpose, index);
+            for (int i = 0; i < n; i++) {
+                assertEquals(dev.tandem.runtime.rng.CounterRng.uniform(seed, streams[i], positions[i], purpose, index), got[i],
+                        purpose + " draw " + i);
+            }
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"host", "gpu"})
     void rooflinesMeasureSomething(String which) {
