@@ -137,7 +137,7 @@ run_tandem() { # run_tandem NAME SECONDS ARGS...: tandem ARGS from the repositor
   set -e
   grep -E 'backend:|tok/s|KV read|error|tandem:' "$RESULTS/bench-$name.txt" | head -n 6 || true
   local figure
-  figure="$(grep -E 'tok/s|KV read' "$RESULTS/bench-$name.txt" | tail -n 1 | sed 's/^ *//' || true)"
+  figure="$(grep -E 'tok/s|KV read| k=1 ' "$RESULTS/bench-$name.txt" | tail -n 1 | sed 's/^ *//' | cut -c1-160 || true)"
   [ -n "$figure" ] || figure="$(grep -E '^tandem:' "$RESULTS/bench-$name.txt" | tail -n 1 || true)"
   bench_lines+=("$(printf '  %-16s exit %-3s %s' "$name" "$brc" "${figure:-(no figure; see bench-$name.txt)}")")
 }
@@ -148,6 +148,10 @@ if [ "$rc" -eq 0 ] && [ "${TANDEM_GPU_CHECK_BENCH:-1}" = 1 ]; then
   run_tandem pad-bard-l 90 synth --pad models/bard-l --shape tinyllama-1.1b --dtype bf16 --out "$work/bard-l-padded"
   run_tandem bard-l-padded 120 "${decode[@]}" --model "$work/bard-l-padded" --out "$RESULTS/decode-bard-l-padded.json"
   run_tandem bard-l 60 "${decode[@]}" --model models/bard-l --out "$RESULTS/decode-bard-l.json"
+  # One pass over k = 1..8 rows of one sequence against one row: issue 14's goal is a 5-row verification
+  # pass within 1.1x a 1-row pass.
+  run_tandem rows-per-pass 90 bench --suite batch --device cuda --model "$work/bard-l-padded" --threads 1 \
+    --batch-sizes 1,4 --max-rows 8 --tokens 16 --repetitions 3 --out "$RESULTS/batch-bard-l-padded.json"
   run_tandem attention 60 bench --suite attention --device cuda --shape tinyllama-1.1b --contexts 1024,8192,32768 \
     --threads 1 --repetitions 3 --out "$RESULTS/attention-tinyllama-bf16.json"
 fi

@@ -79,7 +79,7 @@ public final class BenchCommand implements Callable<Integer> {
     String suite;
 
     @Option(names = "--device", paramLabel = "NAME", defaultValue = "cpu",
-            description = "decode and attention suites: the backend to measure, cpu (default), cuda or auto; on a device other "
+            description = "decode, batch and attention suites: the backend to measure, cpu (default), cuda or auto; on a device other "
                     + "than the CPU --threads is one count of host threads and the bandwidth is the device's (CUDA: a device-to-device copy).")
     String device;
 
@@ -207,8 +207,8 @@ public final class BenchCommand implements Callable<Integer> {
             throw new UsageException("--device must be one of " + String.join(", ", dev.tandem.runtime.Backends.names()) + " or "
                     + dev.tandem.runtime.Backends.AUTO + ", but was \"" + device + "\".");
         }
-        if (!device.equals(dev.tandem.runtime.Backends.DEFAULT) && !suite.equals("decode") && !suite.equals("attention")) {
-            throw new UsageException("--device applies to --suite decode and attention only (the other suites run on the CPU).");
+        if (!device.equals(dev.tandem.runtime.Backends.DEFAULT) && !List.of("decode", "attention", "batch").contains(suite)) {
+            throw new UsageException("--device applies to --suite decode, batch and attention only (the other suites run on the CPU).");
         }
         int[] batchSizes = parseCounts(batchSizesOption, "--batch-sizes");
         int[] promptLengths = parseCounts(promptLengthsOption, "--prompt-lengths");
@@ -276,7 +276,7 @@ public final class BenchCommand implements Callable<Integer> {
                         maxRows, largestThreads));
                 BatchBench.Result result;
                 try (ProgressBar bar = new ProgressBar("bench batch " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
-                    result = BatchBench.run(modelDir, label, batchOptions, bar);
+                    result = BatchBench.run(modelDir, label, batchOptions, device, bar);
                 }
                 addSection(json, "batch", BatchBench.toJson(result), all);
                 printBatchSummary(stdout, result, machine);

@@ -69,6 +69,11 @@ public final class BatchBench {
     private BatchBench() {}
 
     public static Result run(Path modelDir, String label, Options o, Progress progress) {
+        return run(modelDir, label, o, dev.tandem.runtime.Backends.DEFAULT, progress);
+    }
+
+    /** The same on the backend {@code device} (a name {@code Backends.open} takes, or auto). */
+    public static Result run(Path modelDir, String label, Options o, String device, Progress progress) {
         ModelConfig config = ModelConfig.load(modelDir);
         int largest = 0;
         for (int b : o.batchSizes()) {
@@ -82,6 +87,7 @@ public final class BatchBench {
         long total = (long) (o.repetitions() + 1) * (o.batchSizes().length + o.maxRows());
         long done = 0;
         ModelLoader.Options load = ModelLoader.Options.defaults().withThreads(o.threads())
+                .withDevice(dev.tandem.runtime.Backends.choose(device).name())
                 .withKvTokens((int) Math.min(Integer.MAX_VALUE, perSequence * largest + 16L * largest));
         try (LanguageModel model = ModelLoader.load(modelDir, load)) {
             int[] prompt = DecodeBench.promptIds(model, o.promptTokens());
