@@ -1,18 +1,15 @@
 package dev.tandem.transformer;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.tandem.bindings.cuda.CudaDriver;
-import dev.tandem.bindings.cuda.CudaLibrary;
 import dev.tandem.runtime.kv.KvSequence;
 import dev.tandem.runtime.cuda.CudaBackend;
-import dev.tandem.runtime.cuda.Fatbin;
+import dev.tandem.runtime.cuda.CudaTestBackends;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -45,20 +42,14 @@ class CudaGoldenModelTest {
     }
 
     private static synchronized CudaBackend backend(String which) {
-        if (which.equals("host")) {
+        if (which.equals(CudaTestBackends.HOST)) {
             if (host == null) {
-                String path = System.getProperty("tandem.cuda.host.library", "");
-                assumeTrue(!path.isEmpty() && Files.isRegularFile(Path.of(path)),
-                        "the host build of the CUDA kernels was not made (no g++; see native/cuda/host/build-host.sh): " + path);
-                host = new CudaBackend(CudaLibrary.open(path), new byte[] {0});
+                host = CudaTestBackends.open(which);
             }
             return host;
         }
         if (gpu == null) {
-            assumeTrue(CudaDriver.isAvailable(), () -> "no GPU here: " + CudaDriver.unavailableReason());
-            Fatbin fatbin = Fatbin.embedded().orElse(null);
-            assumeTrue(fatbin != null, "this build embedded no CUDA kernels (no nvcc where it was built)");
-            gpu = new CudaBackend(CudaDriver.library(), fatbin.bytes());
+            gpu = CudaTestBackends.open(which);
         }
         return gpu;
     }

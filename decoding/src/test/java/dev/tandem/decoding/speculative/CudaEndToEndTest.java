@@ -1,13 +1,10 @@
 package dev.tandem.decoding.speculative;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.tandem.bindings.cuda.CudaDriver;
-import dev.tandem.bindings.cuda.CudaLibrary;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.runtime.Backend;
-import dev.tandem.runtime.cuda.CudaBackend;
-import dev.tandem.runtime.cuda.Fatbin;
+import dev.tandem.runtime.cuda.CudaTestBackends;
 import dev.tandem.runtime.kv.KvSequence;
 import dev.tandem.transformer.Batch;
 import dev.tandem.transformer.LanguageModel;
@@ -17,15 +14,12 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Function;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Whole models on the CUDA backend, on the host build of the kernels in every build and on a GPU where
@@ -38,16 +32,7 @@ class CudaEndToEndTest {
     private static final int TOKENS = 16;
 
     private static Backend open(String which) {
-        if (which.equals("host")) {
-            String path = System.getProperty("tandem.cuda.host.library", "");
-            assumeTrue(!path.isEmpty() && Files.isRegularFile(Path.of(path)),
-                    "the host build of the CUDA kernels was not made (no g++; see native/cuda/host/build-host.sh): " + path);
-            return new CudaBackend(CudaLibrary.open(path), new byte[] {0});
-        }
-        assumeTrue(CudaDriver.isAvailable(), () -> "no GPU here: " + CudaDriver.unavailableReason());
-        Fatbin fatbin = Fatbin.embedded().orElse(null);
-        assumeTrue(fatbin != null, "this build embedded no CUDA kernels (no nvcc where it was built)");
-        return new CudaBackend(CudaDriver.library(), fatbin.bytes());
+        return CudaTestBackends.open(which);
     }
 
     private static GenerationRequest request(String prompt) {

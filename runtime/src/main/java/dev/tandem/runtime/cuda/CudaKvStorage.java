@@ -115,15 +115,7 @@ final class CudaKvStorage implements KvStorage {
         synchronized (this) {
             checkOpen();
         }
-        if (from.length != to.length) {
-            throw new IllegalArgumentException("copySlots needs as many destinations as sources, got " + from.length + " and " + to.length);
-        }
-        int slots = numBlocks * blockSize;
-        for (int i = 0; i < from.length; i++) {
-            if (from[i] < 0 || from[i] >= slots || to[i] < 0 || to[i] >= slots) {
-                throw new IllegalArgumentException("KV slot copy " + from[i] + " -> " + to[i] + " is outside [0, " + slots + ")");
-            }
-        }
+        KvStorage.checkCopy(from, to, numBlocks * blockSize);
         if (from.length > 0) {
             backend.copySlots(this, from, to);
         }

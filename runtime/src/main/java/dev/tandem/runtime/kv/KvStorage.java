@@ -41,6 +41,23 @@ public interface KvStorage extends AutoCloseable {
     @Override
     void close();
 
+    /**
+     * Checks the arguments of {@link #copySlots} for a storage of {@code slots} slots.
+     *
+     * @throws IllegalArgumentException if the arrays differ in length or a slot is outside [0, slots)
+     */
+    static void checkCopy(int[] from, int[] to, int slots) {
+        if (from.length != to.length) {
+            throw new IllegalArgumentException("copySlots needs as many destinations as sources, got "
+                    + from.length + " and " + to.length);
+        }
+        for (int i = 0; i < from.length; i++) {
+            if (from[i] < 0 || from[i] >= slots || to[i] < 0 || to[i] >= slots) {
+                throw new IllegalArgumentException("KV slot copy " + from[i] + " -> " + to[i] + " is outside [0, " + slots + ")");
+            }
+        }
+    }
+
     /** Checks the shape every storage must have: positive sizes, a power-of-two block size, f32 or bf16. */
     static void checkShape(int layers, int kvHeads, int headDim, int blockSize, int numBlocks, DType dtype) {
         if (layers <= 0 || kvHeads <= 0 || headDim <= 0 || numBlocks <= 0) {

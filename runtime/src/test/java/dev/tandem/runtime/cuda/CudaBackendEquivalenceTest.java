@@ -1,7 +1,5 @@
 package dev.tandem.runtime.cuda;
 
-import dev.tandem.bindings.cuda.CudaDriver;
-import dev.tandem.bindings.cuda.CudaLibrary;
 import dev.tandem.runtime.AttentionRows;
 import dev.tandem.runtime.Backend;
 import dev.tandem.runtime.DType;
@@ -19,8 +17,6 @@ import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.lang.foreign.Arena;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 import java.util.stream.Stream;
@@ -30,7 +26,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The backend-equivalence suite: every {@link Backend} op of {@link CudaBackend} against {@link CpuBackend}
@@ -69,22 +64,16 @@ class CudaBackendEquivalenceTest {
         ARENA.close();
     }
 
-    /** {@code "host"}: the host build; {@code "gpu"}: libcuda.so.1 and the fatbin. Skips with the reason when absent. */
+    /** The backend on {@code which} (CudaTestBackends), opened once per class. */
     static synchronized CudaBackend backend(String which) {
-        if (which.equals("host")) {
+        if (which.equals(CudaTestBackends.HOST)) {
             if (host == null) {
-                String path = System.getProperty("tandem.cuda.host.library", "");
-                assumeTrue(!path.isEmpty() && Files.isRegularFile(Path.of(path)),
-                        "the host build of the CUDA kernels was not made (no g++; see native/cuda/host/build-host.sh): " + path);
-                host = new CudaBackend(CudaLibrary.open(path), new byte[] {0});
+                host = CudaTestBackends.open(which);
             }
             return host;
         }
         if (gpu == null) {
-            assumeTrue(CudaDriver.isAvailable(), () -> "no GPU here: " + CudaDriver.unavailableReason());
-            Fatbin fatbin = Fatbin.embedded().orElse(null);
-            assumeTrue(fatbin != null, "this build embedded no CUDA kernels (no nvcc where it was built)");
-            gpu = new CudaBackend(CudaDriver.library(), fatbin.bytes());
+            gpu = CudaTestBackends.open(which);
         }
         return gpu;
     }
