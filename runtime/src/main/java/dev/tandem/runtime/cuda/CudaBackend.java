@@ -40,7 +40,6 @@ import java.util.Map;
  */
 public final class CudaBackend implements Backend {
     private final CudaLibrary cuda;
-    private final MemorySegment context;
     private final MemorySegment module;
     private final String deviceName;
     private final Map<String, MemorySegment> functions = new HashMap<>();
@@ -77,7 +76,7 @@ public final class CudaBackend implements Backend {
                 throw new TandemException(cuda.library() + " sees no CUDA device.");
             }
             this.deviceName = cuda.deviceName(0);
-            this.context = cuda.usePrimaryContext(0);
+            cuda.usePrimaryContext(0);
             contextCurrent.set(true);
             this.module = cuda.loadModule(image);
             this.stream = cuda.defaultStream();
@@ -861,7 +860,7 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** Frees every tensor, weight and KV storage still held; idempotent. */
+    /** Frees every tensor, weight and KV storage still held, unloads the kernels and releases the device's primary context; idempotent. */
     @Override
     public synchronized void close() {
         if (closed) {
@@ -886,6 +885,8 @@ public final class CudaBackend implements Backend {
         allocations.clear();
         weights.clear();
         closed = true;
+        cuda.unloadModule(module);
+        cuda.releasePrimaryContext(0); // the retain of the constructor; the context lives on while others hold it
     }
 
     /** The library this backend drives. */
