@@ -33,23 +33,29 @@ tandem_softmax_f32(float* x, int rows, int width) {
     }
 }
 
-// out[r] = the index of the largest value of row r, the lowest index on ties, NaNs never chosen, except
-// that a row whose first value is NaN gives 0 (CpuBackend's rule: start from element 0, take a later one
-// only when strictly larger).
+// out[r] = the index of the largest value of row r, the lowest on ties; -1 when the row holds a NaN or
+// +infinity, or nothing but -infinity (Backend.argmax's rule: such a row has no greedy token).
 extern "C" __global__ void __launch_bounds__(TANDEM_ROW_THREADS)
 tandem_argmax_f32(int* out, const float* x, int rows, int width) {
     __shared__ float bestValue[TANDEM_ROW_THREADS];
     __shared__ int bestIndex[TANDEM_ROW_THREADS];
+    __shared__ int invalid;
     int r = blockIdx.x;
     if (r >= rows) {
         return;
     }
+    if (threadIdx.x == 0) {
+        invalid = 0;
+    }
+    __syncthreads();
     const float* row = x + (long long) r * width;
-    float value = 0.0f;
+    float value = -INFINITY;
     int index = -1;
     for (int c = threadIdx.x; c < width; c += TANDEM_ROW_THREADS) {
         float v = row[c];
-        if (v == v && (index < 0 || v > value)) {
+        if (v != v || v == INFINITY) {
+            invalid = 1;  // every thread that writes, writes 1
+        } else if (v > value) {
             value = v;
             index = c;
         }
@@ -70,6 +76,6 @@ tandem_argmax_f32(int* out, const float* x, int rows, int width) {
         __syncthreads();
     }
     if (threadIdx.x == 0) {
-        out[r] = (width == 0 || row[0] != row[0] || bestIndex[0] < 0) ? 0 : bestIndex[0];
+        out[r] = invalid ? -1 : bestIndex[0];
     }
 }

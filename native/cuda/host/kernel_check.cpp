@@ -594,14 +594,14 @@ void check_argmax(void (*kernel)(int*, const float*, int, int)) {
                     row[w / 2] = 9;
                     row[w / 3 + 1 < w ? w / 3 + 1 : 0] = 9;
                     break;
-                case 2:  // NaNs are never chosen
+                case 2:  // NaNs: no greedy token (-1)
                     for (int c = 1; c < w; c += 7) row[c] = NAN;
                     row[w - 1] = 7;
                     break;
-                case 3:  // a NaN first: 0
-                    row[0] = NAN;
+                case 3:  // +inf: no greedy token (-1)
+                    row[w / 2] = INFINITY;
                     break;
-                case 4:  // all -inf: 0
+                case 4:  // all -inf: no greedy token (-1)
                     for (int c = 0; c < w; c++) row[c] = -INFINITY;
                     break;
                 case 5:  // the largest last
@@ -612,10 +612,9 @@ void check_argmax(void (*kernel)(int*, const float*, int, int)) {
                     row[w > 7 ? 7 : w - 1] = -0.0f;
                     row[w > 300 ? 300 : w - 1] = 0.0f;
                     break;
-                case 7:  // all NaN but one
-                    for (int c = 0; c < w; c++) row[c] = NAN;
-                    row[w / 2] = -3;
-                    if (w > 1) row[0] = -4;
+                case 7:  // -inf everywhere but one, late: that one
+                    for (int c = 0; c < w; c++) row[c] = -INFINITY;
+                    row[w - 1] = -3;
                     break;
                 default:
                     break;
@@ -626,13 +625,15 @@ void check_argmax(void (*kernel)(int*, const float*, int, int)) {
         if (!go(kernel, s.rows, 1, 256, out.data(), x.data(), s.rows, s.width)) continue;
         unchanged(x, x0, "x");
         std::vector<int> ref(s.rows);
-        for (int r = 0; r < s.rows; r++) {  // CpuBackend's rule: from element 0, a later one only when strictly larger
+        for (int r = 0; r < s.rows; r++) {  // Backend.argmax's rule: lowest index of the largest; -1 for NaN, +inf, all -inf
             const float* row = &x0[static_cast<std::size_t>(r) * s.width];
-            int best = 0;
-            for (int c = 1; c < s.width; c++) {
-                if (row[c] > row[best]) best = c;
+            int best = -1;
+            bool invalid = false;
+            for (int c = 0; c < s.width; c++) {
+                if (std::isnan(row[c]) || row[c] == INFINITY) invalid = true;
+                else if (row[c] > -INFINITY && (best < 0 || row[c] > row[best])) best = c;
             }
-            ref[r] = best;
+            ref[r] = invalid ? -1 : best;
         }
         expect_exact(out, ref, "out", FILL_I32);
         absorb(out);

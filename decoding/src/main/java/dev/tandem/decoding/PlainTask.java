@@ -9,7 +9,10 @@ import java.util.List;
 
 /**
  * Plain decoding as a {@link DecodingTask}: the prompt in chunks (only the last chunk asks for logits,
- * of its last row), then one row per step, each step's logits sampled by {@link RequestState#accept}.
+ * of its last row), then one row per step, each step's logits sampled by {@link RequestState#accept}. Where
+ * the next token is the greedy one and nothing else is read from the logits
+ * ({@link RequestState#needsOnlyGreedyToken}), a step asks for the row's greedy token instead, so the logits
+ * stay on the model's backend (on a GPU, one id crosses to the host instead of a row of the vocabulary).
  */
 final class PlainTask implements DecodingTask {
     private final LanguageModel model;
@@ -21,6 +24,7 @@ final class PlainTask implements DecodingTask {
     private boolean passed;   // this step's pass of the model is planned
     private int planned;      // prompt rows in it (0: a decode row)
     private float[] logits;   // the logits this step's pass ended with, to sample from
+    private int greedyToken = -1; // or the greedy token it sent back instead (RequestState.needsOnlyGreedyToken)
 
     PlainTask(LanguageModel model, GenerationRequest request) {
         this.model = model;
@@ -65,6 +69,7 @@ final class PlainTask implements DecodingTask {
     public void beginStep() {
         passed = false;
         logits = null;
+        greedyToken = -1;
     }
 
     @Override
@@ -81,11 +86,28 @@ final class PlainTask implements DecodingTask {
             planned = n;
             Batch.Entry entry = Batch.Entry.continuation(state.kv(), Arrays.copyOfRange(promptIds, prefilled, prefilled + n));
             // Only the prompt's last chunk needs logits (of its last row); earlier chunks skip the LM head.
-            return List.of(prefilled + n < promptIds.length ? entry.withLogitRows() : entry);
+            return List.of(prefilled + n < promptIds.length ? entry.withLogitRows() : lastRowOutput(entry, n - 1));
         }
         passed = true;
         planned = 0;
-        return List.of(Batch.Entry.continuation(state.kv(), state.lastToken()));
+        return List.of(lastRowOutput(Batch.Entry.continuation(state.kv(), state.lastToken()), 0));
+    }
+
+    /** What the step needs of {@code row}: its greedy token alone where that decides the next token, else its logits. */
+    private Batch.Entry lastRowOutput(Batch.Entry entry, int row) {
+        return state.needsOnlyGreedyToken() ? entry.withLogitRows().withGreedyRows(row) : entry.withLogitRows(row);
+    }
+
+    /** The step's outcome from its pass: the greedy token, or the logits to sample from (also when the row has no greedy token). */
+    private void takeOutput(ForwardResult result) {
+        if (result.greedyRows(0) > 0) {
+            greedyToken = result.greedyToken(0, 0);
+            if (greedyToken < 0) {
+                logits = result.greedyRowLogits(0, 0); // sampling it says why there is no token
+            }
+        } else {
+            logits = result.lastLogits(0);
+        }
     }
 
     @Override
@@ -94,16 +116,21 @@ final class PlainTask implements DecodingTask {
             prefilled += planned;
             state.addPrefillNanos(nanos);
             if (prefilled == promptIds.length) {
-                logits = result.lastLogits(0);
+                takeOutput(result);
             }
         } else {
             state.addDecodeStep(nanos);
-            logits = result.lastLogits(0);
+            takeOutput(result);
         }
     }
 
     @Override
     public List<TokenEvent> endStep() {
+        if (greedyToken >= 0) {
+            int token = greedyToken;
+            greedyToken = -1;
+            return List.of(state.acceptToken(token, null));
+        }
         if (logits == null) {
             return List.of();
         }

@@ -126,6 +126,16 @@ public final class RequestState {
         return acceptToken(token, logits);
     }
 
+    /**
+     * True when this request's next token is the argmax of the raw logits and nothing else is read from them
+     * (greedy, no repetition penalty, no logprobs): a pass may then send back the token alone
+     * ({@code Batch.Entry.withGreedyRows}) instead of the row of logits, and the token goes to {@link #acceptToken}.
+     */
+    public boolean needsOnlyGreedyToken() {
+        var p = request.sampling();
+        return p.isGreedy() && p.repetitionPenalty() == 1f && request.logprobs() == 0;
+    }
+
     /** Number of tokens in the context: the prompt plus the tokens generated so far. */
     public int contextLength() {
         return contextLength;

@@ -147,6 +147,21 @@ class GeneratorTest {
         assertTrue(none.logprobs().getFirst().topLogprobs().isEmpty());
     }
 
+    /**
+     * Greedy decoding that reads nothing else from the logits takes each token from the backend's argmax
+     * (only the id leaves the backend); asking for logprobs reads the rows and samples on the host. Both give
+     * the same tokens.
+     */
+    @Test
+    void greedyTokensFromTheBackendEqualGreedyTokensFromTheLogits() {
+        for (String prompt : new String[] {"ROMEO:", "First Citizen:\nBefore we proceed", "\n"}) {
+            GenerationResult ids = generator.generate(GenerationRequest.of(prompt).withMaxTokens(24));
+            GenerationResult logits = generator.generate(GenerationRequest.of(prompt).withMaxTokens(24).withLogprobs(1));
+            assertArrayEquals(logits.generatedIds(), ids.generatedIds(), prompt);
+            assertEquals(logits.text(), ids.text(), prompt);
+        }
+    }
+
     @Test
     void promptLongerThanTheContextIsRejectedNamingTheLimit() {
         int[] ids = new int[model.config().maxContext() + 1];

@@ -116,7 +116,11 @@ public interface Backend extends AutoCloseable {
     /** Row-wise softmax in place over the last dimension. */
     void softmax(Tensor x);
 
-    /** Index of the largest value of each row (lowest index on ties). */
+    /**
+     * Index of the largest value of each row (lowest index on ties): the greedy token of a row of logits,
+     * without the row leaving this backend's memory. A row that holds a NaN or +Infinity, or nothing but
+     * -Infinity, has no such token and gives -1 (callers read that row and report it).
+     */
     int[] argmax(Tensor x);
 
     /**

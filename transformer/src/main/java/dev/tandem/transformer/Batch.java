@@ -32,9 +32,11 @@ public final class Batch {
      *                     (1..numLayers) the residual stream after block l
      * @param hiddenRows   row indices whose hidden states (at every layer of {@code hiddenLayers}) are wanted, in output order
      * @param normedRows   row indices whose final normalised hidden state (the LM head's input) is wanted, in output order
+     * @param greedyRows   row indices whose greedy token (the argmax of the raw logits, lowest id on ties) is wanted,
+     *                     in output order: computed where the logits are, only the ids come back
      */
     public record Entry(KvSequence kv, int[] tokens, float[][] embeddings, int[] positions, AttentionShape shape,
-                        int[] logitRows, int[] hiddenLayers, int[] hiddenRows, int[] normedRows) {
+                        int[] logitRows, int[] hiddenLayers, int[] hiddenRows, int[] normedRows, int[] greedyRows) {
         private static final int[] NONE = new int[0];
 
         public Entry {
@@ -61,6 +63,7 @@ public final class Batch {
             logitRows = checkRows(logitRows, n, "logit row");
             hiddenRows = checkRows(hiddenRows, n, "hidden-state row");
             normedRows = checkRows(normedRows, n, "normed row");
+            greedyRows = checkRows(greedyRows, n, "greedy row");
             hiddenLayers = hiddenLayers == null ? NONE : hiddenLayers;
             for (int l : hiddenLayers) {
                 if (l < 0) {
@@ -84,12 +87,12 @@ public final class Batch {
 
         /** Token rows with logits at {@code logitRows} and no other output. */
         public Entry(KvSequence kv, int[] tokens, int[] positions, AttentionShape shape, int[] logitRows) {
-            this(kv, tokens, null, positions, shape, logitRows, NONE, NONE, NONE);
+            this(kv, tokens, null, positions, shape, logitRows, NONE, NONE, NONE, NONE);
         }
 
         /** Token rows at explicit positions with a shape and no outputs yet (add them with {@code with…}). */
         public static Entry of(KvSequence kv, int[] tokens, int[] positions, AttentionShape shape) {
-            return new Entry(kv, tokens.clone(), null, positions.clone(), shape, NONE, NONE, NONE, NONE);
+            return new Entry(kv, tokens.clone(), null, positions.clone(), shape, NONE, NONE, NONE, NONE, NONE);
         }
 
         /** Embedding rows ({@code [rows][hidden]}) at explicit positions with a shape and no outputs yet. */
@@ -98,7 +101,7 @@ public final class Batch {
             for (int i = 0; i < copy.length; i++) {
                 copy[i] = embeddings[i] == null ? null : embeddings[i].clone();
             }
-            return new Entry(kv, null, copy, positions.clone(), shape, NONE, NONE, NONE, NONE);
+            return new Entry(kv, null, copy, positions.clone(), shape, NONE, NONE, NONE, NONE, NONE);
         }
 
         /** New tokens continuing {@code kv} causally, with logits at the last row only. */
@@ -144,12 +147,12 @@ public final class Batch {
 
         /** This entry with another attention shape. */
         public Entry withShape(AttentionShape shape) {
-            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows);
+            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows, greedyRows);
         }
 
         /** This entry with logits at {@code rows} (in output order) instead. */
         public Entry withLogitRows(int... rows) {
-            return new Entry(kv, tokens, embeddings, positions, shape, rows.clone(), hiddenLayers, hiddenRows, normedRows);
+            return new Entry(kv, tokens, embeddings, positions, shape, rows.clone(), hiddenLayers, hiddenRows, normedRows, greedyRows);
         }
 
         /** This entry with logits at every row. */
@@ -162,12 +165,21 @@ public final class Batch {
          * l = after block l) for each of {@code rows}.
          */
         public Entry withHiddenStates(int[] layers, int... rows) {
-            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, layers.clone(), rows.clone(), normedRows);
+            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, layers.clone(), rows.clone(), normedRows, greedyRows);
         }
 
         /** This entry also returning the final normalised hidden state (the LM head's input) at {@code rows}. */
         public Entry withNormedRows(int... rows) {
-            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, rows.clone());
+            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, rows.clone(), greedyRows);
+        }
+
+        /**
+         * This entry also returning the greedy token (argmax of the raw logits, lowest id on ties) of each of
+         * {@code rows}: the LM head runs on the model's backend and only the ids come back, not the logits
+         * ({@link ForwardResult#greedyToken}).
+         */
+        public Entry withGreedyRows(int... rows) {
+            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows, rows.clone());
         }
 
         /** This entry also returning the final normalised hidden state at every row. */

@@ -4,7 +4,7 @@ import java.util.Arrays;
 
 /**
  * The outputs of one forward pass, for the rows each {@link Batch.Entry} asked for, in entry order:
- * logits, hidden states at chosen layers, and final normalised hidden states. Arrays returned belong
+ * logits, greedy tokens, hidden states at chosen layers, and final normalised hidden states. Arrays returned belong
  * to the caller (it may modify them).
  */
 public final class ForwardResult {
@@ -14,6 +14,8 @@ public final class ForwardResult {
     private final int[][] hiddenLayers;
     private final float[][][][] hidden;
     private final float[][][] normed;
+    private final int[][] greedy;
+    private final float[][][] greedyRowLogits;
 
     /** Logits only: {@code logits[entry][k]} for the k-th requested row. */
     public ForwardResult(float[][][] logits) {
@@ -27,10 +29,25 @@ public final class ForwardResult {
      * @param normed       {@code [entry][k]}: final normalised hidden state of the k-th requested normed row
      */
     public ForwardResult(float[][][] logits, int[][] hiddenLayers, float[][][][] hidden, float[][][] normed) {
+        this(logits, hiddenLayers, hidden, normed, null, null);
+    }
+
+    /**
+     * The same with greedy tokens.
+     *
+     * @param greedy          {@code [entry][k]}: greedy token of the k-th requested greedy row, -1 where the row
+     *                        has none (a NaN or +Infinity logit, or nothing but -Infinity)
+     * @param greedyRowLogits {@code [entry][k]}: the logits of the k-th greedy row where it has no greedy token
+     *                        (so the caller can say why), else null
+     */
+    public ForwardResult(float[][][] logits, int[][] hiddenLayers, float[][][][] hidden, float[][][] normed, int[][] greedy,
+                         float[][][] greedyRowLogits) {
         this.logits = logits;
         this.hiddenLayers = hiddenLayers;
         this.hidden = hidden;
         this.normed = normed;
+        this.greedy = greedy;
+        this.greedyRowLogits = greedyRowLogits;
     }
 
     /** Logits of the {@code k}-th requested row of entry {@code entry} (the caller may modify it). */
@@ -95,6 +112,24 @@ public final class ForwardResult {
         return normed[entry][k];
     }
 
+    /** Number of rows whose greedy token entry {@code entry} asked for. */
+    public int greedyRows(int entry) {
+        return greedy == null || greedy[entry] == null ? 0 : greedy[entry].length;
+    }
+
+    /**
+     * The greedy token (argmax of the raw logits, lowest id on ties) of the {@code k}-th requested greedy row of
+     * entry {@code entry}, or -1 when that row has none: then {@link #greedyRowLogits} holds its logits.
+     */
+    public int greedyToken(int entry, int k) {
+        return greedy[entry][k];
+    }
+
+    /** The logits of the {@code k}-th greedy row of entry {@code entry} when it has no greedy token, else null. */
+    public float[] greedyRowLogits(int entry, int k) {
+        return greedyRowLogits == null || greedyRowLogits[entry] == null ? null : greedyRowLogits[entry][k];
+    }
+
     /**
      * The results of entries {@code [from, from + count)} as a result of their own (entry {@code from}
      * becomes entry 0), sharing the arrays: how a pass shared by several requests hands each its part.
@@ -106,7 +141,9 @@ public final class ForwardResult {
         return new ForwardResult(Arrays.copyOfRange(logits, from, from + count),
                 hiddenLayers == null ? null : Arrays.copyOfRange(hiddenLayers, from, from + count),
                 hidden == null ? null : Arrays.copyOfRange(hidden, from, from + count),
-                normed == null ? null : Arrays.copyOfRange(normed, from, from + count));
+                normed == null ? null : Arrays.copyOfRange(normed, from, from + count),
+                greedy == null ? null : Arrays.copyOfRange(greedy, from, from + count),
+                greedyRowLogits == null ? null : Arrays.copyOfRange(greedyRowLogits, from, from + count));
     }
 
     @Override

@@ -516,15 +516,20 @@ public final class CpuBackend implements Backend {
         for (int r = 0; r < n; r++) {
             long off = 4L * r * d;
             int best = 0;
-            float bestValue = xs.get(F32, off);
-            for (int i = 1; i < d; i++) {
+            float bestValue = Float.NEGATIVE_INFINITY;
+            boolean valid = d > 0;
+            for (int i = 0; i < d; i++) {
                 float v = xs.get(F32, off + 4L * i);
+                if (Float.isNaN(v) || v == Float.POSITIVE_INFINITY) {
+                    valid = false;
+                    break;
+                }
                 if (v > bestValue) {
                     bestValue = v;
                     best = i;
                 }
             }
-            out[r] = best;
+            out[r] = valid && bestValue > Float.NEGATIVE_INFINITY ? best : -1;
         }
         return out;
     }

@@ -248,6 +248,10 @@ class CpuBackendTest {
         many.add(Tensor.ofFloats(new float[] {1, 2, 3}, 3), Tensor.ofFloats(new float[] {4, 5, 6}, 3), Tensor.ofFloats(sum, 3));
         assertArrayEquals(new float[] {5, 7, 9}, sum);
         assertArrayEquals(new int[] {1, 0}, many.argmax(Tensor.ofFloats(new float[] {0, 5, 5, 9, 1, 9}, 2, 3)));
+        float inf = Float.POSITIVE_INFINITY;
+        assertArrayEquals(new int[] {-1, -1, -1, 2}, many.argmax(Tensor.ofFloats(new float[] {
+                0, Float.NaN, 1, 0, inf, 1, -inf, -inf, -inf, -inf, -inf, -3}, 4, 3)),
+                "NaN, +Infinity and a row of -Infinity have no greedy token");
         try (Arena arena = Arena.ofShared()) {
             Tensor table = weights(arena, DType.BF16, new float[] {1, 2, 3, 4, 5, 6}, 3, 2);
             float[] e = new float[4];

@@ -353,15 +353,23 @@ class CudaBackendEquivalenceTest {
         }
         logits[width + 17] = 50; // row 1: a tie between 17 and 600, the lower index wins
         logits[width + 600] = 50;
-        logits[2 * width] = Float.NaN; // row 2: NaN first gives 0, as the CPU does
-        logits[3 * width + 5] = Float.NaN; // row 3: a NaN later is never chosen
+        logits[2 * width + 300] = Float.NaN; // row 2: a NaN has no greedy token
+        logits[3 * width + 5] = Float.POSITIVE_INFINITY; // row 3: nor has +Infinity
         Tensor cpuLogits = Tensor.ofFloats(logits.clone(), n, width);
         Tensor dLogits = deviceF32(b, logits, n, width);
-        assertArrayEquals(cpu.argmax(cpuLogits), b.argmax(dLogits), "argmax");
-        assertEquals(17, b.argmax(dLogits)[1]);
+        int[] expected = cpu.argmax(cpuLogits);
+        assertArrayEquals(expected, b.argmax(dLogits), "argmax");
+        assertEquals(17, expected[1]);
+        assertEquals(-1, expected[2]);
+        assertEquals(-1, expected[3]);
+        float[][] allMasked = new float[1][width];
+        Arrays.fill(allMasked[0], Float.NEGATIVE_INFINITY);
+        Tensor dMasked = deviceF32(b, allMasked[0], 1, width);
+        assertArrayEquals(new int[] {-1}, b.argmax(dMasked), "a row of -Infinity has no greedy token");
+        b.free(dMasked);
 
         float[] finite = Arrays.copyOf(logits, logits.length);
-        finite[2 * width] = 1;
+        finite[2 * width + 300] = 1;
         finite[3 * width + 5] = 1;
         Tensor cpuSoft = Tensor.ofFloats(finite.clone(), n, width);
         cpu.softmax(cpuSoft);

@@ -448,51 +448,70 @@ public final class LlamaModel implements LanguageModel {
             }
         }
 
-        // Only the requested rows go through the final norm (logit rows, then normed rows) and only
-        // the logit rows through the LM head.
+        // Only the requested rows go through the final norm (logit rows, greedy rows, then normed rows)
+        // and only the logit and greedy rows through the LM head; greedy rows leave the backend as ids.
         int wanted = batch.totalLogitRows();
+        int greedyWanted = 0;
         int normedWanted = 0;
         for (Batch.Entry entry : entries) {
+            greedyWanted += entry.greedyRows().length;
             normedWanted += entry.normedRows().length;
         }
         float[][][] out = new float[entryCount][][];
+        int[][] greedy = new int[entryCount][];
+        float[][][] greedyLogits = new float[entryCount][][];
         float[][][] normedOut = new float[entryCount][][];
         for (int e = 0; e < entryCount; e++) {
             out[e] = new float[entries.get(e).logitRows().length][];
+            greedy[e] = new int[entries.get(e).greedyRows().length];
+            greedyLogits[e] = new float[greedy[e].length][];
             normedOut[e] = new float[entries.get(e).normedRows().length][];
         }
-        int picks = wanted + normedWanted;
+        int headRows = wanted + greedyWanted;
+        int picks = headRows + normedWanted;
         if (picks > 0) {
             Tensor picked = scratch(8, picks, d);
             int[] pick = new int[picks];
-            int base = 0, j = 0;
-            for (Batch.Entry entry : entries) {
-                for (int r : entry.logitRows()) {
-                    pick[j++] = base + r;
+            int j = 0;
+            for (int kind = 0; kind < 3; kind++) {
+                int base = 0;
+                for (Batch.Entry entry : entries) {
+                    int[] chosen = kind == 0 ? entry.logitRows() : kind == 1 ? entry.greedyRows() : entry.normedRows();
+                    for (int r : chosen) {
+                        pick[j++] = base + r;
+                    }
+                    base += entry.rows();
                 }
-                base += entry.rows();
-            }
-            base = 0;
-            for (Batch.Entry entry : entries) {
-                for (int r : entry.normedRows()) {
-                    pick[j++] = base + r;
-                }
-                base += entry.rows();
             }
             backend.gatherRows(x, pick, picked);
             Tensor normed = scratch(9, picks, d);
             backend.rmsnorm(picked, finalNorm, eps, normed);
-            if (wanted > 0) {
-                float[][] logits = head(normed, wanted);
-                j = 0;
-                for (int e = 0; e < entryCount; e++) {
-                    for (int i = 0; i < out[e].length; i++, j++) {
-                        out[e][i] = logits[j];
+            if (headRows > 0) {
+                Tensor logits = headLogits(normed, headRows);
+                if (wanted > 0) {
+                    float[][] rowsOut = backend.readRows(logits, 0, wanted);
+                    j = 0;
+                    for (int e = 0; e < entryCount; e++) {
+                        for (int i = 0; i < out[e].length; i++, j++) {
+                            out[e][i] = rowsOut[j];
+                        }
+                    }
+                }
+                if (greedyWanted > 0) {
+                    int[] ids = backend.argmax(logits.rows(wanted, greedyWanted));
+                    j = 0;
+                    for (int e = 0; e < entryCount; e++) {
+                        for (int i = 0; i < greedy[e].length; i++, j++) {
+                            greedy[e][i] = ids[j];
+                            if (ids[j] < 0) { // no greedy token: the row comes back so the caller can say why
+                                greedyLogits[e][i] = backend.readRows(logits, wanted + j, 1)[0];
+                            }
+                        }
                     }
                 }
             }
             if (normedWanted > 0) {
-                float[][] rowsOut = backend.readRows(normed, wanted, normedWanted);
+                float[][] rowsOut = backend.readRows(normed, headRows, normedWanted);
                 j = 0;
                 for (int e = 0; e < entryCount; e++) {
                     for (int i = 0; i < normedOut[e].length; i++, j++) {
@@ -501,7 +520,7 @@ public final class LlamaModel implements LanguageModel {
                 }
             }
         }
-        return new ForwardResult(out, hiddenLayers, hidden, normedOut);
+        return new ForwardResult(out, hiddenLayers, hidden, normedOut, greedy, greedyLogits);
     }
 
     @Override
@@ -526,14 +545,19 @@ public final class LlamaModel implements LanguageModel {
         return head(normed, n);
     }
 
-    /**
-     * The LM head over the first {@code rows} rows of {@code normed}: the one product every logit row
-     * comes from, and the one copy of logits to the host.
-     */
+    /** The LM head over the first {@code rows} rows of {@code normed}, copied to the host. */
     private float[][] head(Tensor normed, int rows) {
+        return backend.readRows(headLogits(normed, rows), 0, rows);
+    }
+
+    /**
+     * The LM head over the first {@code rows} rows of {@code normed}: the one product every logit row and
+     * greedy token comes from, left in the backend's memory.
+     */
+    private Tensor headLogits(Tensor normed, int rows) {
         Tensor logits = scratch(10, rows, config.vocabSize());
         backend.matmul(normed.head(rows, config.hiddenSize()), lmHead, logits);
-        return backend.readRows(logits, 0, rows);
+        return logits;
     }
 
     /** Layer-0 input: the embedding lookup for token rows, the given vectors for embedding rows. */
