@@ -49,6 +49,19 @@ public final class SoakRun {
     static final int FLAT_FRACTION_PERCENT = 5;
 
     /**
+     * True when the JVM touches its heap as it commits it (-XX:+AlwaysPreTouch): only then is resident memory
+     * less the committed heap exactly what is resident outside the heap.
+     */
+    static boolean heapPreTouched() {
+        try {
+            var bean = java.lang.management.ManagementFactory.getPlatformMXBean(com.sun.management.HotSpotDiagnosticMXBean.class);
+            return bean != null && Boolean.parseBoolean(bean.getVMOption("AlwaysPreTouch").getValue());
+        } catch (RuntimeException e) {
+            return false;
+        }
+    }
+
+    /**
      * @param requests generations in the timed part (after one warm-up pass over the request pool)
      * @param clients  threads submitting them at once
      * @param threads  threads of the models' backend
@@ -210,7 +223,8 @@ public final class SoakRun {
             long allowed = Math.max(32L << 20, half.outsideHeapBytes() * FLAT_FRACTION_PERCENT / 100);
             if (half.residentBytes() > 0 && secondMax - half.outsideHeapBytes() > allowed) {
                 failures.add("resident memory outside the Java heap grew by " + (secondMax - half.outsideHeapBytes())
-                        + " bytes over the second half");
+                        + " bytes over the second half" + (heapPreTouched() ? "" : " (the JVM ran without -XX:+AlwaysPreTouch, "
+                        + "so heap pages committed earlier but first touched now count as growth too)"));
             }
             long peak = ordered.stream().mapToLong(Sample::residentBytes).max().orElse(0);
             return new Result(targetDir.getFileName().toString(), draftDir.getFileName().toString(), o, pool.size(), seconds,
