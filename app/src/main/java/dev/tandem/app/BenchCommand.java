@@ -315,16 +315,7 @@ public final class BenchCommand implements Callable<Integer> {
                 addSection(json, "soak", SoakRun.toJson(soak), false);
                 stdout.println("soak: " + (soak.passed() ? "passed" : "FAILED: " + String.join("; ", soak.failures())));
             }
-            writeAtomically(file, new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(json) + "\n");
-            List<Path> report;
-            try {
-                report = BenchReport.write(json, file);
-            } catch (IOException e) {
-                throw new TandemException("could not write the report beside " + file + " (" + e.getMessage() + ").", e);
-            }
-            stdout.println("results: " + file);
-            stdout.println("report:  " + report.getLast() + " (charts: " + (report.size() - 1) + ")");
-            stdout.flush();
+            writeResult(stdout, file, json);
             if (soak != null && !soak.passed()) {
                 throw new TandemException("the soak run failed " + soak.failures().size() + " of its checks, the first: "
                         + soak.failures().getFirst() + " (all are in " + file + ").");
@@ -336,6 +327,20 @@ public final class BenchCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** Writes the result JSON and its report beside it, and says where on {@code stdout}. */
+    private static void writeResult(PrintWriter stdout, Path file, ObjectNode json) throws IOException {
+        writeAtomically(file, new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(json) + "\n");
+        List<Path> report;
+        try {
+            report = BenchReport.write(json, file);
+        } catch (IOException e) {
+            throw new TandemException("could not write the report beside " + file + " (" + e.getMessage() + ").", e);
+        }
+        stdout.println("results: " + file);
+        stdout.println("report:  " + report.getLast() + " (charts: " + (report.size() - 1) + ")");
+        stdout.flush();
     }
 
     /** The attention suite: the heads of --model or --shape (nothing is synthesized), no model loaded. */
@@ -369,16 +374,7 @@ public final class BenchCommand implements Callable<Integer> {
         for (String line : AttentionBench.summary(result)) {
             stdout.println(line);
         }
-        writeAtomically(file, new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(json) + "\n");
-        List<Path> report;
-        try {
-            report = BenchReport.write(json, file);
-        } catch (IOException e) {
-            throw new TandemException("could not write the report beside " + file + " (" + e.getMessage() + ").", e);
-        }
-        stdout.println("results: " + file);
-        stdout.println("report:  " + report.getLast() + " (charts: " + (report.size() - 1) + ")");
-        stdout.flush();
+        writeResult(stdout, file, json);
         return 0;
     }
 

@@ -28,30 +28,15 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * module's CudaEndToEndTest.
  */
 class CudaGoldenModelTest {
-    private static CudaBackend host;
-    private static CudaBackend gpu;
+    private static final CudaTestBackends.PerClass BACKENDS = new CudaTestBackends.PerClass();
 
     @AfterAll
     static void close() {
-        if (host != null) {
-            host.close();
-        }
-        if (gpu != null) {
-            gpu.close();
-        }
+        BACKENDS.close();
     }
 
-    private static synchronized CudaBackend backend(String which) {
-        if (which.equals(CudaTestBackends.HOST)) {
-            if (host == null) {
-                host = CudaTestBackends.open(which);
-            }
-            return host;
-        }
-        if (gpu == null) {
-            gpu = CudaTestBackends.open(which);
-        }
-        return gpu;
+    private static CudaBackend backend(String which) {
+        return BACKENDS.get(which);
     }
 
     /** (target, label, directory, case index, case) for every golden case but bard-m's and bard-l's. */

@@ -24,8 +24,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  */
 class CudaSamplingTest {
     private static long seed;
-    private static CudaBackend host;
-    private static CudaBackend gpu;
+    private static final CudaTestBackends.PerClass BACKENDS = new CudaTestBackends.PerClass();
 
     @BeforeAll
     static void chooseTheSeed() {
@@ -35,25 +34,11 @@ class CudaSamplingTest {
 
     @AfterAll
     static void close() {
-        if (host != null) {
-            host.close();
-        }
-        if (gpu != null) {
-            gpu.close();
-        }
+        BACKENDS.close();
     }
 
-    private static synchronized CudaBackend backend(String which) {
-        if (which.equals(CudaTestBackends.HOST)) {
-            if (host == null) {
-                host = CudaTestBackends.open(which);
-            }
-            return host;
-        }
-        if (gpu == null) {
-            gpu = CudaTestBackends.open(which);
-        }
-        return gpu;
+    private static CudaBackend backend(String which) {
+        return BACKENDS.get(which);
     }
 
     @ParameterizedTest

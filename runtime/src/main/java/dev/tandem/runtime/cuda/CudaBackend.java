@@ -566,11 +566,12 @@ public final class CudaBackend implements Backend {
                     + heads + " heads over " + kvHeads + " KV heads of " + headDim);
         }
         cache.checkLayer(layer);
-        descriptor(rows, 0, n, cache.blockSize(), cache.numBlocks()); // checks every row before anything is launched
-        enter();
+        // Cut the rows into launches whose partial results fit partialBudget (at least one row each), and
+        // flatten (and so check) every launch's rows before the first is queued.
         long partialPerSplit = 4L * heads * (headDim + 2);
+        List<int[]> launches = new ArrayList<>(); // {from, to, maxSplits}
+        List<int[]> descriptors = new ArrayList<>();
         for (int from = 0; from < n; ) {
-            // As many rows as keep the partial results within partialBudget (at least one row).
             int to = from;
             int maxSplits = 1;
             while (to < n) {
@@ -581,9 +582,14 @@ public final class CudaBackend implements Backend {
                 maxSplits = splits;
                 to++;
             }
-            int count = to - from;
-            int[] desc = descriptor(rows, from, to, cache.blockSize(), cache.numBlocks());
-            long[] a = stage(0, (Object) desc);
+            launches.add(new int[] {from, to, maxSplits});
+            descriptors.add(descriptor(rows, from, to, cache.blockSize(), cache.numBlocks()));
+            from = to;
+        }
+        enter();
+        for (int i = 0; i < launches.size(); i++) {
+            int from = launches.get(i)[0], count = launches.get(i)[1] - from, maxSplits = launches.get(i)[2];
+            long[] a = stage(0, (Object) descriptors.get(i));
             long partial = partials((long) count * maxSplits * partialPerSplit);
             launch("tandem_attention_split_" + suffix(cache.dtype()), count, heads, maxSplits, 128, new CudaLibrary.Args()
                     .pointer(partial).pointer(q.rows(from, count).deviceAddress()).pointer(cache.keys(layer))
@@ -592,7 +598,6 @@ public final class CudaBackend implements Backend {
             launch("tandem_attention_merge", count, heads, 1, 128, new CudaLibrary.Args()
                     .pointer(out.rows(from, count).deviceAddress()).pointer(partial).pointer(a[0]).i32(count).i32(heads)
                     .i32(headDim).i32(SPLIT_KEYS).i32(maxSplits));
-            from = to;
         }
     }
 

@@ -41,8 +41,7 @@ class CudaBackendEquivalenceTest {
     private static final double F32_BOUND = 1e-5;
     private static long seed;
     private static CpuBackend cpu;
-    private static CudaBackend host;
-    private static CudaBackend gpu;
+    private static final CudaTestBackends.PerClass BACKENDS = new CudaTestBackends.PerClass();
     private static final Arena ARENA = Arena.ofShared();
 
     @BeforeAll
@@ -55,27 +54,13 @@ class CudaBackendEquivalenceTest {
     @AfterAll
     static void stop() {
         cpu.close();
-        if (host != null) {
-            host.close();
-        }
-        if (gpu != null) {
-            gpu.close();
-        }
+        BACKENDS.close();
         ARENA.close();
     }
 
     /** The backend on {@code which} (CudaTestBackends), opened once per class. */
-    static synchronized CudaBackend backend(String which) {
-        if (which.equals(CudaTestBackends.HOST)) {
-            if (host == null) {
-                host = CudaTestBackends.open(which);
-            }
-            return host;
-        }
-        if (gpu == null) {
-            gpu = CudaTestBackends.open(which);
-        }
-        return gpu;
+    static CudaBackend backend(String which) {
+        return BACKENDS.get(which);
     }
 
     // ---------------------------------------------------------------------------------------------------

@@ -22,6 +22,22 @@ public final class CudaTestBackends {
     private CudaTestBackends() {
     }
 
+    /** The backends of one test class: each target opened on first use, all closed by {@link #close} (from {@code @AfterAll}). */
+    public static final class PerClass implements AutoCloseable {
+        private final java.util.Map<String, CudaBackend> open = new java.util.HashMap<>();
+
+        /** The backend on {@code which}, opened the first time (or the test skipped with the reason). */
+        public synchronized CudaBackend get(String which) {
+            return open.computeIfAbsent(which, CudaTestBackends::open);
+        }
+
+        @Override
+        public synchronized void close() {
+            open.values().forEach(CudaBackend::close);
+            open.clear();
+        }
+    }
+
     /** A new backend on {@code which} ({@link #HOST} or {@link #GPU}), or the test skipped with the reason; the caller closes it. */
     public static CudaBackend open(String which) {
         if (which.equals(HOST)) {
