@@ -9,8 +9,9 @@
 # bundled modules whose name contains "Cuda" (the backend-equivalence suite and the end-to-end runs);
 # then, only if they all passed, the GPU benchmarks (tandem bench --device cuda: decode of a synthetic
 # tinyllama-1.1b in bf16 and of bard-l, padded to that shape and as it is, each beside a device-to-device
-# copy measured in the same run; paged attention at contexts 1K, 8K and 32K); writes everything to DIR (default: a new folder under /tmp):
-# summary.txt, console.txt, nvidia-smi.txt, junit/TEST-junit-jupiter.xml, bench-*.txt, decode-*.json,
+# copy measured in the same run; speculative and tree decoding of bard-l against plain; paged attention at
+# contexts 1K, 8K and 32K); writes everything to DIR (default: a new folder under /tmp):
+# summary.txt, console.txt, nvidia-smi.txt, junit/TEST-junit-jupiter.xml, bench-*.txt, decode-*.json, methods-*.json,
 # and any JVM crash log hs_err_pid*.log; prints a short table last. Arguments after -- go to the
 # launcher as they are. TANDEM_GPU_CHECK_BENCH=0 skips the benchmarks.
 #
@@ -23,7 +24,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 BUNDLE="$ROOT/.gpu"
 COMMAND="bench/gpu/check.sh $*"
 
-usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit "${1:-2}"; }
+usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit "${1:-2}"; }
 
 RESULTS=""
 EXTRA=()
@@ -136,10 +137,14 @@ run_tandem() { # run_tandem NAME SECONDS ARGS...: tandem ARGS from the repositor
   local brc=$?
   set -e
   grep -E 'backend:|tok/s|KV read|error|tandem:' "$RESULTS/bench-$name.txt" | head -n 6 || true
-  local figure
-  figure="$(grep -E 'tok/s|KV read| k=1 ' "$RESULTS/bench-$name.txt" | tail -n 1 | sed 's/^ *//' | cut -c1-160 || true)"
+  local figure extra
+  figure="$(grep -E 'tok/s|KV read| k=1 ' "$RESULTS/bench-$name.txt" | grep -v ' of plain ' | tail -n 1 | sed 's/^ *//' | cut -c1-160 || true)"
   [ -n "$figure" ] || figure="$(grep -E '^tandem:' "$RESULTS/bench-$name.txt" | tail -n 1 || true)"
   bench_lines+=("$(printf '  %-16s exit %-3s %s' "$name" "$brc" "${figure:-(no figure; see bench-$name.txt)}")")
+  # The methods suite: one line per method, its speed relative to plain decoding in the same repetitions.
+  while IFS= read -r extra; do
+    bench_lines+=("$(printf '  %-16s %s' "" "$(echo "$extra" | sed 's/^ *//' | cut -c1-150)")")
+  done < <(grep -E ' of plain ' "$RESULTS/bench-$name.txt" || true)
 }
 if [ "$rc" -eq 0 ] && [ "${TANDEM_GPU_CHECK_BENCH:-1}" = 1 ]; then
   decode=(bench --suite decode --device cuda --threads 1 --tokens 64 --repetitions 3 --bandwidth-mib 1024)
@@ -152,6 +157,9 @@ if [ "$rc" -eq 0 ] && [ "${TANDEM_GPU_CHECK_BENCH:-1}" = 1 ]; then
   # pass within 1.1x a 1-row pass.
   run_tandem rows-per-pass 90 bench --suite batch --device cuda --model "$work/bard-l-padded" --threads 1 \
     --batch-sizes 1,4 --max-rows 8 --tokens 16 --repetitions 3 --out "$RESULTS/batch-bard-l-padded.json"
+  # Speculative (gamma 4 and adaptive) and tree decoding of bard-l with bard-s drafting, against plain, greedy.
+  run_tandem methods 120 bench --suite methods --device cuda --model models/bard-l --drafts models/bard-s --threads 1 \
+    --methods speculative,tree --modes greedy --method-tokens 64 --repetitions 3 --out "$RESULTS/methods-bard-l.json"
   run_tandem attention 60 bench --suite attention --device cuda --shape tinyllama-1.1b --contexts 1024,8192,32768 \
     --threads 1 --repetitions 3 --out "$RESULTS/attention-tinyllama-bf16.json"
 fi

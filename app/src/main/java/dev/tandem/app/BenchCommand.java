@@ -79,7 +79,7 @@ public final class BenchCommand implements Callable<Integer> {
     String suite;
 
     @Option(names = "--device", paramLabel = "NAME", defaultValue = "cpu",
-            description = "decode, batch and attention suites: the backend to measure, cpu (default), cuda or auto; on a device other "
+            description = "decode, batch, methods and attention suites: the backend to measure, cpu (default), cuda or auto; on a device other "
                     + "than the CPU --threads is one count of host threads and the bandwidth is the device's (CUDA: a device-to-device copy).")
     String device;
 
@@ -207,8 +207,8 @@ public final class BenchCommand implements Callable<Integer> {
             throw new UsageException("--device must be one of " + String.join(", ", dev.tandem.runtime.Backends.names()) + " or "
                     + dev.tandem.runtime.Backends.AUTO + ", but was \"" + device + "\".");
         }
-        if (!device.equals(dev.tandem.runtime.Backends.DEFAULT) && !List.of("decode", "attention", "batch").contains(suite)) {
-            throw new UsageException("--device applies to --suite decode, batch and attention only (the other suites run on the CPU).");
+        if (!device.equals(dev.tandem.runtime.Backends.DEFAULT) && !List.of("decode", "attention", "batch", "methods").contains(suite)) {
+            throw new UsageException("--device applies to --suite decode, batch, methods and attention only (the other suites run on the CPU).");
         }
         int[] batchSizes = parseCounts(batchSizesOption, "--batch-sizes");
         int[] promptLengths = parseCounts(promptLengthsOption, "--prompt-lengths");
@@ -286,11 +286,16 @@ public final class BenchCommand implements Callable<Integer> {
                 MethodsBench.Options methodOptions = usage(() -> methodsOptions(largestThreads));
                 MethodsBench.Result result;
                 try (ProgressBar bar = new ProgressBar("bench methods " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
-                    result = MethodsBench.run(modelDir, draftDirs, methodOptions, bar);
+                    result = MethodsBench.run(modelDir, draftDirs, methodOptions, device, bar);
                 }
                 addSection(json, "methods", MethodsBench.toJson(result), false);
-                stdout.println("methods: " + result.target() + ", drafts " + String.join(", ", result.drafts())
-                        + " (see the report for every figure)");
+                stdout.println("methods: " + result.target() + ", drafts " + String.join(", ", result.drafts()) + ", backend "
+                        + result.backend() + " (medians over the repetitions; see the report for every figure)");
+                for (MethodsBench.Figure f : result.figures()) {
+                    stdout.printf(Locale.ROOT, "  %-7s %-11s %-26s %-8s %8.1f tok/s  x%.2f of plain  %.3f target passes per token%n",
+                            f.mode(), f.method(), f.setting().isEmpty() ? "-" : f.setting(), f.draft() == null ? "-" : f.draft(),
+                            f.tokensPerSecond().median(), f.relativeSpeed().median(), f.stats().targetPassesPerToken());
+                }
             }
             if (suite.equals("engine")) {
                 Path[] draftDirs = parseDrafts();

@@ -64,7 +64,7 @@ class BenchCommandTest {
         assertTrue(Files.readString(result.resolveSibling("attention.md")).contains("| context | µs per call |"));
         Run badDevice = tandem("bench", "--suite", "prefill", "--device", "cuda");
         assertEquals(2, badDevice.exit());
-        assertTrue(badDevice.err().contains("--device applies to --suite decode, batch and attention only"), badDevice.err());
+        assertTrue(badDevice.err().contains("--device applies to --suite decode, batch, methods and attention only"), badDevice.err());
     }
 
     @Test

@@ -84,4 +84,27 @@ class DeviceCliTest {
             System.clearProperty("tandem.cuda.library");
         }
     }
+
+    @Test
+    void theMethodsBenchRunsEveryModelOnTheChosenDevice() throws Exception {
+        String path = System.getProperty("tandem.cuda.host.library", "");
+        Assumptions.assumeTrue(!path.isEmpty() && Files.isRegularFile(Path.of(path)), "the host build of the CUDA kernels was not made: " + path);
+        Path out = Files.createTempDirectory("methods-cuda").resolve("methods.json");
+        System.setProperty("tandem.cuda.library", path);
+        try {
+            String[] r = run("bench", "--suite", "methods", "--device", "cuda", "--model", TestModels.model("bard-m").toString(),
+                    "--drafts", TestModels.model("bard-s").toString(), "--threads", "1", "--repetitions", "1",
+                    "--method-tokens", "4", "--methods", "speculative", "--gammas", "2", "--modes", "greedy",
+                    "--prompt-count", "1", "--out", out.toString());
+            assertEquals("0", r[0], r[2]);
+            var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.toFile());
+            assertTrue(json.get("backend").asText().startsWith("cuda"), json.toString());
+            assertTrue(r[1].contains("backend cuda"), r[1]);
+            java.util.List<String> lines = r[1].lines().filter(l -> l.contains(" of plain ")).toList();
+            assertEquals(3, lines.size(), r[1]); // plain, speculative gamma=2, speculative auto
+            assertTrue(lines.get(0).contains("x1.00 of plain"), lines.get(0));
+        } finally {
+            System.clearProperty("tandem.cuda.library");
+        }
+    }
 }

@@ -339,7 +339,8 @@ public final class BenchReport {
         md.blank();
         String target = text(s, "target");
         if (target != null) {
-            md.line("Target: `" + target + "`. Speeds are relative to plain decoding of the target in the same repetition."
+            String backend = text(s, "backend");
+            md.line("Target: `" + target + "`" + (backend != null ? " on backend " + backend : "") + ". Speeds are relative to plain decoding of the target in the same repetition."
                     + " A method's ceiling is 1 / (target passes per token): its speed if a verification pass cost what a"
                     + " one-row pass costs and drafting were free; \"of ceiling\" is its median relative speed over that.");
             md.blank();

@@ -17,6 +17,7 @@ import dev.tandem.decoding.speculative.PromptLookupDecoding;
 import dev.tandem.decoding.speculative.SpeculativeDecoding;
 import dev.tandem.decoding.speculative.TreeDecoding;
 import dev.tandem.decoding.speculative.TrigramTable;
+import dev.tandem.runtime.Backends;
 import dev.tandem.runtime.Progress;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
@@ -210,8 +211,9 @@ public final class MethodsBench {
     public record Collab(CollaborativeDecoding.Rule rule, double threshold,
                          CollaborativeDecoding.Collaboration collaboration) {}
 
-    public record Result(String target, List<String> drafts, String dtype, Options options, List<Calibration> calibrations,
-                         List<Figure> figures, MemorySnapshot memory) {}
+    /** @param backend the name of the backend every model ran on ({@code cpu}, {@code cuda}) */
+    public record Result(String target, List<String> drafts, String dtype, String backend, Options options,
+                         List<Calibration> calibrations, List<Figure> figures, MemorySnapshot memory) {}
 
     private MethodsBench() {}
 
@@ -231,7 +233,19 @@ public final class MethodsBench {
      * model. {@code progress} counts calibration runs and (method, repetition) pairs, warm-up included.
      */
     public static Result run(Path targetDir, Path[] draftDirs, Options o, Progress progress) {
-        ModelLoader.Options load = ModelLoader.Options.defaults().withThreads(o.threads());
+        return run(targetDir, draftDirs, o, Backends.DEFAULT, progress);
+    }
+
+    /**
+     * The same with every model on the backend {@code device} ({@link Backends#open}'s names, or {@link
+     * Backends#AUTO}): the target opens it and the drafts share it. On a device other than the CPU, PEARL's
+     * target and drafts share that one backend too (there is no second thread group to give them), and
+     * {@code threads} counts host threads only.
+     */
+    public static Result run(Path targetDir, Path[] draftDirs, Options o, String device, Progress progress) {
+        String chosen = Backends.choose(device).name();
+        boolean cpu = chosen.equals(Backends.DEFAULT);
+        ModelLoader.Options load = ModelLoader.Options.defaults().withThreads(o.threads()).withDevice(chosen);
         List<LanguageModel> drafts = new ArrayList<>();
         List<LanguageModel> pearlModels = new ArrayList<>(); // PEARL's own target copy and drafts, when split
         try (LanguageModel target = ModelLoader.load(targetDir, load)) {
@@ -244,7 +258,7 @@ public final class MethodsBench {
             LanguageModel pearlTarget = target;
             List<LanguageModel> pearlDrafts = drafts;
             List<LanguageModel> onPearlThreads = null; // drafts sharing PEARL's target thread group
-            if (o.threads() >= 2 && o.runs("pearl")) {
+            if (cpu && o.threads() >= 2 && o.runs("pearl")) {
                 pearlTarget = ModelLoader.load(targetDir, ModelLoader.Options.defaults().withThreads(o.threads() - 1));
                 pearlModels.add(pearlTarget);
                 pearlDrafts = new ArrayList<>();
@@ -374,8 +388,8 @@ public final class MethodsBench {
                             ratio(rates, e, en.comparedOnPearlThreads())));
                 }
             }
-            return new Result(label(targetDir), draftLabels, target.weightDType().name().toLowerCase(Locale.ROOT), o,
-                    calibrations, figures, MemorySnapshot.of(target));
+            return new Result(label(targetDir), draftLabels, target.weightDType().name().toLowerCase(Locale.ROOT),
+                    target.backend().name(), o, calibrations, figures, MemorySnapshot.of(target));
         } finally {
             for (LanguageModel d : drafts) {
                 d.close();
@@ -477,6 +491,7 @@ public final class MethodsBench {
         ArrayNode drafts = n.putArray("drafts");
         r.drafts().forEach(drafts::add);
         n.put("dtype", r.dtype());
+        n.put("backend", r.backend());
         ObjectNode o = n.putObject("options");
         ArrayNode prompts = o.putArray("prompts");
         r.options().prompts().forEach(prompts::add);
