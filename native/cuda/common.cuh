@@ -73,7 +73,8 @@ __device__ __forceinline__ tandem_u16 tandem_float_to_bf16(float value) {
 
 // The sum of v over a warp, the same in every lane: a butterfly over lane distances 16, 8, 4, 2, 1, so
 // the order of the additions is fixed.
-__device__ __forceinline__ float tandem_warp_sum(float v) {
+template <typename T>
+__device__ __forceinline__ T tandem_warp_sum(T v) {
     for (int offset = 16; offset > 0; offset /= 2) {
         v += __shfl_xor_sync(TANDEM_FULL_MASK, v, offset);
     }
@@ -87,18 +88,18 @@ __device__ __forceinline__ float tandem_warp_max(float v) {
     return v;
 }
 
-// The sum of v over a block of THREADS threads (a multiple of 32, at most 1024), the same in every
+// The sum of v (float or double) over a block of THREADS threads (a multiple of 32, at most 1024), the same in every
 // thread: each warp's butterfly, then warp 0 sums the warp totals in warp order. Every thread of the block
-// must call it; scratch holds THREADS / 32 floats and may be reused once this returns.
-template <int THREADS>
-__device__ __forceinline__ float tandem_block_sum(float v, float* scratch) {
+// must call it; scratch holds THREADS / 32 values and may be reused once this returns.
+template <int THREADS, typename T>
+__device__ __forceinline__ T tandem_block_sum(T v, T* scratch) {
     v = tandem_warp_sum(v);
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     if (lane == 0) {
         scratch[warp] = v;
     }
     __syncthreads();
-    float total = 0.0f;
+    T total = 0;
     for (int w = 0; w < THREADS / 32; w++) {
         total += scratch[w];
     }

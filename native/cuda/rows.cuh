@@ -1,4 +1,4 @@
-// Reductions over rows of logits: softmax in place and argmax. A block of TANDEM_ROW_THREADS threads per
+// Reductions over rows of logits: softmax in place, argmax, and the summary of a row (top k, softmax sums). A block of TANDEM_ROW_THREADS threads per
 // row; every reduction runs in a fixed order (strided per-thread partials, then the block's fixed tree),
 // so a row's result never depends on the other rows of the launch.
 #pragma once
@@ -77,5 +77,101 @@ tandem_argmax_f32(int* out, const float* x, int rows, int width) {
     }
     if (threadIdx.x == 0) {
         out[r] = invalid ? -1 : bestIndex[0];
+    }
+}
+
+// The summary of each row of logits that decisions on the device's side of the copy need (Backend.summarize):
+// ids[r, 0..k) and values[r, 0..k) hold the k largest finite values of row r in descending order, the lowest
+// id first among equal values (-0 equals +0), then -1 / -inf once the row has no more finite values;
+// sums[r, 0] = z = Σ exp(l - max) and sums[r, 1] = Σ exp(l - max) · (l - max) over the finite l, in double
+// (max = values[r, 0]). A row holding a NaN or +inf gets ids of -1 and sums of NaN; a row of -inf ids of -1
+// and sums of 0. Round j of the selection takes the largest (value, lowest id) strictly after round j - 1's
+// pick in that order, so it needs no list of ids taken: k rounds of one pass over the row (k is small).
+extern "C" __global__ void __launch_bounds__(TANDEM_ROW_THREADS)
+tandem_logit_summary_f32(double* sums, int* ids, float* values, const float* x, int rows, int width, int k) {
+    __shared__ float bestValue[TANDEM_ROW_THREADS];
+    __shared__ int bestIndex[TANDEM_ROW_THREADS];
+    __shared__ double scratch[TANDEM_ROW_THREADS / 32];
+    __shared__ int invalid;
+    int r = blockIdx.x;
+    if (r >= rows) {
+        return;
+    }
+    if (threadIdx.x == 0) {
+        invalid = 0;
+    }
+    __syncthreads();
+    const float* row = x + (long long) r * width;
+    float previousValue = INFINITY;  // the last pick, (value, id); nothing is after (-inf, any)
+    int previousIndex = -1;
+    float max = -INFINITY;
+    for (int j = 0; j < k; j++) {
+        float value = -INFINITY;
+        int index = -1;
+        if (previousValue > -INFINITY) {
+            for (int c = threadIdx.x; c < width; c += TANDEM_ROW_THREADS) {
+                float v = row[c];
+                if (v != v || v == INFINITY) {
+                    invalid = 1;  // every thread that writes, writes 1
+                } else if (v > -INFINITY && (v < previousValue || (v == previousValue && c > previousIndex))
+                           && (index < 0 || v > value)) {
+                    value = v;
+                    index = c;
+                }
+            }
+        }
+        bestValue[threadIdx.x] = value;
+        bestIndex[threadIdx.x] = index;
+        __syncthreads();
+        for (int half = TANDEM_ROW_THREADS / 2; half > 0; half /= 2) {
+            if ((int) threadIdx.x < half) {
+                float v = bestValue[threadIdx.x + half];
+                int i = bestIndex[threadIdx.x + half];
+                int mine = bestIndex[threadIdx.x];
+                if (i >= 0 && (mine < 0 || v > bestValue[threadIdx.x] || (v == bestValue[threadIdx.x] && i < mine))) {
+                    bestValue[threadIdx.x] = v;
+                    bestIndex[threadIdx.x] = i;
+                }
+            }
+            __syncthreads();
+        }
+        previousValue = bestIndex[0] >= 0 ? bestValue[0] : -INFINITY;
+        previousIndex = bestIndex[0];
+        if (j == 0) {
+            max = previousValue;
+        }
+        if (threadIdx.x == 0) {
+            ids[(long long) r * k + j] = bestIndex[0];
+            values[(long long) r * k + j] = previousValue;
+        }
+        __syncthreads();  // round j + 1 overwrites bestValue / bestIndex
+    }
+    if (invalid) {  // seen by every thread: round 0's reduction synchronised after the writes
+        for (int j = threadIdx.x; j < k; j += TANDEM_ROW_THREADS) {
+            ids[(long long) r * k + j] = -1;
+        }
+        if (threadIdx.x == 0) {
+            sums[2LL * r] = NAN;
+            sums[2LL * r + 1] = NAN;
+        }
+        return;
+    }
+    double z = 0.0, w = 0.0;
+    if (max > -INFINITY) {
+        for (int c = threadIdx.x; c < width; c += TANDEM_ROW_THREADS) {
+            float v = row[c];
+            if (v > -INFINITY) {
+                double d = (double) v - (double) max;
+                double e = exp(d);
+                z += e;
+                w += e * d;
+            }
+        }
+    }
+    z = tandem_block_sum<TANDEM_ROW_THREADS>(z, scratch);
+    w = tandem_block_sum<TANDEM_ROW_THREADS>(w, scratch);
+    if (threadIdx.x == 0) {
+        sums[2LL * r] = z;
+        sums[2LL * r + 1] = w;
     }
 }

@@ -640,6 +640,110 @@ void check_argmax(void (*kernel)(int*, const float*, int, int)) {
     }
 }
 
+void check_logit_summary(void (*kernel)(double*, int*, float*, const float*, int, int, int)) {
+    Rng rng{28};
+    const int ks[] = {2, 3, 8};
+    for (RowShape s : row_shapes) {
+        for (int k : ks) {
+            begin("rows=%d width=%d k=%d", s.rows, s.width, k);
+            std::size_t n = static_cast<std::size_t>(s.rows) * s.width;
+            Buf<float> x(n);
+            for (int r = 0; r < s.rows; r++) {
+                float* row = &x[static_cast<std::size_t>(r) * s.width];
+                int w = s.width;
+                for (int c = 0; c < w; c++) row[c] = rng.sym(5);
+                switch (r % 8) {
+                    case 1:  // ties among the largest, in different threads' strides: lowest ids first
+                        row[w - 1] = 9;
+                        row[w / 2] = 9;
+                        row[w / 3 + 1 < w ? w / 3 + 1 : 0] = 9;
+                        break;
+                    case 2:  // a NaN: no summary (ids -1, sums NaN)
+                        row[w - 1] = NAN;
+                        break;
+                    case 3:  // +inf: no summary
+                        row[w / 2] = INFINITY;
+                        break;
+                    case 4:  // all -inf: ids -1, sums 0
+                        for (int c = 0; c < w; c++) row[c] = -INFINITY;
+                        break;
+                    case 5:  // fewer finite values than k: the rest -1 / -inf
+                        for (int c = 0; c < w; c++) row[c] = -INFINITY;
+                        row[w - 1] = 2;
+                        break;
+                    case 6:  // -0 and +0 tie at the top: the lower id first, then the other
+                        for (int c = 0; c < w; c++) row[c] = -1.0f - std::fabs(row[c]);
+                        row[w > 7 ? 7 : w - 1] = 0.0f;
+                        row[w > 300 ? 300 : 0] = -0.0f;
+                        break;
+                    case 7:  // masked logits between finite ones
+                        for (int c = 0; c < w; c += 3) row[c] = -INFINITY;
+                        break;
+                    default:
+                        break;
+                }
+            }
+            Buf<double> sums(2 * static_cast<std::size_t>(s.rows));
+            Buf<int> ids(static_cast<std::size_t>(s.rows) * k);
+            Buf<float> values(static_cast<std::size_t>(s.rows) * k);
+            sums.fill(std::bit_cast<double>(0x7ff1deaddeadbeefull));
+            ids.fill(FILL_I32);
+            values.fill(float_of(FILL_F32));
+            auto x0 = x.copy();
+            if (!go(kernel, s.rows, 1, 256, sums.data(), ids.data(), values.data(), x.data(), s.rows, s.width, k)) continue;
+            unchanged(x, x0, "x");
+            // The reference: a stable sort by (value descending, id ascending) of the finite values; the sums
+            // over the finite values in id order (the kernel's order differs: compared within 1e-12).
+            std::vector<int> refIds(ids.size());
+            std::vector<float> refValues(values.size());
+            for (int r = 0; r < s.rows; r++) {
+                const float* row = &x0[static_cast<std::size_t>(r) * s.width];
+                bool invalid = false;
+                std::vector<int> order;
+                for (int c = 0; c < s.width; c++) {
+                    if (std::isnan(row[c]) || row[c] == INFINITY) invalid = true;
+                    else if (row[c] > -INFINITY) order.push_back(c);
+                }
+                std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return row[a] > row[b]; });
+                double z = 0, wsum = 0;
+                if (!order.empty()) {
+                    double max = row[order[0]];
+                    for (int c = 0; c < s.width; c++) {
+                        if (row[c] > -INFINITY) {
+                            double d = static_cast<double>(row[c]) - max;
+                            z += std::exp(d);
+                            wsum += std::exp(d) * d;
+                        }
+                    }
+                }
+                for (int j = 0; j < k; j++) {
+                    std::size_t i = static_cast<std::size_t>(r) * k + j;
+                    bool has = !invalid && j < static_cast<int>(order.size());
+                    refIds[i] = has ? order[j] : -1;
+                    refValues[i] = has ? row[order[j]] : -INFINITY;
+                }
+                double gotZ = sums[2 * static_cast<std::size_t>(r)], gotW = sums[2 * static_cast<std::size_t>(r) + 1];
+                if (invalid) {
+                    if (!std::isnan(gotZ) || !std::isnan(gotW)) fail("row %d holds a NaN or +inf, but its sums are %s, %s", r,
+                                                                      show(gotZ).c_str(), show(gotW).c_str());
+                } else if (!(std::fabs(gotZ - z) <= 1e-12 * std::fmax(1.0, z)) ||
+                           !(std::fabs(gotW - wsum) <= 1e-12 * std::fmax(1.0, std::fabs(z)))) {
+                    fail("row %d: sums %s, %s, expected %.17g, %.17g", r, show(gotZ).c_str(), show(gotW).c_str(), z, wsum);
+                }
+            }
+            expect_exact(ids, refIds, "ids", FILL_I32);
+            for (int r = 0; r < s.rows; r++) {  // the values of a row without a summary are not defined
+                if (ids[static_cast<std::size_t>(r) * k] < 0 && refIds[static_cast<std::size_t>(r) * k] < 0) {
+                    for (int j = 0; j < k; j++) values[static_cast<std::size_t>(r) * k + j] = refValues[static_cast<std::size_t>(r) * k + j];
+                }
+            }
+            expect_exact(values, refValues, "values", float_of(FILL_F32));
+            absorb(ids);
+            absorb(values);
+        }
+    }
+}
+
 // ---- the KV cache: write_kv, row gathers and scatters ---------------------------------------------------
 
 template <typename KV>
@@ -1618,6 +1722,7 @@ const Check checks[] = {
     CHECK(tandem_attention_merge, check_attention_merge(tandem_attention_merge)),
     CHECK(tandem_softmax_f32, check_softmax(tandem_softmax_f32)),
     CHECK(tandem_argmax_f32, check_argmax(tandem_argmax_f32)),
+    CHECK(tandem_logit_summary_f32, check_logit_summary(tandem_logit_summary_f32)),
     CHECK(tandem_multiply_add_peak, check_multiply_add_peak(tandem_multiply_add_peak)),
     CHECK(tandem_uniform_f64, check_uniform(tandem_uniform_f64)),
     CHECK(tandem_sample_temperature_f32, check_sample(tandem_sample_temperature_f32)),

@@ -124,6 +124,15 @@ public interface Backend extends AutoCloseable {
     int[] argmax(Tensor x);
 
     /**
+     * The {@link LogitSummary} of each row of the f32 tensor {@code x} (rows of logits), keeping each row's
+     * {@code k} largest finite values ({@code 1 ≤ k ≤} {@link LogitSummary#MAX_K}): the greedy token, top-k ids
+     * and log-probabilities, top probability, margin, entropy and log-sum-exp of a row, with only the summary
+     * leaving this backend's memory. Ids and values equal {@link LogitSummary#of}'s exactly; the sums may be
+     * added in another fixed order (to rounding).
+     */
+    LogitSummary[] summarize(Tensor x, int k);
+
+    /**
      * Writes rows of k[n, kvHeads·headDim] and v[n, ...] into the KV storage of {@code layer} at
      * physical slots, in the storage's {@link KvStorage#dtype() dtype} (f32 as is, bf16 rounded to
      * nearest even).

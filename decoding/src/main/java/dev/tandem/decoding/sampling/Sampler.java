@@ -78,6 +78,23 @@ public final class Sampler {
         return copy;
     }
 
+    /**
+     * The greedy token a backend computed for a row of raw logits ({@code id}, its argmax, lowest id on ties);
+     * where it found none ({@code id} = -1: the row holds a NaN or +Infinity, or only -Infinity), throws what
+     * {@link #sample} throws for that row's {@code logits}, so both paths refuse a bad row in the same words.
+     */
+    public static int greedyToken(int id, float[] logits) {
+        if (id >= 0) {
+            return id;
+        }
+        if (logits == null) {
+            throw new IllegalStateException("the backend found no greedy token in a row but sent back no logits to say why");
+        }
+        Logits.requireValid(logits);
+        int best = argmax(logits); // throws for a row of -Infinity
+        throw new IllegalStateException("the backend found no greedy token in a row whose argmax is " + best);
+    }
+
     /** Lowest id among the largest logits: the greedy choice. */
     public static int argmax(float[] logits) {
         int best = 0;

@@ -27,7 +27,9 @@ import java.util.List;
  * begins with the proposal complete, the target scores {@code [last token, d1..dγ]} in one pass with
  * logits at every row, {@link ChainVerifier} decides, both caches roll back to the accepted length and the
  * accepted tokens (plus the correction or bonus token) are emitted. The first round's draft runs in the
- * same step as the target's prefill (they do not depend on each other).
+ * same step as the target's prefill (they do not depend on each other). Where the greedy token alone decides
+ * ({@link RequestState#needsOnlyGreedyToken}) the verification pass sends back each row's greedy token instead
+ * of its logits ({@link VerificationRows}).
  */
 final class ChainTask implements DecodingTask {
     private final String method;
@@ -53,7 +55,7 @@ final class ChainTask implements DecodingTask {
     private boolean draftReady;  // the proposal was complete when this step began: verify in this step
     private boolean verifyPlanned;
     private Drafter.Draft draft;
-    private float[][] logits;    // the verification pass's rows
+    private VerificationRows logits; // what the verification pass sent back for its rows
     private long verifyNanos;
 
     ChainTask(String method, LanguageModel target, Drafter drafter, int draftLength, GenerationRequest request) {
@@ -157,7 +159,7 @@ final class ChainTask implements DecodingTask {
                 int[] rows = new int[tokens.length + 1];
                 rows[0] = context[length - 1];
                 System.arraycopy(tokens, 0, rows, 1, tokens.length);
-                out.add(Batch.Entry.continuationAllLogits(state.kv(), rows));
+                out.add(VerificationRows.ask(Batch.Entry.continuation(state.kv(), rows), state.needsOnlyGreedyToken()));
             }
         }
         if (model == drafter.model() && inRound && draft == null && !draftReady) {
@@ -181,11 +183,7 @@ final class ChainTask implements DecodingTask {
                 entry++;
             } else if (verifyPlanned && logits == null) {
                 stats.targetPass();
-                int rows = result.rows(0);
-                logits = new float[rows][];
-                for (int i = 0; i < rows; i++) {
-                    logits[i] = result.logits(0, i);
-                }
+                logits = VerificationRows.of(result);
                 verifyNanos = nanos;
                 entry++;
             }
@@ -213,10 +211,10 @@ final class ChainTask implements DecodingTask {
         state.kv().truncate(length + accepted);
         List<TokenEvent> events = new ArrayList<>(accepted + 1);
         for (int i = 0; i < accepted && !state.finished(); i++) {
-            events.add(state.acceptToken(tokens[i], logits[i]));
+            events.add(state.acceptToken(tokens[i], logits.logits(i)));
         }
         if (!state.finished()) {
-            events.add(state.acceptToken(verdict.next(), logits[accepted]));
+            events.add(state.acceptToken(verdict.next(), logits.logits(accepted)));
         }
         stats.addVerifyNanos(verifyNanos + System.nanoTime() - t0);
         state.addDecodeStep(System.nanoTime() - roundStart);

@@ -4,6 +4,8 @@ import dev.tandem.decoding.sampling.Sampler;
 import dev.tandem.runtime.rng.CounterRng;
 import dev.tandem.runtime.rng.RngPurpose;
 
+import java.util.function.IntUnaryOperator;
+
 /**
  * Verification of a drafted chain of tokens against the target model ({@code METHODS.md}, "Speculative
  * family"). Pure functions of their arguments: every random draw comes from {@link CounterRng} keyed by
@@ -20,8 +22,16 @@ public final class ChainVerifier {
      */
     public static Verdict greedy(int[] draft, float[][] target) {
         requireRows("target", target.length, draft.length + 1, draft.length);
-        Verdict v = greedyOpenEnded(draft, target);
-        return v != null ? v : new Verdict(draft.length, Sampler.argmax(target[draft.length]));
+        return greedyFromArgmax(draft, i -> Sampler.argmax(target[i]));
+    }
+
+    /**
+     * {@link #greedy} from each row's greedy token: {@code best.applyAsInt(i)} is the argmax of row i (asked
+     * only for the rows the verdict reads, in increasing order), e.g. the ids a backend's argmax sent back.
+     */
+    public static Verdict greedyFromArgmax(int[] draft, IntUnaryOperator best) {
+        Verdict v = greedyOpenEndedFromArgmax(draft, best);
+        return v != null ? v : new Verdict(draft.length, best.applyAsInt(draft.length));
     }
 
     /**
@@ -30,8 +40,13 @@ public final class ChainVerifier {
      * the chain goes on (PEARL's post-verify: more draft tokens follow, to be checked by the next pass).
      */
     static Verdict greedyOpenEnded(int[] draft, float[][] target) {
+        return greedyOpenEndedFromArgmax(draft, i -> Sampler.argmax(target[i]));
+    }
+
+    /** {@link #greedyOpenEnded(int[], float[][])} from each row's greedy token, as {@link #greedyFromArgmax}. */
+    static Verdict greedyOpenEndedFromArgmax(int[] draft, IntUnaryOperator argmax) {
         for (int i = 0; i < draft.length; i++) {
-            int best = Sampler.argmax(target[i]);
+            int best = argmax.applyAsInt(i);
             if (best != draft[i]) {
                 return new Verdict(i, best);
             }

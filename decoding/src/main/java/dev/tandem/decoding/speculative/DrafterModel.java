@@ -21,7 +21,8 @@ import java.util.Arrays;
  * {@link RngPurpose#DRAFT} at the token's absolute position (and keep q for the verifier). Its KV
  * sequence holds a prefix of the context; each round feeds the tokens it lacks (a first round's prompt in
  * chunks, as the prefill budget allows), then one pass per further draft token. With a threshold above 0, drafting stops early when the draft's top probability
- * at a step falls under it (the first token is always drafted).
+ * at a step falls under it (the first token is always drafted). Greedy drafting without a repetition penalty or a
+ * threshold asks each pass for its greedy token only, so the draft's logits stay in the backend's memory.
  */
 final class DrafterModel implements Drafter {
     private final LanguageModel model;
@@ -104,7 +105,19 @@ final class DrafterModel implements Drafter {
         stats.draftPass();
         Batch.Entry entry = Batch.Entry.continuation(kv, Arrays.copyOfRange(feed, fed, fed + take));
         fed += take;
-        return fed < feed.length ? entry.withLogitRows() : entry;
+        if (fed < feed.length) {
+            return entry.withLogitRows();
+        }
+        return greedyTokenOnly() ? entry.withLogitRows().withGreedyRows(take - 1) : entry;
+    }
+
+    /**
+     * True when the draft token is the argmax of the raw logits and nothing else is read from them (greedy, no
+     * repetition penalty, no threshold): the pass then sends back the token alone, not the row of logits.
+     */
+    private boolean greedyTokenOnly() {
+        SamplingParams sp = request.sampling();
+        return sp.isGreedy() && sp.repetitionPenalty() == 1f && threshold <= 0;
     }
 
     @Override
@@ -112,18 +125,21 @@ final class DrafterModel implements Drafter {
         if (fed < feed.length) {
             return; // a chunk of the catch-up: nothing to draw yet
         }
-        float[] logits = result.lastLogits(0);
         SamplingParams sp = request.sampling();
         int pos = length + n;
         int token;
         double top;
-        if (sp.isGreedy()) {
+        if (result.greedyRows(0) > 0) {
+            token = Sampler.greedyToken(result.greedyToken(0, 0), result.greedyRowLogits(0, 0));
+            top = 1;
+        } else if (sp.isGreedy()) {
+            float[] logits = result.lastLogits(0);
             float[] processed = logits.clone();
             LogitsProcessors.apply(processed, sp, context, pos);
             token = Sampler.argmax(processed);
             top = threshold > 0 ? topProbability(processed, token) : 1;
         } else {
-            double[] dist = Sampler.distribution(logits, sp, context, pos);
+            double[] dist = Sampler.distribution(result.lastLogits(0), sp, context, pos);
             // q sums to 1, so a total of 1 draws exactly as Sampler.sample would from q
             token = Sampler.inverseCdf(dist, 1.0, CounterRng.uniform(sp.seed(), request.streamId(), pos, RngPurpose.DRAFT, 0));
             q[n] = dist;

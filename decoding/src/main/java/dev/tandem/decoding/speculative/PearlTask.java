@@ -82,7 +82,7 @@ final class PearlTask implements DecodingTask {
 
     // Target side of a round step.
     private boolean verifyPlanned;
-    private float[][] logits;
+    private VerificationRows logits;
     private long verifyStart;
     private long verifyEnd;
 
@@ -210,7 +210,7 @@ final class PearlTask implements DecodingTask {
                 int[] rows = new int[tokens.length + 1];
                 rows[0] = context[length - 1];
                 System.arraycopy(tokens, 0, rows, 1, tokens.length);
-                out.add(Batch.Entry.continuationAllLogits(state.kv(), rows));
+                out.add(VerificationRows.ask(Batch.Entry.continuation(state.kv(), rows), state.needsOnlyGreedyToken()));
             }
         }
         if (model == draftModel && drafting() && !drafter.complete()) {
@@ -236,12 +236,7 @@ final class PearlTask implements DecodingTask {
             } else if (verifyPlanned && logits == null) {
                 verifyStart = System.nanoTime() - nanos;
                 stats.targetPass();
-                int rows = result.rows(0);
-                float[][] l = new float[rows][];
-                for (int i = 0; i < rows; i++) {
-                    l[i] = result.logits(0, i);
-                }
-                logits = l;
+                logits = VerificationRows.of(result);
                 verifyEnd = System.nanoTime();
                 entry++;
             }
@@ -309,10 +304,10 @@ final class PearlTask implements DecodingTask {
         state.kv().truncate(length + Math.min(accepted, m));
         List<TokenEvent> events = new ArrayList<>(accepted + 1);
         for (int i = 0; i < accepted && !state.finished(); i++) {
-            events.add(state.acceptToken(chain[i], logits[i]));
+            events.add(state.acceptToken(chain[i], logits.logits(i)));
         }
         if (verdict != null && !state.finished()) {
-            events.add(state.acceptToken(verdict.next(), logits[accepted]));
+            events.add(state.acceptToken(verdict.next(), logits.logits(accepted)));
         }
         // Post-verify goes on with the rest of what the draft wrote; after a rejection, pre-verify.
         pending = verdict == null ? suffix(ahead, 1) : Drafter.Draft.EMPTY;

@@ -125,6 +125,16 @@ public final class SpeculativeDecoding implements DecodingStrategy {
      * greedy with {@link ChainVerifier#greedy}, sampling with {@link ChainVerifier#sample}. {@code openEnded}:
      * there is no row after the chain, and a fully accepted chain returns null (the OpenEnded verifiers).
      */
+    static Verdict verifyChain(int[] chain, double[][] q, VerificationRows rows, boolean openEnded, SamplingParams sp,
+                               int[] context, int length, long stream) {
+        if (rows.greedyOnly()) {
+            // Only the greedy tokens came back: the pass found them needsOnlyGreedyToken (no processor changes an argmax).
+            return openEnded ? ChainVerifier.greedyOpenEndedFromArgmax(chain, rows::greedyToken)
+                    : ChainVerifier.greedyFromArgmax(chain, rows::greedyToken);
+        }
+        return verifyChain(chain, q, rows.allLogits(), openEnded, sp, context, length, stream);
+    }
+
     static Verdict verifyChain(int[] chain, double[][] q, float[][] logits, boolean openEnded, SamplingParams sp,
                                int[] context, int length, long stream) {
         int rows = openEnded ? chain.length : chain.length + 1;

@@ -178,6 +178,17 @@ public final class TreeDecoding implements DecodingStrategy {
      * fixed children. {@code context} holds the context in [0, {@code length}) and room for the tree's depth
      * after it, which this overwrites.
      */
+    static TreeVerdict verify(TokenTree tree, LazyLogits logits, SamplingParams sp, int[] context, int length, long stream) {
+        if (logits.greedyOnly()) {
+            // The pass sent back greedy tokens: it was asked for them only where they decide (LazyLogits.ask).
+            if (!sp.isGreedy() || sp.repetitionPenalty() != 1f) {
+                throw new IllegalStateException("a tree pass sent back greedy tokens for a request that reads its logits");
+            }
+            return TreeVerifier.greedyFromArgmax(tree, logits::greedyToken);
+        }
+        return verify(tree, (IntFunction<float[]>) logits, sp, context, length, stream);
+    }
+
     static TreeVerdict verify(TokenTree tree, IntFunction<float[]> logits, SamplingParams sp, int[] context, int length,
                               long stream) {
         boolean greedy = sp.isGreedy();

@@ -173,7 +173,8 @@ final class TreeTask implements DecodingTask {
                 int[] parents = new int[n + 1];
                 int[] positions = new int[n + 1];
                 TreeDecoding.layOut(tree, context[length - 1], length - 1, rows, parents, positions);
-                out.add(Batch.Entry.of(state.kv(), rows, positions, new AttentionShape.Tree(parents)).withAllNormedRows());
+                out.add(LazyLogits.ask(Batch.Entry.of(state.kv(), rows, positions, new AttentionShape.Tree(parents)), target,
+                        state.needsOnlyGreedyToken()));
             }
         }
         if (model == source.model() && inRound && tree == null && !treeReady) {

@@ -5,6 +5,7 @@ import dev.tandem.runtime.rng.CounterRng;
 import dev.tandem.runtime.rng.RngPurpose;
 import java.util.Arrays;
 import java.util.function.IntFunction;
+import java.util.function.IntUnaryOperator;
 
 /**
  * Verification of a drafted {@link TokenTree} ({@code METHODS.md}, "Token-tree verification"). Rows of
@@ -47,11 +48,19 @@ public final class TreeVerifier {
 
     /** As {@link #greedy(TokenTree, float[][])}, with {@code target.apply(row)} asked only for the rows visited. */
     public static TreeVerdict greedy(TokenTree tree, IntFunction<float[]> target) {
+        return greedyFromArgmax(tree, row -> Sampler.argmax(target.apply(row)));
+    }
+
+    /**
+     * As {@link #greedy(TokenTree, float[][])}, from each row's greedy token: {@code argmax.applyAsInt(row)} is the
+     * argmax of that row's raw logits (asked only for the rows visited), e.g. the ids a backend's argmax sent back.
+     */
+    public static TreeVerdict greedyFromArgmax(TokenTree tree, IntUnaryOperator argmax) {
         int[] path = new int[maxDepth(tree)];
         int accepted = 0;
         int node = -1;
         while (true) {
-            int best = Sampler.argmax(target.apply(node + 1));
+            int best = argmax.applyAsInt(node + 1);
             int child = -1;
             for (int c : tree.childrenView(node)) {
                 if (tree.token(c) == best) {

@@ -95,4 +95,33 @@ class CudaEndToEndTest {
                     "tree on " + which, SpeculativeFixtures.NO_EXTRA_CHECKS);
         }
     }
+
+    /**
+     * Greedy speculative decoding keeps its logits on the device: the drafter's passes and the verification
+     * pass send back greedy tokens, so what the whole generation copies to the host stays below one row of
+     * logits per generated token (asking for logits would copy γ + 1 rows a verification and one a draft token).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"host", "gpu"})
+    void greedySpeculationReadsBackIdsNotLogits(String which) throws IOException {
+        try (Backend backend = open(which);
+             LanguageModel target = ModelLoader.load(TestModels.model("bard-l"), ModelLoader.Options.defaults().withBackend(backend));
+             LanguageModel draft = ModelLoader.load(TestModels.model("bard-s"), ModelLoader.Options.defaults().withBackend(backend))) {
+            dev.tandem.runtime.cuda.CudaBackend cuda = (dev.tandem.runtime.cuda.CudaBackend) backend;
+            long logitsRowBytes = 4L * target.config().vocabSize();
+            String prompt = SpeculativeFixtures.goldenPromptsAnd(List.of()).getFirst();
+            long before = cuda.bytesCopiedToHost();
+            GenerationResult r = new SpeculativeDecoding(target, draft, 4).generate(request(prompt), e -> {});
+            long copied = cuda.bytesCopiedToHost() - before;
+            int generated = r.generatedIds().length;
+            assertTrue(generated == TOKENS, "generated " + generated);
+            assertTrue(copied < generated * logitsRowBytes, "speculative greedy copied " + copied + " bytes to the host for "
+                    + generated + " tokens; one row of logits is " + logitsRowBytes + " bytes");
+            // The same request asking for logprobs reads logits back: the bound above is not met by accident.
+            before = cuda.bytesCopiedToHost();
+            new SpeculativeDecoding(target, draft, 4).generate(request(prompt).withLogprobs(1), e -> {});
+            long withLogprobs = cuda.bytesCopiedToHost() - before;
+            assertTrue(withLogprobs >= generated * logitsRowBytes, "with logprobs: " + withLogprobs + " bytes");
+        }
+    }
 }

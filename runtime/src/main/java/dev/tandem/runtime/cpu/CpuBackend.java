@@ -4,6 +4,7 @@ import dev.tandem.runtime.AttentionRows;
 import dev.tandem.runtime.Backend;
 import dev.tandem.runtime.HostMemory;
 import dev.tandem.runtime.DType;
+import dev.tandem.runtime.LogitSummary;
 import dev.tandem.runtime.RopeLayout;
 import dev.tandem.runtime.Tensor;
 import dev.tandem.runtime.Placement;
@@ -530,6 +531,21 @@ public final class CpuBackend implements Backend {
                 }
             }
             out[r] = valid && bestValue > Float.NEGATIVE_INFINITY ? best : -1;
+        }
+        return out;
+    }
+
+    @Override
+    public LogitSummary[] summarize(Tensor x, int k) {
+        LogitSummary.requireK(k);
+        int d = (int) x.dim(-1);
+        int n = rows(x, d);
+        LogitSummary[] out = new LogitSummary[n];
+        MemorySegment xs = x.segment();
+        float[] row = new float[d];
+        for (int r = 0; r < n; r++) {
+            MemorySegment.copy(xs, F32, 4L * r * d, row, 0, d);
+            out[r] = LogitSummary.of(row, k);
         }
         return out;
     }

@@ -5,6 +5,7 @@ import dev.tandem.bindings.cuda.CudaLibrary;
 import dev.tandem.runtime.AttentionRows;
 import dev.tandem.runtime.Backend;
 import dev.tandem.runtime.DType;
+import dev.tandem.runtime.LogitSummary;
 import dev.tandem.runtime.Placement;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.Roofline;
@@ -53,6 +54,7 @@ public final class CudaBackend implements Backend {
     private final CudaLibrary.Stream stream;
     /** Device buffer for per-call arguments, grown on demand. */
     private long staging;
+    private long bytesCopiedToHost;
     private long stagingBytes;
     /** Scratch for attention's per-split partial results, grown on demand. */
     private long partialBuffer;
@@ -348,6 +350,21 @@ public final class CudaBackend implements Backend {
                 .i64(words ? rowBytes / 4 : rowBytes));
     }
 
+    /** Copies device memory at {@code address} into all of {@code host}, counting the bytes ({@link #bytesCopiedToHost}). */
+    private void copyToHost(MemorySegment host, long address) {
+        cuda.copyToHost(host, address);
+        bytesCopiedToHost += host.byteSize();
+    }
+
+    /**
+     * Bytes copied from this backend's device memory to the host since it opened: rows of logits or hidden
+     * states ({@link #readRows}), ids ({@link #argmax}, {@link #sampleWithTemperature}) and draws. Decoding that
+     * keeps its logits on the device reads back a few ids per pass; the tests hold it to that.
+     */
+    public synchronized long bytesCopiedToHost() {
+        return bytesCopiedToHost;
+    }
+
     @Override
     public synchronized float[][] readRows(Tensor src, int from, int count) {
         requireF32(src, "readRows");
@@ -360,7 +377,7 @@ public final class CudaBackend implements Backend {
         enter();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(part.byteSize(), 16);
-            cuda.copyToHost(host, part.deviceAddress());
+            copyToHost(host, part.deviceAddress());
             for (int i = 0; i < count; i++) {
                 MemorySegment.copy(host, ValueLayout.JAVA_FLOAT, 4L * i * width, out[i], 0, width);
             }
@@ -521,9 +538,47 @@ public final class CudaBackend implements Backend {
         launch("tandem_argmax_f32", n, 1, 256, new CudaLibrary.Args().pointer(a[0]).pointer(x.deviceAddress()).i32(n).i32(d));
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(4L * n, 4);
-            cuda.copyToHost(host, a[0]);
+            copyToHost(host, a[0]);
             return host.toArray(ValueLayout.JAVA_INT);
         }
+    }
+
+    @Override
+    public synchronized LogitSummary[] summarize(Tensor x, int k) {
+        requireF32(x, "summarize");
+        LogitSummary.requireK(k);
+        int d = (int) x.dim(-1);
+        int n = (int) (x.numel() / Math.max(1, d));
+        if (n == 0) {
+            return new LogitSummary[0];
+        }
+        enter();
+        // One staged region, copied back at once: the sums (2 doubles a row), then the ids, then the values.
+        long sumBytes = 16L * n;
+        long idBytes = 4L * n * k;
+        long[] a = stage(sumBytes + 2 * idBytes);
+        launch("tandem_logit_summary_f32", n, 1, 256, new CudaLibrary.Args().pointer(a[0]).pointer(a[0] + sumBytes)
+                .pointer(a[0] + sumBytes + idBytes).pointer(x.deviceAddress()).i32(n).i32(d).i32(k));
+        LogitSummary[] out = new LogitSummary[n];
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(sumBytes + 2 * idBytes, 8);
+            copyToHost(host, a[0]);
+            for (int r = 0; r < n; r++) {
+                int count = 0;
+                while (count < k && host.get(ValueLayout.JAVA_INT, sumBytes + 4L * (r * (long) k + count)) >= 0) {
+                    count++;
+                }
+                int[] ids = new int[count];
+                float[] values = new float[count];
+                for (int j = 0; j < count; j++) {
+                    ids[j] = host.get(ValueLayout.JAVA_INT, sumBytes + 4L * (r * (long) k + j));
+                    values[j] = host.get(ValueLayout.JAVA_FLOAT, sumBytes + idBytes + 4L * (r * (long) k + j));
+                }
+                out[r] = new LogitSummary(ids, values, host.get(ValueLayout.JAVA_DOUBLE, 16L * r),
+                        host.get(ValueLayout.JAVA_DOUBLE, 16L * r + 8));
+            }
+        }
+        return out;
     }
 
     @Override
@@ -754,7 +809,7 @@ public final class CudaBackend implements Backend {
         int[] tokens;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(4L * n, 4);
-            cuda.copyToHost(host, a[2]);
+            copyToHost(host, a[2]);
             tokens = host.toArray(ValueLayout.JAVA_INT);
         }
         for (int r = 0; r < n; r++) {
@@ -783,7 +838,7 @@ public final class CudaBackend implements Backend {
                 .pointer(a[1]).i32(purpose.ordinal()).i32(index).i32(n));
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(8L * n, 8);
-            cuda.copyToHost(host, a[2]);
+            copyToHost(host, a[2]);
             return host.toArray(ValueLayout.JAVA_DOUBLE);
         }
     }

@@ -3,6 +3,7 @@ package dev.tandem.runtime.cuda;
 import dev.tandem.runtime.AttentionRows;
 import dev.tandem.runtime.Backend;
 import dev.tandem.runtime.DType;
+import dev.tandem.runtime.LogitSummary;
 import dev.tandem.runtime.Placement;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.RopeLayout;
@@ -363,6 +364,86 @@ class CudaBackendEquivalenceTest {
         assertClose(cpuRead(cpuSoft), read(b, dSoft), F32_BOUND, "softmax");
         for (Tensor t : new Tensor[] {dg, du, dout, dLogits, dSoft}) {
             b.free(t);
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"host", "gpu"})
+    void logitSummariesMatchTheCpu(String which) {
+        CudaBackend b = backend(which);
+        SplittableRandom rnd = random("summaries");
+        for (int width : new int[] {37, 2051}) {
+            int n = 8;
+            float[] logits = new float[n * width];
+            for (int i = 0; i < logits.length; i++) {
+                logits[i] = (float) (rnd.nextGaussian() * 3);
+            }
+            logits[width + 3] = 20; // row 1: three-way tie at the top, in different threads' strides
+            logits[width + 20] = 20;
+            logits[width + width - 1] = 20;
+            logits[2 * width + 11] = Float.NaN; // row 2: no summary
+            logits[3 * width + width / 2] = Float.POSITIVE_INFINITY; // row 3: no summary
+            Arrays.fill(logits, 4 * width, 5 * width, Float.NEGATIVE_INFINITY); // row 4: no finite value
+            Arrays.fill(logits, 5 * width, 6 * width, Float.NEGATIVE_INFINITY); // row 5: two finite values
+            logits[5 * width + 9] = -1;
+            logits[5 * width + width - 2] = 4;
+            for (int i = 6 * width; i < 7 * width; i += 2) {
+                logits[i] = Float.NEGATIVE_INFINITY; // row 6: masked logits among finite ones
+            }
+            logits[7 * width + 1] = -0.0f; // row 7: -0 and +0 tie at the top; the lower id first
+            logits[7 * width + 30] = 0.0f;
+            for (int i = 7 * width; i < 8 * width; i++) {
+                if (i != 7 * width + 1 && i != 7 * width + 30) {
+                    logits[i] = -1 - Math.abs(logits[i]);
+                }
+            }
+            Tensor cpuLogits = Tensor.ofFloats(logits.clone(), n, width);
+            Tensor dLogits = deviceF32(b, logits, n, width);
+            for (int k : new int[] {1, 2, 5, LogitSummary.MAX_K}) {
+                LogitSummary[] expected = cpu.summarize(cpuLogits, k);
+                LogitSummary[] got = b.summarize(dLogits, k);
+                assertEquals(n, got.length);
+                for (int r = 0; r < n; r++) {
+                    String where = which + " width " + width + " k " + k + " row " + r;
+                    assertArrayEquals(expected[r].ids(), got[r].ids(), where + ": ids");
+                    assertArrayEquals(expected[r].values(), got[r].values(), where + ": values");
+                    assertEquals(expected[r].valid(), got[r].valid(), where + ": valid");
+                    if (expected[r].valid()) {
+                        assertEquals(expected[r].z(), got[r].z(), 1e-12 * Math.max(1, expected[r].z()), where + ": z");
+                        assertEquals(expected[r].weighted(), got[r].weighted(), 1e-12 * Math.max(1, expected[r].z()), where + ": weighted");
+                    } else {
+                        assertTrue(Double.isNaN(got[r].z()) && Double.isNaN(got[r].weighted()), where + ": sums of an invalid row");
+                    }
+                    assertEquals(cpu.argmax(cpuLogits)[r], got[r].argmax(), where + ": argmax");
+                }
+                assertEquals(Math.min(k, width), got[1].ids().length);
+                assertArrayEquals(Arrays.copyOf(new int[] {3, 20, width - 1}, Math.min(k, 3)),
+                        Arrays.copyOf(got[1].ids(), Math.min(k, 3)), "ties: lowest ids first");
+                assertEquals(0, got[4].ids().length, "a row of -Infinity has no top ids");
+                assertEquals(Math.min(k, 2), got[5].ids().length, "a row with two finite values has two top ids");
+                assertEquals(1, got[7].argmax(), "-0 ties +0: the lower id");
+            }
+            // The derived figures against a direct computation from the row, in double.
+            LogitSummary s = b.summarize(dLogits, 2)[0];
+            double max = Double.NEGATIVE_INFINITY;
+            for (int i = 0; i < width; i++) {
+                max = Math.max(max, logits[i]);
+            }
+            double z = 0, entropy = 0;
+            for (int i = 0; i < width; i++) {
+                z += Math.exp(logits[i] - max);
+            }
+            for (int i = 0; i < width; i++) {
+                double p = Math.exp(logits[i] - max) / z;
+                entropy -= p * Math.log(p);
+            }
+            assertEquals(entropy, s.entropy(), 1e-12, "entropy");
+            assertEquals(1 / z, s.maxProbability(), 1e-15, "top probability");
+            assertEquals(max + Math.log(z), s.logSumExp(), 1e-12, "log-sum-exp");
+            assertEquals(Math.exp(s.values()[0] - max) / z - Math.exp(s.values()[1] - max) / z, s.margin(), 1e-15, "margin");
+            assertThrows(IllegalArgumentException.class, () -> b.summarize(dLogits, 0));
+            assertThrows(IllegalArgumentException.class, () -> b.summarize(dLogits, LogitSummary.MAX_K + 1));
+            b.free(dLogits);
         }
     }
 
