@@ -77,6 +77,7 @@ const std::map<std::string, Launcher> kernels = {
     TANDEM_KERNEL(tandem_multiply_add_peak),
     TANDEM_KERNEL(tandem_uniform_f64),
     TANDEM_KERNEL(tandem_sample_temperature_f32),
+    TANDEM_KERNEL(tandem_verify_chain_f32),
     TANDEM_KERNEL(tandem_softmax_f32),
     TANDEM_KERNEL(tandem_argmax_f32),
     TANDEM_KERNEL(tandem_logit_summary_f32),

@@ -1503,7 +1503,8 @@ struct SampleRef {
     double target = 0;
     std::vector<double> weight, cumulative;
 };
-SampleRef ref_sample(const float* logits, int vocab, float temperature, std::uint64_t seed, long long stream, long long position) {
+SampleRef ref_sample(const float* logits, int vocab, float temperature, std::uint64_t seed, long long stream, long long position,
+                     int purpose = 0, bool normalized = false) {
     SampleRef ref;
     ref.token = -2;
     for (int t = 0; t < vocab; t++) {
@@ -1526,8 +1527,11 @@ SampleRef ref_sample(const float* logits, int vocab, float temperature, std::uin
         ref.weight[t] = l[t] == max ? 1.0 : std::exp(static_cast<double>(l[t]) - max);
         total += ref.weight[t];
     }
-    double u = ref_uniform(seed, static_cast<std::uint64_t>(stream), static_cast<std::uint64_t>(position), 0, 0);
-    ref.target = u * total;
+    if (normalized) {  // DrafterModel's draw: q = w / Σ w, target u · 1
+        for (double& w : ref.weight) w /= total;
+    }
+    double u = ref_uniform(seed, static_cast<std::uint64_t>(stream), static_cast<std::uint64_t>(position), purpose, 0);
+    ref.target = normalized ? u : u * total;
     double cumulative = 0;
     int last = -1;
     ref.token = -3;
@@ -1606,7 +1610,8 @@ void fill_row(float* row, int vocab, RowKind kind, Rng& rng) {
 
 // CudaBackend.sampleWithTemperature: a block of 256 threads per row. out (poisoned) must be fully written
 // with the reference's token, or the reference's -1 / -2.
-void check_sample(void (*kernel)(int*, const float*, int, int, float, unsigned long long, const long long*, const long long*)) {
+void check_sample(void (*kernel)(int*, const float*, int, int, float, unsigned long long, const long long*, const long long*, int,
+                                int)) {
     Rng rng{25};
     const std::vector<RowKind> five = {RowKind::plain, RowKind::masked, RowKind::dead, RowKind::nan, RowKind::inf};
     const std::vector<RowKind> tiny = {RowKind::overflow, RowKind::twin, RowKind::drown, RowKind::mixed, RowKind::plain};
@@ -1629,10 +1634,15 @@ void check_sample(void (*kernel)(int*, const float*, int, int, float, unsigned l
         for (std::size_t r = 0; r < many.size(); r++) many[r] = r % 2 ? RowKind::masked : RowKind::plain;
         cases.push_back({vocab, 0.7f, many});
     }
-    for (const Case& c : cases) {
+    for (std::size_t ci = 0; ci < 2 * cases.size(); ci++) {
+        const Case& c = cases[ci / 2];
+        // Sampler.sample's draw (SAMPLE, weights over their sum) and DrafterModel's (DRAFT, normalised q, target u).
+        bool normalized = ci % 2 == 1;
+        int purpose = normalized ? 1 : 0;
         int rows = static_cast<int>(c.rows.size());
         std::uint64_t seed = rng.next();
-        begin("rows=%d vocab=%d temperature=%g seed=%016" PRIx64, rows, c.vocab, static_cast<double>(c.temperature), seed);
+        begin("rows=%d vocab=%d temperature=%g seed=%016" PRIx64 " %s", rows, c.vocab, static_cast<double>(c.temperature), seed,
+              normalized ? "DRAFT normalised" : "SAMPLE");
         Buf<float> logits(static_cast<std::size_t>(rows) * c.vocab);
         Buf<long long> streams(rows), positions(rows);
         Buf<int> out(rows);
@@ -1645,7 +1655,7 @@ void check_sample(void (*kernel)(int*, const float*, int, int, float, unsigned l
         auto l0 = logits.copy();
         auto s0 = streams.copy(), p0 = positions.copy();
         if (!go(kernel, rows, 1, 256, out.data(), logits.data(), rows, c.vocab, c.temperature,
-                static_cast<unsigned long long>(seed), streams.data(), positions.data())) {
+                static_cast<unsigned long long>(seed), streams.data(), positions.data(), purpose, normalized ? 1 : 0)) {
             continue;
         }
         unchanged(logits, l0, "logits");
@@ -1654,7 +1664,8 @@ void check_sample(void (*kernel)(int*, const float*, int, int, float, unsigned l
         int wrong = 0, unwritten = 0, first = -1;
         SampleRef firstRef;
         for (int r = 0; r < rows; r++) {
-            SampleRef ref = ref_sample(&l0[static_cast<std::size_t>(r) * c.vocab], c.vocab, c.temperature, seed, s0[r], p0[r]);
+            SampleRef ref = ref_sample(&l0[static_cast<std::size_t>(r) * c.vocab], c.vocab, c.temperature, seed, s0[r], p0[r],
+                                       purpose, normalized);
             if (out[r] == ref.token) continue;
             if (at_boundary(ref, out[r], c.vocab)) {
                 sample_tolerated++;
@@ -1676,6 +1687,195 @@ void check_sample(void (*kernel)(int*, const float*, int, int, float, unsigned l
         absorb(out);
     }
     std::printf("  %d tokens tolerated at a boundary\n", sample_tolerated);
+}
+
+// ---- chain verification: ChainVerifier.sample for a temperature alone ------------------------------------
+
+// Sampler.distribution after a temperature alone: l / T (f32, when T != 1), w = e^(l − max) in double (1 at the
+// max), p = w / Σ w (Σ in id order). err: -2 for a NaN or +infinity, -1 for a row of -infinity.
+std::vector<double> ref_distribution(const float* row, int vocab, float temperature, int* err) {
+    *err = 0;
+    for (int t = 0; t < vocab; t++) {
+        if (std::isnan(row[t]) || row[t] == INFINITY) {
+            *err = -2;
+            return {};
+        }
+    }
+    std::vector<float> l(row, row + vocab);
+    if (temperature != 1.0f) {
+        for (float& x : l) x /= temperature;
+    }
+    float max = -INFINITY;
+    for (float x : l) max = std::max(max, x);
+    if (max == -INFINITY) {
+        *err = -1;
+        return {};
+    }
+    std::vector<double> p(vocab);
+    double total = 0;
+    for (int t = 0; t < vocab; t++) {
+        p[t] = l[t] == max ? 1.0 : std::exp(static_cast<double>(l[t]) - max);
+        total += p[t];
+    }
+    for (double& x : p) x /= total;
+    return p;
+}
+
+// Sampler.inverseCdf over the positive weights, total = their sum (id order); -1 when none is positive.
+int ref_inverse_cdf(const std::vector<double>& w, double u) {
+    double total = 0;
+    for (double x : w) {
+        if (x > 0) total += x;
+    }
+    if (!(total > 0)) return -1;
+    double target = u * total, cumulative = 0;
+    int last = -1;
+    for (std::size_t t = 0; t < w.size(); t++) {
+        if (w[t] > 0) {
+            cumulative += w[t];
+            last = static_cast<int>(t);
+            if (target < cumulative) return last;
+        }
+    }
+    return last;
+}
+
+struct VerifyRef {
+    int out0, out1;
+};
+
+// ChainVerifier.sample / sampleOpenEnded with p and q from ref_distribution, written from the Java.
+VerifyRef ref_verify(const float* target, const float* draft, const int* tokens, int n, int vocab, float temperature,
+                     std::uint64_t seed, std::uint64_t stream, std::uint64_t position, bool openEnded) {
+    int rowsP = openEnded ? n : n + 1, rowsQ = draft != nullptr ? n : 0;
+    std::vector<std::vector<double>> p(rowsP), q(rowsQ);
+    for (int i = 0; i < rowsP + rowsQ; i++) {
+        int err;
+        auto d = ref_distribution(i < rowsP ? target + static_cast<std::size_t>(i) * vocab : draft + static_cast<std::size_t>(i - rowsP) * vocab,
+                                  vocab, temperature, &err);
+        if (err != 0) return {err, i};
+        (i < rowsP ? p[i] : q[i - rowsP]) = d;
+    }
+    for (int i = 0; i < rowsQ; i++) {
+        if (!(q[i][tokens[i]] > 0)) return {-3, i};
+    }
+    for (int i = 0; i < n; i++) {
+        int x = tokens[i];
+        double px = p[i][x], qx = draft != nullptr ? q[i][x] : 1.0;
+        double u = ref_uniform(seed, stream, position + i, 2, 0);
+        if (px > 0 && (px >= qx || u <= px / qx)) continue;
+        std::vector<double> r(vocab);
+        for (int t = 0; t < vocab; t++) {
+            double d = p[i][t] - (draft != nullptr ? q[i][t] : (t == x ? 1.0 : 0.0));
+            r[t] = d > 0 ? d : 0;
+        }
+        double ur = ref_uniform(seed, stream, position + i, 3, 0);
+        int next = ref_inverse_cdf(r, ur);
+        if (next < 0) next = ref_inverse_cdf(p[i], ur);
+        return {i, next};
+    }
+    if (openEnded) return {n, -1};
+    return {n, ref_inverse_cdf(p[n], ref_uniform(seed, stream, position + n, 0, 0))};
+}
+
+void check_verify_chain(void (*kernel)(int*, const float*, const float*, const int*, int, int, float, unsigned long long,
+                                       unsigned long long, long long, int)) {
+    Rng rng{29};
+    enum class Special { none, nan_target, dead_target, nan_draft, zero_q, close_draft, far_draft };
+    const char* const special_names[] = {"none", "nan_target", "dead_target", "nan_draft", "zero_q", "close_draft", "far_draft"};
+    struct Case {
+        int vocab, n;
+        bool withDraft, openEnded;
+        float temperature;
+        Special special;
+    };
+    std::vector<Case> cases;
+    for (int vocab : {7, 257, 1000}) {
+        for (int n : {0, 1, 3, 8}) {
+            for (int flags = 0; flags < 4; flags++) {
+                bool withDraft = flags & 1, openEnded = flags & 2;
+                if (openEnded && n == 0) continue;
+                float temperature = flags % 3 == 0 ? 1.0f : 0.7f;
+                cases.push_back({vocab, n, withDraft, openEnded, temperature, Special::none});
+                cases.push_back({vocab, n, withDraft, openEnded, temperature, withDraft ? Special::close_draft : Special::far_draft});
+                if (withDraft) cases.push_back({vocab, n, withDraft, openEnded, temperature, Special::far_draft});
+            }
+        }
+        cases.push_back({vocab, 3, true, false, 1.0f, Special::nan_target});
+        cases.push_back({vocab, 3, false, false, 0.5f, Special::dead_target});
+        cases.push_back({vocab, 3, true, true, 1.0f, Special::nan_draft});
+        cases.push_back({vocab, 3, true, false, 1.0f, Special::zero_q});
+    }
+    cases.push_back({300, TANDEM_VERIFY_MAX_DRAFT, true, false, 0.9f, Special::close_draft});  // the longest chain
+    int decisions = 0, rejections = 0;
+    for (const Case& c : cases) {
+        for (int repeat = 0; repeat < 4; repeat++) {
+            std::uint64_t seed = rng.next(), stream = rng.next() >> (repeat * 16);
+            long long position = static_cast<long long>(rng.next() % 100000);
+            begin("vocab=%d n=%d draft=%d openEnded=%d T=%g %s seed=%016" PRIx64, c.vocab, c.n, c.withDraft, c.openEnded,
+                  static_cast<double>(c.temperature), special_names[static_cast<int>(c.special)], seed);
+            int rowsP = c.openEnded ? c.n : c.n + 1;
+            Buf<float> target(static_cast<std::size_t>(std::max(rowsP, 1)) * c.vocab);
+            Buf<float> draft(static_cast<std::size_t>(std::max(c.n, 1)) * c.vocab);
+            Buf<int> tokens(std::max(c.n, 1));
+            Buf<int> out(2);
+            float scale = c.special == Special::far_draft ? 4.0f : 0.3f;
+            for (std::size_t i = 0; i < target.size(); i++) target[i] = rng.sym(4);
+            for (int i = 0; i < c.n; i++) {
+                for (int t = 0; t < c.vocab; t++) {
+                    std::size_t k = static_cast<std::size_t>(i) * c.vocab + t;
+                    draft[k] = i < rowsP ? target[k] + rng.sym(scale) : rng.sym(4);
+                }
+            }
+            // The draft tokens: drawn from q as the drafter draws (DRAFT purpose), or from the target's row for a
+            // deterministic drafter (which then usually passes).
+            for (int i = 0; i < c.n; i++) {
+                int err;
+                const float* row = c.withDraft ? &draft[static_cast<std::size_t>(i) * c.vocab] : &target[static_cast<std::size_t>(i) * c.vocab];
+                auto q = ref_distribution(row, c.vocab, c.temperature, &err);
+                tokens[i] = ref_inverse_cdf(q, ref_uniform(seed, stream, position + i, 1, 0));
+                if (c.special == Special::far_draft && !c.withDraft && i % 2 == 1) tokens[i] = static_cast<int>(rng.next() % c.vocab);
+            }
+            switch (c.special) {
+                case Special::nan_target:
+                    target[static_cast<std::size_t>(rowsP - 1) * c.vocab + c.vocab / 2] = NAN;
+                    break;
+                case Special::dead_target:
+                    for (int t = 0; t < c.vocab; t++) target[static_cast<std::size_t>(1) * c.vocab + t] = -INFINITY;
+                    break;
+                case Special::nan_draft:
+                    draft[static_cast<std::size_t>(2) * c.vocab + 1] = INFINITY;
+                    break;
+                case Special::zero_q:
+                    draft[static_cast<std::size_t>(2) * c.vocab + tokens[2]] = -INFINITY;
+                    break;
+                default:
+                    break;
+            }
+            out.fill(FILL_I32);
+            auto t0 = target.copy(), d0 = draft.copy();
+            auto k0 = tokens.copy();
+            if (!go(kernel, 1, 1, 256, out.data(), target.data(), c.withDraft ? draft.data() : nullptr, tokens.data(), c.n, c.vocab,
+                    c.temperature, static_cast<unsigned long long>(seed), static_cast<unsigned long long>(stream), position,
+                    c.openEnded ? 1 : 0)) {
+                continue;
+            }
+            unchanged(target, t0, "target");
+            unchanged(draft, d0, "draft");
+            unchanged(tokens, k0, "tokens");
+            VerifyRef ref = ref_verify(t0.data(), c.withDraft ? d0.data() : nullptr, k0.data(), c.n, c.vocab, c.temperature, seed,
+                                       stream, static_cast<std::uint64_t>(position), c.openEnded);
+            if (out[0] != ref.out0 || out[1] != ref.out1) {
+                fail("out = (%d, %d), expected (%d, %d)", out[0], out[1], ref.out0, ref.out1);
+            }
+            if (ref.out0 >= 0) {
+                decisions++;
+                if (ref.out0 < c.n) rejections++;
+            }
+            absorb(out);
+        }
+    }
+    std::printf("  %d verdicts, %d with a rejection\n", decisions, rejections);
 }
 
 // ---- the list ---------------------------------------------------------------------------------------------
@@ -1726,6 +1926,7 @@ const Check checks[] = {
     CHECK(tandem_multiply_add_peak, check_multiply_add_peak(tandem_multiply_add_peak)),
     CHECK(tandem_uniform_f64, check_uniform(tandem_uniform_f64)),
     CHECK(tandem_sample_temperature_f32, check_sample(tandem_sample_temperature_f32)),
+    CHECK(tandem_verify_chain_f32, check_verify_chain(tandem_verify_chain_f32)),
 };
 #undef CHECK
 

@@ -42,6 +42,12 @@ public record LogitSummary(int[] ids, float[] values, double z, double weighted)
         return k;
     }
 
+    /** This summary keeping only its first {@code k} top ids (the same sums): the summary at a smaller k. */
+    public LogitSummary topOnly(int k) {
+        requireK(k);
+        return k >= ids.length ? this : new LogitSummary(Arrays.copyOf(ids, k), Arrays.copyOf(values, k), z, weighted);
+    }
+
     /** False for a row holding a NaN or +Infinity (which no softmax can handle). */
     public boolean valid() {
         return !Double.isNaN(z);

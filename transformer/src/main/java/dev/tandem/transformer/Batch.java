@@ -1,5 +1,6 @@
 package dev.tandem.transformer;
 
+import dev.tandem.runtime.LogitSummary;
 import dev.tandem.runtime.kv.KvSequence;
 
 import java.util.ArrayList;
@@ -34,9 +35,13 @@ public final class Batch {
      * @param normedRows   row indices whose final normalised hidden state (the LM head's input) is wanted, in output order
      * @param greedyRows   row indices whose greedy token (the argmax of the raw logits, lowest id on ties) is wanted,
      *                     in output order: computed where the logits are, only the ids come back
+     * @param summaryRows  row indices whose {@link LogitSummary} of the raw logits is wanted, in output order:
+     *                     computed where the logits are, only the summaries come back
+     * @param summaryK     the top ids each summary keeps (1 to {@link LogitSummary#MAX_K}; 0 when no summary is wanted)
      */
     public record Entry(KvSequence kv, int[] tokens, float[][] embeddings, int[] positions, AttentionShape shape,
-                        int[] logitRows, int[] hiddenLayers, int[] hiddenRows, int[] normedRows, int[] greedyRows) {
+                        int[] logitRows, int[] hiddenLayers, int[] hiddenRows, int[] normedRows, int[] greedyRows,
+                        int[] summaryRows, int summaryK) {
         private static final int[] NONE = new int[0];
 
         public Entry {
@@ -64,6 +69,12 @@ public final class Batch {
             hiddenRows = checkRows(hiddenRows, n, "hidden-state row");
             normedRows = checkRows(normedRows, n, "normed row");
             greedyRows = checkRows(greedyRows, n, "greedy row");
+            summaryRows = checkRows(summaryRows, n, "summary row");
+            if (summaryRows.length > 0) {
+                LogitSummary.requireK(summaryK);
+            } else {
+                summaryK = 0;
+            }
             hiddenLayers = hiddenLayers == null ? NONE : hiddenLayers;
             for (int l : hiddenLayers) {
                 if (l < 0) {
@@ -87,12 +98,12 @@ public final class Batch {
 
         /** Token rows with logits at {@code logitRows} and no other output. */
         public Entry(KvSequence kv, int[] tokens, int[] positions, AttentionShape shape, int[] logitRows) {
-            this(kv, tokens, null, positions, shape, logitRows, NONE, NONE, NONE, NONE);
+            this(kv, tokens, null, positions, shape, logitRows, NONE, NONE, NONE, NONE, NONE, 0);
         }
 
         /** Token rows at explicit positions with a shape and no outputs yet (add them with {@code with…}). */
         public static Entry of(KvSequence kv, int[] tokens, int[] positions, AttentionShape shape) {
-            return new Entry(kv, tokens.clone(), null, positions.clone(), shape, NONE, NONE, NONE, NONE, NONE);
+            return new Entry(kv, tokens.clone(), null, positions.clone(), shape, NONE, NONE, NONE, NONE, NONE, NONE, 0);
         }
 
         /** Embedding rows ({@code [rows][hidden]}) at explicit positions with a shape and no outputs yet. */
@@ -101,7 +112,7 @@ public final class Batch {
             for (int i = 0; i < copy.length; i++) {
                 copy[i] = embeddings[i] == null ? null : embeddings[i].clone();
             }
-            return new Entry(kv, null, copy, positions.clone(), shape, NONE, NONE, NONE, NONE, NONE);
+            return new Entry(kv, null, copy, positions.clone(), shape, NONE, NONE, NONE, NONE, NONE, NONE, 0);
         }
 
         /** New tokens continuing {@code kv} causally, with logits at the last row only. */
@@ -147,12 +158,14 @@ public final class Batch {
 
         /** This entry with another attention shape. */
         public Entry withShape(AttentionShape shape) {
-            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows, greedyRows);
+            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows, greedyRows,
+                    summaryRows, summaryK);
         }
 
         /** This entry with logits at {@code rows} (in output order) instead. */
         public Entry withLogitRows(int... rows) {
-            return new Entry(kv, tokens, embeddings, positions, shape, rows.clone(), hiddenLayers, hiddenRows, normedRows, greedyRows);
+            return new Entry(kv, tokens, embeddings, positions, shape, rows.clone(), hiddenLayers, hiddenRows, normedRows, greedyRows,
+                    summaryRows, summaryK);
         }
 
         /** This entry with logits at every row. */
@@ -165,12 +178,14 @@ public final class Batch {
          * l = after block l) for each of {@code rows}.
          */
         public Entry withHiddenStates(int[] layers, int... rows) {
-            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, layers.clone(), rows.clone(), normedRows, greedyRows);
+            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, layers.clone(), rows.clone(), normedRows, greedyRows,
+                    summaryRows, summaryK);
         }
 
         /** This entry also returning the final normalised hidden state (the LM head's input) at {@code rows}. */
         public Entry withNormedRows(int... rows) {
-            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, rows.clone(), greedyRows);
+            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, rows.clone(), greedyRows,
+                    summaryRows, summaryK);
         }
 
         /**
@@ -179,7 +194,18 @@ public final class Batch {
          * ({@link ForwardResult#greedyToken}).
          */
         public Entry withGreedyRows(int... rows) {
-            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows, rows.clone());
+            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows, rows.clone(),
+                    summaryRows, summaryK);
+        }
+
+        /**
+         * This entry also returning the {@link LogitSummary} of each of {@code rows}' raw logits, keeping {@code k}
+         * top ids: the LM head and the summary run on the model's backend and only the summaries come back
+         * ({@link ForwardResult#summary}).
+         */
+        public Entry withSummaryRows(int k, int... rows) {
+            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows, greedyRows,
+                    rows.clone(), k);
         }
 
         /** This entry also returning the final normalised hidden state at every row. */

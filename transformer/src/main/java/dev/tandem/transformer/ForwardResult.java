@@ -1,10 +1,12 @@
 package dev.tandem.transformer;
 
+import dev.tandem.runtime.LogitSummary;
+
 import java.util.Arrays;
 
 /**
  * The outputs of one forward pass, for the rows each {@link Batch.Entry} asked for, in entry order:
- * logits, greedy tokens, hidden states at chosen layers, and final normalised hidden states. Arrays returned belong
+ * logits, greedy tokens, logit summaries, hidden states at chosen layers, and final normalised hidden states. Arrays returned belong
  * to the caller (it may modify them).
  */
 public final class ForwardResult {
@@ -16,6 +18,7 @@ public final class ForwardResult {
     private final float[][][] normed;
     private final int[][] greedy;
     private final float[][][] greedyRowLogits;
+    private final LogitSummary[][] summaries;
 
     /** Logits only: {@code logits[entry][k]} for the k-th requested row. */
     public ForwardResult(float[][][] logits) {
@@ -42,6 +45,17 @@ public final class ForwardResult {
      */
     public ForwardResult(float[][][] logits, int[][] hiddenLayers, float[][][][] hidden, float[][][] normed, int[][] greedy,
                          float[][][] greedyRowLogits) {
+        this(logits, hiddenLayers, hidden, normed, greedy, greedyRowLogits, null);
+    }
+
+    /**
+     * The same with logit summaries.
+     *
+     * @param summaries {@code [entry][k]}: the {@link LogitSummary} of the k-th requested summary row
+     */
+    public ForwardResult(float[][][] logits, int[][] hiddenLayers, float[][][][] hidden, float[][][] normed, int[][] greedy,
+                         float[][][] greedyRowLogits, LogitSummary[][] summaries) {
+        this.summaries = summaries;
         this.logits = logits;
         this.hiddenLayers = hiddenLayers;
         this.hidden = hidden;
@@ -130,6 +144,16 @@ public final class ForwardResult {
         return greedyRowLogits == null || greedyRowLogits[entry] == null ? null : greedyRowLogits[entry][k];
     }
 
+    /** Number of rows whose logit summary entry {@code entry} asked for. */
+    public int summaryRows(int entry) {
+        return summaries == null || summaries[entry] == null ? 0 : summaries[entry].length;
+    }
+
+    /** The {@link LogitSummary} of the {@code k}-th requested summary row of entry {@code entry}. */
+    public LogitSummary summary(int entry, int k) {
+        return summaries[entry][k];
+    }
+
     /**
      * The results of entries {@code [from, from + count)} as a result of their own (entry {@code from}
      * becomes entry 0), sharing the arrays: how a pass shared by several requests hands each its part.
@@ -143,7 +167,8 @@ public final class ForwardResult {
                 hidden == null ? null : Arrays.copyOfRange(hidden, from, from + count),
                 normed == null ? null : Arrays.copyOfRange(normed, from, from + count),
                 greedy == null ? null : Arrays.copyOfRange(greedy, from, from + count),
-                greedyRowLogits == null ? null : Arrays.copyOfRange(greedyRowLogits, from, from + count));
+                greedyRowLogits == null ? null : Arrays.copyOfRange(greedyRowLogits, from, from + count),
+                summaries == null ? null : Arrays.copyOfRange(summaries, from, from + count));
     }
 
     @Override

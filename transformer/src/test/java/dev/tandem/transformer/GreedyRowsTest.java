@@ -1,6 +1,7 @@
 package dev.tandem.transformer;
 
 import dev.tandem.runtime.Backend;
+import dev.tandem.runtime.LogitSummary;
 import dev.tandem.runtime.cpu.CpuBackend;
 import dev.tandem.runtime.cuda.CudaTestBackends;
 import dev.tandem.runtime.kv.KvSequence;
@@ -13,6 +14,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -66,6 +68,53 @@ class GreedyRowsTest {
                 assertTrue(Float.isNaN(row[0]), "the row comes back so the caller can say why");
             }
         }
+    }
+
+    /**
+     * {@code withSummaryRows}: each summary equals {@link LogitSummary#of} on the logits the same row gives when
+     * asked for them (ids and values exactly; the sums to rounding where the backend adds in another order),
+     * each entry keeping its own k, beside greedy and logit rows of the same pass.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"cpu", CudaTestBackends.HOST, CudaTestBackends.GPU})
+    void summariesAreThoseOfTheSameRowsLogits(String which) {
+        try (Backend backend = open(which);
+             LanguageModel model = ModelLoader.load(TestModels.model("bard-s"), ModelLoader.Options.defaults().withBackend(backend))) {
+            int[] a = model.tokenizer().encode("ROMEO:\nWhat light through");
+            int[] b = model.tokenizer().encode("JULIET:\nO");
+            float[][] logitsA, logitsB;
+            try (KvSequence sa = model.newSequence(); KvSequence sb = model.newSequence()) {
+                ForwardResult r = model.forward(Batch.of(Batch.Entry.continuationAllLogits(sa, a), Batch.Entry.continuationAllLogits(sb, b)));
+                logitsA = rows(r, 0, a.length);
+                logitsB = rows(r, 1, b.length);
+            }
+            try (KvSequence sa = model.newSequence(); KvSequence sb = model.newSequence()) {
+                int[] summaryA = {a.length - 1, 0, 3};
+                ForwardResult r = model.forward(Batch.of(
+                        Batch.Entry.continuation(sa, a).withLogitRows(1).withGreedyRows(2).withSummaryRows(5, summaryA),
+                        Batch.Entry.continuation(sb, b).withLogitRows().withSummaryRows(2, b.length - 1)));
+                assertEquals(3, r.summaryRows(0));
+                for (int k = 0; k < summaryA.length; k++) {
+                    assertSameSummary(LogitSummary.of(logitsA[summaryA[k]], 5), r.summary(0, k), which + " entry 0 row " + k);
+                }
+                assertEquals(1, r.summaryRows(1));
+                assertSameSummary(LogitSummary.of(logitsB[b.length - 1], 2), r.summary(1, 0), which + " entry 1");
+                assertEquals(TestModels.argmax(logitsA[2]), r.greedyToken(0, 0));
+                assertArrayEquals(logitsA[1], r.logits(0, 0), "a logit row beside summary rows is unchanged");
+            }
+            try (KvSequence s = model.newSequence()) {
+                assertThrows(IllegalArgumentException.class, () -> Batch.Entry.continuation(s, 1, 2).withSummaryRows(0, 1));
+                assertThrows(IllegalArgumentException.class,
+                        () -> Batch.Entry.continuation(s, 1, 2).withSummaryRows(LogitSummary.MAX_K + 1, 1));
+            }
+        }
+    }
+
+    private static void assertSameSummary(LogitSummary expected, LogitSummary got, String where) {
+        assertArrayEquals(expected.ids(), got.ids(), where + ": ids");
+        assertArrayEquals(expected.values(), got.values(), where + ": values");
+        assertEquals(expected.z(), got.z(), 1e-12 * expected.z(), where + ": z");
+        assertEquals(expected.weighted(), got.weighted(), 1e-12 * expected.z(), where + ": weighted");
     }
 
     private static float[][] rows(ForwardResult r, int entry, int n) {

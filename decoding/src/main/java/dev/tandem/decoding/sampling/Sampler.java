@@ -1,5 +1,6 @@
 package dev.tandem.decoding.sampling;
 
+import dev.tandem.runtime.LogitSummary;
 import dev.tandem.runtime.rng.CounterRng;
 import dev.tandem.runtime.rng.RngPurpose;
 
@@ -93,6 +94,20 @@ public final class Sampler {
         Logits.requireValid(logits);
         int best = argmax(logits); // throws for a row of -Infinity
         throw new IllegalStateException("the backend found no greedy token in a row whose argmax is " + best);
+    }
+
+    /**
+     * The greedy token of a row a backend summarised; for a row without one, throws what {@link #sample} throws
+     * for such a row (a NaN or +Infinity, or nothing but -Infinity).
+     */
+    public static int greedyToken(LogitSummary summary) {
+        if (!summary.valid()) {
+            throw new IllegalArgumentException("logits must be finite or -Infinity, but a row held NaN or +Infinity.");
+        }
+        if (summary.argmax() < 0) {
+            throw noToken();
+        }
+        return summary.argmax();
     }
 
     /** Lowest id among the largest logits: the greedy choice. */

@@ -6,6 +6,7 @@ import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.sampling.LogitsProcessors;
 import dev.tandem.decoding.sampling.Sampler;
 import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.runtime.LogitSummary;
 import dev.tandem.runtime.kv.KvSequence;
 import dev.tandem.runtime.rng.CounterRng;
 import dev.tandem.runtime.rng.RngPurpose;
@@ -21,8 +22,9 @@ import java.util.Arrays;
  * {@link RngPurpose#DRAFT} at the token's absolute position (and keep q for the verifier). Its KV
  * sequence holds a prefix of the context; each round feeds the tokens it lacks (a first round's prompt in
  * chunks, as the prefill budget allows), then one pass per further draft token. With a threshold above 0, drafting stops early when the draft's top probability
- * at a step falls under it (the first token is always drafted). Greedy drafting without a repetition penalty or a
- * threshold asks each pass for its greedy token only, so the draft's logits stay in the backend's memory.
+ * at a step falls under it (the first token is always drafted). Greedy drafting without a repetition penalty asks
+ * each pass for its greedy token only (or, with a threshold, the row's {@link LogitSummary}), so the draft's logits
+ * stay in the backend's memory.
  */
 final class DrafterModel implements Drafter {
     private final LanguageModel model;
@@ -108,16 +110,13 @@ final class DrafterModel implements Drafter {
         if (fed < feed.length) {
             return entry.withLogitRows();
         }
-        return greedyTokenOnly() ? entry.withLogitRows().withGreedyRows(take - 1) : entry;
-    }
-
-    /**
-     * True when the draft token is the argmax of the raw logits and nothing else is read from them (greedy, no
-     * repetition penalty, no threshold): the pass then sends back the token alone, not the row of logits.
-     */
-    private boolean greedyTokenOnly() {
         SamplingParams sp = request.sampling();
-        return sp.isGreedy() && sp.repetitionPenalty() == 1f && threshold <= 0;
+        if (sp.isGreedy() && sp.repetitionPenalty() == 1f) {
+            // The draft token is the raw logits' argmax: the pass sends back that token alone, or, where the
+            // threshold reads the top probability too, the row's summary.
+            return threshold > 0 ? entry.withLogitRows().withSummaryRows(1, take - 1) : entry.withLogitRows().withGreedyRows(take - 1);
+        }
+        return entry;
     }
 
     @Override
@@ -132,6 +131,10 @@ final class DrafterModel implements Drafter {
         if (result.greedyRows(0) > 0) {
             token = Sampler.greedyToken(result.greedyToken(0, 0), result.greedyRowLogits(0, 0));
             top = 1;
+        } else if (result.summaryRows(0) > 0) {
+            LogitSummary summary = result.summary(0, 0);
+            token = Sampler.greedyToken(summary);
+            top = summary.maxProbability(); // 1 / Σ exp(l − max): topProbability's sum, in the same order on the host
         } else if (sp.isGreedy()) {
             float[] logits = result.lastLogits(0);
             float[] processed = logits.clone();

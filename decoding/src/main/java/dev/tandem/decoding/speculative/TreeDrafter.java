@@ -4,6 +4,7 @@ import dev.tandem.decoding.DecodeStats;
 import dev.tandem.decoding.DecodingTask;
 import dev.tandem.decoding.sampling.LogitsProcessors;
 import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.runtime.LogitSummary;
 import dev.tandem.runtime.kv.KvSequence;
 import dev.tandem.transformer.AttentionShape;
 import dev.tandem.transformer.Batch;
@@ -146,7 +147,10 @@ final class TreeDrafter implements TreeSource {
             stats.draftPass();
             Batch.Entry entry = Batch.Entry.continuation(kv, Arrays.copyOfRange(feed, fed, fed + take));
             fed += take;
-            return fed < feed.length ? entry.withLogitRows() : entry;
+            if (fed < feed.length) {
+                return entry.withLogitRows();
+            }
+            return summariesSuffice() ? entry.withLogitRows().withSummaryRows(topK, take - 1) : entry;
         }
         Batch.Entry entry = pass;
         pass = null;
@@ -164,12 +168,20 @@ final class TreeDrafter implements TreeSource {
         if (!rooted) {
             rooted = true;
             budget = Math.min(Math.min(nodeBudget, maxNodes), freeRows(kv));
-            offer(result.lastLogits(0), -1, 0, 0.0, scratch, length);
+            if (result.summaryRows(0) > 0) {
+                offer(result.summary(0, 0), -1, 0, 0.0);
+            } else {
+                offer(result.lastLogits(0), -1, 0, 0.0, scratch, length);
+            }
         } else {
             kv.truncate(length);
             for (int k = 0; k < expand.size(); k++) {
                 int j = expand.get(k);
                 int depth = depths.get(j);
+                if (result.summaryRows(0) > 0) {
+                    offer(result.summary(0, k), j, depth, logProbs.get(j));
+                    continue;
+                }
                 // The node's path context: the accepted context, then the path's tokens.
                 for (int a = j, d = depth; a >= 0; a = parents.get(a), d--) {
                     scratch[length + d - 1] = tokens.get(a);
@@ -236,7 +248,8 @@ final class TreeDrafter implements TreeSource {
                 logitRows[k] = row[level.get(k)];
             }
             expand = level;
-            pass = Batch.Entry.of(kv, rowTokens, positions, new AttentionShape.Tree(rowParents)).withLogitRows(logitRows);
+            Batch.Entry of = Batch.Entry.of(kv, rowTokens, positions, new AttentionShape.Tree(rowParents));
+            pass = summariesSuffice() ? of.withSummaryRows(topK, logitRows) : of.withLogitRows(logitRows);
             return;
         }
         done = true;
@@ -250,6 +263,26 @@ final class TreeDrafter implements TreeSource {
         int[] t = tokens.stream().mapToInt(Integer::intValue).toArray();
         int[] p = parents.stream().mapToInt(Integer::intValue).toArray();
         return new TokenTree(t, p);
+    }
+
+    /**
+     * True when the raw logits' top-k and softmax decide the children (no repetition penalty, no temperature or
+     * other processor: greedy requests): a pass then asks for {@link LogitSummary summaries} of its rows, so only
+     * the top ids and two sums leave the backend, not rows of logits. The children and their log-probabilities
+     * are the same numbers {@link #offer(float[], int, int, double, int[], int)} computes from the logits.
+     */
+    private boolean summariesSuffice() {
+        return sp.isGreedy() && sp.repetitionPenalty() == 1f;
+    }
+
+    /** Queues the top-k children of {@code parent} from its row's summary (see {@link #summariesSuffice}). */
+    private void offer(LogitSummary summary, int parent, int parentDepth, double parentLogProb) {
+        if (!summary.valid()) {
+            return; // as offer(float[], ...) does for a row whose max is NaN
+        }
+        for (int j = 0; j < summary.ids().length; j++) {
+            queue.add(new Candidate(summary.ids()[j], parent, parentDepth + 1, parentLogProb + summary.logProbability(j), order++));
+        }
     }
 
     /** Queues the top-k children of {@code parent} (logits after it, its path context in {@code ctx[0, ctxLength)}). */

@@ -3,6 +3,8 @@ package dev.tandem.decoding.sampling;
 import dev.tandem.runtime.Tensor;
 import dev.tandem.runtime.cuda.CudaBackend;
 import dev.tandem.runtime.cuda.CudaTestBackends;
+import dev.tandem.runtime.rng.CounterRng;
+import dev.tandem.runtime.rng.RngPurpose;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -68,6 +70,39 @@ class CudaSamplingTest {
                 SamplingParams p = SamplingParams.greedy().withTemperature(temperature).withSeed(drawSeed);
                 for (int r = 0; r < rows; r++) {
                     int expected = Sampler.sample(logits[r], p, new int[0], 0, streams[r], positions[r]);
+                    assertEquals(expected, got[r], "vocab " + vocab + ", temperature " + temperature + ", row " + r + " (seed " + seed + ")");
+                }
+                b.free(d);
+            }
+        }
+    }
+
+    /** With purpose DRAFT and normalised weights, the device draws what {@code DrafterModel} draws from q on the host. */
+    @ParameterizedTest
+    @ValueSource(strings = {"host", "gpu"})
+    void theDeviceDrawsTheDraftersTokens(String which) {
+        CudaBackend b = backend(which);
+        SplittableRandom rnd = new SplittableRandom(seed ^ 0x5eedL);
+        int rows = 64;
+        for (int vocab : new int[] {7, 2048}) {
+            for (float temperature : new float[] {0.5f, 1f}) {
+                float[][] logits = new float[rows][vocab];
+                long[] streams = new long[rows], positions = new long[rows];
+                for (int r = 0; r < rows; r++) {
+                    for (int t = 0; t < vocab; t++) {
+                        logits[r][t] = (float) (rnd.nextGaussian() * 3);
+                    }
+                    streams[r] = rnd.nextLong(1000);
+                    positions[r] = rnd.nextLong(1L << 32);
+                }
+                long drawSeed = rnd.nextLong();
+                Tensor d = b.allocate(rows, vocab);
+                b.writeRows(logits, d, 0);
+                int[] got = b.sampleWithTemperature(d, temperature, drawSeed, streams, positions, RngPurpose.DRAFT, true);
+                SamplingParams p = SamplingParams.greedy().withTemperature(temperature).withSeed(drawSeed);
+                for (int r = 0; r < rows; r++) {
+                    double[] q = Sampler.distribution(logits[r], p, new int[0], 0);
+                    int expected = Sampler.inverseCdf(q, 1.0, CounterRng.uniform(drawSeed, streams[r], positions[r], RngPurpose.DRAFT, 0));
                     assertEquals(expected, got[r], "vocab " + vocab + ", temperature " + temperature + ", row " + r + " (seed " + seed + ")");
                 }
                 b.free(d);

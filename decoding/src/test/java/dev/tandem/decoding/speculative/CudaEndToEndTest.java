@@ -97,9 +97,10 @@ class CudaEndToEndTest {
     }
 
     /**
-     * Greedy speculative decoding keeps its logits on the device: the drafter's passes and the verification
-     * pass send back greedy tokens, so what the whole generation copies to the host stays below one row of
-     * logits per generated token (asking for logits would copy γ + 1 rows a verification and one a draft token).
+     * Greedy speculative and tree decoding keep their logits on the device: the drafter's passes send back greedy
+     * tokens or logit summaries and the verification pass greedy tokens, so what a whole generation copies to the
+     * host stays below one row of logits per generated token (asking for logits would copy γ + 1 rows a
+     * verification and one a draft token).
      */
     @ParameterizedTest
     @ValueSource(strings = {"host", "gpu"})
@@ -116,6 +117,13 @@ class CudaEndToEndTest {
             int generated = r.generatedIds().length;
             assertTrue(generated == TOKENS, "generated " + generated);
             assertTrue(copied < generated * logitsRowBytes, "speculative greedy copied " + copied + " bytes to the host for "
+                    + generated + " tokens; one row of logits is " + logitsRowBytes + " bytes");
+            // Tree decoding: the drafter's passes send back summaries (top-k ids, two sums), the tree pass greedy tokens.
+            before = cuda.bytesCopiedToHost();
+            GenerationResult tree = TreeDecoding.of(target, draft).generate(request(prompt), e -> {});
+            long treeCopied = cuda.bytesCopiedToHost() - before;
+            assertArrayEquals(r.generatedIds(), tree.generatedIds(), "tree equals speculative (both equal plain greedy)");
+            assertTrue(treeCopied < generated * logitsRowBytes, "tree greedy copied " + treeCopied + " bytes to the host for "
                     + generated + " tokens; one row of logits is " + logitsRowBytes + " bytes");
             // The same request asking for logprobs reads logits back: the bound above is not met by accident.
             before = cuda.bytesCopiedToHost();

@@ -5,6 +5,7 @@ import dev.tandem.bindings.cuda.CudaLibrary;
 import dev.tandem.runtime.AttentionRows;
 import dev.tandem.runtime.Backend;
 import dev.tandem.runtime.DType;
+import dev.tandem.runtime.DeviceSampling;
 import dev.tandem.runtime.LogitSummary;
 import dev.tandem.runtime.Placement;
 import dev.tandem.runtime.Progress;
@@ -13,6 +14,7 @@ import dev.tandem.runtime.RopeLayout;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.Tensor;
 import dev.tandem.runtime.kv.KvStorage;
+import dev.tandem.runtime.rng.RngPurpose;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -39,7 +41,7 @@ import java.util.Map;
  * descriptors) travel through one staging buffer, whose synchronous upload waits for the kernels still
  * reading the previous ones.
  */
-public final class CudaBackend implements Backend {
+public final class CudaBackend implements Backend, DeviceSampling {
     private final CudaLibrary cuda;
     private final MemorySegment module;
     private final String deviceName;
@@ -783,7 +785,13 @@ public final class CudaBackend implements Backend {
      *                                  match the rows, a position outside [0, 2^32), a row holding NaN or
      *                                  +Infinity, or a row of only -Infinity
      */
-    public synchronized int[] sampleWithTemperature(Tensor logits, float temperature, long seed, long[] streams, long[] positions) {
+    public int[] sampleWithTemperature(Tensor logits, float temperature, long seed, long[] streams, long[] positions) {
+        return sampleWithTemperature(logits, temperature, seed, streams, positions, RngPurpose.SAMPLE, false);
+    }
+
+    @Override
+    public synchronized int[] sampleWithTemperature(Tensor logits, float temperature, long seed, long[] streams, long[] positions,
+                                                    RngPurpose purpose, boolean normalized) {
         requireF32(logits, "sampleWithTemperature");
         int vocab = (int) logits.dim(-1);
         int n = (int) (logits.numel() / Math.max(1, vocab));
@@ -805,7 +813,7 @@ public final class CudaBackend implements Backend {
         enter();
         long[] a = stage(4L * n, streams, positions);
         launch("tandem_sample_temperature_f32", n, 1, 256, new CudaLibrary.Args().pointer(a[2]).pointer(logits.deviceAddress())
-                .i32(n).i32(vocab).f32(temperature).i64(seed).pointer(a[0]).pointer(a[1]));
+                .i32(n).i32(vocab).f32(temperature).i64(seed).pointer(a[0]).pointer(a[1]).i32(purpose.ordinal()).i32(normalized ? 1 : 0));
         int[] tokens;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(4L * n, 4);
@@ -821,6 +829,60 @@ public final class CudaBackend implements Backend {
             }
         }
         return tokens;
+    }
+
+    @Override
+    public synchronized ChainOutcome verifyChain(Tensor target, Tensor draft, int[] tokens, float temperature, long seed, long stream,
+                                                 long position, boolean openEnded) {
+        requireF32(target, "verifyChain");
+        int n = tokens.length;
+        int vocab = (int) target.dim(-1);
+        if (n > MAX_VERIFY_DRAFT) {
+            throw new IllegalArgumentException("the device verifies chains of at most " + MAX_VERIFY_DRAFT + " draft tokens, not " + n + ".");
+        }
+        int rowsP = openEnded ? n : n + 1;
+        if (target.numel() != (long) rowsP * vocab) {
+            throw new IllegalArgumentException("verifying " + n + " draft tokens needs " + rowsP + " target rows of " + vocab
+                    + " logits, but the target tensor has " + target.numel() + " elements.");
+        }
+        if (draft != null) {
+            requireF32(draft, "verifyChain");
+            if (draft.numel() != (long) n * vocab || draft.dim(-1) != vocab) {
+                throw new IllegalArgumentException("verifying " + n + " draft tokens needs " + n + " draft rows of " + vocab
+                        + " logits, but the draft tensor has " + draft.numel() + " elements.");
+            }
+        }
+        if (!(temperature > 0) || Float.isInfinite(temperature)) {
+            throw new IllegalArgumentException("temperature must be a finite number > 0, but was " + temperature + ".");
+        }
+        if (position < 0 || position + n >= 1L << 32) {
+            throw new IllegalArgumentException("positions must be in [0, 2^32), but the chain spans " + position + " to "
+                    + (position + n) + ".");
+        }
+        for (int i = 0; i < n; i++) {
+            if (tokens[i] < 0 || tokens[i] >= vocab) {
+                throw new IllegalArgumentException("draft[" + i + "] = " + tokens[i] + " is outside the vocabulary [0, " + vocab + ").");
+            }
+        }
+        enter();
+        long[] a = stage(8, tokens);
+        launch("tandem_verify_chain_f32", 1, 1, 256, new CudaLibrary.Args().pointer(a[1]).pointer(target.deviceAddress())
+                .pointer(draft == null ? 0 : draft.deviceAddress()).pointer(a[0]).i32(n).i32(vocab).f32(temperature).i64(seed)
+                .i64(stream).i64(position).i32(openEnded ? 1 : 0));
+        int[] out;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(8, 4);
+            copyToHost(host, a[1]);
+            out = host.toArray(ValueLayout.JAVA_INT);
+        }
+        String row = out[1] < rowsP ? "target row " + out[1] : "draft row " + (out[1] - rowsP);
+        return switch (out[0]) {
+            case -2 -> throw new IllegalArgumentException("logits must be finite or -Infinity, but " + row + " holds NaN or +Infinity.");
+            case -1 -> throw new IllegalArgumentException("every logit of " + row + " is -Infinity, so there is no token to choose.");
+            case -3 -> throw new IllegalArgumentException("q[" + out[1] + "][" + tokens[out[1]] + "] = 0, but draft[" + out[1] + "] = "
+                    + tokens[out[1]] + " was drawn from q[" + out[1] + "], so it must be > 0.");
+            default -> new ChainOutcome(out[0], out[1]);
+        };
     }
 
     /** {@code CounterRng.uniform(seed, streams[i], positions[i], purpose, index)} for every i, drawn on the device. */

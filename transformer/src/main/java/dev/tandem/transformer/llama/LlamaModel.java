@@ -3,6 +3,7 @@ package dev.tandem.transformer.llama;
 import dev.tandem.runtime.AttentionRows;
 import dev.tandem.runtime.Backend;
 import dev.tandem.runtime.DType;
+import dev.tandem.runtime.LogitSummary;
 import dev.tandem.runtime.RopeLayout;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.HostMemory;
@@ -448,15 +449,21 @@ public final class LlamaModel implements LanguageModel {
             }
         }
 
-        // Only the requested rows go through the final norm (logit rows, greedy rows, then normed rows)
-        // and only the logit and greedy rows through the LM head; greedy rows leave the backend as ids.
+        // Only the requested rows go through the final norm (logit rows, greedy rows, summary rows, then normed
+        // rows) and only the first three kinds through the LM head; greedy rows leave the backend as ids, summary
+        // rows as summaries.
         int wanted = batch.totalLogitRows();
         int greedyWanted = 0;
+        int summaryWanted = 0;
+        int summaryK = 0;
         int normedWanted = 0;
         for (Batch.Entry entry : entries) {
             greedyWanted += entry.greedyRows().length;
+            summaryWanted += entry.summaryRows().length;
+            summaryK = Math.max(summaryK, entry.summaryK());
             normedWanted += entry.normedRows().length;
         }
+        LogitSummary[][] summaries = summaryWanted == 0 ? null : new LogitSummary[entryCount][];
         float[][][] out = new float[entryCount][][];
         int[][] greedy = new int[entryCount][];
         float[][][] greedyLogits = new float[entryCount][][];
@@ -466,17 +473,25 @@ public final class LlamaModel implements LanguageModel {
             greedy[e] = new int[entries.get(e).greedyRows().length];
             greedyLogits[e] = new float[greedy[e].length][];
             normedOut[e] = new float[entries.get(e).normedRows().length][];
+            if (summaries != null) {
+                summaries[e] = new LogitSummary[entries.get(e).summaryRows().length];
+            }
         }
-        int headRows = wanted + greedyWanted;
+        int headRows = wanted + greedyWanted + summaryWanted;
         int picks = headRows + normedWanted;
         if (picks > 0) {
             Tensor picked = scratch(8, picks, d);
             int[] pick = new int[picks];
             int j = 0;
-            for (int kind = 0; kind < 3; kind++) {
+            for (int kind = 0; kind < 4; kind++) {
                 int base = 0;
                 for (Batch.Entry entry : entries) {
-                    int[] chosen = kind == 0 ? entry.logitRows() : kind == 1 ? entry.greedyRows() : entry.normedRows();
+                    int[] chosen = switch (kind) {
+                        case 0 -> entry.logitRows();
+                        case 1 -> entry.greedyRows();
+                        case 2 -> entry.summaryRows();
+                        default -> entry.normedRows();
+                    };
                     for (int r : chosen) {
                         pick[j++] = base + r;
                     }
@@ -509,6 +524,17 @@ public final class LlamaModel implements LanguageModel {
                         }
                     }
                 }
+                if (summaryWanted > 0) {
+                    // One launch at the largest k asked for; each entry keeps its own k's prefix of the top ids.
+                    LogitSummary[] all = backend.summarize(logits.rows(wanted + greedyWanted, summaryWanted), summaryK);
+                    j = 0;
+                    for (int e = 0; e < entryCount; e++) {
+                        int keep = entries.get(e).summaryK();
+                        for (int i = 0; i < summaries[e].length; i++, j++) {
+                            summaries[e][i] = all[j].topOnly(keep);
+                        }
+                    }
+                }
             }
             if (normedWanted > 0) {
                 float[][] rowsOut = backend.readRows(normed, headRows, normedWanted);
@@ -520,7 +546,7 @@ public final class LlamaModel implements LanguageModel {
                 }
             }
         }
-        return new ForwardResult(out, hiddenLayers, hidden, normedOut, greedy, greedyLogits);
+        return new ForwardResult(out, hiddenLayers, hidden, normedOut, greedy, greedyLogits, summaries);
     }
 
     @Override
