@@ -1,5 +1,11 @@
 package dev.tandem.decoding;
 
+import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.runtime.Backend;
+import dev.tandem.runtime.DeviceSampling;
+import dev.tandem.runtime.Placement;
+import dev.tandem.runtime.Tensor;
+import dev.tandem.runtime.rng.RngPurpose;
 import dev.tandem.transformer.Batch;
 import dev.tandem.transformer.ForwardResult;
 import dev.tandem.transformer.LanguageModel;
@@ -12,7 +18,9 @@ import java.util.List;
  * of its last row), then one row per step, each step's logits sampled by {@link RequestState#accept}. Where
  * the next token is the greedy one and nothing else is read from the logits
  * ({@link RequestState#needsOnlyGreedyToken}), a step asks for the row's greedy token instead, so the logits
- * stay on the model's backend (on a GPU, one id crosses to the host instead of a row of the vocabulary).
+ * stay on the model's backend (on a GPU, one id crosses to the host instead of a row of the vocabulary); where
+ * sampling sets a temperature alone on a device backend, the row stays there and the token is drawn there
+ * ({@link DeviceSampling}), the same draw as {@link dev.tandem.decoding.sampling.Sampler#sample}'s.
  */
 final class PlainTask implements DecodingTask {
     private final LanguageModel model;
@@ -24,7 +32,11 @@ final class PlainTask implements DecodingTask {
     private boolean passed;   // this step's pass of the model is planned
     private int planned;      // prompt rows in it (0: a decode row)
     private float[] logits;   // the logits this step's pass ended with, to sample from
-    private int greedyToken = -1; // or the greedy token it sent back instead (RequestState.needsOnlyGreedyToken)
+    private int token = -1;   // or the token the backend chose: the greedy one it sent back (RequestState.needsOnlyGreedyToken)
+                              // or one drawn where the logits are (deviceRow)
+    // Sampling with a temperature alone on a device backend: the step's row of logits stays here and is drawn from there.
+    private Tensor deviceRow;
+    private DeviceSampling deviceSampling;
 
     PlainTask(LanguageModel model, GenerationRequest request) {
         this.model = model;
@@ -54,6 +66,12 @@ final class PlainTask implements DecodingTask {
             throw new IllegalStateException("the task has started already");
         }
         state = new RequestState(model, request, promptIds, eos, kv.newSequence(model));
+        Backend backend = model.backend();
+        if (backend instanceof DeviceSampling sampling && backend.placement() == Placement.DEVICE
+                && request.sampling().temperatureOnly() && request.logprobs() == 0) {
+            deviceRow = backend.allocate(1, model.config().vocabSize());
+            deviceSampling = sampling;
+        }
     }
 
     /** The request's bookkeeping (Engine reads it for its stats). */
@@ -69,7 +87,7 @@ final class PlainTask implements DecodingTask {
     public void beginStep() {
         passed = false;
         logits = null;
-        greedyToken = -1;
+        token = -1;
     }
 
     @Override
@@ -93,16 +111,27 @@ final class PlainTask implements DecodingTask {
         return List.of(lastRowOutput(Batch.Entry.continuation(state.kv(), state.lastToken()), 0));
     }
 
-    /** What the step needs of {@code row}: its greedy token alone where that decides the next token, else its logits. */
+    /**
+     * What the step needs of {@code row}: its greedy token alone where that decides the next token; its logits kept
+     * on the device where the token is drawn there; else its logits.
+     */
     private Batch.Entry lastRowOutput(Batch.Entry entry, int row) {
+        if (deviceRow != null) {
+            return entry.withLogitRows().withLogitsInto(deviceRow, 0, row);
+        }
         return state.needsOnlyGreedyToken() ? entry.withLogitRows().withGreedyRows(row) : entry.withLogitRows(row);
     }
 
-    /** The step's outcome from its pass: the greedy token, or the logits to sample from (also when the row has no greedy token). */
+    /** The step's outcome from its pass: the backend's token, or the logits to sample from (also when the row has no greedy token). */
     private void takeOutput(ForwardResult result) {
-        if (result.greedyRows(0) > 0) {
-            greedyToken = result.greedyToken(0, 0);
-            if (greedyToken < 0) {
+        if (deviceRow != null) {
+            // Sampler.sample's draw for the token at position contextLength, made where the logits are.
+            SamplingParams p = request.sampling();
+            token = deviceSampling.sampleWithTemperature(deviceRow, p.temperature(), p.seed(), new long[] {request.streamId()},
+                    new long[] {state.contextLength()}, RngPurpose.SAMPLE, false)[0];
+        } else if (result.greedyRows(0) > 0) {
+            token = result.greedyToken(0, 0);
+            if (token < 0) {
                 logits = result.greedyRowLogits(0, 0); // sampling it says why there is no token
             }
         } else {
@@ -126,17 +155,29 @@ final class PlainTask implements DecodingTask {
 
     @Override
     public List<TokenEvent> endStep() {
-        if (greedyToken >= 0) {
-            int token = greedyToken;
-            greedyToken = -1;
-            return List.of(state.acceptToken(token, null));
-        }
-        if (logits == null) {
+        List<TokenEvent> events;
+        if (token >= 0) {
+            int t = token;
+            token = -1;
+            events = List.of(state.acceptToken(t, null));
+        } else if (logits == null) {
             return List.of();
+        } else {
+            float[] l = logits;
+            logits = null;
+            events = List.of(state.accept(l));
         }
-        float[] l = logits;
-        logits = null;
-        return List.of(state.accept(l));
+        if (state.finished()) {
+            releaseDeviceRow();
+        }
+        return events;
+    }
+
+    private void releaseDeviceRow() {
+        if (deviceRow != null) {
+            model.backend().free(deviceRow);
+            deviceRow = null;
+        }
     }
 
     @Override
@@ -152,6 +193,7 @@ final class PlainTask implements DecodingTask {
     @Override
     public void end(FinishReason reason) {
         state.end(reason);
+        releaseDeviceRow();
     }
 
     @Override
@@ -159,5 +201,6 @@ final class PlainTask implements DecodingTask {
         if (state != null && !state.finished()) {
             state.abandon();
         }
+        releaseDeviceRow();
     }
 }

@@ -1,6 +1,7 @@
 package dev.tandem.transformer;
 
 import dev.tandem.runtime.LogitSummary;
+import dev.tandem.runtime.Tensor;
 import dev.tandem.runtime.kv.KvSequence;
 
 import java.util.ArrayList;
@@ -38,10 +39,12 @@ public final class Batch {
      * @param summaryRows  row indices whose {@link LogitSummary} of the raw logits is wanted, in output order:
      *                     computed where the logits are, only the summaries come back
      * @param summaryK     the top ids each summary keeps (1 to {@link LogitSummary#MAX_K}; 0 when no summary is wanted)
+     * @param logitsInto   rows whose logits are copied into a tensor of the model's backend and stay there (for
+     *                     ops that run where the logits are, e.g. verification on a device), or null
      */
     public record Entry(KvSequence kv, int[] tokens, float[][] embeddings, int[] positions, AttentionShape shape,
                         int[] logitRows, int[] hiddenLayers, int[] hiddenRows, int[] normedRows, int[] greedyRows,
-                        int[] summaryRows, int summaryK) {
+                        int[] summaryRows, int summaryK, LogitsInto logitsInto) {
         private static final int[] NONE = new int[0];
 
         public Entry {
@@ -70,6 +73,9 @@ public final class Batch {
             normedRows = checkRows(normedRows, n, "normed row");
             greedyRows = checkRows(greedyRows, n, "greedy row");
             summaryRows = checkRows(summaryRows, n, "summary row");
+            if (logitsInto != null) {
+                checkRows(logitsInto.rows(), n, "kept logit row");
+            }
             if (summaryRows.length > 0) {
                 LogitSummary.requireK(summaryK);
             } else {
@@ -98,12 +104,12 @@ public final class Batch {
 
         /** Token rows with logits at {@code logitRows} and no other output. */
         public Entry(KvSequence kv, int[] tokens, int[] positions, AttentionShape shape, int[] logitRows) {
-            this(kv, tokens, null, positions, shape, logitRows, NONE, NONE, NONE, NONE, NONE, 0);
+            this(kv, tokens, null, positions, shape, logitRows, NONE, NONE, NONE, NONE, NONE, 0, null);
         }
 
         /** Token rows at explicit positions with a shape and no outputs yet (add them with {@code with…}). */
         public static Entry of(KvSequence kv, int[] tokens, int[] positions, AttentionShape shape) {
-            return new Entry(kv, tokens.clone(), null, positions.clone(), shape, NONE, NONE, NONE, NONE, NONE, NONE, 0);
+            return new Entry(kv, tokens.clone(), null, positions.clone(), shape, NONE, NONE, NONE, NONE, NONE, NONE, 0, null);
         }
 
         /** Embedding rows ({@code [rows][hidden]}) at explicit positions with a shape and no outputs yet. */
@@ -112,7 +118,7 @@ public final class Batch {
             for (int i = 0; i < copy.length; i++) {
                 copy[i] = embeddings[i] == null ? null : embeddings[i].clone();
             }
-            return new Entry(kv, null, copy, positions.clone(), shape, NONE, NONE, NONE, NONE, NONE, NONE, 0);
+            return new Entry(kv, null, copy, positions.clone(), shape, NONE, NONE, NONE, NONE, NONE, NONE, 0, null);
         }
 
         /** New tokens continuing {@code kv} causally, with logits at the last row only. */
@@ -159,13 +165,13 @@ public final class Batch {
         /** This entry with another attention shape. */
         public Entry withShape(AttentionShape shape) {
             return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows, greedyRows,
-                    summaryRows, summaryK);
+                    summaryRows, summaryK, logitsInto);
         }
 
         /** This entry with logits at {@code rows} (in output order) instead. */
         public Entry withLogitRows(int... rows) {
             return new Entry(kv, tokens, embeddings, positions, shape, rows.clone(), hiddenLayers, hiddenRows, normedRows, greedyRows,
-                    summaryRows, summaryK);
+                    summaryRows, summaryK, logitsInto);
         }
 
         /** This entry with logits at every row. */
@@ -179,13 +185,13 @@ public final class Batch {
          */
         public Entry withHiddenStates(int[] layers, int... rows) {
             return new Entry(kv, tokens, embeddings, positions, shape, logitRows, layers.clone(), rows.clone(), normedRows, greedyRows,
-                    summaryRows, summaryK);
+                    summaryRows, summaryK, logitsInto);
         }
 
         /** This entry also returning the final normalised hidden state (the LM head's input) at {@code rows}. */
         public Entry withNormedRows(int... rows) {
             return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, rows.clone(), greedyRows,
-                    summaryRows, summaryK);
+                    summaryRows, summaryK, logitsInto);
         }
 
         /**
@@ -195,7 +201,7 @@ public final class Batch {
          */
         public Entry withGreedyRows(int... rows) {
             return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows, rows.clone(),
-                    summaryRows, summaryK);
+                    summaryRows, summaryK, logitsInto);
         }
 
         /**
@@ -205,12 +211,33 @@ public final class Batch {
          */
         public Entry withSummaryRows(int k, int... rows) {
             return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows, greedyRows,
-                    rows.clone(), k);
+                    rows.clone(), k, logitsInto);
+        }
+
+        /**
+         * This entry also copying the raw logits of {@code rows} into rows {@code [from, from + rows.length)} of
+         * {@code into} (f32, [n, vocab], allocated by the model's backend), where they stay for ops that run
+         * there; nothing about them comes back to the caller.
+         */
+        public Entry withLogitsInto(Tensor into, int from, int... rows) {
+            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows, greedyRows,
+                    summaryRows, summaryK, new LogitsInto(into, from, rows.clone()));
         }
 
         /** This entry also returning the final normalised hidden state at every row. */
         public Entry withAllNormedRows() {
             return withNormedRows(allRows(rows()));
+        }
+    }
+
+    /** Where {@link Entry#withLogitsInto} copies its rows' logits: rows {@code [from, from + rows.length)} of {@code into}. */
+    public record LogitsInto(Tensor into, int from, int[] rows) {
+        public LogitsInto {
+            Objects.requireNonNull(into, "into");
+            if (from < 0 || rows.length == 0 || from + rows.length > into.dim(0)) {
+                throw new IllegalArgumentException("logits of " + rows.length + " rows from row " + from + " do not fit a tensor of "
+                        + into.dim(0) + " rows");
+            }
         }
     }
 

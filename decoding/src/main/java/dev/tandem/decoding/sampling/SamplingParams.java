@@ -44,6 +44,14 @@ public record SamplingParams(
         return temperature == 0f;
     }
 
+    /**
+     * True when sampling sets a temperature and nothing else (no top-k, top-p, min-p or repetition penalty): the
+     * distribution is the softmax of l / T, which a device backend draws from and verifies with where the logits are.
+     */
+    public boolean temperatureOnly() {
+        return !isGreedy() && topK == 0 && topP == 1f && minP == 0f && repetitionPenalty == 1f;
+    }
+
     public SamplingParams withTemperature(float temperature) {
         return new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, seed);
     }

@@ -29,7 +29,8 @@ import java.util.List;
  * accepted tokens (plus the correction or bonus token) are emitted. The first round's draft runs in the
  * same step as the target's prefill (they do not depend on each other). Where the greedy token alone decides
  * ({@link RequestState#needsOnlyGreedyToken}) the verification pass sends back each row's greedy token instead
- * of its logits ({@link VerificationRows}).
+ * of its logits ({@link VerificationRows}); where sampling takes a temperature alone on a device backend, the rows
+ * stay on the device and it verifies there ({@link DeviceVerification}).
  */
 final class ChainTask implements DecodingTask {
     private final String method;
@@ -56,6 +57,7 @@ final class ChainTask implements DecodingTask {
     private boolean verifyPlanned;
     private Drafter.Draft draft;
     private VerificationRows logits; // what the verification pass sent back for its rows
+    private DeviceVerification device; // sampled verification where the logits are, or null (the host verifies)
     private long verifyNanos;
 
     ChainTask(String method, LanguageModel target, Drafter drafter, int draftLength, GenerationRequest request) {
@@ -99,6 +101,7 @@ final class ChainTask implements DecodingTask {
         }
         state = new RequestState(target, request, promptIds, eos, kv.newSequence(target));
         drafter.start(kv);
+        device = DeviceVerification.open(target, drafter, draftLength, request);
         prefilled = promptIds.length <= 1 ? promptIds.length - 1 : 0;
     }
 
@@ -159,7 +162,8 @@ final class ChainTask implements DecodingTask {
                 int[] rows = new int[tokens.length + 1];
                 rows[0] = context[length - 1];
                 System.arraycopy(tokens, 0, rows, 1, tokens.length);
-                out.add(VerificationRows.ask(Batch.Entry.continuation(state.kv(), rows), state.needsOnlyGreedyToken()));
+                Batch.Entry pass = Batch.Entry.continuation(state.kv(), rows);
+                out.add(device != null ? device.ask(pass) : VerificationRows.ask(pass, state.needsOnlyGreedyToken()));
             }
         }
         if (model == drafter.model() && inRound && draft == null && !draftReady) {
@@ -183,7 +187,7 @@ final class ChainTask implements DecodingTask {
                 entry++;
             } else if (verifyPlanned && logits == null) {
                 stats.targetPass();
-                logits = VerificationRows.of(result);
+                logits = device != null ? VerificationRows.KEPT_ON_DEVICE : VerificationRows.of(result);
                 verifyNanos = nanos;
                 entry++;
             }
@@ -203,8 +207,9 @@ final class ChainTask implements DecodingTask {
         long t0 = System.nanoTime();
         int[] tokens = draft.tokens();
         int n = tokens.length;
-        Verdict verdict = SpeculativeDecoding.verifyChain(tokens, draft.q(), logits, false, request.sampling(), context,
-                length, request.streamId());
+        Verdict verdict = device != null ? device.verify(tokens, length, false)
+                : SpeculativeDecoding.verifyChain(tokens, draft.q(), logits, false, request.sampling(), context, length,
+                        request.streamId());
         int accepted = verdict.accepted();
         stats.verification(n, accepted);
         // The target now holds length + n positions; keep the context through the last accepted draft token.
@@ -221,7 +226,7 @@ final class ChainTask implements DecodingTask {
         logits = null;
         inRound = false;
         if (state.finished()) {
-            drafter.close();
+            release();
         }
         return events;
     }
@@ -240,7 +245,7 @@ final class ChainTask implements DecodingTask {
     @Override
     public void end(FinishReason reason) {
         state.end(reason);
-        drafter.close();
+        release();
     }
 
     @Override
@@ -248,6 +253,14 @@ final class ChainTask implements DecodingTask {
         if (state != null && !state.finished()) {
             state.abandon();
         }
+        release();
+    }
+
+    /** Frees what the task holds besides its target sequence: the drafter's, and the device rows of its verification. */
+    private void release() {
         drafter.close();
+        if (device != null) {
+            device.close();
+        }
     }
 }

@@ -6,7 +6,9 @@ import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.sampling.LogitsProcessors;
 import dev.tandem.decoding.sampling.Sampler;
 import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.runtime.DeviceSampling;
 import dev.tandem.runtime.LogitSummary;
+import dev.tandem.runtime.Tensor;
 import dev.tandem.runtime.kv.KvSequence;
 import dev.tandem.runtime.rng.CounterRng;
 import dev.tandem.runtime.rng.RngPurpose;
@@ -42,6 +44,9 @@ final class DrafterModel implements Drafter {
     private double[][] q;
     private int n;
     private boolean done = true;
+    // Drawing on the device (DeviceVerification): the row of logits each draft token is drawn from stays here.
+    private Tensor deviceRows;
+    private DeviceSampling deviceSampling;
 
     DrafterModel(LanguageModel model, double threshold) {
         this.model = model;
@@ -51,6 +56,21 @@ final class DrafterModel implements Drafter {
     @Override
     public LanguageModel model() {
         return model;
+    }
+
+    /** True when this drafter could draw on the device: no threshold (which would read the distribution's top). */
+    boolean canDrawOnDevice() {
+        return threshold <= 0;
+    }
+
+    /**
+     * From now on, draft token i's raw logits go to row i of {@code rows} (in the model's backend's memory) and the
+     * token is drawn there by {@code sampling} (DRAFT purpose, q normalised, as {@link #advance} draws on the host);
+     * the draft then carries no q (the verifier reads {@code rows}). For sampled requests with a temperature alone.
+     */
+    void drawOnDevice(Tensor rows, DeviceSampling sampling) {
+        this.deviceRows = rows;
+        this.deviceSampling = sampling;
     }
 
     @Override
@@ -83,7 +103,10 @@ final class DrafterModel implements Drafter {
         this.feed = Arrays.copyOfRange(context, kv.length(), length);
         this.fed = 0;
         this.tokens = new int[maxTokens];
-        this.q = request.sampling().isGreedy() ? null : new double[maxTokens][];
+        this.q = request.sampling().isGreedy() || deviceRows != null ? null : new double[maxTokens][];
+        if (deviceRows != null && maxTokens > deviceRows.dim(0)) {
+            throw new IllegalStateException("a draft of " + maxTokens + " tokens does not fit the " + deviceRows.dim(0) + " device rows kept for it");
+        }
         this.n = 0;
         this.done = false;
     }
@@ -111,6 +134,9 @@ final class DrafterModel implements Drafter {
             return entry.withLogitRows();
         }
         SamplingParams sp = request.sampling();
+        if (deviceRows != null) {
+            return entry.withLogitRows().withLogitsInto(deviceRows, n, take - 1);
+        }
         if (sp.isGreedy() && sp.repetitionPenalty() == 1f) {
             // The draft token is the raw logits' argmax: the pass sends back that token alone, or, where the
             // threshold reads the top probability too, the row's summary.
@@ -128,7 +154,11 @@ final class DrafterModel implements Drafter {
         int pos = length + n;
         int token;
         double top;
-        if (result.greedyRows(0) > 0) {
+        if (deviceRows != null) {
+            token = deviceSampling.sampleWithTemperature(deviceRows.rows(n, 1), sp.temperature(), sp.seed(),
+                    new long[] {request.streamId()}, new long[] {pos}, RngPurpose.DRAFT, true)[0];
+            top = 1;
+        } else if (result.greedyRows(0) > 0) {
             token = Sampler.greedyToken(result.greedyToken(0, 0), result.greedyRowLogits(0, 0));
             top = 1;
         } else if (result.summaryRows(0) > 0) {

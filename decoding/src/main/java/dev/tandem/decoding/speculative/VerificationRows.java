@@ -10,12 +10,16 @@ import dev.tandem.transformer.ForwardResult;
  * repetition penalty, no logprobs), only the greedy token of each row. The second form keeps the logits in the
  * backend's memory (a device backend sends back one id a row instead of a vocabulary of floats) and the verdict
  * is the same: {@link ChainVerifier#greedy} takes the argmax of each raw row, which is what the backend's
- * {@code argmax} computes (lowest id on ties).
+ * {@code argmax} computes (lowest id on ties). A third form, {@link #KEPT_ON_DEVICE}, says the rows stayed where
+ * they were computed, for {@link DeviceVerification}.
  */
 final class VerificationRows {
     private final float[][] logits;       // every row's logits, or null when only greedy tokens came back
     private final int[] greedy;           // or each row's greedy token (-1: none, greedyLogits says why)
     private final float[][] greedyLogits;
+
+    /** A pass whose rows stayed in the backend's memory ({@link DeviceVerification}): nothing came back. */
+    static final VerificationRows KEPT_ON_DEVICE = new VerificationRows(null, null, null);
 
     private VerificationRows(float[][] logits, int[] greedy, float[][] greedyLogits) {
         this.logits = logits;

@@ -19,6 +19,7 @@ import java.util.List;
 import java.util.function.Function;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -130,6 +131,51 @@ class CudaEndToEndTest {
             new SpeculativeDecoding(target, draft, 4).generate(request(prompt).withLogprobs(1), e -> {});
             long withLogprobs = cuda.bytesCopiedToHost() - before;
             assertTrue(withLogprobs >= generated * logitsRowBytes, "with logprobs: " + withLogprobs + " bytes");
+        }
+    }
+
+    /**
+     * Sampling with a temperature alone draws and verifies on the device: plain decoding draws each token there,
+     * speculative decoding ({@link DeviceVerification}) has the draft model draw its tokens there and the verification
+     * kernel decide. The tokens are those of the host's draws and verification from the same backend's logits (asked
+     * for by a request that also wants logprobs), for plain decoding, a draft model and prompt lookup, while far less
+     * than a row of logits per token comes back.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"host", "gpu"})
+    void sampledSpeculationVerifiesOnTheDeviceAsTheHostDoes(String which) throws IOException {
+        try (Backend backend = open(which);
+             LanguageModel target = ModelLoader.load(TestModels.model("bard-l"), ModelLoader.Options.defaults().withBackend(backend));
+             LanguageModel draft = ModelLoader.load(TestModels.model("bard-s"), ModelLoader.Options.defaults().withBackend(backend))) {
+            dev.tandem.runtime.cuda.CudaBackend cuda = (dev.tandem.runtime.cuda.CudaBackend) backend;
+            long logitsRowBytes = 4L * target.config().vocabSize();
+            List<String> prompts = SpeculativeFixtures.goldenPromptsAnd(List.of());
+            int rejected = 0;
+            for (dev.tandem.decoding.DecodingStrategy method : List.of(new dev.tandem.decoding.Generator(target),
+                    new SpeculativeDecoding(target, draft, 4), new PromptLookupDecoding(target))) {
+                long generated = 0;
+                long copied = 0;
+                for (int i = 0; i < prompts.size(); i++) {
+                    GenerationRequest request = request(prompts.get(i)).withSampling(
+                            dev.tandem.decoding.sampling.SamplingParams.greedy().withTemperature(0.9f).withSeed(17 + i));
+                    long before = cuda.bytesCopiedToHost();
+                    GenerationResult onDevice = method.generate(request, e -> {});
+                    copied += cuda.bytesCopiedToHost() - before;
+                    generated += onDevice.generatedIds().length;
+                    GenerationResult onHost = method.generate(request.withLogprobs(1), e -> {});
+                    assertArrayEquals(onHost.generatedIds(), onDevice.generatedIds(), method.name() + " on " + prompts.get(i));
+                    var stats = onDevice.decodeStats();
+                    rejected += stats.draftedTokens() > stats.acceptedTokens() ? 1 : 0;
+                }
+                assertTrue(copied < generated * logitsRowBytes, method.name() + " sampled copied " + copied + " bytes to the host for "
+                        + generated + " tokens; one row of logits is " + logitsRowBytes + " bytes");
+                // The rows kept on the device are freed with the request (the models' scratch is warm by now).
+                long allocated = backend.allocatedBytes();
+                method.generate(request(prompts.getFirst()).withSampling(
+                        dev.tandem.decoding.sampling.SamplingParams.greedy().withTemperature(0.9f).withSeed(99)), e -> {});
+                assertEquals(allocated, backend.allocatedBytes(), method.name() + ": device memory after a request");
+            }
+            assertTrue(rejected > 0, "some drafts were rejected (the residual draw ran)");
         }
     }
 }

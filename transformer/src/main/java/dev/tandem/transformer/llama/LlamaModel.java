@@ -300,6 +300,12 @@ public final class LlamaModel implements LanguageModel {
             throw new IllegalArgumentException("batch entry " + e + " has embedding rows of width "
                     + entry.embeddings()[0].length + " but the model's hidden size is " + config.hiddenSize());
         }
+        Batch.LogitsInto into = entry.logitsInto();
+        if (into != null && (into.into().dtype() != DType.F32 || into.into().rank() != 2 || into.into().dim(1) != config.vocabSize()
+                || into.into().placement() != backend.placement())) {
+            throw new IllegalArgumentException("batch entry " + e + " keeps its logits in a tensor that is not f32 [rows, "
+                    + config.vocabSize() + "] in the memory of the model's backend (" + backend.name() + ")");
+        }
         for (int l : entry.hiddenLayers()) {
             if (l > layers.length) {
                 throw new IllegalArgumentException("hidden-state layer " + l + " is past the model's "
@@ -457,9 +463,11 @@ public final class LlamaModel implements LanguageModel {
         int summaryWanted = 0;
         int summaryK = 0;
         int normedWanted = 0;
+        int keptWanted = 0;
         for (Batch.Entry entry : entries) {
             greedyWanted += entry.greedyRows().length;
             summaryWanted += entry.summaryRows().length;
+            keptWanted += entry.logitsInto() == null ? 0 : entry.logitsInto().rows().length;
             summaryK = Math.max(summaryK, entry.summaryK());
             normedWanted += entry.normedRows().length;
         }
@@ -477,19 +485,20 @@ public final class LlamaModel implements LanguageModel {
                 summaries[e] = new LogitSummary[entries.get(e).summaryRows().length];
             }
         }
-        int headRows = wanted + greedyWanted + summaryWanted;
+        int headRows = wanted + greedyWanted + summaryWanted + keptWanted;
         int picks = headRows + normedWanted;
         if (picks > 0) {
             Tensor picked = scratch(8, picks, d);
             int[] pick = new int[picks];
             int j = 0;
-            for (int kind = 0; kind < 4; kind++) {
+            for (int kind = 0; kind < 5; kind++) {
                 int base = 0;
                 for (Batch.Entry entry : entries) {
                     int[] chosen = switch (kind) {
                         case 0 -> entry.logitRows();
                         case 1 -> entry.greedyRows();
                         case 2 -> entry.summaryRows();
+                        case 3 -> entry.logitsInto() == null ? new int[0] : entry.logitsInto().rows();
                         default -> entry.normedRows();
                     };
                     for (int r : chosen) {
@@ -532,6 +541,22 @@ public final class LlamaModel implements LanguageModel {
                         int keep = entries.get(e).summaryK();
                         for (int i = 0; i < summaries[e].length; i++, j++) {
                             summaries[e][i] = all[j].topOnly(keep);
+                        }
+                    }
+                }
+                if (keptWanted > 0) {
+                    // Each entry's kept rows, copied where it asked; they never leave the backend's memory.
+                    int at = wanted + greedyWanted + summaryWanted;
+                    for (Batch.Entry entry : entries) {
+                        Batch.LogitsInto into = entry.logitsInto();
+                        if (into != null) {
+                            int count = into.rows().length;
+                            int[] from = new int[count];
+                            for (int i = 0; i < count; i++) {
+                                from[i] = at + i;
+                            }
+                            backend.gatherRows(logits, from, into.into().rows(into.from(), count));
+                            at += count;
                         }
                     }
                 }
