@@ -71,6 +71,15 @@ __device__ __forceinline__ tandem_u16 tandem_float_to_bf16(float value) {
 
 #define TANDEM_FULL_MASK 0xffffffffu
 
+// `#pragma unroll n` for nvcc (GCC's own spelling in the host build, which would warn on nvcc's): for loops
+// whose full unrolling would cost registers, e.g. a thread walking all 256 entries of a block's scratch.
+#define TANDEM_PRAGMA(x) _Pragma(#x)
+#if defined(__CUDACC__)
+#define TANDEM_UNROLL(n) TANDEM_PRAGMA(unroll n)
+#else
+#define TANDEM_UNROLL(n) TANDEM_PRAGMA(GCC unroll n)
+#endif
+
 // The sum of v over a warp, the same in every lane: a butterfly over lane distances 16, 8, 4, 2, 1, so
 // the order of the additions is fixed.
 template <typename T>

@@ -72,6 +72,7 @@ __device__ int tandem_draw(Weight weight, int vocab, double u, bool unitTotal, d
     __syncthreads();
     if (threadIdx.x == 0) {
         double total = 0.0;
+TANDEM_UNROLL(4)
         for (int t = 0; t < TANDEM_SAMPLE_THREADS; t++) {
             total += runTotal[t];
         }
@@ -80,6 +81,7 @@ __device__ int tandem_draw(Weight weight, int vocab, double u, bool unitTotal, d
             double target = u * (unitTotal ? 1.0 : total);
             double before = 0.0;
             int lastRun = -1, hit = -1;
+TANDEM_UNROLL(4)
             for (int t = 0; t < TANDEM_SAMPLE_THREADS; t++) {
                 if (runTotal[t] > 0.0) {
                     lastRun = t;
