@@ -157,9 +157,10 @@ if [ "$rc" -eq 0 ] && [ "${TANDEM_GPU_CHECK_BENCH:-1}" = 1 ]; then
   # pass within 1.1x a 1-row pass.
   run_tandem rows-per-pass 90 bench --suite batch --device cuda --model "$work/bard-l-padded" --threads 1 \
     --batch-sizes 1,4 --max-rows 8 --tokens 16 --repetitions 3 --out "$RESULTS/batch-bard-l-padded.json"
-  # Speculative (gamma 4 and adaptive) and tree decoding of bard-l with bard-s drafting, against plain, greedy.
+  # Speculative (gamma 4 and adaptive) and tree decoding of bard-l with bard-s drafting, against plain, greedy and
+  # sampled (T 0.8: plain and speculative gamma 4 draw and verify on the device).
   run_tandem methods 120 bench --suite methods --device cuda --model models/bard-l --drafts models/bard-s --threads 1 \
-    --methods speculative,tree --modes greedy --method-tokens 64 --repetitions 3 --out "$RESULTS/methods-bard-l.json"
+    --methods speculative,tree --modes greedy,sampled --method-tokens 64 --repetitions 3 --out "$RESULTS/methods-bard-l.json"
   run_tandem attention 60 bench --suite attention --device cuda --shape tinyllama-1.1b --contexts 1024,8192,32768 \
     --threads 1 --repetitions 3 --out "$RESULTS/attention-tinyllama-bf16.json"
 fi
