@@ -37,6 +37,7 @@ import java.util.Objects;
  * @param bosTokenId            null when the config names none
  * @param eosTokenIds           empty when the config names none
  * @param isCausal              {@code is_causal}, default true (false for bidirectional / diffusion models)
+ * @param maskTokenId           {@code mask_token_id}: the token a masked-diffusion model fills a canvas with, else null
  * @param defaultedShapeKeys    the shape keys (sizes, layer and head counts) config.json left out, with the default
  *                              used for each; named in any shape error they may have caused ({@link #defaultsNote()})
  * @param slidingWindow         the attention window when some layer uses one, else null
@@ -64,6 +65,7 @@ public record ModelConfig(
         Integer bosTokenId,
         List<Integer> eosTokenIds,
         boolean isCausal,
+        Integer maskTokenId,
         Integer slidingWindow,
         String torchDtype,
         Map<String, Integer> defaultedShapeKeys) {
@@ -286,6 +288,10 @@ public record ModelConfig(
         }
         List<Integer> eos = c.has("eos_token_id") ? c.intList("eos_token_id", List.of()) : fam.eos;
         boolean causal = c.boolOr("is_causal", true);
+        Integer mask = c.has("mask_token_id") ? c.intOrNull("mask_token_id") : null;
+        if (mask != null && (mask < 0 || mask >= vocab)) {
+            throw c.error("mask_token_id", "must be a token id in [0, vocab_size = " + vocab + "), got " + mask);
+        }
 
         Integer window = slidingWindow(c, fam, layers);
 
@@ -314,7 +320,7 @@ public record ModelConfig(
         }
         return new ModelConfig(fam.type, vocab, hidden, intermediate, layers, heads, kvHeads, headDim,
                 maxPositions, eps, theta, scaling, tie, qkvBias, outputBias, mlpBias, qkNorm, hiddenAct, bos, eos,
-                causal, window, dtype, defaulted);
+                causal, mask, window, dtype, defaulted);
     }
 
     private static String textOrNull(JsonNode v) {

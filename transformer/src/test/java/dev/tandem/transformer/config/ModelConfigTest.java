@@ -254,6 +254,14 @@ class ModelConfigTest {
         assertFalse(load("{\"model_type\": \"llama\", \"is_causal\": false}").isCausal());
     }
 
+    @Test
+    void theMaskTokenIsKeptAndMustBeInTheVocabulary() throws IOException {
+        assertEquals(2048, load("{\"model_type\": \"llama\", \"vocab_size\": 2049, \"mask_token_id\": 2048}").maskTokenId());
+        assertEquals(null, load("{\"model_type\": \"llama\"}").maskTokenId());
+        assertOneSentenceNaming(reject("{\"model_type\": \"llama\", \"vocab_size\": 2048, \"mask_token_id\": 2048}"),
+                "mask_token_id", "2048");
+    }
+
     // ---------------------------------------------------------------- rotary embeddings
 
     @Test
