@@ -12,5 +12,7 @@ public enum RngPurpose {
     DRAFT,
     ACCEPT,
     RESIDUAL,
-    GUMBEL
+    GUMBEL,
+    /** Random remasking in masked diffusion: the score that orders a canvas's masked positions. */
+    REMASK
 }

@@ -1,0 +1,66 @@
+package dev.tandem.decoding.diffusion;
+
+/**
+ * How a masked-diffusion model fills its canvas.
+ *
+ * @param genLength   canvas positions after the prompt (≥ 1)
+ * @param blockLength positions per semi-autoregressive block (≥ 1, divides {@code genLength}); blocks are filled
+ *                    left to right, each only once the one before is full
+ * @param steps       forward passes over the whole canvas for the rules that commit a fixed number per step
+ *                    (a multiple of the number of blocks; each block gets steps / blocks of them and commits its
+ *                    masked positions spread over them as LLaDA does); {@link UnmaskRule#THRESHOLD} ignores it
+ * @param rule        which masked positions a step commits
+ * @param threshold   τ of {@link UnmaskRule#THRESHOLD}, in (0, 1]; ignored by the other rules
+ */
+public record DiffusionParams(int genLength, int blockLength, int steps, UnmaskRule rule, double threshold) {
+
+    /** The canvas length when nothing else says: {@value}. */
+    public static final int DEFAULT_GEN_LENGTH = 64;
+
+    public DiffusionParams {
+        if (genLength < 1) {
+            throw new IllegalArgumentException("--gen-length must be at least 1, but was " + genLength + ".");
+        }
+        if (blockLength < 1 || genLength % blockLength != 0) {
+            throw new IllegalArgumentException("--block-length must divide --gen-length " + genLength + ", but was " + blockLength + ".");
+        }
+        if (rule == null) {
+            throw new IllegalArgumentException("an unmasking rule is needed (--unmask " + UnmaskRule.names() + ").");
+        }
+        int blocks = genLength / blockLength;
+        if (rule != UnmaskRule.THRESHOLD && (steps < blocks || steps % blocks != 0)) {
+            throw new IllegalArgumentException("--steps must be a multiple of the " + blocks + " blocks (--gen-length " + genLength
+                    + " / --block-length " + blockLength + "), but was " + steps + ".");
+        }
+        if (rule == UnmaskRule.THRESHOLD && !(threshold > 0 && threshold <= 1)) {
+            throw new IllegalArgumentException("--threshold must be in (0, 1], but was " + threshold + ".");
+        }
+    }
+
+    /** Low-confidence remasking over one block of {@code genLength}, one position per step. */
+    public static DiffusionParams lowConfidence(int genLength) {
+        return new DiffusionParams(genLength, genLength, genLength, UnmaskRule.LOW_CONFIDENCE, 1);
+    }
+
+    public DiffusionParams withBlockLength(int b) {
+        return new DiffusionParams(genLength, b, steps, rule, threshold);
+    }
+
+    public DiffusionParams withSteps(int s) {
+        return new DiffusionParams(genLength, blockLength, s, rule, threshold);
+    }
+
+    public DiffusionParams withRule(UnmaskRule r) {
+        return new DiffusionParams(genLength, blockLength, steps, r, threshold);
+    }
+
+    /** {@link UnmaskRule#THRESHOLD} at τ. */
+    public DiffusionParams withThreshold(double tau) {
+        return new DiffusionParams(genLength, blockLength, steps, UnmaskRule.THRESHOLD, tau);
+    }
+
+    /** Number of blocks. */
+    public int blocks() {
+        return genLength / blockLength;
+    }
+}

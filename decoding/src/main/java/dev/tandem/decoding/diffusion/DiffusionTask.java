@@ -1,0 +1,201 @@
+package dev.tandem.decoding.diffusion;
+
+import dev.tandem.decoding.DecodeStats;
+import dev.tandem.decoding.DecodingTask;
+import dev.tandem.decoding.FinishReason;
+import dev.tandem.decoding.GenerationRequest;
+import dev.tandem.decoding.GenerationResult;
+import dev.tandem.decoding.RequestState;
+import dev.tandem.decoding.TokenEvent;
+import dev.tandem.decoding.Usage;
+import dev.tandem.decoding.sampling.Sampler;
+import dev.tandem.runtime.LogitSummary;
+import dev.tandem.transformer.AttentionShape;
+import dev.tandem.transformer.Batch;
+import dev.tandem.transformer.ForwardResult;
+import dev.tandem.transformer.LanguageModel;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * One request's canvas filled by a masked-diffusion model, as a {@link DecodingTask}: the prompt followed by
+ * {@code genLength} mask tokens; each step one bidirectional pass over the whole sequence (no cache: every
+ * position's keys and values change when a token is committed), asking only for the {@link LogitSummary} of the
+ * masked positions of the current block; the rule scores them and the step commits the chosen ones, each with its
+ * most likely token. Blocks are filled left to right. The text is the canvas read left to right, which the task
+ * emits once the canvas is full (stopping at the first EOS, as plain decoding's text does); the result's
+ * {@code generatedIds} are the whole canvas.
+ */
+final class DiffusionTask implements DecodingTask {
+    private final LanguageModel model;
+    private final DiffusionParams params;
+    private final GenerationRequest request;
+    private final int[] promptIds;
+    private final int[] eos;
+    private final int mask;
+    private final DecodeStats.Recorder stats = new DecodeStats.Recorder(DiffusionDecoding.NAME);
+    private final List<int[][]> trace = new ArrayList<>();
+    private RequestState state;
+    private int[] sequence;        // the prompt, then the canvas
+    private int block;             // the block being filled
+    private int stepInBlock;       // steps taken in it
+    private int[] counts;          // positions each step of the block commits (fixed-count rules)
+    private int[] candidates;      // the masked positions the planned pass summarises, or null when none is planned
+    private int step;              // steps taken in all
+    private boolean filled;
+
+    DiffusionTask(LanguageModel model, DiffusionParams params, GenerationRequest request, int[] promptIds, int[] eos) {
+        this.model = model;
+        this.params = params;
+        this.request = request;
+        this.promptIds = promptIds;
+        this.eos = eos;
+        this.mask = model.config().maskTokenId();
+    }
+
+    @Override
+    public String method() {
+        return DiffusionDecoding.NAME;
+    }
+
+    @Override
+    public List<LanguageModel> models() {
+        return List.of(model);
+    }
+
+    @Override
+    public int blocksNeeded(LanguageModel m) {
+        return m.kvCache().blocksNeeded(promptIds.length + params.genLength());
+    }
+
+    @Override
+    public void start(KvSource kv) {
+        if (state != null) {
+            throw new IllegalStateException("the task has started already");
+        }
+        state = new RequestState(model, request, promptIds, eos, kv.newSequence(model));
+        sequence = Arrays.copyOf(promptIds, promptIds.length + params.genLength());
+        Arrays.fill(sequence, promptIds.length, sequence.length, mask);
+        beginBlock(0);
+    }
+
+    private void beginBlock(int b) {
+        block = b;
+        stepInBlock = 0;
+        counts = params.rule() == UnmaskRule.THRESHOLD ? null
+                : Unmasking.transferCounts(params.blockLength(), params.steps() / params.blocks());
+    }
+
+    @Override
+    public void beginStep() {
+        candidates = null;
+    }
+
+    @Override
+    public List<Batch.Entry> next(LanguageModel m, PrefillBudget prefill) {
+        if (filled || candidates != null || state.finished()) {
+            return List.of();
+        }
+        // Skip the steps LLaDA's spread gives nothing to commit (more steps than positions): they change nothing.
+        while (counts != null && stepInBlock < counts.length && counts[stepInBlock] == 0) {
+            stepInBlock++;
+        }
+        int from = promptIds.length + block * params.blockLength();
+        int[] masked = new int[params.blockLength()];
+        int n = 0;
+        for (int p = from; p < from + params.blockLength(); p++) {
+            if (sequence[p] == mask) {
+                masked[n++] = p;
+            }
+        }
+        candidates = Arrays.copyOf(masked, n);
+        int[] positions = new int[sequence.length];
+        Arrays.setAll(positions, i -> i);
+        // The whole sequence in one pass (a bidirectional pass cannot be chunked): it does not draw on the prefill budget.
+        return List.of(Batch.Entry.of(state.kv(), sequence, positions, AttentionShape.BIDIRECTIONAL).withLogitRows()
+                .withSummaryRows(2, candidates));
+    }
+
+    @Override
+    public void advance(LanguageModel m, ForwardResult result, long nanos) {
+        stats.targetPass();
+        state.addDecodeStep(nanos);
+        state.kv().truncate(0); // the next pass recomputes every position
+        int n = candidates.length;
+        double[] scores = new double[n];
+        int[] tokens = new int[n];
+        for (int i = 0; i < n; i++) {
+            LogitSummary s = result.summary(0, i);
+            tokens[i] = Sampler.greedyToken(s);
+            scores[i] = Unmasking.score(params.rule(), s, request.sampling().seed(), request.streamId(), candidates[i], step);
+        }
+        int[] chosen = params.rule() == UnmaskRule.THRESHOLD
+                ? Unmasking.choose(scores, candidates, 0, params.threshold())
+                : Unmasking.choose(scores, candidates, counts[stepInBlock], 0);
+        int[][] committed = new int[chosen.length][];
+        for (int i = 0; i < chosen.length; i++) {
+            int c = chosen[i];
+            sequence[candidates[c]] = tokens[c];
+            committed[i] = new int[] {candidates[c], tokens[c]};
+        }
+        trace.add(committed);
+        step++;
+        stepInBlock++;
+        if (n - chosen.length == 0) { // the block is full
+            if (block + 1 < params.blocks()) {
+                beginBlock(block + 1);
+            } else {
+                filled = true;
+            }
+        }
+    }
+
+    @Override
+    public List<TokenEvent> endStep() {
+        candidates = null;
+        if (!filled || state.finished()) {
+            return List.of();
+        }
+        // The canvas is full: its text, read left to right, through the same bookkeeping as plain decoding's tokens.
+        List<TokenEvent> events = new ArrayList<>();
+        for (int p = promptIds.length; p < sequence.length && !state.finished(); p++) {
+            events.add(state.acceptToken(sequence[p], null));
+        }
+        if (!state.finished()) {
+            state.end(FinishReason.MAX_TOKENS);
+        }
+        return events;
+    }
+
+    @Override
+    public boolean finished() {
+        return state != null && state.finished();
+    }
+
+    @Override
+    public GenerationResult result() {
+        GenerationResult r = state.result();
+        int[] canvas = Arrays.copyOfRange(sequence, promptIds.length, sequence.length);
+        return new GenerationResult(r.promptIds(), canvas, r.text(), r.finishReason(), new Usage(promptIds.length, canvas.length),
+                r.stats(), r.logprobs(), stats.build(canvas.length));
+    }
+
+    /** Per step, the [position, token] pairs it committed, in the order committed (positions count the prompt). */
+    List<int[][]> trace() {
+        return trace;
+    }
+
+    @Override
+    public void end(FinishReason reason) {
+        state.end(reason);
+    }
+
+    @Override
+    public void abandon() {
+        if (state != null && !state.finished()) {
+            state.abandon();
+        }
+    }
+}

@@ -1,0 +1,84 @@
+package dev.tandem.decoding.diffusion;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tandem.decoding.GenerationRequest;
+import dev.tandem.transformer.LanguageModel;
+import dev.tandem.transformer.ModelLoader;
+import dev.tandem.transformer.TestModels;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Every trace of bard-dlm's golden.json reproduced step for step: low-confidence remasking one position per step
+ * over the whole canvas and in blocks of 8, and threshold unmasking (τ = 0.2 whole, τ = 0.15 in blocks of 8); the
+ * same [position, token] pairs in the same order at every step up to a trace's cut, and the same final canvas for
+ * the complete traces.
+ */
+class DiffusionGoldenTest {
+    private static LanguageModel model;
+    private static JsonNode golden;
+
+    @BeforeAll
+    static void load() throws IOException {
+        model = ModelLoader.load(TestModels.model("bard-dlm"));
+        golden = new ObjectMapper().readTree(TestModels.model("bard-dlm").resolve("golden.json").toFile());
+    }
+
+    @AfterAll
+    static void close() {
+        model.close();
+    }
+
+    @Test
+    void everyGoldenTraceIsReproducedStepForStep() {
+        int traces = 0;
+        for (JsonNode c : golden.get("cases")) {
+            for (JsonNode t : c.get("traces")) {
+                int gen = t.get("gen_length").asInt();
+                int block = t.get("block").isNull() ? gen : t.get("block").asInt();
+                DiffusionParams params = switch (t.get("rule").asText()) {
+                    case "low_confidence" -> DiffusionParams.lowConfidence(gen).withBlockLength(block);
+                    case "threshold" -> DiffusionParams.lowConfidence(gen).withBlockLength(block).withThreshold(t.get("tau").asDouble());
+                    default -> throw new AssertionError(t.get("rule").asText());
+                };
+                String where = c.get("prompt").asText() + " / " + t.get("rule").asText() + " block " + block;
+                DiffusionDecoding.Traced run = new DiffusionDecoding(model, params)
+                        .generateTraced(GenerationRequest.ofIds(TestModels.ints(t.get("prompt_ids"))), e -> {});
+                JsonNode steps = t.get("steps");
+                assertTrue(run.trace().size() >= steps.size(), where + ": " + run.trace().size() + " steps, golden " + steps.size());
+                for (int s = 0; s < steps.size(); s++) {
+                    assertEquals(pairs(steps.get(s)), pairs(run.trace().get(s)), where + ": step " + s);
+                }
+                if (t.get("complete").asBoolean()) {
+                    assertEquals(steps.size(), run.trace().size(), where + ": steps");
+                    assertArrayEquals(TestModels.ints(t.get("final_ids")), run.result().generatedIds(), where + ": final canvas");
+                }
+                traces++;
+            }
+        }
+        assertEquals(12, traces);
+    }
+
+    private static List<String> pairs(JsonNode step) {
+        List<String> out = new ArrayList<>();
+        step.forEach(p -> out.add(p.get(0).asInt() + ":" + p.get(1).asInt()));
+        return out;
+    }
+
+    private static List<String> pairs(int[][] step) {
+        List<String> out = new ArrayList<>();
+        Arrays.stream(step).forEach(p -> out.add(p[0] + ":" + p[1]));
+        return out;
+    }
+}
