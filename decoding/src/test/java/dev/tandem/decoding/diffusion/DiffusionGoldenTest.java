@@ -70,6 +70,37 @@ class DiffusionGoldenTest {
         assertEquals(12, traces);
     }
 
+    /** Threshold unmasking commits at least one position per step, only masked ones, and never past the current block. */
+    @Test
+    void thresholdCommitsAtLeastOnePerStepAndNeverBeyondTheBlock() {
+        for (double tau : new double[] {0.05, 0.15, 0.9}) {
+            for (String prompt : List.of("ROMEO:", "KING HENRY VI:\nWhat")) {
+                GenerationRequest request = GenerationRequest.of(prompt);
+                DiffusionParams params = DiffusionParams.lowConfidence(24).withBlockLength(8).withThreshold(tau);
+                DiffusionDecoding.Traced run = new DiffusionDecoding(model, params).generateTraced(request, e -> {});
+                int start = run.result().promptIds().length;
+                boolean[] done = new boolean[24];
+                int filled = 0;
+                for (int[][] step : run.trace()) {
+                    assertTrue(step.length >= 1, "tau " + tau + ": an empty step");
+                    int block = filled / 8; // blocks fill in order: the current one is the first not yet full
+                    for (int[] pair : step) {
+                        int i = pair[0] - start;
+                        assertTrue(i >= block * 8 && i < block * 8 + 8, "tau " + tau + ": position " + pair[0] + " outside block " + block);
+                        assertTrue(!done[i], "position " + pair[0] + " committed twice");
+                        done[i] = true;
+                        assertEquals(pair[1], run.result().generatedIds()[i], "the committed token stays");
+                    }
+                    filled += step.length;
+                }
+                assertEquals(24, filled, "every position committed once");
+                if (tau == 0.9) {
+                    assertEquals(24, run.trace().size(), "nothing exceeds 0.9 on this weak model: one per step");
+                }
+            }
+        }
+    }
+
     private static List<String> pairs(JsonNode step) {
         List<String> out = new ArrayList<>();
         step.forEach(p -> out.add(p.get(0).asInt() + ":" + p.get(1).asInt()));
