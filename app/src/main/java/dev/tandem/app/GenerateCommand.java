@@ -13,6 +13,9 @@ import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.Generator;
 import dev.tandem.decoding.TokenEvent;
+import dev.tandem.decoding.diffusion.DiffusionDecoding;
+import dev.tandem.decoding.diffusion.DiffusionParams;
+import dev.tandem.decoding.diffusion.UnmaskRule;
 import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.decoding.sampling.TokenLogprob;
 import dev.tandem.decoding.speculative.AdedDecoding;
@@ -142,7 +145,8 @@ public final class GenerateCommand implements Callable<Integer> {
     String kvDtype;
 
     /** The names {@code --method} accepts. */
-    static final List<String> METHODS = List.of("plain", "speculative", "pearl", "tree", "ngram", "aded", "lookahead", "collab");
+    static final List<String> METHODS = List.of("plain", "speculative", "pearl", "tree", "ngram", "aded", "lookahead", "collab",
+            "diffusion");
 
     /** The methods that take a second, smaller model through {@code --draft}. */
     private static final List<String> WITH_DRAFT = List.of("speculative", "pearl", "tree", "collab");
@@ -153,8 +157,44 @@ public final class GenerateCommand implements Callable<Integer> {
                     + "verifies; needs --draft), tree (the draft's top-k tokens grown into a tree, verified in one pass; needs --draft), "
                     + "ngram (prompt lookup), aded (trees searched in a trigram table of --ngram-corpus and the text so far), "
                     + "lookahead (Jacobi iterations feed an n-gram pool; no draft), collab (the --draft model decodes and calls the --model "
-                    + "only where it is unsure; not lossless). Greedy output of every method but collab is the same.")
+                    + "only where it is unsure; not lossless), diffusion (a masked-diffusion model fills a canvas of --gen-length "
+                    + "positions, several per pass; the only method for such a model). Greedy output of every method but collab "
+                    + "and diffusion is the same.")
     String method;
+
+    @Option(names = "--gen-length", paramLabel = "N",
+            description = "diffusion: canvas positions after the prompt (default: generation_config max_new_tokens, else "
+                    + DiffusionParams.DEFAULT_GEN_LENGTH + ").")
+    Integer genLength;
+
+    @Option(names = "--block-length", paramLabel = "B",
+            description = "diffusion: semi-autoregressive blocks of B positions, filled left to right; must divide --gen-length "
+                    + "(default: --gen-length, one block).")
+    Integer blockLength;
+
+    @Option(names = "--steps", paramLabel = "S",
+            description = "diffusion: forward passes, spread over the blocks as LLaDA does (a multiple of the blocks; default: "
+                    + "--gen-length, one position per pass); not used by --unmask threshold.")
+    Integer steps;
+
+    @Option(names = "--unmask", paramLabel = "RULE",
+            description = "diffusion: which masked positions a pass commits: low-confidence (LLaDA; the default: highest top "
+                    + "probability), random (LLaDA), entropy (Dream: lowest entropy), margin (Dream: widest top-2 margin), threshold "
+                    + "(Fast-dLLM: every one above --threshold, at least one). Ties go to the lowest position.")
+    String unmask;
+
+    @Option(names = "--threshold", paramLabel = "TAU",
+            description = "diffusion with --unmask threshold: commit every masked position of the block whose top probability "
+                    + "exceeds TAU, in (0, 1] (default: " + DEFAULT_DIFFUSION_THRESHOLD + ").")
+    Double diffusionThreshold;
+
+    @Option(names = "--trace",
+            description = "diffusion with --format json: add \"trace\", per pass the [position, token] pairs committed "
+                    + "(positions count the prompt).")
+    boolean trace;
+
+    /** Fast-dLLM's τ when --threshold is not given. */
+    static final double DEFAULT_DIFFUSION_THRESHOLD = 0.9;
 
     @Option(names = "--tree-budget", paramLabel = "N",
             description = "tree and aded: most draft tokens (nodes) per verification (default: "
@@ -291,10 +331,18 @@ public final class GenerateCommand implements Callable<Integer> {
                     CollaborativeDecoding.Collaboration c = CollaborativeDecoding.Collaboration.of(r.decodeStats());
                     err.printf(Locale.ROOT, "[collab: the large model was called on %.1f%% of tokens and changed %.1f%%]%n",
                             100 * c.callFrequency(), 100 * c.changeFrequency());
+                } else if (method.equals("diffusion")) {
+                    err.printf(Locale.ROOT, "[diffusion: %d positions in %d passes, %.2f per pass]%n", r.generatedIds().length,
+                            r.decodeStats().targetForwardPasses(),
+                            r.generatedIds().length / (double) Math.max(1, r.decodeStats().targetForwardPasses()));
                 } else if (!method.equals("plain")) {
                     err.println(r.decodeStats().summary());
                 }
                 err.flush();
+            } else if (trace) {
+                DiffusionDecoding.Traced t = ((DiffusionDecoding) generator).generateTraced(request, event -> { });
+                out.println(toJson(t.result(), lm, request, true, t.trace()));
+                out.flush();
             } else {
                 GenerationResult r = generator.generate(request);
                 out.println(toJson(r, lm, request, true));
@@ -310,6 +358,7 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(), "--method must be one of " + String.join(", ", METHODS)
                     + ", but was \"" + method + "\".");
         }
+        checkDiffusionOptions();
         if (WITH_DRAFT.contains(method) && draft == null) {
             throw new ParameterException(spec.commandLine(),
                     "--method " + method + " needs a draft model; give its directory with --draft DIR.");
@@ -402,8 +451,72 @@ public final class GenerateCommand implements Callable<Integer> {
         }
     }
 
+    /** The diffusion flags: only with --method diffusion, which in turn takes no --max-tokens and decodes greedily. */
+    private void checkDiffusionOptions() {
+        boolean diffusion = method.equals("diffusion");
+        if (!diffusion && (genLength != null || blockLength != null || steps != null || unmask != null || diffusionThreshold != null
+                || trace)) {
+            throw new ParameterException(spec.commandLine(), "--gen-length, --block-length, --steps, --unmask, --threshold and "
+                    + "--trace apply to --method diffusion only.");
+        }
+        if (!diffusion) {
+            return;
+        }
+        if (maxTokens != null) {
+            throw new ParameterException(spec.commandLine(), "--max-tokens does not apply to --method diffusion; give the canvas "
+                    + "length with --gen-length.");
+        }
+        UnmaskRule rule = unmaskRule();
+        if (diffusionThreshold != null && rule != UnmaskRule.THRESHOLD) {
+            throw new ParameterException(spec.commandLine(), "--threshold applies to --unmask threshold only.");
+        }
+        if (steps != null && rule == UnmaskRule.THRESHOLD) {
+            throw new ParameterException(spec.commandLine(), "--steps is not used by --unmask threshold, which runs until each "
+                    + "block is full.");
+        }
+        if (temperature != null && temperature != 0f) {
+            throw new ParameterException(spec.commandLine(), "--method diffusion commits each position's most likely token; "
+                    + "--temperature above 0 (Gumbel noise) is not built yet.");
+        }
+        if (logprobs != 0) {
+            throw new ParameterException(spec.commandLine(), "--logprobs does not apply to --method diffusion.");
+        }
+        if (trace && (format != Format.json || promptFile != null)) {
+            throw new ParameterException(spec.commandLine(), "--trace needs --format json and a single --prompt.");
+        }
+    }
+
+    private UnmaskRule unmaskRule() {
+        try {
+            return unmask == null ? UnmaskRule.LOW_CONFIDENCE : UnmaskRule.of(unmask);
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(spec.commandLine(), e.getMessage());
+        }
+    }
+
+    /** The canvas and its rule from the diffusion flags, with the model's defaults. */
+    private DiffusionParams diffusionParams(LanguageModel lm) {
+        Integer fromConfig = lm.generationConfig().maxNewTokens();
+        int n = genLength != null ? genLength : fromConfig != null ? fromConfig : DiffusionParams.DEFAULT_GEN_LENGTH;
+        UnmaskRule rule = unmaskRule();
+        try {
+            return new DiffusionParams(n, blockLength != null ? blockLength : n, steps != null ? steps : n, rule,
+                    rule == UnmaskRule.THRESHOLD ? (diffusionThreshold != null ? diffusionThreshold : DEFAULT_DIFFUSION_THRESHOLD) : 1);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage(), e);
+        }
+    }
+
     /** The strategy --method names, over the target {@code lm} and, for speculative, {@code draftModel}. */
     private DecodingStrategy strategy(LanguageModel lm, LanguageModel draftModel) {
+        if (method.equals("diffusion")) {
+            return new DiffusionDecoding(lm, diffusionParams(lm));
+        }
+        if (DiffusionDecoding.isDiffusionModel(lm)) {
+            throw new TandemException(lm.directory().getFileName() + " is a masked-diffusion model (config.json: \"is_causal\": "
+                    + "false, \"mask_token_id\": " + lm.config().maskTokenId() + "), so it decodes only with --method diffusion, "
+                    + "not --method " + method + ".");
+        }
         return switch (method) {
             case "speculative" -> "auto".equals(draftLength)
                     ? SpeculativeDecoding.adaptive(lm, draftModel).withThreshold(
@@ -639,6 +752,12 @@ public final class GenerateCommand implements Callable<Integer> {
     }
 
     private static String toJson(GenerationResult r, LanguageModel lm, GenerationRequest request, boolean indent) throws Exception {
+        return toJson(r, lm, request, indent, null);
+    }
+
+    /** The JSON object of a result; with a diffusion {@code trace} (non-null), its steps as "trace". */
+    private static String toJson(GenerationResult r, LanguageModel lm, GenerationRequest request, boolean indent,
+                                 List<int[][]> trace) throws Exception {
         SamplingParams sampling = request.sampling();
         ObjectMapper json = new ObjectMapper().configure(SerializationFeature.INDENT_OUTPUT, indent);
         ObjectNode root = json.createObjectNode();
@@ -686,6 +805,15 @@ public final class GenerateCommand implements Callable<Integer> {
                     to.put("token", t.token());
                     to.put("text", tok.decode(new int[] {t.token()}));
                     to.put("logprob", t.logprob());
+                }
+            }
+        }
+        if (trace != null) {
+            ArrayNode steps = root.putArray("trace");
+            for (int[][] step : trace) {
+                ArrayNode pairs = steps.addArray();
+                for (int[] pair : step) {
+                    pairs.addArray().add(pair[0]).add(pair[1]);
                 }
             }
         }
