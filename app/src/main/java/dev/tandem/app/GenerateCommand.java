@@ -13,6 +13,7 @@ import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.Generator;
 import dev.tandem.decoding.TokenEvent;
+import dev.tandem.decoding.diffusion.DiffusionCache;
 import dev.tandem.decoding.diffusion.DiffusionDecoding;
 import dev.tandem.decoding.diffusion.DiffusionParams;
 import dev.tandem.decoding.diffusion.UnmaskRule;
@@ -187,6 +188,12 @@ public final class GenerateCommand implements Callable<Integer> {
             description = "diffusion with --unmask threshold: commit every masked position of the block whose top probability "
                     + "exceeds TAU, in (0, 1] (default: " + DEFAULT_DIFFUSION_THRESHOLD + ").")
     Double diffusionThreshold;
+
+    @Option(names = "--cache", paramLabel = "none|prefix|dual",
+            description = "diffusion: reuse keys and values from each block's first (full) pass: prefix (those before the "
+                    + "block; a pass feeds the block and what follows) or dual (before and after; a pass feeds the block alone); "
+                    + "approximate, as Fast-dLLM's caches are (default: none, every pass recomputes every position).")
+    String diffusionCache;
 
     @Option(names = "--trace",
             description = "diffusion with --format json: add \"trace\", per pass the [position, token] pairs committed "
@@ -455,9 +462,9 @@ public final class GenerateCommand implements Callable<Integer> {
     private void checkDiffusionOptions() {
         boolean diffusion = method.equals("diffusion");
         if (!diffusion && (genLength != null || blockLength != null || steps != null || unmask != null || diffusionThreshold != null
-                || trace)) {
-            throw new ParameterException(spec.commandLine(), "--gen-length, --block-length, --steps, --unmask, --threshold and "
-                    + "--trace apply to --method diffusion only.");
+                || diffusionCache != null || trace)) {
+            throw new ParameterException(spec.commandLine(), "--gen-length, --block-length, --steps, --unmask, --threshold, --cache "
+                    + "and --trace apply to --method diffusion only.");
         }
         if (!diffusion) {
             return;
@@ -467,6 +474,7 @@ public final class GenerateCommand implements Callable<Integer> {
                     + "length with --gen-length.");
         }
         UnmaskRule rule = unmaskRule();
+        cache();
         if (diffusionThreshold != null && rule != UnmaskRule.THRESHOLD) {
             throw new ParameterException(spec.commandLine(), "--threshold applies to --unmask threshold only.");
         }
@@ -494,6 +502,14 @@ public final class GenerateCommand implements Callable<Integer> {
         }
     }
 
+    private DiffusionCache cache() {
+        try {
+            return diffusionCache == null ? DiffusionCache.NONE : DiffusionCache.of(diffusionCache);
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(spec.commandLine(), e.getMessage());
+        }
+    }
+
     /** The canvas and its rule from the diffusion flags, with the model's defaults. */
     private DiffusionParams diffusionParams(LanguageModel lm) {
         Integer fromConfig = lm.generationConfig().maxNewTokens();
@@ -501,7 +517,8 @@ public final class GenerateCommand implements Callable<Integer> {
         UnmaskRule rule = unmaskRule();
         try {
             return new DiffusionParams(n, blockLength != null ? blockLength : n, steps != null ? steps : n, rule,
-                    rule == UnmaskRule.THRESHOLD ? (diffusionThreshold != null ? diffusionThreshold : DEFAULT_DIFFUSION_THRESHOLD) : 1);
+                    rule == UnmaskRule.THRESHOLD ? (diffusionThreshold != null ? diffusionThreshold : DEFAULT_DIFFUSION_THRESHOLD) : 1,
+                    cache());
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage(), e);
         }

@@ -70,9 +70,10 @@ class DiffusionCliTest {
                 {"2", "--threshold must be in (0, 1], but was 1.5.", dlm, "--method", "diffusion", "--unmask", "threshold",
                         "--threshold", "1.5"},
                 {"2", "--threshold applies to --unmask threshold only.", dlm, "--method", "diffusion", "--threshold", "0.5"},
-                {"2", "--gen-length, --block-length, --steps, --unmask, --threshold and --trace apply to --method diffusion only.",
+                {"2", "--gen-length, --block-length, --steps, --unmask, --threshold, --cache and --trace apply to --method diffusion only.",
                         causal, "--gen-length", "8"},
                 {"2", "--trace needs --format json and a single --prompt.", dlm, "--method", "diffusion", "--trace"},
+                {"2", "--cache must be one of none, prefix, dual, but was \"all\".", dlm, "--method", "diffusion", "--cache", "all"},
                 {"1", "--method diffusion needs a masked-diffusion model (config.json with \"is_causal\": false and a \"mask_token_id\"), "
                         + "but this model is causal.", causal, "--method", "diffusion"},
                 {"1", "bard-dlm is a masked-diffusion model (config.json: \"is_causal\": false, \"mask_token_id\": 2048), so it decodes "

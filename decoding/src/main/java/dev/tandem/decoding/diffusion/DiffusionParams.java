@@ -11,8 +11,10 @@ package dev.tandem.decoding.diffusion;
  *                    masked positions spread over them as LLaDA does); {@link UnmaskRule#THRESHOLD} ignores it
  * @param rule        which masked positions a step commits
  * @param threshold   τ of {@link UnmaskRule#THRESHOLD}, in (0, 1]; ignored by the other rules
+ * @param cache       what a step reuses from its block's first pass ({@link DiffusionCache#NONE}: exact)
  */
-public record DiffusionParams(int genLength, int blockLength, int steps, UnmaskRule rule, double threshold) {
+public record DiffusionParams(int genLength, int blockLength, int steps, UnmaskRule rule, double threshold,
+                              DiffusionCache cache) {
 
     /** The canvas length when nothing else says: {@value}. */
     public static final int DEFAULT_GEN_LENGTH = 64;
@@ -35,6 +37,14 @@ public record DiffusionParams(int genLength, int blockLength, int steps, UnmaskR
         if (rule == UnmaskRule.THRESHOLD && !(threshold > 0 && threshold <= 1)) {
             throw new IllegalArgumentException("--threshold must be in (0, 1], but was " + threshold + ".");
         }
+        if (cache == null) {
+            cache = DiffusionCache.NONE;
+        }
+    }
+
+    /** Without a cache. */
+    public DiffusionParams(int genLength, int blockLength, int steps, UnmaskRule rule, double threshold) {
+        this(genLength, blockLength, steps, rule, threshold, DiffusionCache.NONE);
     }
 
     /** Low-confidence remasking over one block of {@code genLength}, one position per step. */
@@ -43,20 +53,25 @@ public record DiffusionParams(int genLength, int blockLength, int steps, UnmaskR
     }
 
     public DiffusionParams withBlockLength(int b) {
-        return new DiffusionParams(genLength, b, steps, rule, threshold);
+        return new DiffusionParams(genLength, b, steps, rule, threshold, cache);
     }
 
     public DiffusionParams withSteps(int s) {
-        return new DiffusionParams(genLength, blockLength, s, rule, threshold);
+        return new DiffusionParams(genLength, blockLength, s, rule, threshold, cache);
     }
 
     public DiffusionParams withRule(UnmaskRule r) {
-        return new DiffusionParams(genLength, blockLength, steps, r, threshold);
+        return new DiffusionParams(genLength, blockLength, steps, r, threshold, cache);
     }
 
     /** {@link UnmaskRule#THRESHOLD} at τ. */
     public DiffusionParams withThreshold(double tau) {
-        return new DiffusionParams(genLength, blockLength, steps, UnmaskRule.THRESHOLD, tau);
+        return new DiffusionParams(genLength, blockLength, steps, UnmaskRule.THRESHOLD, tau, cache);
+    }
+
+    /** With {@code c} as the cache. */
+    public DiffusionParams withCache(DiffusionCache c) {
+        return new DiffusionParams(genLength, blockLength, steps, rule, threshold, c);
     }
 
     /** Number of blocks. */

@@ -21,9 +21,9 @@ import java.util.List;
 
 /**
  * One request's canvas filled by a masked-diffusion model, as a {@link DecodingTask}: the prompt followed by
- * {@code genLength} mask tokens; each step one bidirectional pass over the whole sequence (no cache: every
- * position's keys and values change when a token is committed), asking only for the {@link LogitSummary} of the
- * masked positions of the current block; the rule scores them and the step commits the chosen ones, each with its
+ * {@code genLength} mask tokens; each step one bidirectional pass over the whole sequence (without a cache: every
+ * position's keys and values change when a token is committed; with one, over the rows it does not reuse, see
+ * {@link DiffusionCache}), asking only for the {@link LogitSummary} of the masked positions of the current block; the rule scores them and the step commits the chosen ones, each with its
  * most likely token. Blocks are filled left to right. The text is the canvas read left to right, which the task
  * emits once the canvas is full (stopping at the first EOS, as plain decoding's text does); the result's
  * {@code generatedIds} are the whole canvas.
@@ -43,6 +43,8 @@ final class DiffusionTask implements DecodingTask {
     private int stepInBlock;       // steps taken in it
     private int[] counts;          // positions each step of the block commits (fixed-count rules)
     private int[] candidates;      // the masked positions the planned pass summarises, or null when none is planned
+    private int fedFrom;           // the first position the planned pass feeds (the rows before it are cached)
+    private boolean refresh = true; // the next pass is the block's full one (always, without a cache)
     private int step;              // steps taken in all
     private boolean filled;
 
@@ -84,6 +86,7 @@ final class DiffusionTask implements DecodingTask {
     private void beginBlock(int b) {
         block = b;
         stepInBlock = 0;
+        refresh = true;
         counts = params.rule() == UnmaskRule.THRESHOLD ? null
                 : Unmasking.transferCounts(params.blockLength(), params.steps() / params.blocks());
     }
@@ -111,18 +114,58 @@ final class DiffusionTask implements DecodingTask {
             }
         }
         candidates = Arrays.copyOf(masked, n);
-        int[] positions = new int[sequence.length];
-        Arrays.setAll(positions, i -> i);
-        // The whole sequence in one pass (a bidirectional pass cannot be chunked): it does not draw on the prefill budget.
-        return List.of(Batch.Entry.of(state.kv(), sequence, positions, AttentionShape.BIDIRECTIONAL).withLogitRows()
-                .withSummaryRows(2, candidates));
+        // What this pass feeds: the whole sequence (no cache, or the block's first pass, which refreshes the cache);
+        // with a prefix cache the block and everything after it; with a dual cache the block alone. Fed rows attend
+        // to the cached ones and to each other (bidirectional); their positions are explicit, so their order in the
+        // cache does not matter.
+        int to = sequence.length;
+        if (refresh) {
+            state.kv().truncate(0);
+            fedFrom = 0;
+        } else {
+            fedFrom = from;
+            if (params.cache() == DiffusionCache.DUAL) {
+                to = from + params.blockLength();
+            }
+        }
+        int[] rows = Arrays.copyOfRange(sequence, fedFrom, to);
+        int[] positions = new int[rows.length];
+        Arrays.setAll(positions, i -> fedFrom + i);
+        int[] summaryRows = new int[n];
+        for (int i = 0; i < n; i++) {
+            summaryRows[i] = candidates[i] - fedFrom;
+        }
+        // One pass over what it feeds (a bidirectional pass cannot be chunked): it does not draw on the prefill budget.
+        return List.of(Batch.Entry.of(state.kv(), rows, positions, AttentionShape.BIDIRECTIONAL).withLogitRows()
+                .withSummaryRows(2, summaryRows));
+    }
+
+    /** Leaves in the KV sequence what the next pass of the block reuses, after a pass that fed from {@code fedFrom}. */
+    private void keepCached() {
+        int from = promptIds.length + block * params.blockLength();
+        int to = from + params.blockLength();
+        switch (params.cache()) {
+            case NONE -> state.kv().truncate(0);
+            case PREFIX -> state.kv().truncate(from);
+            case DUAL -> {
+                if (fedFrom == 0) {
+                    // The block's full pass: keep the positions before the block and after it, dropping the block.
+                    int[] after = new int[sequence.length - to];
+                    Arrays.setAll(after, i -> to + i);
+                    state.kv().compact(from, after);
+                } else {
+                    state.kv().truncate(from + sequence.length - to);
+                }
+            }
+        }
     }
 
     @Override
     public void advance(LanguageModel m, ForwardResult result, long nanos) {
         stats.targetPass();
         state.addDecodeStep(nanos);
-        state.kv().truncate(0); // the next pass recomputes every position
+        keepCached();
+        refresh = params.cache() == DiffusionCache.NONE;
         int n = candidates.length;
         double[] scores = new double[n];
         int[] tokens = new int[n];
