@@ -7,6 +7,7 @@ import dev.tandem.app.bench.AttentionBench;
 import dev.tandem.app.bench.BatchBench;
 import dev.tandem.app.bench.BenchReport;
 import dev.tandem.app.bench.DecodeBench;
+import dev.tandem.app.bench.DiffusionBench;
 import dev.tandem.app.bench.EngineBench;
 import dev.tandem.app.bench.MachineInfo;
 import dev.tandem.app.bench.MethodsBench;
@@ -56,6 +57,8 @@ import java.util.stream.Stream;
                 "engine: Engine throughput with --batch-sizes requests of each method at once, beside plain decoding;",
                 "soak: --soak-requests generations from --soak-clients threads through one Engine (every method, some cancelled), "
                         + "checking that memory, KV blocks and results hold; fails the command when a check fails;",
+                "diffusion: a masked-diffusion model (default models/bard-dlm) under every unmasking rule, with and without "
+                        + "Fast-dLLM's caches and their drift, against low-confidence remasking one position per pass;",
                 "all: decode, prefill and batch in one run. Each suite also records heap, KV-cache and mapped-weight memory."})
 public final class BenchCommand implements Callable<Integer> {
 
@@ -155,8 +158,16 @@ public final class BenchCommand implements Callable<Integer> {
     String modes;
 
     @Option(names = "--prompt-count", paramLabel = "N",
-            description = "methods suite: time the first N of its four prompts (default: all four).")
+            description = "methods suite: time the first N of its four prompts (default: all four); diffusion suite: of its three.")
     Integer promptCount;
+
+    @Option(names = "--gen-length", paramLabel = "N",
+            description = "diffusion suite: canvas positions after each prompt (default: 32).")
+    Integer genLength;
+
+    @Option(names = "--block-length", paramLabel = "B",
+            description = "diffusion suite: the block of every configuration but the one-block baseline (default: 8).")
+    Integer blockLength;
 
     @Option(names = "--soak-requests", paramLabel = "N", defaultValue = "1000",
             description = "soak suite: generations after the warm-up (default: ${DEFAULT-VALUE}).")
@@ -189,9 +200,12 @@ public final class BenchCommand implements Callable<Integer> {
             stdout.flush();
             return 0;
         }
-        if (!List.of("decode", "prefill", "batch", "methods", "engine", "soak", "attention", "all").contains(suite)) {
+        if (!List.of("decode", "prefill", "batch", "methods", "engine", "soak", "attention", "diffusion", "all").contains(suite)) {
             throw new UsageException("--suite " + suite + " is not a suite; the suites are: decode, prefill, batch, "
-                    + "methods, engine, soak, attention, all.");
+                    + "methods, engine, soak, attention, diffusion, all.");
+        }
+        if (!suite.equals("diffusion") && (genLength != null || blockLength != null)) {
+            throw new UsageException("--gen-length and --block-length apply to --suite diffusion only.");
         }
         if ((suite.equals("methods") || suite.equals("engine") || suite.equals("soak")) && source.shape != null) {
             throw new UsageException("--suite " + suite + " needs real models (a target and drafts that agree with it), "
@@ -245,7 +259,8 @@ public final class BenchCommand implements Callable<Integer> {
                 }
                 label = source.shape + "-" + dtype.toLowerCase(Locale.ROOT) + " (random weights)";
             } else {
-                modelDir = source.model != null ? source.model : GenerateCommand.defaultModel();
+                modelDir = source.model != null ? source.model
+                        : suite.equals("diffusion") ? GenerateCommand.defaultModel().resolveSibling("bard-dlm") : GenerateCommand.defaultModel();
                 label = modelDir.toAbsolutePath().normalize().getFileName().toString();
             }
             Path file = out != null ? out : defaultOut(now, suite, source.shape != null ? source.shape + "-" + dtype : label);
@@ -310,6 +325,25 @@ public final class BenchCommand implements Callable<Integer> {
                 }
                 addSection(json, "engine", EngineBench.toJson(result), false);
                 stdout.println("engine: " + result.target() + ", draft " + result.draft() + " (see the report for every figure)");
+            }
+            if (suite.equals("diffusion")) {
+                DiffusionBench.Options d = DiffusionBench.Options.defaults(largestThreads);
+                DiffusionBench.Options diffusionOptions = usage(() -> new DiffusionBench.Options(
+                        promptCount != null ? d.prompts().subList(0, Math.min(promptCount, d.prompts().size())) : d.prompts(),
+                        genLength != null ? genLength : d.genLength(), blockLength != null ? blockLength : d.blockLength(), d.threshold(),
+                        repetitions, largestThreads));
+                DiffusionBench.Result result;
+                try (ProgressBar bar = new ProgressBar("bench diffusion " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
+                    result = DiffusionBench.run(modelDir, diffusionOptions, bar);
+                }
+                addSection(json, "diffusion", DiffusionBench.toJson(result), false);
+                stdout.println("diffusion: " + result.model() + ", " + diffusionOptions.prompts().size() + " prompts, canvas "
+                        + diffusionOptions.genLength() + " (medians over the repetitions)");
+                for (DiffusionBench.Figure f : result.figures()) {
+                    stdout.printf(Locale.ROOT, "  %-16s block %-3d cache %-6s %4d passes  %5.2f per pass  %8.1f positions/s  x%.2f of "
+                                    + "baseline  drift %d%n", f.rule(), f.blockLength(), f.cache(), f.passes(), f.positionsPerPass(),
+                            f.positionsPerSecond().median(), f.relativeSpeed().median(), f.drift());
+                }
             }
             if (suite.equals("soak")) {
                 Path[] draftDirs = parseDrafts();

@@ -222,6 +222,32 @@ class BenchCommandTest {
     }
 
     @Test
+    void diffusionSuiteRunsEveryRuleWithAndWithoutCachesAgainstTheBaseline() throws Exception {
+        Path result = tmp.resolve("diffusion.json");
+        Run r = tandem("bench", "--suite", "diffusion", "--model", TestModels.model("bard-dlm").toString(), "--threads", "1",
+                "--repetitions", "1", "--prompt-count", "1",
+                "--gen-length", "8", "--block-length", "4", "--out", result.toString());
+        assertEquals(0, r.exit(), r.err() + r.out());
+        JsonNode json = new ObjectMapper().readTree(result.toFile());
+        assertEquals("diffusion", json.get("suite").asText());
+        assertEquals("bard-dlm", json.get("model").asText());
+        JsonNode figures = json.get("figures");
+        assertEquals(1 + 5 * 3, figures.size(), "the baseline, then each rule without a cache, with prefix and with dual");
+        assertEquals(1.0, figures.get(0).get("relative_to_baseline").get("median").asDouble(), 1e-12);
+        for (JsonNode f : figures) {
+            assertEquals(8, f.get("positions").asInt(), f.toString());
+            assertTrue(f.get("passes").asInt() >= 1 && f.get("passes").asInt() <= 8, f.toString());
+            if (f.get("cache").asText().equals("none")) {
+                assertEquals(0, f.get("drift_positions").asInt(), "an uncached run has no drift: " + f);
+            }
+        }
+        assertTrue(Files.readString(result.resolveSibling("diffusion.md")).contains("## Masked diffusion"));
+        Run bad = tandem("bench", "--suite", "decode", "--gen-length", "8");
+        assertEquals(2, bad.exit());
+        assertTrue(bad.err().contains("--gen-length and --block-length apply to --suite diffusion only."), bad.err());
+    }
+
+    @Test
     void engineSuiteRunsEveryMethodAtEachConcurrencyBesidePlain() throws Exception {
         Path result = tmp.resolve("engine.json");
         Run r = tandem("bench", "--suite", "engine", "--model", TestModels.model("bard-m").toString(),

@@ -50,7 +50,8 @@ public final class BenchReport {
         System.setProperty("java.awt.headless", "true");
     }
 
-    private static final List<String> SECTIONS = List.of("decode", "prefill", "batch", "methods", "engine", "soak", "attention");
+    private static final List<String> SECTIONS = List.of("decode", "prefill", "batch", "methods", "engine", "soak", "attention",
+            "diffusion");
 
     private BenchReport() {
     }
@@ -112,7 +113,7 @@ public final class BenchReport {
         JsonNode suiteNode = result.get("suite");
         if (suiteNode == null || !suiteNode.isTextual()) {
             throw new IllegalArgumentException("The benchmark result has no \"suite\" field, so it is not a result "
-                    + "./tandem bench wrote (expected one of decode, prefill, batch, methods or all).");
+                    + "./tandem bench wrote (expected one of decode, prefill, batch, methods, engine, soak, attention, diffusion or all).");
         }
         String suite = suiteNode.asText();
         Map<String, JsonNode> sections = new LinkedHashMap<>();
@@ -131,7 +132,7 @@ public final class BenchReport {
             sections.put(suite, result);
         } else {
             throw new IllegalArgumentException("Unknown benchmark suite \"" + suite
-                    + "\" in the result (expected decode, prefill, batch, methods or all).");
+                    + "\" in the result (expected decode, prefill, batch, methods, engine, soak, attention, diffusion or all).");
         }
 
         Md md = new Md();
@@ -154,6 +155,7 @@ public final class BenchReport {
                 case "engine" -> engine(md, s.getValue(), where);
                 case "soak" -> soak(md, s.getValue());
                 case "attention" -> attention(md, s.getValue(), where);
+                case "diffusion" -> diffusion(md, s.getValue(), where);
                 default -> throw new AssertionError(s.getKey());
             }
         }
@@ -472,6 +474,30 @@ public final class BenchReport {
             md.line("| " + integer(p, "context", at) + " | " + String.format(Locale.ROOT, "%.1f", seconds.median() * 1e6) + " | "
                     + String.format(Locale.ROOT, "%.2f", rate.median() / 1e9) + " | "
                     + String.format(Locale.ROOT, "%.2f", p.path("fraction_of_memory_bandwidth").asDouble()) + " | " + counts(rate) + " |");
+        }
+        md.blank();
+    }
+
+    private static void diffusion(Md md, JsonNode s, String where) {
+        md.line("## Masked diffusion");
+        md.blank();
+        JsonNode o = s.path("options");
+        md.line("Model `" + s.path("model").asText() + "`, " + o.path("prompts").size() + " prompts, a canvas of "
+                + o.path("gen_length").asInt() + " positions. Passes and drift are exact counts over the prompts; speed is "
+                + "positions per second relative to the baseline (" + o.path("baseline").asText() + ") in the same repetition. "
+                + "Drift: canvas positions whose token differs from the same rule's uncached run.");
+        md.blank();
+        md.line("| rule | block | cache | passes | positions per pass | positions/s | relative to baseline | drift | repetitions |");
+        md.line("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        JsonNode figures = array(s, "figures", where);
+        for (int i = 0; i < figures.size(); i++) {
+            JsonNode f = figures.get(i);
+            String at = where + "figures[" + i + "].";
+            Fig rate = fig(f, "positions_per_s", at);
+            Fig rel = fig(f, "relative_to_baseline", at);
+            md.line("| " + f.path("rule").asText() + " | " + f.path("block_length").asInt() + " | " + f.path("cache").asText() + " | "
+                    + f.path("passes").asLong() + " | " + fixed(f.path("positions_per_pass").asDouble(), 2) + " | " + rate.format(1) + " | "
+                    + rel.format(1) + " | " + f.path("drift_positions").asLong() + " | " + counts(rate) + " |");
         }
         md.blank();
     }
