@@ -482,9 +482,9 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(), "--steps is not used by --unmask threshold, which runs until each "
                     + "block is full.");
         }
-        if (temperature != null && temperature != 0f) {
-            throw new ParameterException(spec.commandLine(), "--method diffusion commits each position's most likely token; "
-                    + "--temperature above 0 (Gumbel noise) is not built yet.");
+        if (topK != null || topP != null || minP != null || repetitionPenalty != null) {
+            throw new ParameterException(spec.commandLine(), "--method diffusion takes --temperature (Gumbel noise on each "
+                    + "position's argmax) but not --top-k, --top-p, --min-p or --repetition-penalty.");
         }
         if (logprobs != 0) {
             throw new ParameterException(spec.commandLine(), "--logprobs does not apply to --method diffusion.");
@@ -732,6 +732,10 @@ public final class GenerateCommand implements Callable<Integer> {
     /** Options given on the command line win over the model's generation_config.json defaults. */
     private GenerationRequest withOptions(GenerationRequest request) {
         SamplingParams p = request.sampling();
+        if (method.equals("diffusion")) {
+            // Diffusion takes a temperature alone (Gumbel noise), not the generation config's sampling knobs.
+            p = SamplingParams.greedy().withSeed(p.seed());
+        }
         try {
             if (temperature != null) {
                 p = p.withTemperature(temperature);

@@ -73,6 +73,8 @@ class DiffusionCliTest {
                 {"2", "--gen-length, --block-length, --steps, --unmask, --threshold, --cache and --trace apply to --method diffusion only.",
                         causal, "--gen-length", "8"},
                 {"2", "--trace needs --format json and a single --prompt.", dlm, "--method", "diffusion", "--trace"},
+                {"2", "--method diffusion takes --temperature (Gumbel noise on each position's argmax) but not --top-k, --top-p, "
+                        + "--min-p or --repetition-penalty.", dlm, "--method", "diffusion", "--top-k", "5"},
                 {"2", "--cache must be one of none, prefix, dual, but was \"all\".", dlm, "--method", "diffusion", "--cache", "all"},
                 {"1", "--method diffusion needs a masked-diffusion model (config.json with \"is_causal\": false and a \"mask_token_id\"), "
                         + "but this model is causal.", causal, "--method", "diffusion"},

@@ -17,8 +17,9 @@ import java.util.function.Consumer;
  * Masked-diffusion decoding ({@code --method diffusion}): a bidirectional model with a mask token fills a canvas
  * of {@link DiffusionParams#genLength()} positions after the prompt, several positions per forward pass, in the
  * order its {@link UnmaskRule} chooses ({@code METHODS.md}, "Masked diffusion"). The request's
- * {@code maxTokens} is the canvas length; its sampling must be greedy (each committed token is the position's
- * most likely one; Gumbel noise is not built yet) and it asks for no logprobs.
+ * {@code maxTokens} is the canvas length; each committed token is the position's most likely one, or, with a
+ * temperature above 0, LLaDA's Gumbel-noised argmax (counter-based noise per step, position and token); no other
+ * sampling knob applies, and it asks for no logprobs.
  */
 public final class DiffusionDecoding implements DecodingStrategy {
     /** The method's name. */
@@ -62,9 +63,14 @@ public final class DiffusionDecoding implements DecodingStrategy {
     }
 
     private DiffusionTask newTask(GenerationRequest request) {
-        if (!request.sampling().isGreedy()) {
-            throw new IllegalArgumentException("diffusion decoding commits each position's most likely token: sampling with a "
-                    + "temperature (Gumbel noise) is not built yet, so use temperature 0.");
+        var sp = request.sampling();
+        if (sp.topK() != 0 || sp.topP() != 1f || sp.minP() != 0f || sp.repetitionPenalty() != 1f) {
+            throw new IllegalArgumentException("diffusion decoding takes a temperature (Gumbel noise on each position's argmax) "
+                    + "and no top-k, top-p, min-p or repetition penalty.");
+        }
+        if (sp.temperature() > 0 && model.config().vocabSize() > 1 << 24) {
+            throw new IllegalArgumentException("Gumbel noise keys a draw per token id below 2^24, but the vocabulary has "
+                    + model.config().vocabSize() + " tokens.");
         }
         if (request.logprobs() != 0) {
             throw new IllegalArgumentException("diffusion decoding does not report logprobs.");

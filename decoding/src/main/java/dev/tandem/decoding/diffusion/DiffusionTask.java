@@ -136,8 +136,14 @@ final class DiffusionTask implements DecodingTask {
             summaryRows[i] = candidates[i] - fedFrom;
         }
         // One pass over what it feeds (a bidirectional pass cannot be chunked): it does not draw on the prefill budget.
-        return List.of(Batch.Entry.of(state.kv(), rows, positions, AttentionShape.BIDIRECTIONAL).withLogitRows()
-                .withSummaryRows(2, summaryRows));
+        // Greedy: only the summaries come back; with Gumbel noise, the rows of logits (the noise is per token).
+        Batch.Entry entry = Batch.Entry.of(state.kv(), rows, positions, AttentionShape.BIDIRECTIONAL);
+        return List.of(noisy() ? entry.withLogitRows(summaryRows) : entry.withLogitRows().withSummaryRows(2, summaryRows));
+    }
+
+    /** True when the committed tokens are Gumbel-noised argmaxes (a temperature above 0). */
+    private boolean noisy() {
+        return request.sampling().temperature() > 0;
     }
 
     /** Leaves in the KV sequence what the next pass of the block reuses, after a pass that fed from {@code fedFrom}. */
@@ -169,10 +175,23 @@ final class DiffusionTask implements DecodingTask {
         int n = candidates.length;
         double[] scores = new double[n];
         int[] tokens = new int[n];
+        long seed = request.sampling().seed();
+        long gumbelKey = noisy() ? Unmasking.gumbelKey(seed, request.streamId(), step) : 0;
         for (int i = 0; i < n; i++) {
-            LogitSummary s = result.summary(0, i);
-            tokens[i] = Sampler.greedyToken(s);
-            scores[i] = Unmasking.score(params.rule(), s, request.sampling().seed(), request.streamId(), candidates[i], step);
+            LogitSummary s;
+            if (noisy()) {
+                float[] row = result.logits(0, i);
+                s = LogitSummary.of(row, 2);
+                Sampler.greedyToken(s); // a row without a softmax is refused as greedy decoding refuses it
+                tokens[i] = Unmasking.gumbelArgmax(row, request.sampling().temperature(), gumbelKey, request.streamId(), candidates[i]);
+                scores[i] = params.rule() == UnmaskRule.LOW_CONFIDENCE || params.rule() == UnmaskRule.THRESHOLD
+                        ? Math.exp(row[tokens[i]] - (double) s.max()) / s.z() // the chosen token's probability, as LLaDA scores it
+                        : Unmasking.score(params.rule(), s, seed, request.streamId(), candidates[i], step);
+            } else {
+                s = result.summary(0, i);
+                tokens[i] = Sampler.greedyToken(s);
+                scores[i] = Unmasking.score(params.rule(), s, seed, request.streamId(), candidates[i], step);
+            }
         }
         int[] chosen = params.rule() == UnmaskRule.THRESHOLD
                 ? Unmasking.choose(scores, candidates, 0, params.threshold())

@@ -38,6 +38,37 @@ final class Unmasking {
     }
 
     /**
+     * The key of step {@code step}'s Gumbel noise: a 64-bit draw of the request's generator (its seed and stream, the
+     * step as the position, purpose GUMBEL, the last index), so that each step's noise is new and no other draw
+     * shares it.
+     */
+    static long gumbelKey(long seed, long stream, int step) {
+        return CounterRng.bits64(seed, stream, step, RngPurpose.GUMBEL, (1 << 24) - 1);
+    }
+
+    /**
+     * LLaDA's Gumbel-noised argmax at one position: the token t maximising l_t − T · ln(−ln u_t) (argmax of
+     * e^l / (−ln u)^T, computed in logs), u_t = the uniform draw of ({@code key}, {@code stream}, {@code position},
+     * GUMBEL, t); −Infinity logits never win; ties to the lowest id. As T → 0 it is the argmax.
+     */
+    static int gumbelArgmax(float[] logits, float temperature, long key, long stream, int position) {
+        int best = -1;
+        double bestValue = Double.NEGATIVE_INFINITY;
+        for (int t = 0; t < logits.length; t++) {
+            if (logits[t] == Float.NEGATIVE_INFINITY) {
+                continue;
+            }
+            double u = CounterRng.uniform(key, stream, position, RngPurpose.GUMBEL, t);
+            double v = logits[t] - temperature * Math.log(-Math.log(u));
+            if (best < 0 || v > bestValue) {
+                best = t;
+                bestValue = v;
+            }
+        }
+        return best;
+    }
+
+    /**
      * The candidates a step commits, as indexes into {@code scores} in the order committed (highest score first, the
      * lower position first among equal scores): the {@code count} best; or, with a threshold τ > 0, every candidate
      * whose score exceeds τ, and the single best when none does.

@@ -17,7 +17,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
- * Canvases of mixed prompts, lengths, blocks and rules share the Engine's passes and each comes out as it does
+ * Canvases of mixed prompts, lengths, blocks, rules and temperatures share the Engine's passes and each comes out as it does
  * alone, bit for bit (the passes are batch-invariant and a canvas's decisions read only its own rows).
  */
 class DiffusionEngineTest {
@@ -38,6 +38,9 @@ class DiffusionEngineTest {
             List<GenerationResult> alone = new ArrayList<>();
             for (int i = 0; i < prompts.size(); i++) {
                 GenerationRequest r = GenerationRequest.of(prompts.get(i)).withStreamId(i);
+                if (i % 3 == 0) { // Gumbel noise, keyed by seed, stream, step, position and token
+                    r = r.withSampling(dev.tandem.decoding.sampling.SamplingParams.greedy().withTemperature(1.5f).withSeed(40 + i));
+                }
                 requests.add(r);
                 alone.add(methods.get(i).generate(r));
             }

@@ -101,6 +101,31 @@ class DiffusionGoldenTest {
         }
     }
 
+    /**
+     * Gumbel noise (a temperature): the same seed gives the same canvas, alone or in another order of runs; another
+     * seed another canvas; and as the temperature goes to 0 the noise stops mattering: at 1e-9 the golden trace.
+     */
+    @Test
+    void gumbelNoiseIsKeyedByTheSeedAndVanishesAsTheTemperatureDoes() {
+        JsonNode c = golden.get("cases").get(2);
+        JsonNode t = c.get("traces").get(1); // low-confidence in blocks of 8
+        DiffusionParams params = DiffusionParams.lowConfidence(32).withBlockLength(8);
+        DiffusionDecoding method = new DiffusionDecoding(model, params);
+        GenerationRequest base = GenerationRequest.ofIds(TestModels.ints(t.get("prompt_ids")));
+        DiffusionDecoding.Traced cold = method.generateTraced(base.withSampling(
+                dev.tandem.decoding.sampling.SamplingParams.greedy().withTemperature(1e-9f).withSeed(5)), e -> {});
+        for (int s = 0; s < t.get("steps").size(); s++) {
+            assertEquals(pairs(t.get("steps").get(s)), pairs(cold.trace().get(s)), "temperature 1e-9, step " + s);
+        }
+        GenerationRequest hot = base.withSampling(dev.tandem.decoding.sampling.SamplingParams.greedy().withTemperature(2f).withSeed(5));
+        int[] a = method.generate(hot).generatedIds();
+        int[] b = method.generate(hot).generatedIds();
+        int[] other = method.generate(hot.withSampling(hot.sampling().withSeed(6))).generatedIds();
+        assertArrayEquals(a, b, "the same seed, the same canvas");
+        assertTrue(!Arrays.equals(a, other), "another seed, another canvas: " + Arrays.toString(a));
+        assertTrue(!Arrays.equals(a, TestModels.ints(t.get("final_ids"))), "noise at temperature 2 changes the canvas");
+    }
+
     private static List<String> pairs(JsonNode step) {
         List<String> out = new ArrayList<>();
         step.forEach(p -> out.add(p.get(0).asInt() + ":" + p.get(1).asInt()));
