@@ -33,6 +33,28 @@ tandem_softmax_f32(float* x, int rows, int width) {
     }
 }
 
+// The largest (value, index) pair over the block, the lowest index among equal values; an index of -1 (a thread
+// that saw no candidate) never wins over a real one. Each thread passes its own pair; a fixed tree over the
+// TANDEM_ROW_THREADS threads leaves the winner in bestValue[0] / bestIndex[0], readable by every thread on return.
+// Every thread of the block must call it; the arrays hold TANDEM_ROW_THREADS entries.
+__device__ __forceinline__ void tandem_block_argmax(float value, int index, float* bestValue, int* bestIndex) {
+    bestValue[threadIdx.x] = value;
+    bestIndex[threadIdx.x] = index;
+    __syncthreads();
+    for (int half = TANDEM_ROW_THREADS / 2; half > 0; half /= 2) {
+        if ((int) threadIdx.x < half) {
+            float v = bestValue[threadIdx.x + half];
+            int i = bestIndex[threadIdx.x + half];
+            int mine = bestIndex[threadIdx.x];
+            if (i >= 0 && (mine < 0 || v > bestValue[threadIdx.x] || (v == bestValue[threadIdx.x] && i < mine))) {
+                bestValue[threadIdx.x] = v;
+                bestIndex[threadIdx.x] = i;
+            }
+        }
+        __syncthreads();
+    }
+}
+
 // out[r] = the index of the largest value of row r, the lowest on ties; -1 when the row holds a NaN or
 // +infinity, or nothing but -infinity (Backend.argmax's rule: such a row has no greedy token).
 extern "C" __global__ void __launch_bounds__(TANDEM_ROW_THREADS)
@@ -60,21 +82,7 @@ tandem_argmax_f32(int* out, const float* x, int rows, int width) {
             index = c;
         }
     }
-    bestValue[threadIdx.x] = value;
-    bestIndex[threadIdx.x] = index;
-    __syncthreads();
-    for (int half = TANDEM_ROW_THREADS / 2; half > 0; half /= 2) {
-        if ((int) threadIdx.x < half) {
-            float v = bestValue[threadIdx.x + half];
-            int i = bestIndex[threadIdx.x + half];
-            int mine = bestIndex[threadIdx.x];
-            if (i >= 0 && (mine < 0 || v > bestValue[threadIdx.x] || (v == bestValue[threadIdx.x] && i < mine))) {
-                bestValue[threadIdx.x] = v;
-                bestIndex[threadIdx.x] = i;
-            }
-        }
-        __syncthreads();
-    }
+    tandem_block_argmax(value, index, bestValue, bestIndex);
     if (threadIdx.x == 0) {
         out[r] = invalid ? -1 : bestIndex[0];
     }
@@ -120,21 +128,7 @@ tandem_logit_summary_f32(double* sums, int* ids, float* values, const float* x, 
                 }
             }
         }
-        bestValue[threadIdx.x] = value;
-        bestIndex[threadIdx.x] = index;
-        __syncthreads();
-        for (int half = TANDEM_ROW_THREADS / 2; half > 0; half /= 2) {
-            if ((int) threadIdx.x < half) {
-                float v = bestValue[threadIdx.x + half];
-                int i = bestIndex[threadIdx.x + half];
-                int mine = bestIndex[threadIdx.x];
-                if (i >= 0 && (mine < 0 || v > bestValue[threadIdx.x] || (v == bestValue[threadIdx.x] && i < mine))) {
-                    bestValue[threadIdx.x] = v;
-                    bestIndex[threadIdx.x] = i;
-                }
-            }
-            __syncthreads();
-        }
+        tandem_block_argmax(value, index, bestValue, bestIndex);
         previousValue = bestIndex[0] >= 0 ? bestValue[0] : -INFINITY;
         previousIndex = bestIndex[0];
         if (j == 0) {
