@@ -181,13 +181,19 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--unmask", paramLabel = "RULE",
             description = "diffusion: which masked positions a pass commits: low-confidence (LLaDA; the default: highest top "
                     + "probability), random (LLaDA), entropy (Dream: lowest entropy), margin (Dream: widest top-2 margin), threshold "
-                    + "(Fast-dLLM: every one above --threshold, at least one). Ties go to the lowest position.")
+                    + "(Fast-dLLM: every one above --threshold, at least one), ccd (coherent contextual decoding: every position "
+                    + "whose token held over --ccd-window passes, else the most confident). Ties go to the lowest position.")
     String unmask;
 
     @Option(names = "--threshold", paramLabel = "TAU",
             description = "diffusion with --unmask threshold: commit every masked position of the block whose top probability "
                     + "exceeds TAU, in (0, 1] (default: " + DEFAULT_DIFFUSION_THRESHOLD + ").")
     Double diffusionThreshold;
+
+    @Option(names = "--ccd-window", paramLabel = "W",
+            description = "diffusion with --unmask ccd: passes a position's most likely token must hold, among the block's most "
+                    + "confident, before it is committed without waiting its turn (default: " + DiffusionParams.DEFAULT_CCD_WINDOW + ").")
+    Integer ccdWindow;
 
     @Option(names = "--cache", paramLabel = "none|prefix|dual",
             description = "diffusion: reuse keys and values from each block's first (full) pass: prefix (those before the "
@@ -462,9 +468,9 @@ public final class GenerateCommand implements Callable<Integer> {
     private void checkDiffusionOptions() {
         boolean diffusion = method.equals("diffusion");
         if (!diffusion && (genLength != null || blockLength != null || steps != null || unmask != null || diffusionThreshold != null
-                || diffusionCache != null || trace)) {
-            throw new ParameterException(spec.commandLine(), "--gen-length, --block-length, --steps, --unmask, --threshold, --cache "
-                    + "and --trace apply to --method diffusion only.");
+                || diffusionCache != null || ccdWindow != null || trace)) {
+            throw new ParameterException(spec.commandLine(), "--gen-length, --block-length, --steps, --unmask, --threshold, "
+                    + "--ccd-window, --cache and --trace apply to --method diffusion only.");
         }
         if (!diffusion) {
             return;
@@ -475,6 +481,9 @@ public final class GenerateCommand implements Callable<Integer> {
         }
         UnmaskRule rule = unmaskRule();
         cache();
+        if (ccdWindow != null && rule != UnmaskRule.CCD) {
+            throw new ParameterException(spec.commandLine(), "--ccd-window applies to --unmask ccd only.");
+        }
         if (diffusionThreshold != null && rule != UnmaskRule.THRESHOLD) {
             throw new ParameterException(spec.commandLine(), "--threshold applies to --unmask threshold only.");
         }
@@ -518,7 +527,7 @@ public final class GenerateCommand implements Callable<Integer> {
         try {
             return new DiffusionParams(n, blockLength != null ? blockLength : n, steps != null ? steps : n, rule,
                     rule == UnmaskRule.THRESHOLD ? (diffusionThreshold != null ? diffusionThreshold : DEFAULT_DIFFUSION_THRESHOLD) : 1,
-                    cache());
+                    cache(), ccdWindow != null ? ccdWindow : DiffusionParams.DEFAULT_CCD_WINDOW);
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage(), e);
         }

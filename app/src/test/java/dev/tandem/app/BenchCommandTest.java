@@ -232,7 +232,7 @@ class BenchCommandTest {
         assertEquals("diffusion", json.get("suite").asText());
         assertEquals("bard-dlm", json.get("model").asText());
         JsonNode figures = json.get("figures");
-        assertEquals(1 + 5 * 3, figures.size(), "the baseline, then each rule without a cache, with prefix and with dual");
+        assertEquals(1 + 6 * 3, figures.size(), "the baseline, then each rule without a cache, with prefix and with dual");
         assertEquals(1.0, figures.get(0).get("relative_to_baseline").get("median").asDouble(), 1e-12);
         for (JsonNode f : figures) {
             assertEquals(8, f.get("positions").asInt(), f.toString());

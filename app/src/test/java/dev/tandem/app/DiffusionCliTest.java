@@ -70,11 +70,13 @@ class DiffusionCliTest {
                 {"2", "--threshold must be in (0, 1], but was 1.5.", dlm, "--method", "diffusion", "--unmask", "threshold",
                         "--threshold", "1.5"},
                 {"2", "--threshold applies to --unmask threshold only.", dlm, "--method", "diffusion", "--threshold", "0.5"},
-                {"2", "--gen-length, --block-length, --steps, --unmask, --threshold, --cache and --trace apply to --method diffusion only.",
+                {"2", "--gen-length, --block-length, --steps, --unmask, --threshold, --ccd-window, --cache and --trace apply to --method diffusion only.",
                         causal, "--gen-length", "8"},
                 {"2", "--trace needs --format json and a single --prompt.", dlm, "--method", "diffusion", "--trace"},
                 {"2", "--method diffusion takes --temperature (Gumbel noise on each position's argmax) but not --top-k, --top-p, "
                         + "--min-p or --repetition-penalty.", dlm, "--method", "diffusion", "--top-k", "5"},
+                {"2", "--ccd-window applies to --unmask ccd only.", dlm, "--method", "diffusion", "--ccd-window", "3"},
+                {"2", "--ccd-window must be at least 1, but was 0.", dlm, "--method", "diffusion", "--unmask", "ccd", "--ccd-window", "0"},
                 {"2", "--cache must be one of none, prefix, dual, but was \"all\".", dlm, "--method", "diffusion", "--cache", "all"},
                 {"1", "--method diffusion needs a masked-diffusion model (config.json with \"is_causal\": false and a \"mask_token_id\"), "
                         + "but this model is causal.", causal, "--method", "diffusion"},

@@ -88,7 +88,8 @@ public final class DiffusionBench {
             DiffusionParams blocked = DiffusionParams.lowConfidence(o.genLength()).withBlockLength(o.blockLength());
             for (UnmaskRule rule : UnmaskRule.values()) {
                 DiffusionParams p = rule == UnmaskRule.THRESHOLD ? blocked.withThreshold(o.threshold()) : blocked.withRule(rule);
-                String name = rule == UnmaskRule.THRESHOLD ? "threshold " + o.threshold() : rule.wireName();
+                String name = rule == UnmaskRule.THRESHOLD ? "threshold " + o.threshold()
+                        : rule == UnmaskRule.CCD ? "ccd window " + p.ccdWindow() : rule.wireName();
                 for (DiffusionCache cache : DiffusionCache.values()) {
                     configs.add(new Config(name, p.withCache(cache)));
                 }

@@ -12,9 +12,14 @@ package dev.tandem.decoding.diffusion;
  * @param rule        which masked positions a step commits
  * @param threshold   τ of {@link UnmaskRule#THRESHOLD}, in (0, 1]; ignored by the other rules
  * @param cache       what a step reuses from its block's first pass ({@link DiffusionCache#NONE}: exact)
+ * @param ccdWindow   {@link UnmaskRule#CCD}'s window: passes a position's token must have held (≥ 1; ignored by the
+ *                    other rules)
  */
 public record DiffusionParams(int genLength, int blockLength, int steps, UnmaskRule rule, double threshold,
-                              DiffusionCache cache) {
+                              DiffusionCache cache, int ccdWindow) {
+
+    /** {@link UnmaskRule#CCD}'s window when none is given: the current pass and the one before, as the authors' code compares. */
+    public static final int DEFAULT_CCD_WINDOW = 2;
 
     /** The canvas length when nothing else says: {@value}. */
     public static final int DEFAULT_GEN_LENGTH = 64;
@@ -40,11 +45,19 @@ public record DiffusionParams(int genLength, int blockLength, int steps, UnmaskR
         if (cache == null) {
             cache = DiffusionCache.NONE;
         }
+        if (rule == UnmaskRule.CCD && ccdWindow < 1) {
+            throw new IllegalArgumentException("--ccd-window must be at least 1, but was " + ccdWindow + ".");
+        }
     }
 
     /** Without a cache. */
     public DiffusionParams(int genLength, int blockLength, int steps, UnmaskRule rule, double threshold) {
         this(genLength, blockLength, steps, rule, threshold, DiffusionCache.NONE);
+    }
+
+    /** With the default CCD window. */
+    public DiffusionParams(int genLength, int blockLength, int steps, UnmaskRule rule, double threshold, DiffusionCache cache) {
+        this(genLength, blockLength, steps, rule, threshold, cache, DEFAULT_CCD_WINDOW);
     }
 
     /** Low-confidence remasking over one block of {@code genLength}, one position per step. */
@@ -53,25 +66,30 @@ public record DiffusionParams(int genLength, int blockLength, int steps, UnmaskR
     }
 
     public DiffusionParams withBlockLength(int b) {
-        return new DiffusionParams(genLength, b, steps, rule, threshold, cache);
+        return new DiffusionParams(genLength, b, steps, rule, threshold, cache, ccdWindow);
     }
 
     public DiffusionParams withSteps(int s) {
-        return new DiffusionParams(genLength, blockLength, s, rule, threshold, cache);
+        return new DiffusionParams(genLength, blockLength, s, rule, threshold, cache, ccdWindow);
     }
 
     public DiffusionParams withRule(UnmaskRule r) {
-        return new DiffusionParams(genLength, blockLength, steps, r, threshold, cache);
+        return new DiffusionParams(genLength, blockLength, steps, r, threshold, cache, ccdWindow);
     }
 
     /** {@link UnmaskRule#THRESHOLD} at τ. */
     public DiffusionParams withThreshold(double tau) {
-        return new DiffusionParams(genLength, blockLength, steps, UnmaskRule.THRESHOLD, tau, cache);
+        return new DiffusionParams(genLength, blockLength, steps, UnmaskRule.THRESHOLD, tau, cache, ccdWindow);
     }
 
     /** With {@code c} as the cache. */
     public DiffusionParams withCache(DiffusionCache c) {
-        return new DiffusionParams(genLength, blockLength, steps, rule, threshold, c);
+        return new DiffusionParams(genLength, blockLength, steps, rule, threshold, c, ccdWindow);
+    }
+
+    /** {@link UnmaskRule#CCD} with a window of {@code w} passes. */
+    public DiffusionParams withCcdWindow(int w) {
+        return new DiffusionParams(genLength, blockLength, steps, UnmaskRule.CCD, threshold, cache, w);
     }
 
     /** Number of blocks. */

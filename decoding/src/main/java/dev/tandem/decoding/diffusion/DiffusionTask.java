@@ -47,6 +47,8 @@ final class DiffusionTask implements DecodingTask {
     private boolean refresh = true; // the next pass is the block's full one (always, without a cache)
     private int step;              // steps taken in all
     private boolean filled;
+    private int[] lastToken;       // CCD: per position, its token at the block's previous pass
+    private int[] streak;          // CCD: per position, passes its token has held among the most confident
 
     DiffusionTask(LanguageModel model, DiffusionParams params, GenerationRequest request, int[] promptIds, int[] eos) {
         this.model = model;
@@ -87,6 +89,10 @@ final class DiffusionTask implements DecodingTask {
         block = b;
         stepInBlock = 0;
         refresh = true;
+        if (params.rule() == UnmaskRule.CCD) { // CCD's histories start again with each block
+            lastToken = new int[sequence.length];
+            streak = new int[sequence.length];
+        }
         counts = params.rule() == UnmaskRule.THRESHOLD ? null
                 : Unmasking.transferCounts(params.blockLength(), params.steps() / params.blocks());
     }
@@ -193,9 +199,12 @@ final class DiffusionTask implements DecodingTask {
                 scores[i] = Unmasking.score(params.rule(), s, seed, request.streamId(), candidates[i], step);
             }
         }
-        int[] chosen = params.rule() == UnmaskRule.THRESHOLD
-                ? Unmasking.choose(scores, candidates, 0, params.threshold())
-                : Unmasking.choose(scores, candidates, counts[stepInBlock], 0);
+        int count = counts == null ? 0 : stepInBlock < counts.length ? counts[stepInBlock] : 1;
+        int[] chosen = switch (params.rule()) {
+            case THRESHOLD -> Unmasking.choose(scores, candidates, 0, params.threshold());
+            case CCD -> Unmasking.chooseConsistent(scores, candidates, tokens, count, params.ccdWindow(), lastToken, streak);
+            default -> Unmasking.choose(scores, candidates, count, 0);
+        };
         int[][] committed = new int[chosen.length][];
         for (int i = 0; i < chosen.length; i++) {
             int c = chosen[i];

@@ -22,7 +22,14 @@ public enum UnmaskRule {
      * Fast-dLLM's confidence threshold: every masked position of the block whose confidence exceeds τ, at least the
      * most confident one; as many steps as the block needs ({@code --steps} does not apply).
      */
-    THRESHOLD("threshold");
+    THRESHOLD("threshold"),
+    /**
+     * Coherent contextual decoding (Chen et al. 2025) with its adaptive budget: a masked position is consistent when
+     * its most likely token stayed the same, and it stayed among the block's V most confident positions (by minus
+     * entropy, V = 5u for a step of u), over the last W passes ({@code --ccd-window}); a step commits every consistent
+     * position (up to V), and falls back to the u most confident when fewer than u are consistent.
+     */
+    CCD("ccd");
 
     private final String wireName;
 

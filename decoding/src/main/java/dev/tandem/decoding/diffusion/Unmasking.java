@@ -31,10 +31,46 @@ final class Unmasking {
     static double score(UnmaskRule rule, LogitSummary s, long seed, long stream, int position, int step) {
         return switch (rule) {
             case LOW_CONFIDENCE, THRESHOLD -> s.maxProbability();
-            case ENTROPY -> -s.entropy();
+            case ENTROPY, CCD -> -s.entropy();
             case MARGIN -> s.margin();
             case RANDOM -> CounterRng.uniform(seed, stream, position, RngPurpose.REMASK, step);
         };
+    }
+
+    /** CCD's budget cap: V = u + {@value} · u positions a step may commit. */
+    static final int CCD_EXPAND = 4;
+
+    /**
+     * {@link UnmaskRule#CCD}'s choice, updating each candidate's history: with V = u + {@link #CCD_EXPAND} · u, a
+     * candidate's streak grows by one when it is among the V highest scores and its token equals its token at the
+     * previous pass (when it was among them too), and starts again (1 in the top V, else 0) otherwise. The step
+     * commits the candidates of the top V whose streak reached {@code window}, highest score first, when there are at
+     * least u of them; else the u highest (ties to the lower position, as {@link #choose}).
+     *
+     * @param lastToken per canvas position, its token at the previous pass of this block (updated)
+     * @param streak    per canvas position, its current streak (updated; 0 for a position new to the block)
+     */
+    static int[] chooseConsistent(double[] scores, int[] positions, int[] tokens, int u, int window, int[] lastToken, int[] streak) {
+        int n = scores.length;
+        int[] order = choose(scores, positions, n, 0);
+        int v = Math.min(n, u + CCD_EXPAND * u);
+        boolean[] top = new boolean[n];
+        for (int i = 0; i < v; i++) {
+            top[order[i]] = true;
+        }
+        for (int i = 0; i < n; i++) {
+            int p = positions[i];
+            streak[p] = !top[i] ? 0 : streak[p] > 0 && lastToken[p] == tokens[i] ? streak[p] + 1 : 1;
+            lastToken[p] = tokens[i];
+        }
+        int[] consistent = new int[v];
+        int k = 0;
+        for (int i = 0; i < v; i++) {
+            if (streak[positions[order[i]]] >= window) {
+                consistent[k++] = order[i];
+            }
+        }
+        return k >= u && k > 0 ? Arrays.copyOf(consistent, k) : Arrays.copyOf(order, Math.min(u, n));
     }
 
     /**

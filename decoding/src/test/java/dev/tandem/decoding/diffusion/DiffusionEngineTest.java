@@ -26,14 +26,15 @@ class DiffusionEngineTest {
     void aBatchOfCanvasesEqualsSeparateRuns() throws IOException {
         try (LanguageModel model = ModelLoader.load(TestModels.model("bard-dlm"))) {
             List<String> prompts = List.of("ROMEO:", "First Citizen:\nBefore we proceed", "KING HENRY VI:\nWhat", "JULIET:\nO Romeo",
-                    "Prince Andrew said", "MENENIUS:\nI tell you");
+                    "Prince Andrew said", "MENENIUS:\nI tell you", "GLOUCESTER:\nNow is");
             List<DiffusionDecoding> methods = List.of(
                     new DiffusionDecoding(model, DiffusionParams.lowConfidence(16)),
                     new DiffusionDecoding(model, DiffusionParams.lowConfidence(24).withBlockLength(8).withSteps(12)),
                     new DiffusionDecoding(model, DiffusionParams.lowConfidence(32).withBlockLength(8).withThreshold(0.15)),
                     new DiffusionDecoding(model, DiffusionParams.lowConfidence(16).withRule(UnmaskRule.ENTROPY)),
                     new DiffusionDecoding(model, DiffusionParams.lowConfidence(20).withBlockLength(10).withRule(UnmaskRule.MARGIN)),
-                    new DiffusionDecoding(model, DiffusionParams.lowConfidence(16).withRule(UnmaskRule.RANDOM)));
+                    new DiffusionDecoding(model, DiffusionParams.lowConfidence(16).withRule(UnmaskRule.RANDOM)),
+                    new DiffusionDecoding(model, DiffusionParams.lowConfidence(24).withBlockLength(8).withCcdWindow(2)));
             List<GenerationRequest> requests = new ArrayList<>();
             List<GenerationResult> alone = new ArrayList<>();
             for (int i = 0; i < prompts.size(); i++) {

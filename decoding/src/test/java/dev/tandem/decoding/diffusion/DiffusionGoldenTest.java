@@ -102,6 +102,40 @@ class DiffusionGoldenTest {
     }
 
     /**
+     * CCD on the model: every position once, at least LLaDA's count per pass (so never more passes than its schedule),
+     * and with the window at its largest useful value it commits exactly low-confidence's count by entropy order.
+     */
+    @Test
+    void ccdFillsTheCanvasInNoMorePassesThanTheSchedule() {
+        for (String prompt : List.of("ROMEO:", "KING HENRY VI:\nWhat")) {
+            DiffusionParams params = DiffusionParams.lowConfidence(24).withBlockLength(8).withCcdWindow(2);
+            DiffusionDecoding.Traced run = new DiffusionDecoding(model, params).generateTraced(GenerationRequest.of(prompt), e -> {});
+            assertTrue(run.trace().size() <= 24, prompt + ": " + run.trace().size() + " passes");
+            int filled = 0;
+            boolean[] seen = new boolean[24];
+            for (int[][] step : run.trace()) {
+                assertTrue(step.length >= 1 && step.length <= 5, "between u = 1 and V = 5 per pass: " + step.length);
+                for (int[] pair : step) {
+                    int i = pair[0] - run.result().promptIds().length;
+                    assertTrue(!seen[i]);
+                    seen[i] = true;
+                    filled++;
+                }
+            }
+            assertEquals(24, filled);
+            // A window no streak can reach (longer than the block has passes) leaves only the fallback: Dream's entropy order.
+            DiffusionDecoding.Traced never = new DiffusionDecoding(model, params.withCcdWindow(100)).generateTraced(
+                    GenerationRequest.of(prompt), e -> {});
+            DiffusionDecoding.Traced entropy = new DiffusionDecoding(model, params.withRule(UnmaskRule.ENTROPY)).generateTraced(
+                    GenerationRequest.of(prompt), e -> {});
+            assertEquals(entropy.trace().size(), never.trace().size());
+            for (int s = 0; s < never.trace().size(); s++) {
+                assertEquals(pairs(entropy.trace().get(s)), pairs(never.trace().get(s)), prompt + ": step " + s);
+            }
+        }
+    }
+
+    /**
      * Gumbel noise (a temperature): the same seed gives the same canvas, alone or in another order of runs; another
      * seed another canvas; and as the temperature goes to 0 the noise stops mattering: at 1e-9 the golden trace.
      */

@@ -94,6 +94,44 @@ class UnmaskingTest {
         assertEquals(0, Unmasking.choose(new double[0], new int[0], 0, 0.2).length);
     }
 
+    /**
+     * CCD on constructed histories (u = 1, so V = 5; window 2): a first pass has no history and falls back to the most
+     * confident; at the second, the positions whose token held and that stayed in the top V are all committed; a
+     * token that changed, or a position that left the top V, starts its streak again.
+     */
+    @Test
+    void ccdCommitsThePositionsWhoseTokenHeldAndFallsBackToTheMostConfident() {
+        int[] positions = {10, 11, 12, 13, 14, 15, 16};
+        int[] lastToken = new int[20];
+        int[] streak = new int[20];
+        double[] scores = {0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3}; // position 16 is outside the top 5
+        int[] tokens = {1, 2, 3, 4, 5, 6, 7};
+        assertArrayEquals(new int[] {0}, Unmasking.chooseConsistent(scores, positions, tokens, 1, 2, lastToken, streak),
+                "no history yet: the single most confident");
+        assertEquals(1, streak[10]);
+        assertEquals(0, streak[16], "outside the top V");
+        // Second pass (position 10 was committed, so it is no longer a candidate): 12 changed its token, 15 its rank.
+        int[] positions2 = {11, 12, 13, 14, 15, 16};
+        double[] scores2 = {0.8, 0.7, 0.6, 0.5, 0.1, 0.45};
+        int[] tokens2 = {2, 9, 4, 5, 6, 7};
+        int[] chosen = Unmasking.chooseConsistent(scores2, positions2, tokens2, 1, 2, lastToken, streak);
+        assertArrayEquals(new int[] {0, 2, 3}, chosen, "11, 13 and 14 held their tokens in the top V; 12 changed; 16 was not in it");
+        assertEquals(1, streak[12], "a changed token starts again");
+        assertEquals(1, streak[16], "entered the top V now");
+        assertEquals(0, streak[15], "left the top V");
+        // A window of 3 needs a third pass: the same history falls back to the most confident.
+        int[] last3 = new int[20];
+        int[] streak3 = new int[20];
+        Unmasking.chooseConsistent(scores, positions, tokens, 1, 3, last3, streak3);
+        assertArrayEquals(new int[] {0}, Unmasking.chooseConsistent(scores2, positions2, tokens2, 1, 3, last3, streak3));
+        // u = 2 with only one consistent position: the two most confident instead.
+        int[] last4 = new int[20];
+        int[] streak4 = new int[20];
+        Unmasking.chooseConsistent(new double[] {0.9, 0.8}, new int[] {1, 2}, new int[] {5, 6}, 2, 2, last4, streak4);
+        assertArrayEquals(new int[] {0, 1},
+                Unmasking.chooseConsistent(new double[] {0.9, 0.8, 0.1}, new int[] {1, 2, 3}, new int[] {5, 8, 1}, 2, 2, last4, streak4));
+    }
+
     @Test
     void llaDasSpreadOfABlocksPositionsOverItsSteps() {
         assertArrayEquals(new int[] {1, 1, 1, 1}, Unmasking.transferCounts(4, 4));
@@ -113,7 +151,9 @@ class UnmaskingTest {
                 assertThrows(IllegalArgumentException.class,
                         () -> DiffusionParams.lowConfidence(32).withBlockLength(8).withSteps(6)).getMessage());
         assertThrows(IllegalArgumentException.class, () -> DiffusionParams.lowConfidence(0));
-        assertEquals("--unmask must be one of low-confidence, random, entropy, margin, threshold, but was \"best\".",
+        assertEquals("--ccd-window must be at least 1, but was 0.",
+                assertThrows(IllegalArgumentException.class, () -> DiffusionParams.lowConfidence(32).withCcdWindow(0)).getMessage());
+        assertEquals("--unmask must be one of low-confidence, random, entropy, margin, threshold, ccd, but was \"best\".",
                 assertThrows(IllegalArgumentException.class, () -> UnmaskRule.of("best")).getMessage());
     }
 }
