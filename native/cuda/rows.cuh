@@ -169,3 +169,111 @@ tandem_logit_summary_f32(double* sums, int* ids, float* values, const float* x, 
         sums[2LL * r + 1] = w;
     }
 }
+
+#define TANDEM_SELECT_MAX_ROWS 1024
+
+// Backend.selectRows: a choice among rows of logits (one block, rows <= TANDEM_SELECT_MAX_ROWS). Each row's argmax
+// (lowest id on ties), top value m, second value (the largest after the argmax in (value, id) order, -inf when
+// none), z = Σ e^(l - m) and w = Σ e^(l - m)(l - m) over its finite values in double, and its score: 1/z (score 0,
+// the top probability), -(ln z - w/z) (score 1, minus the entropy) or 1/z - e^(second - m)/z (score 2, the top-2
+// margin) — LogitSummary's formulas. Then thread 0 chooses: with threshold > 0 every row scoring above it (at least
+// the best), else the `count` best, highest first and the lower row first among equal scores. out[0] = k, out[1..k]
+// the rows chosen, out[k+1..2k] their tokens; out[0] = -1 - r when row r has no softmax (NaN, +inf, only -inf).
+extern "C" __global__ void __launch_bounds__(TANDEM_ROW_THREADS)
+tandem_select_rows_f32(int* out, const float* x, int rows, int width, int score, int count, double threshold) {
+    __shared__ float bestValue[TANDEM_ROW_THREADS];
+    __shared__ int bestIndex[TANDEM_ROW_THREADS];
+    __shared__ double scratch[TANDEM_ROW_THREADS / 32];
+    __shared__ double scores[TANDEM_SELECT_MAX_ROWS];
+    __shared__ int tokens[TANDEM_SELECT_MAX_ROWS];
+    __shared__ unsigned char taken[TANDEM_SELECT_MAX_ROWS];
+    __shared__ int invalid;
+    if (blockIdx.x != 0 || rows > TANDEM_SELECT_MAX_ROWS) {
+        return;
+    }
+    for (int r = 0; r < rows; r++) {
+        if (threadIdx.x == 0) {
+            invalid = 0;
+        }
+        __syncthreads();
+        const float* row = x + (long long) r * width;
+        float value = -INFINITY;
+        int index = -1;
+        for (int c = threadIdx.x; c < width; c += TANDEM_ROW_THREADS) {
+            float v = row[c];
+            if (v != v || v == INFINITY) {
+                invalid = 1;  // every thread that writes, writes 1
+            } else if (v > -INFINITY && (index < 0 || v > value)) {
+                value = v;
+                index = c;
+            }
+        }
+        tandem_block_argmax(value, index, bestValue, bestIndex);
+        float max = bestValue[0];
+        int top = bestIndex[0];
+        __syncthreads();  // the second round overwrites bestValue / bestIndex
+        if (invalid || top < 0) {
+            if (threadIdx.x == 0) {
+                out[0] = -1 - r;
+            }
+            return;  // every thread: invalid and top are the block's
+        }
+        value = -INFINITY;
+        index = -1;
+        for (int c = threadIdx.x; c < width; c += TANDEM_ROW_THREADS) {
+            float v = row[c];
+            if (v > -INFINITY && (v < max || (v == max && c > top)) && (index < 0 || v > value)) {
+                value = v;
+                index = c;
+            }
+        }
+        tandem_block_argmax(value, index, bestValue, bestIndex);
+        float second = bestIndex[0] >= 0 ? bestValue[0] : -INFINITY;
+        double z = 0.0, w = 0.0;
+        for (int c = threadIdx.x; c < width; c += TANDEM_ROW_THREADS) {
+            float v = row[c];
+            if (v > -INFINITY) {
+                double d = (double) v - (double) max;
+                double e = exp(d);
+                z += e;
+                w += e * d;
+            }
+        }
+        z = tandem_block_sum<TANDEM_ROW_THREADS>(z, scratch);
+        w = tandem_block_sum<TANDEM_ROW_THREADS>(w, scratch);
+        if (threadIdx.x == 0) {
+            double p1 = 1.0 / z;
+            scores[r] = score == 0 ? p1
+                      : score == 1 ? -(log(z) - w / z)
+                                   : p1 - (second > -INFINITY ? exp((double) second - (double) max) / z : 0.0);
+            tokens[r] = top;
+            taken[r] = 0;
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+        int k = 0;
+        int limit = threshold > 0.0 ? rows : (count < rows ? count : rows);
+        while (k < limit) {
+            int best = -1;
+            for (int r = 0; r < rows; r++) {
+                if (!taken[r] && (best < 0 || scores[r] > scores[best])) {
+                    best = r;
+                }
+            }
+            if (best < 0 || (threshold > 0.0 && !(scores[best] > threshold) && k > 0)) {
+                break;
+            }
+            taken[best] = 1;
+            out[1 + k] = best;
+            k++;
+            if (threshold > 0.0 && !(scores[best] > threshold)) {
+                break;  // none exceeded the threshold: the single best
+            }
+        }
+        for (int i = 0; i < k; i++) {
+            out[1 + k + i] = tokens[out[1 + i]];
+        }
+        out[0] = k;
+    }
+}

@@ -744,6 +744,115 @@ void check_logit_summary(void (*kernel)(double*, int*, float*, const float*, int
     }
 }
 
+void check_select_rows(void (*kernel)(int*, const float*, int, int, int, int, double)) {
+    Rng rng{30};
+    struct Case {
+        int rows, width, score, count;
+        double threshold;
+        int special;  // 0 none, 1 identical rows (exact ties), 2 a NaN row, 3 a row of -inf, 4 one finite value per row
+    };
+    std::vector<Case> cases;
+    for (int width : {5, 300, 2049}) {
+        for (int score = 0; score < 3; score++) {
+            cases.push_back({8, width, score, 3, 0, 0});
+            cases.push_back({33, width, score, 1, 0, 0});
+            cases.push_back({8, width, score, 20, 0, 0});
+            cases.push_back({16, width, score, 0, score == 0 ? 0.02 : 0.5, 0});
+            cases.push_back({6, width, score, 4, 0, 1});
+        }
+        cases.push_back({5, width, 0, 2, 0, 2});
+        cases.push_back({5, width, 1, 2, 0, 3});
+        cases.push_back({4, width, 2, 2, 0, 4});
+        cases.push_back({4, width, 0, 0, 0.99, 0});  // nothing exceeds: the single best
+    }
+    cases.push_back({1024, 64, 1, 7, 0, 0});
+    for (const Case& c : cases) {
+        begin("rows=%d width=%d score=%d count=%d threshold=%g special=%d", c.rows, c.width, c.score, c.count, c.threshold, c.special);
+        Buf<float> x(static_cast<std::size_t>(c.rows) * c.width);
+        for (int r = 0; r < c.rows; r++) {
+            float* row = &x[static_cast<std::size_t>(r) * c.width];
+            float sharp = rng.sym(3) + 3;  // rows of different peakedness
+            for (int t = 0; t < c.width; t++) row[t] = rng.sym(sharp);
+            if (c.special == 1 && r > 0) std::memcpy(row, &x[0], sizeof(float) * c.width);
+            if (c.special == 4) {
+                for (int t = 0; t < c.width; t++) row[t] = -INFINITY;
+                row[(r * 7) % c.width] = rng.sym(1);
+            }
+        }
+        if (c.special == 2) x[static_cast<std::size_t>(3) * c.width + 1] = NAN;
+        if (c.special == 3) {
+            for (int t = 0; t < c.width; t++) x[static_cast<std::size_t>(2) * c.width + t] = -INFINITY;
+        }
+        Buf<int> out(1 + 2 * static_cast<std::size_t>(c.rows));
+        out.fill(FILL_I32);
+        auto x0 = x.copy();
+        if (!go(kernel, 1, 1, 256, out.data(), x.data(), c.rows, c.width, c.score, c.count, c.threshold)) continue;
+        unchanged(x, x0, "x");
+        // The reference: LogitSummary's arithmetic in id order, then a stable sort by score.
+        std::vector<double> scores(c.rows);
+        std::vector<int> tokens(c.rows);
+        int bad = -1;
+        for (int r = 0; r < c.rows && bad < 0; r++) {
+            const float* row = &x0[static_cast<std::size_t>(r) * c.width];
+            int top = -1, second = -1;
+            bool invalid = false;
+            for (int t = 0; t < c.width; t++) {
+                if (std::isnan(row[t]) || row[t] == INFINITY) invalid = true;
+                else if (row[t] > -INFINITY && (top < 0 || row[t] > row[top])) top = t;
+            }
+            if (invalid || top < 0) {
+                bad = r;
+                break;
+            }
+            for (int t = 0; t < c.width; t++) {
+                if (t != top && row[t] > -INFINITY && (second < 0 || row[t] > row[second])) second = t;
+            }
+            double m = row[top], z = 0, w = 0;
+            for (int t = 0; t < c.width; t++) {
+                if (row[t] > -INFINITY) {
+                    double d = static_cast<double>(row[t]) - m;
+                    z += std::exp(d);
+                    w += std::exp(d) * d;
+                }
+            }
+            double p1 = 1 / z;
+            scores[r] = c.score == 0 ? p1 : c.score == 1 ? -(std::log(z) - w / z)
+                                                         : p1 - (second >= 0 ? std::exp(static_cast<double>(row[second]) - m) / z : 0.0);
+            tokens[r] = top;
+        }
+        std::vector<int> ref;
+        if (bad >= 0) {
+            ref = {-1 - bad};
+        } else {
+            std::vector<int> order(c.rows);
+            for (int r = 0; r < c.rows; r++) order[r] = r;
+            std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return scores[a] > scores[b]; });
+            int k;
+            if (c.threshold > 0) {
+                k = 0;
+                while (k < c.rows && scores[order[k]] > c.threshold) k++;
+                k = std::max(k, 1);
+            } else {
+                k = std::min(c.count, c.rows);
+            }
+            ref.push_back(k);
+            for (int i = 0; i < k; i++) ref.push_back(order[i]);
+            for (int i = 0; i < k; i++) ref.push_back(tokens[order[i]]);
+        }
+        bool same = true;
+        for (std::size_t i = 0; i < ref.size(); i++) same = same && out[i] == ref[i];
+        if (!same) {
+            std::string got, want;
+            for (std::size_t i = 0; i < ref.size(); i++) {
+                got += std::to_string(out[i]) + " ";
+                want += std::to_string(ref[i]) + " ";
+            }
+            fail("out = [%s], expected [%s]", got.c_str(), want.c_str());
+        }
+        absorb(out);
+    }
+}
+
 // ---- the KV cache: write_kv, row gathers and scatters ---------------------------------------------------
 
 template <typename KV>
@@ -1923,6 +2032,7 @@ const Check checks[] = {
     CHECK(tandem_softmax_f32, check_softmax(tandem_softmax_f32)),
     CHECK(tandem_argmax_f32, check_argmax(tandem_argmax_f32)),
     CHECK(tandem_logit_summary_f32, check_logit_summary(tandem_logit_summary_f32)),
+    CHECK(tandem_select_rows_f32, check_select_rows(tandem_select_rows_f32)),
     CHECK(tandem_multiply_add_peak, check_multiply_add_peak(tandem_multiply_add_peak)),
     CHECK(tandem_uniform_f64, check_uniform(tandem_uniform_f64)),
     CHECK(tandem_sample_temperature_f32, check_sample(tandem_sample_temperature_f32)),

@@ -133,6 +133,20 @@ public interface Backend extends AutoCloseable {
     LogitSummary[] summarize(Tensor x, int k);
 
     /**
+     * Chooses among the rows of the f32 tensor {@code x} (rows of logits) by {@code score} of each row's softmax: the
+     * {@code count} highest, or, with {@code threshold} in (0, 1], every row scoring above it and at least the best;
+     * ties to the lower row. Equal to {@link RowSelection#of} on this backend's {@link #summarize}{@code (x, 2)}
+     * except where two scores are within rounding of each other; only the chosen rows and tokens leave this
+     * backend's memory.
+     *
+     * @throws IllegalArgumentException for a row without a softmax, or bad arguments
+     */
+    default RowSelection selectRows(Tensor x, RowSelection.Score score, int count, double threshold) {
+        RowSelection.requireArguments(count, threshold);
+        return RowSelection.of(summarize(x, 2), score, count, threshold);
+    }
+
+    /**
      * Writes rows of k[n, kvHeads·headDim] and v[n, ...] into the KV storage of {@code layer} at
      * physical slots, in the storage's {@link KvStorage#dtype() dtype} (f32 as is, bf16 rounded to
      * nearest even).

@@ -16,6 +16,7 @@ import java.util.Set;
 import java.util.function.Function;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -512,6 +513,12 @@ public final class CudaLibrary {
             return this;
         }
 
+        /** A {@code double}. */
+        public Args f64(double value) {
+            values.add(value);
+            return this;
+        }
+
         /** {@code void** kernelParams}: one slot per argument, each holding the argument's address. */
         MemorySegment toKernelParams(Arena arena) {
             MemorySegment params = arena.allocate(ADDRESS, Math.max(1, values.size()));
@@ -520,6 +527,7 @@ public final class CudaLibrary {
                     case Long v -> arena.allocateFrom(JAVA_LONG, v);
                     case Integer v -> arena.allocateFrom(JAVA_INT, v);
                     case Float v -> arena.allocateFrom(JAVA_FLOAT, v);
+                    case Double v -> arena.allocateFrom(JAVA_DOUBLE, v);
                     default -> throw new AssertionError(values.get(i));
                 };
                 params.setAtIndex(ADDRESS, i, slot);

@@ -9,7 +9,10 @@ import dev.tandem.decoding.RequestState;
 import dev.tandem.decoding.TokenEvent;
 import dev.tandem.decoding.Usage;
 import dev.tandem.decoding.sampling.Sampler;
+import dev.tandem.runtime.Backend;
 import dev.tandem.runtime.LogitSummary;
+import dev.tandem.runtime.RowSelection;
+import dev.tandem.runtime.Tensor;
 import dev.tandem.transformer.AttentionShape;
 import dev.tandem.transformer.Batch;
 import dev.tandem.transformer.ForwardResult;
@@ -49,6 +52,7 @@ final class DiffusionTask implements DecodingTask {
     private boolean filled;
     private int[] lastToken;       // CCD: per position, its token at the block's previous pass
     private int[] streak;          // CCD: per position, passes its token has held among the most confident
+    private Tensor kept;           // the candidates' logits, kept on the model's backend for selectRows
 
     DiffusionTask(LanguageModel model, DiffusionParams params, GenerationRequest request, int[] promptIds, int[] eos) {
         this.model = model;
@@ -143,8 +147,38 @@ final class DiffusionTask implements DecodingTask {
         }
         // One pass over what it feeds (a bidirectional pass cannot be chunked): it does not draw on the prefill budget.
         // Greedy: only the summaries come back; with Gumbel noise, the rows of logits (the noise is per token).
+        // A rule that orders by a score of each row and commits the best (low-confidence, entropy, margin, threshold)
+        // keeps the candidates' logits where they are and chooses there (Backend.selectRows): only the chosen positions
+        // and tokens come back.
         Batch.Entry entry = Batch.Entry.of(state.kv(), rows, positions, AttentionShape.BIDIRECTIONAL);
-        return List.of(noisy() ? entry.withLogitRows(summaryRows) : entry.withLogitRows().withSummaryRows(2, summaryRows));
+        if (noisy()) {
+            return List.of(entry.withLogitRows(summaryRows));
+        }
+        if (selectionScore() != null) {
+            if (kept == null) {
+                kept = model.backend().allocate(params.blockLength(), model.config().vocabSize());
+            }
+            return List.of(entry.withLogitRows().withLogitsInto(kept, 0, summaryRows));
+        }
+        return List.of(entry.withLogitRows().withSummaryRows(2, summaryRows));
+    }
+
+    /** The score the rule commits the best of, where the backend can choose; null for the rules that need every row's token. */
+    private RowSelection.Score selectionScore() {
+        return switch (params.rule()) {
+            case LOW_CONFIDENCE, THRESHOLD -> RowSelection.Score.TOP_PROBABILITY;
+            case ENTROPY -> RowSelection.Score.NEGATIVE_ENTROPY;
+            case MARGIN -> RowSelection.Score.MARGIN;
+            case RANDOM, CCD -> null;
+        };
+    }
+
+    /** Frees the rows kept on the model's backend for {@link Backend#selectRows}. */
+    private void releaseKept() {
+        if (kept != null) {
+            model.backend().free(kept);
+            kept = null;
+        }
     }
 
     /** True when the committed tokens are Gumbel-noised argmaxes (a temperature above 0). */
@@ -179,6 +213,12 @@ final class DiffusionTask implements DecodingTask {
         keepCached();
         refresh = params.cache() == DiffusionCache.NONE;
         int n = candidates.length;
+        if (!noisy() && selectionScore() != null) {
+            RowSelection selection = model.backend().selectRows(kept.rows(0, n), selectionScore(), stepCount(),
+                    params.rule() == UnmaskRule.THRESHOLD ? params.threshold() : 0);
+            commit(selection.rows(), selection.tokens(), n);
+            return;
+        }
         double[] scores = new double[n];
         int[] tokens = new int[n];
         long seed = request.sampling().seed();
@@ -199,17 +239,30 @@ final class DiffusionTask implements DecodingTask {
                 scores[i] = Unmasking.score(params.rule(), s, seed, request.streamId(), candidates[i], step);
             }
         }
-        int count = counts == null ? 0 : stepInBlock < counts.length ? counts[stepInBlock] : 1;
         int[] chosen = switch (params.rule()) {
             case THRESHOLD -> Unmasking.choose(scores, candidates, 0, params.threshold());
-            case CCD -> Unmasking.chooseConsistent(scores, candidates, tokens, count, params.ccdWindow(), lastToken, streak);
-            default -> Unmasking.choose(scores, candidates, count, 0);
+            case CCD -> Unmasking.chooseConsistent(scores, candidates, tokens, stepCount(), params.ccdWindow(), lastToken, streak);
+            default -> Unmasking.choose(scores, candidates, stepCount(), 0);
         };
+        int[] chosenTokens = new int[chosen.length];
+        for (int i = 0; i < chosen.length; i++) {
+            chosenTokens[i] = tokens[chosen[i]];
+        }
+        commit(chosen, chosenTokens, n);
+    }
+
+    /** Positions this step of the block commits under LLaDA's spread (0 for threshold, which has none). */
+    private int stepCount() {
+        return counts == null ? 0 : stepInBlock < counts.length ? counts[stepInBlock] : 1;
+    }
+
+    /** Commits {@code tokens[i]} at candidate {@code chosen[i]} (of {@code n}), records the step, moves to the next block when full. */
+    private void commit(int[] chosen, int[] tokens, int n) {
         int[][] committed = new int[chosen.length][];
         for (int i = 0; i < chosen.length; i++) {
             int c = chosen[i];
-            sequence[candidates[c]] = tokens[c];
-            committed[i] = new int[] {candidates[c], tokens[c]};
+            sequence[candidates[c]] = tokens[i];
+            committed[i] = new int[] {candidates[c], tokens[i]};
         }
         trace.add(committed);
         step++;
@@ -229,6 +282,7 @@ final class DiffusionTask implements DecodingTask {
         if (!filled || state.finished()) {
             return List.of();
         }
+        releaseKept();
         // The canvas is full: its text, read left to right, through the same bookkeeping as plain decoding's tokens.
         List<TokenEvent> events = new ArrayList<>();
         for (int p = promptIds.length; p < sequence.length && !state.finished(); p++) {
@@ -261,6 +315,7 @@ final class DiffusionTask implements DecodingTask {
     @Override
     public void end(FinishReason reason) {
         state.end(reason);
+        releaseKept();
     }
 
     @Override
@@ -268,5 +323,6 @@ final class DiffusionTask implements DecodingTask {
         if (state != null && !state.finished()) {
             state.abandon();
         }
+        releaseKept();
     }
 }

@@ -1,6 +1,7 @@
 package dev.tandem.decoding.diffusion;
 
 import dev.tandem.runtime.LogitSummary;
+import dev.tandem.runtime.RowSelection;
 import dev.tandem.runtime.rng.CounterRng;
 import dev.tandem.runtime.rng.RngPurpose;
 
@@ -110,28 +111,11 @@ final class Unmasking {
      * whose score exceeds τ, and the single best when none does.
      */
     static int[] choose(double[] scores, int[] positions, int count, double threshold) {
-        Integer[] order = new Integer[scores.length];
-        for (int i = 0; i < order.length; i++) {
-            order[i] = i;
-        }
-        Arrays.sort(order, (a, b) -> {
-            int c = Double.compare(scores[b], scores[a]);
-            return c != 0 ? c : Integer.compare(positions[a], positions[b]);
-        });
-        int n;
-        if (threshold > 0) {
-            n = 0;
-            while (n < order.length && scores[order[n]] > threshold) {
-                n++;
+        for (int i = 1; i < positions.length; i++) {
+            if (positions[i] <= positions[i - 1]) {
+                throw new IllegalArgumentException("candidate positions must increase, but " + positions[i] + " follows " + positions[i - 1]);
             }
-            n = Math.max(n, Math.min(1, order.length));
-        } else {
-            n = Math.min(count, order.length);
         }
-        int[] chosen = new int[n];
-        for (int i = 0; i < n; i++) {
-            chosen[i] = order[i];
-        }
-        return chosen;
+        return RowSelection.choose(scores, count, threshold); // the lower index is the lower position
     }
 }

