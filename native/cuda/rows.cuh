@@ -88,6 +88,24 @@ tandem_argmax_f32(int* out, const float* x, int rows, int width) {
     }
 }
 
+// Over a row's finite values l, in double and in the block's fixed order: *z = Σ e^(l - max) and
+// *w = Σ e^(l - max) · (l - max), the same in every thread (LogitSummary's sums). Every thread must call it.
+__device__ __forceinline__ void tandem_softmax_sums(const float* row, int width, float max, double* scratch, double* z,
+                                                    double* w) {
+    double zs = 0.0, ws = 0.0;
+    for (int c = threadIdx.x; c < width; c += TANDEM_ROW_THREADS) {
+        float v = row[c];
+        if (v > -INFINITY) {
+            double d = (double) v - (double) max;
+            double e = exp(d);
+            zs += e;
+            ws += e * d;
+        }
+    }
+    *z = tandem_block_sum<TANDEM_ROW_THREADS>(zs, scratch);
+    *w = tandem_block_sum<TANDEM_ROW_THREADS>(ws, scratch);
+}
+
 // The summary of each row of logits that decisions on the device's side of the copy need (Backend.summarize):
 // ids[r, 0..k) and values[r, 0..k) hold the k largest finite values of row r in descending order, the lowest
 // id first among equal values (-0 equals +0), then -1 / -inf once the row has no more finite values;
@@ -150,20 +168,8 @@ tandem_logit_summary_f32(double* sums, int* ids, float* values, const float* x, 
         }
         return;
     }
-    double z = 0.0, w = 0.0;
-    if (max > -INFINITY) {
-        for (int c = threadIdx.x; c < width; c += TANDEM_ROW_THREADS) {
-            float v = row[c];
-            if (v > -INFINITY) {
-                double d = (double) v - (double) max;
-                double e = exp(d);
-                z += e;
-                w += e * d;
-            }
-        }
-    }
-    z = tandem_block_sum<TANDEM_ROW_THREADS>(z, scratch);
-    w = tandem_block_sum<TANDEM_ROW_THREADS>(w, scratch);
+    double z, w;
+    tandem_softmax_sums(row, width, max, scratch, &z, &w);  // 0 and 0 for a row of -inf (no finite value)
     if (threadIdx.x == 0) {
         sums[2LL * r] = z;
         sums[2LL * r + 1] = w;
@@ -229,18 +235,8 @@ tandem_select_rows_f32(int* out, const float* x, int rows, int width, int score,
         }
         tandem_block_argmax(value, index, bestValue, bestIndex);
         float second = bestIndex[0] >= 0 ? bestValue[0] : -INFINITY;
-        double z = 0.0, w = 0.0;
-        for (int c = threadIdx.x; c < width; c += TANDEM_ROW_THREADS) {
-            float v = row[c];
-            if (v > -INFINITY) {
-                double d = (double) v - (double) max;
-                double e = exp(d);
-                z += e;
-                w += e * d;
-            }
-        }
-        z = tandem_block_sum<TANDEM_ROW_THREADS>(z, scratch);
-        w = tandem_block_sum<TANDEM_ROW_THREADS>(w, scratch);
+        double z, w;
+        tandem_softmax_sums(row, width, max, scratch, &z, &w);
         if (threadIdx.x == 0) {
             double p1 = 1.0 / z;
             scores[r] = score == 0 ? p1
