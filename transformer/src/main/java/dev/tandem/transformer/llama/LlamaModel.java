@@ -455,9 +455,9 @@ public final class LlamaModel implements LanguageModel {
             }
         }
 
-        // Only the requested rows go through the final norm (logit rows, greedy rows, summary rows, then normed
-        // rows) and only the first three kinds through the LM head; greedy rows leave the backend as ids, summary
-        // rows as summaries.
+        // Only the requested rows go through the final norm (logit rows, greedy rows, summary rows, kept rows, then
+        // normed rows) and only the first four kinds through the LM head; greedy rows leave the backend as ids,
+        // summary rows as summaries, and kept rows not at all (they are copied into the caller's tensor).
         int wanted = batch.totalLogitRows();
         int greedyWanted = 0;
         int summaryWanted = 0;
