@@ -352,9 +352,9 @@ public final class GenerateCommand implements Callable<Integer> {
                     err.println(r.decodeStats().summary());
                 }
                 err.flush();
-            } else if (trace) {
-                DiffusionDecoding.Traced t = ((DiffusionDecoding) generator).generateTraced(request, event -> { });
-                out.println(toJson(t.result(), lm, request, true, t.trace()));
+            } else if (generator instanceof DiffusionDecoding diffusion) {
+                DiffusionDecoding.Traced t = diffusion.generateTraced(request, event -> { });
+                out.println(toJson(t.result(), lm, request, true, t.trace(), trace));
                 out.flush();
             } else {
                 GenerationResult r = generator.generate(request);
@@ -782,12 +782,15 @@ public final class GenerateCommand implements Callable<Integer> {
     }
 
     private static String toJson(GenerationResult r, LanguageModel lm, GenerationRequest request, boolean indent) throws Exception {
-        return toJson(r, lm, request, indent, null);
+        return toJson(r, lm, request, indent, null, false);
     }
 
-    /** The JSON object of a result; with a diffusion {@code trace} (non-null), its steps as "trace". */
+    /**
+     * The JSON object of a result; for diffusion ({@code trace} non-null) also "diffusion": passes, positions and the
+     * positions committed by each pass, and with {@code withTrace} the steps themselves as "trace".
+     */
     private static String toJson(GenerationResult r, LanguageModel lm, GenerationRequest request, boolean indent,
-                                 List<int[][]> trace) throws Exception {
+                                 List<int[][]> trace, boolean withTrace) throws Exception {
         SamplingParams sampling = request.sampling();
         ObjectMapper json = new ObjectMapper().configure(SerializationFeature.INDENT_OUTPUT, indent);
         ObjectNode root = json.createObjectNode();
@@ -839,6 +842,14 @@ public final class GenerateCommand implements Callable<Integer> {
             }
         }
         if (trace != null) {
+            ObjectNode d = root.putObject("diffusion");
+            d.put("passes", trace.size());
+            d.put("positions", r.generatedIds().length);
+            d.put("positions_per_pass", round(r.generatedIds().length / (double) Math.max(1, trace.size())));
+            ArrayNode perPass = d.putArray("committed_per_pass");
+            trace.forEach(step -> perPass.add(step.length));
+        }
+        if (trace != null && withTrace) {
             ArrayNode steps = root.putArray("trace");
             for (int[][] step : trace) {
                 ArrayNode pairs = steps.addArray();

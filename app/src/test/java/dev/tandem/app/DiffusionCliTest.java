@@ -49,7 +49,29 @@ class DiffusionCliTest {
             assertEquals(expected.get("steps"), json.get("trace"), String.join(" ", runs[i]));
             assertEquals(expected.get("final_ids"), json.get("generated_ids"));
             assertEquals(expected.get("steps").size(), json.get("decode_stats").get("target_forward_passes").asInt());
+            JsonNode d = json.get("diffusion");
+            assertEquals(expected.get("steps").size(), d.get("passes").asInt());
+            assertEquals(32, d.get("positions").asInt());
+            for (int s = 0; s < expected.get("steps").size(); s++) {
+                assertEquals(expected.get("steps").get(s).size(), d.get("committed_per_pass").get(s).asInt(), "pass " + s);
+            }
         }
+    }
+
+    @Test
+    void withoutTraceTheJsonStillCountsTheCommitsOfEachPass() throws Exception {
+        String[] r = run("generate", "--model", TestModels.model("bard-dlm").toString(), "--method", "diffusion", "--prompt", "ROMEO:",
+                "--gen-length", "8", "--unmask", "threshold", "--threshold", "0.05", "--format", "json");
+        assertEquals("0", r[0], r[2]);
+        JsonNode json = new ObjectMapper().readTree(r[1]);
+        assertEquals(null, json.get("trace"), "the trace only with --trace");
+        int sum = 0;
+        for (JsonNode n : json.get("diffusion").get("committed_per_pass")) {
+            assertTrue(n.asInt() >= 1);
+            sum += n.asInt();
+        }
+        assertEquals(8, sum, "every position committed once");
+        assertEquals(json.get("diffusion").get("passes").asInt(), json.get("diffusion").get("committed_per_pass").size());
     }
 
     private static String[] concat(String[] a, String[] b) {
