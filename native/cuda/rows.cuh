@@ -55,6 +55,27 @@ __device__ __forceinline__ void tandem_block_argmax(float value, int index, floa
     }
 }
 
+// This thread's best (value, index) among its elements of row (c = threadIdx.x, + TANDEM_ROW_THREADS, ...): the largest
+// finite value strictly after (afterValue, afterIndex) in the order value descending, index ascending, the lowest index
+// among equal values (-0 equals +0); (-inf, -1) when there is none. (INFINITY, -1) admits every finite value. Sets
+// *invalid to 1 when it sees a NaN or +inf (every thread that writes, writes 1).
+__device__ __forceinline__ void tandem_thread_best_after(const float* row, int width, float afterValue, int afterIndex,
+                                                         int* invalid, float* value, int* index) {
+    float bestValue = -INFINITY;
+    int bestIndex = -1;
+    for (int c = threadIdx.x; c < width; c += TANDEM_ROW_THREADS) {
+        float v = row[c];
+        if (v != v || v == INFINITY) {
+            *invalid = 1;
+        } else if (v > -INFINITY && (v < afterValue || (v == afterValue && c > afterIndex)) && (bestIndex < 0 || v > bestValue)) {
+            bestValue = v;
+            bestIndex = c;
+        }
+    }
+    *value = bestValue;
+    *index = bestIndex;
+}
+
 // out[r] = the index of the largest value of row r, the lowest on ties; -1 when the row holds a NaN or
 // +infinity, or nothing but -infinity (Backend.argmax's rule: such a row has no greedy token).
 extern "C" __global__ void __launch_bounds__(TANDEM_ROW_THREADS)
@@ -71,17 +92,9 @@ tandem_argmax_f32(int* out, const float* x, int rows, int width) {
     }
     __syncthreads();
     const float* row = x + (long long) r * width;
-    float value = -INFINITY;
-    int index = -1;
-    for (int c = threadIdx.x; c < width; c += TANDEM_ROW_THREADS) {
-        float v = row[c];
-        if (v != v || v == INFINITY) {
-            invalid = 1;  // every thread that writes, writes 1
-        } else if (v > value) {
-            value = v;
-            index = c;
-        }
-    }
+    float value;
+    int index;
+    tandem_thread_best_after(row, width, INFINITY, -1, &invalid, &value, &index);
     tandem_block_argmax(value, index, bestValue, bestIndex);
     if (threadIdx.x == 0) {
         out[r] = invalid ? -1 : bestIndex[0];
@@ -135,16 +148,7 @@ tandem_logit_summary_f32(double* sums, int* ids, float* values, const float* x, 
         float value = -INFINITY;
         int index = -1;
         if (previousValue > -INFINITY) {
-            for (int c = threadIdx.x; c < width; c += TANDEM_ROW_THREADS) {
-                float v = row[c];
-                if (v != v || v == INFINITY) {
-                    invalid = 1;  // every thread that writes, writes 1
-                } else if (v > -INFINITY && (v < previousValue || (v == previousValue && c > previousIndex))
-                           && (index < 0 || v > value)) {
-                    value = v;
-                    index = c;
-                }
-            }
+            tandem_thread_best_after(row, width, previousValue, previousIndex, &invalid, &value, &index);
         }
         tandem_block_argmax(value, index, bestValue, bestIndex);
         previousValue = bestIndex[0] >= 0 ? bestValue[0] : -INFINITY;
@@ -203,17 +207,9 @@ tandem_select_rows_f32(int* out, const float* x, int rows, int width, int score,
         }
         __syncthreads();
         const float* row = x + (long long) r * width;
-        float value = -INFINITY;
-        int index = -1;
-        for (int c = threadIdx.x; c < width; c += TANDEM_ROW_THREADS) {
-            float v = row[c];
-            if (v != v || v == INFINITY) {
-                invalid = 1;  // every thread that writes, writes 1
-            } else if (v > -INFINITY && (index < 0 || v > value)) {
-                value = v;
-                index = c;
-            }
-        }
+        float value;
+        int index;
+        tandem_thread_best_after(row, width, INFINITY, -1, &invalid, &value, &index);
         tandem_block_argmax(value, index, bestValue, bestIndex);
         float max = bestValue[0];
         int top = bestIndex[0];
@@ -224,15 +220,7 @@ tandem_select_rows_f32(int* out, const float* x, int rows, int width, int score,
             }
             return;  // every thread: invalid and top are the block's
         }
-        value = -INFINITY;
-        index = -1;
-        for (int c = threadIdx.x; c < width; c += TANDEM_ROW_THREADS) {
-            float v = row[c];
-            if (v > -INFINITY && (v < max || (v == max && c > top)) && (index < 0 || v > value)) {
-                value = v;
-                index = c;
-            }
-        }
+        tandem_thread_best_after(row, width, max, top, &invalid, &value, &index);  // the row is valid: invalid stays 0
         tandem_block_argmax(value, index, bestValue, bestIndex);
         float second = bestIndex[0] >= 0 ? bestValue[0] : -INFINITY;
         double z, w;

@@ -106,21 +106,8 @@ public record LogitSummary(int[] ids, float[] values, double z, double weighted)
             }
             max = Math.max(max, l);
         }
-        int[] best = new int[k];
-        int n = 0;
-        for (int t = 0; t < row.length; t++) {
-            float l = row[t];
-            if (l == Float.NEGATIVE_INFINITY || n == k && !(l > row[best[k - 1]])) {
-                continue;
-            }
-            int i = n < k ? n++ : k - 1;
-            while (i > 0 && l > row[best[i - 1]]) {
-                best[i] = best[i - 1];
-                i--;
-            }
-            best[i] = t;
-        }
-        int[] ids = Arrays.copyOf(best, n);
+        int[] ids = topIds(row, k);
+        int n = ids.length;
         float[] values = new float[n];
         for (int j = 0; j < n; j++) {
             values[j] = row[ids[j]];
@@ -139,6 +126,28 @@ public record LogitSummary(int[] ids, float[] values, double z, double weighted)
             }
         }
         return new LogitSummary(ids, values, z, weighted);
+    }
+
+    /**
+     * The ids of the {@code k} largest finite values of {@code row} (NaN and -Infinity left out), highest first, the
+     * lowest id first among equal values (-0 equals +0): the selection every top-k of Tandem makes.
+     */
+    public static int[] topIds(float[] row, int k) {
+        int[] best = new int[k];
+        int n = 0;
+        for (int t = 0; t < row.length; t++) {
+            float l = row[t];
+            if (l == Float.NEGATIVE_INFINITY || Float.isNaN(l) || n == k && !(l > row[best[k - 1]])) {
+                continue;
+            }
+            int i = n < k ? n++ : k - 1;
+            while (i > 0 && l > row[best[i - 1]]) {
+                best[i] = best[i - 1];
+                i--;
+            }
+            best[i] = t;
+        }
+        return Arrays.copyOf(best, n);
     }
 
     @Override

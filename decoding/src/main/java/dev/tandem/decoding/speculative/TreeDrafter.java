@@ -311,24 +311,7 @@ final class TreeDrafter implements TreeSource {
 
     /** The {@code k} highest of {@code logits} (finite ones only), highest first, lowest id on ties. */
     static int[] topTokens(float[] logits, int k) {
-        int[] best = new int[k];
-        int n = 0;
-        for (int t = 0; t < logits.length; t++) {
-            float l = logits[t];
-            if (l == Float.NEGATIVE_INFINITY || Float.isNaN(l)) {
-                continue;
-            }
-            if (n == k && !(l > logits[best[k - 1]])) {
-                continue;
-            }
-            int i = n < k ? n++ : k - 1;
-            while (i > 0 && l > logits[best[i - 1]]) {
-                best[i] = best[i - 1];
-                i--;
-            }
-            best[i] = t;
-        }
-        return Arrays.copyOf(best, n);
+        return LogitSummary.topIds(logits, k);
     }
 
     @Override
