@@ -147,6 +147,24 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * {@code out[0, :]} = {@code mix} of the first {@link LogitMix#rows()} rows of the f32 tensor {@code x}
+     * ([rows, vocab]) into the f32 tensor {@code out} (one row of the same width; it must not overlap {@code x}),
+     * equal to {@link LogitMix#apply} bit for bit; the rows stay in this backend's memory. The default reads the
+     * rows to the host and writes the result back (what a host backend does anyway).
+     */
+    default void mixLogits(Tensor x, LogitMix mix, Tensor out) {
+        if (x.dtype() != DType.F32 || out.dtype() != DType.F32) {
+            throw new IllegalArgumentException("mixLogits needs f32 tensors, got " + x + " and " + out);
+        }
+        int width = (int) x.dim(-1);
+        mix.requireRows(x.numel() / Math.max(1, width));
+        if (out.numel() != width) {
+            throw new IllegalArgumentException("mixLogits writes one row of " + width + " values, but the output is " + out);
+        }
+        writeRows(new float[][] {mix.apply(readRows(x, 0, mix.rows()))}, out, 0);
+    }
+
+    /**
      * Writes rows of k[n, kvHeads·headDim] and v[n, ...] into the KV storage of {@code layer} at
      * physical slots, in the storage's {@link KvStorage#dtype() dtype} (f32 as is, bf16 rounded to
      * nearest even).
