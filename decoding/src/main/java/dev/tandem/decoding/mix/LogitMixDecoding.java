@@ -1,0 +1,235 @@
+package dev.tandem.decoding.mix;
+
+import dev.tandem.decoding.DecodingStrategy;
+import dev.tandem.decoding.DecodingTask;
+import dev.tandem.decoding.GenerationRequest;
+import dev.tandem.decoding.Generator;
+import dev.tandem.decoding.SharedVocabulary;
+import dev.tandem.runtime.LogitMix;
+import dev.tandem.runtime.Placement;
+import dev.tandem.runtime.TandemException;
+import dev.tandem.transformer.LanguageModel;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.function.Consumer;
+import java.util.function.Function;
+
+/**
+ * Decoding with several <b>views</b> at once: each view is a sequence on a model (the same model with another
+ * prompt, or another model on the same prompt), every view grows by each generated token, and each token is chosen
+ * from one {@link LogitMix} of the views' next-token logits — a weighted sum with an optional plausibility mask,
+ * computed where the logits are ({@link dev.tandem.runtime.Backend#mixLogits}) — then the request's usual logits
+ * processors and sampler ({@link dev.tandem.decoding.RequestState#accept}). The methods are this with other views
+ * and weights:
+ * <table>
+ *   <caption>The methods</caption>
+ *   <tr><th>method</th><th>views</th><th>score</th></tr>
+ *   <tr><td>{@code contrastive}</td><td>expert(prompt), amateur(prompt)</td>
+ *       <td>(1+β)·z_E − β·z_A on {t : p_E(t) ≥ α·max p_E}, −∞ elsewhere (O'Brien &amp; Lewis)</td></tr>
+ *   <tr><td>{@code proxy-tune}</td><td>large(prompt), tuned(prompt), base(prompt)</td>
+ *       <td>z_large + α·z_tuned − α·z_base (Liu et al.)</td></tr>
+ *   <tr><td>{@code cad}</td><td>model(context + prompt), model(prompt)</td><td>(1+α)·z(y | c, x) − α·z(y | x) (Shi et al.)</td></tr>
+ *   <tr><td>{@code cfg}</td><td>model(prompt), model(negative prompt)</td><td>γ·z + (1−γ)·z_neg = z_neg + γ·(z − z_neg)</td></tr>
+ * </table>
+ * Written as weights on rows, a weight of 1 on the first view and 0 on the others returns its logits exactly, so
+ * contrastive β = 0 (with α = 0), proxy tuning α = 0, CAD α = 0 and guidance γ = 1 decode exactly as plain decoding of
+ * the first view's sequence does, greedy or sampled.
+ *
+ * <p>The first view is the output's: its model's tokenizer, EOS tokens and context, and its sequence is the result's
+ * prompt. Views of one model go into that model's passes together (CAD's two sequences: one pass); the views of
+ * several models run their own passes in the same step (the Engine may run them at once). Logprobs are those of the
+ * mixed logits. {@link dev.tandem.decoding.DecodeStats}: {@code targetForwardPasses} counts the first view's model's
+ * passes, {@code draftForwardPasses} the other models' (prompt chunks included).
+ *
+ * <p>All views' models must share one backend (the rows are mixed where they are) and a vocabulary.
+ */
+public final class LogitMixDecoding implements DecodingStrategy {
+
+    /**
+     * One view: {@code model} decoding the sequence {@code promptIds} gives for a request (the generated tokens follow
+     * it). The ids are checked against the model's vocabulary and context when a task is made.
+     */
+    public record View(String role, LanguageModel model, Function<GenerationRequest, int[]> promptIds) {
+        public View {
+            Objects.requireNonNull(role, "role");
+            Objects.requireNonNull(model, "model");
+            Objects.requireNonNull(promptIds, "promptIds");
+        }
+
+        /** {@code model} on the request's own prompt, encoded as plain decoding encodes it. */
+        public static View ofPrompt(String role, LanguageModel model) {
+            Generator encoder = new Generator(model);
+            return new View(role, model, encoder::promptIds);
+        }
+    }
+
+    private final String name;
+    private final List<View> views;
+    private final LogitMix mix;
+    private final Consumer<float[]> trace;
+
+    /**
+     * @param name  the method's name ({@code --method})
+     * @param views the views, the output's first; one per row of {@code mix}
+     * @throws TandemException if the views' models do not share a backend and a vocabulary
+     */
+    public LogitMixDecoding(String name, List<View> views, LogitMix mix) {
+        this(name, views, mix, null);
+    }
+
+    private LogitMixDecoding(String name, List<View> views, LogitMix mix, Consumer<float[]> trace) {
+        this.name = Objects.requireNonNull(name, "name");
+        this.views = List.copyOf(views);
+        this.mix = Objects.requireNonNull(mix, "mix");
+        this.trace = trace;
+        if (this.views.size() != mix.rows()) {
+            throw new IllegalArgumentException("a mix of " + mix.rows() + " rows needs as many views, not " + this.views.size());
+        }
+        View first = this.views.getFirst();
+        for (View v : this.views.subList(1, this.views.size())) {
+            if (v.model() == first.model()) {
+                continue;
+            }
+            if (v.model().backend() != first.model().backend()
+                    && (v.model().backend().placement() != Placement.HOST || first.model().backend().placement() != Placement.HOST)) {
+                throw new TandemException("the " + v.role() + " model " + v.model().directory() + " runs on another backend ("
+                        + v.model().backend().name() + ") than the " + first.role() + " " + first.model().directory() + " ("
+                        + first.model().backend().name() + "); " + name + " mixes their logits where they are, so load both on one.");
+            }
+            SharedVocabulary.require(first.model(), first.role(), v.model(), v.role(), name + " mixes logits token by token, so the "
+                    + v.role() + " must share the " + first.role() + "'s tokenizer");
+        }
+    }
+
+    /**
+     * Contrastive decoding: (1+β)·z_expert − β·z_amateur over the tokens whose expert probability is at least α
+     * times the expert's largest, −∞ elsewhere (O'Brien &amp; Lewis's form of Li et al.'s method; raw logits).
+     *
+     * @param alpha the plausibility threshold, in [0, 1] (0.1 in the paper)
+     * @param beta  the amateur's weight, finite and ≥ 0 (0.5 in the paper)
+     */
+    public static LogitMixDecoding contrastive(LanguageModel expert, LanguageModel amateur, double alpha, double beta) {
+        requireUnit("--alpha", alpha);
+        requireNonNegative("--beta", beta);
+        return new LogitMixDecoding("contrastive", List.of(View.ofPrompt("expert", expert), View.ofPrompt("amateur", amateur)),
+                LogitMix.of(weight(1 + beta), weight(-beta)).withMask(0, alpha));
+    }
+
+    /**
+     * Proxy tuning: z_large + α·(z_tuned − z_base), as z_large + α·z_tuned − α·z_base (Liu et al.).
+     *
+     * @param alpha the steering strength, finite (1 in the paper)
+     */
+    public static LogitMixDecoding proxyTuning(LanguageModel large, LanguageModel tuned, LanguageModel base, double alpha) {
+        requireFinite("--alpha", alpha);
+        return new LogitMixDecoding("proxy-tune", List.of(View.ofPrompt("large", large), View.ofPrompt("tuned", tuned),
+                View.ofPrompt("base", base)), LogitMix.of(1f, weight(alpha), weight(-alpha)));
+    }
+
+    /**
+     * Context-aware decoding: (1+α)·z(y | c, x) − α·z(y | x) (Shi et al.). The first view is {@code context} encoded
+     * as a prompt (with the tokenizer's special tokens, e.g. a BOS) followed by the request's prompt encoded as plain
+     * text (no special tokens; prompt ids are appended as given); the second is the request's prompt as plain
+     * decoding encodes it.
+     *
+     * @param alpha the context's extra weight, finite and ≥ 0 (0.5 for summaries, 1 for knowledge conflicts)
+     */
+    public static LogitMixDecoding contextAware(LanguageModel model, String context, double alpha) {
+        requireNonNegative("--alpha", alpha);
+        int[] contextIds = new Generator(model).promptIds(GenerationRequest.of(requireText("--context", context)));
+        View withContext = new View("model with the context", model, request -> {
+            int[] prompt = request.promptIds() != null ? request.promptIds() : model.tokenizer().encode(request.prompt());
+            int[] ids = java.util.Arrays.copyOf(contextIds, contextIds.length + prompt.length);
+            System.arraycopy(prompt, 0, ids, contextIds.length, prompt.length);
+            return ids;
+        });
+        return new LogitMixDecoding("cad", List.of(withContext, View.ofPrompt("model without it", model)),
+                LogitMix.of(weight(1 + alpha), weight(-alpha)));
+    }
+
+    /**
+     * Classifier-free guidance on text: z_neg + γ·(z − z_neg), as γ·z + (1−γ)·z_neg so that γ = 1 gives z exactly. The
+     * second view is {@code negativePrompt} encoded as a prompt (empty: the BOS token alone, the unconditional view).
+     *
+     * @param scale γ, finite
+     */
+    public static LogitMixDecoding guidance(LanguageModel model, String negativePrompt, double scale) {
+        requireFinite("--scale", scale);
+        int[] negative = new Generator(model).promptIds(GenerationRequest.of(Objects.requireNonNull(negativePrompt, "negativePrompt")));
+        return new LogitMixDecoding("cfg", List.of(View.ofPrompt("model", model),
+                new View("negative prompt", model, request -> negative)), LogitMix.of(weight(scale), weight(1 - scale)));
+    }
+
+    /**
+     * This method also handing {@code mixedRows} each step's mixed logits (a copy, before the processors and the
+     * sampler), in order: for tests and for looking at what a method does.
+     */
+    public LogitMixDecoding traced(Consumer<float[]> mixedRows) {
+        return new LogitMixDecoding(name, views, mix, Objects.requireNonNull(mixedRows, "mixedRows"));
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    public List<View> views() {
+        return views;
+    }
+
+    public LogitMix mix() {
+        return mix;
+    }
+
+    @Override
+    public DecodingTask task(GenerationRequest request) {
+        return new LogitMixTask(name, views, mix, request, trace);
+    }
+
+    /** A weight as the mix holds it: a float, refused where it would overflow. */
+    private static float weight(double w) {
+        float f = (float) w;
+        if (!Float.isFinite(f)) {
+            throw new IllegalArgumentException("a mixing weight of " + w + " is out of range.");
+        }
+        return f;
+    }
+
+    private static void requireFinite(String flag, double value) {
+        if (!Double.isFinite(value) || Math.abs(value) > 1e6) {
+            throw new IllegalArgumentException(flag + " must be a finite number of magnitude at most 1e6, but was " + value + ".");
+        }
+    }
+
+    private static void requireNonNegative(String flag, double value) {
+        if (!(value >= 0) || value > 1e6) {
+            throw new IllegalArgumentException(flag + " must be a number from 0 to 1e6, but was " + value + ".");
+        }
+    }
+
+    private static void requireUnit(String flag, double value) {
+        if (!(value >= 0 && value <= 1)) {
+            throw new IllegalArgumentException(flag + " must be in [0, 1], but was " + value + ".");
+        }
+    }
+
+    private static String requireText(String flag, String text) {
+        if (text == null || text.isEmpty()) {
+            throw new IllegalArgumentException(flag + " must not be empty.");
+        }
+        return text;
+    }
+
+    /** The views' distinct models, the first view's first (what a task's {@code models()} lists). */
+    static List<LanguageModel> distinctModels(List<View> views) {
+        List<LanguageModel> models = new ArrayList<>();
+        for (View v : views) {
+            if (!models.contains(v.model())) {
+                models.add(v.model());
+            }
+        }
+        return models;
+    }
+}
