@@ -17,6 +17,7 @@ import dev.tandem.decoding.diffusion.DiffusionCache;
 import dev.tandem.decoding.diffusion.DiffusionDecoding;
 import dev.tandem.decoding.diffusion.DiffusionParams;
 import dev.tandem.decoding.diffusion.UnmaskRule;
+import dev.tandem.decoding.mix.LogitMixDecoding;
 import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.decoding.sampling.TokenLogprob;
 import dev.tandem.decoding.speculative.AdedDecoding;
@@ -147,7 +148,65 @@ public final class GenerateCommand implements Callable<Integer> {
 
     /** The names {@code --method} accepts. */
     static final List<String> METHODS = List.of("plain", "speculative", "pearl", "tree", "ngram", "aded", "lookahead", "collab",
-            "diffusion");
+            "diffusion", "contrastive", "proxy-tune", "cad", "cfg");
+
+    static final double DEFAULT_CONTRASTIVE_ALPHA = 0.1, DEFAULT_CONTRASTIVE_BETA = 0.5, DEFAULT_PROXY_ALPHA = 1.0,
+            DEFAULT_CAD_ALPHA = 0.5, DEFAULT_CFG_SCALE = 1.5;
+
+    /** Each method's own flags and their defaults: the table {@code --help} ends with (and the README repeats). */
+    static final String METHOD_TABLE = methodTable(new String[][] {
+            {"plain"},
+            {"speculative", "--draft DIR", "--draft-length N|auto [4]", "--draft-threshold P [" + SpeculativeDecoding.DEFAULT_THRESHOLD
+                    + ", with auto]"},
+            {"pearl", "--draft DIR", "--draft-length N|auto [" + PearlDecoding.DEFAULT_DRAFT_LENGTH + "]", "--draft-threads N [1]"},
+            {"tree", "--draft DIR", "--tree-budget N [" + TreeDecoding.DEFAULT_NODE_BUDGET + "]", "--tree-top-k K ["
+                    + TreeDecoding.DEFAULT_TOP_K + "]", "--tree-depth D [" + TreeDecoding.DEFAULT_MAX_DEPTH + "]"},
+            {"ngram", "--draft-length N [" + PromptLookupDecoding.DEFAULT_DRAFT_LENGTH + "]"},
+            {"aded", "--ngram-corpus FILE [none]", "--aded-iterations N [" + AdedDecoding.DEFAULT_ITERATIONS + "]", "--tree-depth D ["
+                    + AdedDecoding.DEFAULT_MAX_DEPTH + "]", "--tree-budget N [" + AdedDecoding.DEFAULT_NODE_CAP + "]"},
+            {"lookahead", "--lookahead-window W [" + LookaheadDecoding.DEFAULT_WINDOW + "]", "--lookahead-ngram N ["
+                    + LookaheadDecoding.DEFAULT_NGRAM + "]", "--lookahead-candidates G [" + LookaheadDecoding.DEFAULT_CANDIDATES + "]"},
+            {"collab", "--draft DIR", "--collab-rule max-prob|top2-margin [max-prob]", "--collab-threshold P ["
+                    + CollaborativeDecoding.DEFAULT_THRESHOLD + "]"},
+            {"diffusion", "--gen-length N [" + DiffusionParams.DEFAULT_GEN_LENGTH + "]", "--block-length B [N]", "--steps S [N]",
+                    "--unmask RULE [low-confidence]", "--threshold TAU", "--ccd-window W", "--cache none|prefix|dual [none]", "--trace"},
+            {"contrastive", "--amateur DIR", "--alpha A [" + DEFAULT_CONTRASTIVE_ALPHA + "]", "--beta B [" + DEFAULT_CONTRASTIVE_BETA + "]"},
+            {"proxy-tune", "--tuned DIR", "--base DIR", "--alpha A [" + DEFAULT_PROXY_ALPHA + "]"},
+            {"cad", "--context TEXT|@FILE", "--alpha A [" + DEFAULT_CAD_ALPHA + "]"},
+            {"cfg", "--negative-prompt TEXT", "--scale G [" + DEFAULT_CFG_SCALE + "]"}});
+
+    /** Rows of a method and its flags, the flags wrapped under each other within 80 columns. */
+    private static String methodTable(String[][] rows) {
+        StringBuilder b = new StringBuilder("Each method's flags, defaults in brackets (another method's flag is an error):");
+        String indent = " ".repeat(15);
+        for (String[] row : rows) {
+            StringBuilder line = new StringBuilder("  " + row[0] + " ".repeat(13 - row[0].length()));
+            if (row.length == 1) {
+                line.append("-");
+            }
+            for (int i = 1; i < row.length; i++) {
+                String flag = row[i] + (i + 1 < row.length ? "," : "");
+                if (i > 1 && line.length() + 1 + flag.length() > 80) {
+                    b.append("%n").append(line);
+                    line = new StringBuilder(indent);
+                } else if (i > 1) {
+                    line.append(' ');
+                }
+                line.append(flag);
+            }
+            b.append("%n").append(line);
+        }
+        return b.append("%n").toString();
+    }
+
+    /** The methods that mix the logits of several views ({@link LogitMixDecoding}). */
+    static final List<String> MIX_METHODS = List.of("contrastive", "proxy-tune", "cad", "cfg");
+
+    /** Which methods each logit-mixing flag belongs to. */
+    private static final Map<String, List<String>> MIX_FLAGS = Map.of(
+            "--amateur", List.of("contrastive"), "--tuned", List.of("proxy-tune"), "--base", List.of("proxy-tune"),
+            "--alpha", List.of("contrastive", "proxy-tune", "cad"), "--beta", List.of("contrastive"), "--context", List.of("cad"),
+            "--negative-prompt", List.of("cfg"), "--scale", List.of("cfg"));
 
     /** The methods that take a second, smaller model through {@code --draft}. */
     private static final List<String> WITH_DRAFT = List.of("speculative", "pearl", "tree", "collab");
@@ -162,6 +221,39 @@ public final class GenerateCommand implements Callable<Integer> {
                     + "positions, several per pass; the only method for such a model). Greedy output of every method but collab "
                     + "and diffusion is the same.")
     String method;
+
+    @Option(names = "--amateur", paramLabel = "DIR",
+            description = "contrastive: the amateur (small) model directory; it must share the --model's tokenizer.")
+    Path amateur;
+
+    @Option(names = "--tuned", paramLabel = "DIR", description = "proxy-tune: the tuned small model directory.")
+    Path tuned;
+
+    @Option(names = "--base", paramLabel = "DIR", description = "proxy-tune: the untuned small model the --tuned one was tuned from.")
+    Path base;
+
+    @Option(names = "--alpha", paramLabel = "A",
+            description = "contrastive: keep tokens whose expert probability is at least A times its largest, in [0, 1] (default "
+                    + DEFAULT_CONTRASTIVE_ALPHA + "); proxy-tune: the weight of tuned minus base (default " + DEFAULT_PROXY_ALPHA
+                    + "); cad: the context's extra weight, (1+A)·z(with) - A·z(without) (default " + DEFAULT_CAD_ALPHA + ").")
+    Double alpha;
+
+    @Option(names = "--beta", paramLabel = "B",
+            description = "contrastive: score (1+B)·z_expert - B·z_amateur, B >= 0 (default " + DEFAULT_CONTRASTIVE_BETA + ").")
+    Double beta;
+
+    @Option(names = "--context", paramLabel = "TEXT|@FILE",
+            description = "cad: the context (a text, or @FILE for a file's UTF-8 text); the first sequence is the context followed "
+                    + "by the prompt, the second the prompt alone.")
+    String context;
+
+    @Option(names = "--negative-prompt", paramLabel = "TEXT",
+            description = "cfg: the prompt to steer away from (\"\" for the BOS token alone, where the model has one).")
+    String negativePrompt;
+
+    @Option(names = "--scale", paramLabel = "G",
+            description = "cfg: z_neg + G·(z - z_neg); 1 is plain decoding (default " + DEFAULT_CFG_SCALE + ").")
+    Double scale;
 
     @Option(names = "--gen-length", paramLabel = "N",
             description = "diffusion: canvas positions after the prompt (default: generation_config max_new_tokens, else "
@@ -317,19 +409,23 @@ public final class GenerateCommand implements Callable<Integer> {
         int sequences = prompts != null ? prompts.size() : 1;
         boolean pearl = method.equals("pearl");
         int[] split = pearl ? threadSplit() : null;
+        // cad and cfg keep two sequences of the --model per prompt.
+        int modelSequences = method.equals("cad") || method.equals("cfg") ? 2 * sequences : sequences;
         try (LanguageModel lm = ModelLoader.load(dir, pearl ? loadOptions(dir, sequences).withThreads(split[0])
-                : loadOptions(dir, sequences));
+                : loadOptions(dir, modelSequences));
              LanguageModel draftModel = draft == null ? null : ModelLoader.load(draft, pearl
                      ? loadOptions(draft, sequences).withThreads(split[1]) // its own thread group, beside the target's
-                     : loadOptions(draft, sequences).withBackend(lm.backend()))) {
+                     : loadOptions(draft, sequences).withBackend(lm.backend()));
+             LoadedModels others = LoadedModels.load(helperDirectories(), d -> loadOptions(d, sequences).withBackend(lm.backend()))) {
+            List<LanguageModel> helpers = others.models();
             if (prompts != null) {
-                generateAll(lm, strategy(lm, draftModel), prompts, out);
+                generateAll(lm, strategy(lm, draftModel, helpers), prompts, out);
                 return 0;
             }
             long usedSeed = seed != null ? seed : new SecureRandom().nextLong();
             GenerationRequest request = withOptions(GenerationRequest.withModelDefaults(lm, prompt, usedSeed))
                     .withStreamId(stream != null ? stream : 0);
-            DecodingStrategy generator = strategy(lm, draftModel);
+            DecodingStrategy generator = strategy(lm, draftModel, helpers);
             if (format != Format.json) {
                 GenerationResult r = generator.generate(request, event -> {
                     out.print(event.textDelta());
@@ -348,6 +444,10 @@ public final class GenerateCommand implements Callable<Integer> {
                     err.printf(Locale.ROOT, "[diffusion: %d positions in %d passes, %.2f per pass]%n", r.generatedIds().length,
                             r.decodeStats().targetForwardPasses(),
                             r.generatedIds().length / (double) Math.max(1, r.decodeStats().targetForwardPasses()));
+                } else if (MIX_METHODS.contains(method)) {
+                    var d = r.decodeStats();
+                    err.printf(Locale.ROOT, "[%s: %d passes of the --model and %d of the other models for %d tokens]%n", method,
+                            d.targetForwardPasses(), d.draftForwardPasses(), d.generatedTokens());
                 } else if (!method.equals("plain")) {
                     err.println(r.decodeStats().summary());
                 }
@@ -365,12 +465,18 @@ public final class GenerateCommand implements Callable<Integer> {
         return 0;
     }
 
+    /** Ends the help of {@code generate} with {@link #METHOD_TABLE}. */
+    static void addMethodTable(picocli.CommandLine generate) {
+        generate.getCommandSpec().usageMessage().footerHeading("%n").footer(METHOD_TABLE);
+    }
+
     /** Checks --method, --draft and --draft-length together, before any model is loaded. */
     private void checkMethodOptions() {
         if (!METHODS.contains(method)) {
             throw new ParameterException(spec.commandLine(), "--method must be one of " + String.join(", ", METHODS)
                     + ", but was \"" + method + "\".");
         }
+        checkMixOptions();
         checkDiffusionOptions();
         if (WITH_DRAFT.contains(method) && draft == null) {
             throw new ParameterException(spec.commandLine(),
@@ -464,6 +570,52 @@ public final class GenerateCommand implements Callable<Integer> {
         }
     }
 
+    /** The flags of the logit-mixing methods: each only with its methods, and the models and texts they need. */
+    private void checkMixOptions() {
+        Map<String, Object> given = new java.util.LinkedHashMap<>();
+        given.put("--amateur", amateur);
+        given.put("--tuned", tuned);
+        given.put("--base", base);
+        given.put("--alpha", alpha);
+        given.put("--beta", beta);
+        given.put("--context", context);
+        given.put("--negative-prompt", negativePrompt);
+        given.put("--scale", scale);
+        for (Map.Entry<String, Object> flag : given.entrySet()) {
+            List<String> users = MIX_FLAGS.get(flag.getKey());
+            if (flag.getValue() != null && !users.contains(method)) {
+                throw new ParameterException(spec.commandLine(), flag.getKey() + " applies to --method " + String.join(", ", users)
+                        + " only, not to --method " + method + ".");
+            }
+        }
+        String needed = switch (method) {
+            case "contrastive" -> amateur == null ? "--amateur DIR (the small model to contrast with)" : null;
+            case "proxy-tune" -> tuned == null || base == null ? "--tuned DIR and --base DIR (the small model after and before tuning)" : null;
+            case "cad" -> context == null ? "--context TEXT or --context @FILE" : null;
+            case "cfg" -> negativePrompt == null ? "--negative-prompt TEXT" : null;
+            default -> null;
+        };
+        if (needed != null) {
+            throw new ParameterException(spec.commandLine(), "--method " + method + " needs " + needed + ".");
+        }
+    }
+
+    /** --context's text: as given, or a file's UTF-8 text after '@'. */
+    private String contextText() {
+        if (!context.startsWith("@")) {
+            return context;
+        }
+        Path file = Path.of(context.substring(1));
+        byte[] bytes;
+        try {
+            bytes = Files.readAllBytes(file);
+        } catch (IOException e) {
+            throw new UsageException("--context " + context + " cannot be read: " + IoErrors.reason(e) + ".", e);
+        }
+        dev.tandem.runtime.Utf8Text.requireValid(bytes, "the --context file " + file);
+        return new String(bytes, java.nio.charset.StandardCharsets.UTF_8);
+    }
+
     /** The diffusion flags: only with --method diffusion, which in turn takes no --max-tokens and decodes greedily. */
     private void checkDiffusionOptions() {
         boolean diffusion = method.equals("diffusion");
@@ -534,7 +686,7 @@ public final class GenerateCommand implements Callable<Integer> {
     }
 
     /** The strategy --method names, over the target {@code lm} and, for speculative, {@code draftModel}. */
-    private DecodingStrategy strategy(LanguageModel lm, LanguageModel draftModel) {
+    private DecodingStrategy strategy(LanguageModel lm, LanguageModel draftModel, List<LanguageModel> helpers) {
         if (method.equals("diffusion")) {
             return new DiffusionDecoding(lm, diffusionParams(lm));
         }
@@ -568,7 +720,56 @@ public final class GenerateCommand implements Callable<Integer> {
                     lookaheadCandidates == null ? LookaheadDecoding.DEFAULT_CANDIDATES : lookaheadCandidates);
             case "ngram" -> new PromptLookupDecoding(lm, PromptLookupDecoding.DEFAULT_MAX_NGRAM,
                     draftLength == null ? PromptLookupDecoding.DEFAULT_DRAFT_LENGTH : Integer.parseInt(draftLength));
+            case "contrastive", "proxy-tune", "cad", "cfg" -> mixStrategy(lm, helpers); // MIX_METHODS
             default -> new Generator(lm);
+        };
+    }
+
+    /** The logit-mixing method --method names, over {@code lm} and the models of {@link #helperModels}, in their order. */
+    private DecodingStrategy mixStrategy(LanguageModel lm, List<LanguageModel> helpers) {
+        try {
+            return switch (method) {
+                case "contrastive" -> LogitMixDecoding.contrastive(lm, helpers.get(0),
+                        alpha != null ? alpha : DEFAULT_CONTRASTIVE_ALPHA, beta != null ? beta : DEFAULT_CONTRASTIVE_BETA);
+                case "proxy-tune" -> LogitMixDecoding.proxyTuning(lm, helpers.get(0), helpers.get(1),
+                        alpha != null ? alpha : DEFAULT_PROXY_ALPHA);
+                case "cad" -> LogitMixDecoding.contextAware(lm, contextText(), alpha != null ? alpha : DEFAULT_CAD_ALPHA);
+                default -> LogitMixDecoding.guidance(lm, negativePrompt, scale != null ? scale : DEFAULT_CFG_SCALE);
+            };
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage(), e);
+        }
+    }
+
+    /** Models loaded together and closed together (the last loaded first). */
+    record LoadedModels(List<LanguageModel> models) implements AutoCloseable {
+        static LoadedModels load(List<Path> dirs, java.util.function.Function<Path, ModelLoader.Options> options) {
+            List<LanguageModel> models = new ArrayList<>();
+            try {
+                for (Path d : dirs) {
+                    models.add(ModelLoader.load(d, options.apply(d)));
+                }
+            } catch (RuntimeException | Error e) {
+                new LoadedModels(models).close();
+                throw e;
+            }
+            return new LoadedModels(List.copyOf(models));
+        }
+
+        @Override
+        public void close() {
+            for (int i = models.size() - 1; i >= 0; i--) {
+                models.get(i).close();
+            }
+        }
+    }
+
+    /** The directories of the other models the method mixes with the --model: --amateur, or --tuned and --base. */
+    private List<Path> helperDirectories() {
+        return switch (method) {
+            case "contrastive" -> List.of(amateur);
+            case "proxy-tune" -> List.of(tuned, base);
+            default -> List.of();
         };
     }
 

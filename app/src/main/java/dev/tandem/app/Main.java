@@ -73,6 +73,9 @@ public final class Main implements Runnable {
         });
         cli.setOut(out);
         cli.setErr(err);
+        // "--context @FILE" reads a file itself; picocli would otherwise splice the file's words in as arguments.
+        cli.setExpandAtFiles(false);
+        GenerateCommand.addMethodTable(cli.getSubcommands().get("generate"));
         // Bad input: one sentence, last on stderr, exit 2 for usage (picocli's or a command's UsageException)
         // and 1 for everything else.
         cli.setParameterExceptionHandler((ex, a) -> {
