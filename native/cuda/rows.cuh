@@ -1,5 +1,6 @@
-// Reductions over rows of logits: softmax in place, argmax, and the summary of a row (top k, softmax sums). A block of TANDEM_ROW_THREADS threads per
-// row; every reduction runs in a fixed order (strided per-thread partials, then the block's fixed tree),
+// Reductions over rows of logits: softmax in place, argmax, the summary of a row (top k, softmax sums), the choice
+// among rows and the mix of rows. A block of TANDEM_ROW_THREADS threads per row (one for the launch where rows are
+// combined); every reduction runs in a fixed order (strided per-thread partials, then the block's fixed tree),
 // so a row's result never depends on the other rows of the launch.
 #pragma once
 
@@ -259,5 +260,40 @@ tandem_select_rows_f32(int* out, const float* x, int rows, int width, int score,
             out[1 + k + i] = tokens[out[1 + i]];
         }
         out[0] = k;
+    }
+}
+
+// Backend.mixLogits, LogitMix.apply bit for bit: out[t] = (float) Σᵢ w[i] · x[i, t] over i = 0..rows-1, summed in double
+// from 0.0 in row order (a float times a float is exact in double, so nvcc's fused multiply-add gives the same bits); with
+// maskRow >= 0, every t with !((double) x[m, t] - (double) max >= logAlpha) gets -inf, where max is the largest value of
+// row m ignoring NaN (-inf when there is none; fmaxf ignores NaN as LogitMix's `v > max` loop does, and which zero it keeps
+// cannot change a difference's comparison). maskRow is -1 when LogitMix.masks() is false. One block of TANDEM_ROW_THREADS
+// for the launch: the mix is one row of the vocabulary, tiny next to the forward pass that made its rows, and one block
+// takes the mask row's max without a second launch.
+extern "C" __global__ void __launch_bounds__(TANDEM_ROW_THREADS)
+tandem_mix_logits_f32(float* out, const float* x, const float* weights, int rows, int width, int maskRow, double logAlpha) {
+    __shared__ float scratch[TANDEM_ROW_THREADS / 32];
+    if (blockIdx.x != 0) {
+        return;
+    }
+    const float* mask = maskRow >= 0 ? x + (long long) maskRow * width : nullptr;
+    float max = -INFINITY;
+    if (mask != nullptr) {  // the same for every thread: the block's barriers are reached by all or none
+        float partialMax = -INFINITY;
+        for (int c = threadIdx.x; c < width; c += TANDEM_ROW_THREADS) {
+            partialMax = fmaxf(partialMax, mask[c]);
+        }
+        max = tandem_block_max<TANDEM_ROW_THREADS>(partialMax, scratch);
+    }
+    for (int t = threadIdx.x; t < width; t += TANDEM_ROW_THREADS) {
+        double sum = 0.0;
+        for (int i = 0; i < rows; i++) {
+            sum += (double) weights[i] * (double) x[(long long) i * width + t];
+        }
+        float value = (float) sum;
+        if (mask != nullptr && !((double) mask[t] - (double) max >= logAlpha)) {
+            value = -INFINITY;
+        }
+        out[t] = value;
     }
 }

@@ -82,6 +82,7 @@ const std::map<std::string, Launcher> kernels = {
     TANDEM_KERNEL(tandem_argmax_f32),
     TANDEM_KERNEL(tandem_logit_summary_f32),
     TANDEM_KERNEL(tandem_select_rows_f32),
+    TANDEM_KERNEL(tandem_mix_logits_f32),
 };
 
 // CUresult codes (cuda.h) this library returns.

@@ -853,6 +853,151 @@ void check_select_rows(void (*kernel)(int*, const float*, int, int, int, int, do
     }
 }
 
+// LogitMix.apply, step for step: the products and the sum in double from 0.0 in row order, the cast to float, then the
+// mask row's max by a `v > max` scan from -inf (NaN ignored) and -inf wherever !(m[t] - max >= ln alpha) in double.
+std::vector<float> mix_reference(const std::vector<float>& x, const std::vector<float>& w, int width, int maskRow, double alpha) {
+    std::vector<float> out(static_cast<std::size_t>(width));
+    for (int t = 0; t < width; t++) {
+        double sum = 0.0;
+        for (std::size_t i = 0; i < w.size(); i++) sum += static_cast<double>(w[i]) * static_cast<double>(x[i * width + t]);
+        out[t] = static_cast<float>(sum);
+    }
+    if (maskRow >= 0 && alpha > 0) {
+        const float* m = &x[static_cast<std::size_t>(maskRow) * width];
+        float max = -INFINITY;
+        for (int t = 0; t < width; t++) {
+            if (m[t] > max) max = m[t];
+        }
+        double floor = std::log(alpha);
+        for (int t = 0; t < width; t++) {
+            if (!(static_cast<double>(m[t]) - static_cast<double>(max) >= floor)) out[t] = -INFINITY;
+        }
+    }
+    return out;
+}
+
+void check_mix_logits(void (*kernel)(float*, const float*, const float*, int, int, int, double)) {
+    Rng rng{31};
+    struct Case {
+        int rows, width;
+        std::vector<float> weights;  // empty: random
+        int maskRow;                 // LogitMix.maskRow (-1: none)
+        double alpha;
+        int special;  // 0 none; 1 NaN, ±inf in every row (no +inf in the mask row); 2 a mask row of NaN and -inf only;
+                      // 3 +inf in the mask row; 4 -0 and +0 tie at the top of the mask row; 5 results that underflow
+                      // to ±0 or overflow to ±inf in the cast to float; 6 mask row values exactly 2.5 below its max, with
+                      // ln alpha within 1e-9 of -2.5 (a float comparison keeps what the double one masks); 7 rows 0 and 1
+                      // alike and huge (weights 1 and -1 cancel them; another order of the sum loses the rest)
+    };
+    std::vector<Case> cases;
+    for (int width : {1, 5, 300, 2049}) {
+        for (int rows = 1; rows <= 4; rows++) {
+            std::vector<float> identity(static_cast<std::size_t>(rows), 0.0f);
+            identity[0] = 1.0f;
+            cases.push_back({rows, width, {}, -1, 0, 0});
+            cases.push_back({rows, width, {}, rows - 1, 0.1, 1});
+            cases.push_back({rows, width, {}, 0, 1e-3, 0});
+            cases.push_back({rows, width, {}, rows / 2, 1, 0});
+            cases.push_back({rows, width, identity, 0, 0, 1});    // alpha 0 masks nothing: row 0 exactly
+            cases.push_back({rows, width, identity, -1, 0, 1});
+            cases.push_back({rows, width, identity, 0, 1, 4});
+            cases.push_back({rows, width, {}, rows - 1, 0.5, 2});
+            cases.push_back({rows, width, {}, 0, 0.5, 3});
+            cases.push_back({rows, width, {}, (rows + 1) / 2 - 1, 0.05, 5});
+        }
+        cases.push_back({2, width, {0.0f, 1.0f}, 1, 0, 1});  // the other row exactly
+        cases.push_back({2, width, {-0.0f, 1.0f}, 0, 1e-300, 1});
+        cases.push_back({2, width, {}, 1, std::exp(-2.5 + 1e-9), 6});  // the values 2.5 below the max masked
+        cases.push_back({3, width, {}, 0, std::exp(-2.5 - 1e-9), 6});  // and kept
+        cases.push_back({3, width, {1.0f, -1.0f, 0.75f}, -1, 0, 7});
+        cases.push_back({4, width, {1.0f, -1.0f, 0.75f, -2.0f}, 2, 0.2, 7});
+    }
+    cases.push_back({2, 151936, {1.5f, -0.5f}, 0, 0.1, 1});
+    cases.push_back({4, 151936, {}, 3, 1e-4, 0});
+    cases.push_back({1, 151936, {1.0f}, 0, 1, 4});
+    for (const Case& c : cases) {
+        begin("rows=%d width=%d weights=%s mask=%d alpha=%g special=%d", c.rows, c.width, c.weights.empty() ? "random" : "given",
+              c.maskRow, c.alpha, c.special);
+        std::vector<float> w = c.weights;
+        if (w.empty()) {
+            for (int i = 0; i < c.rows; i++) w.push_back(c.special == 5 ? (i % 2 ? 3e25f : -1e-30f) : rng.sym(3));
+        }
+        std::size_t width = static_cast<std::size_t>(c.width);
+        Buf<float> x(static_cast<std::size_t>(c.rows) * width);
+        for (int r = 0; r < c.rows; r++) {
+            float* row = &x[r * width];
+            bool isMask = r == c.maskRow;
+            for (std::size_t t = 0; t < width; t++) {
+                row[t] = rng.sym(8);
+                if (c.special == 5) row[t] = (t + r) % 2 ? rng.sym(3e20f) : rng.sym(1e-8f);
+                if (c.special == 7 && r < 2) row[t] = r == 0 ? rng.sym(1e20f) : x[t];
+            }
+            switch (c.special) {
+                case 1:
+                    for (std::size_t t = 0; t < width; t += 37) row[t] = t % 2 ? NAN : float_of(0x7fc12345u);  // row[0] NaN
+                    for (std::size_t t = 5; t < width; t += 41) row[t] = -INFINITY;
+                    for (std::size_t t = 7; t < width && !isMask; t += 53) row[t] = r % 2 ? INFINITY : -0.0f;
+                    for (std::size_t t = 11; t < width; t += 59) row[t] = float_of(0xffc00001u);
+                    break;
+                case 2:
+                    if (isMask) for (std::size_t t = 0; t < width; t++) row[t] = t % 3 ? -INFINITY : NAN;
+                    break;
+                case 3:
+                    if (isMask) row[width / 2] = INFINITY;
+                    break;
+                case 4:
+                    if (isMask) {
+                        for (std::size_t t = 0; t < width; t++) row[t] = -1.0f - std::fabs(row[t]);
+                        row[width > 7 ? 7 : width - 1] = -0.0f;
+                        row[width > 300 ? 300 : 0] = 0.0f;
+                    }
+                    break;
+                case 6:
+                    if (isMask) {
+                        for (std::size_t t = 0; t < width; t++) row[t] = t % 4 == 1 ? -1.5f : -3.0f + rng.sym(0.4f);
+                        row[width / 3] = 1.0f;
+                    }
+                    break;
+                default:
+                    break;
+            }
+        }
+        Buf<float> weights(w);
+        Buf<float> out(width);
+        out.fill(float_of(FILL_F32));
+        auto x0 = x.copy();
+        bool masks = c.maskRow >= 0 && c.alpha > 0;  // LogitMix.masks(): CudaBackend passes -1 otherwise
+        if (!go(kernel, 1, 1, 256, out.data(), x.data(), weights.data(), c.rows, c.width, masks ? c.maskRow : -1,
+                std::log(c.alpha))) {
+            continue;
+        }
+        unchanged(x, x0, "x");
+        unchanged(weights, w, "weights");
+        expect_exact(out, mix_reference(x0, w, c.width, c.maskRow, c.alpha), "out", float_of(FILL_F32));
+        // A unit weight on one row and zeros elsewhere gives that row (-0 as +0), where the other rows are finite (0 · ±inf
+        // and 0 · NaN are NaN).
+        bool identity = !masks;
+        int unit = -1;
+        for (int i = 0; i < c.rows; i++) {
+            if (w[i] == 1.0f && unit < 0) unit = i;
+            else if (w[i] != 0.0f) identity = false;
+        }
+        if (identity && unit >= 0) {
+            for (std::size_t t = 0; t < width; t++) {
+                bool othersFinite = true;
+                for (int i = 0; i < c.rows; i++) othersFinite = othersFinite && (i == unit || std::isfinite(x0[i * width + t]));
+                if (!othersFinite) continue;
+                float want = x0[unit * width + t];
+                if (!(out[t] == want || (std::isnan(out[t]) && std::isnan(want)))) {
+                    fail("a unit weight on row %d: out[%zu] = %s, the row holds %s", unit, t, show(out[t]).c_str(), show(want).c_str());
+                    break;
+                }
+            }
+        }
+        absorb(out);
+    }
+}
+
 // ---- the KV cache: write_kv, row gathers and scatters ---------------------------------------------------
 
 template <typename KV>
@@ -2033,6 +2178,7 @@ const Check checks[] = {
     CHECK(tandem_argmax_f32, check_argmax(tandem_argmax_f32)),
     CHECK(tandem_logit_summary_f32, check_logit_summary(tandem_logit_summary_f32)),
     CHECK(tandem_select_rows_f32, check_select_rows(tandem_select_rows_f32)),
+    CHECK(tandem_mix_logits_f32, check_mix_logits(tandem_mix_logits_f32)),
     CHECK(tandem_multiply_add_peak, check_multiply_add_peak(tandem_multiply_add_peak)),
     CHECK(tandem_uniform_f64, check_uniform(tandem_uniform_f64)),
     CHECK(tandem_sample_temperature_f32, check_sample(tandem_sample_temperature_f32)),
