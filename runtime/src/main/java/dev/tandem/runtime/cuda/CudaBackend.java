@@ -6,6 +6,7 @@ import dev.tandem.runtime.AttentionRows;
 import dev.tandem.runtime.Backend;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.DeviceSampling;
+import dev.tandem.runtime.LogitMix;
 import dev.tandem.runtime.LogitSummary;
 import dev.tandem.runtime.Placement;
 import dev.tandem.runtime.Progress;
@@ -615,6 +616,22 @@ public final class CudaBackend implements Backend, DeviceSampling {
         }
         int k = out[0];
         return new RowSelection(java.util.Arrays.copyOfRange(out, 1, 1 + k), java.util.Arrays.copyOfRange(out, 1 + k, 1 + 2 * k));
+    }
+
+    /** The mix runs where the rows are: only the weights go to the device, and nothing comes back. */
+    @Override
+    public synchronized void mixLogits(Tensor x, LogitMix mix, Tensor out) {
+        requireF32(x, "mixLogits");
+        requireF32(out, "mixLogits");
+        int width = (int) x.dim(-1);
+        mix.requireRows(x.numel() / Math.max(1, width));
+        if (out.numel() != width) {
+            throw new IllegalArgumentException("mixLogits writes one row of " + width + " values, but the output is " + out);
+        }
+        enter();
+        long[] a = stage(0, (Object) mix.weights());
+        launch("tandem_mix_logits_f32", 1, 1, 256, new CudaLibrary.Args().pointer(out.deviceAddress()).pointer(x.deviceAddress())
+                .pointer(a[0]).i32(mix.rows()).i32(width).i32(mix.masks() ? mix.maskRow() : -1).f64(mix.logAlpha()));
     }
 
     @Override

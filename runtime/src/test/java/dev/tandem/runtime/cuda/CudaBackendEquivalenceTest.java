@@ -3,6 +3,7 @@ package dev.tandem.runtime.cuda;
 import dev.tandem.runtime.AttentionRows;
 import dev.tandem.runtime.Backend;
 import dev.tandem.runtime.DType;
+import dev.tandem.runtime.LogitMix;
 import dev.tandem.runtime.LogitSummary;
 import dev.tandem.runtime.Placement;
 import dev.tandem.runtime.Progress;
@@ -497,6 +498,82 @@ class CudaBackendEquivalenceTest {
             assertThrows(IllegalArgumentException.class, () -> b.selectRows(dLogits, RowSelection.Score.MARGIN, 0, 0));
             assertThrows(IllegalArgumentException.class, () -> b.selectRows(dLogits, RowSelection.Score.MARGIN, 0, 1.5));
             b.free(dLogits);
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"host", "gpu"})
+    void mixLogitsMatchTheCpu(String which) {
+        CudaBackend b = backend(which);
+        SplittableRandom rnd = random("mixes");
+        for (int width : new int[] {1, 300, 2049}) {
+            int n = 6;
+            float[] logits = new float[n * width];
+            for (int i = 0; i < n * width; i++) {
+                logits[i] = (float) (rnd.nextGaussian() * 3);
+            }
+            logits[0] = Float.NaN; // row 0 (a mask row): a NaN first, which the max ignores, and a -inf
+            logits[width / 2] = Float.NEGATIVE_INFINITY;
+            for (int t = 3; t < width; t += 7) {
+                logits[width + t] = -0.0f; // row 1: -0 (a unit weight makes it +0, as in Java)
+            }
+            logits[width + width - 1] = Float.POSITIVE_INFINITY; // 0 · inf: NaN in every mix that weighs row 1 by 0
+            for (int t = 0; t < width; t++) { // row 2: -0 and +0 tie at the top
+                logits[2 * width + t] = -1 - Math.abs(logits[2 * width + t]);
+            }
+            logits[2 * width + width / 3] = -0.0f;
+            logits[2 * width + width - 1] = 0.0f;
+            for (int t = 0; t < width; t++) { // row 3: values exactly 2.5 below its max of 1
+                logits[3 * width + t] = t % 4 == 1 ? -1.5f : -3 + (float) rnd.nextDouble();
+            }
+            logits[3 * width + width / 3] = 1;
+            for (int t = 0; t < width; t++) { // rows 4 and 5 alike and huge: weights 1 and -1 cancel them
+                logits[4 * width + t] = (float) (rnd.nextGaussian() * 1e20);
+                logits[5 * width + t] = logits[4 * width + t];
+            }
+            float[][] rows = toRows(logits, n, width);
+            Tensor cpuLogits = Tensor.ofFloats(logits.clone(), n, width);
+            Tensor dLogits = deviceF32(b, logits, n, width);
+            Tensor cpuOut = cpu.allocate(1, width);
+            LogitMix[] mixes = {
+                LogitMix.of(1f, 0f), // the identity: row 0 (NaN, -inf and all)
+                LogitMix.of(0f, 1f, 0f),
+                LogitMix.of(1.5f, -0.5f),
+                LogitMix.of(1.5f, -0.5f).withMask(0, 0.1),
+                LogitMix.of(1f, -1f, 0.25f, 2f).withMask(1, 1e-3),
+                LogitMix.of(1f, 0f).withMask(0, 1), // alpha 1: only row 0's largest
+                LogitMix.of(0f, 0f, 1f).withMask(2, 1), // both zeros at the top kept
+                LogitMix.of(0.3f, 0.7f, -1f).withMask(1, 0), // alpha 0: no mask
+                LogitMix.of(2f, 1f, 0f, 0.5f).withMask(3, Math.exp(-2.5 + 1e-9)), // the values 2.5 below the max masked
+                LogitMix.of(2f, 1f, 0f, 0.5f).withMask(3, Math.exp(-2.5 - 1e-9)), // and kept
+                LogitMix.of(0.75f, 0f, 0f, 0f, 1f, -1f), // the sum in row order loses row 0 (in any other it keeps it)
+                LogitMix.of(-2f),
+            };
+            for (LogitMix mix : mixes) {
+                String where = which + " width " + width + " " + mix;
+                float[] expected = mix.apply(rows);
+                cpu.mixLogits(cpuLogits, mix, cpuOut);
+                assertArrayEquals(expected, cpuRead(cpuOut), where + ": the CPU");
+                Tensor out = poisoned(b, 1, width);
+                long copied = b.bytesCopiedToHost();
+                b.mixLogits(dLogits, mix, out);
+                assertEquals(copied, b.bytesCopiedToHost(), where + ": nothing comes back");
+                assertArrayEquals(expected, read(b, out), where); // bit for bit: -0 is not +0, a NaN only matches a NaN
+                b.free(out);
+            }
+            Tensor out = b.allocate(1, width);
+            assertThrows(IllegalArgumentException.class, () -> b.mixLogits(dLogits, LogitMix.of(1, 1, 1, 1, 1, 1, 1), out),
+                    "more weights than rows");
+            Tensor wider = b.allocate(1, width + 1);
+            assertThrows(IllegalArgumentException.class, () -> b.mixLogits(dLogits, LogitMix.of(1), wider), "a wider output");
+            Tensor bf16 = b.allocate(DType.BF16, 1, width);
+            assertThrows(IllegalArgumentException.class, () -> b.mixLogits(dLogits, LogitMix.of(1), bf16), "a bf16 output");
+            assertThrows(IllegalArgumentException.class, () -> b.mixLogits(cpuLogits, LogitMix.of(1), out), "host rows");
+            b.free(out);
+            b.free(wider);
+            b.free(bf16);
+            b.free(dLogits);
+            cpu.free(cpuOut);
         }
     }
 
