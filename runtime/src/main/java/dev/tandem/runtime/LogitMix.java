@@ -14,9 +14,10 @@ import java.util.Arrays;
  *            keep t iff x[m][t] − max(x[m]) ≥ ln(alpha), i.e. softmax(x[m])[t] ≥ alpha · max softmax(x[m])
  * </pre>
  * Each product of a float weight and a float logit is exact in double, so the sum does not depend on whether a
- * backend fuses the multiply into the add, and every backend gives the same bits. A weight of 1 on one row and 0 on
- * the others returns that row exactly (the identities the methods promise: contrastive β = 0, CAD α = 0, guidance
- * scale 1). The max ignores NaN; a NaN or −∞ of the mask row is outside the set; alpha = 0 masks nothing.
+ * backend fuses the multiply into the add, and every backend gives the same bits (NaN payloads aside). A weight of 1
+ * on one row and 0 on the others returns that row exactly where the other rows are finite, save that −0 becomes +0
+ * (the identities the methods promise: contrastive β = 0, CAD α = 0, guidance scale 1; 0 · ±∞ is NaN). The max
+ * ignores NaN; a NaN or −∞ of the mask row is outside the set; alpha = 0 masks nothing.
  *
  * @param weights one finite weight per row
  * @param maskRow the row whose softmax defines the plausible set, or −1 for no mask
