@@ -129,5 +129,13 @@ class MixMethodsCliTest {
         }
         assertTrue(r.out().contains("--amateur DIR, --alpha A [0.1], --beta B [0.5]"), r.out());
         assertTrue(r.out().lines().allMatch(l -> l.length() <= 80), "a line wider than 80 columns");
+        String table = r.out().substring(r.out().indexOf("Each method's flags")).strip();
+        String readme;
+        try {
+            readme = Files.readString(TestModels.modelsDir().getParent().resolve("README.md"));
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        assertTrue(readme.contains(table), "the README repeats the help's table of methods:\n" + table);
     }
 }
