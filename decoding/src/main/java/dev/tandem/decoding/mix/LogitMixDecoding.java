@@ -222,8 +222,32 @@ public final class LogitMixDecoding implements DecodingStrategy {
         return text;
     }
 
+    /**
+     * {@code view}'s sequence for {@code request}, checked against its model as plain decoding checks a prompt.
+     *
+     * @throws TandemException if it is empty, longer than the model's context or holds an id outside its vocabulary
+     */
+    public static int[] checkedPrompt(View view, GenerationRequest request) {
+        int[] ids = view.promptIds().apply(request);
+        var config = view.model().config();
+        if (ids.length == 0) {
+            throw new TandemException("the " + view.role() + "'s sequence is empty.");
+        }
+        if (ids.length > config.maxContext()) {
+            throw new TandemException("the " + view.role() + "'s sequence has " + ids.length + " tokens, more than the model's context of "
+                    + config.maxContext() + " tokens (" + config.maxContextSource() + ").");
+        }
+        for (int id : ids) {
+            if (id < 0 || id >= config.vocabSize()) {
+                throw new TandemException("token id " + id + " of the " + view.role() + "'s sequence is outside the vocabulary of "
+                        + config.vocabSize() + " (config.json vocab_size).");
+            }
+        }
+        return ids.clone();
+    }
+
     /** The views' distinct models, the first view's first (what a task's {@code models()} lists). */
-    static List<LanguageModel> distinctModels(List<View> views) {
+    public static List<LanguageModel> distinctModels(List<View> views) {
         List<LanguageModel> models = new ArrayList<>();
         for (View v : views) {
             if (!models.contains(v.model())) {

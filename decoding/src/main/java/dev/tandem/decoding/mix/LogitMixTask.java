@@ -10,7 +10,6 @@ import dev.tandem.decoding.Tasks;
 import dev.tandem.decoding.TokenEvent;
 import dev.tandem.runtime.Backend;
 import dev.tandem.runtime.LogitMix;
-import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.Tensor;
 import dev.tandem.runtime.kv.KvSequence;
 import dev.tandem.transformer.Batch;
@@ -61,7 +60,7 @@ final class LogitMixTask implements DecodingTask {
         int n = views.size();
         this.prompts = new int[n][];
         for (int i = 0; i < n; i++) {
-            prompts[i] = checked(views.get(i), views.get(i).promptIds().apply(request));
+            prompts[i] = LogitMixDecoding.checkedPrompt(views.get(i), request);
         }
         this.models = LogitMixDecoding.distinctModels(views);
         this.first = views.getFirst().model();
@@ -72,25 +71,6 @@ final class LogitMixTask implements DecodingTask {
         this.feed = new boolean[n];
         this.ready = new boolean[n];
         this.planned = new int[n];
-    }
-
-    /** A view's prompt, checked against its model as plain decoding checks a prompt. */
-    private static int[] checked(LogitMixDecoding.View view, int[] ids) {
-        var config = view.model().config();
-        if (ids.length == 0) {
-            throw new TandemException("the " + view.role() + "'s sequence is empty.");
-        }
-        if (ids.length > config.maxContext()) {
-            throw new TandemException("the " + view.role() + "'s sequence has " + ids.length + " tokens, more than the model's context of "
-                    + config.maxContext() + " tokens (" + config.maxContextSource() + ").");
-        }
-        for (int id : ids) {
-            if (id < 0 || id >= config.vocabSize()) {
-                throw new TandemException("token id " + id + " of the " + view.role() + "'s sequence is outside the vocabulary of "
-                        + config.vocabSize() + " (config.json vocab_size).");
-            }
-        }
-        return ids.clone();
     }
 
     @Override
