@@ -13,6 +13,19 @@ public final class LogProbs {
 
     /** log_softmax of {@code logits} (left unchanged); −Infinity logits get −Infinity. */
     public static float[] logSoftmax(float[] logits) {
+        double logNormalizer = logNormalizer(logits);
+        float[] out = new float[logits.length];
+        for (int t = 0; t < logits.length; t++) {
+            out[t] = (float) (logits[t] - logNormalizer);
+        }
+        return out;
+    }
+
+    /**
+     * m + ln Σ_s exp(l_s − m): log_softmax(l)_t = l_t − this. A caller that keeps log-probabilities in double
+     * (beam search's scores) subtracts it itself; rounded to float, that is {@link #logSoftmax}'s value.
+     */
+    public static double logNormalizer(float[] logits) {
         Logits.requireValid(logits);
         float max = Float.NEGATIVE_INFINITY;
         for (float l : logits) {
@@ -25,12 +38,7 @@ public final class LogProbs {
         for (float l : logits) {
             sum += Math.exp((double) l - max);
         }
-        double logNormalizer = max + Math.log(sum);
-        float[] out = new float[logits.length];
-        for (int t = 0; t < logits.length; t++) {
-            out[t] = (float) (logits[t] - logNormalizer);
-        }
-        return out;
+        return max + Math.log(sum);
     }
 
     /** The {@code n} (≥ 0; capped at the vocabulary size) most probable tokens, by logprob descending, then id. */

@@ -53,6 +53,25 @@ public final class LogitsProcessors {
 
     /** Penalizes each distinct token of {@code context[0, contextLength)} once; penalty &gt; 0. */
     public static void repetitionPenalty(float[] logits, int[] context, int contextLength, float penalty) {
+        for (int t : distinctContextTokens(logits.length, context, contextLength, penalty)) {
+            float l = logits[t];
+            logits[t] = l < 0 ? l * penalty : l / penalty;
+        }
+    }
+
+    /**
+     * The same rule on scores held in double: beam search applies HF's processors to log-probabilities
+     * (log_softmax first), where every score is ≤ 0, so each context token's score is multiplied by the penalty.
+     */
+    public static void repetitionPenalty(double[] scores, int[] context, int contextLength, float penalty) {
+        for (int t : distinctContextTokens(scores.length, context, contextLength, penalty)) {
+            double s = scores[t];
+            scores[t] = s < 0 ? s * penalty : s / penalty;
+        }
+    }
+
+    /** The tokens of {@code context[0, contextLength)}, each once (a repeated token is penalized once), checked. */
+    private static int[] distinctContextTokens(int vocabSize, int[] context, int contextLength, float penalty) {
         if (!(penalty > 0) || Float.isInfinite(penalty)) {
             throw new IllegalArgumentException(
                     "repetitionPenalty must be a finite number > 0, but was " + penalty + ".");
@@ -62,19 +81,16 @@ public final class LogitsProcessors {
             throw new IllegalArgumentException("contextLength must be in [0, " + context.length
                     + "] (the context array's length), but was " + contextLength + ".");
         }
-        BitSet seen = new BitSet(logits.length); // a token repeated in the context is penalized once
+        BitSet seen = new BitSet(vocabSize);
         for (int i = 0; i < contextLength; i++) {
             int t = context[i];
-            if (t < 0 || t >= logits.length) {
-                throw new IllegalArgumentException("context token " + i + " must be in [0, " + logits.length
+            if (t < 0 || t >= vocabSize) {
+                throw new IllegalArgumentException("context token " + i + " must be in [0, " + vocabSize
                         + ") (the vocabulary size), but was " + t + ".");
             }
-            if (!seen.get(t)) {
-                seen.set(t);
-                float l = logits[t];
-                logits[t] = l < 0 ? l * penalty : l / penalty;
-            }
+            seen.set(t);
         }
+        return seen.stream().toArray();
     }
 
     /** Divides every logit by {@code temperature} (finite, &gt; 0). */
