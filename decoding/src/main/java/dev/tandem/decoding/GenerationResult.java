@@ -11,23 +11,32 @@ import java.util.List;
  * @param logprobs     one event per generated token, with log-probabilities when requested
  * @param decodeStats  forward passes, drafts accepted and time per phase of the {@link DecodingStrategy}
  *                     that produced it (plain decoding's when built without one)
+ * @param hypotheses   a search's n-best list, best first (beam search: the first is this result's own
+ *                     tokens); empty for a method that keeps one hypothesis
  */
 public record GenerationResult(int[] promptIds, int[] generatedIds, String text, FinishReason finishReason,
-                               Usage usage, GenerationStats stats, List<TokenEvent> logprobs, DecodeStats decodeStats) {
+                               Usage usage, GenerationStats stats, List<TokenEvent> logprobs, DecodeStats decodeStats,
+                               List<Hypothesis> hypotheses) {
 
     public GenerationResult {
         if (decodeStats == null) {
             decodeStats = DecodeStats.plain(stats, generatedIds.length);
         }
+        hypotheses = hypotheses == null ? List.of() : List.copyOf(hypotheses);
+    }
+
+    /** A result of a method that keeps one hypothesis. */
+    public GenerationResult(int[] promptIds, int[] generatedIds, String text, FinishReason finishReason,
+                            Usage usage, GenerationStats stats, List<TokenEvent> logprobs, DecodeStats decodeStats) {
+        this(promptIds, generatedIds, text, finishReason, usage, stats, logprobs, decodeStats, List.of());
     }
 
     /** A result of plain decoding (its {@link DecodeStats} derived from {@code stats}). */
     public GenerationResult(int[] promptIds, int[] generatedIds, String text, FinishReason finishReason,
                             Usage usage, GenerationStats stats, List<TokenEvent> logprobs) {
-        this(promptIds, generatedIds, text, finishReason, usage, stats, logprobs, null);
+        this(promptIds, generatedIds, text, finishReason, usage, stats, logprobs, null, List.of());
     }
 
-    /** This result with other decode stats. */
     /**
      * Tokens after the first per second of decode time (0 when there were none), comparable across
      * methods (unlike {@link GenerationStats#decodeStepsPerSecond()}, which counts rounds). Exact for plain
@@ -40,7 +49,8 @@ public record GenerationResult(int[] promptIds, int[] generatedIds, String text,
         return later <= 0 || stats.decodeMillis() <= 0 ? 0 : later * 1000.0 / stats.decodeMillis();
     }
 
+    /** This result with other decode stats. */
     public GenerationResult withDecodeStats(DecodeStats decodeStats) {
-        return new GenerationResult(promptIds, generatedIds, text, finishReason, usage, stats, logprobs, decodeStats);
+        return new GenerationResult(promptIds, generatedIds, text, finishReason, usage, stats, logprobs, decodeStats, hypotheses);
     }
 }
