@@ -17,7 +17,10 @@ import dev.tandem.decoding.diffusion.DiffusionCache;
 import dev.tandem.decoding.diffusion.DiffusionDecoding;
 import dev.tandem.decoding.diffusion.DiffusionParams;
 import dev.tandem.decoding.diffusion.UnmaskRule;
+import dev.tandem.decoding.beam.BeamParams;
+import dev.tandem.decoding.beam.BeamSearch;
 import dev.tandem.decoding.mix.LogitMixDecoding;
+import dev.tandem.decoding.speculative.SpeculativeMixDecoding;
 import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.decoding.sampling.TokenLogprob;
 import dev.tandem.decoding.speculative.AdedDecoding;
@@ -148,10 +151,13 @@ public final class GenerateCommand implements Callable<Integer> {
 
     /** The names {@code --method} accepts. */
     static final List<String> METHODS = List.of("plain", "speculative", "pearl", "tree", "ngram", "aded", "lookahead", "collab",
-            "diffusion", "contrastive", "proxy-tune", "cad", "cfg");
+            "diffusion", "contrastive", "proxy-tune", "cad", "cfg", "beam", "diverse-beam");
 
     static final double DEFAULT_CONTRASTIVE_ALPHA = 0.1, DEFAULT_CONTRASTIVE_BETA = 0.5, DEFAULT_PROXY_ALPHA = 1.0,
             DEFAULT_CAD_ALPHA = 0.5, DEFAULT_CFG_SCALE = 1.5;
+
+    /** The mixing methods' optional draft: a chain verified against the mixed rows (SpeculativeMixDecoding). */
+    private static final String DRAFT_WITH_MIX = "--draft DIR [none], --draft-length N [4]";
 
     /** Each method's own flags and their defaults: the table {@code --help} ends with (and the README repeats). */
     static final String METHOD_TABLE = methodTable(new String[][] {
@@ -170,10 +176,15 @@ public final class GenerateCommand implements Callable<Integer> {
                     + CollaborativeDecoding.DEFAULT_THRESHOLD + "]"},
             {"diffusion", "--gen-length N [" + DiffusionParams.DEFAULT_GEN_LENGTH + "]", "--block-length B [N]", "--steps S [N]",
                     "--unmask RULE [low-confidence]", "--threshold TAU", "--ccd-window W", "--cache none|prefix|dual [none]", "--trace"},
-            {"contrastive", "--amateur DIR", "--alpha A [" + DEFAULT_CONTRASTIVE_ALPHA + "]", "--beta B [" + DEFAULT_CONTRASTIVE_BETA + "]"},
-            {"proxy-tune", "--tuned DIR", "--base DIR", "--alpha A [" + DEFAULT_PROXY_ALPHA + "]"},
-            {"cad", "--context TEXT|@FILE", "--alpha A [" + DEFAULT_CAD_ALPHA + "]"},
-            {"cfg", "--negative-prompt TEXT", "--scale G [" + DEFAULT_CFG_SCALE + "]"}});
+            {"contrastive", "--amateur DIR", "--alpha A [" + DEFAULT_CONTRASTIVE_ALPHA + "]", "--beta B [" + DEFAULT_CONTRASTIVE_BETA + "]",
+                    DRAFT_WITH_MIX},
+            {"proxy-tune", "--tuned DIR", "--base DIR", "--alpha A [" + DEFAULT_PROXY_ALPHA + "]", DRAFT_WITH_MIX},
+            {"cad", "--context TEXT|@FILE", "--alpha A [" + DEFAULT_CAD_ALPHA + "]", DRAFT_WITH_MIX},
+            {"cfg", "--negative-prompt TEXT", "--scale G [" + DEFAULT_CFG_SCALE + "]", DRAFT_WITH_MIX},
+            {"beam", "--beams B", "--length-penalty L [" + BeamParams.DEFAULT_LENGTH_PENALTY + "]", "--n-best N [1]"},
+            {"diverse-beam", "--beams B", "--groups G", "--diversity D [" + BeamParams.DEFAULT_DIVERSITY + "]",
+                    "--length-penalty L [" + BeamParams.DEFAULT_LENGTH_PENALTY + "]", "--n-best N [1]"}});
+
 
     /** Rows of a method and its flags, the flags wrapped under each other within 80 columns. */
     private static String methodTable(String[][] rows) {
@@ -202,11 +213,15 @@ public final class GenerateCommand implements Callable<Integer> {
     /** The methods that mix the logits of several views ({@link LogitMixDecoding}). */
     static final List<String> MIX_METHODS = List.of("contrastive", "proxy-tune", "cad", "cfg");
 
-    /** Which methods each logit-mixing flag belongs to. */
-    private static final Map<String, List<String>> MIX_FLAGS = Map.of(
-            "--amateur", List.of("contrastive"), "--tuned", List.of("proxy-tune"), "--base", List.of("proxy-tune"),
-            "--alpha", List.of("contrastive", "proxy-tune", "cad"), "--beta", List.of("contrastive"), "--context", List.of("cad"),
-            "--negative-prompt", List.of("cfg"), "--scale", List.of("cfg"));
+    /** Which methods each of these flags belongs to (the mixing methods' and the beam searches'). */
+    private static final Map<String, List<String>> OWN_FLAGS = Map.ofEntries(
+            Map.entry("--amateur", List.of("contrastive")), Map.entry("--tuned", List.of("proxy-tune")),
+            Map.entry("--base", List.of("proxy-tune")), Map.entry("--alpha", List.of("contrastive", "proxy-tune", "cad")),
+            Map.entry("--beta", List.of("contrastive")), Map.entry("--context", List.of("cad")),
+            Map.entry("--negative-prompt", List.of("cfg")), Map.entry("--scale", List.of("cfg")),
+            Map.entry("--beams", List.of("beam", "diverse-beam")), Map.entry("--groups", List.of("diverse-beam")),
+            Map.entry("--diversity", List.of("diverse-beam")), Map.entry("--length-penalty", List.of("beam", "diverse-beam")),
+            Map.entry("--n-best", List.of("beam", "diverse-beam")));
 
     /** The methods that take a second, smaller model through {@code --draft}. */
     private static final List<String> WITH_DRAFT = List.of("speculative", "pearl", "tree", "collab");
@@ -221,6 +236,27 @@ public final class GenerateCommand implements Callable<Integer> {
                     + "positions, several per pass; the only method for such a model). Greedy output of every method but collab "
                     + "and diffusion is the same.")
     String method;
+
+    @Option(names = "--beams", paramLabel = "B", description = "beam, diverse-beam: the number of beams, at least 1.")
+    Integer beams;
+
+    @Option(names = "--groups", paramLabel = "G", description = "diverse-beam: groups of --beams / G beams each; G divides B.")
+    Integer groups;
+
+    @Option(names = "--diversity", paramLabel = "D",
+            description = "diverse-beam: the Hamming diversity penalty per earlier group's choice of a token (default "
+                    + BeamParams.DEFAULT_DIVERSITY + ").")
+    Double diversity;
+
+    @Option(names = "--length-penalty", paramLabel = "L",
+            description = "beam, diverse-beam: a hypothesis scores its summed log-probabilities / length^L (default "
+                    + BeamParams.DEFAULT_LENGTH_PENALTY + ").")
+    Double lengthPenalty;
+
+    @Option(names = "--n-best", paramLabel = "N",
+            description = "beam, diverse-beam: the hypotheses reported, best first, at most --beams (default 1; JSON lists "
+                    + "them under \"hypotheses\").")
+    Integer nBest;
 
     @Option(names = "--amateur", paramLabel = "DIR",
             description = "contrastive: the amateur (small) model directory; it must share the --model's tokenizer.")
@@ -444,7 +480,17 @@ public final class GenerateCommand implements Callable<Integer> {
                     err.printf(Locale.ROOT, "[diffusion: %d positions in %d passes, %.2f per pass]%n", r.generatedIds().length,
                             r.decodeStats().targetForwardPasses(),
                             r.generatedIds().length / (double) Math.max(1, r.decodeStats().targetForwardPasses()));
-                } else if (MIX_METHODS.contains(method)) {
+                } else if (method.equals("beam") || method.equals("diverse-beam")) {
+                    for (int i = 1; i < r.hypotheses().size(); i++) {
+                        var h = r.hypotheses().get(i);
+                        out.printf(Locale.ROOT, "--- hypothesis %d of %d (score %.4f, log-probability %.4f) ---%n%s%n", i + 1,
+                                r.hypotheses().size(), h.score(), h.logprob(), h.text());
+                    }
+                    out.flush();
+                    var best = r.hypotheses().getFirst();
+                    err.printf(Locale.ROOT, "[%s: %d passes; the best hypothesis scores %.4f (log-probability %.4f)]%n", method,
+                            r.decodeStats().targetForwardPasses(), best.score(), best.logprob());
+                } else if (MIX_METHODS.contains(method) && draftModel == null) {
                     var d = r.decodeStats();
                     err.printf(Locale.ROOT, "[%s: %d passes of the --model and %d of the other models for %d tokens]%n", method,
                             d.targetForwardPasses(), d.draftForwardPasses(), d.generatedTokens());
@@ -476,15 +522,19 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(), "--method must be one of " + String.join(", ", METHODS)
                     + ", but was \"" + method + "\".");
         }
-        checkMixOptions();
+        checkOwnFlags();
         checkDiffusionOptions();
         if (WITH_DRAFT.contains(method) && draft == null) {
             throw new ParameterException(spec.commandLine(),
                     "--method " + method + " needs a draft model; give its directory with --draft DIR.");
         }
-        if (!WITH_DRAFT.contains(method) && draft != null) {
-            throw new ParameterException(spec.commandLine(), "--draft is used by --method " + String.join(" or ", WITH_DRAFT)
-                    + " only, not by --method " + method + ".");
+        if (!WITH_DRAFT.contains(method) && !MIX_METHODS.contains(method) && draft != null) {
+            throw new ParameterException(spec.commandLine(), "--draft is used by --method " + String.join(", ", WITH_DRAFT)
+                    + " and, to verify its drafts against the mixed logits, " + String.join(", ", MIX_METHODS) + " only, not by --method "
+                    + method + ".");
+        }
+        if (MIX_METHODS.contains(method) && draftLength != null && (draft == null || draftLength.equals("auto"))) {
+            throw new ParameterException(spec.commandLine(), "--method " + method + " takes --draft-length N (a number) only with --draft DIR.");
         }
         if (!method.equals("collab") && (collabRule != null || collabThreshold != null)) {
             throw new ParameterException(spec.commandLine(), "--collab-rule and --collab-threshold apply to --method collab only.");
@@ -521,7 +571,7 @@ public final class GenerateCommand implements Callable<Integer> {
                         + "but one was " + v + ".");
             }
         }
-        if (List.of("collab", "tree", "aded", "lookahead").contains(method) && draftLength != null) {
+        if (List.of("collab", "tree", "aded", "lookahead", "beam", "diverse-beam").contains(method) && draftLength != null) {
             throw new ParameterException(spec.commandLine(), "--draft-length is not used by --method " + method + ".");
         }
         if (collabThreshold != null && !(collabThreshold >= 0 && Double.isFinite(collabThreshold))) {
@@ -570,8 +620,8 @@ public final class GenerateCommand implements Callable<Integer> {
         }
     }
 
-    /** The flags of the logit-mixing methods: each only with its methods, and the models and texts they need. */
-    private void checkMixOptions() {
+    /** The mixing and beam methods' flags: each only with its methods, and what each method cannot go without. */
+    private void checkOwnFlags() {
         Map<String, Object> given = new java.util.LinkedHashMap<>();
         given.put("--amateur", amateur);
         given.put("--tuned", tuned);
@@ -581,8 +631,13 @@ public final class GenerateCommand implements Callable<Integer> {
         given.put("--context", context);
         given.put("--negative-prompt", negativePrompt);
         given.put("--scale", scale);
+        given.put("--beams", beams);
+        given.put("--groups", groups);
+        given.put("--diversity", diversity);
+        given.put("--length-penalty", lengthPenalty);
+        given.put("--n-best", nBest);
         for (Map.Entry<String, Object> flag : given.entrySet()) {
-            List<String> users = MIX_FLAGS.get(flag.getKey());
+            List<String> users = OWN_FLAGS.get(flag.getKey());
             if (flag.getValue() != null && !users.contains(method)) {
                 throw new ParameterException(spec.commandLine(), flag.getKey() + " applies to --method " + String.join(", ", users)
                         + " only, not to --method " + method + ".");
@@ -593,6 +648,8 @@ public final class GenerateCommand implements Callable<Integer> {
             case "proxy-tune" -> tuned == null || base == null ? "--tuned DIR and --base DIR (the small model after and before tuning)" : null;
             case "cad" -> context == null ? "--context TEXT or --context @FILE" : null;
             case "cfg" -> negativePrompt == null ? "--negative-prompt TEXT" : null;
+            case "beam" -> beams == null ? "--beams B" : null;
+            case "diverse-beam" -> beams == null || groups == null ? "--beams B and --groups G" : null;
             default -> null;
         };
         if (needed != null) {
@@ -720,13 +777,15 @@ public final class GenerateCommand implements Callable<Integer> {
                     lookaheadCandidates == null ? LookaheadDecoding.DEFAULT_CANDIDATES : lookaheadCandidates);
             case "ngram" -> new PromptLookupDecoding(lm, PromptLookupDecoding.DEFAULT_MAX_NGRAM,
                     draftLength == null ? PromptLookupDecoding.DEFAULT_DRAFT_LENGTH : Integer.parseInt(draftLength));
-            case "contrastive", "proxy-tune", "cad", "cfg" -> mixStrategy(lm, helpers); // MIX_METHODS
+            case "contrastive", "proxy-tune", "cad", "cfg" -> draftModel == null ? mixStrategy(lm, helpers) // MIX_METHODS
+                    : new SpeculativeMixDecoding(mixStrategy(lm, helpers), draftModel, draftLength == null ? 4 : Integer.parseInt(draftLength));
+            case "beam", "diverse-beam" -> new BeamSearch(lm, beamParams());
             default -> new Generator(lm);
         };
     }
 
     /** The logit-mixing method --method names, over {@code lm} and the models of {@link #helperModels}, in their order. */
-    private DecodingStrategy mixStrategy(LanguageModel lm, List<LanguageModel> helpers) {
+    private LogitMixDecoding mixStrategy(LanguageModel lm, List<LanguageModel> helpers) {
         try {
             return switch (method) {
                 case "contrastive" -> LogitMixDecoding.contrastive(lm, helpers.get(0),
@@ -761,6 +820,17 @@ public final class GenerateCommand implements Callable<Integer> {
             for (int i = models.size() - 1; i >= 0; i--) {
                 models.get(i).close();
             }
+        }
+    }
+
+    /** --beams, --groups, --diversity, --length-penalty and --n-best as beam search takes them. */
+    private BeamParams beamParams() {
+        try {
+            return new BeamParams(beams, groups != null ? groups : 1,
+                    diversity != null ? diversity : method.equals("beam") ? 0 : BeamParams.DEFAULT_DIVERSITY,
+                    lengthPenalty != null ? lengthPenalty : BeamParams.DEFAULT_LENGTH_PENALTY, nBest != null ? nBest : 1);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage(), e);
         }
     }
 
@@ -1040,6 +1110,21 @@ public final class GenerateCommand implements Callable<Integer> {
                     to.put("text", tok.decode(new int[] {t.token()}));
                     to.put("logprob", t.logprob());
                 }
+            }
+        }
+        if (!r.hypotheses().isEmpty()) {
+            ArrayNode hs = root.putArray("hypotheses");
+            for (var h : r.hypotheses()) {
+                ObjectNode o = hs.addObject();
+                ArrayNode ids = o.putArray("generated_ids");
+                for (int id : h.generatedIds()) {
+                    ids.add(id);
+                }
+                o.put("text", h.text());
+                o.put("score", h.score());
+                o.put("logprob", h.logprob());
+                o.put("finish_reason", h.finishReason().wireName());
+                o.put("group", h.group());
             }
         }
         if (trace != null) {
