@@ -8,6 +8,7 @@ import dev.tandem.app.bench.BatchBench;
 import dev.tandem.app.bench.BenchReport;
 import dev.tandem.app.bench.DecodeBench;
 import dev.tandem.app.bench.DiffusionBench;
+import dev.tandem.app.bench.ViewsBench;
 import dev.tandem.app.bench.EngineBench;
 import dev.tandem.app.bench.MachineInfo;
 import dev.tandem.app.bench.MethodsBench;
@@ -59,6 +60,9 @@ import java.util.stream.Stream;
                         + "checking that memory, KV blocks and results hold; fails the command when a check fails;",
                 "diffusion: a masked-diffusion model (default models/bard-dlm) under every unmasking rule, with and without "
                         + "Fast-dLLM's caches and their drift, against low-confidence remasking one position per pass;",
+                "views: the cost per token of the methods that run several views or hypotheses (contrastive, proxy-tune, cad, cfg, "
+                        + "with and without a draft, beam, diverse-beam) against plain greedy decoding of --model, with the "
+                        + "passes per token (--drafts: the first is the amateur, base and draft, the second the tuned model);",
                 "all: decode, prefill and batch in one run. Each suite also records heap, KV-cache and mapped-weight memory."})
 public final class BenchCommand implements Callable<Integer> {
 
@@ -200,14 +204,14 @@ public final class BenchCommand implements Callable<Integer> {
             stdout.flush();
             return 0;
         }
-        if (!List.of("decode", "prefill", "batch", "methods", "engine", "soak", "attention", "diffusion", "all").contains(suite)) {
+        if (!List.of("decode", "prefill", "batch", "methods", "engine", "soak", "attention", "diffusion", "views", "all").contains(suite)) {
             throw new UsageException("--suite " + suite + " is not a suite; the suites are: decode, prefill, batch, "
-                    + "methods, engine, soak, attention, diffusion, all.");
+                    + "methods, engine, soak, attention, diffusion, views, all.");
         }
         if (!suite.equals("diffusion") && (genLength != null || blockLength != null)) {
             throw new UsageException("--gen-length and --block-length apply to --suite diffusion only.");
         }
-        if ((suite.equals("methods") || suite.equals("engine") || suite.equals("soak")) && source.shape != null) {
+        if ((suite.equals("methods") || suite.equals("engine") || suite.equals("soak") || suite.equals("views")) && source.shape != null) {
             throw new UsageException("--suite " + suite + " needs real models (a target and drafts that agree with it), "
                     + "not --shape.");
         }
@@ -343,6 +347,25 @@ public final class BenchCommand implements Callable<Integer> {
                     stdout.printf(Locale.ROOT, "  %-16s block %-3d cache %-6s %4d passes  %5.2f per pass  %8.1f positions/s  x%.2f of "
                                     + "baseline  drift %d%n", f.rule(), f.blockLength(), f.cache(), f.passes(), f.positionsPerPass(),
                             f.positionsPerSecond().median(), f.relativeSpeed().median(), f.drift());
+                }
+            }
+            if (suite.equals("views")) {
+                Path[] otherDirs = parseDrafts();
+                ViewsBench.Options v = ViewsBench.Options.defaults(largestThreads);
+                ViewsBench.Options viewsOptions = usage(() -> new ViewsBench.Options(
+                        promptCount != null ? v.prompts().subList(0, Math.min(promptCount, v.prompts().size())) : v.prompts(),
+                        methodTokens != null ? methodTokens : v.maxTokens(), repetitions, largestThreads,
+                        methodsList != null ? words(methodsList) : v.methods()));
+                ViewsBench.Result result;
+                try (ProgressBar bar = new ProgressBar("bench views " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
+                    result = ViewsBench.run(modelDir, otherDirs, viewsOptions, bar);
+                }
+                addSection(json, "views", ViewsBench.toJson(result), false);
+                stdout.println("views: " + result.model() + " with " + String.join(", ", result.others()) + " (medians over the repetitions)");
+                for (ViewsBench.Figure f : result.figures()) {
+                    stdout.printf(Locale.ROOT, "  %-20s %-44s %6.3f model + %6.3f other passes per token  %8.1f tok/s  x%.2f the cost "
+                                    + "of plain%n", f.method(), f.setting().isEmpty() ? "-" : f.setting(), f.modelPassesPerToken(),
+                            f.otherPassesPerToken(), f.tokensPerSecond().median(), f.relativeCost().median());
                 }
             }
             if (suite.equals("soak")) {

@@ -222,6 +222,36 @@ class BenchCommandTest {
     }
 
     @Test
+    void viewsSuiteReportsEachMethodsCostAndPassesPerToken() throws Exception {
+        Path result = tmp.resolve("views.json");
+        Run r = tandem("bench", "--suite", "views", "--model", TestModels.model("bard-l").toString(), "--threads", "1",
+                "--repetitions", "1", "--prompt-count", "1", "--method-tokens", "6",
+                "--drafts", TestModels.model("bard-s") + "," + TestModels.model("bard-m"), "--out", result.toString());
+        assertEquals(0, r.exit(), r.err() + r.out());
+        JsonNode json = new ObjectMapper().readTree(result.toFile());
+        assertEquals("views", json.get("suite").asText());
+        JsonNode figures = json.get("figures");
+        assertEquals(1 + dev.tandem.app.bench.ViewsBench.METHODS.size(), figures.size(), "plain, then every method");
+        assertEquals(1.0, figures.get(0).get("cost_per_token_relative_to_plain").get("median").asDouble(), 1e-12);
+        java.util.Map<String, JsonNode> byMethod = new java.util.HashMap<>();
+        for (JsonNode f : figures) {
+            assertEquals(6, f.get("generated_tokens").asInt(), f.toString());
+            byMethod.put(f.get("method").asText(), f);
+        }
+        // Exact pass counts: the prompt and each later token, per model.
+        assertEquals(6, byMethod.get("contrastive").get("model_passes").asInt());
+        assertEquals(6, byMethod.get("contrastive").get("other_model_passes").asInt(), "the amateur's");
+        assertEquals(12, byMethod.get("proxy-tune").get("other_model_passes").asInt(), "the tuned and the base model's");
+        assertEquals(6, byMethod.get("cad").get("model_passes").asInt(), "both sequences in one pass");
+        assertEquals(0, byMethod.get("cad").get("other_model_passes").asInt());
+        assertTrue(byMethod.get("contrastive-drafted").get("model_passes").asInt() < 6, "drafts save passes of the model");
+        assertTrue(Files.readString(result.resolveSibling("views.md")).contains("## Several views or hypotheses per token"));
+        Run bad = tandem("bench", "--suite", "views", "--methods", "nucleus", "--model", TestModels.model("bard-l").toString());
+        assertEquals(2, bad.exit(), bad.err());
+        assertTrue(bad.err().contains("unknown method \"nucleus\" for the views suite"), bad.err());
+    }
+
+    @Test
     void diffusionSuiteRunsEveryRuleWithAndWithoutCachesAgainstTheBaseline() throws Exception {
         Path result = tmp.resolve("diffusion.json");
         Run r = tandem("bench", "--suite", "diffusion", "--model", TestModels.model("bard-dlm").toString(), "--threads", "1",

@@ -51,7 +51,7 @@ public final class BenchReport {
     }
 
     private static final List<String> SECTIONS = List.of("decode", "prefill", "batch", "methods", "engine", "soak", "attention",
-            "diffusion");
+            "diffusion", "views");
 
     private BenchReport() {
     }
@@ -113,7 +113,7 @@ public final class BenchReport {
         JsonNode suiteNode = result.get("suite");
         if (suiteNode == null || !suiteNode.isTextual()) {
             throw new IllegalArgumentException("The benchmark result has no \"suite\" field, so it is not a result "
-                    + "./tandem bench wrote (expected one of decode, prefill, batch, methods, engine, soak, attention, diffusion or all).");
+                    + "./tandem bench wrote (expected one of decode, prefill, batch, methods, engine, soak, attention, diffusion, views or all).");
         }
         String suite = suiteNode.asText();
         Map<String, JsonNode> sections = new LinkedHashMap<>();
@@ -132,7 +132,7 @@ public final class BenchReport {
             sections.put(suite, result);
         } else {
             throw new IllegalArgumentException("Unknown benchmark suite \"" + suite
-                    + "\" in the result (expected decode, prefill, batch, methods, engine, soak, attention, diffusion or all).");
+                    + "\" in the result (expected decode, prefill, batch, methods, engine, soak, attention, diffusion, views or all).");
         }
 
         Md md = new Md();
@@ -156,6 +156,7 @@ public final class BenchReport {
                 case "soak" -> soak(md, s.getValue());
                 case "attention" -> attention(md, s.getValue(), where);
                 case "diffusion" -> diffusion(md, s.getValue(), where);
+                case "views" -> views(md, charts, s.getValue(), base, subtitle, where);
                 default -> throw new AssertionError(s.getKey());
             }
         }
@@ -476,6 +477,38 @@ public final class BenchReport {
                     + String.format(Locale.ROOT, "%.2f", p.path("fraction_of_memory_bandwidth").asDouble()) + " | " + counts(rate) + " |");
         }
         md.blank();
+    }
+
+    private static void views(Md md, Map<String, byte[]> charts, JsonNode s, String base, String subtitle, String where) {
+        md.line("## Several views or hypotheses per token");
+        md.blank();
+        JsonNode o = s.path("options");
+        md.line("Model `" + s.path("model").asText() + "` with " + s.path("other_models").toString() + " on " + s.path("backend").asText()
+                + ", greedy, " + o.path("prompts").size() + " prompts × " + o.path("max_tokens").asInt() + " tokens. Cost per token: "
+                + "wall time per generated token over plain greedy decoding's in the same repetition (beams: per token of the best "
+                + "hypothesis). Passes per token are exact counts: of the model (one pass holds all of a request's rows for it) "
+                + "and of the other models (amateur, tuned and base, or a draft).");
+        md.blank();
+        md.line("| method | setting | model passes / token | other passes / token | tok/s | cost per token vs plain | repetitions |");
+        md.line("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+        JsonNode figures = array(s, "figures", where);
+        Boxes boxes = new Boxes();
+        for (int i = 0; i < figures.size(); i++) {
+            JsonNode f = figures.get(i);
+            String at = where + "figures[" + i + "].";
+            Fig rate = fig(f, "tokens_per_s", at);
+            Fig cost = fig(f, "cost_per_token_relative_to_plain", at);
+            md.line("| " + f.path("method").asText() + " | " + f.path("setting").asText() + " | "
+                    + fixed(f.path("model_passes_per_token").asDouble(), 3) + " | " + fixed(f.path("other_passes_per_token").asDouble(), 3)
+                    + " | " + rate.format(1) + " | " + cost.format(1) + " | " + counts(rate) + " |");
+            boxes.add(cost, f.path("method").asText());
+        }
+        md.blank();
+        if (figures.size() > 0) {
+            String file = base + "-views.png";
+            chart(md, charts, file, "cost per token relative to plain greedy", () -> BenchCharts.boxChart(
+                    title(s, "cost per token relative to plain greedy"), subtitle, "method", "time per token ÷ plain's", boxes));
+        }
     }
 
     private static void diffusion(Md md, JsonNode s, String where) {

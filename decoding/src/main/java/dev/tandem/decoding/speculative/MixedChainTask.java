@@ -26,7 +26,9 @@ import java.util.List;
  * every row; row j of the views is mixed on the host with {@link LogitMix#apply} (what {@code Backend.mixLogits}
  * equals bit for bit), {@link ChainVerifier} verifies the chain against the mixed rows exactly as it verifies a
  * single target's, every view's cache rolls back to the accepted length, and the accepted tokens (plus the correction
- * or bonus token) go through the first view's {@link RequestState}.
+ * or bonus token) go through the first view's {@link RequestState}. {@link DecodeStats}: {@code targetForwardPasses}
+ * counts the first view's model's passes, {@code draftForwardPasses} the draft's and the other views' models' (a pass
+ * once, however many of them it serves).
  */
 final class MixedChainTask implements DecodingTask {
     private final String method;
@@ -244,10 +246,13 @@ final class MixedChainTask implements DecodingTask {
                 entry++;
             }
         }
-        if (passed) {
+        boolean drafted = model == drafter.model() && entry < result.entries();
+        if (passed && model == views.getFirst().model()) {
             stats.targetPass();
+        } else if (passed && !drafted) {
+            stats.draftPass(); // another view's model (the drafter counts a pass it shares)
         }
-        if (model == drafter.model() && entry < result.entries()) {
+        if (drafted) {
             long t0 = System.nanoTime();
             drafter.advance(result.slice(entry, 1));
             stats.addDraftNanos(nanos + System.nanoTime() - t0);
