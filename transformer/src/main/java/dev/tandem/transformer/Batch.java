@@ -13,8 +13,9 @@ import java.util.Objects;
  * The unit of work of one forward pass: for each sequence, its KV-cache handle, the new rows (token
  * ids or embedding vectors) with their positions, the attention shape of those rows (causal, tree,
  * bidirectional, segments), and the outputs wanted (logits, hidden states, final normalised hidden
- * states at chosen rows). Decode is one row per sequence; prefill is many rows of one sequence;
- * tree verification and segment prefill are one entry each; all are the same call.
+ * states at chosen rows, the logits of chosen decoder layers). Decode is one row per sequence; prefill
+ * is many rows of one sequence; tree verification and segment prefill are one entry each; all are the
+ * same call.
  */
 public final class Batch {
 
@@ -41,10 +42,12 @@ public final class Batch {
      * @param summaryK     the top ids each summary keeps (1 to {@link LogitSummary#MAX_K}; 0 when no summary is wanted)
      * @param logitsInto   rows whose logits are copied into a tensor of the model's backend and stay there (for
      *                     ops that run where the logits are, e.g. verification on a device), or null
+     * @param layerLogits  decoder layers whose output at one row goes through the final norm and the LM head (an
+     *                     early exit: what layer-contrast decoding compares), returned or kept on the backend; or null
      */
     public record Entry(KvSequence kv, int[] tokens, float[][] embeddings, int[] positions, AttentionShape shape,
                         int[] logitRows, int[] hiddenLayers, int[] hiddenRows, int[] normedRows, int[] greedyRows,
-                        int[] summaryRows, int summaryK, LogitsInto logitsInto) {
+                        int[] summaryRows, int summaryK, LogitsInto logitsInto, LayerLogits layerLogits) {
         private static final int[] NONE = new int[0];
 
         public Entry {
@@ -76,6 +79,9 @@ public final class Batch {
             if (logitsInto != null) {
                 checkRows(logitsInto.rows(), n, "kept logit row");
             }
+            if (layerLogits != null) {
+                checkRows(new int[] {layerLogits.row()}, n, "layer-logit row");
+            }
             if (summaryRows.length > 0) {
                 LogitSummary.requireK(summaryK);
             } else {
@@ -104,12 +110,12 @@ public final class Batch {
 
         /** Token rows with logits at {@code logitRows} and no other output. */
         public Entry(KvSequence kv, int[] tokens, int[] positions, AttentionShape shape, int[] logitRows) {
-            this(kv, tokens, null, positions, shape, logitRows, NONE, NONE, NONE, NONE, NONE, 0, null);
+            this(kv, tokens, null, positions, shape, logitRows, NONE, NONE, NONE, NONE, NONE, 0, null, null);
         }
 
         /** Token rows at explicit positions with a shape and no outputs yet (add them with {@code with…}). */
         public static Entry of(KvSequence kv, int[] tokens, int[] positions, AttentionShape shape) {
-            return new Entry(kv, tokens.clone(), null, positions.clone(), shape, NONE, NONE, NONE, NONE, NONE, NONE, 0, null);
+            return new Entry(kv, tokens.clone(), null, positions.clone(), shape, NONE, NONE, NONE, NONE, NONE, NONE, 0, null, null);
         }
 
         /** Embedding rows ({@code [rows][hidden]}) at explicit positions with a shape and no outputs yet. */
@@ -118,7 +124,7 @@ public final class Batch {
             for (int i = 0; i < copy.length; i++) {
                 copy[i] = embeddings[i] == null ? null : embeddings[i].clone();
             }
-            return new Entry(kv, null, copy, positions.clone(), shape, NONE, NONE, NONE, NONE, NONE, NONE, 0, null);
+            return new Entry(kv, null, copy, positions.clone(), shape, NONE, NONE, NONE, NONE, NONE, NONE, 0, null, null);
         }
 
         /** New tokens continuing {@code kv} causally, with logits at the last row only. */
@@ -165,13 +171,13 @@ public final class Batch {
         /** This entry with another attention shape. */
         public Entry withShape(AttentionShape shape) {
             return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows, greedyRows,
-                    summaryRows, summaryK, logitsInto);
+                    summaryRows, summaryK, logitsInto, layerLogits);
         }
 
         /** This entry with logits at {@code rows} (in output order) instead. */
         public Entry withLogitRows(int... rows) {
             return new Entry(kv, tokens, embeddings, positions, shape, rows.clone(), hiddenLayers, hiddenRows, normedRows, greedyRows,
-                    summaryRows, summaryK, logitsInto);
+                    summaryRows, summaryK, logitsInto, layerLogits);
         }
 
         /** This entry with logits at every row. */
@@ -185,13 +191,13 @@ public final class Batch {
          */
         public Entry withHiddenStates(int[] layers, int... rows) {
             return new Entry(kv, tokens, embeddings, positions, shape, logitRows, layers.clone(), rows.clone(), normedRows, greedyRows,
-                    summaryRows, summaryK, logitsInto);
+                    summaryRows, summaryK, logitsInto, layerLogits);
         }
 
         /** This entry also returning the final normalised hidden state (the LM head's input) at {@code rows}. */
         public Entry withNormedRows(int... rows) {
             return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, rows.clone(), greedyRows,
-                    summaryRows, summaryK, logitsInto);
+                    summaryRows, summaryK, logitsInto, layerLogits);
         }
 
         /**
@@ -201,7 +207,7 @@ public final class Batch {
          */
         public Entry withGreedyRows(int... rows) {
             return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows, rows.clone(),
-                    summaryRows, summaryK, logitsInto);
+                    summaryRows, summaryK, logitsInto, layerLogits);
         }
 
         /**
@@ -211,7 +217,7 @@ public final class Batch {
          */
         public Entry withSummaryRows(int k, int... rows) {
             return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows, greedyRows,
-                    rows.clone(), k, logitsInto);
+                    rows.clone(), k, logitsInto, layerLogits);
         }
 
         /**
@@ -221,7 +227,29 @@ public final class Batch {
          */
         public Entry withLogitsInto(Tensor into, int from, int... rows) {
             return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows, greedyRows,
-                    summaryRows, summaryK, new LogitsInto(into, from, rows.clone()));
+                    summaryRows, summaryK, new LogitsInto(into, from, rows.clone()), layerLogits);
+        }
+
+        /**
+         * This entry also returning, for each of {@code layers} (0-based decoder layers, each 0 to numLayers − 1), the
+         * logits of that layer's output at {@code row}: its hidden state through the model's final norm and LM head,
+         * computed on the model's backend in the same product as the pass's other logits
+         * ({@link ForwardResult#layerLogits}). The last layer's are the row's ordinary logits, bit for bit.
+         */
+        public Entry withLayerLogits(int[] layers, int row) {
+            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows, greedyRows,
+                    summaryRows, summaryK, logitsInto, new LayerLogits(layers.clone(), row, null, 0));
+        }
+
+        /**
+         * As {@link #withLayerLogits} but the logits stay on the model's backend: layer {@code layers[i]}'s go to row
+         * {@code from + i} of {@code into} (f32, [n, vocab], allocated by the model's backend), for ops that run where
+         * the logits are (a {@link dev.tandem.runtime.LogitMix}); nothing about them comes back to the caller.
+         */
+        public Entry withLayerLogitsInto(Tensor into, int from, int[] layers, int row) {
+            Objects.requireNonNull(into, "into");
+            return new Entry(kv, tokens, embeddings, positions, shape, logitRows, hiddenLayers, hiddenRows, normedRows, greedyRows,
+                    summaryRows, summaryK, logitsInto, new LayerLogits(layers.clone(), row, into, from));
         }
 
         /** This entry also returning the final normalised hidden state at every row. */
@@ -237,6 +265,34 @@ public final class Batch {
             if (from < 0 || rows.length == 0 || from + rows.length > into.dim(0)) {
                 throw new IllegalArgumentException("logits of " + rows.length + " rows from row " + from + " do not fit a tensor of "
                         + into.dim(0) + " rows");
+            }
+        }
+    }
+
+    /**
+     * What {@link Entry#withLayerLogits} and {@link Entry#withLayerLogitsInto} ask for: the logits of each of
+     * {@code layers} (0-based decoder layers, none twice; the model refuses one past its depth) at the entry's row
+     * {@code row}, returned when {@code into} is null, else copied into rows {@code [from, from + layers.length)} of it.
+     */
+    public record LayerLogits(int[] layers, int row, Tensor into, int from) {
+        public LayerLogits {
+            Objects.requireNonNull(layers, "layers");
+            if (layers.length == 0) {
+                throw new IllegalArgumentException("layer logits need at least one layer");
+            }
+            for (int i = 0; i < layers.length; i++) {
+                if (layers[i] < 0) {
+                    throw new IllegalArgumentException("layer " + layers[i] + " is negative; decoder layers count from 0");
+                }
+                for (int j = 0; j < i; j++) {
+                    if (layers[j] == layers[i]) {
+                        throw new IllegalArgumentException("layer " + layers[i] + " is asked for twice");
+                    }
+                }
+            }
+            if (into != null && (from < 0 || from + layers.length > into.dim(0))) {
+                throw new IllegalArgumentException("logits of " + layers.length + " layers from row " + from
+                        + " do not fit a tensor of " + into.dim(0) + " rows");
             }
         }
     }

@@ -6,8 +6,8 @@ import java.util.Arrays;
 
 /**
  * The outputs of one forward pass, for the rows each {@link Batch.Entry} asked for, in entry order:
- * logits, greedy tokens, logit summaries, hidden states at chosen layers, and final normalised hidden states. Arrays returned belong
- * to the caller (it may modify them).
+ * logits, greedy tokens, logit summaries, hidden states at chosen layers, final normalised hidden states, and the
+ * logits of chosen decoder layers. Arrays returned belong to the caller (it may modify them).
  */
 public final class ForwardResult {
     private static final int[] NO_LAYERS = new int[0];
@@ -19,6 +19,8 @@ public final class ForwardResult {
     private final int[][] greedy;
     private final float[][][] greedyRowLogits;
     private final LogitSummary[][] summaries;
+    private final int[][] layerLogitLayers;
+    private final float[][][] layerLogits;
 
     /** Logits only: {@code logits[entry][k]} for the k-th requested row. */
     public ForwardResult(float[][][] logits) {
@@ -55,6 +57,20 @@ public final class ForwardResult {
      */
     public ForwardResult(float[][][] logits, int[][] hiddenLayers, float[][][][] hidden, float[][][] normed, int[][] greedy,
                          float[][][] greedyRowLogits, LogitSummary[][] summaries) {
+        this(logits, hiddenLayers, hidden, normed, greedy, greedyRowLogits, summaries, null, null);
+    }
+
+    /**
+     * The same with layer logits.
+     *
+     * @param layerLogitLayers {@code [entry]}: the decoder layers whose logits the entry asked for to be returned (null: none)
+     * @param layerLogits      {@code [entry][i]}: the logits of layer {@code layerLogitLayers[entry][i]} at the entry's row
+     */
+    public ForwardResult(float[][][] logits, int[][] hiddenLayers, float[][][][] hidden, float[][][] normed, int[][] greedy,
+                         float[][][] greedyRowLogits, LogitSummary[][] summaries, int[][] layerLogitLayers,
+                         float[][][] layerLogits) {
+        this.layerLogitLayers = layerLogitLayers;
+        this.layerLogits = layerLogits;
         this.summaries = summaries;
         this.logits = logits;
         this.hiddenLayers = hiddenLayers;
@@ -154,6 +170,29 @@ public final class ForwardResult {
         return summaries[entry][k];
     }
 
+    /** The decoder layers whose logits entry {@code entry} asked for ({@link Batch.Entry#withLayerLogits}), in request order. */
+    public int[] layerLogitLayers(int entry) {
+        return layerLogitLayers == null || layerLogitLayers[entry] == null ? NO_LAYERS.clone() : layerLogitLayers[entry].clone();
+    }
+
+    /**
+     * The logits of decoder layer {@code layer} (0-based: its output through the final norm and the LM head) at the row
+     * entry {@code entry} asked for with {@link Batch.Entry#withLayerLogits} (the caller may modify them).
+     *
+     * @throws IllegalArgumentException if the entry did not ask for that layer's logits to be returned
+     */
+    public float[] layerLogits(int entry, int layer) {
+        int[] layers = layerLogitLayers == null ? null : layerLogitLayers[entry];
+        if (layers != null) {
+            for (int i = 0; i < layers.length; i++) {
+                if (layers[i] == layer) {
+                    return layerLogits[entry][i];
+                }
+            }
+        }
+        throw new IllegalArgumentException("entry " + entry + " did not ask for the logits of layer " + layer);
+    }
+
     /**
      * The results of entries {@code [from, from + count)} as a result of their own (entry {@code from}
      * becomes entry 0), sharing the arrays: how a pass shared by several requests hands each its part.
@@ -168,7 +207,9 @@ public final class ForwardResult {
                 normed == null ? null : Arrays.copyOfRange(normed, from, from + count),
                 greedy == null ? null : Arrays.copyOfRange(greedy, from, from + count),
                 greedyRowLogits == null ? null : Arrays.copyOfRange(greedyRowLogits, from, from + count),
-                summaries == null ? null : Arrays.copyOfRange(summaries, from, from + count));
+                summaries == null ? null : Arrays.copyOfRange(summaries, from, from + count),
+                layerLogitLayers == null ? null : Arrays.copyOfRange(layerLogitLayers, from, from + count),
+                layerLogits == null ? null : Arrays.copyOfRange(layerLogits, from, from + count));
     }
 
     @Override

@@ -56,7 +56,7 @@ public interface LanguageModel extends AutoCloseable {
     /**
      * Runs one forward pass: validates the whole batch (shapes, positions, ids, widths, layers) before
      * touching any cache, appends every entry's rows to its cache, and returns the requested logits,
-     * hidden states and final normalised hidden states. On failure every sequence is truncated back.
+     * hidden states, final normalised hidden states and layer logits. On failure every sequence is truncated back.
      */
     ForwardResult forward(Batch batch);
 

@@ -22,6 +22,7 @@ import dev.tandem.transformer.tokenizer.Tokenizer;
 import dev.tandem.transformer.weights.WeightStore;
 
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
 import java.util.stream.Stream;
@@ -312,6 +313,21 @@ public final class LlamaModel implements LanguageModel {
                         + layers.length + " layers (0 = embeddings, " + layers.length + " = last block)");
             }
         }
+        Batch.LayerLogits layerLogits = entry.layerLogits();
+        if (layerLogits != null) {
+            for (int l : layerLogits.layers()) {
+                if (l >= layers.length) {
+                    throw new IllegalArgumentException("decoder layer " + l + " is past the " + layers.length
+                            + " decoder layers of the model in " + dir + " (they count from 0: 0 to " + (layers.length - 1) + ").");
+                }
+            }
+            Tensor t = layerLogits.into();
+            if (t != null && (t.dtype() != DType.F32 || t.rank() != 2 || t.dim(1) != config.vocabSize()
+                    || t.placement() != backend.placement())) {
+                throw new IllegalArgumentException("batch entry " + e + " keeps its layer logits in a tensor that is not f32 [rows, "
+                        + config.vocabSize() + "] in the memory of the model's backend (" + backend.name() + ")");
+            }
+        }
     }
 
     /**
@@ -426,6 +442,63 @@ public final class LlamaModel implements LanguageModel {
         if (captureAt[0]) {
             capture(entries, 0, x, hiddenLayers, hidden);
         }
+
+        // The rows that go through the final norm, in `picked`: [head rows (logit, greedy, summary and kept rows) |
+        // layer-logit rows | normed rows]; the first two parts go through the LM head in one product. A layer-logit row
+        // is gathered right after its layer, layer by layer, since the residual stream is overwritten by the next block.
+        int wanted = batch.totalLogitRows();
+        int greedyWanted = 0;
+        int summaryWanted = 0;
+        int summaryK = 0;
+        int normedWanted = 0;
+        int keptWanted = 0;
+        int layerWanted = 0;
+        for (Batch.Entry entry : entries) {
+            greedyWanted += entry.greedyRows().length;
+            summaryWanted += entry.summaryRows().length;
+            keptWanted += entry.logitsInto() == null ? 0 : entry.logitsInto().rows().length;
+            summaryK = Math.max(summaryK, entry.summaryK());
+            normedWanted += entry.normedRows().length;
+            layerWanted += entry.layerLogits() == null ? 0 : entry.layerLogits().layers().length;
+        }
+        int ordinaryHeadRows = wanted + greedyWanted + summaryWanted + keptWanted;
+        int headRows = ordinaryHeadRows + layerWanted;
+        int picks = headRows + normedWanted;
+        Tensor picked = picks > 0 ? scratch(8, picks, d) : null;
+        // layerAt[e][i]: the row of `picked` (from ordinaryHeadRows on) where entry e's i-th layer lands. The rows are
+        // layer-major, so that layer l's rows, layerSources[l] of the stream, land together from row layerStart[l].
+        int[][] layerAt = new int[entryCount][];
+        int[][] layerSources = new int[layers.length][];
+        int[] layerStart = new int[layers.length];
+        if (layerWanted > 0) {
+            int[] perLayer = new int[layers.length];
+            for (Batch.Entry entry : entries) {
+                if (entry.layerLogits() != null) {
+                    for (int l : entry.layerLogits().layers()) {
+                        perLayer[l]++;
+                    }
+                }
+            }
+            for (int l = 0, at = ordinaryHeadRows; l < layers.length; at += perLayer[l], l++) {
+                layerStart[l] = at;
+                layerSources[l] = perLayer[l] == 0 ? null : new int[perLayer[l]];
+            }
+            int[] filled = new int[layers.length];
+            int base = 0;
+            for (int e = 0; e < entryCount; e++) {
+                Batch.Entry entry = entries.get(e);
+                Batch.LayerLogits ll = entry.layerLogits();
+                if (ll != null) {
+                    layerAt[e] = new int[ll.layers().length];
+                    for (int i = 0; i < ll.layers().length; i++) {
+                        int l = ll.layers()[i];
+                        layerAt[e][i] = layerStart[l] + filled[l];
+                        layerSources[l][filled[l]++] = base + ll.row();
+                    }
+                }
+                base += entry.rows();
+            }
+        }
         for (int l = 0; l < layers.length; l++) {
             Layer layer = layers[l];
             backend.rmsnorm(x, layer.attnNorm, eps, h);
@@ -453,24 +526,14 @@ public final class LlamaModel implements LanguageModel {
             if (captureAt[l + 1]) {
                 capture(entries, l + 1, x, hiddenLayers, hidden);
             }
+            if (layerSources[l] != null) {
+                backend.gatherRows(x, layerSources[l], picked.rows(layerStart[l], layerSources[l].length));
+            }
         }
 
-        // Only the requested rows go through the final norm (logit rows, greedy rows, summary rows, kept rows, then
-        // normed rows) and only the first four kinds through the LM head; greedy rows leave the backend as ids,
+        // Only the requested rows go through the final norm (logit rows, greedy rows, summary rows, kept rows, layer-logit
+        // rows, then normed rows) and only all but the last kind through the LM head; greedy rows leave the backend as ids,
         // summary rows as summaries, and kept rows not at all (they are copied into the caller's tensor).
-        int wanted = batch.totalLogitRows();
-        int greedyWanted = 0;
-        int summaryWanted = 0;
-        int summaryK = 0;
-        int normedWanted = 0;
-        int keptWanted = 0;
-        for (Batch.Entry entry : entries) {
-            greedyWanted += entry.greedyRows().length;
-            summaryWanted += entry.summaryRows().length;
-            keptWanted += entry.logitsInto() == null ? 0 : entry.logitsInto().rows().length;
-            summaryK = Math.max(summaryK, entry.summaryK());
-            normedWanted += entry.normedRows().length;
-        }
         LogitSummary[][] summaries = summaryWanted == 0 ? null : new LogitSummary[entryCount][];
         float[][][] out = new float[entryCount][][];
         int[][] greedy = new int[entryCount][];
@@ -485,11 +548,10 @@ public final class LlamaModel implements LanguageModel {
                 summaries[e] = new LogitSummary[entries.get(e).summaryRows().length];
             }
         }
-        int headRows = wanted + greedyWanted + summaryWanted + keptWanted;
-        int picks = headRows + normedWanted;
+        float[][][] layerOut = new float[entryCount][][];
+        int[][] layerOutLayers = new int[entryCount][];
         if (picks > 0) {
-            Tensor picked = scratch(8, picks, d);
-            int[] pick = new int[picks];
+            int[] pick = new int[ordinaryHeadRows + normedWanted];
             int j = 0;
             for (int kind = 0; kind < 5; kind++) {
                 int base = 0;
@@ -507,7 +569,16 @@ public final class LlamaModel implements LanguageModel {
                     base += entry.rows();
                 }
             }
-            backend.gatherRows(x, pick, picked);
+            if (layerWanted == 0) {
+                backend.gatherRows(x, pick, picked);
+            } else {
+                if (ordinaryHeadRows > 0) {
+                    backend.gatherRows(x, Arrays.copyOf(pick, ordinaryHeadRows), picked.rows(0, ordinaryHeadRows));
+                }
+                if (normedWanted > 0) {
+                    backend.gatherRows(x, Arrays.copyOfRange(pick, ordinaryHeadRows, pick.length), picked.rows(headRows, normedWanted));
+                }
+            }
             Tensor normed = scratch(9, picks, d);
             backend.rmsnorm(picked, finalNorm, eps, normed);
             if (headRows > 0) {
@@ -560,6 +631,9 @@ public final class LlamaModel implements LanguageModel {
                         }
                     }
                 }
+                if (layerWanted > 0) {
+                    layerLogitsOut(entries, logits, ordinaryHeadRows, layerAt, layerOutLayers, layerOut);
+                }
             }
             if (normedWanted > 0) {
                 float[][] rowsOut = backend.readRows(normed, headRows, normedWanted);
@@ -571,7 +645,56 @@ public final class LlamaModel implements LanguageModel {
                 }
             }
         }
-        return new ForwardResult(out, hiddenLayers, hidden, normedOut, greedy, greedyLogits, summaries);
+        return new ForwardResult(out, hiddenLayers, hidden, normedOut, greedy, greedyLogits, summaries, layerOutLayers, layerOut);
+    }
+
+    /**
+     * The layer-logit rows of {@code logits} (rows {@code [from, …)}, where {@code layerAt} says) to where each entry
+     * asked: read back in one copy for those returned, copied on the backend for those kept there.
+     */
+    private void layerLogitsOut(List<Batch.Entry> entries, Tensor logits, int from, int[][] layerAt, int[][] outLayers,
+                                float[][][] out) {
+        int returned = 0;
+        for (Batch.Entry entry : entries) {
+            Batch.LayerLogits ll = entry.layerLogits();
+            if (ll != null && ll.into() == null) {
+                returned += ll.layers().length;
+            }
+        }
+        float[][] rows = null;
+        int[] rowAt = null;
+        if (returned > 0) {
+            // The returned rows may sit among kept ones: gather them together, then read them in one copy.
+            rowAt = new int[returned];
+            int k = 0;
+            for (int e = 0; e < entries.size(); e++) {
+                Batch.LayerLogits ll = entries.get(e).layerLogits();
+                if (ll != null && ll.into() == null) {
+                    for (int at : layerAt[e]) {
+                        rowAt[k++] = at;
+                    }
+                }
+            }
+            Tensor gathered = scratch(11, returned, config.vocabSize());
+            backend.gatherRows(logits, rowAt, gathered);
+            rows = backend.readRows(gathered, 0, returned);
+        }
+        int k = 0;
+        for (int e = 0; e < entries.size(); e++) {
+            Batch.LayerLogits ll = entries.get(e).layerLogits();
+            if (ll == null) {
+                continue;
+            }
+            if (ll.into() == null) {
+                outLayers[e] = ll.layers().clone();
+                out[e] = new float[ll.layers().length][];
+                for (int i = 0; i < out[e].length; i++) {
+                    out[e][i] = rows[k++];
+                }
+            } else {
+                backend.gatherRows(logits, layerAt[e], ll.into().rows(ll.from(), ll.layers().length));
+            }
+        }
     }
 
     @Override
