@@ -32,7 +32,11 @@ import java.util.function.Function;
  *       <td>z_large + α·z_tuned − α·z_base (Liu et al.)</td></tr>
  *   <tr><td>{@code cad}</td><td>model(context + prompt), model(prompt)</td><td>(1+α)·z(y | c, x) − α·z(y | x) (Shi et al.)</td></tr>
  *   <tr><td>{@code cfg}</td><td>model(prompt), model(negative prompt)</td><td>γ·z + (1−γ)·z_neg = z_neg + γ·(z − z_neg)</td></tr>
+ *   <tr><td>{@code lol}</td><td>expert(prompt) at its final layer and layer L, amateur(prompt) likewise</td>
+ *       <td>CD(final) + λ·CD(L), CD(h) = (1+β)·z_E(h) − β·z_A(h), on the expert's final-layer α-plausible set (Chen et al.)</td></tr>
  * </table>
+ * A view's row is its model's next-token logits, or a lower layer's output through the model's final norm and LM head
+ * ({@link View#atLayers}); a view's rows all come from its one pass a step.
  * Written as weights on rows, a weight of 1 on the first view and 0 on the others returns its logits exactly, so
  * contrastive β = 0 (with α = 0), proxy tuning α = 0, CAD α = 0 and guidance γ = 1 decode exactly as plain decoding of
  * the first view's sequence does, greedy or sampled.
@@ -49,19 +53,81 @@ public final class LogitMixDecoding implements DecodingStrategy {
 
     /**
      * One view: {@code model} decoding the sequence {@code promptIds} gives for a request (the generated tokens follow
-     * it). The ids are checked against the model's vocabulary and context when a task is made.
+     * it). The ids are checked against the model's vocabulary and context when a task is made. A view gives the mix
+     * one row per entry of {@code layers}, in order: {@link #FINAL} is the model's next-token logits, a 0-based decoder
+     * layer l its output through the model's final norm and LM head
+     * ({@link dev.tandem.transformer.Batch.Entry#withLayerLogitsInto}); all come from the view's one pass a step.
      */
-    public record View(String role, LanguageModel model, Function<GenerationRequest, int[]> promptIds) {
+    public record View(String role, LanguageModel model, Function<GenerationRequest, int[]> promptIds, int[] layers) {
+        /** The row of a view's next-token logits: its model's final layer. */
+        public static final int FINAL = -1;
+
         public View {
             Objects.requireNonNull(role, "role");
             Objects.requireNonNull(model, "model");
             Objects.requireNonNull(promptIds, "promptIds");
+            layers = layers == null ? new int[] {FINAL} : layers.clone();
+            if (layers.length == 0) {
+                throw new IllegalArgumentException("the " + role + " view gives no row: it needs at least one layer.");
+            }
+            int n = model.config().numLayers();
+            for (int i = 0; i < layers.length; i++) {
+                int l = layers[i];
+                if (l < FINAL || l >= n) {
+                    throw new IllegalArgumentException("the " + role + " view's layer " + l + " is not one of the " + n
+                            + " decoder layers of " + model.directory() + " (0 to " + (n - 1) + ", or FINAL).");
+                }
+                for (int j = 0; j < i; j++) {
+                    if (decoderLayer(n, layers[j]) == decoderLayer(n, l)) {
+                        throw new IllegalArgumentException("the " + role + " view asks for layer " + decoderLayer(n, l) + " twice.");
+                    }
+                }
+            }
+        }
+
+        /** A view of the model's next-token logits alone. */
+        public View(String role, LanguageModel model, Function<GenerationRequest, int[]> promptIds) {
+            this(role, model, promptIds, null);
         }
 
         /** {@code model} on the request's own prompt, encoded as plain decoding encodes it. */
         public static View ofPrompt(String role, LanguageModel model) {
             Generator encoder = new Generator(model);
             return new View(role, model, encoder::promptIds);
+        }
+
+        /** This view giving the rows of {@code layers} ({@link #FINAL} or 0-based decoder layers) instead. */
+        public View atLayers(int... layers) {
+            return new View(role, model, promptIds, layers);
+        }
+
+        @Override
+        public int[] layers() {
+            return layers.clone();
+        }
+
+        /** The rows this view gives the mix. */
+        public int rows() {
+            return layers.length;
+        }
+
+        /** Whether the view gives its model's next-token logits alone (the ordinary logits, no early exit). */
+        boolean finalOnly() {
+            return layers.length == 1 && layers[0] == FINAL;
+        }
+
+        /** The view's layers as decoder layers ({@link #FINAL} as the model's last). */
+        int[] decoderLayers() {
+            int n = model.config().numLayers();
+            int[] out = new int[layers.length];
+            for (int i = 0; i < out.length; i++) {
+                out[i] = decoderLayer(n, layers[i]);
+            }
+            return out;
+        }
+
+        private static int decoderLayer(int numLayers, int layer) {
+            return layer == FINAL ? numLayers - 1 : layer;
         }
     }
 
@@ -72,7 +138,7 @@ public final class LogitMixDecoding implements DecodingStrategy {
 
     /**
      * @param name  the method's name ({@code --method})
-     * @param views the views, the output's first; one per row of {@code mix}
+     * @param views the views, the output's first; their rows, in view order, are the rows of {@code mix}
      * @throws TandemException if the views' models do not share a backend and a vocabulary
      */
     public LogitMixDecoding(String name, List<View> views, LogitMix mix) {
@@ -84,8 +150,9 @@ public final class LogitMixDecoding implements DecodingStrategy {
         this.views = List.copyOf(views);
         this.mix = Objects.requireNonNull(mix, "mix");
         this.trace = trace;
-        if (this.views.size() != mix.rows()) {
-            throw new IllegalArgumentException("a mix of " + mix.rows() + " rows needs as many views, not " + this.views.size());
+        int rows = this.views.stream().mapToInt(View::rows).sum();
+        if (rows != mix.rows()) {
+            throw new IllegalArgumentException("a mix of " + mix.rows() + " rows needs views of as many rows, not " + rows);
         }
         View first = this.views.getFirst();
         for (View v : this.views.subList(1, this.views.size())) {
@@ -115,6 +182,54 @@ public final class LogitMixDecoding implements DecodingStrategy {
         requireNonNegative("--beta", beta);
         return new LogitMixDecoding("contrastive", List.of(View.ofPrompt("expert", expert), View.ofPrompt("amateur", amateur)),
                 LogitMix.of(weight(1 + beta), weight(-beta)).withMask(0, alpha));
+    }
+
+    /** LOL's default weight λ of the lower layer's contrast: as much as the final layer's. */
+    public static final double DEFAULT_LOWER_LAYER_WEIGHT = 1.0;
+
+    /**
+     * Lower-layer contrastive decoding (LOL, Chen et al., "Lower Layers Matter"): CD(final) + λ·CD(layer L), with
+     * CD(h) = (1+β)·z_expert(h) − β·z_amateur(h) on raw logits, where z(L) is each model's own layer-L output through its
+     * own final norm and LM head and z(final) its next-token logits; −∞ outside the tokens whose expert (final-layer)
+     * probability is at least α times the largest. It is a mix of four rows: expert final, expert layer L, amateur
+     * final, amateur layer L, weighted 1+β, λ(1+β), −β, −λβ, masked by the first; λ = 0 is {@link #contrastive}. The
+     * paper's truthfulness-refocused prompt is not part of it.
+     *
+     * @param layer  L, a 0-based decoder layer below the final layer of both models ({@code --layer})
+     * @param alpha  the plausibility threshold, in [0, 1] (0.1, contrastive decoding's)
+     * @param beta   the amateur's weight, finite and ≥ 0 (0.5, contrastive decoding's)
+     * @param lambda the lower layer's weight λ, finite and ≥ 0 ({@value #DEFAULT_LOWER_LAYER_WEIGHT})
+     * @throws IllegalArgumentException naming a bad value in one sentence
+     * @throws TandemException if the models do not share a backend and a vocabulary
+     */
+    public static LogitMixDecoding lowerLayerContrast(LanguageModel expert, LanguageModel amateur, int layer, double alpha,
+                                                      double beta, double lambda) {
+        requireLowerLayer(layer, expert, amateur);
+        requireUnit("--alpha", alpha);
+        requireNonNegative("--beta", beta);
+        requireNonNegative("--lambda", lambda);
+        return new LogitMixDecoding("lol", List.of(View.ofPrompt("expert", expert).atLayers(View.FINAL, layer),
+                View.ofPrompt("amateur", amateur).atLayers(View.FINAL, layer)),
+                LogitMix.of(weight(1 + beta), weight(lambda * (1 + beta)), weight(-beta), weight(-lambda * beta)).withMask(0, alpha));
+    }
+
+    /** {@code layer} must lie below the final layer of each model: LOL's lower layer exists in both. */
+    private static void requireLowerLayer(int layer, LanguageModel expert, LanguageModel amateur) {
+        if (layer < 0) {
+            throw new IllegalArgumentException("--layer must be 0 or more (decoder layers count from 0), but was " + layer + ".");
+        }
+        int lower = Math.min(expert.config().numLayers(), amateur.config().numLayers()) - 1; // lower layers both models have
+        requireBelowFinal(layer, expert, "expert", lower);
+        requireBelowFinal(layer, amateur, "amateur", lower);
+    }
+
+    private static void requireBelowFinal(int layer, LanguageModel model, String role, int lower) {
+        int n = model.config().numLayers();
+        if (layer >= n - 1) {
+            throw new IllegalArgumentException("--layer " + layer + " is not below the final layer of the " + role + " "
+                    + model.directory() + " (" + n + " decoder layers, 0 to " + (n - 1) + "); LOL contrasts a lower layer of both "
+                    + "models, so " + (lower > 0 ? "--layer must be 0 to " + (lower - 1) : "a model of one layer has none") + ".");
+        }
     }
 
     /**

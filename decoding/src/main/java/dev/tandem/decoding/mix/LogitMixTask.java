@@ -24,11 +24,12 @@ import java.util.function.Consumer;
 /**
  * {@link LogitMixDecoding} as a {@link DecodingTask}. Each view has its own KV sequence: its prompt is prefilled in
  * chunks of the step's prefill budget, then it feeds each accepted token. The pass that ends a view's prompt, and each
- * later one, copies the view's next-token logits into its row of a [views, vocab] tensor on the backend
- * ({@link Batch.Entry#withLogitsInto}); once every view's row is there (views whose prompts end in different steps
- * wait for the others), {@link #endStep} mixes the rows on the backend ({@link Backend#mixLogits}) and chooses the
- * token from the mixed row: its argmax on the backend where the request needs only the greedy token, else the row
- * read back and sampled by {@link RequestState#accept}. The token then goes to every view.
+ * later one, copies the view's rows into a [mix rows, vocab] tensor on the backend: its next-token logits
+ * ({@link Batch.Entry#withLogitsInto}), or the logits of the layers it names ({@link Batch.Entry#withLayerLogitsInto});
+ * once every view's rows are there (views whose prompts end in different steps wait for the others), {@link #endStep}
+ * mixes the rows on the backend ({@link Backend#mixLogits}) and chooses the token from the mixed row: its argmax on
+ * the backend where the request needs only the greedy token, else the row read back and sampled by
+ * {@link RequestState#accept}. The token then goes to every view.
  */
 final class LogitMixTask implements DecodingTask {
     private final String method;
@@ -48,7 +49,8 @@ final class LogitMixTask implements DecodingTask {
     private final boolean[] feed;            // the view has yet to feed the last accepted token
     private final boolean[] ready;           // the view's row for the next position is in `rows`
     private final int[] planned;             // rows the view put in this step's pass (0: none)
-    private Tensor rows;                     // [views, vocab] on the backend
+    private final int[] firstRow;            // the view's first row of `rows` (a view gives one row per layer it names)
+    private Tensor rows;                     // [mix rows, vocab] on the backend
     private Tensor mixed;                    // [1, vocab]
 
     LogitMixTask(String method, List<LogitMixDecoding.View> views, LogitMix mix, GenerationRequest request, Consumer<float[]> trace) {
@@ -71,6 +73,10 @@ final class LogitMixTask implements DecodingTask {
         this.feed = new boolean[n];
         this.ready = new boolean[n];
         this.planned = new int[n];
+        this.firstRow = new int[n];
+        for (int i = 1; i < n; i++) {
+            firstRow[i] = firstRow[i - 1] + views.get(i - 1).rows();
+        }
     }
 
     @Override
@@ -108,7 +114,7 @@ final class LogitMixTask implements DecodingTask {
                 kvs[i] = kv.newSequence(views.get(i).model());
             }
             int vocab = first.config().vocabSize();
-            rows = backend.allocate(views.size(), vocab);
+            rows = backend.allocate(mix.rows(), vocab);
             mixed = backend.allocate(1, vocab);
         } catch (RuntimeException | Error e) {
             release();
@@ -140,13 +146,22 @@ final class LogitMixTask implements DecodingTask {
                 planned[i] = n;
                 Batch.Entry entry = Batch.Entry.continuation(kvs[i], Arrays.copyOfRange(prompt, prefilled[i], prefilled[i] + n));
                 // Only the prompt's last chunk keeps logits (of its last row); earlier chunks skip the LM head.
-                entries.add(prefilled[i] + n < prompt.length ? entry.withLogitRows() : entry.withLogitRows().withLogitsInto(rows, i, n - 1));
+                entries.add(prefilled[i] + n < prompt.length ? entry.withLogitRows() : keepRows(entry, i, n - 1));
             } else if (feed[i]) {
                 planned[i] = 1;
-                entries.add(Batch.Entry.continuation(kvs[i], state.lastToken()).withLogitRows().withLogitsInto(rows, i, 0));
+                entries.add(keepRows(Batch.Entry.continuation(kvs[i], state.lastToken()), i, 0));
             }
         }
         return entries;
+    }
+
+    /** {@code entry} keeping view {@code i}'s rows of the mix, from its row {@code row}, in {@link #rows}. */
+    private Batch.Entry keepRows(Batch.Entry entry, int i, int row) {
+        LogitMixDecoding.View view = views.get(i);
+        if (view.finalOnly()) {
+            return entry.withLogitRows().withLogitsInto(rows, firstRow[i], row);
+        }
+        return entry.withLogitRows().withLayerLogitsInto(rows, firstRow[i], view.decoderLayers(), row);
     }
 
     @Override
