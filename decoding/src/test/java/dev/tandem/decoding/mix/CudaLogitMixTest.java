@@ -21,7 +21,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The logit-mixing methods on the CUDA backend (the host build of the kernels in every build, a GPU where one is
  * present): greedy tokens are the argmax of the mixed rows (traced), a greedy generation copies less than one row of
- * logits to the host in all (an id per token), and a seeded sampled generation repeats itself. The kernel's bits are
+ * logits to the host in all (an id per token; LOL's layer logits stay there too), and a seeded sampled generation
+ * repeats itself; DoLa scores as on the CPU. The kernel's bits are
  * checked against {@link dev.tandem.runtime.LogitMix#apply} in the runtime's backend-equivalence suite.
  */
 class CudaLogitMixTest {
@@ -35,7 +36,8 @@ class CudaLogitMixTest {
              LanguageModel amateur = ModelLoader.load(TestModels.model("bard-s"), ModelLoader.Options.defaults().withBackend(backend))) {
             CudaBackend cuda = (CudaBackend) backend;
             for (LogitMixDecoding method : List.of(LogitMixDecoding.contrastive(expert, amateur, 0.1, 0.5),
-                    LogitMixDecoding.contextAware(expert, "KING RICHARD III:\nNow is the winter of our discontent\n", 0.5))) {
+                    LogitMixDecoding.contextAware(expert, "KING RICHARD III:\nNow is the winter of our discontent\n", 0.5),
+                    LogitMixDecoding.lowerLayerContrast(expert, amateur, 0, 0.1, 0.5, 1))) {
                 GenerationRequest request = GenerationRequest.of("ROMEO:").withMaxTokens(TOKENS);
                 long before = cuda.bytesCopiedToHost();
                 GenerationResult greedy = method.generate(request);
@@ -53,6 +55,35 @@ class CudaLogitMixTest {
                 assertArrayEquals(method.generate(sampled).generatedIds(), method.generate(sampled).generatedIds(), method.name());
             }
             assertTrue(expert.kvCache().usedBlocks() == 0 && amateur.kvCache().usedBlocks() == 0, "KV blocks left behind");
+        }
+    }
+
+    /**
+     * DoLa on the CUDA backend: its layer logits come from the same backend ops as on the CPU, so each step's score row
+     * equals the CPU's within float rounding and the greedy tokens are the same.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"host", "gpu"})
+    void layerContrastScoresAsOnTheCpu(String which) {
+        GenerationRequest request = GenerationRequest.of("ROMEO:").withMaxTokens(TOKENS);
+        List<float[]> cpuRows = new ArrayList<>();
+        GenerationResult cpu;
+        try (LanguageModel model = ModelLoader.load(TestModels.model("bard-l"))) {
+            cpu = LayerContrastDecoding.dola(model, 0, 2, 4).traced(cpuRows::add).generate(request);
+        }
+        try (Backend backend = CudaTestBackends.open(which);
+             LanguageModel model = ModelLoader.load(TestModels.model("bard-l"), ModelLoader.Options.defaults().withBackend(backend))) {
+            List<float[]> rows = new ArrayList<>();
+            GenerationResult cuda = LayerContrastDecoding.dola(model, 0, 2, 4).traced(rows::add).generate(request);
+            assertArrayEquals(cpu.generatedIds(), cuda.generatedIds(), which);
+            for (int i = 0; i < rows.size(); i++) {
+                for (int t = 0; t < rows.get(i).length; t++) {
+                    float a = cpuRows.get(i)[t], b = rows.get(i)[t];
+                    assertTrue(a == b || Math.abs(a - b) <= 1e-4 * Math.max(1, Math.abs(a)),
+                            which + " position " + i + " token " + t + ": " + a + " on the CPU, " + b + " on CUDA");
+                }
+            }
+            assertTrue(model.kvCache().usedBlocks() == 0, "KV blocks left behind");
         }
     }
 
