@@ -19,6 +19,7 @@ import dev.tandem.decoding.diffusion.DiffusionParams;
 import dev.tandem.decoding.diffusion.UnmaskRule;
 import dev.tandem.decoding.beam.BeamParams;
 import dev.tandem.decoding.beam.BeamSearch;
+import dev.tandem.decoding.mix.LayerContrastDecoding;
 import dev.tandem.decoding.mix.LogitMixDecoding;
 import dev.tandem.decoding.speculative.SpeculativeMixDecoding;
 import dev.tandem.decoding.sampling.SamplingParams;
@@ -151,7 +152,7 @@ public final class GenerateCommand implements Callable<Integer> {
 
     /** The names {@code --method} accepts. */
     static final List<String> METHODS = List.of("plain", "speculative", "pearl", "tree", "ngram", "aded", "lookahead", "collab",
-            "diffusion", "contrastive", "proxy-tune", "cad", "cfg", "beam", "diverse-beam");
+            "diffusion", "contrastive", "proxy-tune", "cad", "cfg", "dola", "lol", "beam", "diverse-beam");
 
     static final double DEFAULT_CONTRASTIVE_ALPHA = 0.1, DEFAULT_CONTRASTIVE_BETA = 0.5, DEFAULT_PROXY_ALPHA = 1.0,
             DEFAULT_CAD_ALPHA = 0.5, DEFAULT_CFG_SCALE = 1.5;
@@ -181,6 +182,10 @@ public final class GenerateCommand implements Callable<Integer> {
             {"proxy-tune", "--tuned DIR", "--base DIR", "--alpha A [" + DEFAULT_PROXY_ALPHA + "]", DRAFT_WITH_MIX},
             {"cad", "--context TEXT|@FILE", "--alpha A [" + DEFAULT_CAD_ALPHA + "]", DRAFT_WITH_MIX},
             {"cfg", "--negative-prompt TEXT", "--scale G [" + DEFAULT_CFG_SCALE + "]", DRAFT_WITH_MIX},
+            {"dola", "--layers A,B,...", "--alpha A [" + LayerContrastDecoding.DEFAULT_ALPHA + "]", "--repetition-penalty R ["
+                    + LayerContrastDecoding.DEFAULT_REPETITION_PENALTY + "]"},
+            {"lol", "--amateur DIR", "--layer L", "--lambda W [" + LogitMixDecoding.DEFAULT_LOWER_LAYER_WEIGHT + "]", "--alpha A ["
+                    + DEFAULT_CONTRASTIVE_ALPHA + "]", "--beta B [" + DEFAULT_CONTRASTIVE_BETA + "]"},
             {"beam", "--beams B", "--length-penalty L [" + BeamParams.DEFAULT_LENGTH_PENALTY + "]", "--n-best N [1]"},
             {"diverse-beam", "--beams B", "--groups G", "--diversity D [" + BeamParams.DEFAULT_DIVERSITY + "]",
                     "--length-penalty L [" + BeamParams.DEFAULT_LENGTH_PENALTY + "]", "--n-best N [1]"}});
@@ -213,11 +218,15 @@ public final class GenerateCommand implements Callable<Integer> {
     /** The methods that mix the logits of several views ({@link LogitMixDecoding}). */
     static final List<String> MIX_METHODS = List.of("contrastive", "proxy-tune", "cad", "cfg");
 
+    /** The methods that contrast layers (one summary line, like the mixing methods'). */
+    static final List<String> LAYER_METHODS = List.of("dola", "lol");
+
     /** Which methods each of these flags belongs to (the mixing methods' and the beam searches'). */
     private static final Map<String, List<String>> OWN_FLAGS = Map.ofEntries(
-            Map.entry("--amateur", List.of("contrastive")), Map.entry("--tuned", List.of("proxy-tune")),
-            Map.entry("--base", List.of("proxy-tune")), Map.entry("--alpha", List.of("contrastive", "proxy-tune", "cad")),
-            Map.entry("--beta", List.of("contrastive")), Map.entry("--context", List.of("cad")),
+            Map.entry("--amateur", List.of("contrastive", "lol")), Map.entry("--tuned", List.of("proxy-tune")),
+            Map.entry("--base", List.of("proxy-tune")), Map.entry("--alpha", List.of("contrastive", "proxy-tune", "cad", "dola", "lol")),
+            Map.entry("--beta", List.of("contrastive", "lol")), Map.entry("--context", List.of("cad")),
+            Map.entry("--layers", List.of("dola")), Map.entry("--layer", List.of("lol")), Map.entry("--lambda", List.of("lol")),
             Map.entry("--negative-prompt", List.of("cfg")), Map.entry("--scale", List.of("cfg")),
             Map.entry("--beams", List.of("beam", "diverse-beam")), Map.entry("--groups", List.of("diverse-beam")),
             Map.entry("--diversity", List.of("diverse-beam")), Map.entry("--length-penalty", List.of("beam", "diverse-beam")),
@@ -236,6 +245,19 @@ public final class GenerateCommand implements Callable<Integer> {
                     + "positions, several per pass; the only method for such a model). Greedy output of every method but collab "
                     + "and diffusion is the same.")
     String method;
+
+    @Option(names = "--layers", paramLabel = "A,B,...",
+            description = "dola: the candidate premature layers, 0-based decoder layers below the last (a layer's hidden state is its "
+                    + "output); each step contrasts the final layer with the candidate farthest from it (Jensen-Shannon).")
+    String layers;
+
+    @Option(names = "--layer", paramLabel = "L",
+            description = "lol: the lower layer (0-based, below the last layer of both models) whose contrast is added.")
+    Integer layer;
+
+    @Option(names = "--lambda", paramLabel = "W",
+            description = "lol: the weight of the lower layer's contrast, >= 0 (default " + LogitMixDecoding.DEFAULT_LOWER_LAYER_WEIGHT + ").")
+    Double lambda;
 
     @Option(names = "--beams", paramLabel = "B", description = "beam, diverse-beam: the number of beams, at least 1.")
     Integer beams;
@@ -490,7 +512,7 @@ public final class GenerateCommand implements Callable<Integer> {
                     var best = r.hypotheses().getFirst();
                     err.printf(Locale.ROOT, "[%s: %d passes; the best hypothesis scores %.4f (log-probability %.4f)]%n", method,
                             r.decodeStats().targetForwardPasses(), best.score(), best.logprob());
-                } else if (MIX_METHODS.contains(method) && draftModel == null) {
+                } else if ((MIX_METHODS.contains(method) && draftModel == null) || LAYER_METHODS.contains(method)) {
                     var d = r.decodeStats();
                     err.printf(Locale.ROOT, "[%s: %d passes of the --model and %d of the other models for %d tokens]%n", method,
                             d.targetForwardPasses(), d.draftForwardPasses(), d.generatedTokens());
@@ -631,6 +653,9 @@ public final class GenerateCommand implements Callable<Integer> {
         given.put("--context", context);
         given.put("--negative-prompt", negativePrompt);
         given.put("--scale", scale);
+        given.put("--layers", layers);
+        given.put("--layer", layer);
+        given.put("--lambda", lambda);
         given.put("--beams", beams);
         given.put("--groups", groups);
         given.put("--diversity", diversity);
@@ -648,6 +673,8 @@ public final class GenerateCommand implements Callable<Integer> {
             case "proxy-tune" -> tuned == null || base == null ? "--tuned DIR and --base DIR (the small model after and before tuning)" : null;
             case "cad" -> context == null ? "--context TEXT or --context @FILE" : null;
             case "cfg" -> negativePrompt == null ? "--negative-prompt TEXT" : null;
+            case "dola" -> layers == null ? "--layers A,B,... (the candidate layers, 0-based)" : null;
+            case "lol" -> amateur == null || layer == null ? "--amateur DIR and --layer L" : null;
             case "beam" -> beams == null ? "--beams B" : null;
             case "diverse-beam" -> beams == null || groups == null ? "--beams B and --groups G" : null;
             default -> null;
@@ -780,6 +807,8 @@ public final class GenerateCommand implements Callable<Integer> {
             case "contrastive", "proxy-tune", "cad", "cfg" -> draftModel == null ? mixStrategy(lm, helpers) // MIX_METHODS
                     : new SpeculativeMixDecoding(mixStrategy(lm, helpers), draftModel, draftLength == null ? 4 : Integer.parseInt(draftLength));
             case "beam", "diverse-beam" -> new BeamSearch(lm, beamParams());
+            case "dola" -> dola(lm);
+            case "lol" -> lol(lm, helpers);
             default -> new Generator(lm);
         };
     }
@@ -823,6 +852,32 @@ public final class GenerateCommand implements Callable<Integer> {
         }
     }
 
+    /** DoLa over --layers; the repetition penalty is --repetition-penalty when given (1 turns it off), else DoLa's 1.2. */
+    private LayerContrastDecoding dola(LanguageModel lm) {
+        int[] candidates;
+        try {
+            candidates = java.util.Arrays.stream(layers.split(",", -1)).map(String::strip).mapToInt(Integer::parseInt).toArray();
+        } catch (NumberFormatException e) {
+            throw new UsageException("--layers must be whole numbers separated by commas, but was \"" + layers + "\".", e);
+        }
+        try {
+            return LayerContrastDecoding.dola(lm, candidates, alpha != null ? alpha : LayerContrastDecoding.DEFAULT_ALPHA,
+                    repetitionPenalty != null ? repetitionPenalty : LayerContrastDecoding.DEFAULT_REPETITION_PENALTY);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage(), e);
+        }
+    }
+
+    /** LOL: contrastive decoding of the final layers plus --lambda times that of --layer. */
+    private LogitMixDecoding lol(LanguageModel lm, List<LanguageModel> helpers) {
+        try {
+            return LogitMixDecoding.lowerLayerContrast(lm, helpers.get(0), layer, alpha != null ? alpha : DEFAULT_CONTRASTIVE_ALPHA,
+                    beta != null ? beta : DEFAULT_CONTRASTIVE_BETA, lambda != null ? lambda : LogitMixDecoding.DEFAULT_LOWER_LAYER_WEIGHT);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage(), e);
+        }
+    }
+
     /** --beams, --groups, --diversity, --length-penalty and --n-best as beam search takes them. */
     private BeamParams beamParams() {
         try {
@@ -837,7 +892,7 @@ public final class GenerateCommand implements Callable<Integer> {
     /** The directories of the other models the method mixes with the --model: --amateur, or --tuned and --base. */
     private List<Path> helperDirectories() {
         return switch (method) {
-            case "contrastive" -> List.of(amateur);
+            case "contrastive", "lol" -> List.of(amateur);
             case "proxy-tune" -> List.of(tuned, base);
             default -> List.of();
         };

@@ -96,10 +96,10 @@ class MixMethodsCliTest {
 
     @Test
     void eachFlagBelongsToItsMethods() {
-        assertUsage("--beta applies to --method contrastive only, not to --method plain.", "--beta", "0.5");
-        assertUsage("--alpha applies to --method contrastive, proxy-tune, cad only, not to --method cfg.",
+        assertUsage("--beta applies to --method contrastive, lol only, not to --method plain.", "--beta", "0.5");
+        assertUsage("--alpha applies to --method contrastive, proxy-tune, cad, dola, lol only, not to --method cfg.",
                 "--method", "cfg", "--negative-prompt", "x", "--alpha", "1");
-        assertUsage("--amateur applies to --method contrastive only, not to --method speculative.",
+        assertUsage("--amateur applies to --method contrastive, lol only, not to --method speculative.",
                 "--method", "speculative", "--draft", SMALL, "--amateur", SMALL);
         assertUsage("--scale applies to --method cfg only, not to --method cad.", "--method", "cad", "--context", "x", "--scale", "2");
         assertUsage("--method contrastive needs --amateur DIR (the small model to contrast with).", "--method", "contrastive");
@@ -109,6 +109,19 @@ class MixMethodsCliTest {
         assertUsage("--method cfg needs --negative-prompt TEXT.", "--method", "cfg");
         assertUsage("--alpha must be in [0, 1], but was 2.0.", "--method", "contrastive", "--amateur", SMALL, "--alpha", "2");
         assertUsage("--context @/no/such/file cannot be read: no such file or directory.", "--method", "cad", "--context", "@/no/such/file");
+    }
+
+    @Test
+    void layerContrastRunsAndLolWithoutItsLowerLayerIsContrastive() throws Exception {
+        JsonNode dola = json("--method", "dola", "--layers", "0,2,4", "--temperature", "0");
+        assertEquals(16, dola.get("generated_ids").size());
+        assertEquals("dola", dola.at("/decode_stats/method").asText());
+        JsonNode contrastive = json("--method", "contrastive", "--amateur", SMALL, "--temperature", "0");
+        JsonNode lol = json("--method", "lol", "--amateur", SMALL, "--layer", "0", "--lambda", "0", "--temperature", "0");
+        assertEquals(contrastive.get("generated_ids"), lol.get("generated_ids"));
+        assertUsage("--layers holds layer 9, past the 6 decoder layers of " + TARGET + " (0 to 5).", "--method", "dola", "--layers", "9");
+        assertUsage("--method lol needs --amateur DIR and --layer L.", "--method", "lol", "--amateur", SMALL);
+        assertUsage("--layer applies to --method lol only, not to --method dola.", "--method", "dola", "--layers", "1", "--layer", "1");
     }
 
     @Test

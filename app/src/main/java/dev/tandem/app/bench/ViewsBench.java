@@ -10,6 +10,7 @@ import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.Generator;
 import dev.tandem.decoding.beam.BeamParams;
 import dev.tandem.decoding.beam.BeamSearch;
+import dev.tandem.decoding.mix.LayerContrastDecoding;
 import dev.tandem.decoding.mix.LogitMixDecoding;
 import dev.tandem.decoding.speculative.SpeculativeMixDecoding;
 import dev.tandem.runtime.Backends;
@@ -23,8 +24,8 @@ import java.util.List;
 
 /**
  * The views suite ({@code bench --suite views}): what a token costs with the methods that run several views or
- * hypotheses per token — contrastive decoding, proxy tuning, CAD, guidance (alone and verifying a draft's chains) and
- * beam / diverse beam search — relative to plain greedy decoding of the same model, in one run. Every method decodes
+ * hypotheses per token — contrastive decoding, proxy tuning, CAD, guidance (alone and verifying a draft's chains),
+ * DoLa, LOL and beam / diverse beam search — relative to plain greedy decoding of the same model, in one run. Every method decodes
  * the prompt set greedily once per repetition (methods interleaved, after one untimed warm-up); its cost per token in
  * a repetition is its wall time per generated token over plain decoding's in the same repetition (beams: per token of
  * the best hypothesis). Passes per token are exact counts over the prompt set: passes of the {@code --model} (a
@@ -35,7 +36,7 @@ public final class ViewsBench {
 
     /** The methods the suite can run besides plain, in the order it runs them. */
     public static final List<String> METHODS = List.of("contrastive", "proxy-tune", "cad", "cfg", "contrastive-drafted",
-            "cad-drafted", "beam", "diverse-beam");
+            "cad-drafted", "dola", "lol", "beam", "diverse-beam");
 
     /** CAD's context in the suite: a fixed Shakespeare passage. */
     public static final String CONTEXT = """
@@ -133,6 +134,15 @@ public final class ViewsBench {
                     case "contrastive-drafted" -> entries.add(new Entry(m, "amateur=" + smallLabel + ",draft=" + smallLabel + ",gamma=4",
                             new SpeculativeMixDecoding(contrastive, small, 4)));
                     case "cad-drafted" -> entries.add(new Entry(m, "draft=" + smallLabel + ",gamma=4", new SpeculativeMixDecoding(cad, small, 4)));
+                    case "dola" -> {
+                        int depth = model.config().numLayers();
+                        int[] candidates = {0, depth / 2, depth - 2};
+                        int[] distinct = java.util.Arrays.stream(candidates).filter(l -> l >= 0).distinct().toArray();
+                        entries.add(new Entry(m, "layers=" + java.util.Arrays.toString(distinct).replace(" ", "") + ",alpha=0.1,"
+                                + "repetition_penalty=1.2", LayerContrastDecoding.dola(model, distinct)));
+                    }
+                    case "lol" -> entries.add(new Entry(m, "amateur=" + smallLabel + ",layer=0,lambda=1", LogitMixDecoding.lowerLayerContrast(
+                            model, small, 0, 0.1, 0.5, LogitMixDecoding.DEFAULT_LOWER_LAYER_WEIGHT)));
                     case "beam" -> entries.add(new Entry(m, "beams=4", new BeamSearch(model, BeamParams.beam(4))));
                     case "diverse-beam" -> entries.add(new Entry(m, "beams=4,groups=2,diversity=" + BeamParams.DEFAULT_DIVERSITY,
                             new BeamSearch(model, BeamParams.diverse(4, 2))));

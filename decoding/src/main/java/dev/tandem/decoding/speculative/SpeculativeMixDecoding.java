@@ -31,6 +31,12 @@ public final class SpeculativeMixDecoding implements DecodingStrategy {
             throw new IllegalArgumentException("the draft length must be at least 1, but was " + draftLength + ".");
         }
         this.target = Objects.requireNonNull(target, "target");
+        for (LogitMixDecoding.View v : target.views()) {
+            if (v.rows() != 1 || v.layers()[0] != LogitMixDecoding.View.FINAL) {
+                throw new IllegalArgumentException(target.name() + " mixes lower layers' logits, which a verification pass does not "
+                        + "compute at every drafted row yet; it takes no --draft.");
+            }
+        }
         SpeculativeDecoding.requireSameVocabulary(target.views().getFirst().model(), draft);
         this.draft = draft;
         this.draftLength = draftLength;

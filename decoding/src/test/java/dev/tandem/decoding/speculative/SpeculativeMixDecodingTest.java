@@ -172,5 +172,8 @@ class SpeculativeMixDecodingTest {
             assertThrows(dev.tandem.runtime.TandemException.class, () -> new SpeculativeMixDecoding(methods.getFirst(), other, 2));
         }
         assertThrows(IllegalArgumentException.class, () -> new SpeculativeMixDecoding(methods.getFirst(), small, 0));
+        IllegalArgumentException lol = assertThrows(IllegalArgumentException.class, () -> new SpeculativeMixDecoding(
+                LogitMixDecoding.lowerLayerContrast(large, small, 0, 0.1, 0.5, 1), small, 2));
+        assertTrue(lol.getMessage().startsWith("lol mixes lower layers' logits"), lol.getMessage());
     }
 }
