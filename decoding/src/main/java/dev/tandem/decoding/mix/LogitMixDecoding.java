@@ -361,6 +361,19 @@ public final class LogitMixDecoding implements DecodingStrategy {
         return ids.clone();
     }
 
+    /**
+     * Whether a view other than the first (whose {@code RequestState} watches its own context) has no room for the
+     * next token: its sequence ({@code prompts[i]} plus the {@code generated} tokens) has reached its model's context.
+     */
+    public static boolean anotherViewIsFull(List<View> views, int[][] prompts, int generated) {
+        for (int i = 1; i < views.size(); i++) {
+            if (prompts[i].length + generated >= views.get(i).model().config().maxContext()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** The views' distinct models, the first view's first (what a task's {@code models()} lists). */
     public static List<LanguageModel> distinctModels(List<View> views) {
         List<LanguageModel> models = new ArrayList<>();

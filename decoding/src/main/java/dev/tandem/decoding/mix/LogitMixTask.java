@@ -217,14 +217,8 @@ final class LogitMixTask implements DecodingTask {
         } else {
             event = state.accept(row != null ? row : backend.readRows(mixed, 0, 1)[0]);
         }
-        if (!state.finished()) {
-            int generated = state.generated();
-            for (int i = 1; i < views.size(); i++) {
-                if (prompts[i].length + generated >= views.get(i).model().config().maxContext()) {
-                    state.end(FinishReason.CONTEXT_FULL);
-                    break;
-                }
-            }
+        if (!state.finished() && LogitMixDecoding.anotherViewIsFull(views, prompts, state.generated())) {
+            state.end(FinishReason.CONTEXT_FULL);
         }
         if (state.finished()) {
             release();

@@ -293,6 +293,9 @@ final class MixedChainTask implements DecodingTask {
         if (!state.finished()) {
             events.add(state.acceptToken(verdict.next(), mixed[accepted]));
         }
+        if (!state.finished() && LogitMixDecoding.anotherViewIsFull(views, prompts, state.generated())) {
+            state.end(FinishReason.CONTEXT_FULL);
+        }
         stats.addVerifyNanos(verifyNanos + System.nanoTime() - t0);
         verifyNanos = 0;
         state.addDecodeStep(System.nanoTime() - roundStart);

@@ -32,7 +32,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * passes of each view (bard-l expert, bard-s amateur; bard-m / bard-s as tuned / base; a Shakespeare passage as CAD's
  * context), the identities that make each method plain decoding bit for bit, the Engine, and bad input.
  */
-class LogitMixDecodingTest {
+public class LogitMixDecodingTest {
     static final String CONTEXT = """
             KING RICHARD III:
             Now is the winter of our discontent
@@ -275,6 +275,30 @@ class LogitMixDecodingTest {
         assertEquals(10, r.decodeStats().targetForwardPasses(), "the prompt, then a pass per token after the first");
         assertEquals(20, r.decodeStats().draftForwardPasses(), "the tuned and the base model's");
         assertEquals("proxy-tune", r.decodeStats().method());
+    }
+
+    /** A negative prompt 8 tokens short of the context: the generation ends when that view is full, not past it. */
+    public static String negativePromptNearTheContext(LanguageModel model) {
+        int max = model.config().maxContext();
+        StringBuilder text = new StringBuilder();
+        while (new Generator(model).promptIds(GenerationRequest.of(text + "a ")).length <= max - 8) {
+            text.append("a ");
+        }
+        return text.toString();
+    }
+
+    @Test
+    void aViewThatFillsItsContextEndsTheGeneration() {
+        // Room for both sequences: the default cache holds one context.
+        try (LanguageModel roomy = ModelLoader.load(TestModels.model("bard-l"), ModelLoader.Options.defaults().withKvTokens(2304))) {
+            String negative = negativePromptNearTheContext(roomy);
+            int room = roomy.config().maxContext() - ids(roomy, negative).length;
+            GenerationResult r = LogitMixDecoding.guidance(roomy, negative, 1.5)
+                    .generate(GenerationRequest.of("ROMEO:").withMaxTokens(100).withEosTokenIds(List.of()));
+            assertEquals(dev.tandem.decoding.FinishReason.CONTEXT_FULL, r.finishReason());
+            assertEquals(room, r.generatedIds().length, "the negative view fed every token it had room for");
+            assertEquals(0, roomy.kvCache().usedBlocks());
+        }
     }
 
     @Test

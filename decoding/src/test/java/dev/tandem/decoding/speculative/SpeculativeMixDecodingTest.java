@@ -167,6 +167,23 @@ class SpeculativeMixDecodingTest {
     }
 
     @Test
+    void aViewThatFillsItsContextEndsTheGenerationAsWithoutADraft() {
+        // Room for both sequences: the default cache holds one context.
+        try (LanguageModel roomy = ModelLoader.load(TestModels.model("bard-l"), ModelLoader.Options.defaults().withKvTokens(2304));
+             LanguageModel draft = ModelLoader.load(TestModels.model("bard-s"), ModelLoader.Options.defaults().withBackend(roomy.backend()))) {
+            String negative = dev.tandem.decoding.mix.LogitMixDecodingTest.negativePromptNearTheContext(roomy);
+            LogitMixDecoding cfg = LogitMixDecoding.guidance(roomy, negative, 1.5);
+            GenerationRequest r = GenerationRequest.of("ROMEO:").withMaxTokens(100).withEosTokenIds(List.of());
+            GenerationResult alone = cfg.generate(r);
+            GenerationResult drafted = new SpeculativeMixDecoding(cfg, draft, 4).generate(r);
+            assertEquals(dev.tandem.decoding.FinishReason.CONTEXT_FULL, drafted.finishReason());
+            assertArrayEquals(alone.generatedIds(), drafted.generatedIds());
+            assertEquals(0, roomy.kvCache().usedBlocks());
+            assertEquals(0, draft.kvCache().usedBlocks());
+        }
+    }
+
+    @Test
     void aDraftWithAnotherVocabularyIsRefused() {
         try (LanguageModel other = ModelLoader.load(TestModels.model("bard-dlm"), ModelLoader.Options.defaults().withBackend(large.backend()))) {
             assertThrows(dev.tandem.runtime.TandemException.class, () -> new SpeculativeMixDecoding(methods.getFirst(), other, 2));
