@@ -10,6 +10,7 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Path;
 
 import java.io.PrintWriter;
+import java.util.List;
 import java.io.StringWriter;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -28,6 +29,15 @@ class MethodCliTest {
     }
 
     private static final String TARGET = TestModels.model("bard-l").toString();
+
+    /** {@code generate --model model --prompt ROMEO: args} exits 2 and its last line on stderr is {@code tandem: expected}. */
+    static void assertUsage(String expected, String model, String... args) {
+        List<String> all = new java.util.ArrayList<>(List.of("generate", "--model", model, "--prompt", "ROMEO:"));
+        all.addAll(List.of(args));
+        Run r = run(all.toArray(String[]::new));
+        assertEquals(2, r.exit(), r.err());
+        assertEquals("tandem: " + expected, r.err().strip().lines().reduce((x, y) -> y).orElse(""), String.join(" ", args));
+    }
     private static final String DRAFT = TestModels.model("bard-s").toString();
 
     private static JsonNode json(String... extra) throws Exception {

@@ -87,11 +87,7 @@ class MixMethodsCliTest {
     }
 
     private static void assertUsage(String expected, String... args) {
-        List<String> all = new java.util.ArrayList<>(List.of("generate", "--model", TARGET, "--prompt", "ROMEO:"));
-        all.addAll(List.of(args));
-        MethodCliTest.Run r = run(all.toArray(String[]::new));
-        assertEquals(2, r.exit(), r.err());
-        assertEquals("tandem: " + expected, r.err().strip().lines().reduce((x, y) -> y).orElse(""), String.join(" ", args));
+        MethodCliTest.assertUsage(expected, TARGET, args);
     }
 
     @Test
