@@ -10,6 +10,7 @@ import dev.tandem.runtime.Placement;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.transformer.LanguageModel;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -34,12 +35,18 @@ import java.util.function.Function;
  *   <tr><td>{@code cfg}</td><td>model(prompt), model(negative prompt)</td><td>γ·z + (1−γ)·z_neg = z_neg + γ·(z − z_neg)</td></tr>
  *   <tr><td>{@code lol}</td><td>expert(prompt) at its final layer and layer L, amateur(prompt) likewise</td>
  *       <td>CD(final) + λ·CD(L), CD(h) = (1+β)·z_E(h) − β·z_A(h), on the expert's final-layer α-plausible set (Chen et al.)</td></tr>
+ *   <tr><td>{@code caad}</td><td>model(prompt), and a row retrieved for its state</td>
+ *       <td>z + w·Σ sᵢ·ℓᵢ / Σ sᵢ over the N stored pairs nearest the state ({@link GroundingStore}; Nguyen et al.)</td></tr>
  * </table>
  * A view's row is its model's next-token logits, or a lower layer's output through the model's final norm and LM head
  * ({@link View#atLayers}); a view's rows all come from its one pass a step.
  * Written as weights on rows, a weight of 1 on the first view and 0 on the others returns its logits exactly, so
- * contrastive β = 0 (with α = 0), proxy tuning α = 0, CAD α = 0 and guidance γ = 1 decode exactly as plain decoding of
- * the first view's sequence does, greedy or sampled.
+ * contrastive β = 0 (with α = 0), proxy tuning α = 0, CAD α = 0, guidance γ = 1 and CAAD w = 0 decode exactly as plain
+ * decoding of the first view's sequence does, greedy or sampled.
+ *
+ * <p>A row need not come from a pass: CAAD's last row is computed on the host from the first view's final normalised
+ * hidden state at the position being predicted (a {@link StateRow}), then written beside the views' rows and mixed
+ * with them.
  *
  * <p>The first view is the output's: its model's tokenizer, EOS tokens and context, and its sequence is the result's
  * prompt. Views of one model go into that model's passes together (CAD's two sequences: one pass); the views of
@@ -131,8 +138,24 @@ public final class LogitMixDecoding implements DecodingStrategy {
         }
     }
 
+    /**
+     * A row of the mix made on the host from the first view's final normalised hidden state (the LM head's input) at the
+     * position being predicted, rather than by a model's pass; it follows the views' rows. Called once a token, from
+     * the step's end; it must be finite where the mix should return another row exactly.
+     */
+    @FunctionalInterface
+    interface StateRow {
+        float[] of(float[] normedState);
+    }
+
+    /** caad's N, the stored pairs each step retrieves, when none is given. */
+    public static final int DEFAULT_GROUNDING_NEIGHBOURS = 8;
+    /** caad's w when none is given: the retrieved mean counts as much as the model's own logits. */
+    public static final double DEFAULT_GROUNDING_WEIGHT = 1.0;
+
     private final String name;
     private final List<View> views;
+    private final StateRow stateRow;
     private final LogitMix mix;
     private final Consumer<float[]> trace;
 
@@ -142,17 +165,19 @@ public final class LogitMixDecoding implements DecodingStrategy {
      * @throws TandemException if the views' models do not share a backend and a vocabulary
      */
     public LogitMixDecoding(String name, List<View> views, LogitMix mix) {
-        this(name, views, mix, null);
+        this(name, views, null, mix, null);
     }
 
-    private LogitMixDecoding(String name, List<View> views, LogitMix mix, Consumer<float[]> trace) {
+    private LogitMixDecoding(String name, List<View> views, StateRow stateRow, LogitMix mix, Consumer<float[]> trace) {
         this.name = Objects.requireNonNull(name, "name");
         this.views = List.copyOf(views);
+        this.stateRow = stateRow;
         this.mix = Objects.requireNonNull(mix, "mix");
         this.trace = trace;
-        int rows = this.views.stream().mapToInt(View::rows).sum();
+        int rows = this.views.stream().mapToInt(View::rows).sum() + (stateRow != null ? 1 : 0);
         if (rows != mix.rows()) {
-            throw new IllegalArgumentException("a mix of " + mix.rows() + " rows needs views of as many rows, not " + rows);
+            throw new IllegalArgumentException("a mix of " + mix.rows() + " rows needs views" + (stateRow != null ? " and a state row" : "")
+                    + " of as many rows, not " + rows);
         }
         View first = this.views.getFirst();
         for (View v : this.views.subList(1, this.views.size())) {
@@ -278,11 +303,38 @@ public final class LogitMixDecoding implements DecodingStrategy {
     }
 
     /**
+     * CAAD, retrieval-grounded decoding (Nguyen, Gupta &amp; Le, "Context-Aware Adaptive Decoding for Truthful Text
+     * Generation"): z + w·mean, where mean is the similarity-weighted mean of the logits of the {@code neighbours}
+     * pairs of {@code store} whose states are most cosine-similar to the model's final normalised hidden state at the
+     * position ({@link GroundingStore#groundingRow}). Mixed as 1·z + w·mean, so that w = 0 gives z exactly.
+     *
+     * @param store      a store built with {@code model} ({@link GroundingStore#open})
+     * @param neighbours N, at least 1 (every pair when the store holds fewer); {@value #DEFAULT_GROUNDING_NEIGHBOURS} by default
+     * @param weight     w, finite; {@value #DEFAULT_GROUNDING_WEIGHT} by default
+     * @throws TandemException if the store was built with another model
+     */
+    public static LogitMixDecoding grounded(LanguageModel model, GroundingStore store, int neighbours, double weight) {
+        Objects.requireNonNull(store, "store");
+        if (neighbours < 1) {
+            throw new IllegalArgumentException("--neighbours must be at least 1, but was " + neighbours + ".");
+        }
+        requireFinite("--weight", weight);
+        Path dir = model.directory().toAbsolutePath().normalize();
+        if (!store.modelDirectory().equals(dir) || store.hiddenSize() != model.config().hiddenSize()
+                || store.vocabSize() != model.config().vocabSize()) {
+            throw new TandemException("the grounding store " + store.file() + " was built with the model " + store.modelDirectory()
+                    + ", not " + dir + "; open it with the model that decodes.");
+        }
+        return new LogitMixDecoding("caad", List.of(View.ofPrompt("model", model)), state -> store.groundingRow(state, neighbours),
+                LogitMix.of(1f, weight(weight)), null);
+    }
+
+    /**
      * This method also handing {@code mixedRows} each step's mixed logits (a copy, before the processors and the
      * sampler), in order: for tests and for looking at what a method does.
      */
     public LogitMixDecoding traced(Consumer<float[]> mixedRows) {
-        return new LogitMixDecoding(name, views, mix, Objects.requireNonNull(mixedRows, "mixedRows"));
+        return new LogitMixDecoding(name, views, stateRow, mix, Objects.requireNonNull(mixedRows, "mixedRows"));
     }
 
     @Override
@@ -294,13 +346,22 @@ public final class LogitMixDecoding implements DecodingStrategy {
         return views;
     }
 
+    /** The mix: a weight per view, then one for the state row where there is one. */
     public LogitMix mix() {
         return mix;
     }
 
+    /**
+     * Whether the mix's last row is made from the first view's state ({@code caad}'s retrieved logits) rather than by a
+     * view's pass.
+     */
+    public boolean hasStateRow() {
+        return stateRow != null;
+    }
+
     @Override
     public DecodingTask task(GenerationRequest request) {
-        return new LogitMixTask(name, views, mix, request, trace);
+        return new LogitMixTask(name, views, stateRow, mix, request, trace);
     }
 
     /** A weight as the mix holds it: a float, refused where it would overflow. */

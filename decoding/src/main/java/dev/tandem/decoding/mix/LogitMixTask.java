@@ -30,10 +30,14 @@ import java.util.function.Consumer;
  * mixes the rows on the backend ({@link Backend#mixLogits}) and chooses the token from the mixed row: its argmax on
  * the backend where the request needs only the greedy token, else the row read back and sampled by
  * {@link RequestState#accept}. The token then goes to every view.
+ *
+ * <p>With a {@link LogitMixDecoding.StateRow}, view 0's pass that fills its row also returns its final normalised
+ * hidden state there, and {@link #endStep} writes the row made from it after the views' rows before it mixes.
  */
 final class LogitMixTask implements DecodingTask {
     private final String method;
     private final List<LogitMixDecoding.View> views;
+    private final LogitMixDecoding.StateRow stateRow; // null: every row of the mix is a view's
     private final LogitMix mix;
     private final GenerationRequest request;
     private final Consumer<float[]> trace;
@@ -50,12 +54,16 @@ final class LogitMixTask implements DecodingTask {
     private final boolean[] ready;           // the view's row for the next position is in `rows`
     private final int[] planned;             // rows the view put in this step's pass (0: none)
     private final int[] firstRow;            // the view's first row of `rows` (a view gives one row per layer it names)
+    private int stateEntry = -1;             // view 0's entry in this step's pass of its model, when it returns the state
+    private float[] normedState;             // view 0's final normalised hidden state at the position to predict
     private Tensor rows;                     // [mix rows, vocab] on the backend
     private Tensor mixed;                    // [1, vocab]
 
-    LogitMixTask(String method, List<LogitMixDecoding.View> views, LogitMix mix, GenerationRequest request, Consumer<float[]> trace) {
+    LogitMixTask(String method, List<LogitMixDecoding.View> views, LogitMixDecoding.StateRow stateRow, LogitMix mix,
+                 GenerationRequest request, Consumer<float[]> trace) {
         this.method = method;
         this.views = views;
+        this.stateRow = stateRow;
         this.mix = mix;
         this.request = request;
         this.trace = trace;
@@ -125,6 +133,7 @@ final class LogitMixTask implements DecodingTask {
     @Override
     public void beginStep() {
         Arrays.fill(planned, 0);
+        stateEntry = -1;
     }
 
     @Override
@@ -146,10 +155,10 @@ final class LogitMixTask implements DecodingTask {
                 planned[i] = n;
                 Batch.Entry entry = Batch.Entry.continuation(kvs[i], Arrays.copyOfRange(prompt, prefilled[i], prefilled[i] + n));
                 // Only the prompt's last chunk keeps logits (of its last row); earlier chunks skip the LM head.
-                entries.add(prefilled[i] + n < prompt.length ? entry.withLogitRows() : keepRows(entry, i, n - 1));
+                entries.add(prefilled[i] + n < prompt.length ? entry.withLogitRows() : withState(i, entries.size(), keepRows(entry, i, n - 1), n - 1));
             } else if (feed[i]) {
                 planned[i] = 1;
-                entries.add(keepRows(Batch.Entry.continuation(kvs[i], state.lastToken()), i, 0));
+                entries.add(withState(i, entries.size(), keepRows(Batch.Entry.continuation(kvs[i], state.lastToken()), i, 0), 0));
             }
         }
         return entries;
@@ -162,6 +171,18 @@ final class LogitMixTask implements DecodingTask {
             return entry.withLogitRows().withLogitsInto(rows, firstRow[i], row);
         }
         return entry.withLogitRows().withLayerLogitsInto(rows, firstRow[i], view.decoderLayers(), row);
+    }
+
+    /**
+     * {@code entry} (view {@code view}'s, the {@code index}-th of the pass) also returning its final normalised state at
+     * {@code row}, where the mix has a state row.
+     */
+    private Batch.Entry withState(int view, int index, Batch.Entry entry, int row) {
+        if (view != 0 || stateRow == null) {
+            return entry;
+        }
+        stateEntry = index;
+        return entry.withNormedRows(row);
     }
 
     @Override
@@ -186,6 +207,10 @@ final class LogitMixTask implements DecodingTask {
                 decode = true;
             }
         }
+        if (model == first && stateEntry >= 0) {
+            normedState = result.normedHidden(stateEntry, 0);
+            stateEntry = -1;
+        }
         if (model == first) {
             if (decode) {
                 state.addDecodeStep(nanos);
@@ -204,6 +229,9 @@ final class LogitMixTask implements DecodingTask {
             }
         }
         Arrays.fill(ready, false);
+        if (stateRow != null) {
+            backend.writeRows(new float[][] {stateRow.of(normedState)}, rows, mix.rows() - 1); // after every view's rows
+        }
         backend.mixLogits(rows, mix, mixed);
         float[] row = null;
         if (trace != null) {

@@ -37,6 +37,10 @@ public final class SpeculativeMixDecoding implements DecodingStrategy {
                         + "compute at every drafted row yet; it takes no --draft.");
             }
         }
+        if (target.hasStateRow()) {
+            throw new IllegalArgumentException(target.name() + " does not verify a draft's chains: its retrieved row comes from the "
+                    + "model's state at each position, which a chain's verification does not make; decode it without --draft.");
+        }
         SpeculativeDecoding.requireSameVocabulary(target.views().getFirst().model(), draft);
         this.draft = draft;
         this.draftLength = draftLength;
