@@ -2,6 +2,7 @@ package dev.tandem.decoding.mix;
 
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
+import dev.tandem.decoding.Generator;
 import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.runtime.Backend;
 import dev.tandem.runtime.cuda.CudaBackend;
@@ -9,13 +10,18 @@ import dev.tandem.runtime.cuda.CudaTestBackends;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
 import dev.tandem.transformer.TestModels;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -84,6 +90,45 @@ class CudaLogitMixTest {
                 }
             }
             assertTrue(model.kvCache().usedBlocks() == 0, "KV blocks left behind");
+        }
+    }
+
+    /**
+     * caad on the device: its store built with the device's passes, the state row written beside the model's row and
+     * mixed there; a greedy token copies only the state to the host (not a row of logits), the traced rows' argmax is the
+     * token, and w = 0 is the device's plain decoding bit for bit.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"host", "gpu"})
+    void groundedDecodingRunsWhereTheLogitsAre(String which, @TempDir Path dir) throws IOException {
+        Path grounding = Files.writeString(dir.resolve("g.jsonl"), """
+                {"text": "ROMEO:", "continuation": "\\nBut, soft! what light through yonder window breaks?"}
+                {"text": "KING RICHARD III:", "continuation": "\\nNow is the winter of our discontent"}
+                """);
+        try (Backend backend = CudaTestBackends.open(which);
+             LanguageModel model = ModelLoader.load(TestModels.model("bard-l"), ModelLoader.Options.defaults().withBackend(backend))) {
+            CudaBackend cuda = (CudaBackend) backend;
+            GroundingStore store = GroundingStore.open(model, grounding);
+            LogitMixDecoding method = LogitMixDecoding.grounded(model, store, 4, 1.5);
+            GenerationRequest request = GenerationRequest.of("ROMEO:").withMaxTokens(TOKENS).withEosTokenIds(List.of());
+            long before = cuda.bytesCopiedToHost();
+            GenerationResult greedy = method.generate(request);
+            long copied = cuda.bytesCopiedToHost() - before;
+            assertTrue(copied < (long) TOKENS * 4 * model.config().vocabSize(), "caad copied " + copied + " bytes to the host for "
+                    + TOKENS + " greedy tokens: less than a row of logits a token");
+            List<float[]> rows = new ArrayList<>();
+            GenerationResult traced = method.traced(rows::add).generate(request);
+            assertArrayEquals(greedy.generatedIds(), traced.generatedIds());
+            for (int i = 0; i < rows.size(); i++) {
+                assertEquals(argmax(rows.get(i)), traced.generatedIds()[i], "token " + i);
+            }
+            LogitMixDecoding neutral = LogitMixDecoding.grounded(model, store, 4, 0);
+            GenerationRequest sampled = request.withLogprobs(2).withSampling(SamplingParams.greedy().withTemperature(0.8f).withSeed(4));
+            GenerationResult plain = new Generator(model).generate(sampled);
+            GenerationResult got = neutral.generate(sampled);
+            assertArrayEquals(plain.generatedIds(), got.generatedIds(), "w = 0, sampled");
+            assertEquals(plain.logprobs(), got.logprobs(), "w = 0: the same log-probabilities, bit for bit");
+            assertEquals(0, model.kvCache().usedBlocks(), "KV blocks left behind");
         }
     }
 
