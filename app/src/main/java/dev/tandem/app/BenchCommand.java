@@ -61,7 +61,7 @@ import java.util.stream.Stream;
                 "diffusion: a masked-diffusion model (default models/bard-dlm) under every unmasking rule, with and without "
                         + "Fast-dLLM's caches and their drift, against low-confidence remasking one position per pass;",
                 "views: the cost per token of the methods that run several views or hypotheses (contrastive, proxy-tune, cad, cfg, "
-                        + "with and without a draft, dola, lol, beam, diverse-beam) against plain greedy decoding of --model, with the "
+                        + "with and without a draft, dola, lol, caad, beam, diverse-beam) against plain greedy decoding of --model, with the "
                         + "passes per token (--drafts: the first is the amateur, base and draft, the second the tuned model);",
                 "all: decode, prefill and batch in one run. Each suite also records heap, KV-cache and mapped-weight memory."})
 public final class BenchCommand implements Callable<Integer> {

@@ -152,7 +152,7 @@ public final class GenerateCommand implements Callable<Integer> {
 
     /** The names {@code --method} accepts. */
     static final List<String> METHODS = List.of("plain", "speculative", "pearl", "tree", "ngram", "aded", "lookahead", "collab",
-            "diffusion", "contrastive", "proxy-tune", "cad", "cfg", "dola", "lol", "beam", "diverse-beam");
+            "diffusion", "contrastive", "proxy-tune", "cad", "cfg", "dola", "lol", "caad", "beam", "diverse-beam");
 
     static final double DEFAULT_CONTRASTIVE_ALPHA = 0.1, DEFAULT_CONTRASTIVE_BETA = 0.5, DEFAULT_PROXY_ALPHA = 1.0,
             DEFAULT_CAD_ALPHA = 0.5, DEFAULT_CFG_SCALE = 1.5;
@@ -186,6 +186,8 @@ public final class GenerateCommand implements Callable<Integer> {
                     + LayerContrastDecoding.DEFAULT_REPETITION_PENALTY + "]"},
             {"lol", "--amateur DIR", "--layer L", "--lambda W [" + LogitMixDecoding.DEFAULT_LOWER_LAYER_WEIGHT + "]", "--alpha A ["
                     + DEFAULT_CONTRASTIVE_ALPHA + "]", "--beta B [" + DEFAULT_CONTRASTIVE_BETA + "]"},
+            {"caad", "--grounding FILE", "--neighbours N [" + LogitMixDecoding.DEFAULT_GROUNDING_NEIGHBOURS + "]", "--weight W ["
+                    + LogitMixDecoding.DEFAULT_GROUNDING_WEIGHT + "]"},
             {"beam", "--beams B", "--length-penalty L [" + BeamParams.DEFAULT_LENGTH_PENALTY + "]", "--n-best N [1]"},
             {"diverse-beam", "--beams B", "--groups G", "--diversity D [" + BeamParams.DEFAULT_DIVERSITY + "]",
                     "--length-penalty L [" + BeamParams.DEFAULT_LENGTH_PENALTY + "]", "--n-best N [1]"}});
@@ -218,8 +220,8 @@ public final class GenerateCommand implements Callable<Integer> {
     /** The methods that mix the logits of several views ({@link LogitMixDecoding}). */
     static final List<String> MIX_METHODS = List.of("contrastive", "proxy-tune", "cad", "cfg");
 
-    /** The methods that contrast layers (one summary line, like the mixing methods'). */
-    static final List<String> LAYER_METHODS = List.of("dola", "lol");
+    /** The methods that contrast layers or add a retrieved row (one summary line, like the mixing methods'). */
+    static final List<String> LAYER_METHODS = List.of("dola", "lol", "caad");
 
     /** Which methods each of these flags belongs to (the mixing methods' and the beam searches'). */
     private static final Map<String, List<String>> OWN_FLAGS = Map.ofEntries(
@@ -227,6 +229,7 @@ public final class GenerateCommand implements Callable<Integer> {
             Map.entry("--base", List.of("proxy-tune")), Map.entry("--alpha", List.of("contrastive", "proxy-tune", "cad", "dola", "lol")),
             Map.entry("--beta", List.of("contrastive", "lol")), Map.entry("--context", List.of("cad")),
             Map.entry("--layers", List.of("dola")), Map.entry("--layer", List.of("lol")), Map.entry("--lambda", List.of("lol")),
+            Map.entry("--grounding", List.of("caad")), Map.entry("--neighbours", List.of("caad")), Map.entry("--weight", List.of("caad")),
             Map.entry("--negative-prompt", List.of("cfg")), Map.entry("--scale", List.of("cfg")),
             Map.entry("--beams", List.of("beam", "diverse-beam")), Map.entry("--groups", List.of("diverse-beam")),
             Map.entry("--diversity", List.of("diverse-beam")), Map.entry("--length-penalty", List.of("beam", "diverse-beam")),
@@ -245,6 +248,21 @@ public final class GenerateCommand implements Callable<Integer> {
                     + "positions, several per pass; the only method for such a model). Greedy output of every method but collab "
                     + "and diffusion is the same.")
     String method;
+
+    @Option(names = "--grounding", paramLabel = "FILE",
+            description = "caad: JSON lines of {\"text\": ..., \"continuation\": ...}; the (state, logits) pair of every continuation "
+                    + "token is stored once beside it, as FILE.MODEL.caad-store, and rebuilt when the file or the model changes.")
+    Path grounding;
+
+    @Option(names = "--neighbours", paramLabel = "N",
+            description = "caad: the stored pairs nearest the current state (cosine) whose logits are averaged (default "
+                    + LogitMixDecoding.DEFAULT_GROUNDING_NEIGHBOURS + ").")
+    Integer neighbours;
+
+    @Option(names = "--weight", paramLabel = "W",
+            description = "caad: score z + W·(their similarity-weighted mean logits); 0 is plain decoding (default "
+                    + LogitMixDecoding.DEFAULT_GROUNDING_WEIGHT + ").")
+    Double weight;
 
     @Option(names = "--layers", paramLabel = "A,B,...",
             description = "dola: the candidate premature layers, 0-based decoder layers below the last (a layer's hidden state is its "
@@ -653,6 +671,9 @@ public final class GenerateCommand implements Callable<Integer> {
         given.put("--context", context);
         given.put("--negative-prompt", negativePrompt);
         given.put("--scale", scale);
+        given.put("--grounding", grounding);
+        given.put("--neighbours", neighbours);
+        given.put("--weight", weight);
         given.put("--layers", layers);
         given.put("--layer", layer);
         given.put("--lambda", lambda);
@@ -674,6 +695,7 @@ public final class GenerateCommand implements Callable<Integer> {
             case "cad" -> context == null ? "--context TEXT or --context @FILE" : null;
             case "cfg" -> negativePrompt == null ? "--negative-prompt TEXT" : null;
             case "dola" -> layers == null ? "--layers A,B,... (the candidate layers, 0-based)" : null;
+            case "caad" -> grounding == null ? "--grounding FILE (JSON lines of {\"text\": ..., \"continuation\": ...})" : null;
             case "lol" -> amateur == null || layer == null ? "--amateur DIR and --layer L" : null;
             case "beam" -> beams == null ? "--beams B" : null;
             case "diverse-beam" -> beams == null || groups == null ? "--beams B and --groups G" : null;
@@ -808,6 +830,7 @@ public final class GenerateCommand implements Callable<Integer> {
                     : new SpeculativeMixDecoding(mixStrategy(lm, helpers), draftModel, draftLength == null ? 4 : Integer.parseInt(draftLength));
             case "beam", "diverse-beam" -> new BeamSearch(lm, beamParams());
             case "dola" -> dola(lm);
+            case "caad" -> caad(lm);
             case "lol" -> lol(lm, helpers);
             default -> new Generator(lm);
         };
@@ -863,6 +886,21 @@ public final class GenerateCommand implements Callable<Integer> {
         try {
             return LayerContrastDecoding.dola(lm, candidates, alpha != null ? alpha : LayerContrastDecoding.DEFAULT_ALPHA,
                     repetitionPenalty != null ? repetitionPenalty : LayerContrastDecoding.DEFAULT_REPETITION_PENALTY);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage(), e);
+        }
+    }
+
+    /** caad over the store of --grounding (built, with a progress bar, or reused). */
+    private LogitMixDecoding caad(LanguageModel lm) {
+        dev.tandem.decoding.mix.GroundingStore store;
+        try (ProgressBar bar = new ProgressBar("grounding store " + grounding.getFileName(), ProgressBar.Unit.COUNT,
+                spec.commandLine().getErr())) {
+            store = dev.tandem.decoding.mix.GroundingStore.open(lm, grounding, bar);
+        }
+        try {
+            return LogitMixDecoding.grounded(lm, store, neighbours != null ? neighbours : LogitMixDecoding.DEFAULT_GROUNDING_NEIGHBOURS,
+                    weight != null ? weight : LogitMixDecoding.DEFAULT_GROUNDING_WEIGHT);
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage(), e);
         }

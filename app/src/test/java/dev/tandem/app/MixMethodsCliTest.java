@@ -121,6 +121,29 @@ class MixMethodsCliTest {
     }
 
     @Test
+    void caadBuildsItsStoreOnceAndWithoutWeightIsPlainDecoding(@TempDir Path tmp) throws Exception {
+        Path grounding = Files.writeString(tmp.resolve("grounding.jsonl"), """
+                {"text": "ROMEO:", "continuation": "\\nBut, soft! what light through yonder window breaks?"}
+                {"text": "KING RICHARD III:", "continuation": "\\nNow is the winter of our discontent"}
+                """);
+        JsonNode grounded = json("--method", "caad", "--grounding", grounding.toString(), "--temperature", "0");
+        assertEquals("caad", grounded.at("/decode_stats/method").asText());
+        assertTrue(Files.exists(tmp.resolve("grounding.jsonl.bard-l.caad-store")), "the store is saved beside the file");
+        JsonNode plain = json("--temperature", "0");
+        JsonNode neutral = json("--method", "caad", "--grounding", grounding.toString(), "--weight", "0", "--temperature", "0");
+        assertEquals(plain.get("generated_ids"), neutral.get("generated_ids"));
+        Path empty = Files.writeString(tmp.resolve("empty.jsonl"), "");
+        MethodCliTest.Run r = run("generate", "--model", TARGET, "--prompt", "ROMEO:", "--method", "caad", "--grounding", empty.toString());
+        assertEquals(1, r.exit(), r.err());
+        assertEquals("tandem: the grounding file " + empty + " holds no examples; write each example as {\"text\": TEXT, "
+                + "\"continuation\": TEXT}, one per line.", r.err().strip().lines().reduce((x, y) -> y).orElse(""));
+        assertUsage("--neighbours applies to --method caad only, not to --method plain.", "--neighbours", "3");
+        assertUsage("--draft is used by --method speculative, pearl, tree, collab and, to verify its drafts against the mixed logits, "
+                + "contrastive, proxy-tune, cad, cfg only, not by --method caad.", "--method", "caad", "--grounding", grounding.toString(),
+                "--draft", SMALL);
+    }
+
+    @Test
     void anAmateurWithAnotherVocabularyIsRefused() {
         MethodCliTest.Run r = run("generate", "--model", TARGET, "--prompt", "ROMEO:", "--method", "contrastive", "--amateur",
                 TestModels.model("bard-dlm").toString());

@@ -10,6 +10,7 @@ import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.Generator;
 import dev.tandem.decoding.beam.BeamParams;
 import dev.tandem.decoding.beam.BeamSearch;
+import dev.tandem.decoding.mix.GroundingStore;
 import dev.tandem.decoding.mix.LayerContrastDecoding;
 import dev.tandem.decoding.mix.LogitMixDecoding;
 import dev.tandem.decoding.speculative.SpeculativeMixDecoding;
@@ -25,7 +26,7 @@ import java.util.List;
 /**
  * The views suite ({@code bench --suite views}): what a token costs with the methods that run several views or
  * hypotheses per token — contrastive decoding, proxy tuning, CAD, guidance (alone and verifying a draft's chains),
- * DoLa, LOL and beam / diverse beam search — relative to plain greedy decoding of the same model, in one run. Every method decodes
+ * DoLa, LOL, CAAD (over four grounding examples) and beam / diverse beam search — relative to plain greedy decoding of the same model, in one run. Every method decodes
  * the prompt set greedily once per repetition (methods interleaved, after one untimed warm-up); its cost per token in
  * a repetition is its wall time per generated token over plain decoding's in the same repetition (beams: per token of
  * the best hypothesis). Passes per token are exact counts over the prompt set: passes of the {@code --model} (a
@@ -36,7 +37,15 @@ public final class ViewsBench {
 
     /** The methods the suite can run besides plain, in the order it runs them. */
     public static final List<String> METHODS = List.of("contrastive", "proxy-tune", "cad", "cfg", "contrastive-drafted",
-            "cad-drafted", "dola", "lol", "beam", "diverse-beam");
+            "cad-drafted", "dola", "lol", "caad", "beam", "diverse-beam");
+
+    /** caad's grounding examples in the suite, written to a temporary file (its store is built there, untimed). */
+    static final String GROUNDING = """
+            {"text": "ROMEO:", "continuation": "\\nBut, soft! what light through yonder window breaks?\\nIt is the east, and Juliet is the sun."}
+            {"text": "KING RICHARD III:", "continuation": "\\nNow is the winter of our discontent\\nMade glorious summer by this sun of York;"}
+            {"text": "HAMLET:", "continuation": "\\nTo be, or not to be, that is the question:"}
+            {"text": "JULIET:", "continuation": "\\nO Romeo, Romeo! wherefore art thou Romeo?"}
+            """;
 
     /** CAD's context in the suite: a fixed Shakespeare passage. */
     public static final String CONTEXT = """
@@ -111,6 +120,7 @@ public final class ViewsBench {
     public static Result run(Path modelDir, Path[] otherDirs, Options o, Progress progress) {
         ModelLoader.Options load = ModelLoader.Options.defaults().withThreads(o.threads()).withDevice(Backends.DEFAULT);
         List<LanguageModel> others = new ArrayList<>();
+        List<Path> temporary = new ArrayList<>(); // caad's grounding file and store, and their folder
         try (LanguageModel model = ModelLoader.load(modelDir, load)) {
             List<String> labels = new ArrayList<>();
             for (Path d : otherDirs) {
@@ -143,6 +153,16 @@ public final class ViewsBench {
                     }
                     case "lol" -> entries.add(new Entry(m, "amateur=" + smallLabel + ",layer=0,lambda=1", LogitMixDecoding.lowerLayerContrast(
                             model, small, 0, 0.1, 0.5, LogitMixDecoding.DEFAULT_LOWER_LAYER_WEIGHT)));
+                    case "caad" -> {
+                        Path file = java.nio.file.Files.createTempDirectory("tandem-views-").resolve("grounding.jsonl");
+                        java.nio.file.Files.writeString(file, GROUNDING);
+                        temporary.add(file);
+                        GroundingStore store = GroundingStore.open(model, file);
+                        temporary.add(store.file());
+                        entries.add(new Entry(m, "pairs=" + store.size() + ",neighbours=" + LogitMixDecoding.DEFAULT_GROUNDING_NEIGHBOURS
+                                + ",weight=" + LogitMixDecoding.DEFAULT_GROUNDING_WEIGHT, LogitMixDecoding.grounded(model, store,
+                                LogitMixDecoding.DEFAULT_GROUNDING_NEIGHBOURS, LogitMixDecoding.DEFAULT_GROUNDING_WEIGHT)));
+                    }
                     case "beam" -> entries.add(new Entry(m, "beams=4", new BeamSearch(model, BeamParams.beam(4))));
                     case "diverse-beam" -> entries.add(new Entry(m, "beams=4,groups=2,diversity=" + BeamParams.DEFAULT_DIVERSITY,
                             new BeamSearch(model, BeamParams.diverse(4, 2))));
@@ -186,9 +206,19 @@ public final class ViewsBench {
             }
             return new Result(label(modelDir), labels, model.weightDType().name().toLowerCase(java.util.Locale.ROOT),
                     model.backend().name(), o, figures, MemorySnapshot.of(model));
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
         } finally {
             for (LanguageModel m : others.reversed()) {
                 m.close();
+            }
+            for (Path p : temporary.reversed()) {
+                try {
+                    java.nio.file.Files.deleteIfExists(p);
+                    java.nio.file.Files.deleteIfExists(p.getParent());
+                } catch (java.io.IOException ignored) {
+                    // a temporary file left behind; nothing depends on it
+                }
             }
         }
     }
