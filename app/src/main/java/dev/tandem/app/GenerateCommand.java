@@ -192,7 +192,6 @@ public final class GenerateCommand implements Callable<Integer> {
             {"diverse-beam", "--beams B", "--groups G", "--diversity D [" + BeamParams.DEFAULT_DIVERSITY + "]",
                     "--length-penalty L [" + BeamParams.DEFAULT_LENGTH_PENALTY + "]", "--n-best N [1]"}});
 
-
     /** Rows of a method and its flags, the flags wrapped under each other within 80 columns. */
     private static String methodTable(String[][] rows) {
         StringBuilder b = new StringBuilder("Each method's flags, defaults in brackets (another method's flag is an error):");
@@ -245,8 +244,10 @@ public final class GenerateCommand implements Callable<Integer> {
                     + "ngram (prompt lookup), aded (trees searched in a trigram table of --ngram-corpus and the text so far), "
                     + "lookahead (Jacobi iterations feed an n-gram pool; no draft), collab (the --draft model decodes and calls the --model "
                     + "only where it is unsure; not lossless), diffusion (a masked-diffusion model fills a canvas of --gen-length "
-                    + "positions, several per pass; the only method for such a model). Greedy output of every method but collab "
-                    + "and diffusion is the same.")
+                    + "positions, several per pass; the only method for such a model); contrastive, proxy-tune, cad, cfg, dola, lol and "
+                    + "caad choose each token from a mix of several views' logits (models, prompts or layers); beam and diverse-beam "
+                    + "search over hypotheses. The table at the end lists each method's flags. Greedy output of every guessing "
+                    + "method (speculative to lookahead) is plain decoding's.")
     String method;
 
     @Option(names = "--grounding", paramLabel = "FILE",
