@@ -2,7 +2,6 @@ package dev.tandem.decoding.mix;
 
 import dev.tandem.decoding.DecodingStrategy;
 import dev.tandem.decoding.Engine;
-import dev.tandem.decoding.EngineHandle;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.Generator;
@@ -162,27 +161,7 @@ class GroundedDecodingTest {
     void theEngineGivesCaadRequestsTheirLoneTokens() {
         List<DecodingStrategy> methods = List.of(LogitMixDecoding.grounded(large, store, 4, 1.5), new Generator(large),
                 LogitMixDecoding.grounded(large, store, LogitMixDecoding.DEFAULT_GROUNDING_NEIGHBOURS, 0));
-        List<GenerationRequest> requests = new ArrayList<>();
-        for (int i = 0; i < 9; i++) {
-            GenerationRequest r = GenerationRequest.of(PROMPTS.get(i % PROMPTS.size())).withMaxTokens(6 + i).withStreamId(i);
-            requests.add(i % 2 == 0 ? r : r.withSampling(SamplingParams.greedy().withTemperature(0.8f).withSeed(100 + i)));
-        }
-        List<GenerationResult> alone = new ArrayList<>();
-        for (int i = 0; i < requests.size(); i++) {
-            alone.add(methods.get(i % methods.size()).generate(requests.get(i)));
-        }
-        try (Engine engine = new Engine(large, Engine.Options.defaults().withMaxPrefillTokensPerStep(8))) {
-            List<EngineHandle> handles = new ArrayList<>();
-            for (int i = 0; i < requests.size(); i++) {
-                handles.add(engine.submit(requests.get(i), methods.get(i % methods.size()), null));
-            }
-            for (int i = 0; i < requests.size(); i++) {
-                GenerationResult together = handles.get(i).result();
-                assertArrayEquals(alone.get(i).generatedIds(), together.generatedIds(), "request " + i);
-                assertEquals(alone.get(i).text(), together.text(), "request " + i);
-                assertEquals(methods.get(i % methods.size()).name(), handles.get(i).method());
-            }
-        }
+        EngineTogether.assertTogetherAsAlone(large, methods, EngineTogether.requests(PROMPTS, 9, 6, SamplingParams.greedy().withTemperature(0.8f)));
         assertEquals(0, large.kvCache().usedBlocks(), "caad kept KV blocks");
     }
 

@@ -2,7 +2,6 @@ package dev.tandem.decoding.mix;
 
 import dev.tandem.decoding.DecodingStrategy;
 import dev.tandem.decoding.Engine;
-import dev.tandem.decoding.EngineHandle;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.Generator;
@@ -241,27 +240,7 @@ public class LogitMixDecodingTest {
         List<DecodingStrategy> methods = List.of(LogitMixDecoding.contrastive(large, small, 0.1, 0.5),
                 LogitMixDecoding.proxyTuning(large, medium, small, 1), LogitMixDecoding.contextAware(large, CONTEXT, 0.5),
                 LogitMixDecoding.guidance(large, "", 2), new Generator(large));
-        List<GenerationRequest> requests = new ArrayList<>();
-        for (int i = 0; i < 10; i++) {
-            GenerationRequest r = GenerationRequest.of(PROMPTS.get(i % PROMPTS.size())).withMaxTokens(8 + i).withStreamId(i);
-            requests.add(i % 2 == 0 ? r : r.withSampling(SamplingParams.greedy().withTemperature(0.8f).withSeed(100 + i)));
-        }
-        List<GenerationResult> alone = new ArrayList<>();
-        for (int i = 0; i < requests.size(); i++) {
-            alone.add(methods.get(i % methods.size()).generate(requests.get(i)));
-        }
-        try (Engine engine = new Engine(large, Engine.Options.defaults().withMaxPrefillTokensPerStep(8))) {
-            List<EngineHandle> handles = new ArrayList<>();
-            for (int i = 0; i < requests.size(); i++) {
-                handles.add(engine.submit(requests.get(i), methods.get(i % methods.size()), null));
-            }
-            for (int i = 0; i < requests.size(); i++) {
-                GenerationResult together = handles.get(i).result();
-                assertArrayEquals(alone.get(i).generatedIds(), together.generatedIds(), "request " + i);
-                assertEquals(alone.get(i).text(), together.text(), "request " + i);
-                assertEquals(methods.get(i % methods.size()).name(), handles.get(i).method());
-            }
-        }
+        EngineTogether.assertTogetherAsAlone(large, methods, EngineTogether.requests(PROMPTS, 10, 8, SamplingParams.greedy().withTemperature(0.8f)));
         for (LanguageModel m : List.of(large, medium, small)) {
             assertEquals(0, m.kvCache().usedBlocks(), m.directory() + " kept KV blocks");
         }
