@@ -99,6 +99,59 @@ public interface Backend extends AutoCloseable {
     void rmsnorm(Tensor x, Tensor weight, float eps, Tensor out);
 
     /**
+     * Row-wise layer normalisation over the last dimension of width {@code weight.numel()}:
+     * {@code out = (x − mean) / sqrt(var + eps) ⊙ weight + bias}, with the mean and the (biased) variance of each row
+     * (BERT's LayerNorm). {@code out} may alias {@code x}. The default reads the rows to the host and computes each row's
+     * sums in double, in index order; a backend's own kernel equals it to float rounding.
+     */
+    default void layerNorm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) {
+        int d = (int) weight.numel();
+        if (bias.numel() != d || x.dim(-1) != d || out.numel() != x.numel()) {
+            throw new IllegalArgumentException("layerNorm: rows of " + x.dim(-1) + " with a weight of " + d + " and a bias of "
+                    + bias.numel() + " into " + out);
+        }
+        int n = (int) (x.numel() / d);
+        float[][] rows = readRows(x.reshape(n, d), 0, n);
+        float[] w = readRows(weight.reshape(1, d), 0, 1)[0];
+        float[] b = readRows(bias.reshape(1, d), 0, 1)[0];
+        for (float[] row : rows) {
+            double sum = 0;
+            for (float v : row) {
+                sum += v;
+            }
+            double mean = sum / d;
+            double sq = 0;
+            for (float v : row) {
+                sq += (v - mean) * (v - mean);
+            }
+            double inv = 1 / Math.sqrt(sq / d + eps);
+            for (int i = 0; i < d; i++) {
+                row[i] = (float) ((row[i] - mean) * inv * w[i] + b[i]);
+            }
+        }
+        writeRows(rows, out.reshape(n, d), 0);
+    }
+
+    /**
+     * {@code out = gelu(x)} element-wise, the exact form x·Φ(x) = x/2·(1 + erf(x/√2)) that BERT uses ({@code "gelu"} in
+     * its config), with erf to float precision. {@code out} may alias {@code x}. The default computes on the host.
+     */
+    default void gelu(Tensor x, Tensor out) {
+        if (out.numel() != x.numel()) {
+            throw new IllegalArgumentException("gelu: " + x + " into " + out);
+        }
+        int d = (int) x.dim(-1);
+        int n = (int) (x.numel() / d);
+        float[][] rows = readRows(x.reshape(n, d), 0, n);
+        for (float[] row : rows) {
+            for (int i = 0; i < d; i++) {
+                row[i] = (float) (0.5 * row[i] * (1 + Erf.erf(row[i] / Math.sqrt(2))));
+            }
+        }
+        writeRows(rows, out.reshape(n, d), 0);
+    }
+
+    /**
      * Rotates each head of {@code x[n, heads·headDim]} in place by position {@code positions[row]}:
      * angle of pair i = position · invFreq[i], pairs chosen by {@code layout}.
      */
