@@ -35,6 +35,10 @@ class BertEncoderTest {
 
     /** Random weights of {@link #CONFIG}, by HF name: LayerNorm weights near 1, the rest small. */
     static Map<String, float[]> randomWeights(long seed) {
+        return randomWeights(CONFIG, seed);
+    }
+
+    static Map<String, float[]> randomWeights(BertConfig CONFIG, long seed) {
         SplittableRandom rnd = new SplittableRandom(seed);
         Map<String, float[]> w = new LinkedHashMap<>();
         int d = CONFIG.hiddenSize(), ff = CONFIG.intermediateSize();
@@ -62,6 +66,10 @@ class BertEncoderTest {
     }
 
     static long[] shapeOf(String name) {
+        return shapeOf(CONFIG, name);
+    }
+
+    static long[] shapeOf(BertConfig CONFIG, String name) {
         int d = CONFIG.hiddenSize(), ff = CONFIG.intermediateSize();
         if (name.equals(BertEncoder.WORD)) return new long[] {CONFIG.vocabSize(), d};
         if (name.equals(BertEncoder.POSITION)) return new long[] {CONFIG.maxPositions(), d};
