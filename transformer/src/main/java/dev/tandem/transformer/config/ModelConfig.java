@@ -169,6 +169,9 @@ public record ModelConfig(
         }
         String modelType = c.stringOrNull("model_type");
         Family fam = Family.of(modelType);
+        if (fam == null && "bert".equals(modelType)) {
+            throw c.error("model_type", "\"bert\" is an encoder, which embeds text rather than generating it (tandem embed)");
+        }
         if (fam == null) {
             throw c.error("model_type", "\"" + modelType + "\" is not supported (supported: " + supported + ")");
         }

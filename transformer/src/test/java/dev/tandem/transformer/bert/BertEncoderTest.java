@@ -33,60 +33,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class BertEncoderTest {
     static final BertConfig CONFIG = new BertConfig(60, 32, 2, 4, 48, 24, 2, 1e-12);
 
-    /** Random weights of {@link #CONFIG}, by HF name: LayerNorm weights near 1, the rest small. */
     static Map<String, float[]> randomWeights(long seed) {
-        return randomWeights(CONFIG, seed);
-    }
-
-    static Map<String, float[]> randomWeights(BertConfig CONFIG, long seed) {
-        SplittableRandom rnd = new SplittableRandom(seed);
-        Map<String, float[]> w = new LinkedHashMap<>();
-        int d = CONFIG.hiddenSize(), ff = CONFIG.intermediateSize();
-        w.put(BertEncoder.WORD, gaussian(rnd, CONFIG.vocabSize() * d, 0.5, 0));
-        w.put(BertEncoder.POSITION, gaussian(rnd, CONFIG.maxPositions() * d, 0.5, 0));
-        w.put(BertEncoder.TYPE, gaussian(rnd, CONFIG.typeVocabSize() * d, 0.5, 0));
-        w.put(BertEncoder.EMB_LN + ".weight", gaussian(rnd, d, 0.1, 1));
-        w.put(BertEncoder.EMB_LN + ".bias", gaussian(rnd, d, 0.1, 0));
-        for (int l = 0; l < CONFIG.numLayers(); l++) {
-            String p = "encoder.layer." + l + ".";
-            for (String m : new String[] {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"}) {
-                w.put(p + m + ".weight", gaussian(rnd, d * d, 0.2, 0));
-                w.put(p + m + ".bias", gaussian(rnd, d, 0.1, 0));
-            }
-            w.put(p + "attention.output.LayerNorm.weight", gaussian(rnd, d, 0.1, 1));
-            w.put(p + "attention.output.LayerNorm.bias", gaussian(rnd, d, 0.1, 0));
-            w.put(p + "intermediate.dense.weight", gaussian(rnd, ff * d, 0.2, 0));
-            w.put(p + "intermediate.dense.bias", gaussian(rnd, ff, 0.1, 0));
-            w.put(p + "output.dense.weight", gaussian(rnd, d * ff, 0.2, 0));
-            w.put(p + "output.dense.bias", gaussian(rnd, d, 0.1, 0));
-            w.put(p + "output.LayerNorm.weight", gaussian(rnd, d, 0.1, 1));
-            w.put(p + "output.LayerNorm.bias", gaussian(rnd, d, 0.1, 0));
-        }
-        return w;
+        return BertFixtures.randomWeights(CONFIG, seed);
     }
 
     static long[] shapeOf(String name) {
-        return shapeOf(CONFIG, name);
-    }
-
-    static long[] shapeOf(BertConfig CONFIG, String name) {
-        int d = CONFIG.hiddenSize(), ff = CONFIG.intermediateSize();
-        if (name.equals(BertEncoder.WORD)) return new long[] {CONFIG.vocabSize(), d};
-        if (name.equals(BertEncoder.POSITION)) return new long[] {CONFIG.maxPositions(), d};
-        if (name.equals(BertEncoder.TYPE)) return new long[] {CONFIG.typeVocabSize(), d};
-        if (name.endsWith("intermediate.dense.weight")) return new long[] {ff, d};
-        if (name.endsWith("output.dense.weight") && !name.contains("attention")) return new long[] {d, ff};
-        if (name.endsWith("intermediate.dense.bias")) return new long[] {ff};
-        if (name.endsWith(".weight") && !name.contains("LayerNorm")) return new long[] {d, d};
-        return new long[] {d};
-    }
-
-    private static float[] gaussian(SplittableRandom rnd, int n, double sigma, double mean) {
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            v[i] = (float) (mean + sigma * rnd.nextGaussian());
-        }
-        return v;
+        return BertFixtures.shapeOf(CONFIG, name);
     }
 
     private static Tokenizer anyTokenizer() {
@@ -246,17 +198,7 @@ class BertEncoderTest {
     @Test
     void aHuggingFaceDirectoryLoadsWithItsModelPrefix(@TempDir Path dir) throws Exception {
         Map<String, float[]> w = randomWeights(15);
-        Map<String, SafetensorsWriter.Spec> specs = new LinkedHashMap<>();
-        for (Map.Entry<String, float[]> e : w.entrySet()) {
-            specs.put("bert." + e.getKey(), SafetensorsWriter.f32(shapeOf(e.getKey()), e.getValue()));
-        }
-        SafetensorsWriter.write(dir.resolve("model.safetensors"), specs);
-        Files.writeString(dir.resolve("config.json"), """
-                {"model_type": "bert", "vocab_size": 60, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-                 "intermediate_size": 48, "max_position_embeddings": 24, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
-                 "hidden_act": "gelu", "position_embedding_type": "absolute"}
-                """);
-        Files.copy(TestModels.model("bard-s").resolve("tokenizer.json"), dir.resolve("tokenizer.json"));
+        BertFixtures.writeDirectory(dir, CONFIG, 15);
         assertTrue(BertConfig.isBert(dir));
         assertEquals(CONFIG, BertConfig.load(dir));
         List<int[]> seqs = sequences(16, 3);

@@ -24,9 +24,9 @@ class EmbedderTest {
     static final BertConfig CONFIG = new BertConfig(2048, 32, 2, 4, 48, 40, 2, 1e-12);
 
     private static BertEncoder encoder() {
-        Map<String, float[]> w = BertEncoderTest.randomWeights(CONFIG, 21);
+        Map<String, float[]> w = BertFixtures.randomWeights(CONFIG, 21);
         return new BertEncoder(CONFIG, Tokenizers.load(TestModels.model("bard-s").resolve("tokenizer.json")),
-                name -> w.containsKey(name) ? Tensor.ofFloats(w.get(name), BertEncoderTest.shapeOf(CONFIG, name)) : null,
+                name -> w.containsKey(name) ? Tensor.ofFloats(w.get(name), BertFixtures.shapeOf(CONFIG, name)) : null,
                 new CpuBackend(2), true, "the test's weights", 1024, null);
     }
 
