@@ -13,7 +13,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * vocabulary ids, and merges are applied by rank, as the Rust crate's {@code BPE} model does.
  * Immutable after construction and safe for concurrent use; the per-word cache is concurrent.
  */
-final class BpeModel {
+final class BpeModel implements TokenModel {
 
     /** Same bounds as the Rust crate: decode loops re-encode the same words, but memory must stay bounded. */
     private static final int CACHE_CAPACITY = 10_000;
@@ -59,7 +59,7 @@ final class BpeModel {
         for (String field : new String[] {"continuing_subword_prefix", "end_of_word_suffix"}) {
             String value = model.path(field).asText("");
             if (!value.isEmpty()) {
-                // Only WordPiece-style BPE (BERT-era) uses them, and it needs a decoder we do not have.
+                // BPE with a subword prefix or suffix (some BERT-era files) needs them in its merges: not done.
                 throw json.fail("model." + field + " \"" + value + "\" is not supported (only empty or null)");
             }
         }
@@ -108,8 +108,13 @@ final class BpeModel {
         return merges;
     }
 
-    /** Appends the ids of one pre-token. */
-    void encode(String word, IntList out) {
+    @Override
+    public Map<String, Integer> vocab() {
+        return vocab;
+    }
+
+    @Override
+    public void encode(String word, IntList out) {
         if (ignoreMerges) {
             // As the Rust crate: a whole pre-token in the vocabulary is one token, whatever the merges say.
             Integer whole = vocab.get(word);

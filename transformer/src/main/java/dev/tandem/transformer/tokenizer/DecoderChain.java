@@ -31,7 +31,7 @@ final class DecoderChain {
 
     /** The supported {@code type}s. */
     private static final List<String> TYPES =
-            List.of("ByteLevel", "Replace", "ByteFallback", "Fuse", "Strip", "Metaspace", "Sequence");
+            List.of("ByteLevel", "Replace", "ByteFallback", "Fuse", "Strip", "Metaspace", "WordPiece", "Sequence");
 
     private static final String REPLACEMENT_CHARACTER = "\uFFFD";
 
@@ -50,7 +50,8 @@ final class DecoderChain {
         addSteps(node, "decoder", json, steps);
         boolean fused = false;
         for (Step step : steps) {
-            if (fused && (step instanceof Step.ByteLevel || step instanceof Step.ByteFallback)) {
+            if (fused && (step instanceof Step.ByteLevel || step instanceof Step.ByteFallback
+                    || step instanceof Step.WordPiece)) {
                 throw json.fail("decoder " + step.getClass().getSimpleName() + " after ByteLevel or Fuse (which"
                         + " join the tokens into one text) is not supported");
             }
@@ -70,6 +71,12 @@ final class DecoderChain {
             case "Metaspace" -> {
                 boolean stripFirst = !json.prependScheme(node, path).equals("never");
                 steps.add(new Step.Metaspace(json.character(node, "replacement", path), stripFirst));
+            }
+            case "WordPiece" -> {
+                JsonNode prefix = node.path("prefix");
+                // Defaults are the Rust crate's, for files that leave the fields out.
+                steps.add(new Step.WordPiece(TokenizerJson.absent(prefix) ? "##" : json.text(node, "prefix", path),
+                        json.bool(node, "cleanup", true, path)));
             }
             case "Sequence" -> {
                 JsonNode decoders = json.array(node, "decoders", path);
@@ -124,6 +131,7 @@ final class DecoderChain {
                 }
                 case Step.Replace r -> text = r.pattern().replaceAll(text, r.content());
                 case Step.Metaspace m -> text = text.replace(m.replacement(), " ");
+                case Step.WordPiece w -> text = w.render(text, false);
                 case Step.JoinWithSpaces _ -> text = " " + text;
                 case Step.Strip s -> text = fused ? text : s.stripToken(text); // fused: only the text's ends
                 case Step.Fuse _ -> fused = true;
@@ -202,6 +210,38 @@ final class DecoderChain {
             @Override
             public Stage stage(Stage next) {
                 return new MetaspaceStage(next, this);
+            }
+        }
+
+        /**
+         * WordPiece (BERT): every token but the first is a new word, so it gets a space before it, unless
+         * it starts with {@code prefix} ({@code ##}), which is then dropped and joins the token to the one
+         * before. With {@code cleanup}, each token so rendered goes through {@link #cleanup}.
+         */
+        record WordPiece(String prefix, boolean cleanup) implements Step {
+            @Override
+            public Stage stage(Stage next) {
+                return new WordPieceStage(next, this);
+            }
+
+            String render(String token, boolean first) {
+                String text = first ? token
+                        : token.startsWith(prefix) ? token.substring(prefix.length()) : " " + token;
+                return cleanup ? cleanup(text) : text;
+            }
+
+            /**
+             * The Rust crate's (and BERT's original) cleanup of tokenization spaces, applied to one
+             * rendered token at a time, in this order. Only the first four change tokens that encoding
+             * produces (a lone {@code .}, {@code ?}, {@code !} or {@code ,} then joins the word before it);
+             * the rest need a token holding an apostrophe beside letters, or a space, which BERT's
+             * pre-tokenizer never makes but decoding hand-picked ids can meet.
+             */
+            static String cleanup(String text) {
+                return text.replace(" .", ".").replace(" ?", "?").replace(" !", "!").replace(" ,", ",")
+                        .replace(" ' ", "'").replace(" n't", "n't").replace(" 'm", "'m")
+                        .replace(" do not", " don't").replace(" 's", "'s").replace(" 've", "'ve")
+                        .replace(" 're", "'re");
             }
         }
 
@@ -513,6 +553,23 @@ final class DecoderChain {
         void end() {
             heldAtEnd = 0; // they were the last characters: stripped
             next.end();
+        }
+    }
+
+    /** WordPiece: each token rendered on its own; only the first token of the text is treated differently. */
+    private static final class WordPieceStage extends Stage {
+        private final Step.WordPiece step;
+        private boolean first = true;
+
+        WordPieceStage(Stage next, Step.WordPiece step) {
+            super(next);
+            this.step = step;
+        }
+
+        @Override
+        void token(String token) {
+            next.token(step.render(token, first));
+            first = false;
         }
     }
 

@@ -26,6 +26,11 @@ final class IntList {
         size += vs.length;
     }
 
+    /** Drops the values from index {@code size} on. */
+    void truncate(int size) {
+        this.size = Math.min(this.size, size);
+    }
+
     int size() {
         return size;
     }

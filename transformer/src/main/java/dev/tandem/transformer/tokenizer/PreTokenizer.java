@@ -17,7 +17,8 @@ interface PreTokenizer {
 
     /** The supported {@code type}s. */
     List<String> TYPES = List.of(
-            "ByteLevel", "Split", "Metaspace", "Whitespace", "WhitespaceSplit", "Digits", "Sequence");
+            "ByteLevel", "Split", "Metaspace", "Whitespace", "WhitespaceSplit", "BertPreTokenizer", "Digits",
+            "Sequence");
 
     /**
      * A piece of text; {@code atTextStart} is true for the piece that starts the whole input, which
@@ -52,6 +53,14 @@ interface PreTokenizer {
             }
             case "WhitespaceSplit" -> (piece, out) ->
                     Behavior.REMOVED.split(piece, charSegments(piece.text(), UnicodeChars::isWhiteSpace), out);
+            case "BertPreTokenizer" -> (piece, out) -> {
+                // Cut at White_Space (dropped), then each punctuation character becomes a piece of its own.
+                List<Piece> words = new ArrayList<>();
+                Behavior.REMOVED.split(piece, charSegments(piece.text(), UnicodeChars::isWhiteSpace), words);
+                for (Piece word : words) {
+                    Behavior.ISOLATED.split(word, charSegments(word.text(), UnicodeChars::isBertPunctuation), out);
+                }
+            };
             case "Digits" -> {
                 Behavior behavior = json.bool(node, "individual_digits", false, path)
                         ? Behavior.ISOLATED : Behavior.CONTIGUOUS;

@@ -14,7 +14,8 @@ import java.util.Locale;
 interface TextNormalizer {
 
     /** The supported {@code type}s. */
-    List<String> TYPES = List.of("NFC", "NFD", "NFKC", "NFKD", "Lowercase", "Prepend", "Replace", "Strip", "Sequence");
+    List<String> TYPES = List.of(
+            "NFC", "NFD", "NFKC", "NFKD", "Lowercase", "Prepend", "Replace", "Strip", "BertNormalizer", "Sequence");
 
     String normalize(String text);
 
@@ -44,6 +45,13 @@ interface TextNormalizer {
                 boolean right = json.bool(node, "strip_right", false, path);
                 yield text -> strip(text, left, right);
             }
+            case "BertNormalizer" -> {
+                // Defaults are the Rust crate's; strip_accents null (or left out) follows lowercase.
+                boolean lowercase = json.bool(node, "lowercase", true, path);
+                yield bert(json.bool(node, "clean_text", true, path),
+                        json.bool(node, "handle_chinese_chars", true, path),
+                        json.bool(node, "strip_accents", lowercase, path), lowercase);
+            }
             case "Sequence" -> {
                 JsonNode steps = json.array(node, "normalizers", path);
                 List<TextNormalizer> sequence = new ArrayList<>();
@@ -59,6 +67,48 @@ interface TextNormalizer {
             }
             default -> throw new AssertionError("type checked above");
         };
+    }
+
+    /**
+     * BERT's normalizer, in the Rust crate's order: {@code cleanText} drops U+0000, U+FFFD and control,
+     * format and private-use characters (tab, line feed and carriage return excepted) and turns every
+     * other White_Space character into a space; {@code chinese} puts a space on both sides of each CJK
+     * ideograph so that it becomes a word of its own; {@code stripAccents} decomposes (NFD) and drops
+     * non-spacing marks; {@code lowercase} lowers each character. Which characters are controls and
+     * marks is decided by the Rust crate's Unicode 8.0 tables ({@link BertCharTables}).
+     */
+    private static TextNormalizer bert(boolean cleanText, boolean chinese, boolean stripAccents, boolean lowercase) {
+        return text -> {
+            StringBuilder out = new StringBuilder(text.length() + 8);
+            text.codePoints().forEach(c -> {
+                if (cleanText && UnicodeChars.inRanges(BertCharTables.REMOVED, c)) {
+                    return;
+                }
+                if (cleanText && UnicodeChars.isWhiteSpace(c)) {
+                    out.append(' ');
+                } else if (chinese && isCjkIdeograph(c)) {
+                    out.append(' ').appendCodePoint(c).append(' ');
+                } else {
+                    out.appendCodePoint(c);
+                }
+            });
+            String result = out.toString();
+            if (stripAccents) {
+                StringBuilder stripped = new StringBuilder(result.length());
+                Normalizer.normalize(result, Normalizer.Form.NFD).codePoints()
+                        .filter(c -> !UnicodeChars.inRanges(BertCharTables.STRIPPED, c))
+                        .forEach(stripped::appendCodePoint);
+                result = stripped.toString();
+            }
+            return lowercase ? lowercase(result) : result;
+        };
+    }
+
+    /** The CJK Unified and Compatibility Ideograph blocks that BERT treats as one-character words. */
+    private static boolean isCjkIdeograph(int c) {
+        return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF)
+                || (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF)
+                || (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
     }
 
     /**

@@ -11,10 +11,11 @@ import java.util.OptionalInt;
 public interface Tokenizer {
 
     /**
-     * Encodes {@code text} with no BOS/EOS added (see {@link #withSpecialTokens}). Added tokens (the
-     * {@code added_tokens} of {@code tokenizer.json}) that appear literally in the text are matched
-     * first, leftmost and longest, and emitted as their single id; the text between them is
-     * normalized, pre-tokenized and encoded.
+     * Encodes {@code text} with no BOS/EOS or {@code [CLS]}/{@code [SEP]} added (see
+     * {@link #withSpecialTokens}). Added tokens (the {@code added_tokens} of {@code tokenizer.json}) that
+     * appear literally in the text are matched first, leftmost and longest, and emitted as their single
+     * id; the text between them is normalized, pre-tokenized and encoded. Nothing is cut or padded,
+     * whatever the file's {@code truncation} and {@code padding} say.
      */
     default int[] encode(String text) {
         return encode(text, true);
@@ -54,7 +55,10 @@ public interface Tokenizer {
      * Decodes {@code ids} through the {@code decoder} of {@code tokenizer.json} (for example byte-level
      * tokens to UTF-8, or SentencePiece {@code ▁} to spaces with {@code <0xNN>} byte-fallback runs to
      * characters). Malformed UTF-8 becomes U+FFFD. With {@code skipSpecialTokens}, special added tokens
-     * are left out, otherwise they are rendered as their content.
+     * are left out, otherwise they are rendered as their content. BERT's WordPiece decoder puts a space
+     * before every token but the first, except that a {@code ##} piece joins the token before it, and
+     * its cleanup removes the space before {@code . ? ! ,}: lowercased and accent-free text, with spaces
+     * around other punctuation ({@code "hello, world : ( yes )"}), as the Rust crate decodes it.
      *
      * @throws IllegalArgumentException if an id names no token
      */

@@ -27,12 +27,13 @@ public final class Tokenizers {
      * Reads a {@code tokenizer.json}, plain or gzip-compressed (recognised by its magic bytes, whatever
      * the file is called), and builds the tokenizer it describes. Supported: the BPE model (byte-level
      * as in GPT-2, Llama 3 and Qwen, or SentencePiece-style with byte fallback as in Llama 2 and
-     * Mistral) with the common normalizers, pre-tokenizers, post-processors and decoders; see
-     * {@link Tokenizer} for what encoding and decoding do.
+     * Mistral) and the WordPiece model (BERT, e.g. all-MiniLM-L6-v2) with the common normalizers,
+     * pre-tokenizers, post-processors and decoders; see {@link Tokenizer} for what encoding and
+     * decoding do. The file's {@code truncation} and {@code padding} are not applied: encoding never
+     * cuts or pads, the caller fits ids to its model.
      *
      * @throws TandemException if the file is missing or unreadable, is not JSON, or describes an
-     *     unsupported tokenizer (such as a WordPiece or Unigram model); the message names the file and
-     *     the field
+     *     unsupported tokenizer (such as a Unigram model); the message names the file and the field
      */
     public static Tokenizer load(Path tokenizerJson) {
         if (Files.isDirectory(tokenizerJson)) {
@@ -49,17 +50,23 @@ public final class Tokenizers {
             throw new TandemException(where + ": the \"model\" object is missing.");
         }
         String type = model.path("type").asText("");
-        // Files written by old versions of the Rust crate may omit model.type; BPE is the one with merges.
+        // Files written by old versions of the Rust crate may omit model.type: BPE is the one with
+        // merges, WordPiece the one with max_input_chars_per_word.
         if (type.isEmpty() && json.merges != null) {
             type = "BPE";
+        } else if (type.isEmpty() && model.has("max_input_chars_per_word")) {
+            type = "WordPiece";
         }
         if (type.isEmpty()) {
             throw new TandemException(where + ": model.type is missing.");
         }
-        if (!type.equals("BPE")) {
-            throw new TandemException(where + ": model.type " + type + " is not supported yet (only BPE).");
-        }
-        return BpeTokenizer.fromJson(json);
+        TokenModel parsed = switch (type) {
+            case "BPE" -> BpeModel.parse(model, json);
+            case "WordPiece" -> WordPieceModel.parse(model, json);
+            default -> throw new TandemException(where + ": model.type " + type
+                    + " is not supported yet (only BPE and WordPiece).");
+        };
+        return PipelineTokenizer.fromJson(json, parsed);
     }
 
     private static TokenizerJson read(Path file, String where) {

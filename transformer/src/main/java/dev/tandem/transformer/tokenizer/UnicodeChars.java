@@ -29,4 +29,31 @@ final class UnicodeChars {
         return type == Character.DECIMAL_DIGIT_NUMBER || type == Character.LETTER_NUMBER
                 || type == Character.OTHER_NUMBER;
     }
+
+    /**
+     * BERT's punctuation as the Rust crate's BertPreTokenizer tests it: ASCII punctuation (every
+     * printable ASCII character that is neither a letter, a digit nor a space, so also
+     * {@code $ + < = > ^ ` | ~}, which Unicode calls symbols) and the punctuation categories P* of
+     * Unicode 8.0 (see {@link BertCharTables}), not of the JDK's newer Unicode.
+     */
+    static boolean isBertPunctuation(int c) {
+        return inRanges(BertCharTables.PUNCTUATION, c);
+    }
+
+    /** Whether {@code c} lies in one of {@code ranges}, sorted inclusive (first, last) pairs. */
+    static boolean inRanges(int[] ranges, int c) {
+        int low = 0;
+        int high = ranges.length / 2 - 1;
+        while (low <= high) {
+            int mid = (low + high) >>> 1;
+            if (c < ranges[2 * mid]) {
+                high = mid - 1;
+            } else if (c > ranges[2 * mid + 1]) {
+                low = mid + 1;
+            } else {
+                return true;
+            }
+        }
+        return false;
+    }
 }

@@ -27,7 +27,7 @@ class AddedTokenFlagsTest {
     private static final int XY = 107;
     private static final int XYZ = 108;
 
-    private static BpeTokenizer tokenizer;
+    private static PipelineTokenizer tokenizer;
 
     @BeforeAll
     static void load(@TempDir Path tmp) {

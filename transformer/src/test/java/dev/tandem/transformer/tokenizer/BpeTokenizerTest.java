@@ -35,7 +35,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 class BpeTokenizerTest {
     private static final ObjectMapper JSON = BardTokenizerFiles.JSON;
     private static final Path BARD_S = BardTokenizerFiles.BARD_S;
-    private static final BpeTokenizer TOKENIZER = (BpeTokenizer) Tokenizers.load(BARD_S);
+    private static final PipelineTokenizer TOKENIZER = (PipelineTokenizer) Tokenizers.load(BARD_S);
     private static final int END_OF_TEXT = 2047;
 
     @TempDir
@@ -208,7 +208,7 @@ class BpeTokenizerTest {
 
     @Test
     void splitBeforeByteLevelCutsDigitRunsIntoThrees() throws IOException {
-        BpeTokenizer split = (BpeTokenizer) Tokenizers.load(modifiedBardS(root -> {
+        PipelineTokenizer split = (PipelineTokenizer) Tokenizers.load(modifiedBardS(root -> {
             ArrayNode steps = root.putObject("pre_tokenizer").put("type", "Sequence").putArray("pretokenizers");
             ObjectNode digits = steps.addObject().put("type", "Split").put("behavior", "Isolated").put("invert", false);
             digits.putObject("pattern").put("Regex", "\\p{N}{1,3}");
@@ -228,7 +228,7 @@ class BpeTokenizerTest {
 
     @Test
     void useRegexFalseKeepsTheWholeTextAsOnePreToken() throws IOException {
-        BpeTokenizer noRegex = (BpeTokenizer) Tokenizers.load(modifiedBardS(
+        PipelineTokenizer noRegex = (PipelineTokenizer) Tokenizers.load(modifiedBardS(
                 root -> ((ObjectNode) root.path("pre_tokenizer")).put("use_regex", false)));
         assertEquals(List.of("HelloĠworld"), noRegex.preTokenize("Hello world"));
         assertEquals("Hello world", noRegex.decode(noRegex.encode("Hello world")));
@@ -283,7 +283,7 @@ class BpeTokenizerTest {
 
     @Test
     void wordCacheStaysBounded() {
-        BpeTokenizer t = (BpeTokenizer) Tokenizers.load(BARD_S);
+        PipelineTokenizer t = (PipelineTokenizer) Tokenizers.load(BARD_S);
         StringBuilder text = new StringBuilder();
         for (int i = 0; i < 12_000; i++) {
             text.append(" w").append(Integer.toString(i, 26).replace('0', 'z').replace('1', 'y'));

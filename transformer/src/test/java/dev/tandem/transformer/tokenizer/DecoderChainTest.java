@@ -59,6 +59,25 @@ class DecoderChainTest {
     }
 
     @Test
+    void wordPieceJoinsContinuationPiecesAndSpacesWords() {
+        // The Rust crate's own example: only a token after the first loses its prefix.
+        List<String> vocab = List.of("##uelo", "Ara", "##új", "##o", "No", "##guera");
+        assertEquals("##uelo Araújo Noguera",
+                decodeAll(vocab, "{\"decoder\": {\"type\": \"WordPiece\", \"prefix\": \"##\", \"cleanup\": false}}"));
+    }
+
+    @Test
+    void wordPieceCleanupDropsTheSpaceBeforeSomePunctuationWithinEachToken() {
+        List<String> vocab = List.of("hello", ",", "world", "!", "(", "yes", ")", ".", "?", "'", "s");
+        String cleanup = "{\"decoder\": {\"type\": \"WordPiece\", \"prefix\": \"##\", \"cleanup\": true}}";
+        assertEquals("hello, world! ( yes ).? ' s", decodeAll(vocab, cleanup));
+        assertEquals("hello , world ! ( yes ) . ? ' s",
+                decodeAll(vocab, "{\"decoder\": {\"type\": \"WordPiece\", \"cleanup\": false}}"));
+        // Cleanup works on one token at a time, so it cannot join tokens: "do" "not" stays apart.
+        assertEquals("do not", decodeAll(List.of("do", "not"), cleanup));
+    }
+
+    @Test
     void stripBeforeFuseStripsEveryToken() {
         assertEquals("ey friend!HH", decodeAll(List.of("Hey", " friend!", "HHH"),
                 "{\"decoder\": {\"type\": \"Strip\", \"content\": \"H\", \"start\": 1, \"stop\": 0}}"));

@@ -22,7 +22,7 @@ final class HandWrittenTokenizers {
      * with no merges, and whose other fields come from {@code fields}, a JSON object (its {@code "model"}
      * entries are added to the model, e.g. merges or byte_fallback).
      */
-    static BpeTokenizer load(Path dir, List<String> vocab, String fields) {
+    static PipelineTokenizer load(Path dir, List<String> vocab, String fields) {
         try {
             ObjectNode root = JSON.createObjectNode();
             ObjectNode model = root.putObject("model").put("type", "BPE");
@@ -41,7 +41,7 @@ final class HandWrittenTokenizers {
             }
             Path file = Files.createTempFile(dir, "tokenizer", ".json");
             JSON.writeValue(file.toFile(), root);
-            return (BpeTokenizer) Tokenizers.load(file);
+            return (PipelineTokenizer) Tokenizers.load(file);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

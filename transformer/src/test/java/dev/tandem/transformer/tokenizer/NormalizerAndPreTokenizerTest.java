@@ -2,6 +2,7 @@ package dev.tandem.transformer.tokenizer;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
 import java.util.List;
@@ -89,6 +90,42 @@ class NormalizerAndPreTokenizerTest {
         assertEquals("▁ a", normalized(reversed, "▁a"));
     }
 
+    @Test
+    void bertNormalizerCleansSplitsChineseStripsAccentsAndLowers() {
+        String bert = "{\"type\": \"BertNormalizer\", \"clean_text\": true, \"handle_chinese_chars\": true,"
+                + " \"strip_accents\": null, \"lowercase\": true}";
+        assertEquals("a b  北  京  creme", normalized(bert, "A\u0000\tB\u200B\u00A0北京 Cr\u00E8me"));
+        // strip_accents null follows lowercase; each flag works on its own.
+        String keepCase = "{\"type\": \"BertNormalizer\", \"clean_text\": false, \"handle_chinese_chars\": false,"
+                + " \"strip_accents\": null, \"lowercase\": false}";
+        assertEquals("Cr\u00E8me\u0000北京", normalized(keepCase, "Cr\u00E8me\u0000北京"));
+        String stripOnly = "{\"type\": \"BertNormalizer\", \"clean_text\": false, \"handle_chinese_chars\": false,"
+                + " \"strip_accents\": true, \"lowercase\": false}";
+        assertEquals("Creme", normalized(stripOnly, "Cr\u00E8me"));
+        // Left-out fields take the Rust crate's defaults: everything on.
+        assertEquals("a 北 ", normalized("{\"type\": \"BertNormalizer\"}", "\u00C1\u0001北"));
+    }
+
+    @Test
+    void bertCharacterClassesAreTheRustCratesUnicode8Ones() {
+        // The Rust crate's tables are of Unicode 8.0: younger punctuation, format characters and marks
+        // count as letters there, and so here, whatever the JDK's Unicode says.
+        assertEquals(Character.OTHER_PUNCTUATION, Character.getType(0x061D)); // Unicode 14
+        assertEquals(List.of("a\u061Db"), pieces("{\"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}", "a\u061Db"));
+        assertEquals(List.of("a", "\u166D", "b"), pieces("{\"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}",
+                "a\u166Db"), "Po in Unicode 8, So since");
+        String bert = "{\"type\": \"BertNormalizer\"}";
+        assertEquals(Character.FORMAT, Character.getType(0x0890)); // Unicode 14
+        assertEquals("a\u0890b", normalized(bert, "a\u0890b"));
+        assertEquals(Character.NON_SPACING_MARK, Character.getType(0x08CA)); // Unicode 14
+        assertEquals("a\u08CAb", normalized(bert, "a\u08CAb"));
+        for (int[] table : new int[][] {BertCharTables.PUNCTUATION, BertCharTables.REMOVED, BertCharTables.STRIPPED}) {
+            for (int i = 1; i < table.length; i++) {
+                assertTrue(table[i] > table[i - 1] || (i % 2 == 1 && table[i] == table[i - 1]), "sorted ranges");
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- Split
 
     @ParameterizedTest
@@ -137,6 +174,16 @@ class NormalizerAndPreTokenizerTest {
     }
 
     @Test
+    void bertPreTokenizerDropsWhitespaceAndIsolatesEachPunctuationCharacter() {
+        // The Rust crate's own example.
+        assertEquals(List.of("Hey", "friend", "!", "How", "are", "you", "?", "!", "?"),
+                pieces("{\"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}", "Hey friend!     How are you?!?"));
+        // ASCII symbols count as punctuation, other symbols do not; any White_Space separates.
+        assertEquals(List.of("a", "$", "5", "+", "b", "€5", "c", "_", "d", "«", "e"),
+                pieces("{\"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}", "a$5+b\u00A0€5\u3000c_d«e"));
+    }
+
+    @Test
     void digitsAreIsolatedOneByOneOrAsARun() {
         assertEquals(List.of("Call ", "1", "2", "3", " please"),
                 pieces("{\"pre_tokenizer\": {\"type\": \"Digits\", \"individual_digits\": true}}", "Call 123 please"));
@@ -166,11 +213,11 @@ class NormalizerAndPreTokenizerTest {
                 {"pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "%s"},
                  "added_tokens": [{"id": 3, "content": "<s>", "special": true, "lstrip": false,
                    "rstrip": false, "single_word": false, "normalized": false}]}""";
-        BpeTokenizer first = HandWrittenTokenizers.load(tmp, List.of("▁", "a", "b"), fields.formatted("first"));
+        PipelineTokenizer first = HandWrittenTokenizers.load(tmp, List.of("▁", "a", "b"), fields.formatted("first"));
         assertArrayEquals(new int[] {0, 1}, first.encode("a"));
         assertArrayEquals(new int[] {3, 1}, first.encode("<s>a")); // "a" does not start the input
         assertArrayEquals(new int[] {0, 2, 3, 1}, first.encode("b<s>a"));
-        BpeTokenizer always = HandWrittenTokenizers.load(tmp, List.of("▁", "a", "b"), fields.formatted("always"));
+        PipelineTokenizer always = HandWrittenTokenizers.load(tmp, List.of("▁", "a", "b"), fields.formatted("always"));
         assertArrayEquals(new int[] {0, 2, 3, 0, 1}, always.encode("b<s>a"));
     }
 

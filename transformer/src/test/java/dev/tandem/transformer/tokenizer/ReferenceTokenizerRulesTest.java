@@ -19,15 +19,15 @@ class ReferenceTokenizerRulesTest {
     private static final String DECOMPOSED = "cafe\u0301"; // e + COMBINING ACUTE ACCENT
     private static final String COMPOSED = "caf\u00E9";
 
-    private static BpeTokenizer tokenizer(String name) {
-        return (BpeTokenizer) ReferenceTokenizers.load(name);
+    private static PipelineTokenizer tokenizer(String name) {
+        return (PipelineTokenizer) ReferenceTokenizers.load(name);
     }
 
     // ---------------------------------------------------------------- decomposed accents
 
     @Test
     void qwen3NfcNormalizerEncodesADecomposedAccentLikeTheComposedOne() {
-        BpeTokenizer qwen = tokenizer("qwen3");
+        PipelineTokenizer qwen = tokenizer("qwen3");
         assertArrayEquals(qwen.encode(COMPOSED), qwen.encode(DECOMPOSED));
         // NFC first, so the regex sees the letter é and "café" is one piece.
         assertEquals(List.of(ByteLevel.spell(COMPOSED)), qwen.preTokenize(DECOMPOSED));
@@ -36,7 +36,7 @@ class ReferenceTokenizerRulesTest {
 
     @Test
     void llama3WithoutNormalizerKeepsTheCombiningAccentAsItsOwnPiece() {
-        BpeTokenizer llama = tokenizer("llama3");
+        PipelineTokenizer llama = tokenizer("llama3");
         // No normalizer: U+0301 is a mark, not \p{L}, so "[^\r\n\p{L}\p{N}]?\p{L}+" stops before it and
         // " ?[^\s\p{L}\p{N}]+[\r\n]*" takes it alone. ignore_merges makes that piece, which the vocabulary
         // holds (bytes CC 81), one token.
@@ -49,7 +49,7 @@ class ReferenceTokenizerRulesTest {
 
     @Test
     void spm32kWithoutUnicodeNormalizerKeepsTheCombiningAccent() {
-        BpeTokenizer spm = tokenizer("spm32k");
+        PipelineTokenizer spm = tokenizer("spm32k");
         // The normalizer only prepends ▁ and replaces spaces; U+0301 is in the vocabulary and no merge
         // names it, so it ends the encoding as its own token after the encoding of "cafe".
         assertEquals(List.of("▁cafe\u0301"), spm.preTokenize(DECOMPOSED));
@@ -64,7 +64,7 @@ class ReferenceTokenizerRulesTest {
     @ParameterizedTest
     @ValueSource(strings = {"llama3", "qwen3"})
     void noBreakSpaceIsWhitespaceToTheSplitRegex(String name) {
-        BpeTokenizer t = tokenizer(name);
+        PipelineTokenizer t = tokenizer(name);
         // At the first NBSP the letter alternative fails (an NBSP follows, not a letter), and with a
         // Unicode \s " ?[^\s\p{L}\p{N}]+" cannot take it; "\s+(?!\S)" takes one NBSP, leaving the other to
         // prefix "world" as "[^\r\n\p{L}\p{N}]?\p{L}+" does a space. With an ASCII \s the two NBSPs
@@ -78,7 +78,7 @@ class ReferenceTokenizerRulesTest {
     @ParameterizedTest
     @ValueSource(strings = {"llama3", "qwen3"})
     void ideographicSpaceIsWhitespaceToTheSplitRegex(String name) {
-        BpeTokenizer t = tokenizer(name);
+        PipelineTokenizer t = tokenizer(name);
         assertEquals(List.of(ByteLevel.spell("你好"), ByteLevel.spell("\u3000"), ByteLevel.spell("\u3000世界")),
                 t.preTokenize("你好\u3000\u3000世界"));
         assertEquals("你好\u3000\u3000世界", t.decode(t.encode("你好\u3000\u3000世界")));
@@ -87,7 +87,7 @@ class ReferenceTokenizerRulesTest {
     @Test
     void llama3EncodesEachWholeVocabularyPieceAsOneToken() {
         // ignore_merges: "hello" and the lone NBSP are vocabulary entries, so each is one id.
-        BpeTokenizer llama = tokenizer("llama3");
+        PipelineTokenizer llama = tokenizer("llama3");
         int[] ids = llama.encode("hello\u00A0\u00A0world");
         assertEquals(llama.tokenId("hello").orElseThrow(), ids[0]);
         assertEquals(llama.tokenId(ByteLevel.spell("\u00A0")).orElseThrow(), ids[1]);
@@ -95,7 +95,7 @@ class ReferenceTokenizerRulesTest {
 
     @Test
     void spm32kReplacesOnlyTheAsciiSpaceWithTheMetaspace() {
-        BpeTokenizer spm = tokenizer("spm32k");
+        PipelineTokenizer spm = tokenizer("spm32k");
         assertEquals(List.of("▁a▁b"), spm.preTokenize("a b"));
         assertEquals(List.of("▁a\u00A0b"), spm.preTokenize("a\u00A0b"));
         assertEquals(List.of("▁a\u3000b"), spm.preTokenize("a\u3000b"));

@@ -8,9 +8,11 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tandem.runtime.TandemException;
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.function.Consumer;
+import java.util.zip.GZIPInputStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -96,11 +98,40 @@ class TokenizerLoadErrorsTest {
     }
 
     @Test
-    void wordPieceModelIsRejectedAsNotSupportedYet() throws IOException {
-        Path file = modifiedBardS(root -> ((ObjectNode) root.path("model")).put("type", "WordPiece"));
+    void unigramModelIsRejectedAsNotSupportedYet() throws IOException {
+        Path file = modifiedBardS(root -> ((ObjectNode) root.path("model")).put("type", "Unigram"));
         TandemException e = assertThrows(TandemException.class, () -> Tokenizers.load(file));
-        assertEquals("tokenizer.json at " + file + ": model.type WordPiece is not supported yet (only BPE).",
+        assertEquals("tokenizer.json at " + file + ": model.type Unigram is not supported yet (only BPE and WordPiece).",
                 e.getMessage());
+    }
+
+    @Test
+    void wordPieceModelWithoutAVocabularyIsRejected() throws IOException {
+        Path file = modifiedMiniLm(root -> ((ObjectNode) root.path("model")).remove("vocab"));
+        TandemException e = assertThrows(TandemException.class, () -> Tokenizers.load(file));
+        assertEquals("tokenizer.json at " + file + ": model.vocab is missing or not an object.", e.getMessage());
+    }
+
+    @Test
+    void wordPieceModelWhoseUnknownTokenIsNotInTheVocabularyIsRejected() throws IOException {
+        Path file = modifiedMiniLm(root -> ((ObjectNode) root.path("model")).put("unk_token", "<unk>"));
+        assertRejected(file, "model.unk_token \"<unk>\" is not in model.vocab");
+    }
+
+    @Test
+    void unknownNormalizerInABertFileIsRejectedNamingIt() throws IOException {
+        Path file = modifiedMiniLm(root -> ((ObjectNode) root.path("normalizer")).put("type", "BertNormaliser"));
+        assertRejected(file, "normalizer.type BertNormaliser is not supported (supported: ");
+    }
+
+    @Test
+    void wordPieceDecoderAfterFuseIsRejected() throws IOException {
+        Path file = modifiedMiniLm(root -> {
+            ArrayNode steps = root.putObject("decoder").put("type", "Sequence").putArray("decoders");
+            steps.addObject().put("type", "Fuse");
+            steps.addObject().put("type", "WordPiece");
+        });
+        assertRejected(file, "decoder WordPiece after ByteLevel or Fuse");
     }
 
     @Test
@@ -118,9 +149,9 @@ class TokenizerLoadErrorsTest {
 
     @ParameterizedTest(name = "{0} {1}")
     @CsvSource({
-        "normalizer, BertNormalizer",
-        "pre_tokenizer, BertPreTokenizer",
-        "decoder, WordPiece",
+        "normalizer, Precompiled",
+        "pre_tokenizer, UnicodeScripts",
+        "decoder, CTC",
         "post_processor, NoSuchProcessor",
     })
     void unsupportedComponentTypeIsRejectedNamingTheField(String field, String type) throws IOException {
@@ -209,5 +240,17 @@ class TokenizerLoadErrorsTest {
 
     private Path modifiedBardS(Consumer<ObjectNode> change) throws IOException {
         return BardTokenizerFiles.modifiedBardS(tmp, change);
+    }
+
+    /** all-MiniLM-L6-v2's tokenizer.json (WordPiece), changed by {@code change}, in a new file. */
+    private Path modifiedMiniLm(Consumer<ObjectNode> change) throws IOException {
+        ObjectNode root;
+        try (InputStream in = new GZIPInputStream(Files.newInputStream(ReferenceTokenizers.file("minilm")))) {
+            root = (ObjectNode) BardTokenizerFiles.JSON.readTree(in);
+        }
+        change.accept(root);
+        Path file = Files.createTempFile(tmp, "tokenizer", ".json");
+        BardTokenizerFiles.JSON.writeValue(file.toFile(), root);
+        return file;
     }
 }

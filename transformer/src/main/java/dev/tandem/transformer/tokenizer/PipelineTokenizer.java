@@ -9,17 +9,18 @@ import java.util.Objects;
 import java.util.OptionalInt;
 
 /**
- * A BPE {@code tokenizer.json} run as the Hugging Face {@code tokenizers} crate runs it: added tokens
- * are split off the raw text, each stretch between them is normalized, pre-tokenized and encoded piece
- * by piece with the BPE model; {@link #withSpecialTokens} applies the post-processor, and decoding goes
- * through the decoder chain. This covers byte-level BPE (GPT-2, Llama 3, Qwen) and SentencePiece-style
- * BPE with byte fallback (Llama 2, Mistral). Immutable after construction and safe for concurrent use.
+ * A {@code tokenizer.json} run as the Hugging Face {@code tokenizers} crate runs it: added tokens are
+ * split off the raw text, each stretch between them is normalized, pre-tokenized and encoded piece by
+ * piece with the model ({@link TokenModel}: BPE or WordPiece); {@link #withSpecialTokens} applies the
+ * post-processor, and decoding goes through the decoder chain. This covers byte-level BPE (GPT-2, Llama
+ * 3, Qwen), SentencePiece-style BPE with byte fallback (Llama 2, Mistral) and WordPiece (BERT).
+ * Immutable after construction and safe for concurrent use.
  *
  * <p>Instances come from {@link Tokenizers#load}.
  */
-final class BpeTokenizer implements Tokenizer {
+final class PipelineTokenizer implements Tokenizer {
 
-    private final BpeModel model;
+    private final TokenModel model;
     private final TextNormalizer normalizer;
     private final PreTokenizer preTokenizer;
     private final PostProcessor postProcessor;
@@ -34,9 +35,9 @@ final class BpeTokenizer implements Tokenizer {
     /** By id: whether it is a special added token. */
     private final boolean[] special;
 
-    private BpeTokenizer(TokenizerJson json) {
+    private PipelineTokenizer(TokenizerJson json, TokenModel model) {
         JsonNode root = json.root;
-        this.model = BpeModel.parse(root.path("model"), json);
+        this.model = model;
         this.normalizer = TextNormalizer.parse(root.path("normalizer"), "normalizer", json);
         this.preTokenizer = PreTokenizer.parse(root.path("pre_tokenizer"), "pre_tokenizer", json);
         this.postProcessor = PostProcessor.parse(root.path("post_processor"), "post_processor", json);
@@ -59,7 +60,7 @@ final class BpeTokenizer implements Tokenizer {
         this.normalizedAddedTokens = new AddedTokens(normalized);
 
         int maxId = -1;
-        for (int id : model.vocab.values()) {
+        for (int id : model.vocab().values()) {
             maxId = Math.max(maxId, id);
         }
         for (AddedTokens.Token t : added) {
@@ -68,7 +69,7 @@ final class BpeTokenizer implements Tokenizer {
         this.vocabSize = maxId + 1;
         this.contents = new String[vocabSize];
         this.special = new boolean[vocabSize];
-        model.vocab.forEach((token, id) -> contents[id] = token);
+        model.vocab().forEach((token, id) -> contents[id] = token);
         // Added tokens win over a vocabulary entry with the same id, as in the Rust crate.
         for (AddedTokens.Token t : added) {
             contents[t.id()] = t.content();
@@ -78,12 +79,12 @@ final class BpeTokenizer implements Tokenizer {
     }
 
     /**
-     * Builds the tokenizer from a read {@code tokenizer.json} whose model is BPE.
+     * Builds the tokenizer from a read {@code tokenizer.json} and its {@code model}, already parsed.
      *
      * @throws dev.tandem.runtime.TandemException if the file uses something not supported
      */
-    static BpeTokenizer fromJson(TokenizerJson json) {
-        return new BpeTokenizer(json);
+    static PipelineTokenizer fromJson(TokenizerJson json, TokenModel model) {
+        return new PipelineTokenizer(json, model);
     }
 
     private static List<AddedTokens.Token> parseAddedTokens(JsonNode root, TokenizerJson json) {
@@ -204,7 +205,7 @@ final class BpeTokenizer implements Tokenizer {
     public OptionalInt tokenId(String tokenContent) {
         Integer id = addedIds.get(tokenContent);
         if (id == null) {
-            id = model.vocab.get(tokenContent);
+            id = model.vocab().get(tokenContent);
         }
         return id == null ? OptionalInt.empty() : OptionalInt.of(id);
     }
@@ -225,8 +226,8 @@ final class BpeTokenizer implements Tokenizer {
         return decoder.renderMidText(tokenContent(id));
     }
 
-    /** Number of words in the model's encode cache; for tests. */
+    /** Number of words in the BPE model's encode cache (0 for other models); for tests. */
     int cachedWords() {
-        return model.cachedWords();
+        return model instanceof BpeModel bpe ? bpe.cachedWords() : 0;
     }
 }
