@@ -2,6 +2,7 @@ package dev.tandem.transformer.tokenizer;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -110,7 +111,12 @@ final class PipelineTokenizer implements Tokenizer {
 
     /** The post-processor's ids must be tokens, or decoding what it adds would fail later. */
     private void checkSpecialIds(TokenizerJson json) {
-        for (int id : postProcessor.apply(new int[0])) {
+        IntList added = new IntList(8);
+        added.addAll(postProcessor.apply(new int[0]));
+        if (postProcessor.wrapsPairs()) {
+            added.addAll(encoderInput(new int[0], new int[0]).ids());
+        }
+        for (int id : added.toArray()) {
             if (id >= vocabSize || contents[id] == null) {
                 throw json.fail("post_processor adds token id " + id + ", which is not in the vocabulary");
             }
@@ -175,6 +181,19 @@ final class PipelineTokenizer implements Tokenizer {
     @Override
     public int[] withSpecialTokens(int[] ids) {
         return postProcessor.apply(ids.clone());
+    }
+
+    @Override
+    public EncoderInput encoderInput(int[] ids) {
+        return postProcessor.single(new EncoderInput(ids.clone(), new int[ids.length]));
+    }
+
+    @Override
+    public EncoderInput encoderInput(int[] first, int[] second) {
+        int[] secondTypes = new int[second.length];
+        Arrays.fill(secondTypes, 1); // the Rust crate encodes the second sequence of a pair with type id 1
+        return postProcessor.pair(new EncoderInput(first.clone(), new int[first.length]),
+                new EncoderInput(second.clone(), secondTypes));
     }
 
     // ---------------------------------------------------------------- decoding and lookups

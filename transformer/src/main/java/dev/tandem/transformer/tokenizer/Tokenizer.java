@@ -36,6 +36,38 @@ public interface Tokenizer {
      */
     int[] withSpecialTokens(int[] ids);
 
+    /**
+     * What an encoder (BERT and its kin) takes for one input: {@code ids} ({@code input_ids}) and the
+     * token type id of each ({@code token_type_ids}, the segment: for BERT 0 for {@code [CLS] A [SEP]}
+     * and 1 for the {@code B [SEP]} of a pair). The attention mask is all ones; padding a batch, and
+     * keeping within the model's positions (512 for BERT), are the caller's, not the tokenizer's.
+     */
+    record EncoderInput(int[] ids, int[] typeIds) {
+        public EncoderInput {
+            if (ids.length != typeIds.length) {
+                throw new IllegalArgumentException(ids.length + " ids but " + typeIds.length + " type ids");
+            }
+        }
+    }
+
+    /**
+     * {@code ids} (one encoded sequence) wrapped as {@link #withSpecialTokens} wraps them, with the type
+     * id of each as the {@code post_processor} gives it: all 0 for a single sequence in every published
+     * file we know (BERT's included). Returns new arrays.
+     */
+    EncoderInput encoderInput(int[] ids);
+
+    /**
+     * Two encoded sequences (say a query and a passage, for a cross-encoder) wrapped as one input by the
+     * {@code post_processor}'s pair form: {@code [CLS] A [SEP] B [SEP]} with type ids 0 for the first
+     * part and 1 for {@code B [SEP]} in BERT, {@code <s> A </s></s> B </s>} for RoBERTa, the two
+     * concatenated (type ids 0 and 1) without a post-processor. Returns new arrays.
+     *
+     * @throws UnsupportedOperationException if the post-processor has no pair form (a
+     *     TemplateProcessing whose {@code pair} is empty)
+     */
+    EncoderInput encoderInput(int[] first, int[] second);
+
     /** Whether {@link #withSpecialTokens} adds any token. */
     default boolean addsSpecialTokens() {
         return withSpecialTokens(new int[0]).length > 0;

@@ -135,6 +135,12 @@ class TokenizerLoadErrorsTest {
     }
 
     @Test
+    void pairTemplateWithoutSequenceBIsRejected() throws IOException {
+        Path file = modifiedMiniLm(root -> ((ArrayNode) root.path("post_processor").path("pair")).remove(3));
+        assertRejected(file, "post_processor.pair does not use both sequences A and B");
+    }
+
+    @Test
     void mergeOfUnknownTokenIsRejected() throws IOException {
         Path file = modifiedBardS(root -> ((ArrayNode) root.path("model").path("merges")).add("zzq qqz"));
         assertRejected(file, "model.merges[1791] uses \"zzq\", which is not in model.vocab");

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tandem.transformer.tokenizer.Tokenizer.EncoderInput;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -71,6 +72,15 @@ class WordPieceTokenizerTest {
         return cases;
     }
 
+    static List<Arguments> rustPairs() {
+        List<Arguments> cases = new ArrayList<>();
+        for (JsonNode c : resource("rust_cases.json").path("pairs")) {
+            cases.add(Arguments.of(c.path("first").textValue(), c.path("second").textValue(), ints(c.path("ids")),
+                    ints(c.path("typeIds"))));
+        }
+        return cases;
+    }
+
     // ---------------------------------------------------------------- the goldens
 
     @Test
@@ -83,6 +93,14 @@ class WordPieceTokenizerTest {
     void encodeWithSpecialTokensGivesTheGoldenIds(String text, int[] ids) {
         Tokenizer t = miniLm();
         assertArrayEquals(ids, t.withSpecialTokens(t.encode(text)));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("goldenCases")
+    void encoderInputIsTheGoldenIdsWithEveryTypeIdZero(String text, int[] ids) {
+        EncoderInput input = miniLm().encoderInput(miniLm().encode(text));
+        assertArrayEquals(ids, input.ids());
+        assertArrayEquals(new int[ids.length], input.typeIds());
     }
 
     @ParameterizedTest(name = "{0}")
@@ -109,6 +127,14 @@ class WordPieceTokenizerTest {
         assertEquals(decoded, miniLm().decode(ids));
         assertEquals(decodedSkippingSpecial, miniLm().decode(ids, true));
         assertEquals(decoded, ReferenceTokenizers.streamed(miniLm(), ids));
+    }
+
+    @ParameterizedTest(name = "{0} / {1}")
+    @MethodSource("rustPairs")
+    void pairsAreWrappedAndTypedAsTheRustCrate(String first, String second, int[] ids, int[] typeIds) {
+        EncoderInput input = miniLm().encoderInput(miniLm().encode(first), miniLm().encode(second));
+        assertArrayEquals(ids, input.ids());
+        assertArrayEquals(typeIds, input.typeIds());
     }
 
     // ---------------------------------------------------------------- rules, one at a time
