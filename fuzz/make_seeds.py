@@ -5,7 +5,8 @@ Safetensors seeds are cut from the shipped checkpoints: each keeps the real head
 bytes of a checkpoint's small tensors (norms, a projection), so that the fuzzer starts from valid files of
 every dtype Tandem reads without mutating megabytes of weights. Tokenizer seeds are the shipped tokenizer
 and copies of the real published ones (SentencePiece BPE, Llama 3, Qwen 3) cut down to their first 400
-tokens, with the merges among those kept and the added tokens renumbered after them. The other seeds are
+tokens, with the merges among those kept and the added tokens renumbered after them, and all-MiniLM-L6-v2's
+WordPiece one cut to its special tokens and the 2,000 ids after BERT's unused ones. The other seeds are
 the repository's config files and small hand-written inputs. The script is deterministic: rerunning it
 rewrites the same bytes.
 """
@@ -107,6 +108,15 @@ def cut_tokenizer(t, keep=400):
     return json.dumps(t, ensure_ascii=False, indent=1)
 
 
+def cut_wordpiece(t):
+    # BERT's vocabulary starts with [PAD], [unused], [UNK] [CLS] [SEP] [MASK] and more [unused] up to id 998;
+    # keep the special ones and the 2,000 after, single characters and the commonest words with their
+    # ## pieces. The ids stay as they are: the post-processor's and the added tokens' still hold.
+    model = t["model"]
+    model["vocab"] = {tok: i for tok, i in model["vocab"].items() if i < 104 or 999 <= i < 2999}
+    return json.dumps(t, ensure_ascii=False, indent=1)
+
+
 def tokenizer_seeds():
     d = out_dir("fuzz", "TokenizerFuzzTest", "tokenizer")
     with open(os.path.join(ROOT, "models/bard-s/tokenizer.json"), "rb") as f:
@@ -116,6 +126,8 @@ def tokenizer_seeds():
     for name in ["spm32k", "llama3", "qwen3"]:
         with gzip.open(os.path.join(SHARED_TOKENIZERS, name, "tokenizer.json.gz"), "rt", encoding="utf-8") as f:
             write(d, name + "-cut.json", cut_tokenizer(json.load(f)))
+    with gzip.open(os.path.join(SHARED_TOKENIZERS, "minilm", "tokenizer.json.gz"), "rt", encoding="utf-8") as f:
+        write(d, "minilm-cut.json", cut_wordpiece(json.load(f)))
 
 
 def config_seeds():

@@ -86,7 +86,7 @@ public class SeedsAreValidTest {
     void tokenizerSeedsLoadAndRoundTrip() throws Exception {
         for (Path seed : seeds(TokenizerFuzzTest.class, "tokenizer")) {
             Tokenizer t = Tokenizers.load(seed);
-            String text = "Once upon a time, the king said";
+            String text = "once upon a time, the king said"; // lower case: BERT's uncased tokenizer lowers it
             int[] ids = t.encode(text, false);
             assertTrue(ids.length > 0, seed.toString());
             assertEquals(text, t.decode(ids, false).strip(), seed.toString());
