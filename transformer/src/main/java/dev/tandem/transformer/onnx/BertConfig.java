@@ -1,0 +1,19 @@
+package dev.tandem.transformer.onnx;
+
+/**
+ * The shape of a BERT encoder, named as Hugging Face's {@code BertConfig} names it ({@code hidden_size},
+ * {@code num_hidden_layers}, ...). {@link BertOnnxWeights} derives it from an ONNX graph, which has no
+ * config.json beside it.
+ *
+ * @param layerNormEps the epsilon every LayerNorm adds to the variance, as the f32 the graph holds
+ * @param hiddenAct    the feed-forward activation, in Hugging Face's spelling: "gelu" (exact, with erf),
+ *                     "gelu_new" (tanh approximation) or "relu"
+ */
+public record BertConfig(int hiddenSize, int numHiddenLayers, int numAttentionHeads, int intermediateSize,
+                         int vocabSize, int maxPositionEmbeddings, int typeVocabSize, float layerNormEps,
+                         String hiddenAct) {
+
+    public int headDim() {
+        return hiddenSize / numAttentionHeads;
+    }
+}
