@@ -26,7 +26,7 @@ import java.util.regex.Pattern;
 /**
  * A BERT encoder's weights inside an ONNX graph, under Hugging Face's names ({@code BertModel}'s state dict:
  * {@code embeddings.word_embeddings.weight}, {@code encoder.layer.0.attention.self.query.weight}, ...), and
- * its {@link BertConfig}.
+ * its {@link BertGraphShape}.
  *
  * <p>PyTorch's exporter keeps the names of the weights it uses as they are (biases, LayerNorms, embedding
  * tables) but gives a Linear's weight, which it stores transposed for a MatMul, a name of its own
@@ -56,12 +56,12 @@ public final class BertOnnxWeights {
     private static final Pattern HF_NAME = Pattern.compile("(?:.*\\.)?((?:embeddings|encoder\\.layer\\.\\d+)\\..*)");
 
     private final String source;
-    private final BertConfig config;
+    private final BertGraphShape config;
     private final Map<String, OnnxTensor> byName;
     private final Set<String> transposed;
     private final List<String> unmapped;
 
-    private BertOnnxWeights(String source, BertConfig config, Map<String, OnnxTensor> byName, Set<String> transposed,
+    private BertOnnxWeights(String source, BertGraphShape config, Map<String, OnnxTensor> byName, Set<String> transposed,
                             List<String> unmapped) {
         this.source = source;
         this.config = config;
@@ -80,7 +80,7 @@ public final class BertOnnxWeights {
         return new Walk(model).run();
     }
 
-    public BertConfig config() {
+    public BertGraphShape config() {
         return config;
     }
 
@@ -190,7 +190,7 @@ public final class BertOnnxWeights {
             if (layers == 0) {
                 throw fail("no encoder layer follows the embeddings (no MatMul reads the embedding LayerNorm's output)");
             }
-            BertConfig config = config(layers);
+            BertGraphShape config = config(layers);
             checkShapes(config);
             checkNames();
             List<String> unmapped = new ArrayList<>();
@@ -415,7 +415,7 @@ public final class BertOnnxWeights {
                     + ") is none of gelu, gelu_new and relu");
         }
 
-        private BertConfig config(int layers) {
+        private BertGraphShape config(int layers) {
             if (epsilons.size() != 1) {
                 throw fail("its LayerNorms add different epsilons " + epsilons);
             }
@@ -431,7 +431,7 @@ public final class BertOnnxWeights {
             if (hidden % heads != 0) {
                 throw fail("its hidden size " + hidden + " is not a multiple of its " + heads + " heads");
             }
-            return new BertConfig(hidden, layers, Math.toIntExact(heads),
+            return new BertGraphShape(hidden, layers, Math.toIntExact(heads),
                     Math.toIntExact(mapped.get("encoder.layer.0.intermediate.dense.weight").dim(1)),
                     Math.toIntExact(word[0]),
                     Math.toIntExact(mapped.get("embeddings.position_embeddings.weight").dim(0)),
@@ -440,7 +440,7 @@ public final class BertOnnxWeights {
         }
 
         /** Every weight against the shape the config gives it (Hugging Face's layout). */
-        private void checkShapes(BertConfig c) {
+        private void checkShapes(BertGraphShape c) {
             long hidden = c.hiddenSize();
             long inter = c.intermediateSize();
             for (Map.Entry<String, OnnxTensor> e : mapped.entrySet()) {

@@ -99,7 +99,7 @@ class BertOnnxWeightsTest {
 
     @Test
     void theConfigIsReadFromTheGraph() {
-        assertEquals(new BertConfig(384, 6, 12, 1536, 30522, 512, 2, 1e-12f, "gelu"), weights.config());
+        assertEquals(new BertGraphShape(384, 6, 12, 1536, 30522, 512, 2, 1e-12f, "gelu"), weights.config());
         assertEquals(32, weights.config().headDim());
     }
 
@@ -148,7 +148,7 @@ class BertOnnxWeightsTest {
     void aGraphSpelledWithFusedOpsMapsTheSame() {
         try (OnnxModel m = OnnxModel.read(TinyBertOnnx.write(TinyBertOnnx.model(), dir.resolve("tiny.onnx")))) {
             BertOnnxWeights w = BertOnnxWeights.of(m);
-            assertEquals(new BertConfig(TinyBertOnnx.HIDDEN, TinyBertOnnx.LAYERS, TinyBertOnnx.HEADS, TinyBertOnnx.INTERMEDIATE,
+            assertEquals(new BertGraphShape(TinyBertOnnx.HIDDEN, TinyBertOnnx.LAYERS, TinyBertOnnx.HEADS, TinyBertOnnx.INTERMEDIATE,
                     TinyBertOnnx.VOCAB, TinyBertOnnx.POSITIONS, TinyBertOnnx.TYPES, TinyBertOnnx.EPS, "gelu"), w.config());
             assertEveryWeightOnceWithItsShape(w, bertWeights(TinyBertOnnx.LAYERS, TinyBertOnnx.HIDDEN, TinyBertOnnx.INTERMEDIATE,
                     TinyBertOnnx.VOCAB, TinyBertOnnx.POSITIONS, TinyBertOnnx.TYPES));
