@@ -3,11 +3,15 @@ package dev.tandem.runtime;
 import dev.tandem.runtime.cpu.CpuBackend;
 import org.junit.jupiter.api.Test;
 
+import java.lang.reflect.InvocationHandler;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Proxy;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** {@link Erf} against published values, its symmetry and limits; and the Backend's default layerNorm and gelu. */
+/** {@link Erf} against published values, its symmetry and limits; and Backend's default layerNorm and gelu, and the CPU kernels', on a few rows. */
 class ErfTest {
 
     @Test
@@ -31,26 +35,45 @@ class ErfTest {
         }
     }
 
+    /** {@code backend} with Backend's own layerNorm and gelu in place of its overrides. */
+    static Backend withDefaultLayerNormAndGelu(Backend backend) {
+        return (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[] {Backend.class}, (proxy, method, args) -> {
+            if (method.getName().equals("layerNorm") || method.getName().equals("gelu")) {
+                return InvocationHandler.invokeDefault(proxy, method, args);
+            }
+            try {
+                return method.invoke(backend, args);
+            } catch (InvocationTargetException e) {
+                throw e.getCause();
+            }
+        });
+    }
+
     @Test
-    void theDefaultLayerNormAndGeluFollowTheirDefinitions() {
-        try (Backend cpu = new CpuBackend(1)) {
-            float[][] x = {{1, 2, 3, 4}, {-1, 0.5f, 0, 8}};
-            Tensor t = cpu.allocate(2, 4);
-            cpu.writeRows(x, t, 0);
-            Tensor w = Tensor.ofFloats(new float[] {1, 2, 0.5f, 1}, 4);
-            Tensor b = Tensor.ofFloats(new float[] {0, 1, 0, -1}, 4);
-            Tensor out = cpu.allocate(2, 4);
-            cpu.layerNorm(t, w, b, 1e-12f, out);
-            float[][] got = cpu.readRows(out, 0, 2);
-            // row 0: mean 2.5, variance 1.25
-            double inv = 1 / Math.sqrt(1.25 + 1e-12);
-            assertArrayEquals(new float[] {(float) (-1.5 * inv), (float) (-0.5 * inv * 2 + 1), (float) (0.5 * inv * 0.5),
-                    (float) (1.5 * inv - 1)}, got[0], 1e-6f);
-            cpu.gelu(t, out);
-            got = cpu.readRows(out, 0, 2);
-            assertEquals(0.8413447460685429f, got[0][0], 1e-7f, "gelu(1) = Φ(1)");
-            assertEquals(-0.15865525393145707f, got[1][0], 1e-7f, "gelu(-1)");
-            assertEquals(0f, got[1][2]);
+    void theDefaultLayerNormAndGeluAndTheCpuKernelsFollowTheirDefinitions() {
+        try (CpuBackend kernels = new CpuBackend(1)) {
+            check(withDefaultLayerNormAndGelu(kernels));
+            check(kernels);
         }
+    }
+
+    private static void check(Backend cpu) {
+        float[][] x = {{1, 2, 3, 4}, {-1, 0.5f, 0, 8}};
+        Tensor t = cpu.allocate(2, 4);
+        cpu.writeRows(x, t, 0);
+        Tensor w = Tensor.ofFloats(new float[] {1, 2, 0.5f, 1}, 4);
+        Tensor b = Tensor.ofFloats(new float[] {0, 1, 0, -1}, 4);
+        Tensor out = cpu.allocate(2, 4);
+        cpu.layerNorm(t, w, b, 1e-12f, out);
+        float[][] got = cpu.readRows(out, 0, 2);
+        // row 0: mean 2.5, variance 1.25
+        double inv = 1 / Math.sqrt(1.25 + 1e-12);
+        assertArrayEquals(new float[] {(float) (-1.5 * inv), (float) (-0.5 * inv * 2 + 1), (float) (0.5 * inv * 0.5),
+                (float) (1.5 * inv - 1)}, got[0], 1e-6f);
+        cpu.gelu(t, out);
+        got = cpu.readRows(out, 0, 2);
+        assertEquals(0.8413447460685429f, got[0][0], 1e-7f, "gelu(1) = Φ(1)");
+        assertEquals(-0.15865525393145707f, got[1][0], 1e-7f, "gelu(-1)");
+        assertEquals(0f, got[1][2]);
     }
 }

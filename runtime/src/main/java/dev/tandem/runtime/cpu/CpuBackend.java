@@ -391,6 +391,40 @@ public final class CpuBackend implements Backend {
         });
     }
 
+    @Override
+    public void layerNorm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) {
+        int d = (int) weight.numel();
+        if (bias.numel() != d || x.dim(-1) != d || out.numel() != x.numel() || x.dtype() != DType.F32 || out.dtype() != DType.F32) {
+            throw new IllegalArgumentException("layerNorm: rows of " + x.dim(-1) + " with a weight of " + d + " and a bias of "
+                    + bias.numel() + " into " + out);
+        }
+        int n = rows(x, d);
+        // Widened once per call: the weights may be bf16 or f16, and a row reads all of them.
+        float[] w = weight.toFloatArray(), b = bias.toFloatArray();
+        MemorySegment xs = x.segment(), os = out.segment();
+        pool.parallelFor(tasksFor(n, d), t -> {
+            int per = perTask(n, d);
+            for (int r = t * per; r < Math.min(n, (t + 1) * per); r++) {
+                kernels.layerNorm(xs, 4L * r * d, w, b, eps, os, 4L * r * d, d);
+            }
+        });
+    }
+
+    @Override
+    public void gelu(Tensor x, Tensor out) {
+        if (out.numel() != x.numel() || x.dtype() != DType.F32 || out.dtype() != DType.F32) {
+            throw new IllegalArgumentException("gelu: " + x + " into " + out);
+        }
+        long total = x.numel();
+        MemorySegment xs = x.segment(), os = out.segment();
+        int chunk = 1 << 14;
+        int tasks = (int) ((total + chunk - 1) / chunk);
+        pool.parallelFor(tasks, t -> {
+            long from = (long) t * chunk;
+            kernels.gelu(xs, 4L * from, os, 4L * from, (int) (Math.min(total, from + chunk) - from));
+        });
+    }
+
     /** Splits n rows of width d into tasks of at least ~16K elements each. */
     private int perTask(int n, int d) {
         int minRows = Math.max(1, 16384 / Math.max(1, d));

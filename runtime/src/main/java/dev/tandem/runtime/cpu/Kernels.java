@@ -62,6 +62,23 @@ interface Kernels {
     void axpy(float a, MemorySegment v, long vOff, DType vt, float[] acc, int d);
 
     /**
+     * One row of layer normalisation, {@code out[i] = fma(c[i]·inv, w[i], b[i])} for i in [0, d), in float: with x₀ the
+     * row's first element, μ = Σ(x − x₀) / d, c = (x − x₀) − μ (the deviation from the mean) and
+     * inv = 1 / sqrt(Σc² / d + eps). Shifting by x₀ keeps the sums on the scale of the row's spread, so a row far from
+     * zero loses nothing to its offset; a second pass over the deviations cannot cancel as Σx² − d·mean² would. Both
+     * sums follow the canonical order — lane accumulators over the full chunks (a plain add for Σ(x − x₀), a fused
+     * multiply-add for Σc²), the halving tree, the scalar tail — so a row's result depends only on the row, and the
+     * scalar implementation gives the vector one's bits. {@code out} may be {@code x} at the same offset.
+     */
+    void layerNorm(MemorySegment x, long xOff, float[] w, float[] b, float eps, MemorySegment out, long outOff, int d);
+
+    /**
+     * {@code out[i] = gelu(x[i])} for i in [0, count): {@link FloatErf#gelu}, the same bits in every lane and in the
+     * scalar tail, so an element's result depends on its value alone. {@code out} may be {@code x} at the same offset.
+     */
+    void gelu(MemorySegment x, long xOff, MemorySegment out, long outOff, int count);
+
+    /**
      * Reads {@code bytes} (a multiple of 64) from {@code seg} at {@code off} as floats and returns
      * their sum in no particular order: a streaming read for measuring memory bandwidth, not arithmetic.
      */

@@ -70,6 +70,16 @@ final class ScalarKernels implements Kernels {
                 : DType.bf16ToFloat(w.get(I16, wOff + 2L * i));
     }
 
+    /** The halving tree of VectorKernels.hsum: lane j += lane j + h, for h = lanes/2 .. 1; returns lane 0 (a is spent). */
+    static float halve(float[] a) {
+        for (int h = a.length / 2; h >= 1; h >>= 1) {
+            for (int j = 0; j < h; j++) {
+                a[j] += a[j + h];
+            }
+        }
+        return a[0];
+    }
+
     /** The scalar tail of the canonical dot: {@code s = fma(x[i], w[i], s)} for i in [from, k). */
     static float tail(MemorySegment x, long xOff, MemorySegment w, long wOff, DType wt, int from, int k, float s) {
         for (int i = from; i < k; i++) {
@@ -88,13 +98,7 @@ final class ScalarKernels implements Kernels {
                 a[j] = Math.fma(x.get(F32, xOff + 4L * (i + j)), weight(w, wOff, wt, i + j), a[j]);
             }
         }
-        // The halving tree of VectorKernels.hsum: lane j += lane j + h, for h = lanes/2 .. 1.
-        for (int h = lanes / 2; h >= 1; h >>= 1) {
-            for (int j = 0; j < h; j++) {
-                a[j] += a[j + h];
-            }
-        }
-        return tail(x, xOff, w, wOff, wt, i, k, a[0]);
+        return tail(x, xOff, w, wOff, wt, i, k, halve(a));
     }
 
     @Override
@@ -137,12 +141,7 @@ final class ScalarKernels implements Kernels {
         for (int r = 0; r < rows; r++) {
             for (int c = 0; c < 8; c++) {
                 System.arraycopy(acc, at + (r * 8 + c) * lanes, a, 0, lanes);
-                for (int h = lanes / 2; h >= 1; h >>= 1) {
-                    for (int j = 0; j < h; j++) {
-                        a[j] += a[j + h];
-                    }
-                }
-                out[r * 8 + c] = tail(x, xOff + r * xStride, w, wOff + c * wStride, wt, kFull, k, a[0]);
+                out[r * 8 + c] = tail(x, xOff + r * xStride, w, wOff + c * wStride, wt, kFull, k, halve(a));
             }
         }
     }
@@ -165,6 +164,47 @@ final class ScalarKernels implements Kernels {
         }
         for (int i = 0; i < d; i++) {
             acc[i] = Math.fma(a, DType.bf16ToFloat(v.get(ValueLayout.JAVA_SHORT_UNALIGNED, vOff + 2L * i)), acc[i]);
+        }
+    }
+
+    @Override
+    public void layerNorm(MemorySegment x, long xOff, float[] w, float[] b, float eps, MemorySegment out, long outOff, int d) {
+        int full = d - d % lanes;
+        float x0 = x.get(F32, xOff);
+        float[] a = new float[lanes];
+        for (int i = 0; i < full; i += lanes) {
+            for (int j = 0; j < lanes; j++) {
+                a[j] += x.get(F32, xOff + 4L * (i + j)) - x0;
+            }
+        }
+        float sum = halve(a);
+        for (int i = full; i < d; i++) {
+            sum += x.get(F32, xOff + 4L * i) - x0;
+        }
+        float mu = sum / d;
+        a = new float[lanes];
+        for (int i = 0; i < full; i += lanes) {
+            for (int j = 0; j < lanes; j++) {
+                float c = (x.get(F32, xOff + 4L * (i + j)) - x0) - mu;
+                a[j] = Math.fma(c, c, a[j]);
+            }
+        }
+        float sq = halve(a);
+        for (int i = full; i < d; i++) {
+            float c = (x.get(F32, xOff + 4L * i) - x0) - mu;
+            sq = Math.fma(c, c, sq);
+        }
+        float inv = 1f / (float) Math.sqrt(sq / d + eps);
+        for (int i = 0; i < d; i++) {
+            float c = (x.get(F32, xOff + 4L * i) - x0) - mu;
+            out.set(F32, outOff + 4L * i, Math.fma(c * inv, w[i], b[i]));
+        }
+    }
+
+    @Override
+    public void gelu(MemorySegment x, long xOff, MemorySegment out, long outOff, int count) {
+        for (int i = 0; i < count; i++) {
+            out.set(F32, outOff + 4L * i, FloatErf.gelu(x.get(F32, xOff + 4L * i)));
         }
     }
 }

@@ -260,6 +260,72 @@ final class VectorKernels implements Kernels {
         }
     }
 
+    @Override
+    public void layerNorm(MemorySegment x, long xOff, float[] w, float[] b, float eps, MemorySegment out, long outOff, int d) {
+        int full = d - d % L;
+        float x0 = x.get(ValueLayout.JAVA_FLOAT_UNALIGNED, xOff);
+        FloatVector shift = FloatVector.broadcast(F, x0);
+        FloatVector acc = FloatVector.zero(F);
+        for (int i = 0; i < full; i += L) {
+            acc = acc.add(FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE).sub(shift));
+        }
+        float sum = hsum(acc);
+        for (int i = full; i < d; i++) {
+            sum += x.get(ValueLayout.JAVA_FLOAT_UNALIGNED, xOff + 4L * i) - x0;
+        }
+        float mu = sum / d;
+        FloatVector m = FloatVector.broadcast(F, mu);
+        acc = FloatVector.zero(F);
+        for (int i = 0; i < full; i += L) {
+            FloatVector c = FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE).sub(shift).sub(m);
+            acc = c.fma(c, acc);
+        }
+        float sq = hsum(acc);
+        for (int i = full; i < d; i++) {
+            float c = (x.get(ValueLayout.JAVA_FLOAT_UNALIGNED, xOff + 4L * i) - x0) - mu;
+            sq = Math.fma(c, c, sq);
+        }
+        float inv = 1f / (float) Math.sqrt(sq / d + eps);
+        FloatVector iv = FloatVector.broadcast(F, inv);
+        for (int i = 0; i < full; i += L) {
+            FloatVector c = FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE).sub(shift).sub(m);
+            c.mul(iv).fma(FloatVector.fromArray(F, w, i), FloatVector.fromArray(F, b, i)).intoMemorySegment(out, outOff + 4L * i, LE);
+        }
+        for (int i = full; i < d; i++) {
+            float c = (x.get(ValueLayout.JAVA_FLOAT_UNALIGNED, xOff + 4L * i) - x0) - mu;
+            out.set(ValueLayout.JAVA_FLOAT_UNALIGNED, outOff + 4L * i, Math.fma(c * inv, w[i], b[i]));
+        }
+    }
+
+    @Override
+    public void gelu(MemorySegment x, long xOff, MemorySegment out, long outOff, int count) {
+        // FloatErf.gelu lane by lane, operation for operation, written out in the loop so that no vector crosses a call.
+        FloatVector one = FloatVector.broadcast(F, 1f);
+        int i = 0;
+        for (; i <= count - L; i += L) {
+            FloatVector v = FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE);
+            FloatVector y = v.mul(FloatErf.SQRT_HALF);
+            FloatVector a = y.abs();
+            FloatVector s = a.mul(a);
+            FloatVector p = FloatVector.broadcast(F, FloatErf.P[FloatErf.P.length - 1]);
+            for (int k = FloatErf.P.length - 2; k >= 0; k--) {
+                p = p.fma(s, FloatVector.broadcast(F, FloatErf.P[k]));
+            }
+            FloatVector u = a.sub(FloatErf.CENTRE);
+            FloatVector q = FloatVector.broadcast(F, FloatErf.Q[FloatErf.Q.length - 1]);
+            for (int k = FloatErf.Q.length - 2; k >= 0; k--) {
+                q = q.fma(u, FloatVector.broadcast(F, FloatErf.Q[k]));
+            }
+            FloatVector r = q.min(1f).blend(a.mul(p), a.lt(FloatErf.SPLIT)).blend(one, a.compare(VectorOperators.GE, FloatErf.CUT));
+            // Math.copySign(r, y): r's magnitude bits, y's sign bit.
+            FloatVector erf = r.reinterpretAsInts().and(0x7fffffff).or(y.reinterpretAsInts().and(0x80000000)).reinterpretAsFloats();
+            v.mul(0.5f).mul(one.add(erf)).intoMemorySegment(out, outOff + 4L * i, LE);
+        }
+        for (; i < count; i++) {
+            out.set(ValueLayout.JAVA_FLOAT_UNALIGNED, outOff + 4L * i, FloatErf.gelu(x.get(ValueLayout.JAVA_FLOAT_UNALIGNED, xOff + 4L * i)));
+        }
+    }
+
     // The tiles, written out one per shape and weight format (rows × 4 or rows × 8 weight rows). Each
     // step loads every weight vector once and uses it for every row of the tile. The loads are
     // spelled out rather than called through a helper: C2 declined to inline a 36-byte helper in

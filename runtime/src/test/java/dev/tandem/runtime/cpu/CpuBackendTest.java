@@ -206,6 +206,154 @@ class CpuBackendTest {
         }
     }
 
+    /** Backend.layerNorm's definition in double, sums in index order: the default the kernel must equal to float rounding. */
+    private static double[] layerNormReference(float[] x, int n, int d, float[] w, float[] b, float eps) {
+        double[] ref = new double[n * d];
+        for (int r = 0; r < n; r++) {
+            double sum = 0;
+            for (int i = 0; i < d; i++) {
+                sum += x[r * d + i];
+            }
+            double mean = sum / d, sq = 0;
+            for (int i = 0; i < d; i++) {
+                sq += (x[r * d + i] - mean) * (x[r * d + i] - mean);
+            }
+            double inv = 1 / Math.sqrt(sq / d + eps);
+            for (int i = 0; i < d; i++) {
+                ref[r * d + i] = (x[r * d + i] - mean) * inv * w[i] + b[i];
+            }
+        }
+        return ref;
+    }
+
+    /** Rows as a layer's residual stream has them: a per-row offset (up to ±20) and scale, and a few large features. */
+    private static float[] hiddenStates(SplittableRandom rnd, int n, int d) {
+        float[] x = new float[n * d];
+        for (int r = 0; r < n; r++) {
+            double offset = (rnd.nextDouble() - 0.5) * 40 * (r % 2), scale = 0.1 + rnd.nextDouble() * 3;
+            for (int i = 0; i < d; i++) {
+                x[r * d + i] = (float) (offset + scale * rnd.nextGaussian() * (i % 97 == 5 ? 30 : 1));
+            }
+        }
+        return x;
+    }
+
+    /** ‖got − ref‖ / ‖ref‖ ≤ bound for each row of width d. */
+    private static void assertRowsClose(double[] ref, float[] got, int d, double bound, String what) {
+        for (int r = 0; r * d < ref.length; r++) {
+            double err = 0, norm = 0;
+            for (int i = r * d; i < (r + 1) * d; i++) {
+                err += (got[i] - ref[i]) * (got[i] - ref[i]);
+                norm += ref[i] * ref[i];
+            }
+            assertTrue(Math.sqrt(err) <= bound * Math.sqrt(norm), what + " row " + r + ": normwise error " + Math.sqrt(err / norm));
+        }
+    }
+
+    @Test
+    void layerNormMatchesTheDoubleReferenceForEveryWeightType() {
+        SplittableRandom rnd = new SplittableRandom(SEED + 8);
+        try (Arena arena = Arena.ofShared()) {
+            for (int d : new int[] {1, 7, 384, 1536, 4096}) {
+                int n = 1 + rnd.nextInt(65);
+                float eps = d == 7 ? 1e-5f : 1e-12f;
+                float[] x = hiddenStates(rnd, n, d);
+                for (DType dt : DType.values()) {
+                    Tensor w = weights(arena, dt, random(rnd, d), 1, d), b = weights(arena, dt, random(rnd, d), 1, d);
+                    float[] wf = w.toFloatArray(), bf = b.toFloatArray();
+                    double[] ref = layerNormReference(x, n, d, wf, bf, eps);
+                    float[] out = new float[n * d];
+                    many.layerNorm(Tensor.ofFloats(x, n, d), w.reshape(d), b.reshape(d), eps, Tensor.ofFloats(out, n, d));
+                    String what = "seed " + SEED + " d " + d + " " + dt + ", " + n + " rows";
+                    assertRowsClose(ref, out, d, 1e-5, what);
+                    for (int i = 0; i < n * d; i++) {
+                        // Each element within 1e-5 of the size of its terms, which may cancel: c·inv·w, b, and w (one
+                        // standard deviation, the scale of an element near the mean, whose c is small but not exact).
+                        double terms = Math.abs(ref[i] - bf[i % d]) + Math.abs(bf[i % d]) + Math.abs(wf[i % d]);
+                        if (!(Math.abs(out[i] - ref[i]) <= 1e-5 * terms)) {
+                            throw new AssertionError(what + " element " + i + ": " + out[i] + ", expected " + ref[i]);
+                        }
+                    }
+                }
+            }
+            // A row of one element, or of equal elements, has no variance: out = bias (x − mean is exactly 0).
+            float[] out = new float[2];
+            one.layerNorm(Tensor.ofFloats(new float[] {3f, 3f}, 1, 2), Tensor.ofFloats(new float[] {2f, 2f}, 2),
+                    Tensor.ofFloats(new float[] {0.5f, -1f}, 2), 1e-12f, Tensor.ofFloats(out, 1, 2));
+            assertArrayEquals(new float[] {0.5f, -1f}, out);
+            assertThrows(IllegalArgumentException.class, () -> one.layerNorm(Tensor.ofFloats(new float[6], 2, 3),
+                    Tensor.ofFloats(new float[3], 3), Tensor.ofFloats(new float[2], 2), 1e-5f, Tensor.ofFloats(new float[6], 2, 3)));
+        }
+    }
+
+    @Test
+    void geluMatchesTheExactFormWithinItsErfBound() {
+        SplittableRandom rnd = new SplittableRandom(SEED + 9);
+        for (int d : new int[] {1, 7, 384, 1536}) {
+            int n = 1 + rnd.nextInt(65);
+            float[] x = new float[n * d];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) (i % 3 == 0 ? rnd.nextGaussian() * 3 : rnd.nextDouble() * 20 - 10);
+            }
+            float[] out = new float[n * d];
+            many.gelu(Tensor.ofFloats(x, n, d), Tensor.ofFloats(out, n, d));
+            double[] ref = new double[n * d];
+            for (int i = 0; i < x.length; i++) {
+                ref[i] = 0.5 * x[i] * (1 + dev.tandem.runtime.Erf.erf(x[i] / Math.sqrt(2)));
+                // erf within 1e-7 gives |x|/2 · 1e-7, and the roundings: FloatErfTest's bound.
+                if (!(Math.abs(out[i] - ref[i]) <= 1e-7 * (Math.abs(x[i]) + Math.abs(ref[i])))) {
+                    throw new AssertionError("seed " + SEED + " gelu(" + x[i] + ") = " + out[i] + ", exactly " + ref[i]);
+                }
+            }
+            // Normwise over the whole pass, not per row: for x ≪ 0, 1 + erf cancels, so a row of only such elements
+            // (d = 1 often) is off by far more than 1e-5 relatively, though by |x|·1e-7 at most.
+            assertRowsClose(ref, out, n * d, 1e-5, "seed " + SEED + " gelu d " + d);
+        }
+    }
+
+    @Test
+    void layerNormAndGeluRowsAreBitIdenticalAloneOrAmongOneToSixtyFiveRowsOnAnyThreads() {
+        SplittableRandom rnd = new SplittableRandom(SEED + 10);
+        int maxRows = 65;
+        for (int d : new int[] {384, 1536, 7}) {
+            float[] x = hiddenStates(rnd, maxRows, d), w = random(rnd, d), b = random(rnd, d);
+            float[][] normAlone = new float[maxRows][], geluAlone = new float[maxRows][];
+            for (int r = 0; r < maxRows; r++) {
+                float[] row = java.util.Arrays.copyOfRange(x, r * d, (r + 1) * d);
+                normAlone[r] = new float[d];
+                one.layerNorm(Tensor.ofFloats(row, 1, d), Tensor.ofFloats(w, d), Tensor.ofFloats(b, d), 1e-12f, Tensor.ofFloats(normAlone[r], 1, d));
+                geluAlone[r] = new float[d];
+                one.gelu(Tensor.ofFloats(row, 1, d), Tensor.ofFloats(geluAlone[r], 1, d));
+            }
+            for (CpuBackend be : new CpuBackend[] {one, two, many}) {
+                for (int n = 1; n <= maxRows; n++) {
+                    int start = (n * 7) % (maxRows - n + 1);
+                    float[] xs = java.util.Arrays.copyOfRange(x, start * d, (start + n) * d);
+                    float[] norm = new float[n * d], gelu = new float[n * d];
+                    be.layerNorm(Tensor.ofFloats(xs, n, d), Tensor.ofFloats(w, d), Tensor.ofFloats(b, d), 1e-12f, Tensor.ofFloats(norm, n, d));
+                    be.gelu(Tensor.ofFloats(xs, n, d), Tensor.ofFloats(gelu, n, d));
+                    // In place: out aliases x.
+                    float[] inPlace = xs.clone();
+                    Tensor t = Tensor.ofFloats(inPlace, n, d);
+                    be.layerNorm(t, Tensor.ofFloats(w, d), Tensor.ofFloats(b, d), 1e-12f, t);
+                    assertArrayEquals(norm, inPlace, "layerNorm in place, d " + d + ", " + be.name());
+                    inPlace = xs.clone();
+                    t = Tensor.ofFloats(inPlace, n, d);
+                    be.gelu(t, t);
+                    assertArrayEquals(gelu, inPlace, "gelu in place, d " + d + ", " + be.name());
+                    for (int r = 0; r < n; r++) {
+                        int row = r, rows = n, width = d;
+                        // assertArrayEquals on floats compares bits (NaN aside; there is none here).
+                        assertArrayEquals(normAlone[start + r], java.util.Arrays.copyOfRange(norm, r * d, (r + 1) * d),
+                                () -> "layerNorm, d " + width + ", " + be.name() + ": row " + (start + row) + " as row " + row + " of " + rows);
+                        assertArrayEquals(geluAlone[start + r], java.util.Arrays.copyOfRange(gelu, r * d, (r + 1) * d),
+                                () -> "gelu, d " + width + ", " + be.name() + ": row " + (start + row) + " as row " + row + " of " + rows);
+                    }
+                }
+            }
+        }
+    }
+
     @Test
     void ropeRotatesPairsByPositionTimesFrequency() {
         int heads = 2, hd = 8, half = hd / 2;

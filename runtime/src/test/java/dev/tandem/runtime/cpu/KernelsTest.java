@@ -214,6 +214,91 @@ class KernelsTest {
     }
 
     @Test
+    void layerNormVectorAndScalarAgreeBitForBitInPlaceOrNot() {
+        Kernels vector = Kernels.select();
+        Kernels scalar = new ScalarKernels(vector.lanes());
+        SplittableRandom rnd = new SplittableRandom(SEED + 5);
+        try (Arena arena = Arena.ofConfined()) {
+            for (int d : new int[] {1, 3, 7, 8, 15, 16, 17, 31, 33, 100, 384, 1000, 1536}) {
+                // Rows off their mean by 0 or 5, at a byte offset of 12, as row 3 of a pass would sit.
+                for (float shift : new float[] {0f, 5f}) {
+                    MemorySegment x = randomF32(arena, rnd, d + 3);
+                    for (int i = 3; i < d + 3; i++) {
+                        x.setAtIndex(ValueLayout.JAVA_FLOAT, i, x.getAtIndex(ValueLayout.JAVA_FLOAT, i) + shift);
+                    }
+                    float[] w = new float[d], b = new float[d];
+                    for (int i = 0; i < d; i++) {
+                        w[i] = (float) (rnd.nextDouble() * 2);
+                        b[i] = (float) (rnd.nextDouble() - 0.5);
+                    }
+                    MemorySegment vOut = arena.allocate(4L * (d + 3)), sOut = arena.allocate(4L * (d + 3));
+                    vector.layerNorm(x, 12, w, b, 1e-12f, vOut, 12, d);
+                    scalar.layerNorm(x, 12, w, b, 1e-12f, sOut, 12, d);
+                    MemorySegment inPlace = arena.allocate(4L * (d + 3));
+                    inPlace.copyFrom(x);
+                    vector.layerNorm(inPlace, 12, w, b, 1e-12f, inPlace, 12, d);
+                    for (int i = 0; i < d; i++) {
+                        String where = "seed " + SEED + " d " + d + " shift " + shift + " element " + i;
+                        float v = vOut.get(ValueLayout.JAVA_FLOAT_UNALIGNED, 12 + 4L * i);
+                        assertEquals(Float.floatToRawIntBits(sOut.get(ValueLayout.JAVA_FLOAT_UNALIGNED, 12 + 4L * i)),
+                                Float.floatToRawIntBits(v), "scalar vs vector, " + where);
+                        assertEquals(Float.floatToRawIntBits(v), Float.floatToRawIntBits(inPlace.get(ValueLayout.JAVA_FLOAT_UNALIGNED, 12 + 4L * i)),
+                                "in place, " + where);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void geluVectorAndScalarAgreeBitForBitOnEveryKindOfValue() {
+        Kernels vector = Kernels.select();
+        Kernels scalar = new ScalarKernels(vector.lanes());
+        SplittableRandom rnd = new SplittableRandom(SEED + 6);
+        int n = 1 << 16;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment x = arena.allocate(4L * (n + 1));
+            float[] specials = {0f, -0f, 1f, -1f, FloatErf.SPLIT, -FloatErf.SPLIT, Math.nextDown(FloatErf.SPLIT), FloatErf.CUT,
+                    -FloatErf.CUT, Math.nextDown(FloatErf.CUT), 1e-40f, -1e-40f, 1e30f, -1e30f, Float.MAX_VALUE, -Float.MAX_VALUE,
+                    Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
+            for (int i = 0; i <= n; i++) {
+                float v = switch (i % 4) {
+                    case 0 -> (float) (rnd.nextDouble() * 24 - 12);      // both polynomials and the cut
+                    case 1 -> (float) (rnd.nextGaussian() * 2);          // activations as a layer makes them
+                    case 2 -> (float) ((rnd.nextDouble() - 0.5) * 0x1p-10);
+                    default -> specials[rnd.nextInt(specials.length)];
+                };
+                x.setAtIndex(ValueLayout.JAVA_FLOAT, i, v);
+            }
+            // At a byte offset of 4 and over a count that leaves a scalar tail.
+            MemorySegment vOut = arena.allocate(4L * (n + 1)), sOut = arena.allocate(4L * (n + 1));
+            vector.gelu(x, 4, vOut, 4, n - 3);
+            scalar.gelu(x, 4, sOut, 4, n - 3);
+            MemorySegment inPlace = arena.allocate(4L * (n + 1));
+            inPlace.copyFrom(x);
+            vector.gelu(inPlace, 4, inPlace, 4, n - 3);
+            for (int i = 1; i <= n - 3; i++) {
+                float xi = x.getAtIndex(ValueLayout.JAVA_FLOAT, i);
+                float v = vOut.getAtIndex(ValueLayout.JAVA_FLOAT, i);
+                assertEquals(Float.floatToRawIntBits(FloatErf.gelu(xi)), Float.floatToRawIntBits(v), "gelu(" + xi + "), element " + i);
+                assertEquals(Float.floatToRawIntBits(sOut.getAtIndex(ValueLayout.JAVA_FLOAT, i)), Float.floatToRawIntBits(v), "scalar, gelu(" + xi + ")");
+                assertEquals(Float.floatToRawIntBits(v), Float.floatToRawIntBits(inPlace.getAtIndex(ValueLayout.JAVA_FLOAT, i)), "in place, gelu(" + xi + ")");
+            }
+            assertEquals(0f, vOut.getAtIndex(ValueLayout.JAVA_FLOAT, 0), "nothing before the offset is written");
+            assertEquals(0f, vOut.getAtIndex(ValueLayout.JAVA_FLOAT, n - 2), "nothing past the count is written");
+            // A NaN stays NaN in every lane (its payload is not promised).
+            MemorySegment nan = arena.allocate(4L * 4 * vector.lanes());
+            for (int i = 0; i < 4 * vector.lanes(); i++) {
+                nan.setAtIndex(ValueLayout.JAVA_FLOAT, i, i % 3 == 0 ? Float.NaN : i);
+            }
+            vector.gelu(nan, 0, nan, 0, 4 * vector.lanes());
+            for (int i = 0; i < 4 * vector.lanes(); i++) {
+                assertEquals(i % 3 == 0, Float.isNaN(nan.getAtIndex(ValueLayout.JAVA_FLOAT, i)), "element " + i);
+            }
+        }
+    }
+
+    @Test
     void streamSumReadsEveryFloatOfTheRangeAndNothingElse() {
         // Small integers sum exactly in float in any order, so the expected value is exact.
         int n = 4096 + 7;
