@@ -1,5 +1,5 @@
-// Element-wise and row-wise kernels of a transformer layer: residual add, bias, SwiGLU, embedding
-// gather, RMSNorm, RoPE. Each is batch-invariant: a row's result depends only on that row and the shapes,
+// Element-wise and row-wise kernels of a transformer layer: residual add, bias, SwiGLU, GELU, embedding
+// gather, RMSNorm, LayerNorm, RoPE. Each is batch-invariant: a row's result depends only on that row and the shapes,
 // never on how many rows share the launch or how the grid is cut.
 #pragma once
 
@@ -19,6 +19,17 @@ extern "C" __global__ void tandem_silu_mul_f32(float* out, const float* gate, co
     if (i < n) {
         float g = gate[i];
         out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+// out[i] = gelu(x[i]) = x/2 · (1 + erf(x/√2)) for i < n, the exact GELU of BERT-family encoders; one thread per
+// element; out may be x. CUDA's erff (within 2 ulp) stands where the CPU backend has its own float erf
+// (FloatErf, within 7.9e-8), so the two agree to a few ulp, not bit for bit.
+extern "C" __global__ void tandem_gelu_f32(float* out, const float* x, long long n) {
+    long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        float v = x[i];
+        out[i] = (0.5f * v) * (1.0f + erff(v * 0.70710677f));  // 0.70710677f: 1/√2 rounded to float
     }
 }
 
@@ -103,6 +114,54 @@ tandem_rmsnorm_bf16(float* out, const float* x, const tandem_u16* weight, int ro
 extern "C" __global__ void __launch_bounds__(TANDEM_NORM_THREADS)
 tandem_rmsnorm_f16(float* out, const float* x, const tandem_u16* weight, int rows, int width, float eps) {
     rmsnorm<tandem_f16>(out, x, weight, rows, width, eps);
+}
+
+// out[r, :] = (x[r, :] − mean) / sqrt(var + eps) · weight + bias, BERT's LayerNorm with the biased variance (weight
+// and bias in W); a block of TANDEM_NORM_THREADS threads per row. As the CPU kernel computes it, in float: with x0 =
+// x[r, 0], mu = Σ(x − x0) / width, c = (x − x0) − mu, inv = 1 / sqrt(Σc² / width + eps), out = fma(c · inv, w, b).
+// Shifting by x0 keeps both sums on the scale of the row's spread whatever its offset; two passes (the mean first,
+// then the centred squares) leave nothing to cancel. Each sum is the threads' strided partials, then
+// tandem_block_sum, a fixed order, so a row's result is the same in every launch. out may be x: in the last pass each
+// thread writes only the elements it reads itself, and every thread read x0 before the first block sum's barrier.
+template <typename W>
+__device__ __forceinline__ void layer_norm(float* out, const float* x, const typename W::storage* weight,
+                                           const typename W::storage* bias, int rows, int width, float eps) {
+    __shared__ float scratch[TANDEM_NORM_THREADS / 32];
+    int r = blockIdx.x;
+    if (r >= rows || width <= 0) {
+        return;
+    }
+    const float* row = x + (long long) r * width;
+    float x0 = row[0];
+    float sum = 0.0f;
+    for (int c = threadIdx.x; c < width; c += TANDEM_NORM_THREADS) {
+        sum += row[c] - x0;
+    }
+    float mu = tandem_block_sum<TANDEM_NORM_THREADS>(sum, scratch) / (float) width;
+    float squares = 0.0f;
+    for (int c = threadIdx.x; c < width; c += TANDEM_NORM_THREADS) {
+        float d = (row[c] - x0) - mu;
+        squares = fmaf(d, d, squares);
+    }
+    float inv = 1.0f / sqrtf(tandem_block_sum<TANDEM_NORM_THREADS>(squares, scratch) / (float) width + eps);
+    for (int c = threadIdx.x; c < width; c += TANDEM_NORM_THREADS) {
+        float d = (row[c] - x0) - mu;
+        out[(long long) r * width + c] = fmaf(d * inv, W::load(weight, c), W::load(bias, c));
+    }
+}
+extern "C" __global__ void __launch_bounds__(TANDEM_NORM_THREADS)
+tandem_layer_norm_f32(float* out, const float* x, const float* weight, const float* bias, int rows, int width, float eps) {
+    layer_norm<tandem_f32>(out, x, weight, bias, rows, width, eps);
+}
+extern "C" __global__ void __launch_bounds__(TANDEM_NORM_THREADS)
+tandem_layer_norm_bf16(float* out, const float* x, const tandem_u16* weight, const tandem_u16* bias, int rows, int width,
+                       float eps) {
+    layer_norm<tandem_bf16>(out, x, weight, bias, rows, width, eps);
+}
+extern "C" __global__ void __launch_bounds__(TANDEM_NORM_THREADS)
+tandem_layer_norm_f16(float* out, const float* x, const tandem_u16* weight, const tandem_u16* bias, int rows, int width,
+                      float eps) {
+    layer_norm<tandem_f16>(out, x, weight, bias, rows, width, eps);
 }
 
 // Rotates each head of x[rows, heads·headDim] in place by positions[r]: the angle of pair i is

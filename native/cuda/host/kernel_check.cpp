@@ -459,6 +459,123 @@ void check_rmsnorm(void (*kernel)(float*, const float*, const typename W::storag
     }
 }
 
+// Backend.layerNorm's definition in double, sums in index order.
+template <typename W>
+std::vector<double> ref_layer_norm(const std::vector<float>& x, const std::vector<typename W::storage>& w,
+                                   const std::vector<typename W::storage>& b, int rows, int width, float eps) {
+    std::vector<double> ref(x.size());
+    for (int r = 0; r < rows; r++) {
+        const float* row = &x[static_cast<std::size_t>(r) * width];
+        double sum = 0;
+        for (int c = 0; c < width; c++) sum += row[c];
+        double mean = sum / width, squares = 0;
+        for (int c = 0; c < width; c++) squares += (row[c] - mean) * (row[c] - mean);
+        double inv = 1.0 / std::sqrt(squares / width + eps);
+        for (int c = 0; c < width; c++) {
+            ref[static_cast<std::size_t>(r) * width + c] = (row[c] - mean) * inv * W::decode(w[c]) + W::decode(b[c]);
+        }
+    }
+    return ref;
+}
+
+template <typename W>
+void check_layer_norm(void (*kernel)(float*, const float*, const typename W::storage*, const typename W::storage*, int, int,
+                                     float)) {
+    Rng rng{21};
+    struct Shape {
+        int rows, width;
+        float eps;
+    };
+    for (Shape s : {Shape{1, 1, 1e-12f}, Shape{37, 1, 1e-5f}, Shape{3, 7, 1e-5f}, Shape{37, 7, 1e-12f}, Shape{5, 384, 1e-12f},
+                    Shape{37, 384, 1e-12f}, Shape{2, 1536, 1e-12f}, Shape{17, 1536, 1e-5f}, Shape{1, 4096, 1e-12f},
+                    Shape{6, 4096, 1e-12f}, Shape{4, 257, 1e-5f}, Shape{2, 256, 1e-12f}}) {
+        for (bool inPlace : {false, true}) {
+            begin("rows=%d width=%d eps=%g%s", s.rows, s.width, static_cast<double>(s.eps), inPlace ? " out=x" : "");
+            std::size_t n = static_cast<std::size_t>(s.rows) * s.width;
+            Buf<float> out(n), x(n);
+            Buf<typename W::storage> weight(s.width), bias(s.width);
+            // Rows as a residual stream has them: an offset of up to ±20 on every other row, a spread of 0.1 to 3,
+            // a large feature every 97.
+            for (int r = 0; r < s.rows; r++) {
+                float offset = (r % 2) * rng.sym(20), scale = 1.55f + rng.sym(1.45f);
+                for (int c = 0; c < s.width; c++) {
+                    x[static_cast<std::size_t>(r) * s.width + c] = offset + scale * rng.sym(c % 97 == 5 ? 30.0f : 1.7f);
+                }
+            }
+            for (int i = 0; i < s.width; i++) {
+                weight[i] = W::random(rng, false);
+                bias[i] = W::random(rng, false);
+            }
+            out.fill(float_of(FILL_F32));
+            auto x0 = x.copy();
+            auto w0 = weight.copy(), b0 = bias.copy();
+            Buf<float>& dst = inPlace ? x : out;
+            if (!go(kernel, s.rows, 1, 256, dst.data(), x.data(), weight.data(), bias.data(), s.rows, s.width, s.eps)) continue;
+            if (!inPlace) unchanged(x, x0, "x");
+            unchanged(weight, w0, "weight");
+            unchanged(bias, b0, "bias");
+            expect_close(dst, ref_layer_norm<W>(x0, w0, b0, s.rows, s.width, s.eps), s.width, "out");
+            // Row rows - 1 launched alone: the same bits as among the others.
+            Buf<float> alone(s.width), last(s.width);
+            std::memcpy(last.data(), &x0[n - s.width], s.width * sizeof(float));
+            if (go(kernel, 1, 1, 256, alone.data(), last.data(), weight.data(), bias.data(), 1, s.width, s.eps) &&
+                std::memcmp(alone.data(), &dst[n - s.width], s.width * sizeof(float)) != 0) {
+                fail("the last row alone differs from the same row among %d", s.rows);
+            }
+            absorb(dst);
+        }
+    }
+}
+
+void check_gelu(void (*kernel)(float*, const float*, long long)) {
+    Rng rng{22};
+    for (long long n : {1LL, 7LL, 255LL, 256LL, 257LL, 384LL, 1536LL, 4099LL, 37LL * 384}) {
+        for (bool inPlace : {false, true}) {
+            begin("n=%lld%s", n, inPlace ? " out=x" : "");
+            Buf<float> out(n), x(n);
+            for (long long i = 0; i < n; i++) {
+                x[i] = i % 3 == 0 ? rng.sym(12) : i % 3 == 1 ? rng.sym(3) * rng.sym(1) : rng.sym(1e-3f);
+            }
+            out.fill(float_of(FILL_F32));
+            auto x0 = x.copy();
+            Buf<float>& dst = inPlace ? x : out;
+            if (!go(kernel, (n + 255) / 256, 1, 256, dst.data(), x.data(), n)) continue;
+            if (!inPlace) unchanged(x, x0, "x");
+            std::vector<double> ref(n);
+            for (long long i = 0; i < n; i++) ref[i] = 0.5 * x0[i] * (1 + std::erf(x0[i] / std::sqrt(2.0)));
+            // Normwise over the whole launch (a few elements could all sit in the negative tail, where the bound below
+            // is the meaningful one).
+            if (n >= 255) expect_close(dst, ref, n, "out");
+            // Element by element: erff within 2 ulp near 1 (1.2e-7) and the rounding of 1 + erf and x/√2 give
+            // |x|/2 · 2.4e-7 at most, plus the last product's rounding. For x ≪ 0, 1 + erf cancels: this bound is
+            // absolute in x, not relative to the (tiny) result.
+            std::size_t bad = 0, first = 0;
+            for (long long i = 0; i < n; i++) {
+                if (!(std::fabs(dst[i] - ref[i]) <= 1.2e-7 * std::fabs(x0[i]) + 1.2e-7 * std::fabs(ref[i]))) {
+                    if (bad++ == 0) first = i;
+                }
+            }
+            if (bad != 0) {
+                fail("%zu of %lld elements off by more than 1.2e-7 (|x| + |gelu(x)|); first gelu(%.9g) = %s, exactly %.9g", bad, n,
+                     static_cast<double>(x0[first]), show(dst[first]).c_str(), ref[first]);
+            }
+            absorb(dst);
+        }
+    }
+    begin("specials");
+    const std::vector<float> specials = {0.0f, -0.0f, INFINITY, -INFINITY, float_of(0x7fc12345u), 1e30f, -1e30f, -20.0f, 1e-40f};
+    Buf<float> x(specials), out(specials.size());
+    out.fill(float_of(FILL_F32));
+    if (go(kernel, 1, 1, 256, out.data(), x.data(), static_cast<long long>(specials.size()))) {
+        unchanged(x, specials, "x");
+        // −∞ gives x/2 · (1 − 1) = −∞ · 0 = NaN, as Backend's default and the CPU kernel give.
+        const std::vector<float> ref = {0.0f, -0.0f, INFINITY, float_of(0x7fc00000u), float_of(0x7fc00000u), 1e30f, -0.0f, -0.0f,
+                                        0.5f * 1e-40f};
+        expect_exact(out, ref, "out", float_of(FILL_F32), true);
+    }
+    absorb(out);
+}
+
 void check_rope(void (*kernel)(float*, const int*, const float*, int, int, int, int)) {
     Rng rng{15};
     struct Shape {
@@ -2153,6 +2270,7 @@ struct Check {
 const Check checks[] = {
     CHECK(tandem_add_f32, check_add(tandem_add_f32, false)),
     CHECK(tandem_silu_mul_f32, check_add(tandem_silu_mul_f32, true)),
+    CHECK(tandem_gelu_f32, check_gelu(tandem_gelu_f32)),
     CHECK(tandem_add_bias_f32, check_add_bias<F32>(tandem_add_bias_f32)),
     CHECK(tandem_add_bias_bf16, check_add_bias<Bf16>(tandem_add_bias_bf16)),
     CHECK(tandem_add_bias_f16, check_add_bias<F16>(tandem_add_bias_f16)),
@@ -2162,6 +2280,9 @@ const Check checks[] = {
     CHECK(tandem_rmsnorm_f32, check_rmsnorm<F32>(tandem_rmsnorm_f32)),
     CHECK(tandem_rmsnorm_bf16, check_rmsnorm<Bf16>(tandem_rmsnorm_bf16)),
     CHECK(tandem_rmsnorm_f16, check_rmsnorm<F16>(tandem_rmsnorm_f16)),
+    CHECK(tandem_layer_norm_f32, check_layer_norm<F32>(tandem_layer_norm_f32)),
+    CHECK(tandem_layer_norm_bf16, check_layer_norm<Bf16>(tandem_layer_norm_bf16)),
+    CHECK(tandem_layer_norm_f16, check_layer_norm<F16>(tandem_layer_norm_f16)),
     CHECK(tandem_rope_f32, check_rope(tandem_rope_f32)),
     CHECK(tandem_matmul_f32, check_matmul<F32>(tandem_matmul_f32)),
     CHECK(tandem_matmul_bf16, check_matmul<Bf16>(tandem_matmul_bf16)),

@@ -465,6 +465,27 @@ public final class CudaBackend implements Backend, DeviceSampling {
     }
 
     @Override
+    public synchronized void layerNorm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) {
+        requireF32(x, "layerNorm");
+        requireF32(out, "layerNorm");
+        requireDevice(weight, "layerNorm");
+        requireDevice(bias, "layerNorm");
+        int d = (int) weight.numel();
+        int n = (int) (x.numel() / Math.max(1, d));
+        if ((long) n * d != x.numel() || out.numel() != x.numel() || bias.numel() != d) {
+            throw new IllegalArgumentException("layerNorm shapes do not agree: x " + x + ", weight " + weight + ", bias " + bias
+                    + ", out " + out);
+        }
+        if (bias.dtype() != weight.dtype()) {
+            // One kernel per weight type reads both; a checkpoint stores the two in one dtype.
+            throw new IllegalArgumentException("layerNorm needs weight and bias of one dtype, not " + weight + " and " + bias);
+        }
+        enter();
+        launch("tandem_layer_norm_" + suffix(weight.dtype()), n, 1, 256, new CudaLibrary.Args().pointer(out.deviceAddress())
+                .pointer(x.deviceAddress()).pointer(weight.deviceAddress()).pointer(bias.deviceAddress()).i32(n).i32(d).f32(eps));
+    }
+
+    @Override
     public synchronized void rope(Tensor x, int heads, int headDim, int[] positions, float[] invFreq, RopeLayout layout) {
         requireF32(x, "rope");
         int n = positions.length;
@@ -481,6 +502,18 @@ public final class CudaBackend implements Backend, DeviceSampling {
     @Override
     public synchronized void siluMul(Tensor gate, Tensor up, Tensor out) {
         elementwise("tandem_silu_mul_f32", "siluMul", gate, up, out);
+    }
+
+    @Override
+    public synchronized void gelu(Tensor x, Tensor out) {
+        requireF32(x, "gelu");
+        requireF32(out, "gelu");
+        if (x.numel() != out.numel()) {
+            throw new IllegalArgumentException("gelu shapes do not agree: " + x + ", " + out);
+        }
+        enter();
+        launch("tandem_gelu_f32", (x.numel() + 255) / 256, 1, 256, new CudaLibrary.Args()
+                .pointer(out.deviceAddress()).pointer(x.deviceAddress()).i64(x.numel()));
     }
 
     @Override

@@ -291,6 +291,87 @@ class CudaBackendEquivalenceTest {
         b.free(dRows);
     }
 
+    /** Rows as a residual stream has them: every other row off zero by up to ±20, spreads of 0.1 to 3, a large feature every 97. */
+    private static float[] hiddenStates(SplittableRandom rnd, int n, int width) {
+        float[] x = new float[n * width];
+        for (int r = 0; r < n; r++) {
+            double offset = (rnd.nextDouble() - 0.5) * 40 * (r % 2), scale = 0.1 + rnd.nextDouble() * 3;
+            for (int i = 0; i < width; i++) {
+                x[r * width + i] = (float) (offset + scale * rnd.nextGaussian() * (i % 97 == 5 ? 30 : 1));
+            }
+        }
+        return x;
+    }
+
+    @ParameterizedTest
+    @MethodSource("targetsAndWeightTypes")
+    void layerNormMatchesTheCpuIsBatchInvariantAndRunsInPlace(String which, DType dtype) {
+        CudaBackend b = backend(which);
+        SplittableRandom rnd = random("layerNorm" + dtype);
+        for (int width : new int[] {7, 384, 1536}) {
+            float[] x = hiddenStates(rnd, 37, width);
+            Tensor weightHost = hostTensor(dtype, uniform(rnd, width), width), biasHost = hostTensor(dtype, uniform(rnd, width), width);
+            Tensor weight = b.loadWeight(weightHost), bias = b.loadWeight(biasHost);
+            float[] firstRowAlone = null;
+            for (int n : new int[] {1, 3, 17, 37}) {
+                float[] xs = Arrays.copyOf(x, n * width);
+                Tensor cpuOut = Tensor.allocate(ARENA, DType.F32, n, width);
+                cpu.layerNorm(Tensor.ofFloats(xs, n, width), weightHost, biasHost, 1e-12f, cpuOut);
+                Tensor dx = deviceF32(b, xs, n, width), dout = poisoned(b, n, width);
+                b.layerNorm(dx, weight, bias, 1e-12f, dout);
+                float[] got = read(b, dout);
+                String what = "layerNorm " + dtype + ", width " + width + ", " + n + " rows";
+                assertClose(cpuRead(cpuOut), got, F32_BOUND, what);
+                if (firstRowAlone == null) {
+                    firstRowAlone = got;
+                } else {
+                    assertArrayEquals(firstRowAlone, Arrays.copyOf(got, width), "row 0 alone and among " + n + " rows must be bit-equal, " + what);
+                }
+                b.layerNorm(dx, weight, bias, 1e-12f, dx); // out may alias x
+                assertArrayEquals(got, read(b, dx), "in place, " + what);
+                b.free(dx);
+                b.free(dout);
+            }
+        }
+        Tensor w = b.loadWeight(hostTensor(DType.F32, uniform(rnd, 8), 8)), bf = b.loadWeight(hostTensor(DType.BF16, uniform(rnd, 8), 8));
+        Tensor dx = deviceF32(b, uniform(rnd, 16), 2, 8);
+        assertThrows(IllegalArgumentException.class, () -> b.layerNorm(dx, w, bf, 1e-5f, dx), "weight and bias of two dtypes");
+        b.free(dx);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"host", "gpu"})
+    void geluMatchesTheCpuIsBatchInvariantAndRunsInPlace(String which) {
+        CudaBackend b = backend(which);
+        SplittableRandom rnd = random("gelu");
+        for (int width : new int[] {7, 384, 1536}) {
+            float[] x = new float[37 * width];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) (i % 3 == 0 ? rnd.nextGaussian() * 3 : rnd.nextDouble() * 20 - 10);
+            }
+            float[] firstRowAlone = null;
+            for (int n : new int[] {1, 3, 17, 37}) {
+                float[] xs = Arrays.copyOf(x, n * width);
+                Tensor cpuOut = Tensor.allocate(ARENA, DType.F32, n, width);
+                cpu.gelu(Tensor.ofFloats(xs, n, width), cpuOut);
+                Tensor dx = deviceF32(b, xs, n, width), dout = poisoned(b, n, width);
+                b.gelu(dx, dout);
+                float[] got = read(b, dout);
+                // The CPU's erf is its own (FloatErf), the GPU's erff: a few ulp apart, within the bound as a whole.
+                assertClose(cpuRead(cpuOut), got, F32_BOUND, "gelu, width " + width + ", " + n + " rows");
+                if (firstRowAlone == null) {
+                    firstRowAlone = got;
+                } else {
+                    assertArrayEquals(firstRowAlone, Arrays.copyOf(got, width), "row 0 alone and among " + n + " rows must be bit-equal");
+                }
+                b.gelu(dx, dx); // out may alias x
+                assertArrayEquals(got, read(b, dx), "gelu in place");
+                b.free(dx);
+                b.free(dout);
+            }
+        }
+    }
+
     static Stream<Arguments> targetsAndRopeLayouts() {
         return Stream.of("host", "gpu").flatMap(t -> Stream.of(RopeLayout.values()).map(l -> Arguments.of(t, l)));
     }
