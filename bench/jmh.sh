@@ -4,9 +4,9 @@
 # command, then JMH's own output). Finds a JDK 25 like ./tandem and builds bench/target/benchmarks.jar
 # when it is missing or older than a pom or a main source. Prints the JSON's path at the end.
 #
-#   bench/jmh.sh quick [JMH args]   # 36 parameter sets, 1 fork, 2 × 1 s warm-up, 3 × 1 s measurement: ~3.5 min on 2 cores
-#   bench/jmh.sh full  [JMH args]   # every parameter set (66) with the annotations' defaults
-#                                   # (2 forks, 5 × 1 s warm-up, 5 × 2 s measurement): ~35 min
+#   bench/jmh.sh quick [JMH args]   # 44 parameter sets, 1 fork, 2 × 1 s warm-up, 3 × 1 s measurement: ~4 min on 2 cores
+#   bench/jmh.sh full  [JMH args]   # every parameter set (82) with the annotations' defaults
+#                                   # (2 forks, 5 × 1 s warm-up, 5 × 2 s measurement): ~44 min
 #
 # Extra arguments go to JMH after the profile's and override them: a benchmark regex (e.g. Attention),
 # -p name=v1,v2 (pins a parameter), -f/-wi/-i/-w/-r, -prof gc, ... (java -jar benchmarks.jar -h).
@@ -25,14 +25,15 @@ shift
 # rejects a repeated -f, -wi, ...) or a -p of the same parameter (JMH would add its values) replaces it.
 case "$PROFILE" in
   quick)
-    # 36 sets × (≈0.7 s fork + 2 s warm-up + 3 s measurement) ≈ 205 s. -p pins a parameter in every
+    # 44 sets × (≈0.7 s fork + 2 s warm-up + 3 s measurement) ≈ 250 s. -p pins a parameter in every
     # benchmark that has it: matmul 2048x5632 (n 1, 64 × f32, bf16 × threads 1, all: 8 sets),
     # attention decode at contexts 128, 1024, 4096 (× kv f32, bf16 × threads: 12), rmsnorm dim 2048
     # (rows 1, 64 × threads: 4), rope (4), softmax width 32000 (rows 1, 64: 2), argmax (vocab 32000,
-    # 128256: 2), sample with temperature alone and with top-k+top-p (× vocab: 4).
+    # 128256: 2), sample with temperature alone and with top-k+top-p (× vocab: 4), layerNorm hidden 384
+    # and gelu intermediate 1536 (rows 1, 128 × threads: 4 each).
     PROFILE_OPTS=(-f 1 -wi 2 -i 3 -w 1s -r 1s
       -p shape=2048x5632 -p context=128,1024,4096 -p queries=1 -p dim=2048 -p width=32000
-      -p filter=temperature,top-k+top-p)
+      -p filter=temperature,top-k+top-p -p hidden=384 -p intermediate=1536)
     ;;
   full)
     PROFILE_OPTS=()
