@@ -34,8 +34,9 @@ public final class EmbedCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--model", paramLabel = "DIR", required = true,
-            description = "A Hugging Face BERT encoder directory (config.json with \"model_type\": \"bert\", safetensors, tokenizer.json).")
+    @Option(names = "--model", paramLabel = "DIR",
+            description = "A Hugging Face BERT encoder directory (config.json with \"model_type\": \"bert\", safetensors, tokenizer.json); "
+                    + "default: the embedded all-MiniLM-L6-v2 (384 dimensions).")
     Path model;
 
     @Option(names = "--truncate", description = "Cut inputs longer than the encoder's positions (default: such an input is an error).")
@@ -77,7 +78,7 @@ public final class EmbedCommand implements Callable<Integer> {
         }
         threads = Main.capThreads(threads, "--threads", spec.commandLine().getErr());
         PrintWriter out = spec.commandLine().getOut();
-        try (BertEncoder encoder = Encoders.openDirectory(model, null, threads)) {
+        try (BertEncoder encoder = model != null ? Encoders.openDirectory(model, null, threads) : Encoders.miniLm(null, threads)) {
             List<int[]> pending = new ArrayList<>();
             try {
                 new JsonLines(in, "stdin").forEach("give one JSON string per line", (lineNumber, where, value) -> {

@@ -68,6 +68,20 @@ class EmbedCliTest {
     }
 
     @Test
+    void theDefaultIsTheEmbeddedMiniLm() throws Exception {
+        Run r = embed("\"Hello, my dog is cute\"\n");
+        assertEquals(0, r.exit(), r.err());
+        JsonNode v = new ObjectMapper().readTree(r.out().strip());
+        try (BertEncoder enc = Encoders.miniLm(null, 1)) {
+            float[] expected = enc.embed(List.of("Hello, my dog is cute"), BertEncoder.Pooling.MEAN, true, false)[0];
+            assertEquals(384, v.size());
+            for (int j = 0; j < v.size(); j++) {
+                assertEquals(expected[j], v.get(j).floatValue(), "element " + j);
+            }
+        }
+    }
+
+    @Test
     void badInputIsOneSentence(@TempDir Path tmp) throws Exception {
         Path dir = BertFixtures.writeDirectory(tmp.resolve("bert"), CONFIG, 4);
         Run notString = embed("\"fine\"\n[1, 2]\n", "--model", dir.toString());
