@@ -128,21 +128,7 @@ class GroundedDecodingTest {
     @Test
     void zeroWeightIsPlainDecodingBitForBit() {
         LogitMixDecoding method = LogitMixDecoding.grounded(large, store, LogitMixDecoding.DEFAULT_GROUNDING_NEIGHBOURS, 0);
-        for (String prompt : PROMPTS) {
-            GenerationRequest greedy = GenerationRequest.of(prompt).withMaxTokens(MAX_TOKENS).withLogprobs(3);
-            for (GenerationRequest r : List.of(greedy, greedy.withLogprobs(0),
-                    greedy.withSampling(SamplingParams.greedy().withTemperature(0.9f).withTopP(0.95f).withSeed(17)).withStreamId(3),
-                    greedy.withSampling(SamplingParams.greedy().withTemperature(1.2f).withRepetitionPenalty(1.3f).withSeed(5)))) {
-                GenerationResult got = method.generate(r);
-                GenerationResult plain = new Generator(large).generate(r);
-                String what = "\"" + prompt + "\" " + r.sampling() + " logprobs " + r.logprobs();
-                assertArrayEquals(plain.promptIds(), got.promptIds(), what);
-                assertArrayEquals(plain.generatedIds(), got.generatedIds(), what);
-                assertEquals(plain.text(), got.text(), what);
-                assertEquals(plain.finishReason(), got.finishReason(), what);
-                assertEquals(plain.logprobs(), got.logprobs(), what + ": the same log-probabilities, bit for bit");
-            }
-        }
+        MixChecks.assertPlain(large, PROMPTS, MAX_TOKENS, method, GenerationRequest::of);
     }
 
     @Test
@@ -161,7 +147,7 @@ class GroundedDecodingTest {
     void theEngineGivesCaadRequestsTheirLoneTokens() {
         List<DecodingStrategy> methods = List.of(LogitMixDecoding.grounded(large, store, 4, 1.5), new Generator(large),
                 LogitMixDecoding.grounded(large, store, LogitMixDecoding.DEFAULT_GROUNDING_NEIGHBOURS, 0));
-        EngineTogether.assertTogetherAsAlone(large, methods, EngineTogether.requests(PROMPTS, 9, 6, SamplingParams.greedy().withTemperature(0.8f)));
+        MixChecks.assertTogetherAsAlone(large, methods, MixChecks.requests(PROMPTS, 9, 6, SamplingParams.greedy().withTemperature(0.8f)));
         assertEquals(0, large.kvCache().usedBlocks(), "caad kept KV blocks");
     }
 

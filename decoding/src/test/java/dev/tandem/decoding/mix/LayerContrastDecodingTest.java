@@ -320,7 +320,7 @@ class LayerContrastDecodingTest {
         List<DecodingStrategy> methods = List.of(LayerContrastDecoding.dola(large, 0, 2, 4), new Generator(large),
                 LogitMixDecoding.lowerLayerContrast(large, small, 0, 0.1, 0.5, 1), LayerContrastDecoding.dola(large, 3),
                 new Generator(large));
-        EngineTogether.assertTogetherAsAlone(large, methods, EngineTogether.requests(PROMPTS, 10, 6, SamplingParams.greedy().withTemperature(0.8f).withTopK(40)));
+        MixChecks.assertTogetherAsAlone(large, methods, MixChecks.requests(PROMPTS, 10, 6, SamplingParams.greedy().withTemperature(0.8f).withTopK(40)));
         for (LanguageModel m : List.of(large, small)) {
             assertEquals(0, m.kvCache().usedBlocks(), m.directory() + " kept KV blocks");
         }

@@ -188,28 +188,8 @@ public class LogitMixDecodingTest {
                 });
     }
 
-    private static List<GenerationRequest> identityRequests(String prompt) {
-        GenerationRequest greedy = GenerationRequest.of(prompt).withMaxTokens(MAX_TOKENS).withLogprobs(3);
-        return List.of(greedy, greedy.withLogprobs(0),
-                greedy.withSampling(SamplingParams.greedy().withTemperature(0.9f).withTopP(0.95f).withSeed(17)).withStreamId(3),
-                greedy.withSampling(SamplingParams.greedy().withTemperature(1.2f).withRepetitionPenalty(1.3f).withSeed(5)));
-    }
-
     private static void assertPlain(DecodingStrategy method, Function<String, GenerationRequest> plainRequest) {
-        for (String prompt : PROMPTS) {
-            for (GenerationRequest r : identityRequests(prompt)) {
-                GenerationResult got = method.generate(r);
-                GenerationRequest p = plainRequest.apply(prompt);
-                GenerationResult plain = new Generator(large).generate(new GenerationRequest(p.prompt(), p.promptIds(), r.maxTokens(),
-                        r.sampling(), r.stop(), r.eosTokenIds(), r.logprobs(), r.streamId()));
-                String what = method.name() + " \"" + prompt + "\" " + r.sampling() + " logprobs " + r.logprobs();
-                assertArrayEquals(plain.promptIds(), got.promptIds(), what);
-                assertArrayEquals(plain.generatedIds(), got.generatedIds(), what);
-                assertEquals(plain.text(), got.text(), what);
-                assertEquals(plain.finishReason(), got.finishReason(), what);
-                assertEquals(plain.logprobs(), got.logprobs(), what + ": the same log-probabilities, bit for bit");
-            }
-        }
+        MixChecks.assertPlain(large, PROMPTS, MAX_TOKENS, method, plainRequest);
     }
 
     @Test
@@ -240,7 +220,7 @@ public class LogitMixDecodingTest {
         List<DecodingStrategy> methods = List.of(LogitMixDecoding.contrastive(large, small, 0.1, 0.5),
                 LogitMixDecoding.proxyTuning(large, medium, small, 1), LogitMixDecoding.contextAware(large, CONTEXT, 0.5),
                 LogitMixDecoding.guidance(large, "", 2), new Generator(large));
-        EngineTogether.assertTogetherAsAlone(large, methods, EngineTogether.requests(PROMPTS, 10, 8, SamplingParams.greedy().withTemperature(0.8f)));
+        MixChecks.assertTogetherAsAlone(large, methods, MixChecks.requests(PROMPTS, 10, 8, SamplingParams.greedy().withTemperature(0.8f)));
         for (LanguageModel m : List.of(large, medium, small)) {
             assertEquals(0, m.kvCache().usedBlocks(), m.directory() + " kept KV blocks");
         }
