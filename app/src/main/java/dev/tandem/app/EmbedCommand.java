@@ -3,6 +3,7 @@ package dev.tandem.app;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tandem.runtime.TandemException;
+import dev.tandem.transformer.JsonLines;
 import dev.tandem.transformer.bert.BertEncoder;
 import dev.tandem.transformer.bert.Encoders;
 import picocli.CommandLine.Command;

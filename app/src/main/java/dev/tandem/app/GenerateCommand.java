@@ -36,6 +36,7 @@ import dev.tandem.runtime.Backends;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.kv.KvCache;
+import dev.tandem.transformer.JsonLines;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
 import dev.tandem.transformer.config.ModelConfig;

@@ -2,6 +2,7 @@ package dev.tandem.app;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tandem.transformer.JsonLines;
 import dev.tandem.transformer.ModelLoader;
 import dev.tandem.transformer.tokenizer.Tokenizer;
 import dev.tandem.transformer.tokenizer.Tokenizers;

@@ -1,22 +1,22 @@
 package dev.tandem.decoding.mix;
 
-import com.fasterxml.jackson.core.JsonParser;
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.core.StreamReadFeature;
-import com.fasterxml.jackson.databind.DeserializationFeature;
+
+
+
+
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.exc.MismatchedInputException;
-import com.fasterxml.jackson.databind.json.JsonMapper;
+
+
+
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.Generator;
 import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.TandemException;
-import dev.tandem.runtime.Utf8Text;
 import dev.tandem.runtime.kv.KvSequence;
 import dev.tandem.transformer.Batch;
 import dev.tandem.transformer.ForwardResult;
+import dev.tandem.transformer.JsonLines;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
 import dev.tandem.transformer.config.ModelConfig;
@@ -93,10 +93,6 @@ public final class GroundingStore {
     private static final int WINDOW = 64 << 10;
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ObjectMapper JSON = JsonMapper.builder()
-            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
-            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
-            .build();
 
     /** The stored pairs nearest a state, most similar first, with their cosine similarities. */
     public record Neighbours(int[] pairs, double[] similarities) {
@@ -355,28 +351,11 @@ public final class GroundingStore {
     static List<Example> parse(Path file, byte[] bytes) {
         String tail = "; " + LINE_FORMS + ".";
         List<Example> examples = new ArrayList<>();
-        int lineNumber = 0;
-        for (int from = 0; from < bytes.length; ) {
-            int end = from;
-            while (end < bytes.length && bytes[end] != '\n') {
-                end++;
-            }
-            int stop = end > from && bytes[end - 1] == '\r' ? end - 1 : end;
-            byte[] raw = Arrays.copyOfRange(bytes, from, stop);
-            from = end + 1;
-            lineNumber++;
-            String where = file + " line " + lineNumber;
-            if (Utf8Text.firstInvalidByte(raw) >= 0) {
-                throw new TandemException(where + " is not valid UTF-8" + tail);
-            }
-            String line = new String(raw, StandardCharsets.UTF_8);
-            if (lineNumber == 1 && line.startsWith("\uFEFF")) {
-                line = line.substring(1);
-            }
-            if (line.isBlank()) {
-                continue;
-            }
-            examples.add(example(where, lineNumber, line, tail));
+        try {
+            new JsonLines(new java.io.ByteArrayInputStream(bytes), file.toString()).forEach(LINE_FORMS,
+                    (lineNumber, where, node) -> examples.add(example(where, lineNumber, node, tail)));
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e); // an array in memory: not reached
         }
         if (examples.isEmpty()) {
             throw new TandemException("the grounding file " + file + " holds no examples" + tail);
@@ -384,19 +363,7 @@ public final class GroundingStore {
         return examples;
     }
 
-    private static Example example(String where, int lineNumber, String line, String tail) {
-        JsonNode node;
-        try {
-            node = JSON.readTree(line);
-        } catch (MismatchedInputException e) {
-            throw new TandemException(where + " holds more than one JSON value" + tail);
-        } catch (JsonProcessingException e) {
-            String at = e.getLocation() != null && e.getLocation().getColumnNr() > 0 ? " at column " + e.getLocation().getColumnNr() : "";
-            boolean duplicate = e.getOriginalMessage() != null && e.getOriginalMessage().startsWith("Duplicate field");
-            String field = duplicate && e.getProcessor() instanceof JsonParser p ? currentName(p) : null;
-            throw new TandemException(where + (duplicate ? " has the field " + (field == null ? "" : "\"" + field + "\" ") + "twice"
-                    : " is not valid JSON") + at + tail);
-        }
+    private static Example example(String where, int lineNumber, JsonNode node, String tail) {
         if (!node.isObject()) {
             throw new TandemException(where + " is a JSON " + typeName(node) + ", not an object" + tail);
         }
@@ -424,14 +391,6 @@ public final class GroundingStore {
             throw new TandemException(where + " has a \"" + name + "\" that is a JSON " + typeName(value) + ", not a string.");
         }
         return value.textValue();
-    }
-
-    private static String currentName(JsonParser p) {
-        try {
-            return p.currentName();
-        } catch (IOException | RuntimeException e) {
-            return null;
-        }
     }
 
     private static String typeName(JsonNode node) {

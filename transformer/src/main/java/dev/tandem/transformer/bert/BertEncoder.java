@@ -7,6 +7,7 @@ import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.Tensor;
 import dev.tandem.runtime.kv.KvCache;
 import dev.tandem.runtime.kv.KvSequence;
+import dev.tandem.transformer.ScratchTensors;
 import dev.tandem.transformer.config.BertConfig;
 import dev.tandem.transformer.tokenizer.Tokenizer;
 
@@ -53,6 +54,7 @@ public final class BertEncoder implements AutoCloseable {
     private final AutoCloseable resources;
     private final int maxPassTokens;
     private KvCache cache;
+    private final ScratchTensors scratch;               // the pass's working tensors, kept between passes
     private boolean closed;
 
     /**
@@ -78,6 +80,7 @@ public final class BertEncoder implements AutoCloseable {
         }
         this.maxPassTokens = maxPassTokens;
         this.resources = resources;
+        this.scratch = new ScratchTensors(backend, 7);
         try {
             int d = config.hiddenSize(), ff = config.intermediateSize();
             load(hostWeights, WORD, config.vocabSize(), d);
@@ -256,7 +259,6 @@ public final class BertEncoder implements AutoCloseable {
         int[][] tables = new int[tokens][];
         int[] prefix = new int[tokens];
         List<KvSequence> seqs = new ArrayList<>(sequences.size());
-        List<Tensor> scratch = new ArrayList<>();
         try {
             int row = 0;
             for (int[] seq : sequences) {
@@ -274,9 +276,9 @@ public final class BertEncoder implements AutoCloseable {
                 row += seq.length;
             }
             AttentionRows rows = new AttentionRows(tables, prefix, null, null);
-            Tensor x = alloc(scratch, tokens, d), t = alloc(scratch, tokens, d), q = alloc(scratch, tokens, d),
-                    k = alloc(scratch, tokens, d), v = alloc(scratch, tokens, d), a = alloc(scratch, tokens, d),
-                    f = alloc(scratch, tokens, ff);
+            Tensor x = scratch.get(0, tokens, d), t = scratch.get(1, tokens, d), q = scratch.get(2, tokens, d),
+                    k = scratch.get(3, tokens, d), v = scratch.get(4, tokens, d), a = scratch.get(5, tokens, d),
+                    f = scratch.get(6, tokens, ff);
             backend.embed(weights.get(WORD), ids, x);
             backend.embed(weights.get(POSITION), positions, t);
             backend.add(x, t, x);
@@ -306,16 +308,7 @@ public final class BertEncoder implements AutoCloseable {
             for (KvSequence kv : seqs) {
                 kv.close();
             }
-            for (Tensor s : scratch) {
-                backend.free(s);
-            }
         }
-    }
-
-    private Tensor alloc(List<Tensor> scratch, int rows, int width) {
-        Tensor t = backend.allocate(rows, width);
-        scratch.add(t);
-        return t;
     }
 
     /** {@code out = in · W_nameᵀ + b_name}. */
@@ -332,6 +325,9 @@ public final class BertEncoder implements AutoCloseable {
         closed = true;
         if (cache != null) {
             cache.close();
+        }
+        if (scratch != null) {
+            scratch.close();
         }
         for (Tensor w : copies) {
             backend.free(w);

@@ -16,6 +16,7 @@ import dev.tandem.transformer.Batch;
 import dev.tandem.transformer.ForwardResult;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
+import dev.tandem.transformer.ScratchTensors;
 import dev.tandem.transformer.config.GenerationConfig;
 import dev.tandem.transformer.config.ModelConfig;
 import dev.tandem.transformer.tokenizer.Tokenizer;
@@ -55,7 +56,7 @@ public final class LlamaModel implements LanguageModel {
     private final Tensor finalNorm;
     private final Tensor lmHead;
     private final Layer[] layers;
-    private final Tensor[] scratchBuffers = new Tensor[12];
+    private final ScratchTensors scratch;
     private boolean closed;
 
     private record Layer(Tensor attnNorm, Tensor wq, Tensor wk, Tensor wv, Tensor wo,
@@ -78,6 +79,7 @@ public final class LlamaModel implements LanguageModel {
         this.tokenizer = tokenizer;
         this.weights = weights;
         this.backend = backend;
+        this.scratch = new ScratchTensors(backend, 12);
         if (tokenizer.vocabSize() > config.vocabSize()) {
             throw new TandemException("tokenizer.json in " + dir + " has " + tokenizer.vocabSize()
                     + " tokens but config.json vocab_size is " + config.vocabSize() + ".");
@@ -806,18 +808,7 @@ public final class LlamaModel implements LanguageModel {
      * are the backend's memory; an outgrown one is freed at once, the rest when the model closes.
      */
     private Tensor scratch(int slot, int rows, long width) {
-        Tensor t = scratchBuffers[slot];
-        long need = rows * width;
-        if (t == null || t.numel() < need) {
-            long cap = Math.max(need, t == null ? 0 : 2 * t.numel());
-            if (t != null) {
-                scratchBuffers[slot] = null;
-                backend.free(t);
-            }
-            t = backend.allocate(cap);
-            scratchBuffers[slot] = t;
-        }
-        return t.head(rows, width);
+        return scratch.get(slot, rows, width);
     }
 
     private void project(Tensor in, Tensor w, Tensor bias, Tensor out) {
@@ -836,12 +827,7 @@ public final class LlamaModel implements LanguageModel {
         if (!closed) {
             closed = true;
             cache.close();
-            for (int i = 0; i < scratchBuffers.length; i++) {
-                if (scratchBuffers[i] != null) {
-                    backend.free(scratchBuffers[i]);
-                    scratchBuffers[i] = null;
-                }
-            }
+            scratch.close();
             if (ownsBackend) {
                 backend.close();
             }

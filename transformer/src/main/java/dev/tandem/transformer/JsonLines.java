@@ -1,4 +1,4 @@
-package dev.tandem.app;
+package dev.tandem.transformer;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.StreamReadFeature;
@@ -18,12 +18,13 @@ import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 
 /**
- * The one JSON-lines reader of every command ({@code generate --prompt-file}, {@code tokenize} on stdin):
+ * The one JSON-lines reader of every user's JSON-lines input ({@code generate --prompt-file}, {@code tokenize} and
+ * {@code embed} on stdin, a CAAD grounding file):
  * strict UTF-8, one JSON value per line (anything after it is an error), a repeated object field an
  * error, blank lines skipped. Every refusal is one sentence naming the source and the line, in our own
  * words (no parser's text).
  */
-final class JsonLines {
+public final class JsonLines {
     private static final ObjectMapper JSON = JsonMapper.builder()
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
             .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
@@ -31,7 +32,7 @@ final class JsonLines {
 
     /** Receives each non-blank line's value. */
     @FunctionalInterface
-    interface LineHandler {
+    public interface LineHandler {
         void accept(int lineNumber, String where, JsonNode value) throws IOException;
     }
 
@@ -42,7 +43,7 @@ final class JsonLines {
      * @param source what the sentences call the input, e.g. {@code stdin} or {@code the prompt file F}; a
      *               line is named "{@code SOURCE line N}"
      */
-    JsonLines(InputStream in, String source) {
+    public JsonLines(InputStream in, String source) {
         this.in = new BufferedInputStream(in);
         this.source = source;
     }
@@ -78,7 +79,7 @@ final class JsonLines {
      * @param forms how valid lines are written, ending every sentence that refuses a line (null for none)
      * @throws TandemException at the first line that is not valid UTF-8, not valid JSON, or holds more than one value
      */
-    void forEach(String forms, LineHandler handler) throws IOException {
+    public void forEach(String forms, LineHandler handler) throws IOException {
         String tail = forms == null ? "." : "; " + forms + ".";
         int lineNumber = 0;
         while (true) {
