@@ -84,6 +84,63 @@ public sealed interface AttentionShape {
     }
 
     /**
+     * Causal rows over a chosen part of the cached prefix: each new row sees the cached positions listed in
+     * {@code cached} (strictly increasing, each below the cached length), then the new rows up to itself. This is
+     * how the question and answer of a sequence with attached passages ({@code KvSequence.attach}) read the
+     * passages but not the padding between them: block-sparse attention over cached passages.
+     */
+    record SparsePrefix(int[] cached) implements AttentionShape {
+        public SparsePrefix {
+            cached = cached.clone();
+            for (int i = 0; i < cached.length; i++) {
+                if (cached[i] < 0 || (i > 0 && cached[i] <= cached[i - 1])) {
+                    throw new IllegalArgumentException("the visible cached positions must be non-negative and increasing, got "
+                            + cached[i] + (i > 0 ? " after " + cached[i - 1] : "") + " at index " + i);
+                }
+            }
+        }
+
+        @Override
+        public void validate(int rows) {
+        }
+
+        /** One past the largest cached position the rows see (0 when none). */
+        public int extent() {
+            return cached.length == 0 ? 0 : cached[cached.length - 1] + 1;
+        }
+
+        @Override
+        public int[] cached() {
+            return cached.clone();
+        }
+
+        /** Number of cached positions the rows see. */
+        public int count() {
+            return cached.length;
+        }
+
+        /** The {@code i}-th visible cached position. */
+        public int at(int i) {
+            return cached[i];
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof SparsePrefix t && Arrays.equals(cached, t.cached);
+        }
+
+        @Override
+        public int hashCode() {
+            return Arrays.hashCode(cached);
+        }
+
+        @Override
+        public String toString() {
+            return "SparsePrefix(" + cached.length + " cached positions)";
+        }
+    }
+
+    /**
      * Independent segments of the new rows: segment s is rows {@code [starts[s], starts[s+1])} (the last
      * runs to the end); each row sees the earlier rows of its own segment and itself, and the cached
      * prefix only when {@code seePrefix}. Positions may restart in each segment.

@@ -13,6 +13,8 @@ import java.util.Arrays;
  *   <li>{@link #compact} keeps a prefix and chosen rows after it (an accepted path of a token tree);</li>
  *   <li>{@link #publish} and {@link #attachPrefix} share full blocks of a common token prefix
  *       across sequences;</li>
+ *   <li>{@link #attach} shares every block of another sequence after this one's (a cached passage), and
+ *       {@link #padToBlock} skips to the next block boundary;</li>
  *   <li>{@link #close} returns every block reference.</li>
  * </ul>
  *
@@ -271,6 +273,52 @@ public final class KvSequence implements AutoCloseable {
         blockCount = n;
         length = n << cache.blockShift();
         return length;
+    }
+
+    /**
+     * Skips to the next block boundary: the positions from the current length to the end of the last block
+     * become padding, never written. Nothing is taken from the pool (the last block is already held). Whoever
+     * reads this sequence's KV must leave padding out of its attention mask (see {@link #attach}).
+     *
+     * @return the new length, a multiple of the block size
+     */
+    public int padToBlock() {
+        checkOpen();
+        length = blockCount << cache.blockShift();
+        return length;
+    }
+
+    /**
+     * Shares every block of {@code segment} (another open sequence of the same cache) after this sequence's
+     * blocks: first {@link #padToBlock pads} to a block boundary, then appends references to the segment's
+     * blocks, so that position {@code start + i} of this sequence holds what position {@code i} of the segment
+     * holds, for i in {@code [0, segment.length())}; returns {@code start}. Nothing is copied or charged to a
+     * reservation. The attached blocks are shared like a fork's: appending after them copies a partly filled
+     * last block first ({@link #append}), and neither sequence ever sees the other's later writes. The
+     * positions between the old length and {@code start}, and those of the segment that its owner did not mean
+     * to be read, are for the caller's attention mask to leave out: this is how a passage computed once is
+     * attached read-only to many sequences (block-sparse attention over cached passages).
+     */
+    public int attach(KvSequence segment) {
+        checkOpen();
+        if (segment == this) {
+            throw new IllegalArgumentException("a sequence cannot attach itself");
+        }
+        if (segment.cache != cache) {
+            throw new IllegalArgumentException("the segment belongs to another KV cache");
+        }
+        segment.checkOpen();
+        int start = blockCount << cache.blockShift();
+        if ((long) start + segment.length > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("sequence length overflows");
+        }
+        int n = segment.blockCount;
+        ensureCapacity(blockCount + n);
+        cache.retain(segment.blocks, n);
+        System.arraycopy(segment.blocks, 0, blocks, blockCount, n);
+        blockCount += n;
+        length = start + segment.length;
+        return start;
     }
 
     /** Returns every block reference; closing twice is harmless. */

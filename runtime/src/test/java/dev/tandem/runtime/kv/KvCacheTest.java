@@ -245,6 +245,75 @@ class KvCacheTest {
         }
     }
 
+    /** The tag of every position of {@code seq} that is not padding, read back through its block table. */
+    static void assertTagsAt(KvSequence seq, int[] positions, int... tags) {
+        KvCache cache = seq.cache();
+        int w = cache.slotWidth();
+        for (int i = 0; i < positions.length; i++) {
+            int slot = seq.slot(positions[i]);
+            for (int e = 0; e < w; e++) {
+                float k = cache.dtype().read(((HostKvStorage) cache.storage()).keys(0), (long) slot * w + e);
+                assertEquals(round(cache.dtype(), value(tags[i], 0, 0, e)), k, "K of position " + positions[i]);
+            }
+        }
+    }
+
+    @Test
+    void attachedSegmentsAreSharedReadOnlyAndFreedWithTheirLastHolder() {
+        try (KvCache cache = new KvCache(1, 1, 4, 4, 32)) {
+            KvSequence passageA = cache.newSequence();
+            append(passageA, 11, 12, 13, 14, 15, 16);          // 2 blocks, the last half full
+            KvSequence passageB = cache.newSequence();
+            append(passageB, 21, 22, 23);                      // 1 block, partly full
+            KvSequence question = cache.newSequence();
+            append(question, 1);                               // a one-token prefix
+            assertEquals(4, cache.usedBlocks());
+
+            int startA = question.attach(passageA);
+            int startB = question.attach(passageB);
+            assertEquals(4, startA, "padded to the first block boundary");
+            assertEquals(12, startB, "after passage A's two blocks");
+            assertEquals(15, question.length());
+            assertEquals(4, cache.usedBlocks(), "attaching takes no block");
+            assertTagsAt(question, new int[] {0, 4, 5, 6, 7, 8, 9, 12, 13, 14}, 1, 11, 12, 13, 14, 15, 16, 21, 22, 23);
+
+            // Appending right after B's partly filled, shared block copies it first: B never sees the write.
+            append(question, 99);
+            assertEquals(5, cache.usedBlocks());
+            assertTags(passageB, 21, 22, 23);
+            assertTagsAt(question, new int[] {12, 13, 14, 15}, 21, 22, 23, 99);
+            // Padding to a block then appending takes a fresh block and copies nothing.
+            assertEquals(16, question.padToBlock());
+            append(question, 100);
+            assertEquals(6, cache.usedBlocks());
+            assertTagsAt(question, new int[] {16}, 100);
+
+            // The passages' owners let go: their blocks stay while the question holds them.
+            passageA.close();
+            passageB.close();
+            assertEquals(5, cache.usedBlocks(), "B's block was let go of by the question's copy-on-write");
+            assertTagsAt(question, new int[] {4, 9}, 11, 16);
+            question.close();
+            assertEquals(0, cache.usedBlocks());
+        }
+    }
+
+    @Test
+    void attachRefusesItselfAndOtherCaches() {
+        try (KvCache cache = new KvCache(1, 1, 4, 4, 8); KvCache other = new KvCache(1, 1, 4, 4, 8)) {
+            KvSequence a = cache.newSequence();
+            append(a, 1, 2);
+            assertThrows(IllegalArgumentException.class, () -> a.attach(a));
+            KvSequence b = other.newSequence();
+            append(b, 3);
+            assertThrows(IllegalArgumentException.class, () -> a.attach(b));
+            KvSequence closed = cache.newSequence();
+            closed.close();
+            assertThrows(IllegalStateException.class, () -> a.attach(closed));
+            assertEquals(2, a.length(), "a refused attach changes nothing");
+        }
+    }
+
     @ParameterizedTest
     @EnumSource(value = DType.class, names = {"F32", "BF16"})
     void compactKeepsTheAcceptedPathOfATree(DType dtype) {

@@ -282,6 +282,10 @@ public final class LlamaModel implements LanguageModel {
             throw new IllegalArgumentException("batch entry " + e + " belongs to another model's KV cache");
         }
         entry.shape().validate(entry.rows());
+        if (entry.shape() instanceof AttentionShape.SparsePrefix sparse && sparse.extent() > entry.kv().length()) {
+            throw new IllegalArgumentException("batch entry " + e + " sees cached position " + (sparse.extent() - 1)
+                    + " of a sequence of " + entry.kv().length());
+        }
         for (int i = 0; i < entry.rows(); i++) {
             int pos = entry.positions()[i];
             if (pos < 0) {
@@ -375,6 +379,30 @@ public final class LlamaModel implements LanguageModel {
                         prefix[row + i] = p;
                         extra[row + i] = seen;
                         extraCount[row + i] = seen.length;
+                    }
+                }
+                case AttentionShape.SparsePrefix sparse -> {
+                    if (extra == null) {
+                        extra = new int[n][];
+                        extraCount = new int[n];
+                    }
+                    // The leading run 0, 1, 2, ... of the visible positions is the prefix; the rest, then the new rows, are extra.
+                    int count = sparse.count();
+                    int lead = 0;
+                    while (lead < count && sparse.at(lead) == lead) {
+                        lead++;
+                    }
+                    int[] seen = new int[count - lead + rows];
+                    for (int i = lead; i < count; i++) {
+                        seen[i - lead] = sparse.at(i);
+                    }
+                    for (int i = 0; i < rows; i++) {
+                        seen[count - lead + i] = p + i;
+                    }
+                    for (int i = 0; i < rows; i++) {
+                        prefix[row + i] = lead;
+                        extra[row + i] = seen;
+                        extraCount[row + i] = count - lead + i + 1;
                     }
                 }
                 case AttentionShape.Segments segments -> {
