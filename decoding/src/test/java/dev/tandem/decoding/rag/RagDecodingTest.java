@@ -56,6 +56,10 @@ public class RagDecodingTest {
     }
 
     static List<int[]> passages(int... which) {
+        return passages(model, which);
+    }
+
+    static List<int[]> passages(LanguageModel model, int... which) {
         List<int[]> out = new ArrayList<>();
         for (int w : which) {
             out.add(model.tokenizer().encode(PASSAGES[w]));
@@ -74,7 +78,7 @@ public class RagDecodingTest {
      * segments that see the prefix (each at positions p0 ..), then the question at p0 + the longest passage, then
      * greedy decoding; returns every row of logits of the question's last row and of each decoded token.
      */
-    static List<float[]> onePass(int[] prefix, List<int[]> passages, int[] question, int steps) {
+    static List<float[]> onePass(LanguageModel model, int[] prefix, List<int[]> passages, int[] question, int steps) {
         List<float[]> rows = new ArrayList<>();
         try (KvSequence kv = model.newSequence()) {
             if (prefix.length > 0) {
@@ -111,7 +115,7 @@ public class RagDecodingTest {
     }
 
     /** The same with the passages attached from {@code cache}: computed into it when missing, as RagTask does. */
-    static List<float[]> attached(PassageCache cache, int[] prefix, List<int[]> passages, int[] question, int steps) {
+    static List<float[]> attached(LanguageModel model, PassageCache cache, int[] prefix, List<int[]> passages, int[] question, int steps) {
         List<float[]> rows = new ArrayList<>();
         try (KvSequence kv = model.newSequence()) {
             if (prefix.length > 0) {
@@ -172,10 +176,10 @@ public class RagDecodingTest {
         int[] question = model.tokenizer().encode(QUESTION);
         for (int[] prefix : new int[][] {{}, SYSTEM}) {
             List<int[]> passages = passages(0, 1, 2);
-            List<float[]> expected = onePass(prefix, passages, question, 6);
+            List<float[]> expected = onePass(model, prefix, passages, question, 6);
             try (PassageCache cache = new PassageCache(model, 1000)) {
-                List<float[]> first = attached(cache, prefix, passages, question, 6);   // computed
-                List<float[]> again = attached(cache, prefix, passages, question, 6);   // from the cache
+                List<float[]> first = attached(model, cache, prefix, passages, question, 6);   // computed
+                List<float[]> again = attached(model, cache, prefix, passages, question, 6);   // from the cache
                 assertEquals(3, cache.size());
                 assertEquals(3, cache.hits());
                 for (int i = 0; i < expected.size(); i++) {
@@ -191,7 +195,7 @@ public class RagDecodingTest {
     void ragDecodingIsTheOnePassReferenceTokenForToken() {
         int[] question = model.tokenizer().encode(QUESTION);
         List<int[]> passages = passages(2, 0, 1);
-        List<float[]> reference = onePass(SYSTEM, passages, question, 15);
+        List<float[]> reference = onePass(model, SYSTEM, passages, question, 15);
         try (PassageCache cache = new PassageCache(model, 1000)) {
             RagDecoding rag = new RagDecoding(model, cache, q -> passages).withSystemPrefix(SYSTEM);
             for (int round = 0; round < 2; round++) {
@@ -220,7 +224,7 @@ public class RagDecodingTest {
         try (PassageCache cache = new PassageCache(model, 1000)) {
             int[] question = model.tokenizer().encode(QUESTION);
             List<int[]> passages = passages(1);
-            attached(cache, SYSTEM, passages, question, 0);
+            attached(model, cache, SYSTEM, passages, question, 0);
             int cachedBlocks = cache.blocks();
             assertEquals(cachedBlocks, model.kvCache().usedBlocks());
             KvSequence holder = model.newSequence();
@@ -236,7 +240,7 @@ public class RagDecodingTest {
         int largest = model.kvCache().blocksNeeded(SYSTEM.length + passages(1).get(0).length);
         try (PassageCache small = new PassageCache(model, largest)) {
             int[] question = model.tokenizer().encode(QUESTION);
-            attached(small, SYSTEM, passages(0, 1, 2), question, 0);
+            attached(model, small, SYSTEM, passages(0, 1, 2), question, 0);
             assertTrue(small.blocks() <= largest, small.blocks() + " blocks");
             assertTrue(small.size() < 3);
             assertEquals(small.blocks(), model.kvCache().usedBlocks());
