@@ -13,6 +13,7 @@ import dev.tandem.app.bench.EngineBench;
 import dev.tandem.app.bench.MachineInfo;
 import dev.tandem.app.bench.MethodsBench;
 import dev.tandem.app.bench.PrefillBench;
+import dev.tandem.app.bench.RagBench;
 import dev.tandem.app.bench.SoakRun;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
@@ -63,6 +64,8 @@ import java.util.stream.Stream;
                 "views: the cost per token of the methods that run several views or hypotheses (contrastive, proxy-tune, cad, cfg, "
                         + "with and without a draft, dola, lol, caad, beam, diverse-beam) against plain greedy decoding of --model, with the "
                         + "passes per token (--drafts: the first is the amateur, base and draft, the second the tuned model);",
+                "rag: time to first token of a question over --rag-passages passages of --rag-passage-tokens tokens: a full prefill "
+                        + "beside --method rag with the passages cached and with them computed in the request (works with --shape);",
                 "all: decode, prefill and batch in one run. Each suite also records heap, KV-cache and mapped-weight memory."})
 public final class BenchCommand implements Callable<Integer> {
 
@@ -82,7 +85,7 @@ public final class BenchCommand implements Callable<Integer> {
     @ArgGroup(exclusive = true)
     Source source = new Source();
 
-    @Option(names = "--suite", paramLabel = "NAME", defaultValue = "decode", description = "Suite to run: decode, prefill, batch, methods, engine, soak, attention or all (default: decode; all = decode, prefill and batch).")
+    @Option(names = "--suite", paramLabel = "NAME", defaultValue = "decode", description = "Suite to run: decode, prefill, batch, methods, engine, soak, attention, diffusion, views, rag or all (default: decode; all = decode, prefill and batch).")
     String suite;
 
     @Option(names = "--device", paramLabel = "NAME", defaultValue = "cpu",
@@ -112,6 +115,18 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--tokens", paramLabel = "N", defaultValue = "64", description = "Decode steps timed per repetition (default: ${DEFAULT-VALUE}).")
     int tokens;
+
+    @Option(names = "--rag-passages", paramLabel = "N", defaultValue = "7",
+            description = "rag suite: passages per question (default: ${DEFAULT-VALUE}).")
+    int ragPassages;
+
+    @Option(names = "--rag-passage-tokens", paramLabel = "N", defaultValue = "256",
+            description = "rag suite: tokens per passage (default: ${DEFAULT-VALUE}).")
+    int ragPassageTokens;
+
+    @Option(names = "--rag-question-tokens", paramLabel = "N", defaultValue = "32",
+            description = "rag suite: tokens of the question (default: ${DEFAULT-VALUE}).")
+    int ragQuestionTokens;
 
     @Option(names = "--repetitions", paramLabel = "N", defaultValue = "5", description = "Timed repetitions (median and IQR; default: ${DEFAULT-VALUE}).")
     int repetitions;
@@ -204,9 +219,9 @@ public final class BenchCommand implements Callable<Integer> {
             stdout.flush();
             return 0;
         }
-        if (!List.of("decode", "prefill", "batch", "methods", "engine", "soak", "attention", "diffusion", "views", "all").contains(suite)) {
+        if (!List.of("decode", "prefill", "batch", "methods", "engine", "soak", "attention", "diffusion", "views", "rag", "all").contains(suite)) {
             throw new UsageException("--suite " + suite + " is not a suite; the suites are: decode, prefill, batch, "
-                    + "methods, engine, soak, attention, diffusion, views, all.");
+                    + "methods, engine, soak, attention, diffusion, views, rag, all.");
         }
         if (!suite.equals("diffusion") && (genLength != null || blockLength != null)) {
             throw new UsageException("--gen-length and --block-length apply to --suite diffusion only.");
@@ -367,6 +382,20 @@ public final class BenchCommand implements Callable<Integer> {
                                     + "of plain%n", f.method(), f.setting().isEmpty() ? "-" : f.setting(), f.modelPassesPerToken(),
                             f.otherPassesPerToken(), f.tokensPerSecond().median(), f.relativeCost().median());
                 }
+            }
+            if (suite.equals("rag")) {
+                RagBench.Options ragOptions = usage(() -> new RagBench.Options(ragPassages, ragPassageTokens, ragQuestionTokens,
+                        repetitions, largestThreads));
+                RagBench.Result result;
+                try (ProgressBar bar = new ProgressBar("bench rag " + label, ProgressBar.Unit.COUNT, spec.commandLine().getErr())) {
+                    result = RagBench.run(modelDir, label, ragOptions, bar);
+                }
+                addSection(json, "rag", RagBench.toJson(result), false);
+                stdout.printf(Locale.ROOT, "rag: %s, %d passages of %d tokens and a %d-token question (%d tokens attended), %d threads"
+                                + " (medians)%n  full prefill %10.1f ms%n  rag, cold    %10.1f ms  (passages computed as segments)%n"
+                                + "  rag, cached  %10.1f ms  (x%.1f lower than the full prefill)%n", result.model(), ragPassages,
+                        ragPassageTokens, ragQuestionTokens, result.contextTokens(), largestThreads, result.fullPrefillMillis().median(),
+                        result.coldMillis().median(), result.cachedMillis().median(), result.speedup().median());
             }
             if (suite.equals("soak")) {
                 Path[] draftDirs = parseDrafts();

@@ -252,6 +252,28 @@ class BenchCommandTest {
     }
 
     @Test
+    void ragSuiteTimesTheFullPrefillBesideCachedAndColdPassages() throws Exception {
+        Path result = tmp.resolve("rag.json");
+        Run r = tandem("bench", "--suite", "rag", "--model", TestModels.model("bard-s").toString(), "--threads", "1",
+                "--repetitions", "1", "--rag-passages", "3", "--rag-passage-tokens", "40", "--rag-question-tokens", "8",
+                "--out", result.toString());
+        assertEquals(0, r.exit(), r.err() + r.out());
+        JsonNode json = new ObjectMapper().readTree(result.toFile());
+        assertEquals("rag", json.get("suite").asText());
+        assertEquals(1 + 3 * 40 + 8, json.get("tokens_attended").asInt(), "the BOS, the passages and the question");
+        for (String f : java.util.List.of("full_prefill_ttft_ms", "rag_cached_ttft_ms", "rag_cold_ttft_ms", "full_over_cached")) {
+            assertEquals(1, json.get(f).get("values").size(), f);
+        }
+        assertTrue(r.out().contains("rag, cached"), r.out());
+        assertTrue(Files.readString(result.resolveSibling("rag.md")).contains("## Time to first token over retrieved passages"));
+        Run tooLong = tandem("bench", "--suite", "rag", "--model", TestModels.model("bard-s").toString(), "--threads", "1",
+                "--repetitions", "1", "--rag-passages", "5", "--rag-passage-tokens", "256", "--out", tmp.resolve("x.json").toString());
+        assertEquals(1, tooLong.exit(), tooLong.err());
+        assertTrue(tooLong.err().contains("more than the context of 1024 tokens of bard-s"), tooLong.err());
+        assertFalse(Files.exists(tmp.resolve("x.json")), "nothing written");
+    }
+
+    @Test
     void diffusionSuiteRunsEveryRuleWithAndWithoutCachesAgainstTheBaseline() throws Exception {
         Path result = tmp.resolve("diffusion.json");
         Run r = tandem("bench", "--suite", "diffusion", "--model", TestModels.model("bard-dlm").toString(), "--threads", "1",

@@ -51,7 +51,7 @@ public final class BenchReport {
     }
 
     private static final List<String> SECTIONS = List.of("decode", "prefill", "batch", "methods", "engine", "soak", "attention",
-            "diffusion", "views");
+            "diffusion", "views", "rag");
 
     private BenchReport() {
     }
@@ -113,7 +113,7 @@ public final class BenchReport {
         JsonNode suiteNode = result.get("suite");
         if (suiteNode == null || !suiteNode.isTextual()) {
             throw new IllegalArgumentException("The benchmark result has no \"suite\" field, so it is not a result "
-                    + "./tandem bench wrote (expected one of decode, prefill, batch, methods, engine, soak, attention, diffusion, views or all).");
+                    + "./tandem bench wrote (expected one of decode, prefill, batch, methods, engine, soak, attention, diffusion, views, rag or all).");
         }
         String suite = suiteNode.asText();
         Map<String, JsonNode> sections = new LinkedHashMap<>();
@@ -132,7 +132,7 @@ public final class BenchReport {
             sections.put(suite, result);
         } else {
             throw new IllegalArgumentException("Unknown benchmark suite \"" + suite
-                    + "\" in the result (expected decode, prefill, batch, methods, engine, soak, attention, diffusion, views or all).");
+                    + "\" in the result (expected decode, prefill, batch, methods, engine, soak, attention, diffusion, views, rag or all).");
         }
 
         Md md = new Md();
@@ -157,6 +157,7 @@ public final class BenchReport {
                 case "attention" -> attention(md, s.getValue(), where);
                 case "diffusion" -> diffusion(md, s.getValue(), where);
                 case "views" -> views(md, charts, s.getValue(), base, subtitle, where);
+                case "rag" -> rag(md, s.getValue(), where);
                 default -> throw new AssertionError(s.getKey());
             }
         }
@@ -509,6 +510,31 @@ public final class BenchReport {
             chart(md, charts, file, "cost per token relative to plain greedy", () -> BenchCharts.boxChart(
                     title(s, "cost per token relative to plain greedy"), subtitle, "method", "time per token ÷ plain's", boxes));
         }
+    }
+
+    private static void rag(Md md, JsonNode s, String where) {
+        md.line("## Time to first token over retrieved passages");
+        md.blank();
+        JsonNode o = s.path("options");
+        md.line("Model `" + s.path("model").asText() + "` (" + s.path("dtype").asText() + "), " + o.path("threads").asInt() + " threads: "
+                + o.path("passages").asInt() + " passages of " + o.path("passage_tokens").asInt() + " tokens and a "
+                + o.path("question_tokens").asInt() + "-token question, " + s.path("tokens_attended").asInt() + " tokens attended. "
+                + "The three ways alternate within each repetition: a full causal prefill of everything (plain decoding with the "
+                + "passages in the prompt); `--method rag` with the passages in the passage cache (the question's prefill alone); "
+                + "`--method rag` with an empty cache (the passages computed as independent segments in the request).");
+        md.blank();
+        md.line("| way | time to first token (ms) | repetitions |");
+        md.line("| --- | ---: | ---: |");
+        Fig full = fig(s, "full_prefill_ttft_ms", where);
+        Fig cached = fig(s, "rag_cached_ttft_ms", where);
+        Fig cold = fig(s, "rag_cold_ttft_ms", where);
+        md.line("| full prefill | " + full.format(1) + " | " + counts(full) + " |");
+        md.line("| rag, passages cached | " + cached.format(1) + " | " + counts(cached) + " |");
+        md.line("| rag, passages computed in the request | " + cold.format(1) + " | " + counts(cold) + " |");
+        md.blank();
+        Fig ratio = fig(s, "full_over_cached", where);
+        md.line("Full prefill over cached, per repetition: " + ratio.format(1) + ".");
+        md.blank();
     }
 
     private static void diffusion(Md md, JsonNode s, String where) {
