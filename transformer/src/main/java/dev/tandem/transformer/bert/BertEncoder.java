@@ -17,6 +17,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.function.Function;
+import java.util.function.Supplier;
 
 /**
  * A BERT-family encoder on a {@link Backend}: word + absolute position + token-type embeddings and a LayerNorm, then
@@ -56,6 +57,7 @@ public final class BertEncoder implements AutoCloseable {
     private KvCache cache;
     private final ScratchTensors scratch;               // the pass's working tensors, kept between passes
     private boolean closed;
+    private final Supplier<EncoderIdentity> identity;
 
     /**
      * @param config        the encoder's shape
@@ -70,6 +72,17 @@ public final class BertEncoder implements AutoCloseable {
      */
     public BertEncoder(BertConfig config, Tokenizer tokenizer, Function<String, Tensor> hostWeights, Backend backend,
                        boolean ownsBackend, String source, int maxPassTokens, AutoCloseable resources) {
+        this(config, tokenizer, hostWeights, backend, ownsBackend, source, maxPassTokens, resources, null);
+    }
+
+    /**
+     * As above, with what {@link #identity} answers ({@link Encoders} computes it from the files it loaded; null: none,
+     * as for weights made in memory).
+     */
+    public BertEncoder(BertConfig config, Tokenizer tokenizer, Function<String, Tensor> hostWeights, Backend backend,
+                       boolean ownsBackend, String source, int maxPassTokens, AutoCloseable resources,
+                       Supplier<EncoderIdentity> identity) {
+        this.identity = identity;
         this.config = Objects.requireNonNull(config, "config");
         this.tokenizer = Objects.requireNonNull(tokenizer, "tokenizer");
         this.backend = Objects.requireNonNull(backend, "backend");
@@ -137,6 +150,18 @@ public final class BertEncoder implements AutoCloseable {
 
     public Backend backend() {
         return backend;
+    }
+
+    /**
+     * Which encoder this is: its name and the SHA-256 of the files it was loaded from, computed on the first call.
+     *
+     * @throws IllegalStateException if the encoder was built from weights in memory, which have no identity
+     */
+    public EncoderIdentity identity() {
+        if (identity == null) {
+            throw new IllegalStateException(source + " was built from weights in memory and has no identity");
+        }
+        return identity.get();
     }
 
     /** The width of the vectors {@link #embed} returns. */

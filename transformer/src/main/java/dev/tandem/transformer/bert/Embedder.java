@@ -61,6 +61,11 @@ public final class Embedder implements AutoCloseable {
         return encoder;
     }
 
+    /** How its vectors are pooled. */
+    public BertEncoder.Pooling pooling() {
+        return pooling;
+    }
+
     /** The width of the vectors. */
     public int dimension() {
         return encoder.dimension();

