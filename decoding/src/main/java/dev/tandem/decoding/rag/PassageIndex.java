@@ -217,20 +217,29 @@ public final class PassageIndex {
     // ---- building ----
 
     /**
-     * Builds the index of {@code corpus} (UTF-8 text, documents separated by blank lines; see {@link Chunker}) in chunks
-     * of {@code chunkTokens} tokens of the tokenizer of the decoder in {@code decoderDir}, each embedded by
-     * {@code encoder} (mean pooling, unit length). Every chunk is cut and tokenized for the encoder before the first
-     * pass, so bad input fails at once; {@code progress} then sees the chunks embedded of the chunks to embed.
+     * A corpus cut into chunks, not yet embedded: the first half of {@link #build}, which needs no encoder, so that bad
+     * input is refused before an encoder is loaded.
      *
-     * @param truncate cut a chunk whose text is longer than the encoder's positions (else that is an error)
-     * @throws TandemException if the corpus is missing, unreadable, not UTF-8 or empty; the decoder directory is not a
-     *                         decoder or has no tokenizer; N is not from 1 to 256; a chunk is longer than the encoder's
-     *                         positions (without {@code truncate}); or the encoder's vectors are not finite
+     * @param file      the corpus file
+     * @param decoder   the tokenizer that cut it
+     * @param vocabSize that tokenizer's vocabulary size
      */
-    public static PassageIndex build(Path corpus, Path decoderDir, BertEncoder encoder, int chunkTokens, boolean truncate,
-                                     Progress progress) {
-        Objects.requireNonNull(encoder, "encoder");
-        Objects.requireNonNull(progress, "progress");
+    public record Corpus(Path file, TokenizerIdentity decoder, int vocabSize, int chunkTokens, List<Chunker.Document> documents,
+                         List<Chunk> chunks) {
+        public Corpus {
+            documents = List.copyOf(documents);
+            chunks = List.copyOf(chunks);
+        }
+    }
+
+    /**
+     * {@code corpus} (UTF-8 text, documents separated by blank lines; see {@link Chunker}) in chunks of
+     * {@code chunkTokens} tokens of the tokenizer of the decoder in {@code decoderDir}.
+     *
+     * @throws TandemException if the corpus is missing, unreadable, not UTF-8 or holds no text; the decoder directory
+     *                         is not a decoder or has no tokenizer; or N is not from 1 to 256
+     */
+    public static Corpus chunk(Path corpus, Path decoderDir, int chunkTokens) {
         Chunker.requireChunkTokens(chunkTokens);
         ModelConfig.load(decoderDir); // a decoder, not an encoder or a stray folder
         TokenizerIdentity decoder = TokenizerIdentity.of(decoderDir);
@@ -244,15 +253,38 @@ public final class PassageIndex {
         if (chunks.isEmpty()) {
             throw new TandemException("the corpus file " + corpus + " encodes to no tokens, so it has no chunks to index.");
         }
+        return new Corpus(corpus, decoder, tokenizer.vocabSize(), chunkTokens, docs, chunks);
+    }
+
+    /** {@link #build(Corpus, BertEncoder, boolean, Progress) build}({@link #chunk chunk}(corpus, decoderDir, chunkTokens), …). */
+    public static PassageIndex build(Path corpus, Path decoderDir, BertEncoder encoder, int chunkTokens, boolean truncate,
+                                     Progress progress) {
+        return build(chunk(corpus, decoderDir, chunkTokens), encoder, truncate, progress);
+    }
+
+    /**
+     * The index of {@code corpus}'s chunks, each embedded by {@code encoder} (mean pooling, unit length). Every chunk is
+     * tokenized for the encoder before the first pass, so a chunk too long fails at once; {@code progress} then sees the
+     * chunks embedded of the chunks to embed.
+     *
+     * @param truncate cut a chunk whose text is longer than the encoder's positions (else that is an error)
+     * @throws TandemException if a chunk is longer than the encoder's positions (without {@code truncate}), or the
+     *                         encoder's vectors are not finite
+     */
+    public static PassageIndex build(Corpus corpus, BertEncoder encoder, boolean truncate, Progress progress) {
+        Objects.requireNonNull(encoder, "encoder");
+        Objects.requireNonNull(progress, "progress");
+        List<Chunker.Document> docs = corpus.documents();
+        List<Chunk> chunks = corpus.chunks();
         int d = encoder.dimension();
         if ((long) chunks.size() * d > Integer.MAX_VALUE - 8) {
-            throw new TandemException("the corpus file " + corpus + " makes " + chunks.size() + " chunks, more than an index of "
+            throw new TandemException("the corpus file " + corpus.file() + " makes " + chunks.size() + " chunks, more than an index of "
                     + d + "-dimensional vectors holds (" + (Integer.MAX_VALUE - 8) / d + "); give a larger chunk size or split it.");
         }
         EncoderIdentity identity = encoder.identity();
         List<int[]> inputs = new ArrayList<>(chunks.size());
         for (Chunk c : chunks) {
-            inputs.add(encoderInput(encoder, c, docs.get(c.document()), corpus, truncate));
+            inputs.add(encoderInput(encoder, c, docs.get(c.document()), corpus.file(), truncate));
         }
         float[] vectors = new float[chunks.size() * d];
         progress.update(0, chunks.size());
@@ -263,7 +295,7 @@ public final class PassageIndex {
                 for (float x : v[i - from]) {
                     if (!Float.isFinite(x)) {
                         Chunk c = chunks.get(i);
-                        throw new TandemException("the encoder's vector of " + where(corpus, c, docs.get(c.document()))
+                        throw new TandemException("the encoder's vector of " + where(corpus.file(), c, docs.get(c.document()))
                                 + " is not finite (" + x + "), so it cannot be indexed.");
                     }
                 }
@@ -284,8 +316,8 @@ public final class PassageIndex {
         for (int i = 0; i < chunks.size(); i++) {
             System.arraycopy(chunks.get(i).ids, 0, ids, idStart[i], chunks.get(i).ids.length);
         }
-        return new PassageIndex("the passage index", identity, decoder, tokenizer.vocabSize(), chunkTokens, docs.size(), d, vectors,
-                document, offset, idStart, ids, texts);
+        return new PassageIndex("the passage index", identity, corpus.decoder(), corpus.vocabSize(), corpus.chunkTokens(), docs.size(),
+                d, vectors, document, offset, idStart, ids, texts);
     }
 
     private static int[] encoderInput(BertEncoder encoder, Chunk c, Chunker.Document doc, Path corpus, boolean truncate) {
