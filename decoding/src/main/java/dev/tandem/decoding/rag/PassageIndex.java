@@ -520,8 +520,8 @@ public final class PassageIndex {
     public void requireDecoder(TokenizerIdentity other) {
         if (!decoder.sameTokenizer(other)) {
             throw new TandemException(label + " was built for the tokenizer of " + decoder.describe() + ", not that of "
-                    + other.describe() + ", and its chunks' token ids mean other text to another tokenizer; rebuild it with "
-                    + "tandem index --model " + other.name() + ".");
+                    + other.describe() + ", so its chunks' token ids would read as other text; rebuild it with tandem index "
+                    + "--model " + other.name() + ".");
         }
     }
 
