@@ -131,7 +131,8 @@ class IndexCliTest {
         Run tooLong = index("--corpus", corpus.toString(), "--chunk", "64", "--out", out.toString(), "--model", bardS, "--encoder",
                 enc.toString());
         assertEquals(1, tooLong.exit());
-        assertTrue(lastLine(tooLong.err()).startsWith("tandem: the chunk at token 0 of document 0 (" + corpus + " line 1) encodes to ")
+        assertTrue(lastLine(tooLong.err()).startsWith("tandem: chunk 0 (token 0 of document 0, which starts at " + corpus
+                + " line 1) encodes to ")
                 && lastLine(tooLong.err()).endsWith("give a smaller chunk size, or truncate such chunks."), tooLong.err());
         Run encoderAsDecoder = index("--corpus", corpus.toString(), "--chunk", "8", "--out", out.toString(), "--model", enc.toString());
         assertEquals(1, encoderAsDecoder.exit());

@@ -337,7 +337,8 @@ public final class PassageIndex {
     }
 
     private static String where(Path corpus, Chunk c, Chunker.Document doc) {
-        return "the chunk at token " + c.offset() + " of document " + c.document() + " (" + corpus + " line " + doc.line() + ")";
+        return "chunk " + c.number() + " (token " + c.offset() + " of document " + c.document() + ", which starts at " + corpus
+                + " line " + doc.line() + ")";
     }
 
     private static String readCorpus(Path corpus) {

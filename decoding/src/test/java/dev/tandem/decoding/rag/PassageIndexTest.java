@@ -282,7 +282,8 @@ class PassageIndexTest {
         // bard-s's tokenizer stands in as the encoder's, so a chunk of 64 decoder tokens is about 64 encoder tokens: over 40.
         TandemException e = assertThrows(TandemException.class,
                 () -> PassageIndex.build(corpus, bardS, encoder, 64, false, Progress.NONE));
-        assertTrue(e.getMessage().startsWith("the chunk at token 0 of document 0 (" + corpus + " line 3) encodes to "), e.getMessage());
+        assertTrue(e.getMessage().startsWith("chunk 0 (token 0 of document 0, which starts at " + corpus + " line 3) encodes to "),
+                e.getMessage());
         assertTrue(e.getMessage().endsWith("more than the encoder's 40 positions (max_position_embeddings); give a smaller chunk "
                 + "size, or truncate such chunks."), e.getMessage());
         PassageIndex cut = PassageIndex.build(corpus, bardS, encoder, 64, true, Progress.NONE);
