@@ -21,6 +21,9 @@ import dev.tandem.decoding.beam.BeamParams;
 import dev.tandem.decoding.beam.BeamSearch;
 import dev.tandem.decoding.mix.LayerContrastDecoding;
 import dev.tandem.decoding.mix.LogitMixDecoding;
+import dev.tandem.decoding.rag.PassageCache;
+import dev.tandem.decoding.rag.PassageIndex;
+import dev.tandem.decoding.rag.RagDecoding;
 import dev.tandem.decoding.speculative.SpeculativeMixDecoding;
 import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.decoding.sampling.TokenLogprob;
@@ -39,6 +42,8 @@ import dev.tandem.runtime.kv.KvCache;
 import dev.tandem.transformer.JsonLines;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
+import dev.tandem.transformer.bert.BertEncoder;
+import dev.tandem.transformer.bert.Encoders;
 import dev.tandem.transformer.config.ModelConfig;
 import dev.tandem.transformer.tokenizer.Tokenizer;
 import picocli.CommandLine.Command;
@@ -151,9 +156,15 @@ public final class GenerateCommand implements Callable<Integer> {
             description = "How the KV cache stores keys and values (default: f32; bf16 halves the memory).")
     String kvDtype;
 
+    /** The encoder --method rag retrieves with, closed when the command ends. */
+    private BertEncoder openEncoder;
+
     /** The names {@code --method} accepts. */
     static final List<String> METHODS = List.of("plain", "speculative", "pearl", "tree", "ngram", "aded", "lookahead", "collab",
-            "diffusion", "contrastive", "proxy-tune", "cad", "cfg", "dola", "lol", "caad", "beam", "diverse-beam");
+            "diffusion", "contrastive", "proxy-tune", "cad", "cfg", "dola", "lol", "caad", "beam", "diverse-beam", "rag");
+
+    /** Passages a retrieving method reads when --passages-k is not given. */
+    static final int DEFAULT_PASSAGES_K = 4;
 
     static final double DEFAULT_CONTRASTIVE_ALPHA = 0.1, DEFAULT_CONTRASTIVE_BETA = 0.5, DEFAULT_PROXY_ALPHA = 1.0,
             DEFAULT_CAD_ALPHA = 0.5, DEFAULT_CFG_SCALE = 1.5;
@@ -191,7 +202,9 @@ public final class GenerateCommand implements Callable<Integer> {
                     + LogitMixDecoding.DEFAULT_GROUNDING_WEIGHT + "]"},
             {"beam", "--beams B", "--length-penalty L [" + BeamParams.DEFAULT_LENGTH_PENALTY + "]", "--n-best N [1]"},
             {"diverse-beam", "--beams B", "--groups G", "--diversity D [" + BeamParams.DEFAULT_DIVERSITY + "]",
-                    "--length-penalty L [" + BeamParams.DEFAULT_LENGTH_PENALTY + "]", "--n-best N [1]"}});
+                    "--length-penalty L [" + BeamParams.DEFAULT_LENGTH_PENALTY + "]", "--n-best N [1]"},
+            {"rag", "--passages INDEX", "--passages-k K [" + DEFAULT_PASSAGES_K + "]", "--encoder DIR [" + Encoders.MINILM
+                    + "]"}});
 
     /** Rows of a method and its flags, the flags wrapped under each other within 80 columns. */
     private static String methodTable(String[][] rows) {
@@ -233,7 +246,8 @@ public final class GenerateCommand implements Callable<Integer> {
             Map.entry("--negative-prompt", List.of("cfg")), Map.entry("--scale", List.of("cfg")),
             Map.entry("--beams", List.of("beam", "diverse-beam")), Map.entry("--groups", List.of("diverse-beam")),
             Map.entry("--diversity", List.of("diverse-beam")), Map.entry("--length-penalty", List.of("beam", "diverse-beam")),
-            Map.entry("--n-best", List.of("beam", "diverse-beam")));
+            Map.entry("--n-best", List.of("beam", "diverse-beam")), Map.entry("--passages", List.of("rag")),
+            Map.entry("--passages-k", List.of("rag")), Map.entry("--encoder", List.of("rag")));
 
     /** The methods that take a second, smaller model through {@code --draft}. */
     private static final List<String> WITH_DRAFT = List.of("speculative", "pearl", "tree", "collab");
@@ -250,6 +264,21 @@ public final class GenerateCommand implements Callable<Integer> {
                     + "search over hypotheses. The table at the end lists each method's flags. Greedy output of every guessing "
                     + "method (speculative to lookahead) is plain decoding's.")
     String method;
+
+    @Option(names = "--passages", paramLabel = "INDEX",
+            description = "rag: a passage index written by tandem index for this model's tokenizer; the prompt is the question, "
+                    + "the passages most similar to it are attached (their KV computed once and cached) and the answer attends to them.")
+    Path passages;
+
+    @Option(names = "--passages-k", paramLabel = "K",
+            description = "rag: how many passages to retrieve, most similar first (default " + DEFAULT_PASSAGES_K + "; --top-k keeps "
+                    + "its sampling meaning).")
+    Integer passagesK;
+
+    @Option(names = "--encoder", paramLabel = "DIR",
+            description = "rag: the encoder the --passages index was built with, a Hugging Face BERT directory (default: the "
+                    + "embedded " + Encoders.MINILM + "); another encoder than the index's is refused.")
+    Path encoder;
 
     @Option(names = "--grounding", paramLabel = "FILE",
             description = "caad: JSON lines of {\"text\": ..., \"continuation\": ...}; the (state, logits) pair of every continuation "
@@ -488,7 +517,8 @@ public final class GenerateCommand implements Callable<Integer> {
         boolean pearl = method.equals("pearl");
         int[] split = pearl ? threadSplit() : null;
         // cad and cfg keep two sequences of the --model per prompt.
-        int modelSequences = method.equals("cad") || method.equals("cfg") ? 2 * sequences : sequences;
+        // rag: the cached passages and the question's sequence besides.
+        int modelSequences = method.equals("cad") || method.equals("cfg") || method.equals("rag") ? 2 * sequences : sequences;
         try (LanguageModel lm = ModelLoader.load(dir, pearl ? loadOptions(dir, sequences).withThreads(split[0])
                 : loadOptions(dir, modelSequences));
              LanguageModel draftModel = draft == null ? null : ModelLoader.load(draft, pearl
@@ -536,6 +566,9 @@ public final class GenerateCommand implements Callable<Integer> {
                     var d = r.decodeStats();
                     err.printf(Locale.ROOT, "[%s: %d passes of the --model and %d of the other models for %d tokens]%n", method,
                             d.targetForwardPasses(), d.draftForwardPasses(), d.generatedTokens());
+                } else if (generator instanceof RagDecoding rag) {
+                    err.printf(Locale.ROOT, "[rag: %d passages computed, %d found in the passage cache]%n", rag.cache().misses(),
+                            rag.cache().hits());
                 } else if (!method.equals("plain")) {
                     err.println(r.decodeStats().summary());
                 }
@@ -548,6 +581,10 @@ public final class GenerateCommand implements Callable<Integer> {
                 GenerationResult r = generator.generate(request);
                 out.println(toJson(r, lm, request, true));
                 out.flush();
+            }
+        } finally {
+            if (openEncoder != null) {
+                openEncoder.close();
             }
         }
         return 0;
@@ -684,6 +721,9 @@ public final class GenerateCommand implements Callable<Integer> {
         given.put("--diversity", diversity);
         given.put("--length-penalty", lengthPenalty);
         given.put("--n-best", nBest);
+        given.put("--passages", passages);
+        given.put("--passages-k", passagesK);
+        given.put("--encoder", encoder);
         for (Map.Entry<String, Object> flag : given.entrySet()) {
             List<String> users = OWN_FLAGS.get(flag.getKey());
             if (flag.getValue() != null && !users.contains(method)) {
@@ -701,10 +741,14 @@ public final class GenerateCommand implements Callable<Integer> {
             case "lol" -> amateur == null || layer == null ? "--amateur DIR and --layer L" : null;
             case "beam" -> beams == null ? "--beams B" : null;
             case "diverse-beam" -> beams == null || groups == null ? "--beams B and --groups G" : null;
+            case "rag" -> passages == null ? "--passages INDEX (written by tandem index)" : null;
             default -> null;
         };
         if (needed != null) {
             throw new ParameterException(spec.commandLine(), "--method " + method + " needs " + needed + ".");
+        }
+        if (passagesK != null && passagesK < 1) {
+            throw new ParameterException(spec.commandLine(), "--passages-k must be at least 1, but was " + passagesK + ".");
         }
     }
 
@@ -834,8 +878,40 @@ public final class GenerateCommand implements Callable<Integer> {
             case "dola" -> dola(lm);
             case "caad" -> caad(lm);
             case "lol" -> lol(lm, helpers);
+            case "rag" -> rag(lm);
             default -> new Generator(lm);
         };
+    }
+
+    /**
+     * rag over --passages: the index checked against this model's tokenizer and the encoder it was built with (opened
+     * here, closed when the command ends), a passage cache of the model, and a retriever that says what it found.
+     */
+    private RagDecoding rag(LanguageModel lm) {
+        PassageIndex index = PassageIndex.read(passages);
+        index.requireDecoder(lm);
+        if (encoder == null && !index.encoder().name().equals(Encoders.MINILM)) {
+            throw new UsageException(passages + " was built with the encoder " + index.encoder().name()
+                    + "; give its directory with --encoder DIR.");
+        }
+        BertEncoder enc = encoder != null ? Encoders.openDirectory(encoder, null, threads) : Encoders.miniLm(null, threads);
+        openEncoder = enc;
+        index.requireEncoder(enc);
+        int k = passagesK != null ? passagesK : DEFAULT_PASSAGES_K;
+        PrintWriter err = spec.commandLine().getErr();
+        boolean quiet = promptFile != null || format == Format.json;
+        return new RagDecoding(lm, PassageCache.forModel(lm), question -> {
+            List<PassageIndex.Hit> hits = index.retrieve(enc, question, k);
+            if (!quiet) {
+                StringBuilder b = new StringBuilder("[rag: " + hits.size() + " passages of " + passages.getFileName() + ":");
+                for (PassageIndex.Hit h : hits) {
+                    b.append(String.format(Locale.ROOT, " #%d (%.3f, %d tokens)", h.chunk().number(), h.score(), h.chunk().ids().length));
+                }
+                err.println(b.append(']'));
+                err.flush();
+            }
+            return hits.stream().map(h -> h.chunk().ids()).toList();
+        });
     }
 
     /** The logit-mixing method --method names, over {@code lm} and the models of {@link #helperModels}, in their order. */
