@@ -92,4 +92,13 @@ public class SeedsAreValidTest {
             assertEquals(text, t.decode(ids, false).strip(), seed.toString());
         }
     }
+
+    @Test
+    void passageIndexSeedsReadAndSearch() throws Exception {
+        for (Path seed : seeds(PassageIndexFuzzTest.class, "passageIndex")) {
+            dev.tandem.decoding.rag.PassageIndex index = dev.tandem.decoding.rag.PassageIndex.read(seed);
+            assertTrue(index.size() > 0, seed.toString());
+            PassageIndexFuzzTest.exercise(index);
+        }
+    }
 }
