@@ -24,9 +24,12 @@ public final class Batch {
      * {@link #ofEmbeddings} and add outputs with the {@code with…} methods.
      *
      * @param kv           the sequence's cache; the new rows are appended to it in row order
-     * @param tokens       the new rows' token ids, or null when the rows are given as {@code embeddings}
+     * @param tokens       the new rows' token ids, or null when every row is given in {@code embeddings}
      * @param embeddings   the new rows as vectors of the model's hidden size, fed straight into the
-     *                     first layer instead of the embedding lookup; null when {@code tokens} are given
+     *                     first layer instead of the embedding lookup; null when every row is a token. With both
+     *                     given (one entry per row each), row i is the vector {@code embeddings[i]} where that is
+     *                     non-null and the token {@code tokens[i]} where it is null ({@link #ofRows}); a vector row's
+     *                     token id is ignored
      * @param positions    the new rows' positions (for a causal chain: kv.length() .. kv.length()+n−1;
      *                     any positions in the model's context otherwise, e.g. prefix length + depth in a tree)
      * @param shape        what the new rows attend to
@@ -54,18 +57,32 @@ public final class Batch {
             Objects.requireNonNull(kv, "kv");
             Objects.requireNonNull(shape, "shape");
             Objects.requireNonNull(positions, "positions");
-            if ((tokens == null) == (embeddings == null)) {
-                throw new IllegalArgumentException("a batch entry takes its rows as token ids or as embeddings, exactly one of them");
+            if (tokens == null && embeddings == null) {
+                throw new IllegalArgumentException("a batch entry takes its rows as token ids, embeddings or both, not neither");
             }
             int n = tokens != null ? tokens.length : embeddings.length;
             if (n == 0) {
                 throw new IllegalArgumentException("a batch entry needs at least one new row");
             }
             if (embeddings != null) {
+                if (tokens != null && tokens.length != embeddings.length) {
+                    throw new IllegalArgumentException(tokens.length + " token ids but " + embeddings.length
+                            + " embedding slots: a mixed entry has one of each per row");
+                }
+                int width = -1;
                 for (int i = 0; i < n; i++) {
-                    if (embeddings[i] == null || embeddings[i].length != embeddings[0].length) {
-                        throw new IllegalArgumentException("embedding row " + i + " is missing or differs in width from row 0");
+                    if (embeddings[i] == null) {
+                        if (tokens == null) {
+                            throw new IllegalArgumentException("embedding row " + i + " is missing and the entry has no token ids");
+                        }
+                    } else if (width < 0) {
+                        width = embeddings[i].length;
+                    } else if (embeddings[i].length != width) {
+                        throw new IllegalArgumentException("embedding row " + i + " differs in width from the entry's first vector row");
                     }
+                }
+                if (width < 0) {
+                    embeddings = null; // no vector row: a token entry
                 }
             }
             if (positions.length != n) {
@@ -127,6 +144,29 @@ public final class Batch {
             return new Entry(kv, null, copy, positions.clone(), shape, NONE, NONE, NONE, NONE, NONE, NONE, 0, null, null);
         }
 
+        /**
+         * Rows that are token ids or vectors, at explicit positions with a shape and no outputs yet: row i is
+         * {@code vectors[i]} (fed into layer 0 as its input embedding) where that is non-null, else token
+         * {@code tokens[i]}; {@code vectors} itself may be null (every row a token). A row gives the model the same
+         * input whether it comes in a mixed entry or in an entry of its own kind.
+         */
+        public static Entry ofRows(KvSequence kv, int[] tokens, float[][] vectors, int[] positions, AttentionShape shape) {
+            float[][] copy = null;
+            if (vectors != null) {
+                copy = new float[vectors.length][];
+                for (int i = 0; i < copy.length; i++) {
+                    copy[i] = vectors[i] == null ? null : vectors[i].clone();
+                }
+            }
+            return new Entry(kv, tokens.clone(), copy, positions.clone(), shape, NONE, NONE, NONE, NONE, NONE, NONE, 0, null, null);
+        }
+
+        /** Mixed rows ({@link #ofRows}) continuing {@code kv} causally, with logits at the last row only. */
+        public static Entry continuationOfRows(KvSequence kv, int[] tokens, float[][] vectors) {
+            return ofRows(kv, tokens, vectors, continuingPositions(kv, tokens.length), AttentionShape.CAUSAL)
+                    .withLogitRows(tokens.length - 1);
+        }
+
         /** New tokens continuing {@code kv} causally, with logits at the last row only. */
         public static Entry continuation(KvSequence kv, int... tokens) {
             return new Entry(kv, tokens.clone(), continuingPositions(kv, tokens.length), AttentionShape.CAUSAL,
@@ -163,9 +203,14 @@ public final class Batch {
             return tokens != null ? tokens.length : embeddings.length;
         }
 
-        /** True when the rows are given as embedding vectors rather than token ids. */
+        /** True when some row is given as an embedding vector rather than a token id. */
         public boolean hasEmbeddings() {
             return embeddings != null;
+        }
+
+        /** True when row {@code i} is an embedding vector, false when it is a token id. */
+        public boolean isVectorRow(int i) {
+            return embeddings != null && embeddings[i] != null;
         }
 
         /** This entry with another attention shape. */

@@ -8,7 +8,10 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
 
 import static dev.tandem.transformer.AttentionShapesTest.assertBitIdentical;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -62,6 +65,93 @@ class BatchInputsAndOutputsTest {
             int next = TestModels.argmax(a.lastLogits(0));
             assertBitIdentical(model.forward(Batch.of(Batch.Entry.continuation(byIds, next))).lastLogits(0),
                     model.forward(Batch.of(Batch.Entry.continuation(byVectors, next))).lastLogits(0), "decode step");
+        }
+    }
+
+    /** Rows of width {@code d} that are no token's embedding: they must reach layer 0 as given. */
+    private static float[][] randomRows(SplittableRandom rnd, int n, int d) {
+        float[][] rows = new float[n][d];
+        for (float[] r : rows) {
+            for (int j = 0; j < d; j++) {
+                r[j] = (float) (0.05 * rnd.nextGaussian());
+            }
+        }
+        return rows;
+    }
+
+    @Test
+    void aMixedEntryEqualsItsRowsFedAsSeparateEntriesBitForBit() {
+        int d = model.config().hiddenSize();
+        int[] before = model.tokenizer().encode("KING HENRY VI:\n");
+        float[][] vectors = randomRows(new SplittableRandom(17), 3, d);
+        int[] middle = model.tokenizer().encode(" What");
+        float[][] vector = randomRows(new SplittableRandom(18), 1, d);
+        int[] after = model.tokenizer().encode(" say you?");
+        // The same rows in one entry: tokens, three vectors, tokens, one vector, tokens.
+        int n = before.length + 3 + middle.length + 1 + after.length;
+        int[] ids = new int[n];
+        float[][] rows = new float[n][];
+        int at = 0;
+        for (int t : before) ids[at++] = t;
+        for (float[] v : vectors) rows[at++] = v;
+        for (int t : middle) ids[at++] = t;
+        rows[at++] = vector[0];
+        for (int t : after) ids[at++] = t;
+        try (KvSequence separate = model.newSequence(); KvSequence mixed = model.newSequence();
+             KvSequence other = model.newSequence()) {
+            List<float[]> expected = new ArrayList<>();
+            // Each entry is made when its pass runs: a continuation takes its positions from the sequence's length.
+            List<java.util.function.Supplier<Batch.Entry>> passes = List.of(
+                    () -> Batch.Entry.continuationAllLogits(separate, before),
+                    () -> Batch.Entry.continuationOfEmbeddings(separate, vectors).withAllLogits(),
+                    () -> Batch.Entry.continuationAllLogits(separate, middle),
+                    () -> Batch.Entry.continuationOfEmbeddings(separate, vector).withAllLogits(),
+                    () -> Batch.Entry.continuationAllLogits(separate, after));
+            for (java.util.function.Supplier<Batch.Entry> pass : passes) {
+                Batch.Entry e = pass.get();
+                ForwardResult r = model.forward(Batch.of(e));
+                for (int i = 0; i < e.rows(); i++) {
+                    expected.add(r.logits(0, i));
+                }
+            }
+            // The mixed entry shares its pass with a token entry of another sequence.
+            ForwardResult r = model.forward(Batch.of(Batch.Entry.continuation(other, model.tokenizer().encode("ROMEO:")),
+                    Batch.Entry.continuationOfRows(mixed, ids, rows).withAllLogits()));
+            for (int i = 0; i < n; i++) {
+                assertBitIdentical(expected.get(i), r.logits(1, i), "row " + i);
+            }
+            int next = TestModels.argmax(r.lastLogits(1));
+            assertBitIdentical(model.forward(Batch.of(Batch.Entry.continuation(separate, next))).lastLogits(0),
+                    model.forward(Batch.of(Batch.Entry.continuation(mixed, next))).lastLogits(0), "decode step");
+        }
+    }
+
+    @Test
+    void aMixedEntryOfTheTokensOwnEmbeddingsEqualsTheTokens() {
+        int[] ids = model.tokenizer().encode("First Citizen:\nBefore we proceed any further, hear me speak.");
+        float[][] table = embeddingsOf(ids);
+        float[][] rows = new float[ids.length][];
+        for (int i = 1; i < ids.length; i += 2) {
+            rows[i] = table[i]; // every other row as its embedding
+        }
+        int[] idsAtTokenRows = ids.clone();
+        for (int i = 1; i < ids.length; i += 2) {
+            idsAtTokenRows[i] = -1; // ignored: the row is a vector
+        }
+        try (KvSequence byIds = model.newSequence(); KvSequence byRows = model.newSequence()) {
+            ForwardResult a = model.forward(Batch.of(Batch.Entry.continuationAllLogits(byIds, ids)));
+            ForwardResult b = model.forward(Batch.of(Batch.Entry.continuationOfRows(byRows, idsAtTokenRows, rows).withAllLogits()));
+            for (int i = 0; i < ids.length; i++) {
+                assertBitIdentical(a.logits(0, i), b.logits(0, i), "row " + i);
+            }
+        }
+        // A vector of the wrong width is refused before anything is appended.
+        try (KvSequence s = model.newSequence()) {
+            float[][] wrong = new float[ids.length][];
+            wrong[0] = new float[3];
+            assertThrows(IllegalArgumentException.class,
+                    () -> model.forward(Batch.of(Batch.Entry.continuationOfRows(s, ids, wrong))));
+            assertEquals(0, s.length());
         }
     }
 

@@ -296,16 +296,19 @@ public final class LlamaModel implements LanguageModel {
                         + config.maxContext() + " tokens (" + config.maxContextSource() + ").");
             }
         }
-        if (entry.tokens() != null) {
-            for (int t : entry.tokens()) {
+        for (int i = 0; i < entry.rows(); i++) {
+            if (entry.isVectorRow(i)) {
+                if (entry.embeddings()[i].length != config.hiddenSize()) {
+                    throw new IllegalArgumentException("batch entry " + e + " has embedding rows of width "
+                            + entry.embeddings()[i].length + " but the model's hidden size is " + config.hiddenSize());
+                }
+            } else {
+                int t = entry.tokens()[i];
                 if (t < 0 || t >= config.vocabSize()) {
                     throw new TandemException("token id " + t + " is outside the vocabulary of "
                             + config.vocabSize() + " (config.json vocab_size).");
                 }
             }
-        } else if (entry.embeddings()[0].length != config.hiddenSize()) {
-            throw new IllegalArgumentException("batch entry " + e + " has embedding rows of width "
-                    + entry.embeddings()[0].length + " but the model's hidden size is " + config.hiddenSize());
         }
         Batch.LogitsInto into = entry.logitsInto();
         if (into != null && (into.into().dtype() != DType.F32 || into.into().rank() != 2 || into.into().dim(1) != config.vocabSize()
@@ -764,7 +767,11 @@ public final class LlamaModel implements LanguageModel {
         return logits;
     }
 
-    /** Layer-0 input: the embedding lookup for token rows, the given vectors for embedding rows. */
+    /**
+     * Layer-0 input: the embedding lookup for token rows, the given vectors for embedding rows; a mixed entry goes
+     * run by run (each run of token rows one lookup, each run of vector rows one write), so every row gets what it
+     * would get in an entry of its own kind.
+     */
     private void embedRows(List<Batch.Entry> entries, int n, Tensor x) {
         boolean allTokens = entries.stream().noneMatch(Batch.Entry::hasEmbeddings);
         if (allTokens) {
@@ -777,14 +784,21 @@ public final class LlamaModel implements LanguageModel {
             backend.embed(embed, tokens, x);
             return;
         }
-        int d = config.hiddenSize();
         int row = 0;
         for (Batch.Entry entry : entries) {
             int rows = entry.rows();
-            if (entry.hasEmbeddings()) {
-                backend.writeRows(entry.embeddings(), x, row);
-            } else {
-                backend.embed(embed, entry.tokens(), x.rows(row, rows));
+            for (int from = 0; from < rows; ) {
+                boolean vectors = entry.isVectorRow(from);
+                int to = from + 1;
+                while (to < rows && entry.isVectorRow(to) == vectors) {
+                    to++;
+                }
+                if (vectors) {
+                    backend.writeRows(Arrays.copyOfRange(entry.embeddings(), from, to), x, row + from);
+                } else {
+                    backend.embed(embed, Arrays.copyOfRange(entry.tokens(), from, to), x.rows(row + from, to - from));
+                }
+                from = to;
             }
             row += rows;
         }
