@@ -21,11 +21,16 @@ import java.util.List;
  * stay on the model's backend (on a GPU, one id crosses to the host instead of a row of the vocabulary); where
  * sampling sets a temperature alone on a device backend, the row stays there and the token is drawn there
  * ({@link DeviceSampling}), the same draw as {@link dev.tandem.decoding.sampling.Sampler#sample}'s.
+ *
+ * <p>The prompt may also come as rows ({@link Generator#task(GenerationRequest, int[], float[][])}): a row is a token
+ * id or a vector fed as its input embedding (REFRAG's compressed chunks), each one position, prefilled in the same
+ * chunks ({@link Batch.Entry#continuationOfRows}).
  */
 final class PlainTask implements DecodingTask {
     private final LanguageModel model;
     private final GenerationRequest request;
     private final int[] promptIds;
+    private final float[][] promptVectors; // null, or per prompt row its input vector (null at a token row)
     private final int[] eos;
     private RequestState state;
     private int prefilled;
@@ -39,9 +44,15 @@ final class PlainTask implements DecodingTask {
     private DeviceSampling deviceSampling;
 
     PlainTask(LanguageModel model, GenerationRequest request) {
+        this(model, request, Generator.promptIds(model, request), null);
+    }
+
+    /** After the prompt rows {@code promptIds} / {@code promptVectors}, checked by the caller (see {@link Generator#task(GenerationRequest, int[], float[][])}). */
+    PlainTask(LanguageModel model, GenerationRequest request, int[] promptIds, float[][] promptVectors) {
         this.model = model;
         this.request = request;
-        this.promptIds = Generator.promptIds(model, request);
+        this.promptIds = promptIds;
+        this.promptVectors = promptVectors;
         this.eos = Generator.eosTokens(model, request);
     }
 
@@ -102,7 +113,9 @@ final class PlainTask implements DecodingTask {
             }
             passed = true;
             planned = n;
-            Batch.Entry entry = Batch.Entry.continuation(state.kv(), Arrays.copyOfRange(promptIds, prefilled, prefilled + n));
+            int[] ids = Arrays.copyOfRange(promptIds, prefilled, prefilled + n);
+            Batch.Entry entry = promptVectors == null ? Batch.Entry.continuation(state.kv(), ids)
+                    : Batch.Entry.continuationOfRows(state.kv(), ids, Arrays.copyOfRange(promptVectors, prefilled, prefilled + n));
             // Only the prompt's last chunk needs logits (of its last row); earlier chunks skip the LM head.
             return List.of(prefilled + n < promptIds.length ? entry.withLogitRows() : lastRowOutput(entry, n - 1));
         }
