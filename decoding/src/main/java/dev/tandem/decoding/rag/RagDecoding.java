@@ -8,7 +8,6 @@ import dev.tandem.runtime.TandemException;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.config.ModelConfig;
 
-import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
 
@@ -67,8 +66,7 @@ public final class RagDecoding implements DecodingStrategy {
     /** The question is the request's prompt (text, or ids decoded to text for the retriever). */
     @Override
     public DecodingTask task(GenerationRequest request) {
-        String question = request.prompt() != null ? request.prompt() : model.tokenizer().decode(request.promptIds());
-        return task(request, retriever.passages(question));
+        return task(request, retriever.passages(RagPrompt.questionText(model, request)));
     }
 
     /**
@@ -78,42 +76,20 @@ public final class RagDecoding implements DecodingStrategy {
      * @throws TandemException when a passage, or all of them with the question, do not fit the model's context
      */
     public DecodingTask task(GenerationRequest request, List<int[]> passages) {
-        int[] full = new Generator(model).promptIds(request);
-        int[] text = request.promptIds() != null ? request.promptIds()
-                : model.tokenizer().encode(request.prompt());
-        // The system prefix: what the tokenizer puts before the text (BOS); the question is the rest.
-        int special = prefixLength(full, text);
-        int p0 = special + systemPrefix.length;
-        int[] prefix = Arrays.copyOf(full, p0);
-        System.arraycopy(systemPrefix, 0, prefix, special, systemPrefix.length);
-        int[] question = Arrays.copyOfRange(full, special, full.length);
-        for (int id : systemPrefix) {
-            if (id < 0 || id >= model.config().vocabSize()) {
-                throw new TandemException("system prefix token id " + id + " is outside the vocabulary of "
-                        + model.config().vocabSize() + " (config.json vocab_size).");
-            }
-        }
-        if (question.length == 0) {
-            throw new TandemException("the question is empty: --method rag needs a prompt to retrieve and answer with.");
-        }
+        RagPrompt prompt = RagPrompt.of(model, request, systemPrefix, name());
+        int[] prefix = prompt.prefix();
+        int[] question = prompt.question();
+        int p0 = prefix.length;
         ModelConfig config = model.config();
         int context = config.maxContext();
         long total = p0 + question.length;
         for (int i = 0; i < passages.size(); i++) {
             int[] p = passages.get(i);
-            if (p.length == 0) {
-                throw new TandemException("passage " + (i + 1) + " is empty.");
-            }
+            RagPrompt.checkPassage(config, i, p);
             if (p0 + p.length + question.length >= context) {
                 throw new TandemException("passage " + (i + 1) + " has " + p.length + " tokens: with the " + p0
                         + "-token prefix and the " + question.length + "-token question it does not fit the model's context of "
                         + context + " tokens (" + config.maxContextSource() + ").");
-            }
-            for (int id : p) {
-                if (id < 0 || id >= config.vocabSize()) {
-                    throw new TandemException("passage " + (i + 1) + " has token id " + id + ", outside the vocabulary of "
-                            + config.vocabSize() + " (config.json vocab_size); was its index built for another model?");
-                }
             }
             total += p.length;
         }
@@ -123,15 +99,5 @@ public final class RagDecoding implements DecodingStrategy {
                     + ") with room for an answer; retrieve fewer passages (--passages-k) or shorter ones.");
         }
         return new RagTask(model, cache, request, prefix, passages, question, Generator.eosTokenIds(model, request));
-    }
-
-    /** Length of what the tokenizer put before {@code text} in {@code full}: where {@code text} starts in it (0 if nowhere). */
-    static int prefixLength(int[] full, int[] text) {
-        for (int start = 0; start + text.length <= full.length; start++) {
-            if (Arrays.equals(full, start, start + text.length, text, 0, text.length)) {
-                return start;
-            }
-        }
-        return 0;
     }
 }
