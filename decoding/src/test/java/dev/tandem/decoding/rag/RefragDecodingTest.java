@@ -74,12 +74,7 @@ class RefragDecodingTest {
     @BeforeAll
     static void load() {
         model = ModelLoader.load(TestModels.model("bard-s"), ModelLoader.Options.defaults().withKvTokens(16384));
-        Map<String, float[]> w = BertFixtures.randomWeights(ENCODER, 5);
-        Tokenizer counting = new CountingTokenizer(Tokenizers.load(TestModels.model("bard-s").resolve("tokenizer.json")), encoded);
-        BertEncoder bert = new BertEncoder(ENCODER, counting,
-                name -> w.containsKey(name) ? Tensor.ofFloats(w.get(name), BertFixtures.shapeOf(ENCODER, name)) : null,
-                Backends.open(Backends.DEFAULT, 1), true, "the test's random encoder", 4096, null);
-        encoder = Embedder.batching(bert);
+        encoder = randomEncoder(encoded);
         projection = randomProjection(new SplittableRandom(3), model.config().hiddenSize(), ENCODER.hiddenSize());
         int d = model.config().hiddenSize();
         int vocab = model.config().vocabSize();
@@ -98,6 +93,16 @@ class RefragDecodingTest {
     static void close() {
         encoder.close();
         model.close();
+    }
+
+    /** The random {@link #ENCODER} on a CPU backend of its own, {@code counter} counting the texts it embeds. */
+    static Embedder randomEncoder(AtomicInteger counter) {
+        Map<String, float[]> w = BertFixtures.randomWeights(ENCODER, 5);
+        Tokenizer counting = new CountingTokenizer(Tokenizers.load(TestModels.model("bard-s").resolve("tokenizer.json")), counter);
+        BertEncoder bert = new BertEncoder(ENCODER, counting,
+                name -> w.containsKey(name) ? Tensor.ofFloats(w.get(name), BertFixtures.shapeOf(ENCODER, name)) : null,
+                Backends.open(Backends.DEFAULT, 1), true, "the test's random encoder", 4096, null);
+        return Embedder.batching(bert);
     }
 
     /** Entries of the scale of bard-s's embeddings, so a compressed row is an input of the usual size. */
