@@ -156,8 +156,8 @@ public final class RefragDecoding implements DecodingStrategy {
             }
             textLength += p.length;
         }
-        boolean[] none = new boolean[chunks.size()];
-        checkFits(prefix, question, chunks, none, passages.size()); // before encoding anything: every chunk one row
+        boolean[] allCompressed = new boolean[chunks.size()];
+        checkFits(prefix, question, chunks, allCompressed, passages.size()); // before anything is encoded
         List<float[]> vectors = null;
         boolean[] expanded;
         if (policy.readsVectors()) {
