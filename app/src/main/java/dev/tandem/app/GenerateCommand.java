@@ -21,9 +21,14 @@ import dev.tandem.decoding.beam.BeamParams;
 import dev.tandem.decoding.beam.BeamSearch;
 import dev.tandem.decoding.mix.LayerContrastDecoding;
 import dev.tandem.decoding.mix.LogitMixDecoding;
+import dev.tandem.decoding.rag.ChunkEmbeddingCache;
+import dev.tandem.decoding.rag.ChunkProjection;
+import dev.tandem.decoding.rag.ExpansionPolicy;
 import dev.tandem.decoding.rag.PassageCache;
 import dev.tandem.decoding.rag.PassageIndex;
 import dev.tandem.decoding.rag.RagDecoding;
+import dev.tandem.decoding.rag.RefragDecoding;
+import dev.tandem.decoding.rag.Retriever;
 import dev.tandem.decoding.speculative.SpeculativeMixDecoding;
 import dev.tandem.decoding.sampling.SamplingParams;
 import dev.tandem.decoding.sampling.TokenLogprob;
@@ -43,6 +48,7 @@ import dev.tandem.transformer.JsonLines;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
 import dev.tandem.transformer.bert.BertEncoder;
+import dev.tandem.transformer.bert.Embedder;
 import dev.tandem.transformer.bert.Encoders;
 import dev.tandem.transformer.config.ModelConfig;
 import dev.tandem.transformer.tokenizer.Tokenizer;
@@ -161,7 +167,7 @@ public final class GenerateCommand implements Callable<Integer> {
 
     /** The names {@code --method} accepts. */
     static final List<String> METHODS = List.of("plain", "speculative", "pearl", "tree", "ngram", "aded", "lookahead", "collab",
-            "diffusion", "contrastive", "proxy-tune", "cad", "cfg", "dola", "lol", "caad", "beam", "diverse-beam", "rag");
+            "diffusion", "contrastive", "proxy-tune", "cad", "cfg", "dola", "lol", "caad", "beam", "diverse-beam", "rag", "refrag");
 
     /** Passages a retrieving method reads when --passages-k is not given. */
     static final int DEFAULT_PASSAGES_K = 4;
@@ -204,7 +210,10 @@ public final class GenerateCommand implements Callable<Integer> {
             {"diverse-beam", "--beams B", "--groups G", "--diversity D [" + BeamParams.DEFAULT_DIVERSITY + "]",
                     "--length-penalty L [" + BeamParams.DEFAULT_LENGTH_PENALTY + "]", "--n-best N [1]"},
             {"rag", "--passages INDEX", "--passages-k K [" + DEFAULT_PASSAGES_K + "]", "--encoder DIR [" + Encoders.MINILM
-                    + "]"}});
+                    + "]"},
+            {"refrag", "--passages INDEX", "--projection FILE", "--passages-k K [" + DEFAULT_PASSAGES_K + "]", "--chunk-tokens k ["
+                    + RefragDecoding.DEFAULT_CHUNK_TOKENS + "]", "--expand F [" + ExpansionPolicy.DEFAULT_FRACTION + "]",
+                    "--encoder DIR [" + Encoders.MINILM + "]"}});
 
     /** Rows of a method and its flags, the flags wrapped under each other within 80 columns. */
     private static String methodTable(String[][] rows) {
@@ -246,8 +255,10 @@ public final class GenerateCommand implements Callable<Integer> {
             Map.entry("--negative-prompt", List.of("cfg")), Map.entry("--scale", List.of("cfg")),
             Map.entry("--beams", List.of("beam", "diverse-beam")), Map.entry("--groups", List.of("diverse-beam")),
             Map.entry("--diversity", List.of("diverse-beam")), Map.entry("--length-penalty", List.of("beam", "diverse-beam")),
-            Map.entry("--n-best", List.of("beam", "diverse-beam")), Map.entry("--passages", List.of("rag")),
-            Map.entry("--passages-k", List.of("rag")), Map.entry("--encoder", List.of("rag")));
+            Map.entry("--n-best", List.of("beam", "diverse-beam")), Map.entry("--passages", List.of("rag", "refrag")),
+            Map.entry("--passages-k", List.of("rag", "refrag")), Map.entry("--encoder", List.of("rag", "refrag")),
+            Map.entry("--projection", List.of("refrag")), Map.entry("--chunk-tokens", List.of("refrag")),
+            Map.entry("--expand", List.of("refrag")));
 
     /** The methods that take a second, smaller model through {@code --draft}. */
     private static final List<String> WITH_DRAFT = List.of("speculative", "pearl", "tree", "collab");
@@ -261,22 +272,40 @@ public final class GenerateCommand implements Callable<Integer> {
                     + "only where it is unsure; not lossless), diffusion (a masked-diffusion model fills a canvas of --gen-length "
                     + "positions, several per pass; the only method for such a model); contrastive, proxy-tune, cad, cfg, dola, lol and "
                     + "caad choose each token from a mix of several views' logits (models, prompts or layers); beam and diverse-beam "
-                    + "search over hypotheses. The table at the end lists each method's flags. Greedy output of every guessing "
+                    + "search over hypotheses; rag and refrag answer over passages retrieved from a tandem index. The table at the end "
+                    + "lists each method's flags. Greedy output of every guessing "
                     + "method (speculative to lookahead) is plain decoding's.")
     String method;
 
     @Option(names = "--passages", paramLabel = "INDEX",
-            description = "rag: a passage index written by tandem index for this model's tokenizer; the prompt is the question, "
-                    + "the passages most similar to it are attached (their KV computed once and cached) and the answer attends to them.")
+            description = "rag, refrag: a passage index written by tandem index for this model's tokenizer; the prompt is the "
+                    + "question and the passages most similar to it are read: rag attaches their KV (computed once and cached) for the "
+                    + "answer to attend to; refrag feeds each chunk of them as one projected encoder vector, or as its tokens.")
     Path passages;
 
     @Option(names = "--passages-k", paramLabel = "K",
-            description = "rag: how many passages to retrieve, most similar first (default " + DEFAULT_PASSAGES_K + "; --top-k keeps "
+            description = "rag, refrag: how many passages to retrieve, most similar first (default " + DEFAULT_PASSAGES_K + "; --top-k keeps "
                     + "its sampling meaning).")
     Integer passagesK;
 
+    @Option(names = "--projection", paramLabel = "FILE",
+            description = "refrag: a safetensors file holding \"weight\" [hidden size, encoder dimension] and optionally \"bias\" "
+                    + "[hidden size], the linear map from a chunk's encoder vector to one decoder input row. None is shipped: it is "
+                    + "trained elsewhere, and without a trained one the compressed chunks mean nothing to the decoder.")
+    Path projection;
+
+    @Option(names = "--chunk-tokens", paramLabel = "k",
+            description = "refrag: the passages' tokens per chunk, each chunk one decoder position unless expanded (default "
+                    + RefragDecoding.DEFAULT_CHUNK_TOKENS + ").")
+    Integer chunkTokens;
+
+    @Option(names = "--expand", paramLabel = "F",
+            description = "refrag: the fraction of chunks, most similar to the question first, fed as their tokens (default "
+                    + ExpansionPolicy.DEFAULT_FRACTION + "; 1 feeds every token, plain decoding of the passages and the question).")
+    Double expand;
+
     @Option(names = "--encoder", paramLabel = "DIR",
-            description = "rag: the encoder the --passages index was built with, a Hugging Face BERT directory (default: the "
+            description = "rag, refrag: the encoder the --passages index was built with, a Hugging Face BERT directory (default: the "
                     + "embedded " + Encoders.MINILM + "); another encoder than the index's is refused.")
     Path encoder;
 
@@ -518,7 +547,7 @@ public final class GenerateCommand implements Callable<Integer> {
         int[] split = pearl ? threadSplit() : null;
         // cad and cfg keep two sequences of the --model per prompt.
         // rag: the cached passages and the question's sequence besides.
-        int modelSequences = method.equals("cad") || method.equals("cfg") || method.equals("rag") ? 2 * sequences : sequences;
+        int modelSequences = method.equals("cad") || method.equals("cfg") || method.equals("rag") || method.equals("refrag") ? 2 * sequences : sequences;
         try (LanguageModel lm = ModelLoader.load(dir, pearl ? loadOptions(dir, sequences).withThreads(split[0])
                 : loadOptions(dir, modelSequences));
              LanguageModel draftModel = draft == null ? null : ModelLoader.load(draft, pearl
@@ -566,6 +595,9 @@ public final class GenerateCommand implements Callable<Integer> {
                     var d = r.decodeStats();
                     err.printf(Locale.ROOT, "[%s: %d passes of the --model and %d of the other models for %d tokens]%n", method,
                             d.targetForwardPasses(), d.draftForwardPasses(), d.generatedTokens());
+                } else if (generator instanceof RefragDecoding refrag) {
+                    err.printf(Locale.ROOT, "[refrag: chunks of %d tokens, %d chunk vectors encoded, %d found in the cache]%n",
+                            refrag.chunkTokens(), refrag.cache().misses(), refrag.cache().hits());
                 } else if (generator instanceof RagDecoding rag) {
                     err.printf(Locale.ROOT, "[rag: %d passages computed, %d found in the passage cache]%n", rag.cache().misses(),
                             rag.cache().hits());
@@ -724,6 +756,9 @@ public final class GenerateCommand implements Callable<Integer> {
         given.put("--passages", passages);
         given.put("--passages-k", passagesK);
         given.put("--encoder", encoder);
+        given.put("--projection", projection);
+        given.put("--chunk-tokens", chunkTokens);
+        given.put("--expand", expand);
         for (Map.Entry<String, Object> flag : given.entrySet()) {
             List<String> users = OWN_FLAGS.get(flag.getKey());
             if (flag.getValue() != null && !users.contains(method)) {
@@ -742,10 +777,18 @@ public final class GenerateCommand implements Callable<Integer> {
             case "beam" -> beams == null ? "--beams B" : null;
             case "diverse-beam" -> beams == null || groups == null ? "--beams B and --groups G" : null;
             case "rag" -> passages == null ? "--passages INDEX (written by tandem index)" : null;
+            case "refrag" -> passages == null || projection == null
+                    ? "--passages INDEX (written by tandem index) and --projection FILE (a trained chunk projection)" : null;
             default -> null;
         };
         if (needed != null) {
             throw new ParameterException(spec.commandLine(), "--method " + method + " needs " + needed + ".");
+        }
+        if (expand != null && !(expand >= 0 && expand <= 1)) {
+            throw new ParameterException(spec.commandLine(), "--expand must be a fraction in [0, 1], but was " + expand + ".");
+        }
+        if (chunkTokens != null && chunkTokens < 1) {
+            throw new ParameterException(spec.commandLine(), "--chunk-tokens must be at least 1, but was " + chunkTokens + ".");
         }
         if (passagesK != null && passagesK < 1) {
             throw new ParameterException(spec.commandLine(), "--passages-k must be at least 1, but was " + passagesK + ".");
@@ -878,16 +921,17 @@ public final class GenerateCommand implements Callable<Integer> {
             case "dola" -> dola(lm);
             case "caad" -> caad(lm);
             case "lol" -> lol(lm, helpers);
-            case "rag" -> rag(lm);
+            case "rag" -> new RagDecoding(lm, PassageCache.forModel(lm), retriever(lm));
+            case "refrag" -> refrag(lm);
             default -> new Generator(lm);
         };
     }
 
     /**
-     * rag over --passages: the index checked against this model's tokenizer and the encoder it was built with (opened
-     * here, closed when the command ends), a passage cache of the model, and a retriever that says what it found.
+     * The retriever of rag and refrag: --passages checked against this model's tokenizer and the encoder it was built
+     * with (opened here, closed when the command ends), retrieving --passages-k passages and saying which on stderr.
      */
-    private RagDecoding rag(LanguageModel lm) {
+    private Retriever retriever(LanguageModel lm) {
         PassageIndex index = PassageIndex.read(passages);
         index.requireDecoder(lm);
         if (encoder == null && !index.encoder().name().equals(Encoders.MINILM)) {
@@ -900,10 +944,10 @@ public final class GenerateCommand implements Callable<Integer> {
         int k = passagesK != null ? passagesK : DEFAULT_PASSAGES_K;
         PrintWriter err = spec.commandLine().getErr();
         boolean quiet = promptFile != null || format == Format.json;
-        return new RagDecoding(lm, PassageCache.forModel(lm), question -> {
+        return question -> {
             List<PassageIndex.Hit> hits = index.retrieve(enc, question, k);
             if (!quiet) {
-                StringBuilder b = new StringBuilder("[rag: " + hits.size() + " passages of " + passages.getFileName() + ":");
+                StringBuilder b = new StringBuilder("[" + method + ": " + hits.size() + " passages of " + passages.getFileName() + ":");
                 for (PassageIndex.Hit h : hits) {
                     b.append(String.format(Locale.ROOT, " #%d (%.3f, %d tokens)", h.chunk().number(), h.score(), h.chunk().ids().length));
                 }
@@ -911,8 +955,21 @@ public final class GenerateCommand implements Callable<Integer> {
                 err.flush();
             }
             return hits.stream().map(h -> h.chunk().ids()).toList();
-        });
+        };
     }
+
+    /** refrag: the retriever's passages in chunks of --chunk-tokens, projected by --projection, --expand of them fed as tokens. */
+    private RefragDecoding refrag(LanguageModel lm) {
+        Retriever retriever = retriever(lm);
+        Embedder embedder = Embedder.batching(openEncoder);
+        ChunkProjection map = ChunkProjection.read(projection, embedder.dimension(), lm.config().hiddenSize());
+        return new RefragDecoding(lm, embedder, map, new ChunkEmbeddingCache(REFRAG_CACHED_CHUNKS), retriever)
+                .withChunkTokens(chunkTokens != null ? chunkTokens : RefragDecoding.DEFAULT_CHUNK_TOKENS)
+                .withPolicy(ExpansionPolicy.similarity(expand != null ? expand : ExpansionPolicy.DEFAULT_FRACTION));
+    }
+
+    /** Chunk vectors refrag keeps for the life of the command (a --prompt-file's prompts may share passages). */
+    private static final int REFRAG_CACHED_CHUNKS = 4096;
 
     /** The logit-mixing method --method names, over {@code lm} and the models of {@link #helperModels}, in their order. */
     private LogitMixDecoding mixStrategy(LanguageModel lm, List<LanguageModel> helpers) {
