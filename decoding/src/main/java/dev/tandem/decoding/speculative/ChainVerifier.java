@@ -15,6 +15,21 @@ public final class ChainVerifier {
 
     private ChainVerifier() {}
 
+    /** How a sampled chain is judged against the target's rows: {@link #sample}, or {@link #sampleNudged} at an η. */
+    @FunctionalInterface
+    interface SampledRule {
+        /** Exact speculative sampling, {@link #sample}. */
+        SampledRule EXACT = ChainVerifier::sample;
+
+        Verdict verify(int[] draft, double[][] p, double[][] q, long seed, long stream, long position);
+
+        /** {@link #sampleNudged} at {@code eta} (checked here). */
+        static SampledRule nudged(double eta) {
+            requireEta(eta);
+            return (draft, p, q, seed, stream, position) -> sampleNudged(draft, p, q, eta, seed, stream, position);
+        }
+    }
+
     /**
      * Greedy verification. {@code target[i]} (i = 0..n, n = draft.length) holds the raw target logits of
      * the row that predicts {@code draft[i]}; row n predicts the token after the last draft token. Draft
@@ -98,6 +113,117 @@ public final class ChainVerifier {
         if (p.length < n) {
             requireRows("p", p.length, n, n);
         }
+        requireChain(draft, p, q);
+        for (int i = 0; i < n; i++) {
+            int x = draft[i];
+            double qx = q == null ? 1.0 : q[i][x];
+            double u = CounterRng.uniform(seed, stream, position + i, RngPurpose.ACCEPT, 0);
+            if (accepts(u, p[i][x], qx)) {
+                continue;
+            }
+            double r = CounterRng.uniform(seed, stream, position + i, RngPurpose.RESIDUAL, 0);
+            double[] residual = q != null ? residual(p[i], q[i]) : residualOneHot(p[i], x);
+            return new Verdict(i, drawOrFallBack(residual, p[i], r));
+        }
+        return null;
+    }
+
+    /**
+     * RAPID's verification (Chen et al. 2025, "Long-Context Inference with Retrieval-Augmented Speculative
+     * Decoding"): {@link #sample} against the target's distribution nudged toward the drafter's,
+     * <pre>
+     *   p̂ = softmax(log p − η·m·(p − q)),   m_t = [q_t ≥ 0.1·max q],
+     * </pre>
+     * one gradient step of η on the target's logits toward q (the gradient of KL(q ‖ p) in the logits is p − q),
+     * only on the tokens the drafter finds plausible. draft[i] = x is accepted iff p̂[i][x] &gt; 0 and u ≤
+     * p̂[i][x] / q[i][x] (u keyed ACCEPT); at the first rejection next is drawn from norm(max(p − q, p − p̂, 0))
+     * (RESIDUAL; p[i] if that is all zero), and after a fully accepted chain from p[n] (SAMPLE), with
+     * {@link #sample}'s keys and inverse CDF. A row then emits x with probability
+     * <pre>
+     *   P(x) = min(q, p̂)(x) + (1 − Σ min(q, p̂)) · norm(max(p − q, p − p̂, 0))(x),
+     * </pre>
+     * which is p(x) wherever min(q, p̂)(x) ≤ p(x) holds for every token, and otherwise lifts the tokens both the
+     * drafter and the nudged target rate above p. At η = 0, p̂ is p itself (not renormalised), so every verdict is
+     * {@link #sample}'s. p and q are the processed distributions (temperature, top-k, top-p, min-p applied): a token
+     * they remove stays removed. {@code q == null} is a deterministic drafter (q[i] one-hot at draft[i]).
+     *
+     * @throws IllegalArgumentException as {@link #sample}, or if η is negative, infinite or NaN
+     */
+    public static Verdict sampleNudged(int[] draft, double[][] p, double[][] q, double eta, long seed, long stream,
+                                       long position) {
+        requireEta(eta);
+        int n = draft.length;
+        requireRows("p", p.length, n + 1, n);
+        requireChain(draft, p, q);
+        for (int i = 0; i < n; i++) {
+            int x = draft[i];
+            double[] qi = q != null ? q[i] : oneHot(x, p[i].length);
+            double[] nudged = eta == 0 ? p[i] : nudged(p[i], qi, eta);
+            double u = CounterRng.uniform(seed, stream, position + i, RngPurpose.ACCEPT, 0);
+            if (accepts(u, nudged[x], qi[x])) {
+                continue;
+            }
+            double r = CounterRng.uniform(seed, stream, position + i, RngPurpose.RESIDUAL, 0);
+            return new Verdict(i, drawOrFallBack(nudgedResidual(p[i], qi, nudged), p[i], r));
+        }
+        double u = CounterRng.uniform(seed, stream, position + n, RngPurpose.SAMPLE, 0);
+        return new Verdict(n, inverseCdf(p[n], u));
+    }
+
+    /** Share of the drafter's top probability from which a token is nudged ({@link #sampleNudged}'s mask m). */
+    static final double NUDGE_MASK = 0.1;
+
+    /** @throws IllegalArgumentException unless η is a finite number ≥ 0 */
+    static double requireEta(double eta) {
+        if (!(eta >= 0) || Double.isInfinite(eta)) {
+            throw new IllegalArgumentException("--eta (η) must be a finite number of at least 0, but was " + eta + ".");
+        }
+        return eta;
+    }
+
+    /** p̂ = softmax(log p − η·m·(p − q)), m_t = [q_t ≥ {@value #NUDGE_MASK}·max q], in log space (any finite η). */
+    static double[] nudged(double[] p, double[] q, double eta) {
+        double maxQ = 0;
+        for (double v : q) {
+            maxQ = Math.max(maxQ, v);
+        }
+        double floor = NUDGE_MASK * maxQ;
+        double[] z = new double[p.length];
+        double max = Double.NEGATIVE_INFINITY;
+        for (int t = 0; t < z.length; t++) {
+            z[t] = p[t] > 0 ? Math.log(p[t]) - (q[t] >= floor ? eta * (p[t] - q[t]) : 0) : Double.NEGATIVE_INFINITY;
+            max = Math.max(max, z[t]);
+        }
+        double total = 0;
+        for (int t = 0; t < z.length; t++) {
+            z[t] = p[t] > 0 ? Math.exp(z[t] - max) : 0;
+            total += z[t];
+        }
+        for (int t = 0; t < z.length; t++) {
+            z[t] /= total;
+        }
+        return z;
+    }
+
+    /** max(p − q, p − p̂, 0), unnormalised; at p̂ = p it is {@link #residual}'s max(p − q, 0) bit for bit. */
+    static double[] nudgedResidual(double[] p, double[] q, double[] nudged) {
+        double[] r = new double[p.length];
+        for (int t = 0; t < r.length; t++) {
+            double d = Math.max(p[t] - q[t], p[t] - nudged[t]);
+            r[t] = d > 0 ? d : 0;
+        }
+        return r;
+    }
+
+    private static double[] oneHot(int x, int vocab) {
+        double[] q = new double[vocab];
+        q[x] = 1;
+        return q;
+    }
+
+    /** Checks a chain's shapes (p's rows have one length, the vocabulary), its ids and that q could have drawn them. */
+    private static void requireChain(int[] draft, double[][] p, double[][] q) {
+        int n = draft.length;
         if (q != null) {
             requireRows("q", q.length, n, n);
         }
@@ -119,18 +245,6 @@ public final class ChainVerifier {
                 }
             }
         }
-        for (int i = 0; i < n; i++) {
-            int x = draft[i];
-            double qx = q == null ? 1.0 : q[i][x];
-            double u = CounterRng.uniform(seed, stream, position + i, RngPurpose.ACCEPT, 0);
-            if (accepts(u, p[i][x], qx)) {
-                continue;
-            }
-            double r = CounterRng.uniform(seed, stream, position + i, RngPurpose.RESIDUAL, 0);
-            double[] residual = q != null ? residual(p[i], q[i]) : residualOneHot(p[i], x);
-            return new Verdict(i, drawOrFallBack(residual, p[i], r));
-        }
-        return null;
     }
 
     /** The acceptance test u ≤ p/q of speculative sampling (never accepting a token of probability 0). */
