@@ -25,7 +25,8 @@ import java.util.List;
  * <p>A round: the {@link Drafter} proposes up to γ tokens (a draft model in passes of its own, one token a
  * pass, over as many steps' worth of passes as it needs; prompt lookup at once); in the first step that
  * begins with the proposal complete, the target scores {@code [last token, d1..dγ]} in one pass with
- * logits at every row, {@link ChainVerifier} decides, both caches roll back to the accepted length and the
+ * logits at every row, {@link ChainVerifier} decides (by exact speculative sampling, or by RAPID's nudged rule:
+ * {@link ChainVerifier.SampledRule}), both caches roll back to the accepted length and the
  * accepted tokens (plus the correction or bonus token) are emitted. The first round's draft runs in the
  * same step as the target's prefill (they do not depend on each other). Where the greedy token alone decides
  * ({@link RequestState#needsOnlyGreedyToken}) the verification pass sends back each row's greedy token instead
@@ -37,6 +38,7 @@ final class ChainTask implements DecodingTask {
     private final LanguageModel target;
     private final Drafter drafter;
     private final int draftLength;
+    private final ChainVerifier.SampledRule rule;
     private final GenerationRequest request;
     private final int[] promptIds;
     private final int[] eos;
@@ -61,10 +63,17 @@ final class ChainTask implements DecodingTask {
     private long verifyNanos;
 
     ChainTask(String method, LanguageModel target, Drafter drafter, int draftLength, GenerationRequest request) {
+        this(method, target, drafter, draftLength, request, ChainVerifier.SampledRule.EXACT);
+    }
+
+    /** A chain task whose sampled verdicts come from {@code rule} (greedy ones are always the target's argmax). */
+    ChainTask(String method, LanguageModel target, Drafter drafter, int draftLength, GenerationRequest request,
+              ChainVerifier.SampledRule rule) {
         this.method = method;
         this.target = target;
         this.drafter = drafter;
         this.draftLength = draftLength;
+        this.rule = rule;
         this.request = request;
         try {
             this.promptIds = new Generator(target).promptIds(request);
@@ -90,8 +99,10 @@ final class ChainTask implements DecodingTask {
     @Override
     public int blocksNeeded(LanguageModel model) {
         // A verification appends the draft (γ rows) past the context; a draft model feeds up to γ − 1 past it.
-        int blocks = Tasks.blocks(model, promptIds.length, request.maxTokens(), draftLength + 1);
-        return drafter.model() == target ? 2 * blocks : blocks; // the draft's sequence in the target's cache too
+        int blocks = model == target ? Tasks.blocks(target, promptIds.length, request.maxTokens(), draftLength + 1) : 0;
+        // The draft's sequence, in the target's cache too when the draft is the target.
+        return model == drafter.model() ? blocks + drafter.blocksNeeded(promptIds.length, request.maxTokens(), draftLength + 1)
+                : blocks;
     }
 
     @Override
@@ -101,7 +112,8 @@ final class ChainTask implements DecodingTask {
         }
         state = new RequestState(target, request, promptIds, eos, kv.newSequence(target));
         drafter.start(kv);
-        device = DeviceVerification.open(target, drafter, draftLength, request);
+        // The device verifies by the exact rule only.
+        device = rule == ChainVerifier.SampledRule.EXACT ? DeviceVerification.open(target, drafter, draftLength, request) : null;
         prefilled = promptIds.length <= 1 ? promptIds.length - 1 : 0;
     }
 
@@ -209,7 +221,7 @@ final class ChainTask implements DecodingTask {
         int n = tokens.length;
         Verdict verdict = device != null ? device.verify(tokens, length, false)
                 : SpeculativeDecoding.verifyChain(tokens, draft.q(), logits, false, request.sampling(), context, length,
-                        request.streamId());
+                        request.streamId(), rule);
         int accepted = verdict.accepted();
         stats.verification(n, accepted);
         // The target now holds length + n positions; keep the context through the last accepted draft token.

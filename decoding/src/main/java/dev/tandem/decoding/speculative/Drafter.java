@@ -3,6 +3,7 @@ package dev.tandem.decoding.speculative;
 import dev.tandem.decoding.DecodeStats;
 import dev.tandem.decoding.DecodingTask;
 import dev.tandem.decoding.GenerationRequest;
+import dev.tandem.decoding.Tasks;
 import dev.tandem.transformer.Batch;
 import dev.tandem.transformer.ForwardResult;
 import dev.tandem.transformer.LanguageModel;
@@ -47,6 +48,15 @@ interface Drafter extends AutoCloseable {
 
     /** The most draft tokens this drafter can propose after a context of {@code length} tokens. */
     int room(int length);
+
+    /**
+     * KV blocks of {@link #model()} this drafter's sequence may hold for a request whose target prompt has
+     * {@code promptLength} tokens ({@link Tasks#blocks} with {@code maxTokens} and {@code extraRows}): by default a
+     * sequence as long as the target's, for a drafter that reads the target's context.
+     */
+    default int blocksNeeded(int promptLength, int maxTokens, int extraRows) {
+        return Tasks.blocks(model(), promptLength, maxTokens, extraRows);
+    }
 
     /** A whole proposal at once, running the drafter's passes itself (outside any step). */
     default Draft propose(int[] context, int length, int maxTokens, GenerationRequest request, DecodeStats.Recorder stats) {

@@ -278,7 +278,7 @@ final class MixedChainTask implements DecodingTask {
             mixed[j] = mix.apply(at);
         }
         Verdict verdict = SpeculativeDecoding.verifyChain(tokens, draft.q(), mixed, false, request.sampling(), context, length,
-                request.streamId());
+                request.streamId(), ChainVerifier.SampledRule.EXACT);
         int accepted = verdict.accepted();
         stats.verification(n, accepted);
         int generated = state.generated();

@@ -296,7 +296,7 @@ final class PearlTask implements DecodingTask {
             }
         }
         Verdict verdict = SpeculativeDecoding.verifyChain(chain, q, logits, openEnded, sp, context, length,
-                request.streamId());
+                request.streamId(), ChainVerifier.SampledRule.EXACT);
         int accepted = verdict == null ? n : verdict.accepted();
         stats.verification(n, accepted);
 

@@ -122,21 +122,25 @@ public final class SpeculativeDecoding implements DecodingStrategy {
      * Verifies {@code chain} (drawn from {@code q}, or null when deterministic) against the target's raw
      * {@code logits} (row i predicts chain[i]; row n the token after), each row processed with
      * {@code context[0, length + i)} as its context ({@code context} holds the chain from {@code length} on):
-     * greedy with {@link ChainVerifier#greedy}, sampling with {@link ChainVerifier#sample}. {@code openEnded}:
-     * there is no row after the chain, and a fully accepted chain returns null (the OpenEnded verifiers).
+     * greedy with {@link ChainVerifier#greedy}, sampling with {@code rule} ({@link ChainVerifier.SampledRule#EXACT}:
+     * {@link ChainVerifier#sample}). {@code openEnded}: there is no row after the chain, and a fully accepted chain
+     * returns null (the OpenEnded verifiers, which only the exact rule has).
      */
     static Verdict verifyChain(int[] chain, double[][] q, VerificationRows rows, boolean openEnded, SamplingParams sp,
-                               int[] context, int length, long stream) {
+                               int[] context, int length, long stream, ChainVerifier.SampledRule rule) {
         if (rows.greedyOnly()) {
             // Only the greedy tokens came back: the pass found them needsOnlyGreedyToken (no processor changes an argmax).
             return openEnded ? ChainVerifier.greedyOpenEndedFromArgmax(chain, rows::greedyToken)
                     : ChainVerifier.greedyFromArgmax(chain, rows::greedyToken);
         }
-        return verifyChain(chain, q, rows.allLogits(), openEnded, sp, context, length, stream);
+        return verifyChain(chain, q, rows.allLogits(), openEnded, sp, context, length, stream, rule);
     }
 
     static Verdict verifyChain(int[] chain, double[][] q, float[][] logits, boolean openEnded, SamplingParams sp,
-                               int[] context, int length, long stream) {
+                               int[] context, int length, long stream, ChainVerifier.SampledRule rule) {
+        if (openEnded && rule != ChainVerifier.SampledRule.EXACT) {
+            throw new IllegalArgumentException("open-ended chains are verified by exact speculative sampling only.");
+        }
         int rows = openEnded ? chain.length : chain.length + 1;
         if (sp.isGreedy()) {
             float[][] processed = new float[rows][];
@@ -151,7 +155,7 @@ public final class SpeculativeDecoding implements DecodingStrategy {
             p[i] = Sampler.distribution(logits[i], sp, context, length + i);
         }
         return openEnded ? ChainVerifier.sampleOpenEnded(chain, p, q, sp.seed(), stream, length)
-                : ChainVerifier.sample(chain, p, q, sp.seed(), stream, length);
+                : rule.verify(chain, p, q, sp.seed(), stream, length);
     }
 
 }
