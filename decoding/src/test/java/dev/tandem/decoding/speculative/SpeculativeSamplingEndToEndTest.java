@@ -38,37 +38,50 @@ class SpeculativeSamplingEndToEndTest {
                      ModelLoader.Options.defaults().withBackend(target.backend()))) {
             SamplingParams sampling = SamplingParams.greedy().withTemperature(1.0f).withTopK(4).withSeed(SEED);
             String prompt = "KING HENRY VI:\nWhat";
-            int[] ids = target.tokenizer().encode(prompt);
-            int vocab = target.config().vocabSize();
-            // The exact joint distribution of (t1, t2) under plain sampling of the target.
-            double[] joint = new double[vocab * vocab];
-            double[] p1 = distribution(target, ids, sampling);
-            for (int a = 0; a < vocab; a++) {
-                if (p1[a] > 0) {
-                    int[] next = java.util.Arrays.copyOf(ids, ids.length + 1);
-                    next[ids.length] = a;
-                    double[] p2 = distribution(target, next, sampling);
-                    for (int b = 0; b < vocab; b++) {
-                        joint[a * vocab + b] = p1[a] * p2[b];
-                    }
-                }
-            }
+            double[] joint = jointOfFirstTwo(target, target.tokenizer().encode(prompt), sampling);
             // PEARL with γ = 1 and 3 tokens wanted: round 1 checks d1 and, open-ended, the draft's next token
             // against the target's second row, so the first two tokens go through the post-verify path.
             for (DecodingStrategy s : List.of(new SpeculativeDecoding(target, small, 1), new PromptLookupDecoding(target, 2, 1),
                     new PearlDecoding(target, small, 1))) {
-                long[] observed = new long[joint.length];
                 int maxTokens = s instanceof PearlDecoding ? 3 : 2;
-                for (int run = 0; run < RUNS; run++) {
-                    GenerationResult r = s.generate(GenerationRequest.of(prompt).withMaxTokens(maxTokens).withSampling(sampling)
-                            .withEosTokenIds(List.of()).withStreamId(run));
-                    observed[r.generatedIds()[0] * vocab + r.generatedIds()[1]]++;
-                }
-                double pValue = ChiSquareFit.pValue(joint, observed);
+                double pValue = firstTwoPValue(s, GenerationRequest.of(prompt).withMaxTokens(maxTokens).withSampling(sampling),
+                        joint, RUNS);
                 System.out.printf("%s end-to-end (seed %d, %d runs): chi-square p-value %.4g%n", s.name(), SEED, RUNS, pValue);
                 assertTrue(pValue > ALPHA, s.name() + ": p-value " + pValue);
             }
         }
+    }
+
+    /** The exact joint distribution of the first two tokens (t1, t2), at index t1 · vocab + t2, under plain sampling of {@code target}. */
+    static double[] jointOfFirstTwo(LanguageModel target, int[] ids, SamplingParams sampling) {
+        int vocab = target.config().vocabSize();
+        double[] joint = new double[vocab * vocab];
+        double[] p1 = distribution(target, ids, sampling);
+        for (int a = 0; a < vocab; a++) {
+            if (p1[a] > 0) {
+                int[] next = java.util.Arrays.copyOf(ids, ids.length + 1);
+                next[ids.length] = a;
+                double[] p2 = distribution(target, next, sampling);
+                for (int b = 0; b < vocab; b++) {
+                    joint[a * vocab + b] = p1[a] * p2[b];
+                }
+            }
+        }
+        return joint;
+    }
+
+    /**
+     * The chi-square p-value of {@code runs} generations of {@code request} by {@code s} (EOS off, run i on stream i)
+     * against {@code joint}, the distribution of their first two tokens.
+     */
+    static double firstTwoPValue(DecodingStrategy s, GenerationRequest request, double[] joint, int runs) {
+        int vocab = (int) Math.round(Math.sqrt(joint.length));
+        long[] observed = new long[joint.length];
+        for (int run = 0; run < runs; run++) {
+            GenerationResult r = s.generate(request.withEosTokenIds(List.of()).withStreamId(run));
+            observed[r.generatedIds()[0] * vocab + r.generatedIds()[1]]++;
+        }
+        return ChiSquareFit.pValue(joint, observed);
     }
 
     private static double[] distribution(LanguageModel model, int[] context, SamplingParams sampling) {
