@@ -22,6 +22,7 @@ import dev.tandem.decoding.beam.BeamSearch;
 import dev.tandem.decoding.mix.LayerContrastDecoding;
 import dev.tandem.decoding.mix.LogitMixDecoding;
 import dev.tandem.decoding.rag.ChunkEmbeddingCache;
+import dev.tandem.decoding.rag.Chunker;
 import dev.tandem.decoding.rag.ChunkProjection;
 import dev.tandem.decoding.rag.ExpansionPolicy;
 import dev.tandem.decoding.rag.PassageCache;
@@ -36,6 +37,7 @@ import dev.tandem.decoding.speculative.AdedDecoding;
 import dev.tandem.decoding.speculative.LookaheadDecoding;
 import dev.tandem.decoding.speculative.PearlDecoding;
 import dev.tandem.decoding.speculative.PromptLookupDecoding;
+import dev.tandem.decoding.speculative.RapidDecoding;
 import dev.tandem.decoding.speculative.SpeculativeDecoding;
 import dev.tandem.decoding.speculative.TreeDecoding;
 import dev.tandem.decoding.speculative.TrigramTable;
@@ -167,10 +169,15 @@ public final class GenerateCommand implements Callable<Integer> {
 
     /** The names {@code --method} accepts. */
     static final List<String> METHODS = List.of("plain", "speculative", "pearl", "tree", "ngram", "aded", "lookahead", "collab",
-            "diffusion", "contrastive", "proxy-tune", "cad", "cfg", "dola", "lol", "caad", "beam", "diverse-beam", "rag", "refrag");
+            "diffusion", "contrastive", "proxy-tune", "cad", "cfg", "dola", "lol", "caad", "beam", "diverse-beam", "rag", "refrag", "rapid");
 
     /** Passages a retrieving method reads when --passages-k is not given. */
     static final int DEFAULT_PASSAGES_K = 4;
+
+    /** rapid's defaults: the retrieval chunks its drafter reads, η (0: the target's distribution exactly) and γ. */
+    static final int DEFAULT_RAPID_CHUNK_TOKENS = 128;
+    static final double DEFAULT_RAPID_ETA = 0;
+    static final int DEFAULT_RAPID_DRAFT_LENGTH = 4;
 
     static final double DEFAULT_CONTRASTIVE_ALPHA = 0.1, DEFAULT_CONTRASTIVE_BETA = 0.5, DEFAULT_PROXY_ALPHA = 1.0,
             DEFAULT_CAD_ALPHA = 0.5, DEFAULT_CFG_SCALE = 1.5;
@@ -213,7 +220,10 @@ public final class GenerateCommand implements Callable<Integer> {
                     + "]"},
             {"refrag", "--passages INDEX", "--projection FILE", "--passages-k K [" + DEFAULT_PASSAGES_K + "]", "--chunk-tokens k ["
                     + RefragDecoding.DEFAULT_CHUNK_TOKENS + "]", "--expand F [" + ExpansionPolicy.DEFAULT_FRACTION + "]",
-                    "--encoder DIR [" + Encoders.MINILM + "]"}});
+                    "--encoder DIR [" + Encoders.MINILM + "]"},
+            {"rapid", "--context TEXT|@FILE", "--passages-k K [" + DEFAULT_PASSAGES_K + "]", "--chunk-tokens N ["
+                    + DEFAULT_RAPID_CHUNK_TOKENS + "]", "--eta E [" + DEFAULT_RAPID_ETA + "]", "--draft DIR [the --model]",
+                    "--draft-length N [" + DEFAULT_RAPID_DRAFT_LENGTH + "]", "--encoder DIR [" + Encoders.MINILM + "]"}});
 
     /** Rows of a method and its flags, the flags wrapped under each other within 80 columns. */
     private static String methodTable(String[][] rows) {
@@ -249,16 +259,16 @@ public final class GenerateCommand implements Callable<Integer> {
     private static final Map<String, List<String>> OWN_FLAGS = Map.ofEntries(
             Map.entry("--amateur", List.of("contrastive", "lol")), Map.entry("--tuned", List.of("proxy-tune")),
             Map.entry("--base", List.of("proxy-tune")), Map.entry("--alpha", List.of("contrastive", "proxy-tune", "cad", "dola", "lol")),
-            Map.entry("--beta", List.of("contrastive", "lol")), Map.entry("--context", List.of("cad")),
+            Map.entry("--beta", List.of("contrastive", "lol")), Map.entry("--context", List.of("cad", "rapid")),
             Map.entry("--layers", List.of("dola")), Map.entry("--layer", List.of("lol")), Map.entry("--lambda", List.of("lol")),
             Map.entry("--grounding", List.of("caad")), Map.entry("--neighbours", List.of("caad")), Map.entry("--weight", List.of("caad")),
             Map.entry("--negative-prompt", List.of("cfg")), Map.entry("--scale", List.of("cfg")),
             Map.entry("--beams", List.of("beam", "diverse-beam")), Map.entry("--groups", List.of("diverse-beam")),
             Map.entry("--diversity", List.of("diverse-beam")), Map.entry("--length-penalty", List.of("beam", "diverse-beam")),
             Map.entry("--n-best", List.of("beam", "diverse-beam")), Map.entry("--passages", List.of("rag", "refrag")),
-            Map.entry("--passages-k", List.of("rag", "refrag")), Map.entry("--encoder", List.of("rag", "refrag")),
-            Map.entry("--projection", List.of("refrag")), Map.entry("--chunk-tokens", List.of("refrag")),
-            Map.entry("--expand", List.of("refrag")));
+            Map.entry("--passages-k", List.of("rag", "refrag", "rapid")), Map.entry("--encoder", List.of("rag", "refrag", "rapid")),
+            Map.entry("--projection", List.of("refrag")), Map.entry("--chunk-tokens", List.of("refrag", "rapid")),
+            Map.entry("--expand", List.of("refrag")), Map.entry("--eta", List.of("rapid")));
 
     /** The methods that take a second, smaller model through {@code --draft}. */
     private static final List<String> WITH_DRAFT = List.of("speculative", "pearl", "tree", "collab");
@@ -288,6 +298,12 @@ public final class GenerateCommand implements Callable<Integer> {
                     + "its sampling meaning).")
     Integer passagesK;
 
+    @Option(names = "--eta", paramLabel = "E",
+            description = "rapid: how far the target's distribution is nudged toward the drafter's before a draft is verified, "
+                    + "p̂ = softmax(log p - E·m·(p - q)), E >= 0; 0 (the default) keeps the target's distribution exactly, 5-20 "
+                    + "suit a drafter that is the model itself, 40-50 a larger one (the paper's). Greedy decoding ignores it.")
+    Double eta;
+
     @Option(names = "--projection", paramLabel = "FILE",
             description = "refrag: a safetensors file holding \"weight\" [hidden size, encoder dimension] and optionally \"bias\" "
                     + "[hidden size], the linear map from a chunk's encoder vector to one decoder input row. None is shipped: it is "
@@ -296,7 +312,8 @@ public final class GenerateCommand implements Callable<Integer> {
 
     @Option(names = "--chunk-tokens", paramLabel = "k",
             description = "refrag: the passages' tokens per chunk, each chunk one decoder position unless expanded (default "
-                    + RefragDecoding.DEFAULT_CHUNK_TOKENS + ").")
+                    + RefragDecoding.DEFAULT_CHUNK_TOKENS + "); rapid: the tokens per chunk of --context the drafter's passages are "
+                    + "retrieved from (default " + DEFAULT_RAPID_CHUNK_TOKENS + ", at most 256).")
     Integer chunkTokens;
 
     @Option(names = "--expand", paramLabel = "F",
@@ -547,7 +564,8 @@ public final class GenerateCommand implements Callable<Integer> {
         int[] split = pearl ? threadSplit() : null;
         // cad and cfg keep two sequences of the --model per prompt.
         // rag: the cached passages and the question's sequence besides.
-        int modelSequences = method.equals("cad") || method.equals("cfg") || method.equals("rag") || method.equals("refrag") ? 2 * sequences : sequences;
+        int modelSequences = method.equals("cad") || method.equals("cfg") || method.equals("rag") || method.equals("refrag")
+                || (method.equals("rapid") && draft == null) ? 2 * sequences : sequences;
         try (LanguageModel lm = ModelLoader.load(dir, pearl ? loadOptions(dir, sequences).withThreads(split[0])
                 : loadOptions(dir, modelSequences));
              LanguageModel draftModel = draft == null ? null : ModelLoader.load(draft, pearl
@@ -639,10 +657,13 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(),
                     "--method " + method + " needs a draft model; give its directory with --draft DIR.");
         }
-        if (!WITH_DRAFT.contains(method) && !MIX_METHODS.contains(method) && draft != null) {
+        if (!WITH_DRAFT.contains(method) && !MIX_METHODS.contains(method) && !method.equals("rapid") && draft != null) {
             throw new ParameterException(spec.commandLine(), "--draft is used by --method " + String.join(", ", WITH_DRAFT)
-                    + " and, to verify its drafts against the mixed logits, " + String.join(", ", MIX_METHODS) + " only, not by --method "
-                    + method + ".");
+                    + ", rapid and, to verify its drafts against the mixed logits, " + String.join(", ", MIX_METHODS)
+                    + " only, not by --method " + method + ".");
+        }
+        if (method.equals("rapid") && "auto".equals(draftLength)) {
+            throw new ParameterException(spec.commandLine(), "--method rapid takes --draft-length N, a number.");
         }
         if (MIX_METHODS.contains(method) && draftLength != null && (draft == null || draftLength.equals("auto"))) {
             throw new ParameterException(spec.commandLine(), "--method " + method + " takes --draft-length N (a number) only with --draft DIR.");
@@ -682,7 +703,7 @@ public final class GenerateCommand implements Callable<Integer> {
                         + "but one was " + v + ".");
             }
         }
-        if (List.of("collab", "tree", "aded", "lookahead", "beam", "diverse-beam").contains(method) && draftLength != null) {
+        if (List.of("collab", "tree", "aded", "lookahead", "beam", "diverse-beam", "rag", "refrag").contains(method) && draftLength != null) {
             throw new ParameterException(spec.commandLine(), "--draft-length is not used by --method " + method + ".");
         }
         if (collabThreshold != null && !(collabThreshold >= 0 && Double.isFinite(collabThreshold))) {
@@ -759,6 +780,7 @@ public final class GenerateCommand implements Callable<Integer> {
         given.put("--projection", projection);
         given.put("--chunk-tokens", chunkTokens);
         given.put("--expand", expand);
+        given.put("--eta", eta);
         for (Map.Entry<String, Object> flag : given.entrySet()) {
             List<String> users = OWN_FLAGS.get(flag.getKey());
             if (flag.getValue() != null && !users.contains(method)) {
@@ -770,6 +792,7 @@ public final class GenerateCommand implements Callable<Integer> {
             case "contrastive" -> amateur == null ? "--amateur DIR (the small model to contrast with)" : null;
             case "proxy-tune" -> tuned == null || base == null ? "--tuned DIR and --base DIR (the small model after and before tuning)" : null;
             case "cad" -> context == null ? "--context TEXT or --context @FILE" : null;
+            case "rapid" -> context == null ? "--context TEXT or --context @FILE (the long context the target reads)" : null;
             case "cfg" -> negativePrompt == null ? "--negative-prompt TEXT" : null;
             case "dola" -> layers == null ? "--layers A,B,... (the candidate layers, 0-based)" : null;
             case "caad" -> grounding == null ? "--grounding FILE (JSON lines of {\"text\": ..., \"continuation\": ...})" : null;
@@ -783,6 +806,13 @@ public final class GenerateCommand implements Callable<Integer> {
         };
         if (needed != null) {
             throw new ParameterException(spec.commandLine(), "--method " + method + " needs " + needed + ".");
+        }
+        if (eta != null && !(eta >= 0 && Double.isFinite(eta))) {
+            throw new ParameterException(spec.commandLine(), "--eta must be a finite number of at least 0, but was " + eta + ".");
+        }
+        if (method.equals("rapid") && chunkTokens != null && chunkTokens > Chunker.MAX_CHUNK_TOKENS) {
+            throw new ParameterException(spec.commandLine(), "--chunk-tokens must be at most " + Chunker.MAX_CHUNK_TOKENS
+                    + " for --method rapid, but was " + chunkTokens + ".");
         }
         if (expand != null && !(expand >= 0 && expand <= 1)) {
             throw new ParameterException(spec.commandLine(), "--expand must be a fraction in [0, 1], but was " + expand + ".");
@@ -923,6 +953,7 @@ public final class GenerateCommand implements Callable<Integer> {
             case "lol" -> lol(lm, helpers);
             case "rag" -> new RagDecoding(lm, PassageCache.forModel(lm), retriever(lm));
             case "refrag" -> refrag(lm);
+            case "rapid" -> rapid(lm, draftModel);
             default -> new Generator(lm);
         };
     }
@@ -966,6 +997,70 @@ public final class GenerateCommand implements Callable<Integer> {
         return new RefragDecoding(lm, embedder, map, new ChunkEmbeddingCache(REFRAG_CACHED_CHUNKS), retriever)
                 .withChunkTokens(chunkTokens != null ? chunkTokens : RefragDecoding.DEFAULT_CHUNK_TOKENS)
                 .withPolicy(ExpansionPolicy.similarity(expand != null ? expand : ExpansionPolicy.DEFAULT_FRACTION));
+    }
+
+    /**
+     * rapid: the target reads --context and the prompt; its drafter (--draft, else the target itself) reads the
+     * --passages-k chunks of the context most similar to the prompt, in the context's order, and the prompt. The context is
+     * cut and embedded once, here.
+     */
+    private DecodingStrategy rapid(LanguageModel lm, LanguageModel draftModel) {
+        String text = contextText();
+        int[] contextIds = new Generator(lm).promptIds(GenerationRequest.of(text));
+        int n = chunkTokens != null ? chunkTokens : DEFAULT_RAPID_CHUNK_TOKENS;
+        Chunker chunker = new Chunker(lm.tokenizer(), n);
+        List<Chunker.Document> documents = Chunker.documents(text);
+        Path source = context.startsWith("@") ? Path.of(context.substring(1)) : Path.of("--context");
+        PassageIndex.Corpus corpus = new PassageIndex.Corpus(source, PassageIndex.TokenizerIdentity.of(lm.directory()),
+                lm.config().vocabSize(), n, documents, chunker.chunks(documents));
+        if (corpus.chunks().isEmpty()) {
+            throw new UsageException("--context holds no text for the drafter to read.");
+        }
+        BertEncoder enc = encoder != null ? Encoders.openDirectory(encoder, null, threads) : Encoders.miniLm(null, threads);
+        openEncoder = enc;
+        PassageIndex index = PassageIndex.build(corpus, enc, true, dev.tandem.runtime.Progress.NONE);
+        int k = passagesK != null ? passagesK : DEFAULT_PASSAGES_K;
+        RapidDecoding method;
+        try {
+            method = new RapidDecoding(lm, draftModel != null ? draftModel : lm,
+                    draftLength != null ? Integer.parseInt(draftLength) : DEFAULT_RAPID_DRAFT_LENGTH, eta != null ? eta : DEFAULT_RAPID_ETA);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage(), e);
+        }
+        int[] prefix = lm.tokenizer().withSpecialTokens(new int[0]);
+        PrintWriter err = spec.commandLine().getErr();
+        boolean quiet = promptFile != null || format == Format.json;
+        return new DecodingStrategy() {
+            @Override
+            public String name() {
+                return "rapid";
+            }
+
+            @Override
+            public dev.tandem.decoding.DecodingTask task(GenerationRequest request) {
+                String question = request.prompt() != null ? request.prompt() : lm.tokenizer().decode(request.promptIds());
+                int[] questionIds = request.promptIds() != null ? request.promptIds() : lm.tokenizer().encode(request.prompt());
+                List<PassageIndex.Chunk> chosen = new ArrayList<>(index.retrieve(enc, question, k).stream().map(PassageIndex.Hit::chunk).toList());
+                chosen.sort(java.util.Comparator.comparingInt(PassageIndex.Chunk::number));
+                int drafterLength = prefix.length + questionIds.length + chosen.stream().mapToInt(c -> c.ids().length).sum();
+                int[] drafterPrompt = java.util.Arrays.copyOf(prefix, drafterLength);
+                int at = prefix.length;
+                for (PassageIndex.Chunk c : chosen) {
+                    System.arraycopy(c.ids(), 0, drafterPrompt, at, c.ids().length);
+                    at += c.ids().length;
+                }
+                System.arraycopy(questionIds, 0, drafterPrompt, at, questionIds.length);
+                int[] targetPrompt = java.util.Arrays.copyOf(contextIds, contextIds.length + questionIds.length);
+                System.arraycopy(questionIds, 0, targetPrompt, contextIds.length, questionIds.length);
+                if (!quiet) {
+                    err.printf(Locale.ROOT, "[rapid: the target reads %d tokens, the drafter %d: chunks %s of %d]%n", targetPrompt.length,
+                            drafterPrompt.length, chosen.stream().map(c -> "#" + c.number()).toList(), index.size());
+                    err.flush();
+                }
+                return method.task(new GenerationRequest(null, targetPrompt, request.maxTokens(), request.sampling(), request.stop(),
+                        request.eosTokenIds(), request.logprobs(), request.streamId()), drafterPrompt);
+            }
+        };
     }
 
     /** Chunk vectors refrag keeps for the life of the command (a --prompt-file's prompts may share passages). */

@@ -132,7 +132,7 @@ class MethodCliTest {
         String[][] cases = {
                 {"--method", "nucleus"}, {"plain, speculative, pearl, tree, ngram, aded, lookahead, collab"},
                 {"--method", "speculative"}, {"needs a draft model; give its directory with --draft DIR."},
-                {"--draft", DRAFT}, {"--draft is used by --method speculative, pearl, tree, collab and, to verify its drafts against the mixed logits, contrastive, proxy-tune, cad, cfg only, not by --method plain."},
+                {"--draft", DRAFT}, {"--draft is used by --method speculative, pearl, tree, collab, rapid and, to verify its drafts against the mixed logits, contrastive, proxy-tune, cad, cfg only, not by --method plain."},
                 {"--method", "speculative", "--draft", DRAFT, "--draft-threads", "1"}, {"--draft-threads applies to --method pearl only."},
                 {"--method", "ngram", "--ngram-corpus", "x.txt"}, {"--ngram-corpus and --aded-iterations apply to --method aded only."},
                 {"--method", "aded", "--ngram-corpus", "/nonexistent/corpus.txt"}, {"/nonexistent/corpus.txt"},

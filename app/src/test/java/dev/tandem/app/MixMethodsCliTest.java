@@ -138,7 +138,7 @@ class MixMethodsCliTest {
         assertEquals("tandem: the grounding file " + empty + " holds no examples; write each example as {\"text\": TEXT, "
                 + "\"continuation\": TEXT}, one per line.", r.err().strip().lines().reduce((x, y) -> y).orElse(""));
         assertUsage("--neighbours applies to --method caad only, not to --method plain.", "--neighbours", "3");
-        assertUsage("--draft is used by --method speculative, pearl, tree, collab and, to verify its drafts against the mixed logits, "
+        assertUsage("--draft is used by --method speculative, pearl, tree, collab, rapid and, to verify its drafts against the mixed logits, "
                 + "contrastive, proxy-tune, cad, cfg only, not by --method caad.", "--method", "caad", "--grounding", grounding.toString(),
                 "--draft", SMALL);
     }
