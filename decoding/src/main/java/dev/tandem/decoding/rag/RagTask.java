@@ -1,5 +1,6 @@
 package dev.tandem.decoding.rag;
 
+import dev.tandem.decoding.DecodeStats;
 import dev.tandem.decoding.DecodingTask;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.GenerationResult;
@@ -341,9 +342,13 @@ final class RagTask implements DecodingTask {
         return state != null && state.finished();
     }
 
+    /** The request's result, its stats reported as {@code rag}'s. */
     @Override
     public GenerationResult result() {
-        return state.result();
+        GenerationResult r = state.result();
+        DecodeStats s = r.decodeStats();
+        return r.withDecodeStats(new DecodeStats(method(), s.generatedTokens(), s.targetForwardPasses(), 0, 0, 0, 0, List.of(), 0, 0,
+                s.otherMillis()));
     }
 
     @Override

@@ -210,6 +210,7 @@ public class RagDecodingTest {
                 }
                 int promptTokens = SYSTEM.length + passages.stream().mapToInt(p -> p.length).sum() + question.length;
                 assertEquals(promptTokens, r.usage().promptTokens(), "the prompt counts every token attended to");
+                assertEquals("rag", r.decodeStats().method());
             }
             assertEquals(3, cache.misses());
             assertEquals(3, cache.hits(), "the second round found every passage cached");
