@@ -303,7 +303,7 @@ class BenchReportTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> BenchReport.write(r, dir.resolve("x.json")));
         assertEquals("The benchmark result has no \"suite\" field, so it is not a result ./tandem bench wrote "
-                + "(expected one of decode, prefill, batch, methods, engine, soak, attention, diffusion, views or all).", e.getMessage());
+                + "(expected one of decode, prefill, batch, methods, engine, soak, attention, diffusion, views, rag or all).", e.getMessage());
         assertEquals(List.of(), listDir());
     }
 
@@ -312,7 +312,7 @@ class BenchReportTest {
         ObjectNode unknown = root("latency");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> BenchReport.write(unknown, dir.resolve("x.json")));
-        assertEquals("Unknown benchmark suite \"latency\" in the result (expected decode, prefill, batch, methods, engine, soak, attention, diffusion, views or all).",
+        assertEquals("Unknown benchmark suite \"latency\" in the result (expected decode, prefill, batch, methods, engine, soak, attention, diffusion, views, rag or all).",
                 e.getMessage());
 
         ObjectNode broken = root("decode");
