@@ -10,12 +10,13 @@
 #
 # Extra arguments go to JMH after the profile's and override them: a benchmark regex (e.g. Attention),
 # -p name=v1,v2 (pins a parameter), -f/-wi/-i/-w/-r, -prof gc, ... (java -jar benchmarks.jar -h).
+# EmbeddingBenchmark (a whole model against ONNX Runtime, not a kernel) is left out: bench/embedding.sh runs it.
 set -euo pipefail
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$BENCH")"
 
 usage() {
-  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 [ $# -ge 1 ] || usage
@@ -33,10 +34,10 @@ case "$PROFILE" in
     # and gelu intermediate 1536 (rows 1, 128 × threads: 4 each).
     PROFILE_OPTS=(-f 1 -wi 2 -i 3 -w 1s -r 1s
       -p shape=2048x5632 -p context=128,1024,4096 -p queries=1 -p dim=2048 -p width=32000
-      -p filter=temperature,top-k+top-p -p hidden=384 -p intermediate=1536)
+      -p filter=temperature,top-k+top-p -p hidden=384 -p intermediate=1536 -e EmbeddingBenchmark)
     ;;
   full)
-    PROFILE_OPTS=()
+    PROFILE_OPTS=(-e EmbeddingBenchmark)
     ;;
   -h|--help|help) usage ;;
   *) echo "jmh.sh: unknown profile '$PROFILE' (quick or full)" >&2; usage ;;
@@ -59,40 +60,20 @@ for ((i = 0; i < ${#PROFILE_OPTS[@]}; i += 2)); do
   PROFILE_ARGS+=("$opt" "$val")
 done
 
-. "$ROOT/.mvn/find-jdk.sh"
-JAR="$BENCH/target/benchmarks.jar"
-stale() {
-  [ -f "$JAR" ] || return 0
-  # bench and the modules it depends on (decoding → transformer → runtime → bindings).
-  [ -n "$(find "$ROOT/pom.xml" "$ROOT"/{bench,decoding,transformer,runtime,bindings}/{pom.xml,src/main} \
-    -newer "$JAR" -type f -print -quit 2>/dev/null)" ]
-}
-if stale; then
-  echo "jmh.sh: building $JAR (missing or sources changed)..." >&2
-  if ! (cd "$ROOT" && ./mvnw -q -B ${TANDEM_MVN_ARGS:-} -DskipTests -pl bench -am package >&2); then
-    echo "jmh.sh: the build failed; run ./mvnw -B -pl bench -am package to see why." >&2
-    exit 1
-  fi
-fi
+. "$BENCH/jar.sh"
+bench_build_jar || exit 1
 
 mkdir -p "$BENCH/results"
 STAMP="$(date -u +%Y-%m-%dT%H%MZ)"
 OUT="$BENCH/results/$STAMP-jmh-$PROFILE.json"
 LOG="$BENCH/results/$STAMP-jmh-$PROFILE.txt"
-JAVA="$JAVA_HOME/bin/java"
 # --sun-misc-unsafe-memory-access=allow quiets JMH 1.37's Unsafe warnings; JMH passes the harness's JVM
 # options on to its forks, before the @Fork ones.
 CMD=("$JAVA" --sun-misc-unsafe-memory-access=allow -jar "$JAR" "${PROFILE_ARGS[@]}" "$@" -rf json -rff "$OUT")
 
 {
   echo "# JMH kernel benchmarks, $PROFILE profile"
-  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(
-    [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ] && echo ' (+ uncommitted changes)')"
-  cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)"
-  mem="$(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev/null)"
-  echo "machine: ${cpu:-unknown CPU}, $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') cores, ${mem:-? memory}, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
-  echo "jdk: $("$JAVA" -version 2>&1 | head -n 1)"
+  bench_header
   echo "command: bench/jmh.sh $PROFILE${*:+ $*}"
   echo "jmh: ${CMD[*]}"
   echo
