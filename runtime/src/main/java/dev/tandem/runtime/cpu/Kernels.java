@@ -68,9 +68,10 @@ interface Kernels {
      * zero loses nothing to its offset; a second pass over the deviations cannot cancel as Σx² − d·mean² would. Both
      * sums follow the canonical order — lane accumulators over the full chunks (a plain add for Σ(x − x₀), a fused
      * multiply-add for Σc²), the halving tree, the scalar tail — so a row's result depends only on the row, and the
-     * scalar implementation gives the vector one's bits. {@code out} may be {@code x} at the same offset.
+     * scalar implementation gives the vector one's bits. {@code w} and {@code b} are d f32 values from their offset 0.
+     * {@code out} may be {@code x} at the same offset.
      */
-    void layerNorm(MemorySegment x, long xOff, float[] w, float[] b, float eps, MemorySegment out, long outOff, int d);
+    void layerNorm(MemorySegment x, long xOff, MemorySegment w, MemorySegment b, float eps, MemorySegment out, long outOff, int d);
 
     /**
      * {@code out[i] = gelu(x[i])} for i in [0, count): {@link FloatErf#gelu}, the same bits in every lane and in the

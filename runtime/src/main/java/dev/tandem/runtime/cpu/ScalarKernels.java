@@ -168,7 +168,7 @@ final class ScalarKernels implements Kernels {
     }
 
     @Override
-    public void layerNorm(MemorySegment x, long xOff, float[] w, float[] b, float eps, MemorySegment out, long outOff, int d) {
+    public void layerNorm(MemorySegment x, long xOff, MemorySegment w, MemorySegment b, float eps, MemorySegment out, long outOff, int d) {
         int full = d - d % lanes;
         float x0 = x.get(F32, xOff);
         float[] a = new float[lanes];
@@ -197,7 +197,7 @@ final class ScalarKernels implements Kernels {
         float inv = 1f / (float) Math.sqrt(sq / d + eps);
         for (int i = 0; i < d; i++) {
             float c = (x.get(F32, xOff + 4L * i) - x0) - mu;
-            out.set(F32, outOff + 4L * i, Math.fma(c * inv, w[i], b[i]));
+            out.set(F32, outOff + 4L * i, Math.fma(c * inv, w.get(F32, 4L * i), b.get(F32, 4L * i)));
         }
     }
 

@@ -261,7 +261,7 @@ final class VectorKernels implements Kernels {
     }
 
     @Override
-    public void layerNorm(MemorySegment x, long xOff, float[] w, float[] b, float eps, MemorySegment out, long outOff, int d) {
+    public void layerNorm(MemorySegment x, long xOff, MemorySegment w, MemorySegment b, float eps, MemorySegment out, long outOff, int d) {
         int full = d - d % L;
         float x0 = x.get(ValueLayout.JAVA_FLOAT_UNALIGNED, xOff);
         FloatVector shift = FloatVector.broadcast(F, x0);
@@ -289,11 +289,13 @@ final class VectorKernels implements Kernels {
         FloatVector iv = FloatVector.broadcast(F, inv);
         for (int i = 0; i < full; i += L) {
             FloatVector c = FloatVector.fromMemorySegment(F, x, xOff + 4L * i, LE).sub(shift).sub(m);
-            c.mul(iv).fma(FloatVector.fromArray(F, w, i), FloatVector.fromArray(F, b, i)).intoMemorySegment(out, outOff + 4L * i, LE);
+            c.mul(iv).fma(FloatVector.fromMemorySegment(F, w, 4L * i, LE), FloatVector.fromMemorySegment(F, b, 4L * i, LE))
+                    .intoMemorySegment(out, outOff + 4L * i, LE);
         }
         for (int i = full; i < d; i++) {
             float c = (x.get(ValueLayout.JAVA_FLOAT_UNALIGNED, xOff + 4L * i) - x0) - mu;
-            out.set(ValueLayout.JAVA_FLOAT_UNALIGNED, outOff + 4L * i, Math.fma(c * inv, w[i], b[i]));
+            out.set(ValueLayout.JAVA_FLOAT_UNALIGNED, outOff + 4L * i, Math.fma(c * inv, w.get(ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * i),
+                    b.get(ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * i)));
         }
     }
 

@@ -226,10 +226,10 @@ class KernelsTest {
                     for (int i = 3; i < d + 3; i++) {
                         x.setAtIndex(ValueLayout.JAVA_FLOAT, i, x.getAtIndex(ValueLayout.JAVA_FLOAT, i) + shift);
                     }
-                    float[] w = new float[d], b = new float[d];
+                    MemorySegment w = arena.allocate(4L * d), b = arena.allocate(4L * d);
                     for (int i = 0; i < d; i++) {
-                        w[i] = (float) (rnd.nextDouble() * 2);
-                        b[i] = (float) (rnd.nextDouble() - 0.5);
+                        w.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) (rnd.nextDouble() * 2));
+                        b.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) (rnd.nextDouble() - 0.5));
                     }
                     MemorySegment vOut = arena.allocate(4L * (d + 3)), sOut = arena.allocate(4L * (d + 3));
                     vector.layerNorm(x, 12, w, b, 1e-12f, vOut, 12, d);
