@@ -13,13 +13,14 @@
 #                      [--jar BENCHMARKS-JAR] [JMH args]
 #
 # --jar runs a benchmarks.jar built elsewhere (say, of an earlier commit) instead of building bench/target's.
+# bench/embedding.sh --report OUT.json writes OUT.md again from a run's JSON.
 #
 # JMH args go after the benchmark's own (3 × 2 s warm-up, 5 × 2 s measurement), e.g. -wi 5 -i 10 (not -f: a round is one fork each).
 set -euo pipefail
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$BENCH")"
 
-ROUNDS=2 THREADS=2 MAX_WAIT=900 RETRIES=4 OUT="" GIVEN_JAR=""
+ROUNDS=2 THREADS=2 MAX_WAIT=900 RETRIES=4 OUT="" GIVEN_JAR="" REPORT=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS="$2"; shift 2 ;;
@@ -27,12 +28,66 @@ while [ $# -gt 0 ]; do
     --max-wait) MAX_WAIT="$2"; shift 2 ;;
     --retries) RETRIES="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
+    --report) REPORT="$2"; shift 2 ;;
     --jar) GIVEN_JAR="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     *) break ;;
   esac
 done
 command -v jq >/dev/null || { echo "embedding.sh: needs jq to merge the forks' results." >&2; exit 1; }
+
+# Writes BASE.md from BASE.json: medians over every measured iteration of every fork, the ratios Tandem's over ONNX
+# Runtime's, then the ratio of each round and each fork's figures.
+report() {
+  local json="$1" base="${1%.json}" summary
+  summary="$(jq -r '
+    def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+    def scores($b; $impl): [.forks[] | select(.impl == $impl) | .jmh[] | select(.benchmark | endswith("." + $b))
+      | .primaryMetric.rawData[][]];
+    def fmt: . * 100 | round / 100;
+    (scores("latency"; "tandem") | median) as $lt | (scores("latency"; "onnxruntime") | median) as $lo
+    | (scores("throughput"; "tandem") | median) as $tt | (scores("throughput"; "onnxruntime") | median) as $to
+    | "| benchmark | Tandem | ONNX Runtime | Tandem ÷ ONNX Runtime | goal |",
+      "| --- | ---: | ---: | ---: | --- |",
+      "| latency, 1 sentence (ms, lower is better) | \($lt | fmt) | \($lo | fmt) | \($lt / $lo | fmt) | ≤ 1: \(if $lt <= $lo then "met" else "missed" end) |",
+      "| throughput, batch of 32 (sentences/s) | \($tt | fmt) | \($to | fmt) | \($tt / $to | fmt) | ≥ 0.8: \(if $tt >= 0.8 * $to then "met" else "missed" end) |",
+      "",
+      "Tandem ÷ ONNX Runtime round by round (the medians of the two forks of a round; this VM\u0027s speed drifts over minutes,",
+      "so a round\u0027s ratio is the fairer comparison):",
+      "",
+      "| round | latency | throughput |",
+      "| ---: | ---: | ---: |",
+      (. as $all | [.forks[].round] | unique[] as $r | $all
+        | def m($b; $i): [.forks[] | select(.round == $r and .impl == $i) | .jmh[] | select(.benchmark | endswith("." + $b))
+            | .primaryMetric.rawData[][]] | median;
+        "| \($r) | \(m("latency"; "tandem") / m("latency"; "onnxruntime") | fmt) | \(m("throughput"; "tandem") / m("throughput"; "onnxruntime") | fmt) |"),
+      "",
+      ([.forks[] | select(.others_during > 0.05)] | length) as $d
+      | (if $d > 0 then "**\($d) of the forks ran while other processes took more than 5% of the CPUs, even after retries: these figures say little.**\n" else empty end),
+      "Per fork (median of its iterations; \"others during\": the share of the CPUs other processes took during the fork):",
+      "",
+      "| round | benchmark | impl | tries | CPUs busy before | others during | load average before | median |",
+      "| ---: | --- | --- | ---: | ---: | ---: | --- | ---: |",
+      (.forks[] | . as $f | .jmh[] | "| \($f.round) | \(.benchmark | sub(".*\\."; "")) | \($f.impl) | \($f.tries) | \($f.busy_before) | \($f.others_during) | \($f.load_average_before) | \([.primaryMetric.rawData[][]] | median | fmt) \(.primaryMetric.scoreUnit) |")
+  ' "$json" 2>/dev/null || echo "(a benchmark is missing from the results: no summary)")"
+  {
+    echo "# Embedding: all-MiniLM-L6-v2, Tandem vs ONNX Runtime"
+    echo
+    jq -r '.header[] | select(startswith("command:") | not) | "- " + .' "$json"
+    echo "- command: \`$(jq -r .command "$json")\`"
+    echo "- results: \`$(basename "$base").json\` (every fork), \`$(basename "$base").txt\` (the log)"
+    echo
+    echo "Medians over every measured iteration of the $(jq '[.forks[].round] | max' "$json") forks of each benchmark and implementation:"
+    echo
+    echo "$summary"
+  } > "$base.md"
+}
+
+if [ -n "$REPORT" ]; then
+  report "$REPORT"
+  cat "${REPORT%.json}.md"
+  exit 0
+fi
 
 . "$BENCH/jar.sh"
 if [ -n "$GIVEN_JAR" ]; then
@@ -126,38 +181,6 @@ header="$(sed -n '2,7p' "$LOG")"
 jq -s --arg header "$header" --arg command "$CMDLINE" \
   '{benchmark: "EmbeddingBenchmark", command: $command, header: ($header | split("\n")), forks: .}' "${forks[@]}" > "$OUT.json"
 
-# Medians over every measured iteration of every fork; the ratios are Tandem's over ONNX Runtime's.
-summary="$(jq -r '
-  def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-  def scores($b; $impl): [.forks[] | select(.impl == $impl) | .jmh[] | select(.benchmark | endswith("." + $b))
-    | .primaryMetric.rawData[][]];
-  def fmt: . * 100 | round / 100;
-  (scores("latency"; "tandem") | median) as $lt | (scores("latency"; "onnxruntime") | median) as $lo
-  | (scores("throughput"; "tandem") | median) as $tt | (scores("throughput"; "onnxruntime") | median) as $to
-  | "| benchmark | Tandem | ONNX Runtime | Tandem ÷ ONNX Runtime | goal |",
-    "| --- | ---: | ---: | ---: | --- |",
-    "| latency, 1 sentence (ms, lower is better) | \($lt | fmt) | \($lo | fmt) | \($lt / $lo | fmt) | ≤ 1: \(if $lt <= $lo then "met" else "missed" end) |",
-    "| throughput, batch of 32 (sentences/s) | \($tt | fmt) | \($to | fmt) | \($tt / $to | fmt) | ≥ 0.8: \(if $tt >= 0.8 * $to then "met" else "missed" end) |",
-    "",
-    ([.forks[] | select(.others_during > 0.05)] | length) as $d
-    | (if $d > 0 then "**\($d) of the forks ran while other processes took more than 5% of the CPUs, even after retries: these figures say little.**\n" else empty end),
-    "Per fork (median of its iterations; \"others during\": the share of the CPUs other processes took during the fork):",
-    "",
-    "| round | benchmark | impl | tries | CPUs busy before | others during | load average before | median |",
-    "| ---: | --- | --- | ---: | ---: | ---: | --- | ---: |",
-    (.forks[] | . as $f | .jmh[] | "| \($f.round) | \(.benchmark | sub(".*\\."; "")) | \($f.impl) | \($f.tries) | \($f.busy_before) | \($f.others_during) | \($f.load_average_before) | \([.primaryMetric.rawData[][]] | median | fmt) \(.primaryMetric.scoreUnit) |")
-' "$OUT.json" 2>/dev/null || echo "(a benchmark is missing from the results: no summary)")"
-
-{
-  echo "# Embedding: all-MiniLM-L6-v2, Tandem vs ONNX Runtime"
-  echo
-  sed -n '2,5p;7p' "$LOG" | sed 's/^/- /'
-  echo "- command: \`$CMDLINE\`"
-  echo "- results: \`$(basename "$OUT").json\` (every fork), \`$(basename "$OUT").txt\` (the log)"
-  echo
-  echo "Medians over every measured iteration of the $ROUNDS forks of each benchmark and implementation:"
-  echo
-  echo "$summary"
-} > "$OUT.md"
+report "$OUT.json"
 cat "$OUT.md"
 echo "$OUT.json"
