@@ -37,9 +37,11 @@ done
 command -v jq >/dev/null || { echo "embedding.sh: needs jq to merge the forks' results." >&2; exit 1; }
 
 # Writes BASE.md from BASE.json: medians over every measured iteration of every fork, the ratios Tandem's over ONNX
-# Runtime's, then the ratio of each round and each fork's figures.
+# Runtime's, then the ratio of each round and each fork's figures. Hand-written sections of an existing BASE.md, from
+# its first "## " heading on, are kept after the generated part.
 report() {
-  local json="$1" base="${1%.json}" summary
+  local json="$1" base="${1%.json}" summary notes=""
+  [ -f "$base.md" ] && notes="$(sed -n '/^## /,$p' "$base.md")"
   summary="$(jq -r '
     def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
     def scores($b; $impl): [.forks[] | select(.impl == $impl) | .jmh[] | select(.benchmark | endswith("." + $b))
@@ -64,7 +66,8 @@ report() {
       "",
       ([.forks[] | select(.others_during > 0.05)] | length) as $d
       | (if $d > 0 then "**\($d) of the forks ran while other processes took more than 5% of the CPUs, even after retries: these figures say little.**\n" else empty end),
-      "Per fork (median of its iterations; \"others during\": the share of the CPUs other processes took during the fork):",
+      "Per fork (median of its iterations; throughput ops are sentences; \"others during\": the share of the CPUs other",
+      "processes took during the fork):",
       "",
       "| round | benchmark | impl | tries | CPUs busy before | others during | load average before | median |",
       "| ---: | --- | --- | ---: | ---: | ---: | --- | ---: |",
@@ -80,6 +83,10 @@ report() {
     echo "Medians over every measured iteration of the $(jq '[.forks[].round] | max' "$json") forks of each benchmark and implementation:"
     echo
     echo "$summary"
+    if [ -n "$notes" ]; then
+      echo
+      echo "$notes"
+    fi
   } > "$base.md"
 }
 
