@@ -122,18 +122,7 @@ public class EmbeddingBenchmark {
         embedder = Embedder.latency(encoder, BertEncoder.Pooling.MEAN, true, false);
         tokenizer = encoder.tokenizer();
         env = OrtEnvironment.getEnvironment();
-        byte[] model;
-        try (InputStream in = EmbeddingBenchmark.class.getClassLoader().getResourceAsStream(BertOnnxWeights.MINILM_MODEL)) {
-            if (in == null) {
-                throw new IOException("the embedded model " + BertOnnxWeights.MINILM_MODEL + " is not on the class path");
-            }
-            model = in.readAllBytes();
-        }
-        try (OrtSession.SessionOptions options = new OrtSession.SessionOptions()) {
-            options.setIntraOpNumThreads(threads);
-            options.setInterOpNumThreads(1);
-            session = env.createSession(model, options);
-        }
+        session = ortSession(env, threads, null);
         checkAgreement();
         if (impl.equals("tandem")) {
             session.close();
@@ -168,8 +157,15 @@ public class EmbeddingBenchmark {
         System.out.printf("%nTandem vs ONNX Runtime on %d sentences: smallest cosine %.9f%n", tandem.size(), worst);
     }
 
-    /** Mean-pooled unit vectors of {@code texts} from one ONNX Runtime run of the padded batch. */
     private float[][] ortEmbed(List<String> texts) throws OrtException {
+        return ortEmbed(env, session, tokenizer, texts);
+    }
+
+    /**
+     * Mean-pooled unit vectors of {@code texts} from one ONNX Runtime run of the batch padded to its longest sentence,
+     * tokenized by {@code tokenizer}.
+     */
+    static float[][] ortEmbed(OrtEnvironment env, OrtSession session, Tokenizer tokenizer, List<String> texts) throws OrtException {
         int n = texts.size();
         int[][] ids = new int[n][];
         int len = 0;
@@ -213,6 +209,28 @@ public class EmbeddingBenchmark {
                 }
             }
             return out;
+        }
+    }
+
+    /** The embedded model's ONNX bytes, as both sides read them. */
+    static byte[] modelBytes() throws IOException {
+        try (InputStream in = EmbeddingBenchmark.class.getClassLoader().getResourceAsStream(BertOnnxWeights.MINILM_MODEL)) {
+            if (in == null) {
+                throw new IOException("the embedded model " + BertOnnxWeights.MINILM_MODEL + " is not on the class path");
+            }
+            return in.readAllBytes();
+        }
+    }
+
+    /** An ONNX Runtime session as the benchmark opens it; {@code profile}, when not null, turns its profiler on. */
+    static OrtSession ortSession(OrtEnvironment env, int threads, String profile) throws IOException, OrtException {
+        try (OrtSession.SessionOptions options = new OrtSession.SessionOptions()) {
+            options.setIntraOpNumThreads(threads);
+            options.setInterOpNumThreads(1);
+            if (profile != null) {
+                options.enableProfiling(profile);
+            }
+            return env.createSession(modelBytes(), options);
         }
     }
 
