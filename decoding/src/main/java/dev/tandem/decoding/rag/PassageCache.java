@@ -1,5 +1,6 @@
 package dev.tandem.decoding.rag;
 
+import dev.tandem.runtime.kv.KvCache;
 import dev.tandem.runtime.kv.KvSequence;
 import dev.tandem.transformer.LanguageModel;
 
@@ -21,7 +22,9 @@ import java.util.Objects;
  * and evicts the least recently used beyond that. An entry's blocks are reference-counted by the model's
  * {@link dev.tandem.runtime.kv.KvCache}: evicting an entry drops the cache's reference only, so a block returns to
  * the pool exactly when no sequence holds it any more (neither the cache nor a sequence it was attached to).
- * {@link #clear()} evicts everything.
+ * {@link #clear()} evicts everything. The cache is the KV cache's {@link dev.tandem.runtime.kv.KvCache.Reclaimer}: when a
+ * reservation cannot be had (an {@link dev.tandem.decoding.Engine} admitting a request), it evicts its least recently
+ * used entries until the blocks are free or it holds none, so kept passages never keep a request waiting.
  *
  * <h2>Threads</h2>
  * Thread-safe: entries are handed out as forks ({@link KvSequence#fork}) under this cache's monitor, so an
@@ -50,7 +53,9 @@ public final class PassageCache implements AutoCloseable {
     private int blocks;
     private long hits;
     private long misses;
+    private long evictions;
     private boolean closed;
+    private final KvCache.Reclaimer reclaimer = this::reclaim;
 
     /** A cache of passages of {@code model} holding at most {@code maxBlocks} (≥ 0) KV blocks. */
     public PassageCache(LanguageModel model, int maxBlocks) {
@@ -59,6 +64,7 @@ public final class PassageCache implements AutoCloseable {
             throw new IllegalArgumentException("a passage cache holds at least 0 blocks, not " + maxBlocks);
         }
         this.maxBlocks = maxBlocks;
+        model.kvCache().addReclaimer(reclaimer);
     }
 
     /** A cache that may hold a quarter of the model's KV blocks. */
@@ -108,11 +114,32 @@ public final class PassageCache implements AutoCloseable {
         blocks += computed.blockCount();
         Iterator<Map.Entry<Key, KvSequence>> it = entries.entrySet().iterator();
         while (blocks > maxBlocks && it.hasNext()) {
-            KvSequence eldest = it.next().getValue();
-            blocks -= eldest.blockCount();
-            eldest.close();
-            it.remove();
+            evict(it);
         }
+    }
+
+    /** Evicts the least recently used entries until {@code wanted} blocks are available in the KV cache or none is left. */
+    private synchronized void reclaim(int wanted) {
+        if (closed) {
+            return;
+        }
+        Iterator<Map.Entry<Key, KvSequence>> it = entries.entrySet().iterator();
+        while (model.kvCache().availableBlocks() < wanted && it.hasNext()) {
+            evict(it);
+        }
+    }
+
+    private void evict(Iterator<Map.Entry<Key, KvSequence>> it) {
+        KvSequence eldest = it.next().getValue();
+        blocks -= eldest.blockCount();
+        eldest.close();
+        it.remove();
+        evictions++;
+    }
+
+    /** Entries evicted, for their size or to free blocks for a reservation. */
+    public synchronized long evictions() {
+        return evictions;
     }
 
     /** Evicts every entry (their blocks return to the pool once no sequence holds them). */
@@ -160,6 +187,7 @@ public final class PassageCache implements AutoCloseable {
         if (!closed) {
             clear();
             closed = true;
+            model.kvCache().removeReclaimer(reclaimer);
         }
     }
 }

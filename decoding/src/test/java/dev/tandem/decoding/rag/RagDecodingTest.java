@@ -279,6 +279,28 @@ public class RagDecodingTest {
         }
     }
 
+    @Test
+    void cachedPassagesNeverKeepTheEngineFromAdmittingARequest() throws Exception {
+        // 16 blocks in all; the cached passages take about half, a request needs 13.
+        try (LanguageModel small = ModelLoader.load(TestModels.model("bard-s"), ModelLoader.Options.defaults().withKvTokens(256));
+             PassageCache cache = new PassageCache(small, 16)) {
+            int[] question = small.tokenizer().encode(QUESTION);
+            attached(small, cache, SYSTEM, passages(small, 0, 1, 2), question, 0);
+            assertTrue(cache.blocks() >= 6, cache.blocks() + " blocks cached");
+            assertEquals(cache.blocks(), small.kvCache().usedBlocks());
+            GenerationRequest big = GenerationRequest.of("ROMEO:").withMaxTokens(200);
+            GenerationResult expected;
+            try (Engine engine = new Engine(small)) {
+                EngineHandle h = engine.submit(big);
+                expected = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(120),
+                        () -> h.result(), "the request waited for blocks the passage cache kept");
+            }
+            assertTrue(cache.evictions() > 0);
+            assertEquals(cache.blocks(), small.kvCache().usedBlocks(), "what the cache still holds, nothing else");
+            assertArrayEquals(new dev.tandem.decoding.Generator(small).generate(big).generatedIds(), expected.generatedIds());
+        }
+    }
+
     static GenerationRequest request(int seed) {
         return new GenerationRequest(QUESTION, null, 12, SamplingParams.greedy(), List.of(), List.of(), 0, seed);
     }

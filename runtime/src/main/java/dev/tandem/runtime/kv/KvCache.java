@@ -4,7 +4,9 @@ import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
 
 import java.util.Arrays;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -101,6 +103,7 @@ public final class KvCache implements AutoCloseable {
     /** Σ over open reservations of (limit − charged); never more than freeTop. */
     private int reserved;
     private final Map<Long, PrefixEntry> index = new HashMap<>();
+    private final List<Reclaimer> reclaimers = new ArrayList<>();
     private int published;
     private PrefixHasher hasher = DEFAULT_HASHER;
     private boolean closed;
@@ -216,8 +219,16 @@ public final class KvCache implements AutoCloseable {
      *
      * @throws TandemException when fewer than {@code blocks} blocks are free and not already reserved
      */
-    public synchronized KvReservation reserve(int blocks) {
+    public KvReservation reserve(int blocks) {
         KvReservation r = tryReserve(blocks);
+        if (r == null) {
+            return refuse(blocks);
+        }
+        return r;
+    }
+
+    private synchronized KvReservation refuse(int blocks) {
+        KvReservation r = tryReserveNow(blocks);
         if (r == null) {
             throw new TandemException("cannot reserve " + blocks + " KV block" + (blocks == 1 ? "" : "s") + ": only "
                     + (freeTop - reserved) + " of the cache's " + numBlocks + " blocks of " + blockSize + " tokens ("
@@ -231,7 +242,27 @@ public final class KvCache implements AutoCloseable {
      * Like {@link #reserve} but returns null instead of throwing when the blocks are not available (for
      * an admission loop that waits for them).
      */
-    public synchronized KvReservation tryReserve(int blocks) {
+    public KvReservation tryReserve(int blocks) {
+        KvReservation r = tryReserveNow(blocks);
+        if (r != null) {
+            return r;
+        }
+        // Ask whoever keeps blocks only as a cache to let go of some, outside this cache's monitor (a reclaimer takes
+        // its own lock first and then this one, as it does when it hands out its blocks), then try once more.
+        List<Reclaimer> asked;
+        synchronized (this) {
+            if (closed || reclaimers.isEmpty()) {
+                return null;
+            }
+            asked = List.copyOf(reclaimers);
+        }
+        for (Reclaimer reclaimer : asked) {
+            reclaimer.reclaim(blocks);
+        }
+        return tryReserveNow(blocks);
+    }
+
+    private synchronized KvReservation tryReserveNow(int blocks) {
         checkOpen();
         if (blocks < 0) {
             throw new IllegalArgumentException("cannot reserve " + blocks + " blocks");
@@ -241,6 +272,34 @@ public final class KvCache implements AutoCloseable {
         }
         reserved += blocks;
         return new KvReservation(this, blocks);
+    }
+
+    /**
+     * Something that keeps blocks of this cache only to save work later (a cache of passages' KV), and can give them
+     * back: {@link #reclaim} is asked when a reservation cannot be had, so that such a cache never keeps a request
+     * waiting for blocks it does not need.
+     */
+    @FunctionalInterface
+    public interface Reclaimer {
+        /**
+         * Lets go of kept blocks until {@code blocks} blocks are free and not reserved, or nothing is left to let go of.
+         * Called without this cache's monitor held.
+         */
+        void reclaim(int blocks);
+    }
+
+    /** Registers {@code reclaimer} (see {@link Reclaimer}); remove it with {@link #removeReclaimer} when it closes. */
+    public synchronized void addReclaimer(Reclaimer reclaimer) {
+        reclaimers.add(java.util.Objects.requireNonNull(reclaimer, "reclaimer"));
+    }
+
+    public synchronized void removeReclaimer(Reclaimer reclaimer) {
+        reclaimers.remove(reclaimer);
+    }
+
+    /** Blocks free and not promised to a reservation: what a reservation or an unreserved sequence can take now. */
+    public synchronized int availableBlocks() {
+        return freeTop - reserved;
     }
 
     synchronized void closeReservation(KvReservation r) {

@@ -299,6 +299,37 @@ class KvCacheTest {
     }
 
     @Test
+    void aReservationThatCannotBeHadAsksTheReclaimersFirst() {
+        try (KvCache cache = new KvCache(1, 1, 4, 4, 8)) {
+            List<KvSequence> kept = new ArrayList<>();
+            for (int i = 0; i < 3; i++) {
+                KvSequence s = cache.newSequence();
+                append(s, 1, 2, 3, 4, 5);                       // two blocks each
+                kept.add(s);
+            }
+            List<Integer> asked = new ArrayList<>();
+            KvCache.Reclaimer reclaimer = wanted -> {
+                asked.add(wanted);
+                while (cache.availableBlocks() < wanted && !kept.isEmpty()) {
+                    kept.removeFirst().close();
+                }
+            };
+            cache.addReclaimer(reclaimer);
+            KvReservation small = cache.tryReserve(2);
+            assertNotNull(small);
+            assertEquals(List.of(), asked, "enough blocks: nobody is asked");
+            small.close();
+            KvReservation large = cache.reserve(5);
+            assertEquals(List.of(5), asked);
+            assertEquals(1, kept.size(), "two of the kept sequences were let go of, the third was not needed");
+            large.close();
+            cache.removeReclaimer(reclaimer);
+            assertNull(cache.tryReserve(8), "without the reclaimer the kept blocks stay");
+            assertThrows(TandemException.class, () -> cache.reserve(8));
+        }
+    }
+
+    @Test
     void attachRefusesItselfAndOtherCaches() {
         try (KvCache cache = new KvCache(1, 1, 4, 4, 8); KvCache other = new KvCache(1, 1, 4, 4, 8)) {
             KvSequence a = cache.newSequence();
