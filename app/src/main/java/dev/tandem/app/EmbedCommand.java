@@ -79,7 +79,7 @@ public final class EmbedCommand implements Callable<Integer> {
         }
         threads = Main.capThreads(threads, "--threads", spec.commandLine().getErr());
         PrintWriter out = spec.commandLine().getOut();
-        try (BertEncoder encoder = model != null ? Encoders.openDirectory(model, null, threads) : Encoders.miniLm(null, threads)) {
+        try (BertEncoder encoder = Encoders.open(model, null, threads)) {
             List<int[]> pending = new ArrayList<>();
             try {
                 new JsonLines(in, "stdin").forEach("give one JSON string per line", (lineNumber, where, value) -> {

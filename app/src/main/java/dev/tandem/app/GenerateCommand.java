@@ -969,7 +969,7 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new UsageException(passages + " was built with the encoder " + index.encoder().name()
                     + "; give its directory with --encoder DIR.");
         }
-        BertEncoder enc = encoder != null ? Encoders.openDirectory(encoder, null, threads) : Encoders.miniLm(null, threads);
+        BertEncoder enc = Encoders.open(encoder, null, threads);
         openEncoder = enc;
         index.requireEncoder(enc);
         int k = passagesK != null ? passagesK : DEFAULT_PASSAGES_K;
@@ -1016,7 +1016,7 @@ public final class GenerateCommand implements Callable<Integer> {
         if (corpus.chunks().isEmpty()) {
             throw new UsageException("--context holds no text for the drafter to read.");
         }
-        BertEncoder enc = encoder != null ? Encoders.openDirectory(encoder, null, threads) : Encoders.miniLm(null, threads);
+        BertEncoder enc = Encoders.open(encoder, null, threads);
         openEncoder = enc;
         PassageIndex index = PassageIndex.build(corpus, enc, true, dev.tandem.runtime.Progress.NONE);
         int k = passagesK != null ? passagesK : DEFAULT_PASSAGES_K;

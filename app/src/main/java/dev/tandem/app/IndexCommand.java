@@ -75,7 +75,7 @@ public final class IndexCommand implements Callable<Integer> {
         threads = Main.capThreads(threads, "--threads", err);
         PassageIndex.Corpus chunks = PassageIndex.chunk(corpus, model, chunk);
         PassageIndex index;
-        try (BertEncoder enc = encoder != null ? Encoders.openDirectory(encoder, null, threads) : Encoders.miniLm(null, threads);
+        try (BertEncoder enc = Encoders.open(encoder, null, threads);
              ProgressBar bar = new ProgressBar("index " + corpus.getFileName(), ProgressBar.Unit.COUNT, err)) {
             index = PassageIndex.build(chunks, enc, truncate, chunks.chunks().size() >= PROGRESS_FROM ? bar : Progress.NONE);
         }

@@ -10,6 +10,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.Generator;
+import dev.tandem.runtime.Digests;
 import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.TandemException;
@@ -36,7 +37,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -163,7 +163,7 @@ public final class GroundingStore {
         Objects.requireNonNull(progress, "progress");
         byte[] bytes = readGroundingFile(groundingFile);
         ModelConfig config = model.config();
-        Header want = new Header(0, config.hiddenSize(), config.vocabSize(), sha256().digest(bytes),
+        Header want = new Header(0, config.hiddenSize(), config.vocabSize(), Digests.sha256().digest(bytes),
                 modelFingerprint(model.directory()), modelName(model));
         Path store = storeFile(model, groundingFile);
         GroundingStore saved = load(store, want, groundingFile, model, false);
@@ -660,7 +660,7 @@ public final class GroundingStore {
      * @throws TandemException if the directory cannot be read
      */
     static byte[] modelFingerprint(Path dir) {
-        MessageDigest sha = sha256();
+        MessageDigest sha = Digests.sha256();
         try {
             Path tokenizer = ModelLoader.tokenizerFile(dir).getFileName();
             List<Path> files;
@@ -704,11 +704,4 @@ public final class GroundingStore {
         }
     }
 
-    private static MessageDigest sha256() {
-        try {
-            return MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException("every Java platform has SHA-256", e);
-        }
-    }
 }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tandem.runtime.Digests;
 import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.TandemException;
@@ -35,7 +36,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
@@ -152,7 +152,7 @@ public final class PassageIndex {
                 throw new TandemException("model directory not found: " + modelDir + ".");
             }
             Path file = ModelLoader.tokenizerFile(modelDir);
-            MessageDigest sha = newSha256();
+            MessageDigest sha = Digests.sha256();
             try (InputStream raw = Files.newInputStream(file);
                  InputStream in = file.getFileName().toString().endsWith(".gz") ? new GZIPInputStream(raw) : raw) {
                 byte[] buf = new byte[1 << 16];
@@ -899,11 +899,4 @@ public final class PassageIndex {
         return new TandemException(file + " is not a valid passage index: " + why + ".");
     }
 
-    private static MessageDigest newSha256() {
-        try {
-            return MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException("every Java platform has SHA-256", e);
-        }
-    }
 }

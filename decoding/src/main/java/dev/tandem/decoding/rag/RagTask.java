@@ -48,6 +48,7 @@ final class RagTask implements DecodingTask {
     private final int[] logicalPrompt;
     private final int[] eos;
     private final int questionPosition; // p0 + the longest passage's length
+    private final int passageTokens;    // of every passage together
 
     private RequestState state;
     private KvSequence[] passageKv;     // per passage: a fork of the cached one, or the sequence computing it
@@ -82,6 +83,7 @@ final class RagTask implements DecodingTask {
             total += p.length;
         }
         this.questionPosition = prefix.length + longest;
+        this.passageTokens = total - prefix.length - question.length;
         this.logicalPrompt = new int[total];
         int at = 0;
         System.arraycopy(prefix, 0, logicalPrompt, at, prefix.length);
@@ -193,7 +195,7 @@ final class RagTask implements DecodingTask {
             onAdvance.add(() -> questionDone += n);
             return entries;
         }
-        int position = questionPosition + state.contextLength() - 1 - prefix.length - passageTokens();
+        int position = questionPosition + state.contextLength() - 1 - prefix.length - passageTokens;
         entries.add(output(Batch.Entry.of(state.kv(), new int[] {state.lastToken()}, new int[] {position}, sparse()), 0));
         resultEntry = 0;
         return entries;
@@ -245,7 +247,7 @@ final class RagTask implements DecodingTask {
     /** Attaches every passage after the prefix, in order, and pads to a block for the question. */
     private void attach() {
         KvSequence kv = state.kv();
-        int[] visible = new int[prefix.length + passageTokens()];
+        int[] visible = new int[prefix.length + passageTokens];
         int at = 0;
         for (int p = 0; p < prefix.length; p++) {
             visible[at++] = p;
@@ -264,14 +266,6 @@ final class RagTask implements DecodingTask {
         questionStart = kv.padToBlock();
         visiblePassages = visible;
         attached = true;
-    }
-
-    private int passageTokens() {
-        int n = 0;
-        for (int[] p : passages) {
-            n += p.length;
-        }
-        return n;
     }
 
     /** The prefix, the passages and every row of the question and answer so far. */

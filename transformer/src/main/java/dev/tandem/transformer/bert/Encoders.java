@@ -2,6 +2,7 @@ package dev.tandem.transformer.bert;
 
 import dev.tandem.runtime.Backend;
 import dev.tandem.runtime.Backends;
+import dev.tandem.runtime.Digests;
 import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.transformer.config.BertConfig;
@@ -21,7 +22,6 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -137,6 +137,11 @@ public final class Encoders {
         }
     }
 
+    /** The encoder of the Hugging Face directory {@code dir}, or the embedded {@value #MINILM} when {@code dir} is null. */
+    public static BertEncoder open(Path dir, Backend backend, int threads) {
+        return dir != null ? openDirectory(dir, backend, threads) : miniLm(backend, threads);
+    }
+
     /** Opens one of the files an identity covers. */
     @FunctionalInterface
     private interface Opener {
@@ -183,12 +188,7 @@ public final class Encoders {
     }
 
     private static byte[] digest(String encoder, Map<String, Opener> files) {
-        MessageDigest sha;
-        try {
-            sha = MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException("every Java platform has SHA-256", e);
-        }
+        MessageDigest sha = Digests.sha256();
         byte[] buf = new byte[1 << 16];
         for (Map.Entry<String, Opener> f : files.entrySet()) {
             sha.update(f.getKey().getBytes(StandardCharsets.UTF_8));
