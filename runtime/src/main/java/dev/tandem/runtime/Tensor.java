@@ -5,7 +5,8 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 /**
- * A dense row-major array: shape, element type, and the memory holding it with its {@link Placement}.
+ * A dense row-major array: shape, element type, and the memory holding it with its {@link Placement}. A
+ * quantized tensor ({@link DType#isQuantized()}) has rows of whole blocks; its element accessors decode.
  * Host memory is a {@link MemorySegment} (memory-mapped weights, native activations); device memory is
  * an address only the backend that allocated it can use ({@link #segment()} refuses it, and so does
  * every element accessor). A tensor never owns its memory: whoever allocated it (an {@link Arena}, a
@@ -29,7 +30,7 @@ public final class Tensor {
         this.deviceAddress = deviceAddress;
         long n = elementCount(shape);
         this.numel = n;
-        long need = Math.multiplyExact(n, (long) dtype.byteSize());
+        long need = dtype.bytesFor(n);
         if (segment != null && segment.byteSize() < need) {
             throw new IllegalArgumentException("segment of " + segment.byteSize() + " bytes is too small for "
                     + dtype + Arrays.toString(shape) + " (" + need + " bytes)");
@@ -61,7 +62,7 @@ public final class Tensor {
     /** Allocates a zero-filled tensor in {@code arena}, 64-byte aligned. */
     public static Tensor allocate(Arena arena, DType dtype, long... shape) {
         long n = elementCount(shape);
-        MemorySegment seg = arena.allocate(Math.max(1, n * dtype.byteSize()), 64);
+        MemorySegment seg = arena.allocate(Math.max(1, dtype.bytesFor(n)), 64);
         return new Tensor(dtype, seg, shape);
     }
 
@@ -101,8 +102,9 @@ public final class Tensor {
         return numel;
     }
 
+    /** Bytes of this tensor's elements (whole blocks for a quantized type). */
     public long byteSize() {
-        return numel * dtype.byteSize();
+        return dtype.bytesFor(numel);
     }
 
     public Placement placement() {
@@ -150,7 +152,7 @@ public final class Tensor {
         for (long d : newShape) {
             n = Math.multiplyExact(n, d);
         }
-        return new Tensor(dtype, segment.asSlice(offsetBytes, n * dtype.byteSize()), newShape);
+        return new Tensor(dtype, segment.asSlice(offsetBytes, dtype.bytesFor(n)), newShape);
     }
 
     /** Rows {@code [from, from + count)} along the first axis, sharing memory. */
@@ -161,7 +163,7 @@ public final class Tensor {
         }
         long[] s = shape.clone();
         s[0] = count;
-        return slice(from * rowElems * dtype.byteSize(), s);
+        return slice(dtype.bytesFor(from * rowElems), s);
     }
 
     /** The first elements of this tensor's memory viewed under {@code newShape} (a buffer reused at a smaller size). */

@@ -322,6 +322,7 @@ public final class CudaBackend implements Backend, DeviceSampling {
             case F32 -> "f32";
             case BF16 -> "bf16";
             case F16 -> "f16";
+            case Q8_0, Q4_0, Q4_K, Q6_K -> throw new IllegalArgumentException("the CUDA backend has no " + dtype.lowerName() + " kernels");
         };
     }
 

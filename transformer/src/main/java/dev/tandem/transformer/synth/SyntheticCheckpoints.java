@@ -414,6 +414,8 @@ public final class SyntheticCheckpoints {
             case F32 -> "float32";
             case BF16 -> "bfloat16";
             case F16 -> "float16";
+            case Q8_0, Q4_0, Q4_K, Q6_K -> throw new IllegalArgumentException(
+                    "synthetic checkpoints are safetensors of f32, bf16 or f16; quantize one with tandem quantize, not " + dtype.lowerName());
         };
     }
 

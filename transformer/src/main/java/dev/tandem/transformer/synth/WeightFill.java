@@ -138,6 +138,7 @@ final class WeightFill {
                     dst.setAtIndex(I16_LE, count - 1, Float.floatToFloat16((int) (z >> 32 >> 8) * SCALE));
                 }
             }
+            default -> throw new IllegalArgumentException("synthetic weights are f32, bf16 or f16, not " + dtype.lowerName());
         }
     }
 }

@@ -158,6 +158,7 @@ public final class SafetensorsWriter {
                     case F32 -> b.putFloat(v);
                     case BF16 -> b.putShort(DType.floatToBf16(v));
                     case F16 -> b.putShort(Float.floatToFloat16(v));
+                    default -> throw new IllegalArgumentException("safetensors holds f32, bf16 or f16, not " + s.dtype().lowerName());
                 }
             }
             out.writeBytes(b.array());
