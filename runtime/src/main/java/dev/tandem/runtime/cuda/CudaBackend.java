@@ -322,8 +322,24 @@ public final class CudaBackend implements Backend, DeviceSampling {
             case F32 -> "f32";
             case BF16 -> "bf16";
             case F16 -> "f16";
-            case Q8_0, Q4_0, Q4_K, Q6_K -> throw new IllegalArgumentException("the CUDA backend has no " + dtype.lowerName() + " kernels");
+            case Q8_0, Q4_0, Q4_K, Q6_K -> throw new IllegalArgumentException("the CUDA backend reads " + dtype.lowerName()
+                    + " weights in matmul and embed only, not here");
         };
+    }
+
+    /**
+     * The kernel suffix of a matmul or embedding weight: {@link #suffix} for the plain types, else the block
+     * format's ({@code quant.cuh}), whose rows of {@code width} values must be whole blocks.
+     */
+    private static String weightSuffix(DType dtype, long width, String op) {
+        if (!dtype.isQuantized()) {
+            return suffix(dtype);
+        }
+        if (width % dtype.blockElements() != 0) {
+            throw new IllegalArgumentException(op + ": rows of " + width + " " + dtype.lowerName() + " values are not whole blocks of "
+                    + dtype.blockElements());
+        }
+        return dtype.lowerName();
     }
 
     private static int width(Tensor t) {
@@ -430,8 +446,9 @@ public final class CudaBackend implements Backend, DeviceSampling {
         if (w.rank() != 2 || x.numel() != (long) n * k || out.numel() != (long) n * m) {
             throw new IllegalArgumentException("matmul shapes do not agree: x " + x + ", w " + w + ", out " + out);
         }
+        String kernel = "tandem_matmul_" + weightSuffix(w.dtype(), k, "matmul");
         enter();
-        launch("tandem_matmul_" + suffix(w.dtype()), (m + MATMUL_COLUMNS_PER_BLOCK - 1) / MATMUL_COLUMNS_PER_BLOCK, 1,
+        launch(kernel, (m + MATMUL_COLUMNS_PER_BLOCK - 1) / MATMUL_COLUMNS_PER_BLOCK, 1,
                 32 * MATMUL_COLUMNS_PER_BLOCK, new CudaLibrary.Args()
                         .pointer(out.deviceAddress()).pointer(x.deviceAddress()).pointer(w.deviceAddress()).i32(n).i32(k).i32(m));
     }
@@ -548,9 +565,10 @@ public final class CudaBackend implements Backend, DeviceSampling {
         if (out.numel() < (long) ids.length * d) {
             throw new IllegalArgumentException("embed: " + ids.length + " rows of " + d + " do not fit in " + out);
         }
+        String kernel = "tandem_embedding_gather_" + weightSuffix(table.dtype(), d, "embed");
         enter();
         long[] a = stage(0, (Object) ids);
-        launch("tandem_embedding_gather_" + suffix(table.dtype()), ids.length, 1, 256, new CudaLibrary.Args()
+        launch(kernel, ids.length, 1, 256, new CudaLibrary.Args()
                 .pointer(out.deviceAddress()).pointer(table.deviceAddress()).pointer(a[0]).i32(ids.length).i32(d).i32(vocab));
     }
 
