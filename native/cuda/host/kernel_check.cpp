@@ -657,6 +657,185 @@ void check_matmul(void (*kernel)(float*, const float*, const typename W::storage
     }
 }
 
+// ---- quantized weights: matmul and embedding gather -------------------------------------------------------
+
+// llama.cpp's block formats, decoded here independently of quant.cuh, as QuantBlocks (Java) and ggml's
+// dequantize_row_* decode them: block b of a run of blocks into v[0 .. ELEMENTS).
+struct QBlock {
+    int bytes, elements;
+    void (*decode)(const unsigned char* p, float* v);
+    void (*scales)(unsigned char* p, Rng& r, bool specials);  // writes random f16 scales into a random block
+};
+std::uint16_t u16_at(const unsigned char* p) { return static_cast<std::uint16_t>(p[0] | (p[1] << 8)); }
+float f16_at(const unsigned char* p) { return F16::decode(u16_at(p)); }
+void put_u16(unsigned char* p, std::uint16_t v) {
+    p[0] = static_cast<unsigned char>(v);
+    p[1] = static_cast<unsigned char>(v >> 8);
+}
+// Scales small enough that a row of products stays far from overflow: F16::random's normal range is 2^-6 .. 2^2.
+std::uint16_t q_scale(Rng& r, bool specials) {
+    if (r.below(31) == 0) return static_cast<std::uint16_t>(r.below(2) << 15);  // ±0
+    return F16::random(r, specials);
+}
+const QBlock Q8_0{34, 32,
+                  [](const unsigned char* p, float* v) {
+                      float d = f16_at(p);
+                      for (int j = 0; j < 32; j++) v[j] = static_cast<float>(static_cast<signed char>(p[2 + j])) * d;
+                  },
+                  [](unsigned char* p, Rng& r, bool s) { put_u16(p, q_scale(r, s)); }};
+const QBlock Q4_0{18, 32,
+                  [](const unsigned char* p, float* v) {
+                      float d = f16_at(p);
+                      for (int j = 0; j < 16; j++) {
+                          v[j] = static_cast<float>((p[2 + j] & 0xf) - 8) * d;
+                          v[j + 16] = static_cast<float>((p[2 + j] >> 4) - 8) * d;
+                      }
+                  },
+                  [](unsigned char* p, Rng& r, bool s) { put_u16(p, q_scale(r, s)); }};
+const QBlock Q4_K{144, 256,
+                  [](const unsigned char* p, float* v) {
+                      float d = f16_at(p), dmin = f16_at(p + 2);
+                      const unsigned char* s = p + 4;
+                      for (int g = 0; g < 8; g++) {
+                          int sc = g < 4 ? s[g] & 63 : (s[g + 4] & 0xf) | ((s[g - 4] >> 6) << 4);
+                          int mn = g < 4 ? s[g + 4] & 63 : (s[g + 4] >> 4) | ((s[g] >> 6) << 4);
+                          float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(mn);
+                          for (int l = 0; l < 32; l++) {
+                              int q = (p[16 + 32 * (g / 2) + l] >> (4 * (g % 2))) & 0xf;
+                              v[32 * g + l] = d1 * static_cast<float>(q) - m1;
+                          }
+                      }
+                  },
+                  [](unsigned char* p, Rng& r, bool s) {
+                      put_u16(p, q_scale(r, s));
+                      put_u16(p + 2, q_scale(r, s));
+                  }};
+const QBlock Q6_K{210, 256,
+                  [](const unsigned char* p, float* v) {
+                      float d = f16_at(p + 208);
+                      for (int n = 0; n < 2; n++) {
+                          const unsigned char *ql = p + 64 * n, *qh = p + 128 + 32 * n;
+                          const signed char* sc = reinterpret_cast<const signed char*>(p + 192 + 8 * n);
+                          for (int l = 0; l < 32; l++) {
+                              int is = l / 16;
+                              int q1 = ((ql[l] & 0xf) | ((qh[l] & 3) << 4)) - 32;
+                              int q2 = ((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                              int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                              int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                              v[128 * n + l] = d * static_cast<float>(sc[is]) * static_cast<float>(q1);
+                              v[128 * n + l + 32] = d * static_cast<float>(sc[is + 2]) * static_cast<float>(q2);
+                              v[128 * n + l + 64] = d * static_cast<float>(sc[is + 4]) * static_cast<float>(q3);
+                              v[128 * n + l + 96] = d * static_cast<float>(sc[is + 6]) * static_cast<float>(q4);
+                          }
+                      }
+                  },
+                  [](unsigned char* p, Rng& r, bool s) { put_u16(p + 208, q_scale(r, s)); }};
+
+// `blocks` random blocks of Q at p: random bytes, then random f16 scales.
+void random_blocks(const QBlock& q, unsigned char* p, std::size_t blocks, Rng& r, bool specials) {
+    for (std::size_t b = 0; b < blocks; b++) {
+        unsigned char* block = p + b * q.bytes;
+        for (int i = 0; i < q.bytes; i++) block[i] = static_cast<unsigned char>(r.below(256));
+        q.scales(block, r, specials);
+    }
+}
+std::vector<float> decode_blocks(const QBlock& q, const unsigned char* p, std::size_t blocks) {
+    std::vector<float> v(blocks * q.elements);
+    for (std::size_t b = 0; b < blocks; b++) q.decode(p + b * q.bytes, &v[b * q.elements]);
+    return v;
+}
+
+// Shapes in blocks per row; x_shift moves x off its 16-byte alignment by one float (the element-wise loads),
+// w_shift the weights by two bytes (rows only 2-byte aligned: the narrowest staging).
+void check_matmul_quant(const QBlock& q, void (*kernel)(float*, const float*, const unsigned char*, int, int, int)) {
+    Rng rng{static_cast<std::uint64_t>(40 + q.bytes)};
+    struct Shape {
+        int n, blocks, m, x_shift, w_shift;
+    };
+    const Shape shapes[] = {{1, 1, 1, 0, 0}, {3, 2, 9, 0, 0},  {5, 3, 17, 0, 0}, {9, 8, 13, 0, 0}, {2, 33, 5, 0, 0},
+                            {0, 2, 5, 0, 0}, {6, 64, 3, 0, 0}, {4, 5, 8, 1, 0},  {7, 9, 3, 0, 2},  {1, 8, 11, 1, 2}};
+    for (Shape s : shapes) {
+        int blocks = q.elements == 256 ? (s.blocks + 7) / 8 + s.blocks % 3 : s.blocks;  // fewer of the big blocks
+        int k = blocks * q.elements;
+        begin("n=%d k=%d (%d blocks) m=%d x+%d w+%d", s.n, k, blocks, s.m, s.x_shift, s.w_shift);
+        std::size_t wbytes = static_cast<std::size_t>(s.m) * blocks * q.bytes;
+        Buf<float> out(static_cast<std::size_t>(s.n) * s.m), xb(static_cast<std::size_t>(s.n) * k + s.x_shift);
+        Buf<unsigned char> wb(wbytes + s.w_shift);
+        float* x = xb.data() + s.x_shift;
+        unsigned char* w = wb.data() + s.w_shift;
+        for (std::size_t i = 0; i < xb.size(); i++) xb[i] = rng.sym(2);
+        for (int i = 0; i < s.w_shift; i++) wb[i] = 0;
+        random_blocks(q, w, static_cast<std::size_t>(s.m) * blocks, rng, false);
+        out.fill(float_of(FILL_F32));
+        auto x0 = xb.copy();
+        auto w0 = wb.copy();
+        if (!go(kernel, (s.m + 7) / 8, 1, 256, out.data(), static_cast<const float*>(x), static_cast<const unsigned char*>(w),
+                s.n, k, s.m)) {
+            continue;
+        }
+        unchanged(xb, x0, "x");
+        unchanged(wb, w0, "w");
+        std::vector<float> wf = decode_blocks(q, w0.data() + s.w_shift, static_cast<std::size_t>(s.m) * blocks);
+        std::vector<double> ref(out.size());
+        for (int r = 0; r < s.n; r++) {
+            for (int c = 0; c < s.m; c++) {
+                double sum = 0;
+                for (int i = 0; i < k; i++) {
+                    sum += static_cast<double>(x0[s.x_shift + static_cast<std::size_t>(r) * k + i]) * wf[static_cast<std::size_t>(c) * k + i];
+                }
+                ref[static_cast<std::size_t>(r) * s.m + c] = sum;
+            }
+        }
+        expect_close(out, ref, s.m, "out");
+        absorb(out);
+    }
+}
+
+void check_embedding_quant(const QBlock& q, void (*kernel)(float*, const unsigned char*, const int*, int, int, int)) {
+    Rng rng{static_cast<std::uint64_t>(60 + q.bytes)};
+    struct Shape {
+        std::vector<int> ids;
+        int blocks, vocab;
+    };
+    const Shape shapes[] = {
+        {{0}, 1, 1},
+        {{2, 0, 6, 6, 1}, 3, 7},
+        {{1, 2, 0, 1}, 9, 3},
+        {{-1, 3, 10, 2147483647, -2147483647 - 1, 9}, 2, 10},  // bad ids: their rows become NaN
+        {{4}, 33, 5},
+    };
+    for (const Shape& s : shapes) {
+        int rows = static_cast<int>(s.ids.size());
+        int blocks = q.elements == 256 ? (s.blocks + 7) / 8 : s.blocks;
+        int width = blocks * q.elements;
+        begin("rows=%d width=%d vocab=%d", rows, width, s.vocab);
+        Buf<float> out(static_cast<std::size_t>(rows) * width);
+        Buf<unsigned char> table(static_cast<std::size_t>(s.vocab) * blocks * q.bytes);
+        Buf<int> ids(s.ids);
+        random_blocks(q, table.data(), static_cast<std::size_t>(s.vocab) * blocks, rng, true);
+        out.fill(float_of(FILL_F32));
+        auto table0 = table.copy();
+        if (!go(kernel, rows, 1, 256, out.data(), static_cast<const unsigned char*>(table.data()), static_cast<const int*>(ids.data()),
+                rows, width, s.vocab)) {
+            continue;
+        }
+        unchanged(table, table0, "table");
+        unchanged(ids, s.ids, "ids");
+        std::vector<float> values = decode_blocks(q, table0.data(), static_cast<std::size_t>(s.vocab) * blocks);
+        std::vector<float> ref(out.size());
+        for (int r = 0; r < rows; r++) {
+            int id = s.ids[r];
+            bool valid = id >= 0 && id < s.vocab;
+            for (int c = 0; c < width; c++) {
+                ref[static_cast<std::size_t>(r) * width + c] =
+                    valid ? values[static_cast<std::size_t>(id) * width + c] : float_of(0x7fc00000u);
+            }
+        }
+        expect_exact(out, ref, "out", float_of(FILL_F32), true);
+        absorb(out);
+    }
+}
+
 // ---- rows: softmax, argmax ------------------------------------------------------------------------------
 
 struct RowShape {
@@ -2287,6 +2466,14 @@ const Check checks[] = {
     CHECK(tandem_matmul_f32, check_matmul<F32>(tandem_matmul_f32)),
     CHECK(tandem_matmul_bf16, check_matmul<Bf16>(tandem_matmul_bf16)),
     CHECK(tandem_matmul_f16, check_matmul<F16>(tandem_matmul_f16)),
+    CHECK(tandem_matmul_q8_0, check_matmul_quant(Q8_0, tandem_matmul_q8_0)),
+    CHECK(tandem_matmul_q4_0, check_matmul_quant(Q4_0, tandem_matmul_q4_0)),
+    CHECK(tandem_matmul_q4_k, check_matmul_quant(Q4_K, tandem_matmul_q4_k)),
+    CHECK(tandem_matmul_q6_k, check_matmul_quant(Q6_K, tandem_matmul_q6_k)),
+    CHECK(tandem_embedding_gather_q8_0, check_embedding_quant(Q8_0, tandem_embedding_gather_q8_0)),
+    CHECK(tandem_embedding_gather_q4_0, check_embedding_quant(Q4_0, tandem_embedding_gather_q4_0)),
+    CHECK(tandem_embedding_gather_q4_k, check_embedding_quant(Q4_K, tandem_embedding_gather_q4_k)),
+    CHECK(tandem_embedding_gather_q6_k, check_embedding_quant(Q6_K, tandem_embedding_gather_q6_k)),
     CHECK(tandem_write_kv_f32, check_write_kv<float>(tandem_write_kv_f32)),
     CHECK(tandem_write_kv_bf16, check_write_kv<std::uint16_t>(tandem_write_kv_bf16)),
     CHECK(tandem_gather_rows_u32, check_gather<unsigned>(tandem_gather_rows_u32, gather_u32_shapes(), FILL_U32)),

@@ -30,7 +30,9 @@ import java.util.Map;
 /**
  * The {@link Backend} on a CUDA device: Tandem's own kernels ({@code native/cuda}) driven through the
  * driver API ({@link CudaLibrary}). Activations, weights and KV storage live in device memory; weights
- * keep their checkpoint dtype (f32, bf16 or f16) and every kernel accumulates in strict f32. Every op is
+ * keep their checkpoint dtype (f32, bf16 or f16, or llama.cpp's block formats q8_0, q4_0, q4_k and q6_k for
+ * matmul and embedding weights, read in place and decoded exactly as {@code QuantBlocks} decodes them) and
+ * every kernel accumulates in strict f32. Every op is
  * batch-invariant like the CPU backend's (the kernels' comments say how), though not bit-equal to it: the
  * two sum in different orders, and the equivalence suite bounds the difference.
  *
@@ -178,7 +180,10 @@ public final class CudaBackend implements Backend, DeviceSampling {
         release(address);
     }
 
-    /** Uploads the weight once, in its own dtype; later calls with the same host tensor give the same device tensor. */
+    /**
+     * Uploads the weight once, in its own dtype (a block format's blocks as they are); later calls with the same
+     * host tensor give the same device tensor.
+     */
     @Override
     public synchronized Tensor loadWeight(Tensor host) {
         if (host.placement() != Placement.HOST) {
