@@ -8,13 +8,18 @@ import dev.tandem.transformer.config.GenerationConfig;
 import dev.tandem.transformer.config.ModelConfig;
 import dev.tandem.transformer.llama.LlamaModel;
 import dev.tandem.transformer.tokenizer.Tokenizer;
+import dev.tandem.transformer.tokenizer.GgufTokenizer;
 import dev.tandem.transformer.tokenizer.Tokenizers;
+import dev.tandem.transformer.weights.GgufCheckpoint;
 import dev.tandem.transformer.weights.WeightStore;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-/** Loads a Hugging Face model directory ({@code config.json}, safetensors, {@code tokenizer.json}). */
+/**
+ * Loads a model: a Hugging Face model directory ({@code config.json}, safetensors, {@code tokenizer.json}) or a GGUF
+ * file, whose metadata gives the configuration and the tokenizer ({@link GgufCheckpoint}).
+ */
 public final class ModelLoader {
 
     /**
@@ -124,9 +129,21 @@ public final class ModelLoader {
         return load(dir, Options.defaults());
     }
 
-    public static LanguageModel load(Path dir, Options options) {
-        if (!Files.isDirectory(dir)) {
+    /**
+     * Loads the model at {@code path}: a model directory, or a {@code .gguf} file.
+     *
+     * @throws TandemException when the path is neither, or anything in it is missing or malformed
+     */
+    public static LanguageModel load(Path path, Options options) {
+        if (GgufCheckpoint.isGgufPath(path)) {
+            return loadGguf(path, options);
+        }
+        Path dir = path;
+        if (!Files.exists(dir)) {
             throw new TandemException("model directory not found: " + dir + ".");
+        }
+        if (!Files.isDirectory(dir)) {
+            throw new TandemException(dir + " is neither a model directory nor a .gguf file.");
         }
         ModelConfig config = ModelConfig.load(dir);
         GenerationConfig generation = GenerationConfig.load(dir);
@@ -145,6 +162,28 @@ public final class ModelLoader {
             if (weights != null) {
                 weights.close();
             }
+            throw e;
+        }
+    }
+
+    /**
+     * A GGUF file: unlike a directory, its weights are opened (and, by default, copied) before the backend, since the
+     * configuration and the tokenizer are in the same file.
+     */
+    private static LanguageModel loadGguf(Path file, Options options) {
+        GgufCheckpoint checkpoint = GgufCheckpoint.open(file, !options.mappedWeights());
+        Backend backend = null;
+        boolean ownsBackend = options.backend() == null;
+        try {
+            Tokenizer tokenizer = GgufTokenizer.fromMetadata(checkpoint.metadata(), file.getFileName().toString());
+            backend = ownsBackend ? Backends.open(options.device(), options.threads()) : options.backend();
+            return new LlamaModel(file, checkpoint.config(), checkpoint.generationConfig(), tokenizer,
+                    WeightStore.of(checkpoint), backend, ownsBackend, options);
+        } catch (RuntimeException | Error e) {
+            if (ownsBackend && backend != null) {
+                backend.close();
+            }
+            checkpoint.close();
             throw e;
         }
     }

@@ -48,6 +48,18 @@ final class TokenizerJson {
     }
 
     /**
+     * A {@code tokenizer.json} made in memory (from GGUF metadata): {@code root} without the model's vocab and
+     * merges, which come as tables.
+     */
+    static TokenizerJson of(String where, ObjectNode root, Map<String, Integer> vocab, List<String> merges) {
+        TokenizerJson json = new TokenizerJson(where);
+        json.root.setAll(root);
+        json.vocab = vocab;
+        json.merges = merges;
+        return json;
+    }
+
+    /**
      * Reads a {@code tokenizer.json}.
      *
      * @throws TandemException if it is empty, not a JSON object, or its vocab or merges are malformed

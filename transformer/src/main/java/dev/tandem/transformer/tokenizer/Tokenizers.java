@@ -36,6 +36,11 @@ public final class Tokenizers {
      *     unsupported tokenizer (such as a Unigram model); the message names the file and the field
      */
     public static Tokenizer load(Path tokenizerJson) {
+        return build(read(tokenizerJson));
+    }
+
+    /** Reads and checks a {@code tokenizer.json} file (plain or gzip) without building the tokenizer. */
+    static TokenizerJson read(Path tokenizerJson) {
         if (Files.isDirectory(tokenizerJson)) {
             throw new TandemException("the tokenizer file " + tokenizerJson + " is a directory; give its tokenizer.json"
                     + " (or, on the command line, the model directory with --model).");
@@ -43,8 +48,12 @@ public final class Tokenizers {
         if (!Files.isRegularFile(tokenizerJson)) {
             throw new TandemException("tokenizer file not found: " + tokenizerJson + ".");
         }
-        String where = "tokenizer.json at " + tokenizerJson;
-        TokenizerJson json = read(tokenizerJson, where);
+        return read(tokenizerJson, "tokenizer.json at " + tokenizerJson);
+    }
+
+    /** The tokenizer a read {@code tokenizer.json} (or one made from GGUF metadata) describes. */
+    static Tokenizer build(TokenizerJson json) {
+        String where = json.where;
         JsonNode model = json.root.path("model");
         if (!model.isObject()) {
             throw new TandemException(where + ": the \"model\" object is missing.");

@@ -47,7 +47,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *
  * <p>Reads are thread-safe; closing while other threads read makes their reads fail.
  */
-public final class SafetensorsFile implements AutoCloseable {
+public final class SafetensorsFile implements WeightFile {
 
     /** The safetensors library's own limit on the header size. */
     static final long MAX_HEADER_BYTES = 100_000_000L;
@@ -201,54 +201,9 @@ public final class SafetensorsFile implements AutoCloseable {
             } else {
                 MemorySegment.copy(data, e.begin, copy, to.begin, e.end - e.begin);
             }
-            checkFinite(copy, to);
+            FiniteWeights.require(copy, to.begin, to.end - to.begin, to.dtype, fileName, e.name);
         }
         return new SafetensorsFile(path, arena, copy, Collections.unmodifiableMap(placed), metadata);
-    }
-
-    /**
-     * Refuses a tensor holding a NaN or an infinity, naming it and the element: such a checkpoint is
-     * corrupt, and otherwise shows up much later as NaN logits. Cheap beside the copy it follows: eight
-     * bytes at a time, testing the exponent bits of every value in them at once.
-     */
-    private void checkFinite(MemorySegment copy, Entry e) {
-        long bytes = e.end - e.begin;
-        int width = e.dtype == DType.F32 ? 4 : 2; // the copy holds F32 (F16 widened) or BF16
-        long mask = width == 4 ? 0x7f800000_7f800000L : 0x7f80_7f80_7f80_7f80L;
-        long whole = bytes & ~7L;
-        for (long at = 0; at < whole; at += 8) {
-            long v = copy.get(ValueLayout.JAVA_LONG_UNALIGNED, e.begin + at) & mask;
-            if (v != 0 && anyLaneEquals(v, mask, width)) {
-                reportNonFinite(copy, e, at, Math.min(8, bytes - at), width);
-            }
-        }
-        if (whole < bytes) {
-            reportNonFinite(copy, e, whole, bytes - whole, width);
-        }
-    }
-
-    private static boolean anyLaneEquals(long masked, long mask, int width) {
-        int lanes = 8 / width;
-        long laneMask = width == 4 ? 0xffffffffL : 0xffffL;
-        for (int i = 0; i < lanes; i++) {
-            long shift = (long) i * width * 8;
-            if (((masked >>> shift) & laneMask) == ((mask >>> shift) & laneMask)) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    /** Looks at each value of {@code [at, at + count)} and throws at the first that is not finite. */
-    private void reportNonFinite(MemorySegment copy, Entry e, long at, long count, int width) {
-        for (long b = at; b + width <= at + count; b += width) {
-            float value = width == 4 ? copy.get(ValueLayout.JAVA_FLOAT_UNALIGNED, e.begin + b)
-                    : Float.intBitsToFloat(copy.get(ValueLayout.JAVA_SHORT_UNALIGNED, e.begin + b) << 16);
-            if (!Float.isFinite(value)) {
-                throw new TandemException(fileName + ": tensor \"" + e.name + "\" holds " + (Float.isNaN(value) ? "a NaN" : "an infinity")
-                        + " at element " + (b / width) + ", so the checkpoint is corrupt.");
-            }
-        }
     }
 
     private static SafetensorsFile parse(Path file, String name, Arena arena, MemorySegment whole) {
@@ -399,11 +354,13 @@ public final class SafetensorsFile implements AutoCloseable {
         }
     }
 
+    @Override
     public Path path() {
         return path;
     }
 
     /** Tensor names in header order. */
+    @Override
     public Set<String> names() {
         return entries.keySet();
     }
@@ -438,6 +395,7 @@ public final class SafetensorsFile implements AutoCloseable {
      * @throws TandemException       when the file has no such tensor or its dtype is not F32, BF16 or F16
      * @throws IllegalStateException after {@link #close()}
      */
+    @Override
     public Tensor tensor(String name) {
         Entry e = supported(name);
         if (closed.get()) {
@@ -463,14 +421,15 @@ public final class SafetensorsFile implements AutoCloseable {
         return e;
     }
 
-    /** Bytes of tensors per supported dtype (for {@link WeightStore#dominantDType()}). */
-    long bytesOf(String name) {
+    @Override
+    public long storedBytes(String name) {
         Entry e = entries.get(name);
-        return e == null || e.dtype == null ? 0 : (e.end - e.begin) / e.dtype.byteSize() * dtypeOrNull(name).byteSize();
+        return e == null || e.dtype == null ? 0 : (e.end - e.begin) / e.dtype.byteSize() * storedType(name).byteSize();
     }
 
     /** The dtype the file stores {@code name} in (a resident f16 tensor is served as f32). */
-    DType dtypeOrNull(String name) {
+    @Override
+    public DType storedType(String name) {
         Entry e = entries.get(name);
         return e == null ? null : DType.fromSafetensorsName(e.dtypeName);
     }

@@ -27,10 +27,10 @@ import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * All weights of a model directory: {@code model.safetensors}, or the shards a
- * {@code model.safetensors.index.json} lists in its {@code weight_map} (tensor name → shard file). Every
- * shard is memory-mapped ({@link SafetensorsFile}); tensors are zero-copy views, valid until
- * {@link #close()}.
+ * All weights of a model: in a directory, {@code model.safetensors} or the shards a
+ * {@code model.safetensors.index.json} lists in its {@code weight_map} (tensor name → shard file), every shard
+ * memory-mapped ({@link SafetensorsFile}); or a GGUF file ({@link GgufCheckpoint}), its tensors under the Hugging
+ * Face names. Tensors are views, valid until {@link #close()}.
  *
  * <p>Reads are thread-safe (the tables are immutable after {@link #open}).
  */
@@ -38,20 +38,34 @@ public final class WeightStore implements AutoCloseable {
 
     public static final String SINGLE_FILE = "model.safetensors";
     public static final String INDEX_FILE = "model.safetensors.index.json";
+    private static final String CONFIG_FILE = "config.json";
 
     private static final ObjectMapper MAPPER = JsonMapper.builder().build();
 
     private final Path directory;
-    private final List<SafetensorsFile> files;
-    private final Map<String, SafetensorsFile> byName;
+    private final List<? extends WeightFile> files;
+    private final Map<String, WeightFile> byName;
+    /** What implies the shapes the model asks for, for messages: {@code config.json} or the GGUF metadata. */
+    private final String shapeSource;
     private final DType dominant;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    private WeightStore(Path directory, List<SafetensorsFile> files, Map<String, SafetensorsFile> byName) {
+    private WeightStore(Path directory, List<? extends WeightFile> files, Map<String, WeightFile> byName, String shapeSource) {
         this.directory = directory;
         this.files = files;
         this.byName = byName;
+        this.shapeSource = shapeSource;
         this.dominant = computeDominant(byName);
+    }
+
+    /** The tensors of a GGUF checkpoint, under the Hugging Face names; closing the store closes the checkpoint. */
+    public static WeightStore of(GgufCheckpoint checkpoint) {
+        Map<String, WeightFile> byName = new LinkedHashMap<>();
+        for (String n : checkpoint.names()) {
+            byName.put(n, checkpoint);
+        }
+        return new WeightStore(checkpoint.path(), List.of(checkpoint), Collections.unmodifiableMap(byName),
+                "its metadata");
     }
 
     /**
@@ -80,11 +94,11 @@ public final class WeightStore implements AutoCloseable {
         Path index = modelDir.resolve(INDEX_FILE);
         if (Files.isRegularFile(single)) {
             SafetensorsFile f = SafetensorsFile.open(single, resident);
-            Map<String, SafetensorsFile> byName = new LinkedHashMap<>();
+            Map<String, WeightFile> byName = new LinkedHashMap<>();
             for (String n : f.names()) {
                 byName.put(n, f);
             }
-            return new WeightStore(modelDir, List.of(f), Collections.unmodifiableMap(byName));
+            return new WeightStore(modelDir, List.of(f), Collections.unmodifiableMap(byName), CONFIG_FILE);
         }
         if (Files.isRegularFile(index)) {
             return openSharded(modelDir, index, resident);
@@ -140,7 +154,7 @@ public final class WeightStore implements AutoCloseable {
 
         List<SafetensorsFile> opened = new ArrayList<>();
         try {
-            Map<String, SafetensorsFile> byName = new LinkedHashMap<>();
+            Map<String, WeightFile> byName = new LinkedHashMap<>();
             for (Map.Entry<String, List<String>> s : shards.entrySet()) {
                 Path p = dir.resolve(s.getKey());
                 if (!Files.isRegularFile(p)) {
@@ -163,7 +177,7 @@ public final class WeightStore implements AutoCloseable {
                     byName.putIfAbsent(t, f);
                 }
             }
-            return new WeightStore(dir, List.copyOf(opened), Collections.unmodifiableMap(byName));
+            return new WeightStore(dir, List.copyOf(opened), Collections.unmodifiableMap(byName), CONFIG_FILE);
         } catch (RuntimeException e) {
             for (SafetensorsFile f : opened) {
                 f.close();
@@ -172,12 +186,12 @@ public final class WeightStore implements AutoCloseable {
         }
     }
 
-    private static DType computeDominant(Map<String, SafetensorsFile> byName) {
+    private static DType computeDominant(Map<String, WeightFile> byName) {
         Map<DType, Long> bytes = new EnumMap<>(DType.class);
-        for (Map.Entry<String, SafetensorsFile> e : byName.entrySet()) {
-            DType d = e.getValue().dtypeOrNull(e.getKey());
+        for (Map.Entry<String, WeightFile> e : byName.entrySet()) {
+            DType d = e.getValue().storedType(e.getKey());
             if (d != null) {
-                bytes.merge(d, e.getValue().bytesOf(e.getKey()), Long::sum);
+                bytes.merge(d, e.getValue().storedBytes(e.getKey()), Long::sum);
             }
         }
         DType best = DType.F32;
@@ -192,6 +206,7 @@ public final class WeightStore implements AutoCloseable {
         return best;
     }
 
+    /** The model directory, or the GGUF file. */
     public Path directory() {
         return directory;
     }
@@ -207,7 +222,7 @@ public final class WeightStore implements AutoCloseable {
 
     /** The file holding {@code name} (empty when absent). */
     public Optional<Path> fileOf(String name) {
-        SafetensorsFile f = byName.get(name);
+        WeightFile f = byName.get(name);
         return f == null ? Optional.empty() : Optional.of(f.path());
     }
 
@@ -244,14 +259,14 @@ public final class WeightStore implements AutoCloseable {
         if (closed.get()) {
             throw new IllegalStateException("weight store for " + directory + " is closed");
         }
-        SafetensorsFile f = byName.get(name);
+        WeightFile f = byName.get(name);
         if (f == null) {
             return Optional.empty();
         }
         Tensor t = f.tensor(name);
         if (expectedShape != null && expectedShape.length > 0 && !Arrays.equals(t.shape(), expectedShape)) {
             throw new TandemException(f.path().getFileName() + ": tensor \"" + name + "\" has shape "
-                    + Arrays.toString(t.shape()) + " but config.json implies " + Arrays.toString(expectedShape) + shapeNote + ".");
+                    + Arrays.toString(t.shape()) + " but " + shapeSource + " implies " + Arrays.toString(expectedShape) + shapeNote + ".");
         }
         return Optional.of(t);
     }
@@ -272,7 +287,7 @@ public final class WeightStore implements AutoCloseable {
     @Override
     public void close() {
         if (closed.compareAndSet(false, true)) {
-            for (SafetensorsFile f : files) {
+            for (WeightFile f : files) {
                 f.close();
             }
         }
