@@ -161,6 +161,85 @@ def jsonl_seeds():
     write(d, "decode.bin", b"\x01[2047, 40, 41, 42]\n[]\n")
 
 
+def gguf_bytes(metadata, tensors):
+    """GGUF v3 as llama.cpp lays it out: metadata [(key, type id, payload bytes)], tensors [(name, ne, ggml type, data)]."""
+    def string(t):
+        b = t.encode("utf-8")
+        return struct.pack("<Q", len(b)) + b
+    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(metadata))
+    for key, type_id, payload in metadata:
+        out += string(key) + struct.pack("<I", type_id) + payload
+    offset = 0
+    for name, ne, ggml_type, data in tensors:
+        out += string(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", d) for d in ne)
+        out += struct.pack("<IQ", ggml_type, offset)
+        offset += (len(data) + 31) // 32 * 32
+    out += b"\0" * (-len(out) % 32)
+    for _, _, _, data in tensors:
+        out += data + b"\0" * (-len(data) % 32)
+    return out
+
+
+def gguf_seeds():
+    """A tiny llama GGUF (one layer, hidden 32, a six-token gpt2 tokenizer) with one tensor of every ggml type Tandem
+    reads, and a tiny SentencePiece-style tokenizer beside it, so the fuzzer reaches the config and tokenizer code."""
+    d = out_dir("fuzz", "GgufFuzzTest", "gguf")
+    def s(t):
+        b = t.encode("utf-8")
+        return struct.pack("<Q", len(b)) + b
+    def u32(v):
+        return struct.pack("<I", v)
+    def f32(v):
+        return struct.pack("<f", v)
+    def arr(type_id, items):
+        return struct.pack("<IQ", type_id, len(items)) + b"".join(items)
+    tokens = ["a", "b", "ab", "\u0120", "\u0120a", "<|end|>"]
+    common = [("general.architecture", 8, s("llama")), ("general.name", 8, s("tiny")),
+              ("llama.context_length", 4, u32(64)), ("llama.embedding_length", 4, u32(32)),
+              ("llama.block_count", 4, u32(1)), ("llama.feed_forward_length", 4, u32(32)),
+              ("llama.attention.head_count", 4, u32(2)), ("llama.attention.head_count_kv", 4, u32(1)),
+              ("llama.attention.layer_norm_rms_epsilon", 6, f32(1e-5)), ("llama.rope.freq_base", 6, f32(10000.0)),
+              ("llama.vocab_size", 4, u32(6)), ("tokenizer.ggml.bos_token_id", 4, u32(5)),
+              ("tokenizer.ggml.eos_token_id", 4, u32(5))]
+    gpt2 = [("tokenizer.ggml.model", 8, s("gpt2")), ("tokenizer.ggml.pre", 8, s("llama-bpe")),
+            ("tokenizer.ggml.tokens", 9, arr(8, [s(t) for t in tokens])),
+            ("tokenizer.ggml.token_type", 9, arr(5, [struct.pack("<i", 3 if t == "<|end|>" else 1) for t in tokens])),
+            ("tokenizer.ggml.merges", 9, arr(8, [s("a b"), s("\u0120 a")])),
+            ("tokenizer.ggml.add_bos_token", 7, b"\x01")]
+    def f32s(n, seed):
+        return b"".join(f32(((i * 7 + seed) % 13 - 6) / 8.0) for i in range(n))
+    def f16s(n):
+        return b"".join(struct.pack("<e", ((i * 5) % 11 - 5) / 4.0) for i in range(n))
+    def q8_0(blocks):
+        return b"".join(struct.pack("<e", 0.125) + bytes((j * 3 + b) % 256 for j in range(32)) for b in range(blocks))
+    def q4_0(blocks):
+        return b"".join(struct.pack("<e", 0.5) + bytes((j * 17 + b) % 256 for j in range(16)) for b in range(blocks))
+    def q4_k(blocks):
+        return b"".join(struct.pack("<ee", 0.25, 0.125) + bytes(range(12)) + bytes((j * 11) % 256 for j in range(128))
+                        for _ in range(blocks))
+    def q6_k(blocks):
+        return b"".join(bytes((j * 7) % 256 for j in range(192)) + bytes(range(16)) + struct.pack("<e", 0.0625)
+                        for _ in range(blocks))
+    tensors = [("token_embd.weight", [32, 6], 8, q8_0(6)), ("output_norm.weight", [32], 0, f32s(32, 1)),
+               ("blk.0.attn_norm.weight", [32], 0, f32s(32, 2)), ("blk.0.attn_q.weight", [32, 32], 1, f16s(1024)),
+               ("blk.0.attn_k.weight", [32, 16], 30, struct.pack("<512H", *[(0x3c00 + i) & 0xffff for i in range(512)])),
+               ("blk.0.attn_v.weight", [32, 16], 2, q4_0(16)), ("blk.0.attn_output.weight", [32, 32], 0, f32s(1024, 3)),
+               ("blk.0.ffn_norm.weight", [32], 0, f32s(32, 4)), ("blk.0.ffn_gate.weight", [256, 1], 12, q4_k(1)),
+               ("blk.0.ffn_up.weight", [256, 1], 14, q6_k(1)), ("blk.0.ffn_down.weight", [32, 32], 0, f32s(1024, 5))]
+    write(d, "tiny-llama-gpt2.gguf", gguf_bytes(common + gpt2, tensors))
+    pieces = ["<unk>", "<s>", "</s>", "<0x0A>", "\u2581", "a", "\u2581a", "b", "ab", "\u2581ab"]
+    spm = [("tokenizer.ggml.model", 8, s("llama")),
+           ("tokenizer.ggml.tokens", 9, arr(8, [s(t) for t in pieces])),
+           ("tokenizer.ggml.scores", 9, arr(6, [f32(-float(i)) for i in range(len(pieces))])),
+           ("tokenizer.ggml.token_type", 9, arr(5, [struct.pack("<i", t) for t in [2, 3, 3, 6, 1, 1, 1, 1, 1, 1]])),
+           ("tokenizer.ggml.add_space_prefix", 7, b"\x01"), ("tokenizer.ggml.unknown_token_id", 4, u32(0))]
+    common_spm = [m if m[0] != "llama.vocab_size" else ("llama.vocab_size", 4, u32(10)) for m in common]
+    common_spm = [m if m[0] not in ("tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id") else (m[0], 4, u32(1 if "bos" in m[0] else 2))
+                  for m in common_spm]
+    tensors_spm = [("token_embd.weight", [32, 10], 0, f32s(320, 6))] + tensors[1:]
+    write(d, "tiny-llama-spm.gguf", gguf_bytes(common_spm + spm, tensors_spm))
+
+
 if __name__ == "__main__":
     safetensors_seeds()
     shard_index_seeds()
@@ -168,3 +247,4 @@ if __name__ == "__main__":
     config_seeds()
     generation_config_seeds()
     jsonl_seeds()
+    gguf_seeds()

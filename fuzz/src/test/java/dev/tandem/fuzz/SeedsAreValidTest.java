@@ -4,6 +4,8 @@ import dev.tandem.transformer.config.GenerationConfig;
 import dev.tandem.transformer.config.ModelConfig;
 import dev.tandem.transformer.tokenizer.Tokenizer;
 import dev.tandem.transformer.tokenizer.Tokenizers;
+import dev.tandem.transformer.tokenizer.GgufTokenizer;
+import dev.tandem.transformer.weights.GgufCheckpoint;
 import dev.tandem.transformer.weights.SafetensorsFile;
 import dev.tandem.transformer.weights.WeightStore;
 import org.junit.jupiter.api.Test;
@@ -48,6 +50,20 @@ public class SeedsAreValidTest {
                 for (String name : f.names()) {
                     f.tensor(name);
                 }
+            }
+        }
+    }
+
+    @Test
+    void ggufSeedsLoadAsCheckpointsWithTheirTokenizers() throws Exception {
+        for (Path seed : seeds(GgufFuzzTest.class, "gguf")) {
+            try (GgufCheckpoint c = GgufCheckpoint.open(seed, true)) {
+                assertEquals(1, c.config().numLayers(), seed.toString());
+                for (String name : c.names()) {
+                    c.tensor(name);
+                }
+                Tokenizer t = GgufTokenizer.fromMetadata(c.metadata(), seed.getFileName().toString());
+                assertTrue(t.encode("ab a").length > 0, seed.toString());
             }
         }
     }
