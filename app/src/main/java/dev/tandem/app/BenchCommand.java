@@ -445,7 +445,7 @@ public final class BenchCommand implements Callable<Integer> {
             modelDir = null;
         } else {
             modelDir = source.model != null ? source.model : GenerateCommand.defaultModel();
-            config = dev.tandem.transformer.config.ModelConfig.load(modelDir);
+            config = dev.tandem.transformer.ModelLoader.config(modelDir);
             label = modelDir.toAbsolutePath().normalize().getFileName().toString();
         }
         DType kv = switch (kvDtype.toLowerCase(Locale.ROOT)) {

@@ -1220,7 +1220,7 @@ public final class GenerateCommand implements Callable<Integer> {
             return options.withKvMemory(Sizes.parseBytes(kvMemory, "--kv-memory"));
         }
         if (sequences > 1) {
-            ModelConfig config = ModelConfig.load(dir);
+            ModelConfig config = ModelLoader.config(dir);
             long perToken = KvCache.bytesPerBlock(config.numLayers(), config.numKvHeads(), config.headDim(), 1, dtype);
             long wanted = (long) sequences * config.maxContext() * perToken;
             return options.withKvMemory(Math.min(1L << 30, wanted));

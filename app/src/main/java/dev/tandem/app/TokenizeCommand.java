@@ -35,8 +35,8 @@ public final class TokenizeCommand implements Callable<Integer> {
     picocli.CommandLine.Model.CommandSpec spec;
 
     static final class Source {
-        @Option(names = "--model", paramLabel = "DIR",
-                description = "Model directory whose tokenizer.json (or tokenizer.json.gz) to use (default: models/bard-l).")
+        @Option(names = "--model", paramLabel = "DIR|FILE.gguf",
+                description = "Model directory whose tokenizer.json (or tokenizer.json.gz) to use, or a GGUF file whose tokenizer to use (default: models/bard-l).")
         Path model;
 
         @Option(names = "--tokenizer", paramLabel = "FILE", description = "A tokenizer.json file, plain or gzip-compressed.")
@@ -76,10 +76,9 @@ public final class TokenizeCommand implements Callable<Integer> {
         if (decode && (addSpecialTokens || specialTokensAsText)) {
             throw new UsageException("--add-special-tokens and --special-tokens-as-text only apply when encoding, not with --decode.");
         }
-        Path file = source.tokenizer != null
-                ? source.tokenizer
-                : ModelLoader.tokenizerFile(source.model != null ? source.model : GenerateCommand.defaultModel());
-        Tokenizer tokenizer = Tokenizers.load(file);
+        Tokenizer tokenizer = source.tokenizer != null
+                ? Tokenizers.load(source.tokenizer)
+                : ModelLoader.tokenizer(source.model != null ? source.model : GenerateCommand.defaultModel());
         PrintWriter out = spec.commandLine().getOut();
         new JsonLines(in, "stdin").forEach(null, (lineNumber, where, value) -> {
             out.println(decode ? decodeLine(tokenizer, value, lineNumber) : encodeLine(tokenizer, value, lineNumber));

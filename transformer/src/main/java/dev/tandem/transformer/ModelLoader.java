@@ -130,6 +130,47 @@ public final class ModelLoader {
     }
 
     /**
+     * The configuration of the model at {@code path} (a model directory or a {@code .gguf} file), without its weights:
+     * what commands check their settings against before anything heavy loads.
+     *
+     * @throws TandemException when the path is neither, or the configuration is missing or malformed
+     */
+    public static ModelConfig config(Path path) {
+        if (GgufCheckpoint.isGgufPath(path)) {
+            try (GgufCheckpoint checkpoint = GgufCheckpoint.open(path, false)) {
+                return checkpoint.config();
+            }
+        }
+        requireDirectory(path);
+        return ModelConfig.load(path);
+    }
+
+    /**
+     * The tokenizer of the model at {@code path}: a directory's {@link #tokenizerFile}, or the one a {@code .gguf}
+     * file's metadata describes.
+     *
+     * @throws TandemException when the path is neither, or the tokenizer is missing or malformed
+     */
+    public static Tokenizer tokenizer(Path path) {
+        if (GgufCheckpoint.isGgufPath(path)) {
+            try (GgufCheckpoint checkpoint = GgufCheckpoint.open(path, false)) {
+                return GgufTokenizer.fromMetadata(checkpoint.metadata(), path.getFileName().toString());
+            }
+        }
+        requireDirectory(path);
+        return Tokenizers.load(tokenizerFile(path));
+    }
+
+    private static void requireDirectory(Path dir) {
+        if (!Files.exists(dir)) {
+            throw new TandemException("model directory not found: " + dir + ".");
+        }
+        if (!Files.isDirectory(dir)) {
+            throw new TandemException(dir + " is neither a model directory nor a .gguf file.");
+        }
+    }
+
+    /**
      * Loads the model at {@code path}: a model directory, or a {@code .gguf} file.
      *
      * @throws TandemException when the path is neither, or anything in it is missing or malformed
@@ -139,12 +180,7 @@ public final class ModelLoader {
             return loadGguf(path, options);
         }
         Path dir = path;
-        if (!Files.exists(dir)) {
-            throw new TandemException("model directory not found: " + dir + ".");
-        }
-        if (!Files.isDirectory(dir)) {
-            throw new TandemException(dir + " is neither a model directory nor a .gguf file.");
-        }
+        requireDirectory(dir);
         ModelConfig config = ModelConfig.load(dir);
         GenerationConfig generation = GenerationConfig.load(dir);
         Tokenizer tokenizer = Tokenizers.load(tokenizerFile(dir));

@@ -74,7 +74,7 @@ public final class BatchBench {
 
     /** The same on the backend {@code device} (a name {@code Backends.open} takes, or auto). */
     public static Result run(Path modelDir, String label, Options o, String device, Progress progress) {
-        ModelConfig config = ModelConfig.load(modelDir);
+        ModelConfig config = ModelLoader.config(modelDir);
         int largest = 0;
         for (int b : o.batchSizes()) {
             largest = Math.max(largest, b);

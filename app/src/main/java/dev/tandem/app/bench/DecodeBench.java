@@ -90,7 +90,7 @@ public final class DecodeBench {
      */
     public static Result run(Path modelDir, String label, Options options, int[] threadCounts, String device, Progress progress) {
         // Checked before anything is measured, so a bad setting fails at once.
-        ModelConfig config = ModelConfig.load(modelDir);
+        ModelConfig config = ModelLoader.config(modelDir);
         long needed = (long) options.promptTokens() + options.tokens();
         if (needed > config.maxContext()) {
             throw new TandemException("--prompt-tokens + --tokens (" + needed + ") exceed the context of " + label

@@ -24,7 +24,7 @@ public record MemorySnapshot(long heapUsedBytes, long heapCommittedBytes, long h
     public static MemorySnapshot of(LanguageModel model) {
         MemoryUsage heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
         return new MemorySnapshot(heap.getUsed(), heap.getCommitted(), heap.getMax(), model.kvCache().totalBytes(),
-                safetensorsBytes(model.directory()), procStatus("VmRSS:"), procStatus("VmHWM:"));
+                weightFileBytes(model.directory()), procStatus("VmRSS:"), procStatus("VmHWM:"));
     }
 
     /** Resident memory outside the committed heap, or -1 where the OS does not say. */
@@ -32,7 +32,15 @@ public record MemorySnapshot(long heapUsedBytes, long heapCommittedBytes, long h
         return residentBytes < 0 ? -1 : Math.max(0, residentBytes - heapCommittedBytes);
     }
 
-    private static long safetensorsBytes(Path dir) {
+    /** The weight files' bytes: a directory's safetensors, or a GGUF file's size. */
+    private static long weightFileBytes(Path dir) {
+        if (Files.isRegularFile(dir)) {
+            try {
+                return Files.size(dir);
+            } catch (IOException e) {
+                return -1;
+            }
+        }
         try (Stream<Path> files = Files.list(dir)) {
             long total = 0;
             for (Path f : files.filter(p -> p.getFileName().toString().endsWith(".safetensors")).toList()) {

@@ -48,7 +48,7 @@ public final class PrefillBench {
     private PrefillBench() {}
 
     public static Result run(Path modelDir, String label, Options o, int[] threadCounts, Progress progress) {
-        ModelConfig config = ModelConfig.load(modelDir);
+        ModelConfig config = ModelLoader.config(modelDir);
         List<Integer> lengths = new ArrayList<>();
         for (int p : o.promptLengths()) {
             int capped = Math.min(p, config.maxContext());

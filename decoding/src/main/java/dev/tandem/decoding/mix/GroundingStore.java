@@ -652,8 +652,8 @@ public final class GroundingStore {
     }
 
     /**
-     * A SHA-256 fingerprint of what a store depends on in a model directory: {@code config.json}, the tokenizer file and
-     * the weights ({@code *.safetensors} and their index), each by its name, its size and its bytes — whole up to 8 MiB,
+     * A SHA-256 fingerprint of what a store depends on in a model directory ({@code config.json}, the tokenizer file and
+     * the weights, {@code *.safetensors} and their index) or the whole of a GGUF file, each by its name, its size and its bytes — whole up to 8 MiB,
      * else {@value #SAMPLES} windows of 64 KiB spread evenly from its first byte to its last. A change of the weights that
      * keeps every size and misses every window goes unseen: delete the store to have it built again.
      *
@@ -662,9 +662,11 @@ public final class GroundingStore {
     static byte[] modelFingerprint(Path dir) {
         MessageDigest sha = Digests.sha256();
         try {
-            Path tokenizer = ModelLoader.tokenizerFile(dir).getFileName();
             List<Path> files;
-            try (Stream<Path> list = Files.list(dir)) {
+            if (Files.isRegularFile(dir)) {
+                files = List.of(dir); // a GGUF file holds the configuration, the tokenizer and the weights
+            } else try (Stream<Path> list = Files.list(dir)) {
+                Path tokenizer = ModelLoader.tokenizerFile(dir).getFileName();
                 files = list.filter(Files::isRegularFile).filter(p -> {
                     String n = p.getFileName().toString();
                     return n.equals(ModelConfig.CONFIG_FILE) || p.getFileName().equals(tokenizer) || n.endsWith(".safetensors")

@@ -11,13 +11,13 @@ import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.Utf8Text;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
+import dev.tandem.transformer.weights.GgufCheckpoint;
+import dev.tandem.transformer.weights.GgufValue;
 import dev.tandem.transformer.bert.BertEncoder;
 import dev.tandem.transformer.bert.Embedder;
 import dev.tandem.transformer.bert.EncoderIdentity;
 import dev.tandem.transformer.bert.Encoders;
-import dev.tandem.transformer.config.ModelConfig;
 import dev.tandem.transformer.tokenizer.Tokenizer;
-import dev.tandem.transformer.tokenizer.Tokenizers;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -148,22 +148,44 @@ public final class PassageIndex {
          * @throws TandemException if the directory or its tokenizer file is missing or unreadable
          */
         public static TokenizerIdentity of(Path modelDir) {
-            if (!Files.isDirectory(modelDir)) {
-                throw new TandemException("model directory not found: " + modelDir + ".");
-            }
-            Path file = ModelLoader.tokenizerFile(modelDir);
             MessageDigest sha = Digests.sha256();
-            try (InputStream raw = Files.newInputStream(file);
-                 InputStream in = file.getFileName().toString().endsWith(".gz") ? new GZIPInputStream(raw) : raw) {
-                byte[] buf = new byte[1 << 16];
-                for (int n; (n = in.read(buf)) > 0; ) {
-                    sha.update(buf, 0, n);
+            if (GgufCheckpoint.isGgufPath(modelDir)) {
+                // The tokenizer is the file's tokenizer.* metadata: its keys, types and values, in key order.
+                try (GgufCheckpoint checkpoint = GgufCheckpoint.open(modelDir, false)) {
+                    new java.util.TreeMap<>(checkpoint.metadata()).forEach((key, value) -> {
+                        if (key.startsWith("tokenizer.")) {
+                            digest(key, value, sha);
+                        }
+                    });
                 }
-            } catch (IOException e) {
-                throw new TandemException("cannot read the tokenizer file " + file + " (" + IoErrors.reason(e) + ").", e);
+            } else {
+                if (!Files.isDirectory(modelDir)) {
+                    throw new TandemException("model directory not found: " + modelDir + ".");
+                }
+                Path file = ModelLoader.tokenizerFile(modelDir);
+                try (InputStream raw = Files.newInputStream(file);
+                     InputStream in = file.getFileName().toString().endsWith(".gz") ? new GZIPInputStream(raw) : raw) {
+                    byte[] buf = new byte[1 << 16];
+                    for (int n; (n = in.read(buf)) > 0; ) {
+                        sha.update(buf, 0, n);
+                    }
+                } catch (IOException e) {
+                    throw new TandemException("cannot read the tokenizer file " + file + " (" + IoErrors.reason(e) + ").", e);
+                }
             }
             Path name = modelDir.toAbsolutePath().normalize().getFileName();
             return new TokenizerIdentity(name == null ? modelDir.toString() : name.toString(), HexFormat.of().formatHex(sha.digest()));
+        }
+
+        private static void digest(String key, GgufValue value, MessageDigest sha) {
+            sha.update((key + "\0" + value.type().shortName() + "\0").getBytes(StandardCharsets.UTF_8));
+            if (value.type() == GgufValue.Type.ARRAY) {
+                for (GgufValue e : value.elements()) {
+                    digest("", e, sha);
+                }
+            } else {
+                sha.update(String.valueOf(value.value()).getBytes(StandardCharsets.UTF_8));
+            }
         }
 
         /** Whether {@code other} is the same tokenizer: the same digest, whatever the name. */
@@ -241,9 +263,9 @@ public final class PassageIndex {
      */
     public static Corpus chunk(Path corpus, Path decoderDir, int chunkTokens) {
         Chunker.requireChunkTokens(chunkTokens);
-        ModelConfig.load(decoderDir); // a decoder, not an encoder or a stray folder
+        ModelLoader.config(decoderDir); // a decoder, not an encoder or a stray folder
         TokenizerIdentity decoder = TokenizerIdentity.of(decoderDir);
-        Tokenizer tokenizer = Tokenizers.load(ModelLoader.tokenizerFile(decoderDir));
+        Tokenizer tokenizer = ModelLoader.tokenizer(decoderDir);
         List<Chunker.Document> docs = Chunker.documents(readCorpus(corpus));
         if (docs.isEmpty()) {
             throw new TandemException("the corpus file " + corpus + " holds no text; it is UTF-8 text whose documents are "

@@ -110,7 +110,7 @@ class SyntheticCheckpointsTest {
     @Test
     void everyFamilyLoadsAndRunsAForwardPass() throws Exception {
         for (String family : FAMILIES.keySet()) {
-            for (DType dtype : DType.values()) {
+            for (DType dtype : new DType[] {DType.F32, DType.BF16, DType.F16}) { // what safetensors holds
                 var s = spec(family, dtype, 7);
                 Path out = tmp.resolve(family + "-" + dtype.lowerName());
                 var r = SyntheticCheckpoints.write(s, out, false, Progress.NONE);
