@@ -4,6 +4,7 @@ import dev.tandem.runtime.DType;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.Tensor;
+import dev.tandem.runtime.quant.QuantBlocks;
 import dev.tandem.transformer.ModelLoader;
 import dev.tandem.transformer.config.GenerationConfig;
 import dev.tandem.transformer.config.ModelConfig;
@@ -19,6 +20,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.stream.IntStream;
 
 /**
  * Writes a Hugging Face model directory ({@code config.json}, safetensors, {@code tokenizer.json}) as one GGUF file
@@ -67,6 +69,41 @@ public final class GgufExport {
                         + " was given (GgufExport.Options.withEncoder)");
             }
         };
+
+        /**
+         * f32, f16 and bf16 as {@link #FLOATS}; the block formats by {@link QuantBlocks#quantize}, the rows in parallel
+         * (a row's blocks depend on that row alone, so the bytes are the same however the rows are shared out).
+         */
+        Encoder ANY = (type, values, rows, width, out) -> {
+            if (!type.isQuantized()) {
+                FLOATS.encode(type, values, rows, width, out);
+                return;
+            }
+            long rowBytes = type.bytesFor(width);
+            MemorySegment dst = MemorySegment.ofBuffer(out.slice());
+            try {
+                IntStream.range(0, rows).parallel().forEach(r ->
+                        QuantBlocks.quantize(type, values, r * width, width, dst, r * rowBytes));
+            } catch (IllegalArgumentException e) {
+                throw new TandemException("a matrix cannot be written as " + type.lowerName() + ": " + e.getMessage() + ".", e);
+            }
+            out.position(out.position() + Math.toIntExact(rows * rowBytes));
+        };
+    }
+
+    /**
+     * The type a matrix with rows {@code width} wide is written in when {@code wanted} was asked for: {@code wanted}
+     * when its rows are whole blocks of it, else q8_0 for a K-quant when they are whole blocks of 32, else f16
+     * (llama-quantize falls back the same way, to formats Tandem does not have).
+     */
+    public static DType typeFor(DType wanted, long width) {
+        if (width % wanted.blockElements() == 0) {
+            return wanted;
+        }
+        if ((wanted == DType.Q4_K || wanted == DType.Q6_K) && width % DType.Q8_0.blockElements() == 0) {
+            return DType.Q8_0;
+        }
+        return DType.F16;
     }
 
     /** Which type a 2-D tensor is written in, by its GGUF name and Tandem shape ({rows, width}). */
@@ -89,6 +126,11 @@ public final class GgufExport {
         /** Every matrix in {@code type} (f32, f16 or bf16). */
         public static Options floats(DType type) {
             return new Options((n, s) -> type, Encoder.FLOATS, null);
+        }
+
+        /** Every matrix in {@code type}, any of Tandem's types, a block format falling back by {@link #typeFor}. */
+        public static Options ofType(DType type) {
+            return new Options((n, s) -> typeFor(type, s[1]), Encoder.ANY, null);
         }
 
         public Options withTypes(TypeChoice typeOf) {
