@@ -7,6 +7,7 @@ import dev.tandem.runtime.DType;
 import dev.tandem.runtime.LogitSummary;
 import dev.tandem.runtime.RopeLayout;
 import dev.tandem.runtime.Tensor;
+import dev.tandem.runtime.quant.QuantBlocks;
 import dev.tandem.runtime.Placement;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.Roofline;
@@ -98,7 +99,7 @@ public final class CpuBackend implements Backend {
             t = Tensor.allocate(arena, dtype, shape);
         } catch (OutOfMemoryError e) {
             arena.close();
-            throw HostMemory.outOfMemory(Tensor.elementCount(shape) * dtype.byteSize(), "activations (" + dtype.lowerName() + " "
+            throw HostMemory.outOfMemory(Tensor.elementCount(shape) / dtype.blockElements() * dtype.blockBytes(), "activations (" + dtype.lowerName() + " "
                     + java.util.Arrays.toString(shape) + ")");
         }
         synchronized (allocations) {
@@ -153,7 +154,7 @@ public final class CpuBackend implements Backend {
         if (dst.dtype() != src.dtype() || dst.numel() / Math.max(1, dst.dim(0)) != width || dst.dim(0) < rows.length) {
             throw new IllegalArgumentException("gatherRows of " + rows.length + " rows of " + src + " into " + dst);
         }
-        long rowBytes = width * src.dtype().byteSize();
+        long rowBytes = src.dtype().bytesFor(width); // whole blocks for a block format, whose rows are
         MemorySegment from = src.segment(), to = dst.segment();
         for (int i = 0; i < rows.length; i++) {
             if (rows[i] < 0 || rows[i] >= src.dim(0)) {
@@ -250,6 +251,10 @@ public final class CpuBackend implements Backend {
                     || out.numel() != (long) n * m) {
                 throw new IllegalArgumentException("matmul shapes do not agree: x " + x + ", w " + w + ", out " + out);
             }
+            if (k % w.dtype().blockElements() != 0) {
+                throw new IllegalArgumentException("matmul reads " + w.dtype().lowerName() + " weight rows of whole blocks of "
+                        + w.dtype().blockElements() + " values, and " + w + " has rows of " + k);
+            }
             // Tasks own column ranges (groups of 8 weight rows), about eight per thread so that the last
             // tasks even out. Inside a task the weights are the outer loop: each panel of 8 weight rows is
             // read from memory once and used by every row of the pass while it is in cache (3 × 8 tiles,
@@ -295,7 +300,9 @@ public final class CpuBackend implements Backend {
             wBase = -(long) c0 * wRow;
             kt = DType.F32;
         } else {
-            wRow = (long) wt.byteSize() * k;
+            // f32 and bf16 are widened in registers; the block formats are decoded there, block by block, from
+            // the weight's own bytes (QuantTiles; docs/decisions.md "Quantized weights are decoded in registers").
+            wRow = wt.bytesFor(k);
             wBase = 0;
         }
         float[][] buffers = tileBuffers.get();
@@ -524,6 +531,15 @@ public final class CpuBackend implements Backend {
             int id = ids[r];
             if (id < 0 || id >= vocab) {
                 throw new IllegalArgumentException("token id " + id + " is outside the vocabulary [0, " + vocab + ")");
+            }
+            if (table.dtype().isQuantized()) {
+                // A quantized table's row is decoded block by block (element reads would decode a block per value).
+                float[] row = new float[d];
+                QuantBlocks.dequantize(table.dtype(), table.segment(), table.dtype().bytesFor((long) id * d), row, 0, d);
+                for (int i = 0; i < d; i++) {
+                    out.setFloat((long) r * d + i, row[i]);
+                }
+                continue;
             }
             for (int i = 0; i < d; i++) {
                 out.setFloat((long) r * d + i, table.getFloat((long) id * d + i));

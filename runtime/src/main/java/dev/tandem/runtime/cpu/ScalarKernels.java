@@ -1,6 +1,7 @@
 package dev.tandem.runtime.cpu;
 
 import dev.tandem.runtime.DType;
+import dev.tandem.runtime.quant.QuantBlocks;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -64,10 +65,14 @@ final class ScalarKernels implements Kernels {
         return sum;
     }
 
+    /** Weight {@code i} of the row at byte {@code wOff}: f32, bf16, or a block format's value (QuantBlocks). */
     static float weight(MemorySegment w, long wOff, DType wt, int i) {
-        return wt == DType.F32
-                ? w.get(F32, wOff + 4L * i)
-                : DType.bf16ToFloat(w.get(I16, wOff + 2L * i));
+        return switch (wt) {
+            case F32 -> w.get(F32, wOff + 4L * i);
+            case BF16 -> DType.bf16ToFloat(w.get(I16, wOff + 2L * i));
+            case Q8_0, Q4_0, Q4_K, Q6_K -> QuantBlocks.element(wt, w, wOff, i);
+            case F16 -> throw new IllegalArgumentException("f16 weights are widened by the caller, not read by the kernels");
+        };
     }
 
     /** The halving tree of VectorKernels.hsum: lane j += lane j + h, for h = lanes/2 .. 1; returns lane 0 (a is spent). */

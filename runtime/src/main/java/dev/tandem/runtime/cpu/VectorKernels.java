@@ -127,9 +127,24 @@ final class VectorKernels implements Kernels {
     // merges two vector values at a phi, which keeps C2 from intrinsifying the bf16 widening and makes
     // it box every vector (measured: 3× slower decode on a bf16 model, with a GC every few steps).
 
+    /** What serves the block formats where {@link QuantTiles} does not (a lane count outside 8..16): same bits. */
+    private static final ScalarKernels QUANT_FALLBACK = QuantTiles.SUPPORTED ? null : new ScalarKernels(L);
+
     @Override
     public float dot(MemorySegment x, long xOff, MemorySegment w, long wOff, DType wt, int k) {
+        if (wt.isQuantized()) {
+            return dotQuant(x, xOff, w, wOff, wt, k);
+        }
         return wt == DType.F32 ? dotF32(x, xOff, w, wOff, k) : dotBf16(x, xOff, w, wOff, k);
+    }
+
+    private static float dotQuant(MemorySegment x, long xOff, MemorySegment w, long wOff, DType wt, int k) {
+        if (QUANT_FALLBACK != null) {
+            return QUANT_FALLBACK.dot(x, xOff, w, wOff, wt, k);
+        }
+        float[] lanes = new float[L];
+        QuantTiles.accumulate1(x, xOff, w, wOff, wt, k, lanes);
+        return hsum(FloatVector.fromArray(F, lanes, 0)); // k is whole blocks, so a multiple of L: no tail
     }
 
     private static float dotF32(MemorySegment x, long xOff, MemorySegment w, long wOff, int k) {
@@ -158,6 +173,15 @@ final class VectorKernels implements Kernels {
     @Override
     public void dotTile(int rows, MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
                         DType wt, int k, float[] lanes, float[] out) {
+        if (wt.isQuantized()) {
+            // Only the last columns of a task that are not a whole panel of 8 come here: one dot each.
+            for (int r = 0; r < rows; r++) {
+                for (int c = 0; c < 4; c++) {
+                    out[r * 4 + c] = dotQuant(x, xOff + r * xStride, w, wOff + c * wStride, wt, k);
+                }
+            }
+            return;
+        }
         int kFull = k - k % L;
         // One method per tile height and weight format: each keeps its 4·rows accumulators in
         // registers (measured: tiles of more than 16 accumulators, or more than four weight vectors
@@ -193,7 +217,13 @@ final class VectorKernels implements Kernels {
     @Override
     public void accumulateTile8(int rows, MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff,
                                 long wStride, DType wt, int kFrom, int kTo, float[] lanes, int at) {
-        if (wt == DType.F32) {
+        if (wt.isQuantized()) {
+            if (QUANT_FALLBACK != null) {
+                QUANT_FALLBACK.accumulateTile8(rows, x, xOff, xStride, w, wOff, wStride, wt, kFrom, kTo, lanes, at);
+            } else {
+                QuantTiles.accumulate8(rows, x, xOff, xStride, w, wOff, wStride, wt, kFrom, kTo, lanes, at);
+            }
+        } else if (wt == DType.F32) {
             switch (rows) {
                 case 3 -> tile3x8F32(x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at);
                 case 2 -> tile2x8F32(x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at);

@@ -47,6 +47,42 @@ public final class QuantBlocks {
         }
     }
 
+    /**
+     * Element {@code i} of the row of {@code type} blocks that starts at byte {@code rowOff}: the float
+     * {@link #dequantizeBlock} gives it, computed alone (the scalar kernels' weight read).
+     */
+    public static float element(DType type, MemorySegment seg, long rowOff, int i) {
+        switch (type) {
+            case Q8_0 -> {
+                long off = rowOff + 34L * (i >>> 5);
+                return seg.get(ValueLayout.JAVA_BYTE, off + 2 + (i & 31)) * half(seg, off);
+            }
+            case Q4_0 -> {
+                long off = rowOff + 18L * (i >>> 5);
+                int j = i & 31;
+                int q = u8(seg, off + 2 + (j & 15));
+                return ((j < 16 ? q & 0xf : q >>> 4) - 8) * half(seg, off);
+            }
+            case Q4_K -> {
+                long off = rowOff + 144L * (i >>> 8);
+                int e = i & 255, g = e >>> 6, within = e & 63, is = 2 * g + (within >>> 5);
+                int q = u8(seg, off + 16 + 32L * g + (within & 31));
+                float d1 = half(seg, off) * q4kScale(seg, off + 4, is), m1 = half(seg, off + 2) * q4kMin(seg, off + 4, is);
+                return d1 * (within < 32 ? q & 0xf : q >>> 4) - m1;
+            }
+            case Q6_K -> {
+                long off = rowOff + 210L * (i >>> 8);
+                int e = i & 255, n = e >>> 7, quarter = (e & 127) >>> 5, l = e & 31;
+                long ql = off + 64L * n, qh = off + 128 + 32L * n, sc = off + 192 + 8L * n;
+                int lo = u8(seg, ql + l + (quarter & 1) * 32);
+                lo = quarter < 2 ? lo & 0xf : lo >>> 4;
+                int q = (lo | ((u8(seg, qh + l) >>> (2 * quarter)) & 3) << 4) - 32;
+                return half(seg, off + 208) * seg.get(ValueLayout.JAVA_BYTE, sc + l / 16 + 2 * quarter) * q;
+            }
+            default -> throw new IllegalArgumentException(type.lowerName() + " is not a block format");
+        }
+    }
+
     /** Decodes the one block at byte {@code off} into {@code out[outOff ... outOff + blockElements)}. */
     public static void dequantizeBlock(DType type, MemorySegment seg, long off, float[] out, int outOff) {
         switch (type) {
