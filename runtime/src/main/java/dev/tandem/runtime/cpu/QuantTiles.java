@@ -4,6 +4,7 @@ import dev.tandem.runtime.DType;
 import dev.tandem.runtime.quant.QuantBlocks;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -30,14 +31,36 @@ import java.nio.ByteOrder;
 final class QuantTiles {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED;
+    private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED;
+    private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final int L = F.length();
     /** Whether these tiles serve this platform's lane count (else the scalar kernels do, with the same bits). */
     static final boolean SUPPORTED = L >= 8 && L <= 16;
     /** L int8 values: 64 or 128 bits, widened to the L floats of one chunk. */
     private static final VectorSpecies<Byte> B = SUPPORTED ? VectorSpecies.of(byte.class, VectorShape.forBitSize(8 * L)) : null;
+    /**
+     * L ints: nibbles and 2-bit fields are unpacked on int lanes (x86 has no byte shifts; C2 emulates them slowly),
+     * after one sign-extending load of the bytes, and the masks drop the extension.
+     */
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
 
     private QuantTiles() {
+    }
+
+    /**
+     * Sub-block j's 6-bit scale of a Q4_K block whose twelve scale bytes are {@code lo} (bytes 0-7) and {@code hi}
+     * (8-11): {@link QuantBlocks#q4kScale} from two loads instead of a load per byte (fewer nodes for C2's budget).
+     */
+    static int q4kScale(long lo, int hi, int j) {
+        return j < 4 ? (int) (lo >>> (8 * j)) & 63
+                : (hi >>> (8 * (j - 4))) & 0xF | ((int) (lo >>> (8 * (j - 4))) & 0xFF) >>> 6 << 4;
+    }
+
+    /** Sub-block j's 6-bit min (see {@link #q4kScale(long, int, int)}). */
+    static int q4kMin(long lo, int hi, int j) {
+        return j < 4 ? (int) (lo >>> (8 * (j + 4))) & 63
+                : ((hi >>> (8 * (j - 4))) & 0xFF) >>> 4 | ((int) (lo >>> (8 * j)) & 0xFF) >>> 6 << 4;
     }
 
     private static void requireBlocks(DType wt, int kFrom, int kTo) {
@@ -53,7 +76,16 @@ final class QuantTiles {
                             DType wt, int kFrom, int kTo, float[] lanes, int at) {
         requireBlocks(wt, kFrom, kTo);
         switch (rows) {
-            case 1 -> tile(wt, 1, 8, x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at, 0);
+            case 1 -> {
+                if (wt == DType.Q8_0 || wt == DType.Q4_0) {
+                    tile(wt, 1, 8, x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at, 0);
+                } else {
+                    // A K-quant 1 × 8 tile is more code than C1 can compile (out of virtual registers): the method
+                    // would wait in the interpreter for C2, seconds on a busy machine. Two 1 × 4 halves compile.
+                    tile(wt, 1, 4, x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at, 0);
+                    tile(wt, 1, 4, x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at, 4);
+                }
+            }
             case 2, 3 -> {
                 tile(wt, rows, 4, x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at, 0);
                 tile(wt, rows, 4, x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at, 4);
@@ -95,8 +127,8 @@ final class QuantTiles {
                 }
             }
             case Q4_K -> {
-                if (rows == 1 && cols == 8) {
-                    tile1x8Q4K(x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at, c0);
+                if (rows == 1 && cols == 4) {
+                    tile1x4Q4K(x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at, c0);
                 } else if (rows == 2) {
                     tile2x4Q4K(x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at, c0);
                 } else if (rows == 3) {
@@ -106,8 +138,8 @@ final class QuantTiles {
                 }
             }
             case Q6_K -> {
-                if (rows == 1 && cols == 8) {
-                    tile1x8Q6K(x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at, c0);
+                if (rows == 1 && cols == 4) {
+                    tile1x4Q6K(x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at, c0);
                 } else if (rows == 2) {
                     tile2x4Q6K(x, xOff, xStride, w, wOff, wStride, kFrom, kTo, lanes, at, c0);
                 } else if (rows == 3) {
@@ -327,40 +359,40 @@ final class QuantTiles {
             FloatVector d7 = FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, w7 + bo)));
             for (int j = 0; j < 16; j += L) {
                 FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 4L * j, LE);
-                FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d0);
+                FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
                 a00 = u0.fma(v0, a00);
-                FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d1);
+                FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d1);
                 a01 = u0.fma(v1, a01);
-                FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d2);
+                FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d2);
                 a02 = u0.fma(v2, a02);
-                FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d3);
+                FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d3);
                 a03 = u0.fma(v3, a03);
-                FloatVector v4 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w4 + bo + 2 + j, LE).and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d4);
+                FloatVector v4 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w4 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d4);
                 a04 = u0.fma(v4, a04);
-                FloatVector v5 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w5 + bo + 2 + j, LE).and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d5);
+                FloatVector v5 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w5 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d5);
                 a05 = u0.fma(v5, a05);
-                FloatVector v6 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w6 + bo + 2 + j, LE).and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d6);
+                FloatVector v6 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w6 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d6);
                 a06 = u0.fma(v6, a06);
-                FloatVector v7 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w7 + bo + 2 + j, LE).and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d7);
+                FloatVector v7 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w7 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d7);
                 a07 = u0.fma(v7, a07);
             }
             for (int j = 0; j < 16; j += L) {
                 FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 64 + 4L * j, LE);
-                FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d0);
+                FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
                 a00 = u0.fma(v0, a00);
-                FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d1);
+                FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d1);
                 a01 = u0.fma(v1, a01);
-                FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d2);
+                FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d2);
                 a02 = u0.fma(v2, a02);
-                FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d3);
+                FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d3);
                 a03 = u0.fma(v3, a03);
-                FloatVector v4 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w4 + bo + 2 + j, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d4);
+                FloatVector v4 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w4 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d4);
                 a04 = u0.fma(v4, a04);
-                FloatVector v5 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w5 + bo + 2 + j, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d5);
+                FloatVector v5 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w5 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d5);
                 a05 = u0.fma(v5, a05);
-                FloatVector v6 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w6 + bo + 2 + j, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d6);
+                FloatVector v6 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w6 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d6);
                 a06 = u0.fma(v6, a06);
-                FloatVector v7 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w7 + bo + 2 + j, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d7);
+                FloatVector v7 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w7 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d7);
                 a07 = u0.fma(v7, a07);
             }
         }
@@ -399,25 +431,25 @@ final class QuantTiles {
             for (int j = 0; j < 16; j += L) {
                 FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 4L * j, LE);
                 FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb + 4L * j, LE);
-                FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d0);
+                FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
                 a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10);
-                FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d1);
+                FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d1);
                 a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11);
-                FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d2);
+                FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d2);
                 a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12);
-                FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d3);
+                FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d3);
                 a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13);
             }
             for (int j = 0; j < 16; j += L) {
                 FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 64 + 4L * j, LE);
                 FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb + 64 + 4L * j, LE);
-                FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d0);
+                FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
                 a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10);
-                FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d1);
+                FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d1);
                 a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11);
-                FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d2);
+                FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d2);
                 a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12);
-                FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d3);
+                FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d3);
                 a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13);
             }
         }
@@ -462,26 +494,26 @@ final class QuantTiles {
                 FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 4L * j, LE);
                 FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb + 4L * j, LE);
                 FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xb + 4L * j, LE);
-                FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d0);
+                FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
                 a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10); a20 = u2.fma(v0, a20);
-                FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d1);
+                FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d1);
                 a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11); a21 = u2.fma(v1, a21);
-                FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d2);
+                FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d2);
                 a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12); a22 = u2.fma(v2, a22);
-                FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d3);
+                FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d3);
                 a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13); a23 = u2.fma(v3, a23);
             }
             for (int j = 0; j < 16; j += L) {
                 FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 64 + 4L * j, LE);
                 FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb + 64 + 4L * j, LE);
                 FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xb + 64 + 4L * j, LE);
-                FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d0);
+                FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
                 a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10); a20 = u2.fma(v0, a20);
-                FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d1);
+                FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d1);
                 a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11); a21 = u2.fma(v1, a21);
-                FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d2);
+                FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d2);
                 a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12); a22 = u2.fma(v2, a22);
-                FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d3);
+                FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d3);
                 a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13); a23 = u2.fma(v3, a23);
             }
         }
@@ -509,122 +541,60 @@ final class QuantTiles {
             FloatVector d0 = FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, w0 + bo)));
             for (int j = 0; j < 16; j += L) {
                 FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 4L * j, LE);
-                FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d0);
+                FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
                 a00 = u0.fma(v0, a00);
             }
             for (int j = 0; j < 16; j += L) {
                 FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 64 + 4L * j, LE);
-                FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d0);
+                FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
                 a00 = u0.fma(v0, a00);
             }
         }
         a00.intoArray(lanes, at + (0 + c0) * L);
     }
 
-    private static void tile1x8Q4K(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+    private static void tile1x4Q4K(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
             int kFrom, int kTo, float[] lanes, int at, int c0) {
         FloatVector a00 = FloatVector.fromArray(F, lanes, at + (0 + c0) * L);
         FloatVector a01 = FloatVector.fromArray(F, lanes, at + (1 + c0) * L);
         FloatVector a02 = FloatVector.fromArray(F, lanes, at + (2 + c0) * L);
         FloatVector a03 = FloatVector.fromArray(F, lanes, at + (3 + c0) * L);
-        FloatVector a04 = FloatVector.fromArray(F, lanes, at + (4 + c0) * L);
-        FloatVector a05 = FloatVector.fromArray(F, lanes, at + (5 + c0) * L);
-        FloatVector a06 = FloatVector.fromArray(F, lanes, at + (6 + c0) * L);
-        FloatVector a07 = FloatVector.fromArray(F, lanes, at + (7 + c0) * L);
         long w0 = wOff + (c0 + 0) * wStride;
         long w1 = wOff + (c0 + 1) * wStride;
         long w2 = wOff + (c0 + 2) * wStride;
         long w3 = wOff + (c0 + 3) * wStride;
-        long w4 = wOff + (c0 + 4) * wStride;
-        long w5 = wOff + (c0 + 5) * wStride;
-        long w6 = wOff + (c0 + 6) * wStride;
-        long w7 = wOff + (c0 + 7) * wStride;
         long x0 = xOff + 0 * xStride;
         for (int b = kFrom / 256, end = kTo / 256; b < end; b++) {
             long bo = 144L * b, xb = 1024L * b;
             float dd0 = Float.float16ToFloat(w.get(I16, w0 + bo)), dm0 = Float.float16ToFloat(w.get(I16, w0 + bo + 2));
+            long sl0 = w.get(I64, w0 + bo + 4); int sh0 = w.get(I32, w0 + bo + 12);
             float dd1 = Float.float16ToFloat(w.get(I16, w1 + bo)), dm1 = Float.float16ToFloat(w.get(I16, w1 + bo + 2));
+            long sl1 = w.get(I64, w1 + bo + 4); int sh1 = w.get(I32, w1 + bo + 12);
             float dd2 = Float.float16ToFloat(w.get(I16, w2 + bo)), dm2 = Float.float16ToFloat(w.get(I16, w2 + bo + 2));
+            long sl2 = w.get(I64, w2 + bo + 4); int sh2 = w.get(I32, w2 + bo + 12);
             float dd3 = Float.float16ToFloat(w.get(I16, w3 + bo)), dm3 = Float.float16ToFloat(w.get(I16, w3 + bo + 2));
-            float dd4 = Float.float16ToFloat(w.get(I16, w4 + bo)), dm4 = Float.float16ToFloat(w.get(I16, w4 + bo + 2));
-            float dd5 = Float.float16ToFloat(w.get(I16, w5 + bo)), dm5 = Float.float16ToFloat(w.get(I16, w5 + bo + 2));
-            float dd6 = Float.float16ToFloat(w.get(I16, w6 + bo)), dm6 = Float.float16ToFloat(w.get(I16, w6 + bo + 2));
-            float dd7 = Float.float16ToFloat(w.get(I16, w7 + bo)), dm7 = Float.float16ToFloat(w.get(I16, w7 + bo + 2));
-            for (int g = 0; g < 4; g++) {
-                long qs = bo + 16 + 32L * g, xg = xb + 256L * g;
-                { // sub-block 2g + 0: the low nibbles
-                FloatVector s0 = FloatVector.broadcast(F, dd0 * QuantBlocks.q4kScale(w, w0 + bo + 4, 2 * g + 0));
-                FloatVector m0 = FloatVector.broadcast(F, dm0 * QuantBlocks.q4kMin(w, w0 + bo + 4, 2 * g + 0));
-                FloatVector s1 = FloatVector.broadcast(F, dd1 * QuantBlocks.q4kScale(w, w1 + bo + 4, 2 * g + 0));
-                FloatVector m1 = FloatVector.broadcast(F, dm1 * QuantBlocks.q4kMin(w, w1 + bo + 4, 2 * g + 0));
-                FloatVector s2 = FloatVector.broadcast(F, dd2 * QuantBlocks.q4kScale(w, w2 + bo + 4, 2 * g + 0));
-                FloatVector m2 = FloatVector.broadcast(F, dm2 * QuantBlocks.q4kMin(w, w2 + bo + 4, 2 * g + 0));
-                FloatVector s3 = FloatVector.broadcast(F, dd3 * QuantBlocks.q4kScale(w, w3 + bo + 4, 2 * g + 0));
-                FloatVector m3 = FloatVector.broadcast(F, dm3 * QuantBlocks.q4kMin(w, w3 + bo + 4, 2 * g + 0));
-                FloatVector s4 = FloatVector.broadcast(F, dd4 * QuantBlocks.q4kScale(w, w4 + bo + 4, 2 * g + 0));
-                FloatVector m4 = FloatVector.broadcast(F, dm4 * QuantBlocks.q4kMin(w, w4 + bo + 4, 2 * g + 0));
-                FloatVector s5 = FloatVector.broadcast(F, dd5 * QuantBlocks.q4kScale(w, w5 + bo + 4, 2 * g + 0));
-                FloatVector m5 = FloatVector.broadcast(F, dm5 * QuantBlocks.q4kMin(w, w5 + bo + 4, 2 * g + 0));
-                FloatVector s6 = FloatVector.broadcast(F, dd6 * QuantBlocks.q4kScale(w, w6 + bo + 4, 2 * g + 0));
-                FloatVector m6 = FloatVector.broadcast(F, dm6 * QuantBlocks.q4kMin(w, w6 + bo + 4, 2 * g + 0));
-                FloatVector s7 = FloatVector.broadcast(F, dd7 * QuantBlocks.q4kScale(w, w7 + bo + 4, 2 * g + 0));
-                FloatVector m7 = FloatVector.broadcast(F, dm7 * QuantBlocks.q4kMin(w, w7 + bo + 4, 2 * g + 0));
+            long sl3 = w.get(I64, w3 + bo + 4); int sh3 = w.get(I32, w3 + bo + 12);
+            for (int sb = 0; sb < 8; sb++) {
+                long qs = bo + 16 + 32L * (sb >> 1), xs = xb + 128L * sb;
+                int shift = (sb & 1) * 4;
+                FloatVector s0 = FloatVector.broadcast(F, dd0 * q4kScale(sl0, sh0, sb));
+                FloatVector m0 = FloatVector.broadcast(F, dm0 * q4kMin(sl0, sh0, sb));
+                FloatVector s1 = FloatVector.broadcast(F, dd1 * q4kScale(sl1, sh1, sb));
+                FloatVector m1 = FloatVector.broadcast(F, dm1 * q4kMin(sl1, sh1, sb));
+                FloatVector s2 = FloatVector.broadcast(F, dd2 * q4kScale(sl2, sh2, sb));
+                FloatVector m2 = FloatVector.broadcast(F, dm2 * q4kMin(sl2, sh2, sb));
+                FloatVector s3 = FloatVector.broadcast(F, dd3 * q4kScale(sl3, sh3, sb));
+                FloatVector m3 = FloatVector.broadcast(F, dm3 * q4kMin(sl3, sh3, sb));
                 for (int j = 0; j < 32; j += L) {
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xg + 4L * j, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + qs + j, LE).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(s0).sub(m0);
+                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xs + 4L * j, LE);
+                    FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + qs + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).convertShape(VectorOperators.I2F, F, 0)).mul(s0).sub(m0);
                     a00 = u0.fma(v0, a00);
-                    FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + qs + j, LE).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(s1).sub(m1);
+                    FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + qs + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).convertShape(VectorOperators.I2F, F, 0)).mul(s1).sub(m1);
                     a01 = u0.fma(v1, a01);
-                    FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + qs + j, LE).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(s2).sub(m2);
+                    FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + qs + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).convertShape(VectorOperators.I2F, F, 0)).mul(s2).sub(m2);
                     a02 = u0.fma(v2, a02);
-                    FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + qs + j, LE).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(s3).sub(m3);
+                    FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + qs + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).convertShape(VectorOperators.I2F, F, 0)).mul(s3).sub(m3);
                     a03 = u0.fma(v3, a03);
-                    FloatVector v4 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w4 + qs + j, LE).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(s4).sub(m4);
-                    a04 = u0.fma(v4, a04);
-                    FloatVector v5 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w5 + qs + j, LE).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(s5).sub(m5);
-                    a05 = u0.fma(v5, a05);
-                    FloatVector v6 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w6 + qs + j, LE).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(s6).sub(m6);
-                    a06 = u0.fma(v6, a06);
-                    FloatVector v7 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w7 + qs + j, LE).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(s7).sub(m7);
-                    a07 = u0.fma(v7, a07);
-                }
-                }
-                { // sub-block 2g + 1: the high nibbles
-                FloatVector s0 = FloatVector.broadcast(F, dd0 * QuantBlocks.q4kScale(w, w0 + bo + 4, 2 * g + 1));
-                FloatVector m0 = FloatVector.broadcast(F, dm0 * QuantBlocks.q4kMin(w, w0 + bo + 4, 2 * g + 1));
-                FloatVector s1 = FloatVector.broadcast(F, dd1 * QuantBlocks.q4kScale(w, w1 + bo + 4, 2 * g + 1));
-                FloatVector m1 = FloatVector.broadcast(F, dm1 * QuantBlocks.q4kMin(w, w1 + bo + 4, 2 * g + 1));
-                FloatVector s2 = FloatVector.broadcast(F, dd2 * QuantBlocks.q4kScale(w, w2 + bo + 4, 2 * g + 1));
-                FloatVector m2 = FloatVector.broadcast(F, dm2 * QuantBlocks.q4kMin(w, w2 + bo + 4, 2 * g + 1));
-                FloatVector s3 = FloatVector.broadcast(F, dd3 * QuantBlocks.q4kScale(w, w3 + bo + 4, 2 * g + 1));
-                FloatVector m3 = FloatVector.broadcast(F, dm3 * QuantBlocks.q4kMin(w, w3 + bo + 4, 2 * g + 1));
-                FloatVector s4 = FloatVector.broadcast(F, dd4 * QuantBlocks.q4kScale(w, w4 + bo + 4, 2 * g + 1));
-                FloatVector m4 = FloatVector.broadcast(F, dm4 * QuantBlocks.q4kMin(w, w4 + bo + 4, 2 * g + 1));
-                FloatVector s5 = FloatVector.broadcast(F, dd5 * QuantBlocks.q4kScale(w, w5 + bo + 4, 2 * g + 1));
-                FloatVector m5 = FloatVector.broadcast(F, dm5 * QuantBlocks.q4kMin(w, w5 + bo + 4, 2 * g + 1));
-                FloatVector s6 = FloatVector.broadcast(F, dd6 * QuantBlocks.q4kScale(w, w6 + bo + 4, 2 * g + 1));
-                FloatVector m6 = FloatVector.broadcast(F, dm6 * QuantBlocks.q4kMin(w, w6 + bo + 4, 2 * g + 1));
-                FloatVector s7 = FloatVector.broadcast(F, dd7 * QuantBlocks.q4kScale(w, w7 + bo + 4, 2 * g + 1));
-                FloatVector m7 = FloatVector.broadcast(F, dm7 * QuantBlocks.q4kMin(w, w7 + bo + 4, 2 * g + 1));
-                for (int j = 0; j < 32; j += L) {
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xg + 128 + 4L * j, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + qs + j, LE).lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(s0).sub(m0);
-                    a00 = u0.fma(v0, a00);
-                    FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + qs + j, LE).lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(s1).sub(m1);
-                    a01 = u0.fma(v1, a01);
-                    FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + qs + j, LE).lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(s2).sub(m2);
-                    a02 = u0.fma(v2, a02);
-                    FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + qs + j, LE).lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(s3).sub(m3);
-                    a03 = u0.fma(v3, a03);
-                    FloatVector v4 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w4 + qs + j, LE).lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(s4).sub(m4);
-                    a04 = u0.fma(v4, a04);
-                    FloatVector v5 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w5 + qs + j, LE).lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(s5).sub(m5);
-                    a05 = u0.fma(v5, a05);
-                    FloatVector v6 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w6 + qs + j, LE).lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(s6).sub(m6);
-                    a06 = u0.fma(v6, a06);
-                    FloatVector v7 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w7 + qs + j, LE).lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(s7).sub(m7);
-                    a07 = u0.fma(v7, a07);
-                }
                 }
             }
         }
@@ -632,10 +602,6 @@ final class QuantTiles {
         a01.intoArray(lanes, at + (1 + c0) * L);
         a02.intoArray(lanes, at + (2 + c0) * L);
         a03.intoArray(lanes, at + (3 + c0) * L);
-        a04.intoArray(lanes, at + (4 + c0) * L);
-        a05.intoArray(lanes, at + (5 + c0) * L);
-        a06.intoArray(lanes, at + (6 + c0) * L);
-        a07.intoArray(lanes, at + (7 + c0) * L);
     }
 
     private static void tile2x4Q4K(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
@@ -657,54 +623,35 @@ final class QuantTiles {
         for (int b = kFrom / 256, end = kTo / 256; b < end; b++) {
             long bo = 144L * b, xb = 1024L * b;
             float dd0 = Float.float16ToFloat(w.get(I16, w0 + bo)), dm0 = Float.float16ToFloat(w.get(I16, w0 + bo + 2));
+            long sl0 = w.get(I64, w0 + bo + 4); int sh0 = w.get(I32, w0 + bo + 12);
             float dd1 = Float.float16ToFloat(w.get(I16, w1 + bo)), dm1 = Float.float16ToFloat(w.get(I16, w1 + bo + 2));
+            long sl1 = w.get(I64, w1 + bo + 4); int sh1 = w.get(I32, w1 + bo + 12);
             float dd2 = Float.float16ToFloat(w.get(I16, w2 + bo)), dm2 = Float.float16ToFloat(w.get(I16, w2 + bo + 2));
+            long sl2 = w.get(I64, w2 + bo + 4); int sh2 = w.get(I32, w2 + bo + 12);
             float dd3 = Float.float16ToFloat(w.get(I16, w3 + bo)), dm3 = Float.float16ToFloat(w.get(I16, w3 + bo + 2));
-            for (int g = 0; g < 4; g++) {
-                long qs = bo + 16 + 32L * g, xg = xb + 256L * g;
-                { // sub-block 2g + 0: the low nibbles
-                FloatVector s0 = FloatVector.broadcast(F, dd0 * QuantBlocks.q4kScale(w, w0 + bo + 4, 2 * g + 0));
-                FloatVector m0 = FloatVector.broadcast(F, dm0 * QuantBlocks.q4kMin(w, w0 + bo + 4, 2 * g + 0));
-                FloatVector s1 = FloatVector.broadcast(F, dd1 * QuantBlocks.q4kScale(w, w1 + bo + 4, 2 * g + 0));
-                FloatVector m1 = FloatVector.broadcast(F, dm1 * QuantBlocks.q4kMin(w, w1 + bo + 4, 2 * g + 0));
-                FloatVector s2 = FloatVector.broadcast(F, dd2 * QuantBlocks.q4kScale(w, w2 + bo + 4, 2 * g + 0));
-                FloatVector m2 = FloatVector.broadcast(F, dm2 * QuantBlocks.q4kMin(w, w2 + bo + 4, 2 * g + 0));
-                FloatVector s3 = FloatVector.broadcast(F, dd3 * QuantBlocks.q4kScale(w, w3 + bo + 4, 2 * g + 0));
-                FloatVector m3 = FloatVector.broadcast(F, dm3 * QuantBlocks.q4kMin(w, w3 + bo + 4, 2 * g + 0));
+            long sl3 = w.get(I64, w3 + bo + 4); int sh3 = w.get(I32, w3 + bo + 12);
+            for (int sb = 0; sb < 8; sb++) {
+                long qs = bo + 16 + 32L * (sb >> 1), xs = xb + 128L * sb;
+                int shift = (sb & 1) * 4;
+                FloatVector s0 = FloatVector.broadcast(F, dd0 * q4kScale(sl0, sh0, sb));
+                FloatVector m0 = FloatVector.broadcast(F, dm0 * q4kMin(sl0, sh0, sb));
+                FloatVector s1 = FloatVector.broadcast(F, dd1 * q4kScale(sl1, sh1, sb));
+                FloatVector m1 = FloatVector.broadcast(F, dm1 * q4kMin(sl1, sh1, sb));
+                FloatVector s2 = FloatVector.broadcast(F, dd2 * q4kScale(sl2, sh2, sb));
+                FloatVector m2 = FloatVector.broadcast(F, dm2 * q4kMin(sl2, sh2, sb));
+                FloatVector s3 = FloatVector.broadcast(F, dd3 * q4kScale(sl3, sh3, sb));
+                FloatVector m3 = FloatVector.broadcast(F, dm3 * q4kMin(sl3, sh3, sb));
                 for (int j = 0; j < 32; j += L) {
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xg + 4L * j, LE);
-                    FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xg + 4L * j, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + qs + j, LE).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(s0).sub(m0);
+                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xs + 4L * j, LE);
+                    FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xs + 4L * j, LE);
+                    FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + qs + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).convertShape(VectorOperators.I2F, F, 0)).mul(s0).sub(m0);
                     a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10);
-                    FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + qs + j, LE).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(s1).sub(m1);
+                    FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + qs + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).convertShape(VectorOperators.I2F, F, 0)).mul(s1).sub(m1);
                     a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11);
-                    FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + qs + j, LE).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(s2).sub(m2);
+                    FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + qs + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).convertShape(VectorOperators.I2F, F, 0)).mul(s2).sub(m2);
                     a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12);
-                    FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + qs + j, LE).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(s3).sub(m3);
+                    FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + qs + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).convertShape(VectorOperators.I2F, F, 0)).mul(s3).sub(m3);
                     a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13);
-                }
-                }
-                { // sub-block 2g + 1: the high nibbles
-                FloatVector s0 = FloatVector.broadcast(F, dd0 * QuantBlocks.q4kScale(w, w0 + bo + 4, 2 * g + 1));
-                FloatVector m0 = FloatVector.broadcast(F, dm0 * QuantBlocks.q4kMin(w, w0 + bo + 4, 2 * g + 1));
-                FloatVector s1 = FloatVector.broadcast(F, dd1 * QuantBlocks.q4kScale(w, w1 + bo + 4, 2 * g + 1));
-                FloatVector m1 = FloatVector.broadcast(F, dm1 * QuantBlocks.q4kMin(w, w1 + bo + 4, 2 * g + 1));
-                FloatVector s2 = FloatVector.broadcast(F, dd2 * QuantBlocks.q4kScale(w, w2 + bo + 4, 2 * g + 1));
-                FloatVector m2 = FloatVector.broadcast(F, dm2 * QuantBlocks.q4kMin(w, w2 + bo + 4, 2 * g + 1));
-                FloatVector s3 = FloatVector.broadcast(F, dd3 * QuantBlocks.q4kScale(w, w3 + bo + 4, 2 * g + 1));
-                FloatVector m3 = FloatVector.broadcast(F, dm3 * QuantBlocks.q4kMin(w, w3 + bo + 4, 2 * g + 1));
-                for (int j = 0; j < 32; j += L) {
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xg + 128 + 4L * j, LE);
-                    FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xg + 128 + 4L * j, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + qs + j, LE).lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(s0).sub(m0);
-                    a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10);
-                    FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + qs + j, LE).lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(s1).sub(m1);
-                    a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11);
-                    FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + qs + j, LE).lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(s2).sub(m2);
-                    a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12);
-                    FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + qs + j, LE).lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(s3).sub(m3);
-                    a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13);
-                }
                 }
             }
         }
@@ -742,56 +689,36 @@ final class QuantTiles {
         for (int b = kFrom / 256, end = kTo / 256; b < end; b++) {
             long bo = 144L * b, xb = 1024L * b;
             float dd0 = Float.float16ToFloat(w.get(I16, w0 + bo)), dm0 = Float.float16ToFloat(w.get(I16, w0 + bo + 2));
+            long sl0 = w.get(I64, w0 + bo + 4); int sh0 = w.get(I32, w0 + bo + 12);
             float dd1 = Float.float16ToFloat(w.get(I16, w1 + bo)), dm1 = Float.float16ToFloat(w.get(I16, w1 + bo + 2));
+            long sl1 = w.get(I64, w1 + bo + 4); int sh1 = w.get(I32, w1 + bo + 12);
             float dd2 = Float.float16ToFloat(w.get(I16, w2 + bo)), dm2 = Float.float16ToFloat(w.get(I16, w2 + bo + 2));
+            long sl2 = w.get(I64, w2 + bo + 4); int sh2 = w.get(I32, w2 + bo + 12);
             float dd3 = Float.float16ToFloat(w.get(I16, w3 + bo)), dm3 = Float.float16ToFloat(w.get(I16, w3 + bo + 2));
-            for (int g = 0; g < 4; g++) {
-                long qs = bo + 16 + 32L * g, xg = xb + 256L * g;
-                { // sub-block 2g + 0: the low nibbles
-                FloatVector s0 = FloatVector.broadcast(F, dd0 * QuantBlocks.q4kScale(w, w0 + bo + 4, 2 * g + 0));
-                FloatVector m0 = FloatVector.broadcast(F, dm0 * QuantBlocks.q4kMin(w, w0 + bo + 4, 2 * g + 0));
-                FloatVector s1 = FloatVector.broadcast(F, dd1 * QuantBlocks.q4kScale(w, w1 + bo + 4, 2 * g + 0));
-                FloatVector m1 = FloatVector.broadcast(F, dm1 * QuantBlocks.q4kMin(w, w1 + bo + 4, 2 * g + 0));
-                FloatVector s2 = FloatVector.broadcast(F, dd2 * QuantBlocks.q4kScale(w, w2 + bo + 4, 2 * g + 0));
-                FloatVector m2 = FloatVector.broadcast(F, dm2 * QuantBlocks.q4kMin(w, w2 + bo + 4, 2 * g + 0));
-                FloatVector s3 = FloatVector.broadcast(F, dd3 * QuantBlocks.q4kScale(w, w3 + bo + 4, 2 * g + 0));
-                FloatVector m3 = FloatVector.broadcast(F, dm3 * QuantBlocks.q4kMin(w, w3 + bo + 4, 2 * g + 0));
+            long sl3 = w.get(I64, w3 + bo + 4); int sh3 = w.get(I32, w3 + bo + 12);
+            for (int sb = 0; sb < 8; sb++) {
+                long qs = bo + 16 + 32L * (sb >> 1), xs = xb + 128L * sb;
+                int shift = (sb & 1) * 4;
+                FloatVector s0 = FloatVector.broadcast(F, dd0 * q4kScale(sl0, sh0, sb));
+                FloatVector m0 = FloatVector.broadcast(F, dm0 * q4kMin(sl0, sh0, sb));
+                FloatVector s1 = FloatVector.broadcast(F, dd1 * q4kScale(sl1, sh1, sb));
+                FloatVector m1 = FloatVector.broadcast(F, dm1 * q4kMin(sl1, sh1, sb));
+                FloatVector s2 = FloatVector.broadcast(F, dd2 * q4kScale(sl2, sh2, sb));
+                FloatVector m2 = FloatVector.broadcast(F, dm2 * q4kMin(sl2, sh2, sb));
+                FloatVector s3 = FloatVector.broadcast(F, dd3 * q4kScale(sl3, sh3, sb));
+                FloatVector m3 = FloatVector.broadcast(F, dm3 * q4kMin(sl3, sh3, sb));
                 for (int j = 0; j < 32; j += L) {
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xg + 4L * j, LE);
-                    FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xg + 4L * j, LE);
-                    FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xg + 4L * j, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + qs + j, LE).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(s0).sub(m0);
+                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xs + 4L * j, LE);
+                    FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xs + 4L * j, LE);
+                    FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xs + 4L * j, LE);
+                    FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + qs + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).convertShape(VectorOperators.I2F, F, 0)).mul(s0).sub(m0);
                     a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10); a20 = u2.fma(v0, a20);
-                    FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + qs + j, LE).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(s1).sub(m1);
+                    FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + qs + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).convertShape(VectorOperators.I2F, F, 0)).mul(s1).sub(m1);
                     a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11); a21 = u2.fma(v1, a21);
-                    FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + qs + j, LE).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(s2).sub(m2);
+                    FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + qs + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).convertShape(VectorOperators.I2F, F, 0)).mul(s2).sub(m2);
                     a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12); a22 = u2.fma(v2, a22);
-                    FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + qs + j, LE).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(s3).sub(m3);
+                    FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + qs + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).convertShape(VectorOperators.I2F, F, 0)).mul(s3).sub(m3);
                     a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13); a23 = u2.fma(v3, a23);
-                }
-                }
-                { // sub-block 2g + 1: the high nibbles
-                FloatVector s0 = FloatVector.broadcast(F, dd0 * QuantBlocks.q4kScale(w, w0 + bo + 4, 2 * g + 1));
-                FloatVector m0 = FloatVector.broadcast(F, dm0 * QuantBlocks.q4kMin(w, w0 + bo + 4, 2 * g + 1));
-                FloatVector s1 = FloatVector.broadcast(F, dd1 * QuantBlocks.q4kScale(w, w1 + bo + 4, 2 * g + 1));
-                FloatVector m1 = FloatVector.broadcast(F, dm1 * QuantBlocks.q4kMin(w, w1 + bo + 4, 2 * g + 1));
-                FloatVector s2 = FloatVector.broadcast(F, dd2 * QuantBlocks.q4kScale(w, w2 + bo + 4, 2 * g + 1));
-                FloatVector m2 = FloatVector.broadcast(F, dm2 * QuantBlocks.q4kMin(w, w2 + bo + 4, 2 * g + 1));
-                FloatVector s3 = FloatVector.broadcast(F, dd3 * QuantBlocks.q4kScale(w, w3 + bo + 4, 2 * g + 1));
-                FloatVector m3 = FloatVector.broadcast(F, dm3 * QuantBlocks.q4kMin(w, w3 + bo + 4, 2 * g + 1));
-                for (int j = 0; j < 32; j += L) {
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xg + 128 + 4L * j, LE);
-                    FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xg + 128 + 4L * j, LE);
-                    FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xg + 128 + 4L * j, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + qs + j, LE).lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(s0).sub(m0);
-                    a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10); a20 = u2.fma(v0, a20);
-                    FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + qs + j, LE).lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(s1).sub(m1);
-                    a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11); a21 = u2.fma(v1, a21);
-                    FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + qs + j, LE).lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(s2).sub(m2);
-                    a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12); a22 = u2.fma(v2, a22);
-                    FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + qs + j, LE).lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(s3).sub(m3);
-                    a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13); a23 = u2.fma(v3, a23);
-                }
                 }
             }
         }
@@ -817,137 +744,56 @@ final class QuantTiles {
         for (int b = kFrom / 256, end = kTo / 256; b < end; b++) {
             long bo = 144L * b, xb = 1024L * b;
             float dd0 = Float.float16ToFloat(w.get(I16, w0 + bo)), dm0 = Float.float16ToFloat(w.get(I16, w0 + bo + 2));
-            for (int g = 0; g < 4; g++) {
-                long qs = bo + 16 + 32L * g, xg = xb + 256L * g;
-                { // sub-block 2g + 0: the low nibbles
-                FloatVector s0 = FloatVector.broadcast(F, dd0 * QuantBlocks.q4kScale(w, w0 + bo + 4, 2 * g + 0));
-                FloatVector m0 = FloatVector.broadcast(F, dm0 * QuantBlocks.q4kMin(w, w0 + bo + 4, 2 * g + 0));
+            long sl0 = w.get(I64, w0 + bo + 4); int sh0 = w.get(I32, w0 + bo + 12);
+            for (int sb = 0; sb < 8; sb++) {
+                long qs = bo + 16 + 32L * (sb >> 1), xs = xb + 128L * sb;
+                int shift = (sb & 1) * 4;
+                FloatVector s0 = FloatVector.broadcast(F, dd0 * q4kScale(sl0, sh0, sb));
+                FloatVector m0 = FloatVector.broadcast(F, dm0 * q4kMin(sl0, sh0, sb));
                 for (int j = 0; j < 32; j += L) {
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xg + 4L * j, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + qs + j, LE).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(s0).sub(m0);
+                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xs + 4L * j, LE);
+                    FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + qs + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).convertShape(VectorOperators.I2F, F, 0)).mul(s0).sub(m0);
                     a00 = u0.fma(v0, a00);
-                }
-                }
-                { // sub-block 2g + 1: the high nibbles
-                FloatVector s0 = FloatVector.broadcast(F, dd0 * QuantBlocks.q4kScale(w, w0 + bo + 4, 2 * g + 1));
-                FloatVector m0 = FloatVector.broadcast(F, dm0 * QuantBlocks.q4kMin(w, w0 + bo + 4, 2 * g + 1));
-                for (int j = 0; j < 32; j += L) {
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xg + 128 + 4L * j, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + qs + j, LE).lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(s0).sub(m0);
-                    a00 = u0.fma(v0, a00);
-                }
                 }
             }
         }
         a00.intoArray(lanes, at + (0 + c0) * L);
     }
 
-    private static void tile1x8Q6K(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
+    private static void tile1x4Q6K(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
             int kFrom, int kTo, float[] lanes, int at, int c0) {
         FloatVector a00 = FloatVector.fromArray(F, lanes, at + (0 + c0) * L);
         FloatVector a01 = FloatVector.fromArray(F, lanes, at + (1 + c0) * L);
         FloatVector a02 = FloatVector.fromArray(F, lanes, at + (2 + c0) * L);
         FloatVector a03 = FloatVector.fromArray(F, lanes, at + (3 + c0) * L);
-        FloatVector a04 = FloatVector.fromArray(F, lanes, at + (4 + c0) * L);
-        FloatVector a05 = FloatVector.fromArray(F, lanes, at + (5 + c0) * L);
-        FloatVector a06 = FloatVector.fromArray(F, lanes, at + (6 + c0) * L);
-        FloatVector a07 = FloatVector.fromArray(F, lanes, at + (7 + c0) * L);
         long w0 = wOff + (c0 + 0) * wStride;
         long w1 = wOff + (c0 + 1) * wStride;
         long w2 = wOff + (c0 + 2) * wStride;
         long w3 = wOff + (c0 + 3) * wStride;
-        long w4 = wOff + (c0 + 4) * wStride;
-        long w5 = wOff + (c0 + 5) * wStride;
-        long w6 = wOff + (c0 + 6) * wStride;
-        long w7 = wOff + (c0 + 7) * wStride;
         long x0 = xOff + 0 * xStride;
         for (int b = kFrom / 256, end = kTo / 256; b < end; b++) {
             long bo = 210L * b, xb = 1024L * b;
             float dd0 = Float.float16ToFloat(w.get(I16, w0 + bo + 208));
+            long sa0 = w.get(I64, w0 + bo + 192), sb0 = w.get(I64, w0 + bo + 200);
             float dd1 = Float.float16ToFloat(w.get(I16, w1 + bo + 208));
+            long sa1 = w.get(I64, w1 + bo + 192), sb1 = w.get(I64, w1 + bo + 200);
             float dd2 = Float.float16ToFloat(w.get(I16, w2 + bo + 208));
+            long sa2 = w.get(I64, w2 + bo + 192), sb2 = w.get(I64, w2 + bo + 200);
             float dd3 = Float.float16ToFloat(w.get(I16, w3 + bo + 208));
-            float dd4 = Float.float16ToFloat(w.get(I16, w4 + bo + 208));
-            float dd5 = Float.float16ToFloat(w.get(I16, w5 + bo + 208));
-            float dd6 = Float.float16ToFloat(w.get(I16, w6 + bo + 208));
-            float dd7 = Float.float16ToFloat(w.get(I16, w7 + bo + 208));
-            for (int n = 0; n < 2; n++) {
-                long ql = bo + 64L * n, qh = bo + 128 + 32L * n, sc = bo + 192 + 8L * n, xn = xb + 512L * n;
-                for (int l = 0; l < 32; l += L) { // elements 32·0 + l of this half: scale l / 16 + 0
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xn + 0 + 4L * l, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd0 * w.get(ValueLayout.JAVA_BYTE, w0 + sc + l / 16 + 0));
+            long sa3 = w.get(I64, w3 + bo + 192), sb3 = w.get(I64, w3 + bo + 200);
+            for (int run = 0; run < 8; run++) {
+                int n = run >> 2, qt = run & 3, loShift = (qt >> 1) * 4, hiShift = 2 * qt;
+                long ql = bo + 64L * n + 32L * (qt & 1), qh = bo + 128 + 32L * n, xr = xb + 128L * run;
+                for (int l = 0; l < 32; l += L) {
+                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xr + 4L * l, LE);
+                    FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, loShift).and(0x0F).or(((IntVector) ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, hiShift).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32).convertShape(VectorOperators.I2F, F, 0)).mul(dd0 * (byte) ((n == 0 ? sa0 : sb0) >>> (8 * (2 * qt + l / 16))));
                     a00 = u0.fma(v0, a00);
-                    FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + ql + l, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w1 + qh + l, LE).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd1 * w.get(ValueLayout.JAVA_BYTE, w1 + sc + l / 16 + 0));
+                    FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + ql + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, loShift).and(0x0F).or(((IntVector) ByteVector.fromMemorySegment(B, w, w1 + qh + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, hiShift).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32).convertShape(VectorOperators.I2F, F, 0)).mul(dd1 * (byte) ((n == 0 ? sa1 : sb1) >>> (8 * (2 * qt + l / 16))));
                     a01 = u0.fma(v1, a01);
-                    FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + ql + l, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w2 + qh + l, LE).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd2 * w.get(ValueLayout.JAVA_BYTE, w2 + sc + l / 16 + 0));
+                    FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + ql + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, loShift).and(0x0F).or(((IntVector) ByteVector.fromMemorySegment(B, w, w2 + qh + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, hiShift).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32).convertShape(VectorOperators.I2F, F, 0)).mul(dd2 * (byte) ((n == 0 ? sa2 : sb2) >>> (8 * (2 * qt + l / 16))));
                     a02 = u0.fma(v2, a02);
-                    FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + ql + l, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w3 + qh + l, LE).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd3 * w.get(ValueLayout.JAVA_BYTE, w3 + sc + l / 16 + 0));
+                    FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + ql + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, loShift).and(0x0F).or(((IntVector) ByteVector.fromMemorySegment(B, w, w3 + qh + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, hiShift).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32).convertShape(VectorOperators.I2F, F, 0)).mul(dd3 * (byte) ((n == 0 ? sa3 : sb3) >>> (8 * (2 * qt + l / 16))));
                     a03 = u0.fma(v3, a03);
-                    FloatVector v4 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w4 + ql + l, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w4 + qh + l, LE).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd4 * w.get(ValueLayout.JAVA_BYTE, w4 + sc + l / 16 + 0));
-                    a04 = u0.fma(v4, a04);
-                    FloatVector v5 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w5 + ql + l, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w5 + qh + l, LE).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd5 * w.get(ValueLayout.JAVA_BYTE, w5 + sc + l / 16 + 0));
-                    a05 = u0.fma(v5, a05);
-                    FloatVector v6 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w6 + ql + l, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w6 + qh + l, LE).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd6 * w.get(ValueLayout.JAVA_BYTE, w6 + sc + l / 16 + 0));
-                    a06 = u0.fma(v6, a06);
-                    FloatVector v7 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w7 + ql + l, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w7 + qh + l, LE).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd7 * w.get(ValueLayout.JAVA_BYTE, w7 + sc + l / 16 + 0));
-                    a07 = u0.fma(v7, a07);
-                }
-                for (int l = 0; l < 32; l += L) { // elements 32·1 + l of this half: scale l / 16 + 2
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xn + 128 + 4L * l, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l + 32, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd0 * w.get(ValueLayout.JAVA_BYTE, w0 + sc + l / 16 + 2));
-                    a00 = u0.fma(v0, a00);
-                    FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + ql + l + 32, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w1 + qh + l, LE).lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd1 * w.get(ValueLayout.JAVA_BYTE, w1 + sc + l / 16 + 2));
-                    a01 = u0.fma(v1, a01);
-                    FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + ql + l + 32, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w2 + qh + l, LE).lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd2 * w.get(ValueLayout.JAVA_BYTE, w2 + sc + l / 16 + 2));
-                    a02 = u0.fma(v2, a02);
-                    FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + ql + l + 32, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w3 + qh + l, LE).lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd3 * w.get(ValueLayout.JAVA_BYTE, w3 + sc + l / 16 + 2));
-                    a03 = u0.fma(v3, a03);
-                    FloatVector v4 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w4 + ql + l + 32, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w4 + qh + l, LE).lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd4 * w.get(ValueLayout.JAVA_BYTE, w4 + sc + l / 16 + 2));
-                    a04 = u0.fma(v4, a04);
-                    FloatVector v5 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w5 + ql + l + 32, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w5 + qh + l, LE).lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd5 * w.get(ValueLayout.JAVA_BYTE, w5 + sc + l / 16 + 2));
-                    a05 = u0.fma(v5, a05);
-                    FloatVector v6 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w6 + ql + l + 32, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w6 + qh + l, LE).lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd6 * w.get(ValueLayout.JAVA_BYTE, w6 + sc + l / 16 + 2));
-                    a06 = u0.fma(v6, a06);
-                    FloatVector v7 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w7 + ql + l + 32, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w7 + qh + l, LE).lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd7 * w.get(ValueLayout.JAVA_BYTE, w7 + sc + l / 16 + 2));
-                    a07 = u0.fma(v7, a07);
-                }
-                for (int l = 0; l < 32; l += L) { // elements 32·2 + l of this half: scale l / 16 + 4
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xn + 256 + 4L * l, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd0 * w.get(ValueLayout.JAVA_BYTE, w0 + sc + l / 16 + 4));
-                    a00 = u0.fma(v0, a00);
-                    FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + ql + l, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w1 + qh + l, LE).lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd1 * w.get(ValueLayout.JAVA_BYTE, w1 + sc + l / 16 + 4));
-                    a01 = u0.fma(v1, a01);
-                    FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + ql + l, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w2 + qh + l, LE).lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd2 * w.get(ValueLayout.JAVA_BYTE, w2 + sc + l / 16 + 4));
-                    a02 = u0.fma(v2, a02);
-                    FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + ql + l, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w3 + qh + l, LE).lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd3 * w.get(ValueLayout.JAVA_BYTE, w3 + sc + l / 16 + 4));
-                    a03 = u0.fma(v3, a03);
-                    FloatVector v4 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w4 + ql + l, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w4 + qh + l, LE).lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd4 * w.get(ValueLayout.JAVA_BYTE, w4 + sc + l / 16 + 4));
-                    a04 = u0.fma(v4, a04);
-                    FloatVector v5 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w5 + ql + l, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w5 + qh + l, LE).lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd5 * w.get(ValueLayout.JAVA_BYTE, w5 + sc + l / 16 + 4));
-                    a05 = u0.fma(v5, a05);
-                    FloatVector v6 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w6 + ql + l, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w6 + qh + l, LE).lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd6 * w.get(ValueLayout.JAVA_BYTE, w6 + sc + l / 16 + 4));
-                    a06 = u0.fma(v6, a06);
-                    FloatVector v7 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w7 + ql + l, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w7 + qh + l, LE).lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd7 * w.get(ValueLayout.JAVA_BYTE, w7 + sc + l / 16 + 4));
-                    a07 = u0.fma(v7, a07);
-                }
-                for (int l = 0; l < 32; l += L) { // elements 32·3 + l of this half: scale l / 16 + 6
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xn + 384 + 4L * l, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l + 32, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).lanewise(VectorOperators.LSHR, 6).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd0 * w.get(ValueLayout.JAVA_BYTE, w0 + sc + l / 16 + 6));
-                    a00 = u0.fma(v0, a00);
-                    FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + ql + l + 32, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w1 + qh + l, LE).lanewise(VectorOperators.LSHR, 6).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd1 * w.get(ValueLayout.JAVA_BYTE, w1 + sc + l / 16 + 6));
-                    a01 = u0.fma(v1, a01);
-                    FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + ql + l + 32, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w2 + qh + l, LE).lanewise(VectorOperators.LSHR, 6).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd2 * w.get(ValueLayout.JAVA_BYTE, w2 + sc + l / 16 + 6));
-                    a02 = u0.fma(v2, a02);
-                    FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + ql + l + 32, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w3 + qh + l, LE).lanewise(VectorOperators.LSHR, 6).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd3 * w.get(ValueLayout.JAVA_BYTE, w3 + sc + l / 16 + 6));
-                    a03 = u0.fma(v3, a03);
-                    FloatVector v4 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w4 + ql + l + 32, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w4 + qh + l, LE).lanewise(VectorOperators.LSHR, 6).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd4 * w.get(ValueLayout.JAVA_BYTE, w4 + sc + l / 16 + 6));
-                    a04 = u0.fma(v4, a04);
-                    FloatVector v5 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w5 + ql + l + 32, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w5 + qh + l, LE).lanewise(VectorOperators.LSHR, 6).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd5 * w.get(ValueLayout.JAVA_BYTE, w5 + sc + l / 16 + 6));
-                    a05 = u0.fma(v5, a05);
-                    FloatVector v6 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w6 + ql + l + 32, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w6 + qh + l, LE).lanewise(VectorOperators.LSHR, 6).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd6 * w.get(ValueLayout.JAVA_BYTE, w6 + sc + l / 16 + 6));
-                    a06 = u0.fma(v6, a06);
-                    FloatVector v7 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w7 + ql + l + 32, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w7 + qh + l, LE).lanewise(VectorOperators.LSHR, 6).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd7 * w.get(ValueLayout.JAVA_BYTE, w7 + sc + l / 16 + 6));
-                    a07 = u0.fma(v7, a07);
                 }
             }
         }
@@ -955,10 +801,6 @@ final class QuantTiles {
         a01.intoArray(lanes, at + (1 + c0) * L);
         a02.intoArray(lanes, at + (2 + c0) * L);
         a03.intoArray(lanes, at + (3 + c0) * L);
-        a04.intoArray(lanes, at + (4 + c0) * L);
-        a05.intoArray(lanes, at + (5 + c0) * L);
-        a06.intoArray(lanes, at + (6 + c0) * L);
-        a07.intoArray(lanes, at + (7 + c0) * L);
     }
 
     private static void tile2x4Q6K(MemorySegment x, long xOff, long xStride, MemorySegment w, long wOff, long wStride,
@@ -980,57 +822,26 @@ final class QuantTiles {
         for (int b = kFrom / 256, end = kTo / 256; b < end; b++) {
             long bo = 210L * b, xb = 1024L * b;
             float dd0 = Float.float16ToFloat(w.get(I16, w0 + bo + 208));
+            long sa0 = w.get(I64, w0 + bo + 192), sb0 = w.get(I64, w0 + bo + 200);
             float dd1 = Float.float16ToFloat(w.get(I16, w1 + bo + 208));
+            long sa1 = w.get(I64, w1 + bo + 192), sb1 = w.get(I64, w1 + bo + 200);
             float dd2 = Float.float16ToFloat(w.get(I16, w2 + bo + 208));
+            long sa2 = w.get(I64, w2 + bo + 192), sb2 = w.get(I64, w2 + bo + 200);
             float dd3 = Float.float16ToFloat(w.get(I16, w3 + bo + 208));
-            for (int n = 0; n < 2; n++) {
-                long ql = bo + 64L * n, qh = bo + 128 + 32L * n, sc = bo + 192 + 8L * n, xn = xb + 512L * n;
-                for (int l = 0; l < 32; l += L) { // elements 32·0 + l of this half: scale l / 16 + 0
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xn + 0 + 4L * l, LE);
-                    FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xn + 0 + 4L * l, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd0 * w.get(ValueLayout.JAVA_BYTE, w0 + sc + l / 16 + 0));
+            long sa3 = w.get(I64, w3 + bo + 192), sb3 = w.get(I64, w3 + bo + 200);
+            for (int run = 0; run < 8; run++) {
+                int n = run >> 2, qt = run & 3, loShift = (qt >> 1) * 4, hiShift = 2 * qt;
+                long ql = bo + 64L * n + 32L * (qt & 1), qh = bo + 128 + 32L * n, xr = xb + 128L * run;
+                for (int l = 0; l < 32; l += L) {
+                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xr + 4L * l, LE);
+                    FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xr + 4L * l, LE);
+                    FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, loShift).and(0x0F).or(((IntVector) ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, hiShift).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32).convertShape(VectorOperators.I2F, F, 0)).mul(dd0 * (byte) ((n == 0 ? sa0 : sb0) >>> (8 * (2 * qt + l / 16))));
                     a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10);
-                    FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + ql + l, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w1 + qh + l, LE).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd1 * w.get(ValueLayout.JAVA_BYTE, w1 + sc + l / 16 + 0));
+                    FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + ql + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, loShift).and(0x0F).or(((IntVector) ByteVector.fromMemorySegment(B, w, w1 + qh + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, hiShift).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32).convertShape(VectorOperators.I2F, F, 0)).mul(dd1 * (byte) ((n == 0 ? sa1 : sb1) >>> (8 * (2 * qt + l / 16))));
                     a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11);
-                    FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + ql + l, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w2 + qh + l, LE).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd2 * w.get(ValueLayout.JAVA_BYTE, w2 + sc + l / 16 + 0));
+                    FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + ql + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, loShift).and(0x0F).or(((IntVector) ByteVector.fromMemorySegment(B, w, w2 + qh + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, hiShift).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32).convertShape(VectorOperators.I2F, F, 0)).mul(dd2 * (byte) ((n == 0 ? sa2 : sb2) >>> (8 * (2 * qt + l / 16))));
                     a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12);
-                    FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + ql + l, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w3 + qh + l, LE).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd3 * w.get(ValueLayout.JAVA_BYTE, w3 + sc + l / 16 + 0));
-                    a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13);
-                }
-                for (int l = 0; l < 32; l += L) { // elements 32·1 + l of this half: scale l / 16 + 2
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xn + 128 + 4L * l, LE);
-                    FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xn + 128 + 4L * l, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l + 32, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd0 * w.get(ValueLayout.JAVA_BYTE, w0 + sc + l / 16 + 2));
-                    a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10);
-                    FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + ql + l + 32, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w1 + qh + l, LE).lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd1 * w.get(ValueLayout.JAVA_BYTE, w1 + sc + l / 16 + 2));
-                    a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11);
-                    FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + ql + l + 32, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w2 + qh + l, LE).lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd2 * w.get(ValueLayout.JAVA_BYTE, w2 + sc + l / 16 + 2));
-                    a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12);
-                    FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + ql + l + 32, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w3 + qh + l, LE).lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd3 * w.get(ValueLayout.JAVA_BYTE, w3 + sc + l / 16 + 2));
-                    a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13);
-                }
-                for (int l = 0; l < 32; l += L) { // elements 32·2 + l of this half: scale l / 16 + 4
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xn + 256 + 4L * l, LE);
-                    FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xn + 256 + 4L * l, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd0 * w.get(ValueLayout.JAVA_BYTE, w0 + sc + l / 16 + 4));
-                    a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10);
-                    FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + ql + l, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w1 + qh + l, LE).lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd1 * w.get(ValueLayout.JAVA_BYTE, w1 + sc + l / 16 + 4));
-                    a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11);
-                    FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + ql + l, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w2 + qh + l, LE).lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd2 * w.get(ValueLayout.JAVA_BYTE, w2 + sc + l / 16 + 4));
-                    a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12);
-                    FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + ql + l, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w3 + qh + l, LE).lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd3 * w.get(ValueLayout.JAVA_BYTE, w3 + sc + l / 16 + 4));
-                    a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13);
-                }
-                for (int l = 0; l < 32; l += L) { // elements 32·3 + l of this half: scale l / 16 + 6
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xn + 384 + 4L * l, LE);
-                    FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xn + 384 + 4L * l, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l + 32, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).lanewise(VectorOperators.LSHR, 6).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd0 * w.get(ValueLayout.JAVA_BYTE, w0 + sc + l / 16 + 6));
-                    a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10);
-                    FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + ql + l + 32, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w1 + qh + l, LE).lanewise(VectorOperators.LSHR, 6).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd1 * w.get(ValueLayout.JAVA_BYTE, w1 + sc + l / 16 + 6));
-                    a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11);
-                    FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + ql + l + 32, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w2 + qh + l, LE).lanewise(VectorOperators.LSHR, 6).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd2 * w.get(ValueLayout.JAVA_BYTE, w2 + sc + l / 16 + 6));
-                    a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12);
-                    FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + ql + l + 32, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w3 + qh + l, LE).lanewise(VectorOperators.LSHR, 6).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd3 * w.get(ValueLayout.JAVA_BYTE, w3 + sc + l / 16 + 6));
+                    FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + ql + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, loShift).and(0x0F).or(((IntVector) ByteVector.fromMemorySegment(B, w, w3 + qh + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, hiShift).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32).convertShape(VectorOperators.I2F, F, 0)).mul(dd3 * (byte) ((n == 0 ? sa3 : sb3) >>> (8 * (2 * qt + l / 16))));
                     a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13);
                 }
             }
@@ -1069,61 +880,27 @@ final class QuantTiles {
         for (int b = kFrom / 256, end = kTo / 256; b < end; b++) {
             long bo = 210L * b, xb = 1024L * b;
             float dd0 = Float.float16ToFloat(w.get(I16, w0 + bo + 208));
+            long sa0 = w.get(I64, w0 + bo + 192), sb0 = w.get(I64, w0 + bo + 200);
             float dd1 = Float.float16ToFloat(w.get(I16, w1 + bo + 208));
+            long sa1 = w.get(I64, w1 + bo + 192), sb1 = w.get(I64, w1 + bo + 200);
             float dd2 = Float.float16ToFloat(w.get(I16, w2 + bo + 208));
+            long sa2 = w.get(I64, w2 + bo + 192), sb2 = w.get(I64, w2 + bo + 200);
             float dd3 = Float.float16ToFloat(w.get(I16, w3 + bo + 208));
-            for (int n = 0; n < 2; n++) {
-                long ql = bo + 64L * n, qh = bo + 128 + 32L * n, sc = bo + 192 + 8L * n, xn = xb + 512L * n;
-                for (int l = 0; l < 32; l += L) { // elements 32·0 + l of this half: scale l / 16 + 0
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xn + 0 + 4L * l, LE);
-                    FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xn + 0 + 4L * l, LE);
-                    FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xn + 0 + 4L * l, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd0 * w.get(ValueLayout.JAVA_BYTE, w0 + sc + l / 16 + 0));
+            long sa3 = w.get(I64, w3 + bo + 192), sb3 = w.get(I64, w3 + bo + 200);
+            for (int run = 0; run < 8; run++) {
+                int n = run >> 2, qt = run & 3, loShift = (qt >> 1) * 4, hiShift = 2 * qt;
+                long ql = bo + 64L * n + 32L * (qt & 1), qh = bo + 128 + 32L * n, xr = xb + 128L * run;
+                for (int l = 0; l < 32; l += L) {
+                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xr + 4L * l, LE);
+                    FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xr + 4L * l, LE);
+                    FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xr + 4L * l, LE);
+                    FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, loShift).and(0x0F).or(((IntVector) ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, hiShift).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32).convertShape(VectorOperators.I2F, F, 0)).mul(dd0 * (byte) ((n == 0 ? sa0 : sb0) >>> (8 * (2 * qt + l / 16))));
                     a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10); a20 = u2.fma(v0, a20);
-                    FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + ql + l, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w1 + qh + l, LE).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd1 * w.get(ValueLayout.JAVA_BYTE, w1 + sc + l / 16 + 0));
+                    FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + ql + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, loShift).and(0x0F).or(((IntVector) ByteVector.fromMemorySegment(B, w, w1 + qh + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, hiShift).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32).convertShape(VectorOperators.I2F, F, 0)).mul(dd1 * (byte) ((n == 0 ? sa1 : sb1) >>> (8 * (2 * qt + l / 16))));
                     a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11); a21 = u2.fma(v1, a21);
-                    FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + ql + l, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w2 + qh + l, LE).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd2 * w.get(ValueLayout.JAVA_BYTE, w2 + sc + l / 16 + 0));
+                    FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + ql + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, loShift).and(0x0F).or(((IntVector) ByteVector.fromMemorySegment(B, w, w2 + qh + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, hiShift).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32).convertShape(VectorOperators.I2F, F, 0)).mul(dd2 * (byte) ((n == 0 ? sa2 : sb2) >>> (8 * (2 * qt + l / 16))));
                     a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12); a22 = u2.fma(v2, a22);
-                    FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + ql + l, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w3 + qh + l, LE).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd3 * w.get(ValueLayout.JAVA_BYTE, w3 + sc + l / 16 + 0));
-                    a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13); a23 = u2.fma(v3, a23);
-                }
-                for (int l = 0; l < 32; l += L) { // elements 32·1 + l of this half: scale l / 16 + 2
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xn + 128 + 4L * l, LE);
-                    FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xn + 128 + 4L * l, LE);
-                    FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xn + 128 + 4L * l, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l + 32, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd0 * w.get(ValueLayout.JAVA_BYTE, w0 + sc + l / 16 + 2));
-                    a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10); a20 = u2.fma(v0, a20);
-                    FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + ql + l + 32, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w1 + qh + l, LE).lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd1 * w.get(ValueLayout.JAVA_BYTE, w1 + sc + l / 16 + 2));
-                    a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11); a21 = u2.fma(v1, a21);
-                    FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + ql + l + 32, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w2 + qh + l, LE).lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd2 * w.get(ValueLayout.JAVA_BYTE, w2 + sc + l / 16 + 2));
-                    a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12); a22 = u2.fma(v2, a22);
-                    FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + ql + l + 32, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w3 + qh + l, LE).lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd3 * w.get(ValueLayout.JAVA_BYTE, w3 + sc + l / 16 + 2));
-                    a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13); a23 = u2.fma(v3, a23);
-                }
-                for (int l = 0; l < 32; l += L) { // elements 32·2 + l of this half: scale l / 16 + 4
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xn + 256 + 4L * l, LE);
-                    FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xn + 256 + 4L * l, LE);
-                    FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xn + 256 + 4L * l, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd0 * w.get(ValueLayout.JAVA_BYTE, w0 + sc + l / 16 + 4));
-                    a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10); a20 = u2.fma(v0, a20);
-                    FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + ql + l, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w1 + qh + l, LE).lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd1 * w.get(ValueLayout.JAVA_BYTE, w1 + sc + l / 16 + 4));
-                    a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11); a21 = u2.fma(v1, a21);
-                    FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + ql + l, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w2 + qh + l, LE).lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd2 * w.get(ValueLayout.JAVA_BYTE, w2 + sc + l / 16 + 4));
-                    a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12); a22 = u2.fma(v2, a22);
-                    FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + ql + l, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w3 + qh + l, LE).lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd3 * w.get(ValueLayout.JAVA_BYTE, w3 + sc + l / 16 + 4));
-                    a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13); a23 = u2.fma(v3, a23);
-                }
-                for (int l = 0; l < 32; l += L) { // elements 32·3 + l of this half: scale l / 16 + 6
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xn + 384 + 4L * l, LE);
-                    FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xn + 384 + 4L * l, LE);
-                    FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xn + 384 + 4L * l, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l + 32, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).lanewise(VectorOperators.LSHR, 6).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd0 * w.get(ValueLayout.JAVA_BYTE, w0 + sc + l / 16 + 6));
-                    a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10); a20 = u2.fma(v0, a20);
-                    FloatVector v1 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w1 + ql + l + 32, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w1 + qh + l, LE).lanewise(VectorOperators.LSHR, 6).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd1 * w.get(ValueLayout.JAVA_BYTE, w1 + sc + l / 16 + 6));
-                    a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11); a21 = u2.fma(v1, a21);
-                    FloatVector v2 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w2 + ql + l + 32, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w2 + qh + l, LE).lanewise(VectorOperators.LSHR, 6).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd2 * w.get(ValueLayout.JAVA_BYTE, w2 + sc + l / 16 + 6));
-                    a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12); a22 = u2.fma(v2, a22);
-                    FloatVector v3 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w3 + ql + l + 32, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w3 + qh + l, LE).lanewise(VectorOperators.LSHR, 6).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd3 * w.get(ValueLayout.JAVA_BYTE, w3 + sc + l / 16 + 6));
+                    FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + ql + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, loShift).and(0x0F).or(((IntVector) ByteVector.fromMemorySegment(B, w, w3 + qh + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, hiShift).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32).convertShape(VectorOperators.I2F, F, 0)).mul(dd3 * (byte) ((n == 0 ? sa3 : sb3) >>> (8 * (2 * qt + l / 16))));
                     a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13); a23 = u2.fma(v3, a23);
                 }
             }
@@ -1150,26 +927,13 @@ final class QuantTiles {
         for (int b = kFrom / 256, end = kTo / 256; b < end; b++) {
             long bo = 210L * b, xb = 1024L * b;
             float dd0 = Float.float16ToFloat(w.get(I16, w0 + bo + 208));
-            for (int n = 0; n < 2; n++) {
-                long ql = bo + 64L * n, qh = bo + 128 + 32L * n, sc = bo + 192 + 8L * n, xn = xb + 512L * n;
-                for (int l = 0; l < 32; l += L) { // elements 32·0 + l of this half: scale l / 16 + 0
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xn + 0 + 4L * l, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd0 * w.get(ValueLayout.JAVA_BYTE, w0 + sc + l / 16 + 0));
-                    a00 = u0.fma(v0, a00);
-                }
-                for (int l = 0; l < 32; l += L) { // elements 32·1 + l of this half: scale l / 16 + 2
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xn + 128 + 4L * l, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l + 32, LE).and((byte) 0x0F).or(ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd0 * w.get(ValueLayout.JAVA_BYTE, w0 + sc + l / 16 + 2));
-                    a00 = u0.fma(v0, a00);
-                }
-                for (int l = 0; l < 32; l += L) { // elements 32·2 + l of this half: scale l / 16 + 4
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xn + 256 + 4L * l, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd0 * w.get(ValueLayout.JAVA_BYTE, w0 + sc + l / 16 + 4));
-                    a00 = u0.fma(v0, a00);
-                }
-                for (int l = 0; l < 32; l += L) { // elements 32·3 + l of this half: scale l / 16 + 6
-                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xn + 384 + 4L * l, LE);
-                    FloatVector v0 = ((FloatVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l + 32, LE).lanewise(VectorOperators.LSHR, 4).or(ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).lanewise(VectorOperators.LSHR, 6).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(dd0 * w.get(ValueLayout.JAVA_BYTE, w0 + sc + l / 16 + 6));
+            long sa0 = w.get(I64, w0 + bo + 192), sb0 = w.get(I64, w0 + bo + 200);
+            for (int run = 0; run < 8; run++) {
+                int n = run >> 2, qt = run & 3, loShift = (qt >> 1) * 4, hiShift = 2 * qt;
+                long ql = bo + 64L * n + 32L * (qt & 1), qh = bo + 128 + 32L * n, xr = xb + 128L * run;
+                for (int l = 0; l < 32; l += L) {
+                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xr + 4L * l, LE);
+                    FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + ql + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, loShift).and(0x0F).or(((IntVector) ByteVector.fromMemorySegment(B, w, w0 + qh + l, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, hiShift).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32).convertShape(VectorOperators.I2F, F, 0)).mul(dd0 * (byte) ((n == 0 ? sa0 : sb0) >>> (8 * (2 * qt + l / 16))));
                     a00 = u0.fma(v0, a00);
                 }
             }
