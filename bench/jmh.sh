@@ -33,7 +33,7 @@ case "$PROFILE" in
     # 128256: 2), sample with temperature alone and with top-k+top-p (× vocab: 4), layerNorm hidden 384
     # and gelu intermediate 1536 (rows 1, 128 × threads: 4 each).
     PROFILE_OPTS=(-f 1 -wi 2 -i 3 -w 1s -r 1s
-      -p shape=2048x5632 -p context=128,1024,4096 -p queries=1 -p dim=2048 -p width=32000
+      -p shape=2048x5632 -p weights=F32,BF16 -p context=128,1024,4096 -p queries=1 -p dim=2048 -p width=32000
       -p filter=temperature,top-k+top-p -p hidden=384 -p intermediate=1536 -e EmbeddingBenchmark)
     ;;
   full)

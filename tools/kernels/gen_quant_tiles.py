@@ -39,14 +39,17 @@ def body(fmt, R, C):
         o.append("    long bo = 18L * b, xb = 128L * b;")
         for c in cols:
             o.append(f"    FloatVector d{c} = FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, w{c} + bo)));")
-        for half, xo, op in ((0, "", ".and(0x0F)"), (1, "64 + ", ".lanewise(VectorOperators.LSHR, 4).and(0x0F)")):
-            o.append("    for (int j = 0; j < 16; j += L) {")
-            o += ["        " + s for s in load_x(R, f"xb + {xo}4L * j")]
-            for c in cols:
-                o.append(f"        FloatVector v{c} = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w{c} + bo + 2 + j, LE)"
-                         f".convertShape(VectorOperators.B2I, I, 0)){op}.sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d{c});")
-                o.append("        " + fmas(R, c))
-            o.append("    }")
+        o.append("    for (int h = 0; h < 2; h++) { // low nibbles (values 0-15), then high (16-31); one decode per column")
+        o.append("        int shift = 4 * h;")
+        o.append("        for (int j = 0; j < 16; j += L) {")
+        o += ["            " + s for s in load_x(R, "xb + 64L * h + 4L * j")]
+        for c in cols:
+            o.append(f"            FloatVector v{c} = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w{c} + bo + 2 + j, LE)"
+                     f".convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).sub(8)"
+                     f".convertShape(VectorOperators.I2F, F, 0)).mul(d{c});")
+            o.append("            " + fmas(R, c))
+        o.append("        }")
+        o.append("    }")
         o.append("}")
     elif fmt == "Q4_K":
         # One loop over the eight sub-blocks of 32 (low nibbles of a 32-byte run, then its high nibbles), the shift a

@@ -1,6 +1,7 @@
 package dev.tandem.bench;
 
 import dev.tandem.runtime.Tensor;
+import dev.tandem.runtime.quant.QuantBlocks;
 
 import java.util.SplittableRandom;
 
@@ -19,6 +20,20 @@ final class Fixtures {
         SplittableRandom random = new SplittableRandom(seed);
         for (long i = 0; i < t.numel(); i++) {
             t.setFloat(i, (float) (random.nextDouble() * 2 - 1));
+        }
+    }
+
+    /** Fills a 2-D block-format weight with rows of uniform values in [-1, 1) from {@code seed}, quantized row by row. */
+    static void fillQuantized(Tensor t, long seed) {
+        SplittableRandom random = new SplittableRandom(seed);
+        int k = (int) t.dim(-1);
+        long rows = t.numel() / k;
+        float[] row = new float[k];
+        for (long r = 0; r < rows; r++) {
+            for (int i = 0; i < k; i++) {
+                row[i] = (float) (random.nextDouble() * 2 - 1);
+            }
+            QuantBlocks.quantize(t.dtype(), row, 0, k, t.segment(), t.dtype().bytesFor(r * k));
         }
     }
 }

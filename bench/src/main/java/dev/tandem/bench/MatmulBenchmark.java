@@ -24,7 +24,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * {@link CpuBackend#matmul}: {@code out[n, m] = x[n, k] · w[m, k]ᵀ}, one op = 2·n·k·m FLOP. n = 1 is a
  * decode step (bound by streaming the weights), n = 64 a prefill chunk; 1024×1024 is an attention
- * projection of a small model, 2048→5632 the MLP up-projection of a 1B Llama.
+ * projection of a small model, 2048→5632 the MLP up-projection of a 1B Llama. Bytes per op are the weight's own
+ * (1.0625 per value for Q8_0, 0.5625 for Q4_0 and Q4_K, 0.82 for Q6_K).
  * Not final: JMH subclasses benchmark states.
  */
 @State(Scope.Benchmark)
@@ -43,7 +44,8 @@ public class MatmulBenchmark {
     @Param({"1024x1024", "2048x5632"})
     public String shape;
 
-    @Param({"F32", "BF16"})
+    /** Weight type: f32, bf16, or a llama.cpp block format (decoded in registers; the jmh.sh profiles pin F32,BF16). */
+    @Param({"F32", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"})
     public DType weights;
 
     /** Backend threads: 1, or "all" available processors. */
@@ -70,7 +72,11 @@ public class MatmulBenchmark {
         w = Tensor.allocate(arena, weights, m, k);
         out = Tensor.allocate(arena, DType.F32, n, m);
         Fixtures.fillUniform(x, 1);
-        Fixtures.fillUniform(w, 2);
+        if (weights.isQuantized()) {
+            Fixtures.fillQuantized(w, 2);
+        } else {
+            Fixtures.fillUniform(w, 2);
+        }
         flopPerOp = 2.0 * n * k * m;
         bytesPerOp = (double) w.byteSize();
     }

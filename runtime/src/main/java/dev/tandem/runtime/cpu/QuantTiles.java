@@ -357,43 +357,27 @@ final class QuantTiles {
             FloatVector d5 = FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, w5 + bo)));
             FloatVector d6 = FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, w6 + bo)));
             FloatVector d7 = FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, w7 + bo)));
-            for (int j = 0; j < 16; j += L) {
-                FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 4L * j, LE);
-                FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
-                a00 = u0.fma(v0, a00);
-                FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d1);
-                a01 = u0.fma(v1, a01);
-                FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d2);
-                a02 = u0.fma(v2, a02);
-                FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d3);
-                a03 = u0.fma(v3, a03);
-                FloatVector v4 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w4 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d4);
-                a04 = u0.fma(v4, a04);
-                FloatVector v5 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w5 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d5);
-                a05 = u0.fma(v5, a05);
-                FloatVector v6 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w6 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d6);
-                a06 = u0.fma(v6, a06);
-                FloatVector v7 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w7 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d7);
-                a07 = u0.fma(v7, a07);
-            }
-            for (int j = 0; j < 16; j += L) {
-                FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 64 + 4L * j, LE);
-                FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
-                a00 = u0.fma(v0, a00);
-                FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d1);
-                a01 = u0.fma(v1, a01);
-                FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d2);
-                a02 = u0.fma(v2, a02);
-                FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d3);
-                a03 = u0.fma(v3, a03);
-                FloatVector v4 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w4 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d4);
-                a04 = u0.fma(v4, a04);
-                FloatVector v5 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w5 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d5);
-                a05 = u0.fma(v5, a05);
-                FloatVector v6 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w6 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d6);
-                a06 = u0.fma(v6, a06);
-                FloatVector v7 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w7 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d7);
-                a07 = u0.fma(v7, a07);
+            for (int h = 0; h < 2; h++) { // low nibbles (values 0-15), then high (16-31); one decode per column
+                int shift = 4 * h;
+                for (int j = 0; j < 16; j += L) {
+                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 64L * h + 4L * j, LE);
+                    FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
+                    a00 = u0.fma(v0, a00);
+                    FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d1);
+                    a01 = u0.fma(v1, a01);
+                    FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d2);
+                    a02 = u0.fma(v2, a02);
+                    FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d3);
+                    a03 = u0.fma(v3, a03);
+                    FloatVector v4 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w4 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d4);
+                    a04 = u0.fma(v4, a04);
+                    FloatVector v5 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w5 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d5);
+                    a05 = u0.fma(v5, a05);
+                    FloatVector v6 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w6 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d6);
+                    a06 = u0.fma(v6, a06);
+                    FloatVector v7 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w7 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d7);
+                    a07 = u0.fma(v7, a07);
+                }
             }
         }
         a00.intoArray(lanes, at + (0 + c0) * L);
@@ -428,29 +412,20 @@ final class QuantTiles {
             FloatVector d1 = FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, w1 + bo)));
             FloatVector d2 = FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, w2 + bo)));
             FloatVector d3 = FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, w3 + bo)));
-            for (int j = 0; j < 16; j += L) {
-                FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 4L * j, LE);
-                FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb + 4L * j, LE);
-                FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
-                a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10);
-                FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d1);
-                a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11);
-                FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d2);
-                a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12);
-                FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d3);
-                a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13);
-            }
-            for (int j = 0; j < 16; j += L) {
-                FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 64 + 4L * j, LE);
-                FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb + 64 + 4L * j, LE);
-                FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
-                a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10);
-                FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d1);
-                a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11);
-                FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d2);
-                a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12);
-                FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d3);
-                a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13);
+            for (int h = 0; h < 2; h++) { // low nibbles (values 0-15), then high (16-31); one decode per column
+                int shift = 4 * h;
+                for (int j = 0; j < 16; j += L) {
+                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 64L * h + 4L * j, LE);
+                    FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb + 64L * h + 4L * j, LE);
+                    FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
+                    a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10);
+                    FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d1);
+                    a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11);
+                    FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d2);
+                    a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12);
+                    FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d3);
+                    a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13);
+                }
             }
         }
         a00.intoArray(lanes, at + (0 + c0) * L);
@@ -490,31 +465,21 @@ final class QuantTiles {
             FloatVector d1 = FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, w1 + bo)));
             FloatVector d2 = FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, w2 + bo)));
             FloatVector d3 = FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, w3 + bo)));
-            for (int j = 0; j < 16; j += L) {
-                FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 4L * j, LE);
-                FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb + 4L * j, LE);
-                FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xb + 4L * j, LE);
-                FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
-                a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10); a20 = u2.fma(v0, a20);
-                FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d1);
-                a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11); a21 = u2.fma(v1, a21);
-                FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d2);
-                a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12); a22 = u2.fma(v2, a22);
-                FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d3);
-                a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13); a23 = u2.fma(v3, a23);
-            }
-            for (int j = 0; j < 16; j += L) {
-                FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 64 + 4L * j, LE);
-                FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb + 64 + 4L * j, LE);
-                FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xb + 64 + 4L * j, LE);
-                FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
-                a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10); a20 = u2.fma(v0, a20);
-                FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d1);
-                a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11); a21 = u2.fma(v1, a21);
-                FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d2);
-                a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12); a22 = u2.fma(v2, a22);
-                FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d3);
-                a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13); a23 = u2.fma(v3, a23);
+            for (int h = 0; h < 2; h++) { // low nibbles (values 0-15), then high (16-31); one decode per column
+                int shift = 4 * h;
+                for (int j = 0; j < 16; j += L) {
+                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 64L * h + 4L * j, LE);
+                    FloatVector u1 = FloatVector.fromMemorySegment(F, x, x1 + xb + 64L * h + 4L * j, LE);
+                    FloatVector u2 = FloatVector.fromMemorySegment(F, x, x2 + xb + 64L * h + 4L * j, LE);
+                    FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
+                    a00 = u0.fma(v0, a00); a10 = u1.fma(v0, a10); a20 = u2.fma(v0, a20);
+                    FloatVector v1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w1 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d1);
+                    a01 = u0.fma(v1, a01); a11 = u1.fma(v1, a11); a21 = u2.fma(v1, a21);
+                    FloatVector v2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w2 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d2);
+                    a02 = u0.fma(v2, a02); a12 = u1.fma(v2, a12); a22 = u2.fma(v2, a22);
+                    FloatVector v3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w3 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d3);
+                    a03 = u0.fma(v3, a03); a13 = u1.fma(v3, a13); a23 = u2.fma(v3, a23);
+                }
             }
         }
         a00.intoArray(lanes, at + (0 + c0) * L);
@@ -539,15 +504,13 @@ final class QuantTiles {
         for (int b = kFrom / 32, end = kTo / 32; b < end; b++) {
             long bo = 18L * b, xb = 128L * b;
             FloatVector d0 = FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, w0 + bo)));
-            for (int j = 0; j < 16; j += L) {
-                FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 4L * j, LE);
-                FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
-                a00 = u0.fma(v0, a00);
-            }
-            for (int j = 0; j < 16; j += L) {
-                FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 64 + 4L * j, LE);
-                FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
-                a00 = u0.fma(v0, a00);
+            for (int h = 0; h < 2; h++) { // low nibbles (values 0-15), then high (16-31); one decode per column
+                int shift = 4 * h;
+                for (int j = 0; j < 16; j += L) {
+                    FloatVector u0 = FloatVector.fromMemorySegment(F, x, x0 + xb + 64L * h + 4L * j, LE);
+                    FloatVector v0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B, w, w0 + bo + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F).sub(8).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
+                    a00 = u0.fma(v0, a00);
+                }
             }
         }
         a00.intoArray(lanes, at + (0 + c0) * L);
