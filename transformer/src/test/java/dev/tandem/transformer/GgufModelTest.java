@@ -8,6 +8,8 @@ import dev.tandem.runtime.kv.KvSequence;
 import dev.tandem.transformer.weights.GgufCheckpoint;
 import dev.tandem.transformer.weights.GgufExport;
 import dev.tandem.transformer.weights.GgufFile;
+import dev.tandem.transformer.weights.GgufValue;
+import dev.tandem.transformer.weights.GgufWriter;
 import dev.tandem.transformer.weights.WeightStore;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -19,6 +21,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -169,5 +172,17 @@ class GgufModelTest {
         Path fake = Files.writeString(tmp.resolve("fake.gguf"), "hello");
         e = assertThrows(TandemException.class, () -> ModelLoader.load(fake));
         assertEquals("fake.gguf: the file does not begin with the GGUF magic (\"GGUF\"), so it is not a GGUF file.", e.getMessage());
+    }
+
+    @Test
+    void anArchitectureTandemDoesNotRunIsOneSentence() {
+        Path gemma = tmp.resolve("gemma.gguf");
+        GgufWriter.write(gemma, Map.of(GgufCheckpoint.ARCHITECTURE, GgufValue.string("gemma")), List.of(), Progress.NONE);
+        TandemException e = assertThrows(TandemException.class, () -> ModelLoader.load(gemma));
+        assertEquals("gemma.gguf: metadata general.architecture is \"gemma\", which Tandem does not run (it runs llama, mistral, "
+                + "qwen2, qwen3).", e.getMessage());
+        e = assertThrows(TandemException.class, () -> ModelLoader.config(gemma));
+        assertEquals("gemma.gguf: metadata general.architecture is \"gemma\", which Tandem does not run (it runs llama, mistral, "
+                + "qwen2, qwen3).", e.getMessage());
     }
 }
