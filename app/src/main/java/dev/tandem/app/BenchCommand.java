@@ -73,7 +73,7 @@ public final class BenchCommand implements Callable<Integer> {
     picocli.CommandLine.Model.CommandSpec spec;
 
     static final class Source {
-        @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model directory (default: models/bard-l).")
+        @Option(names = "--model", paramLabel = "DIR|FILE.gguf", description = "Hugging Face model directory or GGUF file (default: models/bard-l).")
         Path model;
 
         @Option(names = "--shape", paramLabel = "NAME",
@@ -152,7 +152,7 @@ public final class BenchCommand implements Callable<Integer> {
     Path out;
 
     @Option(names = "--drafts", paramLabel = "DIRS",
-            description = "methods suite: draft model directories, comma-separated; engine suite: the first is the draft (default: models/bard-s,models/bard-m).")
+            description = "methods suite: draft models (directories or GGUF files), comma-separated; engine suite: the first is the draft (default: models/bard-s,models/bard-m).")
     String drafts;
 
     @Option(names = "--method-tokens", paramLabel = "N",

@@ -88,8 +88,8 @@ public final class GenerateCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--model", paramLabel = "DIR",
-            description = "Hugging Face model directory (default: the bard-l model shipped in models/).")
+    @Option(names = "--model", paramLabel = "DIR|FILE.gguf",
+            description = "Hugging Face model directory or GGUF file (default: the bard-l model shipped in models/).")
     Path model;
 
     @Option(names = "--prompt", paramLabel = "TEXT", description = "The prompt (or give --prompt-file).")
@@ -499,7 +499,7 @@ public final class GenerateCommand implements Callable<Integer> {
                     + CollaborativeDecoding.DEFAULT_THRESHOLD + ").")
     Double collabThreshold;
 
-    @Option(names = "--draft", paramLabel = "DIR", description = "The draft (small) model directory of --method speculative, pearl, "
+    @Option(names = "--draft", paramLabel = "DIR|FILE.gguf", description = "The draft (small) model (directory or GGUF file) of --method speculative, pearl, "
             + "tree and collab (it must share the target's tokenizer).")
     Path draft;
 

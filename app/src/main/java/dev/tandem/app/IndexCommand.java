@@ -45,7 +45,7 @@ public final class IndexCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, paramLabel = "INDEX", description = "The index file to write (replaced whole).")
     Path out;
 
-    @Option(names = "--model", required = true, paramLabel = "DIR",
+    @Option(names = "--model", required = true, paramLabel = "DIR|FILE.gguf",
             description = "The decoder whose tokenizer cuts the chunks: the model that will generate with the passages.")
     Path model;
 
