@@ -13,6 +13,9 @@ import java.lang.foreign.MemorySegment;
  * the vector one bit for bit. (One accumulator per output, not two, so that a tile of 4 × 4
  * outputs fits the vector registers; docs/decisions.md.)
  * Offsets are in bytes. Weights ({@code w}) are f32 or bf16; f16 is widened by the caller first.
+ * Weights in a block format are read in place: the K-quants decoded to their dequantized floats in the canonical
+ * order; Q8_0 and Q4_0 with the block scale factored out of each block's sum, an order of its own that depends
+ * only on the operands too ({@link ScalarKernels#accumulateScaled}).
  */
 interface Kernels {
 

@@ -93,9 +93,42 @@ final class ScalarKernels implements Kernels {
         return s;
     }
 
+    /** Q8_0 and Q4_0: the block scale factored out of each block's sum (see {@link #accumulateScaled}). */
+    static boolean scaledBlocks(DType wt) {
+        return wt == DType.Q8_0 || wt == DType.Q4_0;
+    }
+
+    /**
+     * The factored dot of Q8_0 and Q4_0 weights for one row and column, over blocks [kFrom/32, kTo/32) into the
+     * lane accumulators {@code acc[a ... a + lanes)}: per block and lane j, p = 0, then p = fma(q, x, p) for the
+     * block's elements j, j + lanes, ... in order (q the integer quant, {@link QuantBlocks#quant}), then
+     * acc[a + j] = fma(p, d, acc[a + j]) with the block's scale d. Needs lanes ≤ 32 (a chunk within one block).
+     */
+    static void accumulateScaled(MemorySegment x, long xOff, MemorySegment w, long wOff, DType wt, int kFrom, int kTo,
+                                 float[] acc, int a, int lanes) {
+        if (lanes > 32) {
+            throw new IllegalStateException(wt.lowerName() + " kernels need at most 32 lanes, not " + lanes);
+        }
+        for (int b = kFrom / 32, end = kTo / 32; b < end; b++) {
+            float d = QuantBlocks.blockScale(wt, w, wOff, b);
+            for (int j = 0; j < lanes; j++) {
+                float p = 0f;
+                for (int i = 32 * b + j; i < 32 * b + 32; i += lanes) {
+                    p = Math.fma((float) QuantBlocks.quant(wt, w, wOff, i), x.get(F32, xOff + 4L * i), p);
+                }
+                acc[a + j] = Math.fma(p, d, acc[a + j]);
+            }
+        }
+    }
+
     @Override
     public float dot(MemorySegment x, long xOff, MemorySegment w, long wOff, DType wt, int k) {
         int lanes = this.lanes;
+        if (scaledBlocks(wt)) {
+            float[] a = new float[lanes];
+            accumulateScaled(x, xOff, w, wOff, wt, 0, k - k % 32, a, 0, lanes);
+            return halve(a); // k is whole blocks: no tail
+        }
         float[] a = new float[lanes];
         int i = 0;
         for (; i <= k - lanes; i += lanes) {
@@ -129,6 +162,10 @@ final class ScalarKernels implements Kernels {
             for (int c = 0; c < 8; c++) {
                 int a = at + (r * 8 + c) * lanes;
                 long xo = xOff + r * xStride, wo = wOff + c * wStride;
+                if (scaledBlocks(wt)) {
+                    accumulateScaled(x, xo, w, wo, wt, kFrom, kTo, acc, a, lanes);
+                    continue;
+                }
                 for (int i = kFrom; i < kTo; i += lanes) {
                     for (int j = 0; j < lanes; j++) {
                         acc[a + j] = Math.fma(x.get(F32, xo + 4L * (i + j)), weight(w, wo, wt, i + j), acc[a + j]);

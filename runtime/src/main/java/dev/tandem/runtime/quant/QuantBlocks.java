@@ -48,6 +48,31 @@ public final class QuantBlocks {
     }
 
     /**
+     * The integer quant of element {@code i} of the Q8_0 or Q4_0 row that starts at byte {@code rowOff}: q for Q8_0,
+     * q − 8 for Q4_0, so that the element is {@code quant · blockScale} exactly (the kernels' factored dot, which sums
+     * quant · x over a block before it multiplies by the scale).
+     */
+    public static int quant(DType type, MemorySegment seg, long rowOff, int i) {
+        return switch (type) {
+            case Q8_0 -> seg.get(ValueLayout.JAVA_BYTE, rowOff + 34L * (i >>> 5) + 2 + (i & 31));
+            case Q4_0 -> {
+                int q = u8(seg, rowOff + 18L * (i >>> 5) + 2 + (i & 15));
+                yield ((i & 31) < 16 ? q & 0xf : q >>> 4) - 8;
+            }
+            default -> throw new IllegalArgumentException(type.lowerName() + " has no single block scale");
+        };
+    }
+
+    /** Block {@code b}'s scale d of the Q8_0 or Q4_0 row that starts at byte {@code rowOff}, as a float (exact). */
+    public static float blockScale(DType type, MemorySegment seg, long rowOff, int b) {
+        return switch (type) {
+            case Q8_0 -> half(seg, rowOff + 34L * b);
+            case Q4_0 -> half(seg, rowOff + 18L * b);
+            default -> throw new IllegalArgumentException(type.lowerName() + " has no single block scale");
+        };
+    }
+
+    /**
      * Element {@code i} of the row of {@code type} blocks that starts at byte {@code rowOff}: the float
      * {@link #dequantizeBlock} gives it, computed alone (the scalar kernels' weight read).
      */
