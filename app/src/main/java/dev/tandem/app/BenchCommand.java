@@ -15,6 +15,7 @@ import dev.tandem.app.bench.MethodsBench;
 import dev.tandem.app.bench.PrefillBench;
 import dev.tandem.app.bench.RagBench;
 import dev.tandem.app.bench.SoakRun;
+import dev.tandem.runtime.AtomicFiles;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.transformer.synth.SyntheticCheckpoints;
@@ -28,7 +29,6 @@ import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.time.ZoneOffset;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
@@ -689,15 +689,14 @@ public final class BenchCommand implements Callable<Integer> {
     /** Writes next to the target and renames, so a failed run never leaves half a result file. */
     static void writeAtomically(Path file, String text) {
         Path abs = file.toAbsolutePath();
-        Path tmp = abs.resolveSibling("." + abs.getFileName() + ".partial-" + Long.toHexString(System.nanoTime()));
         try {
             Files.createDirectories(abs.getParent());
-            try {
-                Files.writeString(tmp, text);
-                Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-            } finally {
-                Files.deleteIfExists(tmp);
-            }
+            byte[] bytes = text.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            AtomicFiles.write(abs, ch -> {
+                for (java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(bytes); b.hasRemaining(); ) {
+                    ch.write(b);
+                }
+            });
         } catch (IOException e) {
             throw new TandemException("could not write the results to " + file + " (" + e.getMessage() + ").", e);
         }

@@ -11,6 +11,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.tandem.decoding.GenerationRequest;
 import dev.tandem.decoding.Generator;
 import dev.tandem.runtime.Digests;
+import dev.tandem.runtime.AtomicFiles;
 import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.TandemException;
@@ -34,7 +35,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.util.ArrayList;
@@ -450,9 +450,8 @@ public final class GroundingStore {
         int count = (int) total;
         Header header = new Header(count, want.hidden(), want.vocab(), want.sourceHash(), want.fingerprint(), want.modelName());
         Path abs = store.toAbsolutePath();
-        Path tmp = abs.resolveSibling("." + abs.getFileName() + ".partial-" + Long.toHexString(System.nanoTime()));
         try {
-            try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            AtomicFiles.write(abs, out -> {
                 writeFully(out, header.bytes());
                 ByteBuffer lineBuf = ByteBuffer.allocate((int) (pairsOffset(count) - HEADER_BYTES)).order(ByteOrder.LITTLE_ENDIAN);
                 for (Encoded e : examples) {
@@ -477,18 +476,10 @@ public final class GroundingStore {
                     done += e.continuation().length;
                     progress.update(done, count);
                 }
-                out.force(true);
-            }
-            Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            });
         } catch (IOException e) {
             throw new TandemException("cannot write the grounding store " + store + " (" + IoErrors.reason(e) + "); it is saved beside "
                     + "the grounding file, so that folder must be writable.", e);
-        } finally {
-            try {
-                Files.deleteIfExists(tmp);
-            } catch (IOException ignored) {
-                // a stray partial file is all that is left; the store itself is whole or absent
-            }
         }
     }
 

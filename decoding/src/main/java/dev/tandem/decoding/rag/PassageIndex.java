@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tandem.runtime.Digests;
+import dev.tandem.runtime.AtomicFiles;
 import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.TandemException;
@@ -33,7 +34,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.util.ArrayList;
@@ -580,9 +580,8 @@ public final class PassageIndex {
         byte[] header = header(textBytes);
         long total = PREAMBLE + header.length + (long) vectors.length * Float.BYTES + 4L * texts.length * Integer.BYTES
                 + (long) ids.length * Integer.BYTES + textBytes + Integer.BYTES;
-        Path tmp = dir.resolve("." + abs.getFileName() + ".partial-" + Long.toHexString(System.nanoTime()));
         try {
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            AtomicFiles.write(abs, ch -> {
                 Out out = new Out(ch, total, progress);
                 out.bytes(MAGIC);
                 out.i32(VERSION);
@@ -606,17 +605,9 @@ public final class PassageIndex {
                     out.bytes(t);
                 }
                 out.finish();
-                ch.force(true);
-            }
-            Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            });
         } catch (IOException e) {
             throw new TandemException("cannot write the passage index " + file + " (" + IoErrors.reason(e) + ").", e);
-        } finally {
-            try {
-                Files.deleteIfExists(tmp);
-            } catch (IOException ignored) {
-                // a stray temporary file is all that is left; the index itself is whole or as it was
-            }
         }
     }
 

@@ -1,6 +1,7 @@
 package dev.tandem.transformer.weights;
 
 import dev.tandem.runtime.DType;
+import dev.tandem.runtime.AtomicFiles;
 import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.TandemException;
@@ -12,8 +13,6 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
@@ -111,14 +110,14 @@ public final class GgufWriter {
             throw new TandemException("the folder of the GGUF file " + file + " does not exist.");
         }
         byte[] head = head(metadata, tensors);
-        long total = GgufFile.alignUp(head.length, ALIGNMENT);
+        long sum = GgufFile.alignUp(head.length, ALIGNMENT);
         for (Tensor t : tensors) {
-            total += GgufFile.alignUp(t.byteSize(), ALIGNMENT);
+            sum += GgufFile.alignUp(t.byteSize(), ALIGNMENT);
         }
+        long total = sum;
         requireSpace(dir, total, file);
-        Path tmp = dir.resolve("." + abs.getFileName() + ".partial-" + Long.toHexString(System.nanoTime()));
         try {
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            AtomicFiles.write(abs, ch -> {
                 Out out = new Out(ch, total, progress);
                 out.put(ByteBuffer.wrap(head));
                 out.pad();
@@ -132,17 +131,9 @@ public final class GgufWriter {
                     out.pad();
                 }
                 out.flush();
-                ch.force(true);
-            }
-            Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            });
         } catch (IOException e) {
             throw new TandemException("cannot write the GGUF file " + file + " (" + IoErrors.reason(e) + ").", e);
-        } finally {
-            try {
-                Files.deleteIfExists(tmp);
-            } catch (IOException ignored) {
-                // a stray temporary file is all that is left; the target is whole or as it was
-            }
         }
     }
 
