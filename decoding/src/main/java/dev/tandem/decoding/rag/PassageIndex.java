@@ -143,7 +143,8 @@ public final class PassageIndex {
         }
 
         /**
-         * The identity of the tokenizer of the model in {@code modelDir}.
+         * The identity of the tokenizer of the model at {@code modelDir}: a directory's tokenizer file, or a GGUF file's
+         * {@code tokenizer.*} metadata (so quantizing the weights keeps it).
          *
          * @throws TandemException if the directory or its tokenizer file is missing or unreadable
          */

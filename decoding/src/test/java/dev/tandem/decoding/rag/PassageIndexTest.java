@@ -2,6 +2,7 @@ package dev.tandem.decoding.rag;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tandem.runtime.DType;
 import dev.tandem.runtime.Progress;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.transformer.TestModels;
@@ -12,6 +13,7 @@ import dev.tandem.transformer.bert.Encoders;
 import dev.tandem.transformer.config.BertConfig;
 import dev.tandem.transformer.tokenizer.Tokenizer;
 import dev.tandem.transformer.tokenizer.Tokenizers;
+import dev.tandem.transformer.weights.GgufExport;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -427,5 +429,19 @@ class PassageIndexTest {
         assertFalse(m.contains("\n"), m);
         assertTrue(m.endsWith("."), m);
         assertFalse(m.contains("Exception"), m);
+    }
+
+    @Test
+    void aGgufTokenizerIsIdentifiedByItsMetadataWhateverTheWeightType(@TempDir Path tmp) {
+        Path f32 = tmp.resolve("bard-s-f32.gguf"), q8 = tmp.resolve("bard-s-q8_0.gguf"), bardL = tmp.resolve("bard-l.gguf");
+        GgufExport.export(bardS, f32, GgufExport.Options.ofType(DType.F32), Progress.NONE);
+        GgufExport.export(bardS, q8, GgufExport.Options.ofType(DType.Q8_0), Progress.NONE);
+        GgufExport.export(TestModels.model("bard-l"), bardL, GgufExport.Options.ofType(DType.F32), Progress.NONE);
+        PassageIndex.TokenizerIdentity a = PassageIndex.TokenizerIdentity.of(f32);
+        assertEquals("bard-s-f32.gguf", a.name());
+        assertTrue(a.sameTokenizer(PassageIndex.TokenizerIdentity.of(q8)), "quantizing the weights keeps the tokenizer");
+        // bard-s and bard-l share their tokenizer file and special ids, so their GGUF files name the same tokenizer
+        assertTrue(PassageIndex.TokenizerIdentity.of(bardS).sameTokenizer(PassageIndex.TokenizerIdentity.of(TestModels.model("bard-l"))));
+        assertTrue(a.sameTokenizer(PassageIndex.TokenizerIdentity.of(bardL)));
     }
 }
