@@ -450,35 +450,16 @@ public final class GgufFile implements AutoCloseable {
 
     /** The same file with its tensors copied into memory of its own, each at a 64-byte boundary. */
     private GgufFile resident() {
-        Map<String, TensorInfo> placed = new LinkedHashMap<>();
-        long size = 0;
+        List<ResidentWeights.Span> spans = new ArrayList<>();
         for (TensorInfo t : infos.values()) {
-            boolean widen = t.dtype() == DType.F16;
-            long bytes = t.byteSize() * (widen ? 2 : 1);
-            placed.put(t.name(), new TensorInfo(t.name(), widen ? DType.F32 : t.dtype(), t.shape, size, bytes));
-            size += (bytes + 63) & ~63L;
+            spans.add(new ResidentWeights.Span(t.name(), t.dtype(), t.offset(), t.byteSize()));
         }
-        MemorySegment copy;
-        try {
-            copy = arena.allocate(Math.max(1, size), 64);
-        } catch (OutOfMemoryError e) {
-            throw new TandemException(fileName + ": " + size + " bytes of memory for its weights could not be"
-                    + " allocated; free memory, or keep the weights memory-mapped (--mmap).", e);
+        ResidentWeights.Copy copy = ResidentWeights.of(arena, data, spans, fileName);
+        Map<String, TensorInfo> placed = new LinkedHashMap<>();
+        for (ResidentWeights.Span to : copy.placed()) {
+            placed.put(to.name(), new TensorInfo(to.name(), to.dtype(), infos.get(to.name()).shape, to.offset(), to.bytes()));
         }
-        for (TensorInfo from : infos.values()) {
-            TensorInfo to = placed.get(from.name());
-            if (from.dtype() == DType.F16) {
-                long count = from.byteSize() / 2;
-                for (long i = 0; i < count; i++) {
-                    copy.set(ValueLayout.JAVA_FLOAT_UNALIGNED, to.offset() + 4 * i,
-                            Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, from.offset() + 2 * i)));
-                }
-            } else {
-                MemorySegment.copy(data, from.offset(), copy, to.offset(), from.byteSize());
-            }
-            FiniteWeights.require(copy, to.offset(), to.byteSize(), to.dtype(), fileName, to.name());
-        }
-        return new GgufFile(path, version, arena, copy, metadata, Collections.unmodifiableMap(placed), stored);
+        return new GgufFile(path, version, arena, copy.memory(), metadata, Collections.unmodifiableMap(placed), stored);
     }
 
     public Path path() {

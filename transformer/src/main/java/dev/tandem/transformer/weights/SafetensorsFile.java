@@ -175,35 +175,17 @@ public final class SafetensorsFile implements WeightFile {
      * them again on every call. {@link #dtypeOrNull} still reports what the file stores.
      */
     private SafetensorsFile resident() {
+        List<ResidentWeights.Span> spans = new ArrayList<>();
+        for (Entry e : entries.values()) {
+            spans.add(new ResidentWeights.Span(e.name, e.dtype, e.begin, e.end - e.begin));
+        }
+        ResidentWeights.Copy copy = ResidentWeights.of(arena, data, spans, fileName);
         Map<String, Entry> placed = new LinkedHashMap<>();
-        long size = 0;
-        for (Entry e : entries.values()) {
-            boolean widen = e.dtype == DType.F16;
-            long bytes = (e.end - e.begin) * (widen ? 2 : 1);
-            placed.put(e.name, new Entry(e.name, e.dtypeName, widen ? DType.F32 : e.dtype, e.shape, size, size + bytes));
-            size += (bytes + 63) & ~63L;
+        for (ResidentWeights.Span to : copy.placed()) {
+            Entry e = entries.get(to.name());
+            placed.put(e.name, new Entry(e.name, e.dtypeName, to.dtype(), e.shape, to.offset(), to.offset() + to.bytes()));
         }
-        MemorySegment copy;
-        try {
-            copy = arena.allocate(Math.max(1, size), 64);
-        } catch (OutOfMemoryError e) {
-            throw new TandemException(fileName + ": " + size + " bytes of memory for its weights could not be"
-                    + " allocated; free memory, or keep the weights memory-mapped (--mmap).", e);
-        }
-        for (Entry e : entries.values()) {
-            Entry to = placed.get(e.name);
-            if (e.dtype == DType.F16) {
-                long count = (e.end - e.begin) / 2;
-                for (long i = 0; i < count; i++) {
-                    copy.set(ValueLayout.JAVA_FLOAT_UNALIGNED, to.begin + 4 * i,
-                            Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, e.begin + 2 * i)));
-                }
-            } else {
-                MemorySegment.copy(data, e.begin, copy, to.begin, e.end - e.begin);
-            }
-            FiniteWeights.require(copy, to.begin, to.end - to.begin, to.dtype, fileName, e.name);
-        }
-        return new SafetensorsFile(path, arena, copy, Collections.unmodifiableMap(placed), metadata);
+        return new SafetensorsFile(path, arena, copy.memory(), Collections.unmodifiableMap(placed), metadata);
     }
 
     private static SafetensorsFile parse(Path file, String name, Arena arena, MemorySegment whole) {
