@@ -223,7 +223,7 @@ public final class TandemServer implements AutoCloseable {
         } catch (ChatTemplateException e) {
             throw ApiException.invalid("messages", e.getMessage());
         }
-        int[] ids = models.target().tokenizer().encode(rendered);
+        int[] ids = ChatTemplate.promptIds(models.target().tokenizer(), rendered);
         run("chat", res, c, List.of(ids), true);
     }
 
