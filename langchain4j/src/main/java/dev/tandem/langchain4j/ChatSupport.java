@@ -107,6 +107,7 @@ final class ChatSupport implements AutoCloseable {
     GenerationRequest prepare(ChatRequest request) {
         ChatRequestParameters p = defaults.overrideWith(request.parameters());
         List<ChatMessage> messages = messages(request.messages());
+        toGeneration(p, new int[] {0}); // refusals and ranges before the template's work
         String text = template.render(messages, true);
         return toGeneration(p, promptIds(tandem.target(), text));
     }
