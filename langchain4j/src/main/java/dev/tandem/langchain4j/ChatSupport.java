@@ -109,12 +109,8 @@ final class ChatSupport implements AutoCloseable {
         List<ChatMessage> messages = messages(request.messages());
         toGeneration(p, new int[] {0}); // refusals and ranges before the template's work
         String text = template.render(messages, true);
-        return toGeneration(p, promptIds(tandem.target(), text));
-    }
-
-    /** Rendered text → prompt ids: special tokens recognised, no BOS added (the template writes it). */
-    private static int[] promptIds(LanguageModel model, String rendered) {
-        return model.tokenizer().encode(rendered, true);
+        // Special tokens recognised, no BOS added (the template writes bos_token itself).
+        return toGeneration(p, ChatTemplate.promptIds(tandem.target().tokenizer(), text));
     }
 
     private GenerationRequest toGeneration(ChatRequestParameters p, int[] ids) {

@@ -47,7 +47,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class TandemChatModelTest {
     private static final Path BARD_S = Path.of("../models/bard-s");
-    private static final Path LLAMA3 = Path.of("src/test/resources/llama3/tokenizer_config.json");
+    private static final Path LLAMA3 = Path.of("../transformer/src/test/resources/chat/llama3/tokenizer_config.json");
     private static final int MAX = 24;
 
     private static LanguageModel target;
@@ -115,6 +115,7 @@ class TandemChatModelTest {
         GenerationResult expected = expected("What news?");
         try (TandemChatModel model = chat("plain")) {
             ChatResponse response = model.chat(conversation("What news?"));
+            assertFalse(expected.text().isBlank());
             assertEquals(expected.text(), response.aiMessage().text());
             assertEquals(expected.generatedIds().length, response.tokenUsage().outputTokenCount());
             assertEquals(expected.promptIds().length, response.tokenUsage().inputTokenCount());
@@ -193,6 +194,7 @@ class TandemChatModelTest {
         for (String q : questions) {
             solo.add(expected(q).text());
         }
+        assertTrue(solo.stream().distinct().count() > 1, "the questions should lead to different answers");
         try (TandemStreamingChatModel plain = streaming("plain"); TandemStreamingChatModel speculative = streaming("speculative");
              TandemStreamingChatModel lookahead = streaming("lookahead");
              ExecutorService pool = Executors.newFixedThreadPool(questions.size())) {
@@ -208,6 +210,36 @@ class TandemChatModelTest {
                 assertEquals(solo.get(i), s.pieces(), "stream " + i);
                 assertEquals(solo.get(i), s.response().aiMessage().text(), "stream " + i);
             }
+        }
+    }
+
+    @Test
+    void aCancelledStreamEndsQuietlyAndFreesItsMemory() throws Exception {
+        try (TandemStreamingChatModel model = TandemStreamingChatModel.builder().engine(tandem).chatTemplate(LLAMA3).temperature(0.0)
+                .maxTokens(200).build()) {
+            CompletableFuture<String> first = new CompletableFuture<>();
+            CompletableFuture<Object> end = new CompletableFuture<>();
+            model.chat(conversation("What news?"), new StreamingChatResponseHandler() {
+                @Override
+                public void onPartialResponse(dev.langchain4j.model.chat.response.PartialResponse partial,
+                                              dev.langchain4j.model.chat.response.PartialResponseContext context) {
+                    context.streamingHandle().cancel();
+                    first.complete(partial.text());
+                }
+
+                @Override
+                public void onCompleteResponse(ChatResponse response) {
+                    end.complete(response);
+                }
+
+                @Override
+                public void onError(Throwable error) {
+                    end.complete(error);
+                }
+            });
+            assertFalse(first.get(60, TimeUnit.SECONDS).isEmpty());
+            Thread.sleep(200);
+            assertFalse(end.isDone(), "nothing is delivered after a cancel");
         }
     }
 
