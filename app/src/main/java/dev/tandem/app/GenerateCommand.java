@@ -46,6 +46,9 @@ import dev.tandem.runtime.Backends;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.runtime.kv.KvCache;
+import dev.tandem.transformer.chat.ChatMessage;
+import dev.tandem.transformer.chat.ChatTemplate;
+import dev.tandem.transformer.chat.ChatTemplateException;
 import dev.tandem.transformer.JsonLines;
 import dev.tandem.transformer.LanguageModel;
 import dev.tandem.transformer.ModelLoader;
@@ -103,6 +106,20 @@ public final class GenerateCommand implements Callable<Integer> {
                     + "in input order, each what --prompt with that text, --stream its stream and the same options prints "
                     + "with --format json.")
     Path promptFile;
+
+    @Option(names = "--chat",
+            description = "Chat: the prompt (each prompt of --prompt-file) is the user's message, and the model reads the "
+                    + "conversation [--system, user] through its chat template (tokenizer_config.json's chat_template, "
+                    + "a GGUF file's tokenizer.chat_template, or --chat-template) with the assistant's turn opened.")
+    boolean chat;
+
+    @Option(names = "--system", paramLabel = "TEXT", description = "With --chat: a system message before the user's.")
+    String system;
+
+    @Option(names = "--chat-template", paramLabel = "FILE",
+            description = "With --chat: the chat template to use instead of the model's, from a tokenizer_config.json "
+                    + "(its chat_template, bos_token and eos_token) or a Jinja file.")
+    Path chatTemplate;
 
     @Option(names = "--max-tokens", paramLabel = "N",
             description = "Most tokens to generate (default: generation_config max_new_tokens, else "
@@ -558,6 +575,7 @@ public final class GenerateCommand implements Callable<Integer> {
         }
         Path dir = model != null ? model : defaultModel();
         checkMethodOptions();
+        ChatTemplate template = chatTemplate(dir);
         List<PromptLine> prompts = promptFile != null ? readPromptFile(promptFile) : null;
         int sequences = prompts != null ? prompts.size() : 1;
         boolean pearl = method.equals("pearl");
@@ -574,11 +592,11 @@ public final class GenerateCommand implements Callable<Integer> {
              LoadedModels others = LoadedModels.load(helperDirectories(), d -> loadOptions(d, sequences).withBackend(lm.backend()))) {
             List<LanguageModel> helpers = others.models();
             if (prompts != null) {
-                generateAll(lm, strategy(lm, draftModel, helpers), prompts, out);
+                generateAll(lm, strategy(lm, draftModel, helpers), prompts, template, out);
                 return 0;
             }
             long usedSeed = seed != null ? seed : new SecureRandom().nextLong();
-            GenerationRequest request = withOptions(GenerationRequest.withModelDefaults(lm, prompt, usedSeed))
+            GenerationRequest request = asChat(withOptions(GenerationRequest.withModelDefaults(lm, prompt, usedSeed)), lm, template)
                     .withStreamId(stream != null ? stream : 0);
             DecodingStrategy generator = strategy(lm, draftModel, helpers);
             if (format != Format.json) {
@@ -1228,6 +1246,59 @@ public final class GenerateCommand implements Callable<Integer> {
         return options;
     }
 
+    /**
+     * With {@code --chat}, the template that turns the prompt into a conversation: {@code --chat-template}'s, else
+     * the model's; null without {@code --chat}.
+     *
+     * @throws UsageException if the model has none and no {@code --chat-template} is given, or the template is unusable
+     */
+    private ChatTemplate chatTemplate(Path dir) {
+        if (!chat) {
+            if (system != null || chatTemplate != null) {
+                throw new ParameterException(spec.commandLine(), (system != null ? "--system" : "--chat-template")
+                        + " applies to chat prompts; add --chat.");
+            }
+            return null;
+        }
+        try {
+            if (chatTemplate != null) {
+                return ChatTemplate.fromFile(chatTemplate);
+            }
+            return ChatTemplate.forModel(dir).orElseThrow(() -> new UsageException(dir.getFileName() != null
+                    && dir.getFileName().toString().endsWith(".gguf")
+                    ? "the model " + dir + " has no chat template in its tokenizer.chat_template metadata; give --chat-template FILE."
+                    : "the model " + dir + " has no chat template in tokenizer_config.json; give --chat-template FILE."));
+        } catch (UsageException e) {
+            throw e;
+        } catch (TandemException e) {
+            throw new UsageException(e.getMessage(), e);
+        }
+    }
+
+    /**
+     * With {@code --chat}, {@code request} with its prompt text replaced by the ids of the conversation [--system, user]
+     * rendered by {@code template} (the same path as the HTTP server's and langchain4j's, {@link ChatTemplate#promptIds});
+     * unchanged otherwise.
+     */
+    private GenerationRequest asChat(GenerationRequest request, LanguageModel lm, ChatTemplate template) {
+        if (template == null) {
+            return request;
+        }
+        List<ChatMessage> messages = new ArrayList<>();
+        if (system != null) {
+            messages.add(ChatMessage.system(system));
+        }
+        messages.add(ChatMessage.user(request.prompt()));
+        int[] ids;
+        try {
+            ids = template.promptIds(lm.tokenizer(), messages, true);
+        } catch (ChatTemplateException e) {
+            throw new UsageException(e.getMessage(), e);
+        }
+        return new GenerationRequest(null, ids, request.maxTokens(), request.sampling(), request.stop(),
+                request.eosTokenIds(), request.logprobs(), request.streamId());
+    }
+
     /** A prompt of {@code --prompt-file}: its line number (for messages), its text and its RNG stream. */
     record PromptLine(int line, String prompt, long stream) {
     }
@@ -1300,15 +1371,16 @@ public final class GenerateCommand implements Callable<Integer> {
      * {@code --stream} the line's stream) and prints the results as JSON lines in input order. Every
      * prompt is encoded and checked before any decoding.
      */
-    private void generateAll(LanguageModel lm, DecodingStrategy method, List<PromptLine> prompts, PrintWriter out)
-            throws Exception {
+    private void generateAll(LanguageModel lm, DecodingStrategy method, List<PromptLine> prompts, ChatTemplate template,
+                             PrintWriter out) throws Exception {
         long usedSeed = seed != null ? seed : new SecureRandom().nextLong();
         Generator checker = new Generator(lm);
         List<GenerationRequest> requests = new ArrayList<>();
         for (PromptLine p : prompts) {
-            GenerationRequest request = withOptions(GenerationRequest.withModelDefaults(lm, p.prompt(), usedSeed))
-                    .withStreamId(p.stream());
+            GenerationRequest request;
             try {
+                request = asChat(withOptions(GenerationRequest.withModelDefaults(lm, p.prompt(), usedSeed)), lm, template)
+                        .withStreamId(p.stream());
                 checker.promptIds(request);
             } catch (TandemException e) {
                 throw new TandemException(promptFile + " line " + p.line() + ": " + e.getMessage(), e);

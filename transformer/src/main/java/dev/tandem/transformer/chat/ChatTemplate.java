@@ -44,8 +44,9 @@ import jinjava.javax.el.CompositeELResolver;
  * Python-like printing of {@code True}/{@code False} and lists. One source rewrite, as jinjava cannot parse
  * extended slices: {@code [::-1]} becomes {@code |reverse} (so {@code messages[::-1]} is
  * {@code messages|reverse}); other slices ({@code [1:]}) are jinjava's own. Undefined variables are falsy and
- * not {@code defined}, as in Jinja; {@code tools} is left undefined. The texts the tests compare with come from
- * Python Jinja2 ({@code tools/chat/render_expected.py}).
+ * not {@code defined}, as in Jinja; {@code tools} is left undefined. Known difference: a boolean printed by
+ * {@code {{ ... }}} is {@code true}/{@code false}, where Python prints {@code True}/{@code False}. The texts the
+ * tests compare with come from Python Jinja2 ({@code tools/chat/render_expected.py}).
  */
 public final class ChatTemplate {
 
