@@ -135,6 +135,39 @@ class TandemChatModelTest {
     }
 
     @Test
+    void theCallersEngineAndDraftServeAndStayOpen() {
+        String plain = expected("What news?").text();
+        try (TandemChatModel model = TandemChatModel.builder().engine(tandem.engine()).draftModel(draft).method("speculative")
+                .draftLength(3).chatTemplate(LLAMA3).temperature(0.0).maxTokens(MAX).build()) {
+            assertEquals(plain, model.chat(conversation("What news?")).aiMessage().text());
+        }
+        try (TandemChatModel again = chat("plain")) {
+            assertEquals(plain, again.chat(conversation("What news?")).aiMessage().text(), "the shared engine is still open");
+        }
+    }
+
+    @Test
+    void aFailureWhileStreamingGoesToOnError() throws Exception {
+        TandemStreamingChatModel model = TandemStreamingChatModel.builder().model(target).chatTemplate(LLAMA3).build();
+        model.close(); // closes its own engine, not the caller's model
+        CompletableFuture<Throwable> error = new CompletableFuture<>();
+        model.chat(conversation("What news?"), new StreamingChatResponseHandler() {
+            @Override
+            public void onCompleteResponse(ChatResponse response) {
+                error.complete(null);
+            }
+
+            @Override
+            public void onError(Throwable e) {
+                error.complete(e);
+            }
+        });
+        Throwable e = error.get(60, TimeUnit.SECONDS);
+        assertTrue(e != null && e.getMessage().contains("closed"), String.valueOf(e));
+        assertEquals(0, target.kvCache().usedBlocks());
+    }
+
+    @Test
     void requestParametersOverrideTheDefaults() {
         try (TandemChatModel model = chat("plain")) {
             ChatResponse five = model.chat(ChatRequest.builder().messages(conversation("What news?")).maxOutputTokens(5).build());
