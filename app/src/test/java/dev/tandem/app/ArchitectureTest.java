@@ -43,14 +43,18 @@ class ArchitectureTest {
                 .consideringOnlyDependenciesInLayers()
                 .withOptionalLayers(true) // bindings has no user yet; everyModuleIsImported checks the rest
                 .layer("app").definedBy("dev.tandem.app..")
+                .layer("server").definedBy("dev.tandem.server..")
+                .layer("langchain4j").definedBy("dev.tandem.langchain4j..")
                 .layer("decoding").definedBy("dev.tandem.decoding..")
                 .layer("transformer").definedBy("dev.tandem.transformer..")
                 .layer("runtime").definedBy("dev.tandem.runtime..")
                 .layer("bindings").definedBy("dev.tandem.bindings..")
                 .whereLayer("app").mayNotBeAccessedByAnyLayer()
-                .whereLayer("decoding").mayOnlyBeAccessedByLayers("app")
-                .whereLayer("transformer").mayOnlyBeAccessedByLayers("decoding", "app")
-                .whereLayer("runtime").mayOnlyBeAccessedByLayers("transformer", "decoding", "app")
+                .whereLayer("server").mayOnlyBeAccessedByLayers("app")
+                .whereLayer("langchain4j").mayOnlyBeAccessedByLayers("app")
+                .whereLayer("decoding").mayOnlyBeAccessedByLayers("server", "langchain4j", "app")
+                .whereLayer("transformer").mayOnlyBeAccessedByLayers("decoding", "server", "langchain4j", "app")
+                .whereLayer("runtime").mayOnlyBeAccessedByLayers("transformer", "decoding", "server", "langchain4j", "app")
                 .whereLayer("bindings").mayOnlyBeAccessedByLayers("runtime");
     }
 
@@ -67,8 +71,8 @@ class ArchitectureTest {
     @Test
     void everyModuleIsImported() {
         // A class-file format the importer cannot read would make every rule pass on nothing.
-        for (String name : List.of("dev.tandem.app.Main", "dev.tandem.decoding.Engine", "dev.tandem.transformer.ModelLoader",
-                "dev.tandem.runtime.cpu.CpuBackend")) {
+        for (String name : List.of("dev.tandem.app.Main", "dev.tandem.server.TandemServer", "dev.tandem.langchain4j.TandemChatModel",
+                "dev.tandem.decoding.Engine", "dev.tandem.transformer.ModelLoader", "dev.tandem.runtime.cpu.CpuBackend")) {
             assertTrue(main.contain(name), name + " was not imported");
         }
         assertTrue(main.size() > 200, "only " + main.size() + " classes imported");
