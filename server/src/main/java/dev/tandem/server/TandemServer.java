@@ -29,10 +29,13 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Base64;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -447,8 +450,9 @@ public final class TandemServer implements AutoCloseable {
         }
         reader.checkModel(body, models.embeddingModelId());
         JsonNode enc = body.get("encoding_format");
-        if (enc != null && !enc.isNull() && !"float".equals(enc.asText())) {
-            throw ApiException.invalid("encoding_format", "'encoding_format' must be \"float\" (base64 is not supported).");
+        boolean base64 = enc != null && !enc.isNull() && "base64".equals(enc.asText());
+        if (enc != null && !enc.isNull() && !base64 && !"float".equals(enc.asText())) {
+            throw ApiException.invalid("encoding_format", "'encoding_format' must be \"float\" or \"base64\".");
         }
         if (body.hasNonNull("dimensions") && body.get("dimensions").asInt(-1) != models.embedder().dimension()) {
             throw ApiException.invalid("dimensions", "'dimensions' must be " + models.embedder().dimension() + " (the encoder's).");
@@ -484,9 +488,15 @@ public final class TandemServer implements AutoCloseable {
             ObjectNode d = data.addObject();
             d.put("object", "embedding");
             d.put("index", i);
-            ArrayNode v = d.putArray("embedding");
-            for (float x : vectors.get(i)) {
-                v.add(x);
+            if (base64) { // the floats' little-endian bytes, as OpenAI sends them
+                ByteBuffer b = ByteBuffer.allocate(4 * vectors.get(i).length).order(ByteOrder.LITTLE_ENDIAN);
+                b.asFloatBuffer().put(vectors.get(i));
+                d.put("embedding", Base64.getEncoder().encodeToString(b.array()));
+            } else {
+                ArrayNode v = d.putArray("embedding");
+                for (float x : vectors.get(i)) {
+                    v.add(x);
+                }
             }
             tokens += models.embedder().encoder().tokenizer().encode(texts.get(i)).length;
         }
