@@ -39,6 +39,9 @@ import java.util.concurrent.Callable;
         exitCodeListHeading = Main.EXIT_CODES_HEADING, exitCodeList = {Main.EXIT_0, Main.EXIT_1, Main.EXIT_2, Main.EXIT_130, Main.EXIT_143})
 public final class ServeCommand implements Callable<Integer> {
 
+    /** Helidon's own INFO lines (features, sockets bound and closed) would bury ours; warnings still show. */
+    private static final java.util.logging.Logger HELIDON_LOG = java.util.logging.Logger.getLogger("io.helidon");
+
     /** Running servers' stop signals, so that tests can stop a serve command they started in-process. */
     private static final Set<CountDownLatch> RUNNING = ConcurrentHashMap.newKeySet();
 
@@ -130,6 +133,7 @@ public final class ServeCommand implements Callable<Integer> {
             throw new UsageException(e.getMessage(), e);
         }
         threads = Main.capThreads(threads, "--threads", spec.commandLine().getErr());
+        HELIDON_LOG.setLevel(java.util.logging.Level.WARNING);
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         ChatTemplate template = chatTemplate != null ? ChatTemplate.fromFile(chatTemplate) : ChatTemplate.forModel(model).orElse(null);

@@ -29,7 +29,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * {@code ./tandem serve} as a user starts it (the launcher and the packaged jar, run by failsafe after
  * {@code package}): greedy completions equal {@code ./tandem generate} with the same prompt, token for token, and
- * SIGTERM stops it gracefully with exit code 143.
+ * so does a chat (with {@code generate --chat}); SIGTERM stops it gracefully with exit code 143.
  */
 class ServeIT {
     private static final Path ROOT = TestModels.modelsDir().getParent();
@@ -57,7 +57,8 @@ class ServeIT {
     @Test
     void servedGreedyCompletionsAreGeneratesTokensAndSigtermStopsIt() throws Exception {
         Path errFile = Files.createTempFile("serve-it", ".err");
-        Process server = tandem(List.of("serve", "--model", "models/bard-s", "--port", "0", "--threads", "2"))
+        Process server = tandem(List.of("serve", "--model", "models/bard-s", "--port", "0", "--threads", "2",
+                "--chat-template", "models/chat-templates/llama3.jinja"))
                 .redirectError(errFile.toFile()).start();
         Supplier<String> err = () -> {
             try {
@@ -95,9 +96,29 @@ class ServeIT {
                 choice.get("logprobs").get("tokens").forEach(t -> gotTokens.add(t.asText()));
                 assertEquals(wantTokens, gotTokens, prompt);
             }
+            // Chat: the same conversation through generate --chat and /v1/chat/completions.
+            JsonNode want = generate("--chat", "--chat-template", "models/chat-templates/llama3.jinja", "--system", "Be brief.",
+                    "--prompt", "Who goes there?", "--max-tokens", "16");
+            String chat = "{\"model\": \"bard-s\", \"max_tokens\": 16, \"temperature\": 0, \"logprobs\": true, \"messages\": "
+                    + "[{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": \"Who goes there?\"}]}";
+            HttpResponse<String> c = http.send(HttpRequest.newBuilder(URI.create(url + "/v1/chat/completions"))
+                    .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(chat)).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, c.statusCode(), c.body());
+            JsonNode reply = JSON.readTree(c.body());
+            assertEquals(want.get("text").asText(), reply.get("choices").get(0).get("message").get("content").asText());
+            assertEquals(want.get("prompt_ids").size(), reply.get("usage").get("prompt_tokens").asInt());
+            List<String> wantTokens = new ArrayList<>();
+            for (JsonNode id : want.get("generated_ids")) {
+                wantTokens.add(new String(tok.tokenBytes(id.asInt()), StandardCharsets.UTF_8));
+            }
+            List<String> gotTokens = new ArrayList<>();
+            reply.get("choices").get(0).get("logprobs").get("content").forEach(t -> gotTokens.add(t.get("token").asText()));
+            assertEquals(wantTokens, gotTokens);
+
             HttpResponse<String> metrics = http.send(HttpRequest.newBuilder(URI.create(url + "/metrics")).build(),
                     HttpResponse.BodyHandlers.ofString());
-            assertTrue(metrics.body().contains("tandem_requests_total{endpoint=\"completions\",outcome=\"ok\"} 2"), metrics.body());
+            assertTrue(metrics.body().contains("tandem_requests_total{endpoint=\"completions\",outcome=\"ok\"} 2\n"), metrics.body());
         } finally {
             server.toHandle().destroy(); // SIGTERM (Process.destroy would also close our end of its pipes)
             assertTrue(server.waitFor(60, TimeUnit.SECONDS), "serve did not stop on SIGTERM");
