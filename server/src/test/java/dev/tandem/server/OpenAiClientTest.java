@@ -123,4 +123,43 @@ class OpenAiClientTest {
         assertTrue(!a.choices().get(0).text().equals(a.choices().get(1).text())
                 || !a.choices().get(1).text().equals(a.choices().get(2).text()), "three sampled choices were all equal");
     }
+
+    @Test
+    void aStopStringCutsTheTextAndFinishesWithStop() {
+        GenerationResult free = solo("ROMEO:", 24);
+        String stop = free.text().substring(6, 9); // three characters from the middle of the greedy text
+        GenerationResult want = new Generator(target).generate(GenerationRequest.of("ROMEO:").withMaxTokens(24).withStop(List.of(stop)));
+        Completion c = client.completions().create(CompletionCreateParams.builder().model("bard-s").prompt("ROMEO:")
+                .maxTokens(24).temperature(0.0).stop(stop).build());
+        assertEquals(want.text(), c.choices().getFirst().text());
+        assertTrue(!c.choices().getFirst().text().contains(stop));
+        assertEquals("stop", c.choices().getFirst().finishReason().asString());
+    }
+
+    @Test
+    void severalStreamedChoicesEachEqualTheirWholeAnswer() throws Exception {
+        String body = "{\"prompt\": \"ROMEO:\", \"max_tokens\": 12, \"temperature\": 0.8, \"seed\": 11, \"n\": 3";
+        ServerHarness.Reply whole = ServerHarness.post(server.url(), "/v1/completions", body + "}");
+        try (ServerHarness.Events ev = ServerHarness.stream(server.url(), "/v1/completions",
+                body + ", \"stream\": true, \"stream_options\": {\"include_usage\": true}}")) {
+            StringBuilder[] text = {new StringBuilder(), new StringBuilder(), new StringBuilder()};
+            com.fasterxml.jackson.databind.JsonNode usage = null;
+            for (String e : ev.rest()) {
+                if (e.equals("[DONE]")) {
+                    break;
+                }
+                com.fasterxml.jackson.databind.JsonNode chunk = ServerHarness.JSON.readTree(e);
+                for (com.fasterxml.jackson.databind.JsonNode ch : chunk.get("choices")) {
+                    text[ch.get("index").asInt()].append(ch.get("text").asText());
+                }
+                if (chunk.hasNonNull("usage")) {
+                    usage = chunk.get("usage");
+                }
+            }
+            for (int i = 0; i < 3; i++) {
+                assertEquals(whole.body().get("choices").get(i).get("text").asText(), text[i].toString(), "choice " + i);
+            }
+            assertEquals(whole.body().get("usage"), usage);
+        }
+    }
 }
