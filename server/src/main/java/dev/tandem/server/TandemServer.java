@@ -75,7 +75,7 @@ public final class TandemServer implements AutoCloseable {
     private final ServerMetrics metrics = new ServerMetrics();
     private final Semaphore admission;
     private final Set<EngineHandle> live = ConcurrentHashMap.newKeySet();
-    private final AtomicLong ids = new AtomicLong();
+    private final AtomicLong responseIds = new AtomicLong();
     private final PrintStream log;
     private final Object drainLock = new Object();
     private int inFlight; // guarded by drainLock
@@ -276,7 +276,7 @@ public final class TandemServer implements AutoCloseable {
             for (int[] ids : promptIds) {
                 metrics.prompt(ids.length);
             }
-            String id = (chat ? "chatcmpl-" : "cmpl-") + Long.toHexString(System.nanoTime()) + ids.incrementAndGet();
+            String id = (chat ? "chatcmpl-" : "cmpl-") + Long.toHexString(System.nanoTime()) + responseIds.incrementAndGet();
             long created = Instant.now().getEpochSecond();
             if (c.stream()) {
                 stream(endpoint, res, c, chat, id, created, events, handles, promptIds);
