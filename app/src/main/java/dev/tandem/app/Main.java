@@ -11,7 +11,7 @@ import java.io.PrintWriter;
 @Command(name = "tandem", mixinStandardHelpOptions = true, version = "tandem 0.1.0",
         description = "Transformer inference for decoding with more than one model or view at once.",
         exitCodeListHeading = Main.EXIT_CODES_HEADING, exitCodeList = {Main.EXIT_0, Main.EXIT_1, Main.EXIT_2, Main.EXIT_130, Main.EXIT_143},
-        subcommands = {GenerateCommand.class, TokenizeCommand.class, EmbedCommand.class, IndexCommand.class, SynthCommand.class, QuantizeCommand.class, BenchCommand.class,
+        subcommands = {GenerateCommand.class, TokenizeCommand.class, EmbedCommand.class, IndexCommand.class, SynthCommand.class, QuantizeCommand.class, ServeCommand.class, BenchCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     static final String EXIT_CODES_HEADING = "%nExit codes:%n";
