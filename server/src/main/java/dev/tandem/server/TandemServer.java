@@ -18,6 +18,7 @@ import dev.tandem.transformer.chat.ChatTemplateException;
 import dev.tandem.transformer.tokenizer.Tokenizer;
 import io.helidon.http.HeaderNames;
 import io.helidon.http.Status;
+import io.helidon.webserver.ServerConnectionException;
 import io.helidon.webserver.WebServer;
 import io.helidon.webserver.http.Handler;
 import io.helidon.webserver.http.ServerRequest;
@@ -428,7 +429,7 @@ public final class TandemServer implements AutoCloseable {
             out.write(SSE_DONE.getBytes(StandardCharsets.UTF_8));
             out.flush();
             metrics.request(endpoint, "ok");
-        } catch (IOException | UncheckedIOException e) {
+        } catch (IOException | UncheckedIOException | ServerConnectionException e) {
             // The client went away: run()'s finally cancels what still runs and frees its blocks.
             metrics.request(endpoint, "cancelled");
         }
@@ -566,7 +567,11 @@ public final class TandemServer implements AutoCloseable {
     }
 
     private void sendError(ServerResponse res, ApiException e) {
-        sendJson(res, e.status(), OpenAiJson.error(e));
+        try {
+            sendJson(res, e.status(), OpenAiJson.error(e));
+        } catch (IllegalStateException | UncheckedIOException | ServerConnectionException alreadyStreaming) {
+            // a stream's headers are out (or its client is gone): nothing more can be said on this response
+        }
     }
 
     private static void sendJson(ServerResponse res, int status, JsonNode body) {

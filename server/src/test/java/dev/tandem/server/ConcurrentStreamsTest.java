@@ -1,0 +1,156 @@
+package dev.tandem.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.tandem.decoding.GenerationRequest;
+import dev.tandem.decoding.GenerationResult;
+import dev.tandem.decoding.NamedMethods;
+import dev.tandem.decoding.sampling.SamplingParams;
+import dev.tandem.transformer.LanguageModel;
+import dev.tandem.transformer.ModelLoader;
+import dev.tandem.transformer.TestModels;
+import dev.tandem.transformer.tokenizer.Tokenizer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.io.PrintStream;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Many streaming clients at once, with every method and greedy and sampled requests mixed: each stream equals
+ * that request decoded alone; a client that goes away mid-stream and a server that shuts down leave no KV block
+ * behind.
+ */
+class ConcurrentStreamsTest {
+    static LanguageModel target;
+    static LanguageModel draft;
+    static TandemServer server;
+
+    @BeforeAll
+    static void start() {
+        ModelLoader.Options o = ModelLoader.Options.defaults().withThreads(2).withKvMemory(96L << 20);
+        target = ModelLoader.load(TestModels.model("bard-s"), o);
+        draft = ModelLoader.load(TestModels.model("bard-s"), o.withBackend(target.backend()));
+        server = TandemServer.start(ServedModels.of(target).withDraft(draft), ServerOptions.defaults().withPort(0)
+                .withMaxRunning(32).withMaxQueued(64), new PrintStream(System.err, true));
+    }
+
+    @AfterAll
+    static void stop() {
+        if (server != null) {
+            server.close();
+        }
+        if (draft != null) {
+            draft.close();
+        }
+        if (target != null) {
+            target.close();
+        }
+    }
+
+    record Client(String prompt, String method, float temperature, long seed) {
+        String body(int maxTokens) {
+            return "{\"model\": \"bard-s\", \"prompt\": " + ServerHarness.JSON.valueToTree(prompt) + ", \"max_tokens\": " + maxTokens
+                    + ", \"temperature\": " + temperature + ", \"seed\": " + seed + ", \"method\": \"" + method + "\", \"stream\": true}";
+        }
+
+        GenerationResult solo(int maxTokens) {
+            Tokenizer tok = target.tokenizer();
+            GenerationRequest r = GenerationRequest.ofIds(tok.withSpecialTokens(tok.encode(prompt))).withMaxTokens(maxTokens)
+                    .withSampling(new SamplingParams(temperature, 0, 1f, 0f, 1f, seed)).withStreamId(0);
+            return NamedMethods.create(method, target, draft, null).generate(r);
+        }
+    }
+
+    @Test
+    void sixtyFourStreamsWithMixedMethodsEachEqualTheirSoloResult() throws Exception {
+        List<String> prompts = List.of("ROMEO:", "JULIET:\nO Romeo", "First Citizen:", "KING HENRY VI:", "MENENIUS:\nWhat work's",
+                "To be, or not", "HAMLET:", "");
+        List<Client> clients = new ArrayList<>();
+        for (int i = 0; i < 64; i++) {
+            String method = NamedMethods.NAMES.get(i % NamedMethods.NAMES.size());
+            boolean sampled = i % 4 == 3;
+            clients.add(new Client(prompts.get(i % prompts.size()), method, sampled ? 0.8f : 0f, 1000 + i));
+        }
+        int maxTokens = 20;
+        List<String> want = new ArrayList<>();
+        for (Client c : clients) {
+            want.add(c.solo(maxTokens).text());
+        }
+        assertEquals(0, target.kvCache().usedBlocks());
+        try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
+            List<Future<String>> got = new ArrayList<>();
+            for (Client c : clients) {
+                got.add(pool.submit(() -> {
+                    try (ServerHarness.Events ev = ServerHarness.stream(server.url(), "/v1/completions", c.body(maxTokens))) {
+                        assertEquals(200, ev.status);
+                        List<String> events = ev.rest();
+                        assertEquals("[DONE]", events.getLast());
+                        return ServerHarness.streamedText(events);
+                    }
+                }));
+            }
+            for (int i = 0; i < clients.size(); i++) {
+                assertEquals(want.get(i), got.get(i).get(), clients.get(i).toString());
+            }
+        }
+        ServerHarness.await(() -> target.kvCache().usedBlocks() == 0 && draft.kvCache().usedBlocks() == 0,
+                Duration.ofSeconds(10), "every block is free");
+        assertEquals(target.kvCache().numBlocks(), target.kvCache().freeBlocks());
+    }
+
+    @Test
+    void aClientThatGoesAwayMidStreamLeavesNoBlockBehind() throws Exception {
+        long cancelledBefore = server.requestCount("completions", "cancelled");
+        for (String method : List.of("plain", "speculative")) {
+            try (ServerHarness.Events ev = ServerHarness.stream(server.url(), "/v1/completions", "{\"prompt\": \"ROMEO:\", "
+                    + "\"max_tokens\": 900, \"temperature\": 0, \"ignore_eos\": true, \"stream\": true, \"method\": \"" + method + "\"}")) {
+                assertEquals(200, ev.status);
+                for (int i = 0; i < 3; i++) {
+                    JsonNode chunk = ServerHarness.JSON.readTree(ev.next());
+                    assertTrue(chunk.path("choices").get(0).path("finish_reason").isNull());
+                }
+                assertTrue(target.kvCache().usedBlocks() > 0, "the request holds blocks while it runs");
+            } // the client hangs up with hundreds of tokens to go
+            ServerHarness.await(() -> target.kvCache().usedBlocks() == 0 && draft.kvCache().usedBlocks() == 0,
+                    Duration.ofSeconds(60), "the abandoned request's blocks are free");
+        }
+        assertEquals(target.kvCache().numBlocks(), target.kvCache().freeBlocks());
+        assertEquals(draft.kvCache().numBlocks(), draft.kvCache().freeBlocks());
+        ServerHarness.await(() -> server.requestCount("completions", "cancelled") >= cancelledBefore + 2, Duration.ofSeconds(10),
+                "both streams are counted as cancelled");
+    }
+
+    @Test
+    void shutdownCancelsWhatIsStillRunningAndFreesItsBlocks() throws Exception {
+        TandemServer s = TandemServer.start(ServedModels.of(target), ServerOptions.defaults().withPort(0)
+                .withShutdownGrace(Duration.ofMillis(300)), new PrintStream(System.err, true));
+        String url = s.url();
+        try (ServerHarness.Events ev = ServerHarness.stream(url, "/v1/completions",
+                "{\"prompt\": \"ROMEO:\", \"max_tokens\": 900, \"temperature\": 0, \"ignore_eos\": true, \"stream\": true}")) {
+            ev.next();
+            Thread closer = Thread.ofVirtual().start(s::close);
+            List<String> rest = ev.rest();
+            closer.join();
+            assertEquals("[DONE]", rest.getLast());
+            JsonNode last = ServerHarness.JSON.readTree(rest.get(rest.size() - 2));
+            assertEquals("cancelled", last.path("choices").get(0).path("finish_reason").asText());
+        }
+        assertEquals(0, target.kvCache().usedBlocks());
+        assertTrue(s.engine().stats().running() == 0);
+        try {
+            ServerHarness.get(url, "/health");
+            throw new AssertionError("the closed server still answers");
+        } catch (java.io.IOException expected) {
+            // connection refused
+        }
+    }
+}
