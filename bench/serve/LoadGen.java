@@ -7,14 +7,16 @@
  *
  * For each concurrency level C it starts C clients together; each sends --requests-per-client streaming
  * requests one after the other ({"model", "prompt" or "messages", "max_tokens", "temperature": 0,
- * "stream": true}, plus "ignore_eos": true with --ignore-eos) and reads the server-sent events up to
- * `data: [DONE]`. Per level it reports:
+ * "stream": true, "stream_options": {"include_usage": true}}, plus "ignore_eos": true with --ignore-eos)
+ * and reads the server-sent events up to `data: [DONE]`. --model defaults to the first id of GET /v1/models.
+ * Per level it reports:
  *
  *   requests/s      completed requests / wall time of the level (first request sent to last one done)
  *   TTFT            time from sending a request to the first event whose text is not empty, p50/p90/p99
  *   output tokens/s output tokens of all completed requests / wall time of the level; a request's tokens
  *                   are the final event's usage.completion_tokens where the server sends it, otherwise
- *                   the number of events with non-empty text (the JSON says which source it used)
+ *                   the number of events with non-empty text (the JSON says which source it used; a server
+ *                   may put several tokens into one event, so that count can fall short)
  *   errors          requests with a non-200 status, an exception, or a stream without [DONE]
  *
  * One warm-up request (--warmup N) runs before the first level and is not counted. The results go to
@@ -153,6 +155,7 @@ public class LoadGen {
         m.put("output_tokens_per_s", tokens / wall);
         m.put("tokens_per_request_min", ok.stream().mapToInt(Sample::tokens).min().orElse(0));
         m.put("tokens_per_request_max", ok.stream().mapToInt(Sample::tokens).max().orElse(0));
+        m.put("text_events_per_request_mean", ok.stream().mapToInt(Sample::textEvents).average().orElse(Double.NaN));
         m.put("tokens_from_usage", !ok.isEmpty() && ok.stream().allMatch(Sample::tokensFromUsage));
         m.put("error_messages", all.stream().filter(s -> !s.ok()).map(Sample::error).distinct().limit(5).toList());
         return m;
@@ -177,6 +180,7 @@ public class LoadGen {
         body.put("max_tokens", o.maxTokens());
         body.put("temperature", 0);
         body.put("stream", true);
+        body.put("stream_options", Map.of("include_usage", true));
         if (o.ignoreEos()) body.put("ignore_eos", true);
         HttpRequest req = HttpRequest.newBuilder(URI.create(o.url() + (chat ? "/v1/chat/completions" : "/v1/completions")))
                 .timeout(Duration.ofSeconds(o.timeoutSeconds()))
