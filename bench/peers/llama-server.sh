@@ -12,18 +12,21 @@
 # engines (A B A B) so drift of a noisy machine hits both alike. Every request is a streaming
 # /v1/completions request for TOKENS tokens, greedy (temperature 0, ignore_eos so both write TOKENS tokens).
 # Environment (defaults): THREADS (2), ROUNDS (2), CLIENTS (1,8,32), REQUESTS per client (2), TOKENS (32),
-# SLOTS (32), CTX_PER_SLOT (256), PROMPT_FILE (bench/serve/prompt.txt), ENGINES ("llama tandem"; one of them
+# SLOTS (32), CTX_PER_SLOT (256), PROMPT_FILE (bench/serve/prompt.txt), CACHE_PROMPT (false: every request sends
+# "cache_prompt": false, so llama-server prefills the whole prompt as Tandem does instead of reusing the
+# previous identical prompt's KV cache; true leaves it out), ENGINES ("llama tandem"; one of them
 # alone runs only that engine), LLAMA_COMMIT (the llama.cpp commit to report), OUT (a new folder under /tmp).
 # OUT keeps every LoadGen JSON, every server's log and summary.md: the machine, the llama.cpp commit and the
 # Tandem/llama-server ratios of requests/s and TTFT p50 (median over rounds) at each concurrency.
 set -euo pipefail
-[ $# -ge 2 ] || { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 BIN="$1"; shift
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUT="${OUT:-$(mktemp -d /tmp/tandem-vs-llama-server.XXXXXX)}"
 THREADS="${THREADS:-2}" ROUNDS="${ROUNDS:-2}" CLIENTS="${CLIENTS:-1,8,32}" REQUESTS="${REQUESTS:-2}"
 TOKENS="${TOKENS:-32}" SLOTS="${SLOTS:-32}" CTX_PER_SLOT="${CTX_PER_SLOT:-256}"
 PROMPT_FILE="${PROMPT_FILE:-$ROOT/bench/serve/prompt.txt}" ENGINES="${ENGINES:-llama tandem}"
+CACHE_PROMPT="${CACHE_PROMPT:-false}"; CACHE_FLAG=""; [ "$CACHE_PROMPT" = false ] && CACHE_FLAG="--no-cache-prompt"
 . "$ROOT/.mvn/find-jdk.sh"
 JAVA="$JAVA_HOME/bin/java"
 for f in "$PROMPT_FILE" "$@"; do
@@ -57,8 +60,9 @@ trap stop_server EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 loadgen() { # URL LABEL OUT.json LOG
+  echo "$2: load average before: $(cat /proc/loadavg)" | tee -a "$OUT/loadavg.txt" >&2
   "$JAVA" -cp "$LG" LoadGen --url "$1" --label "$2" --clients "$CLIENTS" --requests-per-client "$REQUESTS" \
-      --max-tokens "$TOKENS" --prompt-file "$PROMPT_FILE" --endpoint completions --ignore-eos --out "$3" > "$4" 2>&1 \
+      --max-tokens "$TOKENS" --prompt-file "$PROMPT_FILE" --endpoint completions --ignore-eos $CACHE_FLAG --out "$3" > "$4" 2>&1 \
     || { echo "llama-server.sh: LoadGen failed against $2; its output:" >&2; cat "$4" >&2; return 1; }
   cat "$4" | grep -v '^loadgen:' >&2
 }
@@ -84,7 +88,10 @@ run_tandem() { # FILE NAME ROUND
   for _ in $(seq 1 1200); do
     url="$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$OUT/tandem-$2-$3.log" | head -n 1)"
     [ -n "$url" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { echo "llama-server.sh: tandem serve exited; see $OUT/tandem-$2-$3.log" >&2; exit 1; }
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      wait "$SERVER_PID" && rc=0 || rc=$?
+      echo "llama-server.sh: tandem serve exited with status $rc before it listened; see $OUT/tandem-$2-$3.log" >&2; exit 1
+    fi
     sleep 0.1
   done
   [ -n "$url" ] || { echo "llama-server.sh: tandem serve printed no 'listening on' line in 120 s" >&2; exit 1; }
@@ -110,7 +117,8 @@ rm -rf "$LG"
 # A build from an exported tree (no .git) reports "version: 0 (unknown)"; LLAMA_COMMIT names the commit then.
 LLAMA_VERSION="${LLAMA_COMMIT:-$( [ -d "$BIN/../../.git" ] && git -C "$BIN/../.." rev-parse HEAD || "$BIN/llama-server" --version 2>&1 | grep -i version | head -n 1 || true)}"
 CPU="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(nproc) CPUs"
-python3 - "$OUT" "$ROUNDS" "$LLAMA_VERSION" "$CPU" "$THREADS" "$*" <<'PY' | tee "$OUT/summary.md"
+SETTINGS="threads $THREADS, llama-server -np $SLOTS -c $((SLOTS * CTX_PER_SLOT)), $REQUESTS requests per client, max_tokens $TOKENS, greedy, ignore_eos, cache_prompt $CACHE_PROMPT, prompt $(basename "$PROMPT_FILE")"
+python3 - "$OUT" "$ROUNDS" "$LLAMA_VERSION" "$CPU" "$SETTINGS" "$*" <<'PY' | tee "$OUT/summary.md"
 import json, os, statistics, sys, datetime
 out, rounds, llama_version, cpu, threads, files = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6].split()
 def load(engine, name, r):
@@ -119,7 +127,7 @@ def load(engine, name, r):
 def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else float("nan")
-print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {cpu}; threads: {threads}; llama.cpp: {llama_version}\n")
+print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {cpu}; llama.cpp: {llama_version}; {threads}\n")
 for f in files:
     name = os.path.basename(f)[:-5]
     runs = {e: [load(e, name, r) for r in range(1, rounds + 1)] for e in ("llama-server", "tandem")}
@@ -139,6 +147,8 @@ for f in files:
     print()
     for e, v in runs.items():
         for r, x in enumerate(v, 1):
-            print(f"- {e} round {r}: " + ", ".join(f"{c} clients {x[c]['requests_per_s']:.2f} req/s, TTFT p50 {x[c]['ttft_ms_p50']:.0f} ms" for c in sorted(x)))
+            print(f"- {e} round {r}: " + ", ".join(f"{c} clients {x[c]['requests_per_s']:.2f} req/s, TTFT p50 {x[c]['ttft_ms_p50']:.0f} ms"
+                                                     + (f" ({x[c]['errors']} errors)" if x[c]['errors'] else "")
+                                                     + (f" ({x[c].get('connection_retries')} reconnects)" if x[c].get('connection_retries') else "") for c in sorted(x)))
     print()
 PY

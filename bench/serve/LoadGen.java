@@ -8,6 +8,8 @@
  * For each concurrency level C it starts C clients together; each sends --requests-per-client streaming
  * requests one after the other ({"model", "prompt" or "messages", "max_tokens", "temperature": 0,
  * "stream": true, "stream_options": {"include_usage": true}}, plus "ignore_eos": true with --ignore-eos)
+ * and "cache_prompt": false with --no-cache-prompt (llama-server otherwise reuses the KV cache of a slot's
+ * previous prompt, so a repeated prompt costs one token of prefill; servers without the field ignore it)
  * and reads the server-sent events up to `data: [DONE]`. --model defaults to the first id of GET /v1/models.
  * Per level it reports:
  *
@@ -19,7 +21,9 @@
  *                   may put several tokens into one event, so that count can fall short)
  *   errors          requests with a non-200 status, an exception, or a stream without [DONE]
  *
- * One warm-up request (--warmup N) runs before the first level and is not counted. The results go to
+ * One warm-up request (--warmup N) runs before the first level and is not counted; before each level every
+ * client also sends one untimed 2-token request, all at once, so that the level's clients start on open
+ * connections (--no-level-warmup leaves that out; see runLevel for why). The results go to
  * --out as JSON and to stdout as a Markdown table.
  */
 
@@ -50,12 +54,12 @@ import java.util.concurrent.Future;
 public class LoadGen {
 
     record Options(String url, int[] clients, int requestsPerClient, int maxTokens, String prompt,
-                   String endpoint, String model, boolean ignoreEos, int warmup, String label, Path out,
-                   int timeoutSeconds) {}
+                   String endpoint, String model, boolean ignoreEos, boolean noCachePrompt, boolean levelWarmup,
+                   int warmup, String label, Path out, int timeoutSeconds) {}
 
     /** One request's outcome; times in nanoseconds from its send. */
     record Sample(boolean ok, String error, long ttftNanos, long totalNanos, int tokens, boolean tokensFromUsage,
-                  int textEvents, String text) {}
+                  int textEvents, String text, boolean retried) {}
 
     public static void main(String[] args) throws Exception {
         Options o = parse(args);
@@ -96,6 +100,8 @@ public class LoadGen {
         result.put("endpoint", o.endpoint());
         result.put("max_tokens", o.maxTokens());
         result.put("ignore_eos", o.ignoreEos());
+        result.put("cache_prompt", !o.noCachePrompt());
+        result.put("level_warmup", o.levelWarmup());
         result.put("requests_per_client", o.requestsPerClient());
         result.put("prompt_chars", o.prompt().length());
         result.put("warmup_text", firstText);
@@ -116,6 +122,12 @@ public class LoadGen {
         try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
             for (int i = 0; i < clients; i++) {
                 futures.add(pool.submit(() -> {
+                    // Untimed: one short request per client, all at once, so each client holds a pooled
+                    // connection before the clock starts. Without it the level opens C connections in one
+                    // burst, and a server with a short listen backlog (cpp-httplib's is 5) overflows it: the
+                    // kernel logs "Possible SYN flooding" and the handshakes wait out SYN retransmits (1 s, 3 s,
+                    // ...), which would be timed as that server's TTFT.
+                    if (o.levelWarmup()) request(http, o, model, 2);
                     ready.countDown();
                     go.await();
                     List<Sample> mine = new ArrayList<>();
@@ -157,6 +169,7 @@ public class LoadGen {
         m.put("tokens_per_request_max", ok.stream().mapToInt(Sample::tokens).max().orElse(0));
         m.put("text_events_per_request_mean", ok.stream().mapToInt(Sample::textEvents).average().orElse(Double.NaN));
         m.put("tokens_from_usage", !ok.isEmpty() && ok.stream().allMatch(Sample::tokensFromUsage));
+        m.put("connection_retries", all.stream().filter(Sample::retried).count());
         m.put("error_messages", all.stream().filter(s -> !s.ok()).map(Sample::error).distinct().limit(5).toList());
         return m;
     }
@@ -169,6 +182,10 @@ public class LoadGen {
     }
 
     static Sample request(HttpClient http, Options o, String model) {
+        return request(http, o, model, o.maxTokens());
+    }
+
+    static Sample request(HttpClient http, Options o, String model, int maxTokens) {
         boolean chat = o.endpoint().equals("chat");
         Map<String, Object> body = new LinkedHashMap<>();
         body.put("model", model);
@@ -177,11 +194,12 @@ public class LoadGen {
         } else {
             body.put("prompt", o.prompt());
         }
-        body.put("max_tokens", o.maxTokens());
+        body.put("max_tokens", maxTokens);
         body.put("temperature", 0);
         body.put("stream", true);
         body.put("stream_options", Map.of("include_usage", true));
         if (o.ignoreEos()) body.put("ignore_eos", true);
+        if (o.noCachePrompt()) body.put("cache_prompt", false);
         HttpRequest req = HttpRequest.newBuilder(URI.create(o.url() + (chat ? "/v1/chat/completions" : "/v1/completions")))
                 .timeout(Duration.ofSeconds(o.timeoutSeconds()))
                 .header("Content-Type", "application/json")
@@ -194,8 +212,18 @@ public class LoadGen {
         int usageTokens = -1;
         boolean done = false;
         StringBuilder text = new StringBuilder();
+        boolean retried = false;
         try {
-            HttpResponse<InputStream> resp = http.send(req, HttpResponse.BodyHandlers.ofInputStream());
+            HttpResponse<InputStream> resp;
+            try {
+                resp = http.send(req, HttpResponse.BodyHandlers.ofInputStream());
+            } catch (IOException e) {
+                // A pooled keep-alive connection the server closed meanwhile (cpp-httplib, llama-server's HTTP
+                // layer, closes idle ones after 5 s) fails before a byte of the answer; the request is sent again
+                // once, on a fresh connection, and counted. TTFT still runs from the first send.
+                retried = true;
+                resp = http.send(req, HttpResponse.BodyHandlers.ofInputStream());
+            }
             try (BufferedReader in = new BufferedReader(new InputStreamReader(resp.body(), StandardCharsets.UTF_8))) {
                 if (resp.statusCode() != 200) {
                     String msg = in.lines().limit(5).reduce("", (a, b) -> a + b);
@@ -231,7 +259,7 @@ public class LoadGen {
         if (ttft < 0) return fail("no event with text", t0);
         boolean fromUsage = usageTokens >= 0;
         return new Sample(true, null, ttft, total, fromUsage ? usageTokens : textEvents, fromUsage, textEvents,
-                text.toString());
+                text.toString(), retried);
     }
 
     static String pieceOf(Map<?, ?> event, boolean chat) {
@@ -244,7 +272,7 @@ public class LoadGen {
     }
 
     static Sample fail(String error, long t0) {
-        return new Sample(false, error, -1, System.nanoTime() - t0, 0, false, 0, "");
+        return new Sample(false, error, -1, System.nanoTime() - t0, 0, false, 0, "", false);
     }
 
     static String firstModel(HttpClient http, String url) throws Exception {
@@ -279,7 +307,7 @@ public class LoadGen {
         String url = null, prompt = null, endpoint = "completions", model = null, label = null;
         int[] clients = {1, 8, 32};
         int perClient = 4, maxTokens = 32, warmup = 1, timeout = 600;
-        boolean ignoreEos = false;
+        boolean ignoreEos = false, noCachePrompt = false, levelWarmup = true;
         Path out = null;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
@@ -293,6 +321,8 @@ public class LoadGen {
                 case "--endpoint" -> endpoint = args[++i];
                 case "--model" -> model = args[++i];
                 case "--ignore-eos" -> ignoreEos = true;
+                case "--no-cache-prompt" -> noCachePrompt = true;
+                case "--no-level-warmup" -> levelWarmup = false;
                 case "--warmup" -> warmup = Integer.parseInt(args[++i]);
                 case "--label" -> label = args[++i];
                 case "--out" -> out = Path.of(args[++i]);
@@ -303,15 +333,15 @@ public class LoadGen {
         if (url == null) usage("--url is required");
         if (prompt == null) usage("--prompt or --prompt-file is required");
         if (!endpoint.equals("completions") && !endpoint.equals("chat")) usage("--endpoint is completions or chat");
-        return new Options(url, clients, perClient, maxTokens, prompt, endpoint, model, ignoreEos, warmup, label, out,
-                timeout);
+        return new Options(url, clients, perClient, maxTokens, prompt, endpoint, model, ignoreEos, noCachePrompt,
+                levelWarmup, warmup, label, out, timeout);
     }
 
     static void usage(String why) {
         System.err.println("loadgen: " + why);
         System.err.println("usage: java LoadGen.java --url URL (--prompt TEXT | --prompt-file F) [--clients 1,8,32]"
                 + " [--requests-per-client 4] [--max-tokens 32] [--endpoint completions|chat] [--model ID]"
-                + " [--ignore-eos] [--warmup 1] [--label NAME] [--out results.json] [--timeout-s 600]");
+                + " [--ignore-eos] [--no-cache-prompt] [--no-level-warmup] [--warmup 1] [--label NAME] [--out results.json] [--timeout-s 600]");
         System.exit(2);
     }
 
