@@ -19,7 +19,7 @@
 # OUT keeps every LoadGen JSON, every server's log and summary.md: the machine, the llama.cpp commit and the
 # Tandem/llama-server ratios of requests/s and TTFT p50 (median over rounds) at each concurrency.
 set -euo pipefail
-[ $# -ge 2 ] || { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 BIN="$1"; shift
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUT="${OUT:-$(mktemp -d /tmp/tandem-vs-llama-server.XXXXXX)}"
