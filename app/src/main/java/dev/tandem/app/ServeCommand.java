@@ -41,6 +41,8 @@ public final class ServeCommand implements Callable<Integer> {
 
     /** Helidon's own INFO lines (features, sockets bound and closed) would bury ours; warnings still show. */
     private static final java.util.logging.Logger HELIDON_LOG = java.util.logging.Logger.getLogger("io.helidon");
+    /** Its start-up logs a failed bind as a stack trace; TandemServer.start says it in one sentence instead. */
+    private static final java.util.logging.Logger HELIDON_START_LOG = java.util.logging.Logger.getLogger("io.helidon.webserver.LoomServer");
 
     /** Running servers' stop signals, so that tests can stop a serve command they started in-process. */
     private static final Set<CountDownLatch> RUNNING = ConcurrentHashMap.newKeySet();
@@ -134,14 +136,16 @@ public final class ServeCommand implements Callable<Integer> {
         }
         threads = Main.capThreads(threads, "--threads", spec.commandLine().getErr());
         HELIDON_LOG.setLevel(java.util.logging.Level.WARNING);
+        HELIDON_START_LOG.setLevel(java.util.logging.Level.OFF);
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        ChatTemplate template = chatTemplate != null ? ChatTemplate.fromFile(chatTemplate) : ChatTemplate.forModel(model).orElse(null);
         try (LanguageModel target = ModelLoader.load(model, loadOptions(model));
              LanguageModel draftModel = draft == null ? null : ModelLoader.load(draft, loadOptions(draft).withBackend(target.backend()));
              BertEncoder encoder = embeddingModel == null ? null
                      : Encoders.open("minilm".equals(embeddingModel) ? null : Path.of(embeddingModel), null, threads);
              Embedder embedder = encoder == null ? null : Embedder.batching(encoder)) {
+            // After the model, so that a mistyped --model gets the loader's sentence rather than the template's.
+            ChatTemplate template = chatTemplate != null ? ChatTemplate.fromFile(chatTemplate) : ChatTemplate.forModel(model).orElse(null);
             ServedModels served = ServedModels.of(target).withDraft(draftModel).withChatTemplate(template);
             if (embedder != null) {
                 served = served.withEmbedder("minilm".equals(embeddingModel) ? Encoders.MINILM

@@ -118,6 +118,12 @@ public final class TandemServer implements AutoCloseable {
             s.engine.close();
             throw new TandemException("cannot listen on " + options.host() + ":" + options.port() + ": " + e.getMessage(), e);
         }
+        if (!s.server.isRunning() || s.server.port() < 1) { // Helidon logs a failed bind and starts without the socket
+            s.server.stop();
+            s.engine.close();
+            throw new TandemException("cannot listen on " + options.host() + ":" + options.port() + ": the port is taken or the "
+                    + "address is not one of this machine's (--host, --port; --port 0 picks a free port).");
+        }
         return s;
     }
 

@@ -12,6 +12,7 @@ import java.io.PrintStream;
 import java.time.Duration;
 
 import static dev.tandem.server.ServerHarness.post;
+import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -170,5 +171,15 @@ class BadRequestsTest {
             assertEquals(200, post(keyed.url(), "/v1/completions", body, "Authorization", "Bearer s3cret").status());
             assertEquals(200, ServerHarness.get(keyed.url(), "/health").status());
         }
+    }
+
+    @Test
+    void aTakenPortIsRefusedInOneSentence() {
+        dev.tandem.runtime.TandemException e = org.junit.jupiter.api.Assertions.assertThrows(dev.tandem.runtime.TandemException.class,
+                () -> TandemServer.start(ServedModels.of(target), ServerOptions.defaults().withPort(server.port()),
+                        new PrintStream(System.err, true)));
+        assertTrue(e.getMessage().contains("cannot listen on 127.0.0.1:" + server.port()) && e.getMessage().contains("port is taken"),
+                e.getMessage());
+        assertEquals(200, assertDoesNotThrow(() -> ServerHarness.get(url, "/health")).status()); // the first server is untouched
     }
 }
