@@ -80,6 +80,7 @@ public final class TandemServer implements AutoCloseable {
     private final Object drainLock = new Object();
     private int inFlight; // guarded by drainLock
     private volatile boolean draining;
+    private volatile boolean cancelledAtShutdown; // for tests: close() has asked what still ran to stop
     private boolean closed;
     private WebServer server;
 
@@ -140,6 +141,11 @@ public final class TandemServer implements AutoCloseable {
     /** The engine every request goes through. */
     public Engine engine() {
         return engine;
+    }
+
+    /** Whether {@link #close()} has passed its grace period and asked the requests still running to stop. */
+    boolean cancelledAtShutdown() {
+        return cancelledAtShutdown;
     }
 
     /** Requests answered with {@code outcome} (ok, invalid, rejected, cancelled, failed) at {@code endpoint}. */
@@ -642,6 +648,7 @@ public final class TandemServer implements AutoCloseable {
         for (EngineHandle h : live) {
             h.cancel();
         }
+        cancelledAtShutdown = true;
         synchronized (drainLock) {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
             try {

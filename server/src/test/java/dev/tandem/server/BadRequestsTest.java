@@ -24,13 +24,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class BadRequestsTest {
     static LanguageModel target;
+    static GatedModel gated;
     static TandemServer server;
     static String url;
 
     @BeforeAll
     static void start() {
         target = ModelLoader.load(TestModels.model("bard-s"), ModelLoader.Options.defaults().withThreads(2).withKvMemory(32L << 20));
-        server = TandemServer.start(ServedModels.of(target), ServerOptions.defaults().withPort(0).withMaxTokensCap(256)
+        gated = new GatedModel(target);
+        server = TandemServer.start(ServedModels.of(gated), ServerOptions.defaults().withPort(0).withMaxTokensCap(256)
                 .withMaxBodyBytes(4096).withMaxRunning(1).withMaxQueued(0), new PrintStream(System.err, true));
         url = server.url();
     }
@@ -141,15 +143,21 @@ class BadRequestsTest {
 
     @Test
     void aFullQueueIsAnswered429WithRetryAfter() throws Exception {
-        // One running slot, no queue: a long stream holds the slot, the next request is turned away at once.
-        try (ServerHarness.Events held = ServerHarness.stream(url, "/v1/completions",
-                "{\"prompt\": \"ROMEO:\", \"max_tokens\": 256, \"temperature\": 0, \"ignore_eos\": true, \"stream\": true}")) {
-            assertEquals(200, held.status);
-            assertNotNull(held.next()); // the first chunk: the request is running
+        // One running slot, no queue: a request held at the model's gate keeps the slot, the next is turned away at once.
+        gated.shut();
+        java.util.concurrent.CompletableFuture<java.net.http.HttpResponse<String>> held = ServerHarness.HTTP.sendAsync(
+                java.net.http.HttpRequest.newBuilder(java.net.URI.create(url + "/v1/completions"))
+                        .POST(java.net.http.HttpRequest.BodyPublishers.ofString("{\"prompt\": \"ROMEO:\", \"max_tokens\": 8}")).build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString());
+        try {
+            gated.awaitWaiting(); // admitted and decoding
             ServerHarness.Reply r = post(url, "/v1/completions", "{\"prompt\": \"ROMEO:\", \"max_tokens\": 4}");
             refused(r, 429, null, "queue_full");
             assertEquals("1", r.raw().headers().firstValue("retry-after").orElse(null));
+        } finally {
+            gated.release();
         }
+        assertEquals(200, held.get().statusCode(), held.get().body());
         // the slot comes back once the held stream is gone
         ServerHarness.await(() -> target.kvCache().usedBlocks() == 0, Duration.ofSeconds(30), "the held request's blocks are free");
         ServerHarness.await(() -> {

@@ -31,6 +31,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class ConcurrentStreamsTest {
     static LanguageModel target;
+    static GatedModel gated;
     static LanguageModel draft;
     static TandemServer server;
 
@@ -39,7 +40,8 @@ class ConcurrentStreamsTest {
         ModelLoader.Options o = ModelLoader.Options.defaults().withThreads(2).withKvMemory(96L << 20);
         target = ModelLoader.load(TestModels.model("bard-s"), o);
         draft = ModelLoader.load(TestModels.model("bard-s"), o.withBackend(target.backend()));
-        server = TandemServer.start(ServedModels.of(target).withDraft(draft), ServerOptions.defaults().withPort(0)
+        gated = new GatedModel(target);
+        server = TandemServer.start(ServedModels.of(gated).withDraft(draft), ServerOptions.defaults().withPort(0)
                 .withMaxRunning(32).withMaxQueued(64), new PrintStream(System.err, true));
     }
 
@@ -111,15 +113,18 @@ class ConcurrentStreamsTest {
     void aClientThatGoesAwayMidStreamLeavesNoBlockBehind() throws Exception {
         long cancelledBefore = server.requestCount("completions", "cancelled");
         for (String method : List.of("plain", "speculative")) {
-            try (ServerHarness.Events ev = ServerHarness.stream(server.url(), "/v1/completions", "{\"prompt\": \"ROMEO:\", "
+            gated.shut();
+            gated.allow(8); // the prompt and a few rounds, then the request waits at the gate, far from its 900 tokens
+            try (ServerHarness.RawStream ev = new ServerHarness.RawStream(server.url(), "/v1/completions", "{\"prompt\": \"ROMEO:\", "
                     + "\"max_tokens\": 900, \"temperature\": 0, \"ignore_eos\": true, \"stream\": true, \"method\": \"" + method + "\"}")) {
-                assertEquals(200, ev.status);
-                for (int i = 0; i < 3; i++) {
-                    JsonNode chunk = ServerHarness.JSON.readTree(ev.next());
-                    assertTrue(chunk.path("choices").get(0).path("finish_reason").isNull());
-                }
+                JsonNode chunk = ServerHarness.JSON.readTree(ev.next()); // (the allowed passes' tokens may come as one chunk)
+                assertTrue(chunk.path("choices").get(0).path("finish_reason").isNull());
+                gated.awaitWaiting();
                 assertTrue(target.kvCache().usedBlocks() > 0, "the request holds blocks while it runs");
-            } // the client hangs up with hundreds of tokens to go
+                ev.abort(); // the client hangs up with hundreds of tokens to go
+            } finally { // then the engine may go on: the server's next write finds the connection reset
+                gated.release();
+            }
             ServerHarness.await(() -> target.kvCache().usedBlocks() == 0 && draft.kvCache().usedBlocks() == 0,
                     Duration.ofSeconds(60), "the abandoned request's blocks are free");
         }
@@ -131,18 +136,25 @@ class ConcurrentStreamsTest {
 
     @Test
     void shutdownCancelsWhatIsStillRunningAndFreesItsBlocks() throws Exception {
-        TandemServer s = TandemServer.start(ServedModels.of(target), ServerOptions.defaults().withPort(0)
+        TandemServer s = TandemServer.start(ServedModels.of(gated), ServerOptions.defaults().withPort(0)
                 .withShutdownGrace(Duration.ofMillis(300)), new PrintStream(System.err, true));
         String url = s.url();
+        gated.shut();
+        gated.allow(4);
         try (ServerHarness.Events ev = ServerHarness.stream(url, "/v1/completions",
                 "{\"prompt\": \"ROMEO:\", \"max_tokens\": 900, \"temperature\": 0, \"ignore_eos\": true, \"stream\": true}")) {
             ev.next();
+            gated.awaitWaiting(); // mid-request, 896 tokens to go
             Thread closer = Thread.ofVirtual().start(s::close);
+            ServerHarness.await(s::cancelledAtShutdown, Duration.ofSeconds(30), "the grace period is over and the request is asked to stop");
+            gated.release();
             List<String> rest = ev.rest();
             closer.join();
             assertEquals("[DONE]", rest.getLast());
             JsonNode last = ServerHarness.JSON.readTree(rest.get(rest.size() - 2));
             assertEquals("cancelled", last.path("choices").get(0).path("finish_reason").asText());
+        } finally {
+            gated.release();
         }
         assertEquals(0, target.kvCache().usedBlocks());
         assertTrue(s.engine().stats().running() == 0);

@@ -131,4 +131,47 @@ final class ServerHarness {
             Thread.sleep(20);
         }
     }
+
+    /**
+     * A streaming request on a plain socket, so that a test can hang up the way a crashed client does: at once, with a
+     * reset ({@link #abort()}), rather than the JDK client's polite close, which may drain the rest first.
+     */
+    static final class RawStream implements AutoCloseable {
+        private final java.net.Socket socket;
+        private final BufferedReader reader;
+
+        RawStream(String url, String path, String body) throws IOException {
+            URI u = URI.create(url);
+            socket = new java.net.Socket(u.getHost(), u.getPort());
+            byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
+            String head = "POST " + path + " HTTP/1.1\r\nHost: " + u.getHost() + ":" + u.getPort()
+                    + "\r\nContent-Type: application/json\r\nContent-Length: " + bytes.length + "\r\n\r\n";
+            socket.getOutputStream().write(head.getBytes(StandardCharsets.US_ASCII));
+            socket.getOutputStream().write(bytes);
+            socket.getOutputStream().flush();
+            reader = new BufferedReader(new InputStreamReader(socket.getInputStream(), StandardCharsets.UTF_8));
+        }
+
+        /** The next event's data (chunk-size lines and headers skipped). */
+        String next() throws IOException {
+            String line;
+            while ((line = reader.readLine()) != null) {
+                if (line.startsWith("data: ")) {
+                    return line.substring(6);
+                }
+            }
+            return null;
+        }
+
+        /** Hangs up with a TCP reset. */
+        void abort() throws IOException {
+            socket.setSoLinger(true, 0);
+            socket.close();
+        }
+
+        @Override
+        public void close() throws IOException {
+            socket.close();
+        }
+    }
 }
