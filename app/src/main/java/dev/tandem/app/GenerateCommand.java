@@ -45,7 +45,6 @@ import dev.tandem.runtime.IoErrors;
 import dev.tandem.runtime.Backends;
 import dev.tandem.runtime.DType;
 import dev.tandem.runtime.TandemException;
-import dev.tandem.runtime.kv.KvCache;
 import dev.tandem.transformer.chat.ChatMessage;
 import dev.tandem.transformer.chat.ChatTemplate;
 import dev.tandem.transformer.chat.ChatTemplateException;
@@ -55,7 +54,6 @@ import dev.tandem.transformer.ModelLoader;
 import dev.tandem.transformer.bert.BertEncoder;
 import dev.tandem.transformer.bert.Embedder;
 import dev.tandem.transformer.bert.Encoders;
-import dev.tandem.transformer.config.ModelConfig;
 import dev.tandem.transformer.tokenizer.Tokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -1238,10 +1236,7 @@ public final class GenerateCommand implements Callable<Integer> {
             return options.withKvMemory(Sizes.parseBytes(kvMemory, "--kv-memory"));
         }
         if (sequences > 1) {
-            ModelConfig config = ModelLoader.config(dir);
-            long perToken = KvCache.bytesPerBlock(config.numLayers(), config.numKvHeads(), config.headDim(), 1, dtype);
-            long wanted = (long) sequences * config.maxContext() * perToken;
-            return options.withKvMemory(Math.min(1L << 30, wanted));
+            return options.withKvMemory(Sizes.kvMemoryFor(dir, sequences, dtype));
         }
         return options;
     }

@@ -2,7 +2,6 @@ package dev.tandem.app;
 
 import dev.tandem.decoding.NamedMethods;
 import dev.tandem.runtime.DType;
-import dev.tandem.runtime.kv.KvCache;
 import dev.tandem.server.ServedModels;
 import dev.tandem.server.ServerOptions;
 import dev.tandem.server.TandemServer;
@@ -12,7 +11,6 @@ import dev.tandem.transformer.bert.BertEncoder;
 import dev.tandem.transformer.bert.Embedder;
 import dev.tandem.transformer.bert.Encoders;
 import dev.tandem.transformer.chat.ChatTemplate;
-import dev.tandem.transformer.config.ModelConfig;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -192,8 +190,6 @@ public final class ServeCommand implements Callable<Integer> {
         if (kvMemory != null) {
             return options.withKvMemory(Sizes.parseBytes(kvMemory, "--kv-memory"));
         }
-        ModelConfig config = ModelLoader.config(dir);
-        long perToken = KvCache.bytesPerBlock(config.numLayers(), config.numKvHeads(), config.headDim(), 1, DType.F32);
-        return options.withKvMemory(Math.min(1L << 30, (long) maxRunning * config.maxContext() * perToken));
+        return options.withKvMemory(Sizes.kvMemoryFor(dir, maxRunning, DType.F32));
     }
 }

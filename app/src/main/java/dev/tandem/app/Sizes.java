@@ -1,5 +1,11 @@
 package dev.tandem.app;
 
+import dev.tandem.runtime.DType;
+import dev.tandem.runtime.kv.KvCache;
+import dev.tandem.transformer.ModelLoader;
+import dev.tandem.transformer.config.ModelConfig;
+
+import java.nio.file.Path;
 import java.util.Locale;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -9,6 +15,13 @@ final class Sizes {
     private static final Pattern SIZE = Pattern.compile("(\\d+(?:\\.\\d+)?)\\s*([kmgt]?)(?:i?b)?");
 
     private Sizes() {}
+
+    /** KV cache memory for {@code sequences} full contexts of the model at {@code model} in {@code dtype}, at most 1 GiB. */
+    static long kvMemoryFor(Path model, int sequences, DType dtype) {
+        ModelConfig config = ModelLoader.config(model);
+        long perToken = KvCache.bytesPerBlock(config.numLayers(), config.numKvHeads(), config.headDim(), 1, dtype);
+        return Math.min(1L << 30, (long) sequences * config.maxContext() * perToken);
+    }
 
     /**
      * Parses a size with an optional binary unit (K, M, G, T = 2^10 … 2^40; "KiB", "MB" and the like

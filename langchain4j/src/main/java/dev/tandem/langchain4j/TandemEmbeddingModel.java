@@ -44,20 +44,15 @@ public final class TandemEmbeddingModel implements EmbeddingModel, AutoCloseable
     @Override
     public Response<List<Embedding>> embedAll(List<TextSegment> segments) {
         List<String> texts = new ArrayList<>(segments.size());
-        int tokens = 0;
         for (TextSegment s : segments) {
-            String text = Objects.requireNonNull(s, "segment").text();
-            texts.add(text);
+            texts.add(Objects.requireNonNull(s, "segment").text());
         }
-        List<float[]> vectors = embedder.embedAll(texts);
-        List<Embedding> out = new ArrayList<>(vectors.size());
-        for (float[] v : vectors) {
+        Embedder.Embeddings embedded = embedder.embedAllCounted(texts);
+        List<Embedding> out = new ArrayList<>(embedded.vectors().size());
+        for (float[] v : embedded.vectors()) {
             out.add(Embedding.from(v));
         }
-        for (String t : texts) {
-            tokens += embedder.encoder().tokenize(t, true).length;
-        }
-        return Response.from(out, new TokenUsage(tokens));
+        return Response.from(out, new TokenUsage(embedded.inputTokens()));
     }
 
     @Override

@@ -49,10 +49,13 @@ final class RequestReader {
 
     private final ServedModels models;
     private final ServerOptions options;
+    /** The model author's sampling defaults (generation_config.json), for fields a request leaves out. */
+    private final SamplingParams defaults;
 
     RequestReader(ServedModels models, ServerOptions options) {
         this.models = models;
         this.options = options;
+        this.defaults = GenerationRequest.withModelDefaults(models.target(), "", 0).sampling();
     }
 
     /** The body as a JSON object, or a 400. */
@@ -142,8 +145,8 @@ final class RequestReader {
             throw ApiException.invalid("repetition_penalty", "'repetition_penalty' must be above 0, but was 0.");
         }
         Long seed = longValue(body, "seed");
-        // Fields left out take the model author's defaults (generation_config.json), as tandem generate does.
-        SamplingParams d = GenerationRequest.withModelDefaults(models.target(), "", 0).sampling();
+        // Fields left out take the model author's defaults, as tandem generate does.
+        SamplingParams d = defaults;
         SamplingParams sampling = new SamplingParams(
                 temperature == null ? d.temperature() : temperature.floatValue(),
                 topK == null ? d.topK() : topK,

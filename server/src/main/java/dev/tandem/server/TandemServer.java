@@ -12,6 +12,7 @@ import dev.tandem.decoding.GenerationResult;
 import dev.tandem.decoding.TokenEvent;
 import dev.tandem.runtime.TandemException;
 import dev.tandem.transformer.LanguageModel;
+import dev.tandem.transformer.bert.Embedder;
 import dev.tandem.transformer.chat.ChatMessage;
 import dev.tandem.transformer.chat.ChatTemplate;
 import dev.tandem.transformer.chat.ChatTemplateException;
@@ -254,12 +255,6 @@ public final class TandemServer implements AutoCloseable {
                 throw ApiException.invalid(chat ? "messages" : "prompt", "context_length_exceeded", "the prompt has " + ids.length
                         + " tokens, but the model's context is " + context + " tokens, which must also hold at least one new token.");
             }
-            for (int id : ids) {
-                if (id < 0 || id >= target.config().vocabSize()) {
-                    throw ApiException.invalid("prompt", "prompt token id " + id + " is outside the vocabulary of "
-                            + target.config().vocabSize() + ".");
-                }
-            }
             int maxTokens = c.maxTokensGiven() ? c.maxTokens() : Math.max(1, Math.min(c.maxTokens(), context - ids.length));
             for (int i = 0; i < c.choices(); i++) {
                 requests.add(c.request(null, ids, maxTokens, i));
@@ -486,16 +481,16 @@ public final class TandemServer implements AutoCloseable {
         if (texts.size() > 2048) {
             throw ApiException.invalid("input", "at most 2048 inputs per request, but " + texts.size() + " were given.");
         }
-        List<float[]> vectors;
+        Embedder.Embeddings embedded;
         try {
-            vectors = models.embedder().embedAll(texts);
+            embedded = models.embedder().embedAllCounted(texts);
         } catch (TandemException | IllegalArgumentException e) {
             throw ApiException.invalid("input", e.getMessage());
         }
         ObjectNode root = OpenAiJson.MAPPER.createObjectNode();
         root.put("object", "list");
         ArrayNode data = root.putArray("data");
-        int tokens = 0;
+        List<float[]> vectors = embedded.vectors();
         for (int i = 0; i < vectors.size(); i++) {
             ObjectNode d = data.addObject();
             d.put("object", "embedding");
@@ -510,12 +505,11 @@ public final class TandemServer implements AutoCloseable {
                     v.add(x);
                 }
             }
-            tokens += models.embedder().encoder().tokenizer().encode(texts.get(i)).length;
         }
         root.put("model", models.embeddingModelId());
         ObjectNode usage = root.putObject("usage");
-        usage.put("prompt_tokens", tokens);
-        usage.put("total_tokens", tokens);
+        usage.put("prompt_tokens", embedded.inputTokens());
+        usage.put("total_tokens", embedded.inputTokens());
         metrics.request("embeddings", "ok");
         sendJson(res, 200, root);
     }

@@ -55,7 +55,7 @@ class ChatTest {
     static void start() throws Exception {
         Path config = dir.resolve("tokenizer_config.json");
         try (InputStream in = ChatTest.class.getResourceAsStream("/chat/llama3/tokenizer_config.json")) {
-            Files.copy(in, config); // from transformer's test jar, a copy of ../shared/tokenizers/llama3/tokenizer_config.json
+            Files.copy(in, config); // Meta's Llama 3 file, a test resource of transformer (its test jar)
         }
         template = ChatTemplate.fromFile(config);
         target = ModelLoader.load(TestModels.model("bard-s"), ModelLoader.Options.defaults().withThreads(2).withKvMemory(32L << 20));

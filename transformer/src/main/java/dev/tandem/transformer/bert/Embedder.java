@@ -78,11 +78,32 @@ public final class Embedder implements AutoCloseable {
 
     /** One vector per text, in order; the texts may share passes with other callers'. */
     public List<float[]> embedAll(List<String> texts) {
+        return embedAllCounted(texts).vectors();
+    }
+
+    /**
+     * Vectors and what they cost.
+     *
+     * @param vectors     one per text, in order
+     * @param inputTokens the encoder's input ids over all texts (special tokens included, after truncation)
+     */
+    public record Embeddings(List<float[]> vectors, int inputTokens) {
+    }
+
+    /** {@link #embedAll} with the input tokens counted (what an API reports as usage). */
+    public Embeddings embedAllCounted(List<String> texts) {
         List<int[]> ids = new ArrayList<>(texts.size());
+        int tokens = 0;
         for (String t : texts) {
-            ids.add(encoder.tokenize(Objects.requireNonNull(t, "text"), truncate));
+            int[] i = encoder.tokenize(Objects.requireNonNull(t, "text"), truncate);
+            ids.add(i);
+            tokens += i.length;
         }
-        if (maxBatch == 1 || texts.size() >= maxBatch) {
+        return new Embeddings(embedIds(ids), tokens);
+    }
+
+    private List<float[]> embedIds(List<int[]> ids) {
+        if (maxBatch == 1 || ids.size() >= maxBatch) {
             // Latency mode, or a caller with a batch of its own: straight to the encoder (which serialises passes).
             List<float[]> out = new ArrayList<>();
             for (int from = 0; from < ids.size(); from += maxBatch) {
